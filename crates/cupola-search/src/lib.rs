@@ -1,0 +1,160 @@
+//! FHIR R4 search for cupola: which search parameters exist (the official R4
+//! SearchParameter definitions in `profiles/r4/search-parameters.json`), extraction of
+//! index rows from a resource at write time, parsing of a search query, and the SQL
+//! that runs it against the index tables. Shared by the SQLite and PostgreSQL stores.
+//!
+//! Flow for a search:
+//! 1. [`Registry::parse_search`] → [`SearchQuery`] (or a [`SearchError`] naming the
+//!    parameter);
+//! 2. on a first page (`snapshot()` is `None`) run [`snapshot_sql`] and
+//!    [`SearchQuery::set_snapshot`];
+//! 3. run [`SearchQuery::page_sql`] (and [`SearchQuery::count_sql`] if a total is
+//!    wanted, [`SearchQuery::include_sql`] with the page's pks);
+//! 4. build links with [`SearchQuery::link_query`].
+//!
+//! On every write, in the same transaction: [`Registry::index_deletes`] then
+//! [`Registry::index_inserts`] with the rows of [`Registry::extract`].
+
+mod convert;
+mod dates;
+mod extract;
+mod fhirpath;
+mod numbers;
+mod parse;
+mod parse_result;
+mod query;
+mod registry;
+mod schema;
+mod sql;
+mod statements;
+mod text;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+pub use extract::{IndexRow, IndexValue};
+pub use query::{Prefix, SearchQuery, TotalMode, DEFAULT_COUNT, MAX_COUNT};
+pub use registry::{ParamKind, RESOURCE_TYPES};
+pub use schema::index_schema;
+pub use sql::ExtraCondition;
+pub use statements::snapshot_sql;
+
+/// The SQL dialect a statement is generated for. Placeholders are `$1`, `$2`… on both
+/// (SQLite accepts `$N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// One bind parameter of a generated statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Int(i64),
+    Text(String),
+    Bool(bool),
+    NullText,
+}
+
+/// A statement and its binds, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub binds: Vec<Bind>,
+}
+
+/// A client error in a search request: names the parameter at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchError {
+    /// The query parameter as the client wrote it (e.g. `birthdate`, `_sort`).
+    pub param: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for SearchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "search parameter '{}': {}", self.param, self.message)
+    }
+}
+
+impl std::error::Error for SearchError {}
+
+/// A search parameter as advertised in the CapabilityStatement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    pub code: String,
+    /// The FHIR search parameter type (`token`, `string`, `date`…).
+    pub kind: String,
+    /// The SearchParameter canonical URL.
+    pub definition: String,
+    pub documentation: String,
+}
+
+/// The R4 search parameters of the served resource types. Build once with
+/// [`Registry::r4`] and share.
+pub struct Registry {
+    defs: registry::Defs,
+}
+
+impl Registry {
+    /// Parses the embedded R4 SearchParameter bundle.
+    pub fn r4() -> Registry {
+        Registry {
+            defs: registry::load(),
+        }
+    }
+
+    /// Every parameter supported for `resource_type` (including `_id`,
+    /// `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`), by code. Empty for
+    /// an unknown type. `_text`, `_content`, `_query` and `near` are not listed.
+    pub fn params_of(&self, resource_type: &str) -> Vec<ParamInfo> {
+        self.defs
+            .of_type(resource_type)
+            .filter(|d| registry::Defs::searchable(d))
+            .map(|d| ParamInfo {
+                code: d.code.clone(),
+                kind: d.kind.as_str().to_string(),
+                definition: d.url.clone(),
+                documentation: d.description.clone(),
+            })
+            .collect()
+    }
+
+    /// The index rows of a resource of type `resource_type` (deduplicated). Values
+    /// that do not parse (an invalid date…) are skipped, never an error.
+    pub fn extract(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow> {
+        extract::extract(&self.defs, resource_type, resource)
+    }
+
+    /// One multi-row `INSERT` per index table that has rows (split below the SQLite
+    /// bind limit); no statement for an empty table.
+    pub fn index_inserts(
+        &self,
+        res_pk: i64,
+        resource_type: &str,
+        rows: &[IndexRow],
+        _d: Dialect,
+    ) -> Vec<Sql> {
+        schema::inserts(res_pk, resource_type, rows)
+    }
+
+    /// Deletes every index row of a resource (one `DELETE` per index table).
+    pub fn index_deletes(&self, res_pk: i64, _d: Dialect) -> Vec<Sql> {
+        schema::deletes(res_pk)
+    }
+
+    /// Parses decoded query pairs, in order, for a search on `resource_type`. Unknown
+    /// or unsupported parameters are errors, or with `lenient` ignored and listed in
+    /// [`SearchQuery::warnings`]; malformed values are always errors.
+    pub fn parse_search(
+        &self,
+        resource_type: &str,
+        params: &[(String, String)],
+        lenient: bool,
+    ) -> Result<SearchQuery, SearchError> {
+        parse::parse_search(&self.defs, resource_type, params, lenient)
+    }
+}

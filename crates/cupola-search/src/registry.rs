@@ -1,0 +1,239 @@
+//! The search parameter definitions: the official R4 SearchParameter bundle,
+//! trimmed to the served resource types, parsed once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::fhirpath::{self, Expr};
+
+/// The resource types this crate knows search parameters for.
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "HealthcareService",
+    "Endpoint",
+    "CodeSystem",
+    "ValueSet",
+    "ConceptMap",
+    "SearchParameter",
+    "ActivityDefinition",
+    "ChargeItemDefinition",
+    "Schedule",
+    "Slot",
+    "ServiceRequest",
+    "Appointment",
+    "AppointmentResponse",
+    "Coverage",
+    "Account",
+    "ChargeItem",
+    "Invoice",
+    "PaymentNotice",
+    "PaymentReconciliation",
+    "Communication",
+    "AuditEvent",
+    "MessageHeader",
+    "Bundle",
+];
+
+const BUNDLE: &str = include_str!("../../../profiles/r4/search-parameters.json");
+
+/// A search parameter type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamKind {
+    Number,
+    Date,
+    String,
+    Token,
+    Reference,
+    Composite,
+    Quantity,
+    Uri,
+    Special,
+}
+
+impl ParamKind {
+    fn parse(s: &str) -> Option<ParamKind> {
+        Some(match s {
+            "number" => ParamKind::Number,
+            "date" => ParamKind::Date,
+            "string" => ParamKind::String,
+            "token" => ParamKind::Token,
+            "reference" => ParamKind::Reference,
+            "composite" => ParamKind::Composite,
+            "quantity" => ParamKind::Quantity,
+            "uri" => ParamKind::Uri,
+            "special" => ParamKind::Special,
+            _ => return None,
+        })
+    }
+
+    /// The FHIR code of the type (`token`, `date`…).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamKind::Number => "number",
+            ParamKind::Date => "date",
+            ParamKind::String => "string",
+            ParamKind::Token => "token",
+            ParamKind::Reference => "reference",
+            ParamKind::Composite => "composite",
+            ParamKind::Quantity => "quantity",
+            ParamKind::Uri => "uri",
+            ParamKind::Special => "special",
+        }
+    }
+}
+
+/// One component of a composite parameter.
+#[derive(Debug, Clone)]
+pub(crate) struct Component {
+    pub kind: ParamKind,
+    pub expr: Expr,
+}
+
+/// One search parameter definition.
+#[derive(Debug, Clone)]
+pub(crate) struct ParamDef {
+    pub code: String,
+    pub kind: ParamKind,
+    pub url: String,
+    pub description: String,
+    /// `None` for parameters without an expression (`_text`, `_content`, `_query`).
+    pub expr: Option<Expr>,
+    pub targets: Vec<String>,
+    pub components: Vec<Component>,
+}
+
+/// Parameters whose values come from the `resources` table, not from extraction.
+pub(crate) const TABLE_PARAMS: &[&str] = &["_id", "_lastUpdated"];
+
+pub(crate) struct Defs {
+    pub defs: Vec<ParamDef>,
+    /// resource type → code → index in `defs`.
+    pub by_type: HashMap<String, BTreeMap<String, usize>>,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(crate) fn load() -> Defs {
+    let bundle: Value = serde_json::from_str(BUNDLE).unwrap_or(Value::Null);
+    let entries: Vec<&Value> = bundle
+        .get("entry")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.get("resource")).collect())
+        .unwrap_or_default();
+    let kinds: HashMap<&str, (ParamKind, Option<&str>)> = entries
+        .iter()
+        .filter_map(|r| {
+            let url = r.get("url")?.as_str()?;
+            let kind = ParamKind::parse(r.get("type")?.as_str()?)?;
+            Some((url, (kind, r.get("expression").and_then(Value::as_str))))
+        })
+        .collect();
+    let mut defs = Vec::new();
+    let mut by_type: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
+    for r in entries {
+        let (Some(code), Some(kind)) = (
+            r.get("code").and_then(Value::as_str),
+            r.get("type")
+                .and_then(Value::as_str)
+                .and_then(ParamKind::parse),
+        ) else {
+            continue;
+        };
+        let expr = match r.get("expression").and_then(Value::as_str) {
+            Some(e) => match fhirpath::parse(e) {
+                Ok(x) => Some(x),
+                Err(_) => continue,
+            },
+            None => None,
+        };
+        let components = r
+            .get("component")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| {
+                        let def = c.get("definition")?.as_str()?;
+                        let (kind, _) = kinds.get(def)?;
+                        let expr = fhirpath::parse(c.get("expression")?.as_str()?).ok()?;
+                        Some(Component { kind: *kind, expr })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if kind == ParamKind::Composite && components.len() < 2 {
+            continue;
+        }
+        let def = ParamDef {
+            code: code.to_string(),
+            kind,
+            url: r
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            description: r
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            expr,
+            targets: strings(r.get("target")),
+            components,
+        };
+        let idx = defs.len();
+        let bases = strings(r.get("base"));
+        for t in RESOURCE_TYPES {
+            if bases
+                .iter()
+                .any(|b| b == t || b == "Resource" || b == "DomainResource")
+            {
+                by_type
+                    .entry(t.to_string())
+                    .or_default()
+                    .entry(def.code.clone())
+                    .or_insert(idx);
+            }
+        }
+        defs.push(def);
+    }
+    Defs { defs, by_type }
+}
+
+impl Defs {
+    /// The definition of `code` for `rtype`.
+    pub fn get(&self, rtype: &str, code: &str) -> Option<&ParamDef> {
+        self.by_type
+            .get(rtype)?
+            .get(code)
+            .and_then(|i| self.defs.get(*i))
+    }
+
+    /// Every definition for `rtype`, by code.
+    pub fn of_type(&self, rtype: &str) -> impl Iterator<Item = &ParamDef> {
+        self.by_type
+            .get(rtype)
+            .into_iter()
+            .flat_map(|m| m.values().filter_map(|i| self.defs.get(*i)))
+    }
+
+    /// Whether a parameter can be searched (has an expression or a table column,
+    /// and is not `special`).
+    pub fn searchable(def: &ParamDef) -> bool {
+        def.kind != ParamKind::Special
+            && (def.expr.is_some() || TABLE_PARAMS.contains(&def.code.as_str()))
+    }
+}

@@ -1,0 +1,257 @@
+//! The index tables: DDL, and the statements that write a resource's index rows.
+
+use crate::extract::{IndexRow, IndexValue};
+use crate::registry::ParamKind;
+use crate::{Bind, Dialect, Sql};
+
+/// Bind limit per statement (SQLite's is 32766).
+const MAX_BINDS: usize = 32_000;
+
+/// One index table per value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Table {
+    String,
+    Token,
+    Date,
+    Number,
+    Quantity,
+    Reference,
+    Uri,
+}
+
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Int,
+}
+
+impl Table {
+    pub const ALL: [Table; 7] = [
+        Table::String,
+        Table::Token,
+        Table::Date,
+        Table::Number,
+        Table::Quantity,
+        Table::Reference,
+        Table::Uri,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::String => "idx_string",
+            Table::Token => "idx_token",
+            Table::Date => "idx_date",
+            Table::Number => "idx_number",
+            Table::Quantity => "idx_quantity",
+            Table::Reference => "idx_reference",
+            Table::Uri => "idx_uri",
+        }
+    }
+
+    /// The table holding values of a parameter type.
+    pub fn for_kind(kind: ParamKind) -> Option<Table> {
+        Some(match kind {
+            ParamKind::String => Table::String,
+            ParamKind::Token => Table::Token,
+            ParamKind::Date => Table::Date,
+            ParamKind::Number => Table::Number,
+            ParamKind::Quantity => Table::Quantity,
+            ParamKind::Reference => Table::Reference,
+            ParamKind::Uri => Table::Uri,
+            ParamKind::Composite | ParamKind::Special => return None,
+        })
+    }
+
+    fn value_columns(self) -> &'static [(&'static str, Col)] {
+        use Col::*;
+        match self {
+            Table::String => &[("value_norm", Text), ("value_exact", Text)],
+            Table::Token => &[("system", Text), ("code", Text), ("text_norm", Text)],
+            Table::Date | Table::Number => &[("lo", Int), ("hi", Int)],
+            Table::Quantity => &[
+                ("lo", Int),
+                ("hi", Int),
+                ("system", Text),
+                ("code", Text),
+                ("unit", Text),
+            ],
+            Table::Reference => &[
+                ("target_type", Text),
+                ("target_id", Text),
+                ("raw", Text),
+                ("ident_system", Text),
+                ("ident_value", Text),
+            ],
+            Table::Uri => &[("uri", Text)],
+        }
+    }
+
+    /// Column sorted on ascending / descending (`MIN(asc)` / `MAX(desc)` per resource).
+    pub fn sort_columns(self) -> (&'static str, &'static str) {
+        match self {
+            Table::String => ("value_norm", "value_norm"),
+            Table::Token => ("code", "code"),
+            Table::Date | Table::Number | Table::Quantity => ("lo", "hi"),
+            Table::Reference => ("raw", "raw"),
+            Table::Uri => ("uri", "uri"),
+        }
+    }
+
+    fn indexes(self) -> &'static [&'static str] {
+        match self {
+            Table::String => &[
+                "res_type, param, value_norm",
+                "res_type, param, value_exact",
+            ],
+            Table::Token => &["res_type, param, code, system", "res_type, param, system"],
+            Table::Date => &["res_type, param, lo", "res_type, param, hi"],
+            Table::Number | Table::Quantity => &["res_type, param, lo"],
+            Table::Reference => &[
+                "res_type, param, target_id",
+                "target_type, target_id, param",
+                "res_type, param, raw",
+                "res_type, param, ident_value",
+            ],
+            Table::Uri => &["res_type, param, uri"],
+        }
+    }
+
+    fn of(v: &IndexValue) -> Table {
+        match v {
+            IndexValue::String { .. } => Table::String,
+            IndexValue::Token { .. } => Table::Token,
+            IndexValue::Date { .. } => Table::Date,
+            IndexValue::Number { .. } => Table::Number,
+            IndexValue::Quantity { .. } => Table::Quantity,
+            IndexValue::Reference { .. } => Table::Reference,
+            IndexValue::Uri { .. } => Table::Uri,
+        }
+    }
+}
+
+/// DDL of the index tables (one statement per item, no `;`), for `d`. Text value
+/// columns use the binary `"C"` collation on PostgreSQL (SQLite's default is binary)
+/// so that prefix ranges and ordering agree on both engines.
+pub fn index_schema(d: Dialect) -> Vec<String> {
+    let collate = match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " COLLATE \"C\"",
+    };
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        let cols: Vec<String> = t
+            .value_columns()
+            .iter()
+            .map(|(name, col)| match col {
+                Col::Text => format!("{name} TEXT{collate}"),
+                Col::Int => format!("{name} BIGINT"),
+            })
+            .collect();
+        out.push(format!(
+            "CREATE TABLE IF NOT EXISTS {} (res_pk BIGINT NOT NULL, res_type TEXT NOT NULL, param TEXT NOT NULL, grp BIGINT NOT NULL, {})",
+            t.name(),
+            cols.join(", ")
+        ));
+        out.push(format!(
+            "CREATE INDEX IF NOT EXISTS {0}_pk ON {0} (res_pk, param)",
+            t.name()
+        ));
+        for (i, cols) in t.indexes().iter().enumerate() {
+            out.push(format!(
+                "CREATE INDEX IF NOT EXISTS {0}_{1} ON {0} ({cols})",
+                t.name(),
+                i + 1
+            ));
+        }
+    }
+    out
+}
+
+fn opt(s: &Option<String>) -> Bind {
+    s.as_ref().map_or(Bind::NullText, |s| Bind::Text(s.clone()))
+}
+
+fn value_binds(v: &IndexValue) -> Vec<Bind> {
+    match v {
+        IndexValue::String { norm, exact } => {
+            vec![Bind::Text(norm.clone()), Bind::Text(exact.clone())]
+        }
+        IndexValue::Token { system, code, text } => vec![opt(system), opt(code), opt(text)],
+        IndexValue::Date { lo, hi } | IndexValue::Number { lo, hi } => {
+            vec![Bind::Int(*lo), Bind::Int(*hi)]
+        }
+        IndexValue::Quantity {
+            lo,
+            hi,
+            system,
+            code,
+            unit,
+        } => vec![
+            Bind::Int(*lo),
+            Bind::Int(*hi),
+            opt(system),
+            opt(code),
+            opt(unit),
+        ],
+        IndexValue::Reference {
+            target_type,
+            target_id,
+            raw,
+            ident_system,
+            ident_value,
+        } => {
+            vec![
+                opt(target_type),
+                opt(target_id),
+                opt(raw),
+                opt(ident_system),
+                opt(ident_value),
+            ]
+        }
+        IndexValue::Uri { uri } => vec![Bind::Text(uri.clone())],
+    }
+}
+
+/// One multi-row `INSERT` per table that has rows (split to stay under the bind
+/// limit). `$1` / `$2` (resource pk and type) are shared by every row.
+pub(crate) fn inserts(res_pk: i64, res_type: &str, rows: &[IndexRow]) -> Vec<Sql> {
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        let mine: Vec<&IndexRow> = rows.iter().filter(|r| Table::of(&r.value) == t).collect();
+        let per_row = 2 + t.value_columns().len();
+        let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
+        for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
+            let mut binds = vec![Bind::Int(res_pk), Bind::Text(res_type.to_string())];
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for row in chunk {
+                let mut ph = vec!["$1".to_string(), "$2".to_string()];
+                let mut vals = vec![Bind::Text(row.param.clone()), Bind::Int(row.group)];
+                vals.extend(value_binds(&row.value));
+                for b in vals {
+                    binds.push(b);
+                    ph.push(format!("${}", binds.len()));
+                }
+                tuples.push(format!("({})", ph.join(", ")));
+            }
+            let text = format!(
+                "INSERT INTO {} (res_pk, res_type, param, grp, {}) VALUES {}",
+                t.name(),
+                cols.join(", "),
+                tuples.join(", ")
+            );
+            out.push(Sql { text, binds });
+        }
+    }
+    out
+}
+
+/// One `DELETE` per index table for the resource.
+pub(crate) fn deletes(res_pk: i64) -> Vec<Sql> {
+    Table::ALL
+        .iter()
+        .map(|t| Sql {
+            text: format!("DELETE FROM {} WHERE res_pk = $1", t.name()),
+            binds: vec![Bind::Int(res_pk)],
+        })
+        .collect()
+}

@@ -1,0 +1,330 @@
+//! SQL fragments for filters and value conditions. Every client value is bound;
+//! only table / column names from this crate are written into the text.
+
+use crate::numbers::SearchNumber;
+use crate::query::{Cond, Filter, Prefix, SystemMatch};
+use crate::schema::Table;
+use crate::text::{like_escape, prefix_upper};
+use crate::Bind;
+
+/// An extra condition the caller adds to every statement of a search (e.g.
+/// visibility), with [`crate::SearchQuery::restrict`]. `sql` is a boolean SQL
+/// expression where `{pk}` stands for the candidate resource's `resources.pk` column
+/// and `$1`, `$2`… number its own `binds` (renumbered when embedded). It is applied
+/// to the searched resources, to chained targets and to included resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtraCondition {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+/// Accumulates binds; fragments refer to them by number.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub binds: Vec<Bind>,
+}
+
+impl Builder {
+    pub fn bind(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+
+    pub fn text(&mut self, s: &str) -> String {
+        self.bind(Bind::Text(s.to_string()))
+    }
+
+    pub fn int(&mut self, i: i64) -> String {
+        self.bind(Bind::Int(i))
+    }
+
+    /// The caller's extra condition on `pk_col`, its placeholders renumbered.
+    pub fn extra(&mut self, extra: &ExtraCondition, pk_col: &str) -> String {
+        let offset = self.binds.len();
+        self.binds.extend(extra.binds.iter().cloned());
+        let text = extra.sql.replace("{pk}", pk_col);
+        let mut out = String::with_capacity(text.len() + 8);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '$' {
+                let mut num = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    num.push(*d);
+                    chars.next();
+                }
+                match num.parse::<usize>() {
+                    Ok(n) => out.push_str(&(n + offset).to_string()),
+                    Err(_) => out.push_str(&num),
+                }
+            }
+        }
+        format!("({out})")
+    }
+
+    /// ` AND (extra)` for each extra condition, on `pk_col`.
+    pub fn extras(&mut self, extras: &[ExtraCondition], pk_col: &str) -> String {
+        extras
+            .iter()
+            .map(|e| format!(" AND {}", self.extra(e, pk_col)))
+            .collect()
+    }
+
+    /// `col` starts with `prefix`, as a binary range (index friendly on both engines).
+    fn prefix(&mut self, col: &str, prefix: &str) -> String {
+        if prefix.is_empty() {
+            return format!("{col} IS NOT NULL");
+        }
+        let lo = self.text(prefix);
+        match prefix_upper(prefix) {
+            Some(up) => format!("({col} >= {lo} AND {col} < {})", self.text(&up)),
+            None => format!("{col} >= {lo}"),
+        }
+    }
+
+    /// One AND-ed filter on resources aliased `a` (index tables aliased `ix…`).
+    pub fn filter(
+        &mut self,
+        f: &Filter,
+        rtype: &str,
+        a: &str,
+        ix: &str,
+        extra: &[ExtraCondition],
+    ) -> String {
+        match f {
+            Filter::Id(ids) => {
+                let ph: Vec<String> = ids.iter().map(|i| self.text(i)).collect();
+                format!("{a}.res_id IN ({})", ph.join(", "))
+            }
+            Filter::LastUpdated(conds) => {
+                let col = format!("{a}.last_updated");
+                let parts: Vec<String> =
+                    conds.iter().map(|c| self.cond(c, &col, &col, ix)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::Missing {
+                table,
+                param,
+                missing,
+            } => {
+                let (t, p) = (self.text(rtype), self.text(param));
+                let not = if *missing { "NOT " } else { "" };
+                format!("{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})", table.name())
+            }
+            Filter::Values {
+                table,
+                param,
+                ors,
+                not,
+            } => {
+                let (t, p) = (self.text(rtype), self.text(param));
+                let (lo, hi) = (format!("{ix}.lo"), format!("{ix}.hi"));
+                let parts: Vec<String> = ors.iter().map(|c| self.cond(c, &lo, &hi, ix)).collect();
+                let not = if *not { "NOT " } else { "" };
+                format!(
+                    "{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p} AND ({}))",
+                    table.name(),
+                    parts.join(" OR ")
+                )
+            }
+            Filter::Composite { param, tables, ors } => {
+                self.composite(param, tables, ors, rtype, a, ix)
+            }
+            Filter::Chain {
+                param,
+                target_type,
+                inner,
+            } => {
+                let (t, p, tt, f) = (
+                    self.text(rtype),
+                    self.text(param),
+                    self.text(target_type),
+                    self.bind(Bind::Bool(false)),
+                );
+                let inner_sql = self.filter(inner, target_type, "t", "j", extra);
+                let extra_sql = self.extras(extra, "t.pk");
+                format!(
+                    "{a}.pk IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
+                     WHERE x.res_type = {t} AND x.param = {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
+                )
+            }
+        }
+    }
+
+    fn composite(
+        &mut self,
+        param: &str,
+        tables: &[Table],
+        ors: &[Vec<Cond>],
+        rtype: &str,
+        a: &str,
+        ix: &str,
+    ) -> String {
+        let t = self.text(rtype);
+        let mut from = String::new();
+        let mut wheres = Vec::new();
+        for (i, table) in tables.iter().enumerate() {
+            let p = self.text(&format!("{param}${i}"));
+            let alias = format!("{ix}{i}");
+            if i == 0 {
+                from.push_str(&format!("{} {alias}", table.name()));
+                wheres.push(format!("{alias}.res_type = {t} AND {alias}.param = {p}"));
+            } else {
+                from.push_str(&format!(
+                    " JOIN {} {alias} ON {alias}.res_pk = {ix}0.res_pk AND {alias}.grp = {ix}0.grp AND {alias}.param = {p}",
+                    table.name()
+                ));
+            }
+        }
+        let alts: Vec<String> = ors
+            .iter()
+            .map(|conds| {
+                let parts: Vec<String> = conds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let alias = format!("{ix}{i}");
+                        self.cond(c, &format!("{alias}.lo"), &format!("{alias}.hi"), &alias)
+                    })
+                    .collect();
+                format!("({})", parts.join(" AND "))
+            })
+            .collect();
+        format!(
+            "{a}.pk IN (SELECT {ix}0.res_pk FROM {from} WHERE {} AND ({}))",
+            wheres.join(" AND "),
+            alts.join(" OR ")
+        )
+    }
+
+    /// One value condition on index alias `ix` (`lo`/`hi`: the range columns).
+    fn cond(&mut self, c: &Cond, lo: &str, hi: &str, ix: &str) -> String {
+        match c {
+            Cond::StrPrefix(p) => self.prefix(&format!("{ix}.value_norm"), p),
+            Cond::StrExact(s) => format!("{ix}.value_exact = {}", self.text(s)),
+            Cond::StrContains(s) => format!(
+                "{ix}.value_norm LIKE {} ESCAPE '\\'",
+                self.text(&format!("%{}%", like_escape(s)))
+            ),
+            Cond::Token { system, code } => {
+                let mut parts = Vec::new();
+                if let Some(code) = code {
+                    parts.push(format!("{ix}.code = {}", self.text(code)));
+                }
+                match system {
+                    SystemMatch::Any => {}
+                    SystemMatch::Null => parts.push(format!("{ix}.system IS NULL")),
+                    SystemMatch::Is(s) => parts.push(format!("{ix}.system = {}", self.text(s))),
+                }
+                if parts.is_empty() {
+                    parts.push(format!("{ix}.code IS NOT NULL"));
+                }
+                format!("({})", parts.join(" AND "))
+            }
+            Cond::TokenText(t) => self.prefix(&format!("{ix}.text_norm"), t),
+            Cond::Date {
+                prefix,
+                lo: slo,
+                hi: shi,
+            } => {
+                let (l, h) = (self.int(*slo), self.int(*shi));
+                match prefix {
+                    Prefix::Eq => format!("({lo} >= {l} AND {hi} <= {h})"),
+                    Prefix::Ne => format!("({lo} < {l} OR {hi} > {h})"),
+                    Prefix::Gt => format!("{hi} > {h}"),
+                    Prefix::Lt => format!("{lo} < {l}"),
+                    Prefix::Ge => format!("({hi} > {h} OR ({lo} >= {l} AND {hi} <= {h}))"),
+                    Prefix::Le => format!("({lo} < {l} OR ({lo} >= {l} AND {hi} <= {h}))"),
+                    Prefix::Sa => format!("{lo} > {h}"),
+                    Prefix::Eb => format!("{hi} < {l}"),
+                    Prefix::Ap => format!("({lo} <= {h} AND {hi} >= {l})"),
+                }
+            }
+            Cond::Number { prefix, n } => self.number(*prefix, n, lo, hi),
+            Cond::Quantity {
+                prefix,
+                n,
+                system,
+                code,
+            } => {
+                let mut parts = vec![self.number(*prefix, n, lo, hi)];
+                match (system, code) {
+                    (Some(s), Some(c)) => parts.push(format!(
+                        "{ix}.system = {} AND {ix}.code = {}",
+                        self.text(s),
+                        self.text(c)
+                    )),
+                    (Some(s), None) => parts.push(format!("{ix}.system = {}", self.text(s))),
+                    (None, Some(c)) => {
+                        let c = self.text(c);
+                        parts.push(format!("({ix}.code = {c} OR {ix}.unit = {c})"))
+                    }
+                    (None, None) => {}
+                }
+                format!("({})", parts.join(" AND "))
+            }
+            Cond::Ref { target_type, id } => {
+                let mut s = format!("{ix}.target_id = {}", self.text(id));
+                if let Some(t) = target_type {
+                    s = format!("({s} AND {ix}.target_type = {})", self.text(t));
+                }
+                s
+            }
+            Cond::RefUrl { url, target } => {
+                let mut alts = vec![
+                    format!("{ix}.raw = {}", self.text(url)),
+                    self.prefix(&format!("{ix}.raw"), &format!("{url}|")),
+                ];
+                if let Some((t, i)) = target {
+                    alts.push(format!(
+                        "({ix}.target_type = {} AND {ix}.target_id = {})",
+                        self.text(t),
+                        self.text(i)
+                    ));
+                }
+                format!("({})", alts.join(" OR "))
+            }
+            Cond::RefIdentifier { system, value } => {
+                let mut parts = Vec::new();
+                if let Some(v) = value {
+                    parts.push(format!("{ix}.ident_value = {}", self.text(v)));
+                }
+                if let Some(s) = system {
+                    parts.push(format!("{ix}.ident_system = {}", self.text(s)));
+                }
+                if parts.is_empty() {
+                    parts.push(format!("{ix}.ident_value IS NOT NULL"));
+                }
+                format!("({})", parts.join(" AND "))
+            }
+            Cond::Uri(u) => format!("{ix}.uri = {}", self.text(u)),
+            Cond::UriBelow(p) => self.prefix(&format!("{ix}.uri"), p),
+            Cond::UriAbove(list) => {
+                let ph: Vec<String> = list.iter().map(|u| self.text(u)).collect();
+                format!("{ix}.uri IN ({})", ph.join(", "))
+            }
+        }
+    }
+
+    /// Number / quantity comparison: the stored range `[lo, hi]` against the search
+    /// value (exact for ordering prefixes, its implicit precision range for eq/ne).
+    fn number(&mut self, prefix: Prefix, n: &SearchNumber, lo: &str, hi: &str) -> String {
+        match prefix {
+            Prefix::Eq => format!("({lo} >= {} AND {hi} < {})", self.int(n.lo), self.int(n.hi)),
+            Prefix::Ne => format!("({lo} < {} OR {hi} >= {})", self.int(n.lo), self.int(n.hi)),
+            Prefix::Gt => format!("{hi} > {}", self.int(n.floor)),
+            Prefix::Lt => format!("{lo} < {}", self.int(n.ceil)),
+            Prefix::Ge => format!("{hi} >= {}", self.int(n.ceil)),
+            Prefix::Le => format!("{lo} <= {}", self.int(n.floor)),
+            Prefix::Sa => format!("{lo} > {}", self.int(n.floor)),
+            Prefix::Eb => format!("{hi} < {}", self.int(n.ceil)),
+            Prefix::Ap => {
+                let (l, h) = (
+                    n.floor.saturating_sub(n.tenth),
+                    n.ceil.saturating_add(n.tenth),
+                );
+                format!("({lo} <= {} AND {hi} >= {})", self.int(h), self.int(l))
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! What every FHIR handler needs from the request besides its path: the query pairs,
+//! the headers it reads, the negotiated output format; and how it answers.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::fhir::codec::{self, Output};
+use crate::{Error, Result};
+
+/// Request context: query, headers, output format.
+pub struct Ctx {
+    /// Decoded query pairs in order, `_format` and `_pretty` removed.
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub out: Output,
+    /// A bad `_format` is reported when the handler answers.
+    format_error: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or("");
+        let mut query = Vec::new();
+        let (mut format, mut pretty) = (None, None);
+        for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+            match k.as_ref() {
+                "_format" => format = Some(v.into_owned()),
+                "_pretty" => pretty = Some(v.into_owned()),
+                _ => query.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        let accept = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        let (out, format_error) =
+            match codec::negotiate(format.as_deref(), pretty.as_deref(), accept) {
+                Ok(o) => (o, None),
+                Err(e) => (Output::default(), Some(e.to_string())),
+            };
+        Ok(Ctx {
+            query,
+            headers: parts.headers.clone(),
+            out,
+            format_error,
+        })
+    }
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `Prefer: return=…` (`minimal`, `representation`, `OperationOutcome`).
+    pub fn prefer_return(&self) -> &str {
+        self.prefer("return").unwrap_or("representation")
+    }
+
+    /// `Prefer: handling=lenient` makes unknown search parameters warnings.
+    pub fn lenient(&self) -> bool {
+        self.prefer("handling") == Some("lenient")
+    }
+
+    fn prefer(&self, key: &str) -> Option<&str> {
+        self.headers
+            .get_all("prefer")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .find_map(|p| {
+                let (k, v) = p.trim().split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"'))
+            })
+    }
+
+    /// Turns a handler's result into the HTTP answer, errors as OperationOutcome.
+    pub fn respond(&self, result: Result<Reply>) -> Response {
+        if let Some(e) = &self.format_error {
+            return self.error(Error::NotAcceptable(e.clone()));
+        }
+        match result {
+            Ok(reply) => reply.into_http(),
+            Err(e) => self.error(e),
+        }
+    }
+
+    pub fn error(&self, e: Error) -> Response {
+        error_response(e, self.out)
+    }
+
+    /// A reply with a resource value as body.
+    pub fn resource(&self, status: StatusCode, value: &Value) -> Result<Reply> {
+        Ok(Reply::new(status).body(codec::render(value, self.out)?, self.out))
+    }
+}
+
+/// The HTTP answer to an error: status, OperationOutcome, `Retry-After` when busy.
+/// Internal errors are logged with their cause chain and answered without it.
+pub fn error_response(e: Error, out: Output) -> Response {
+    let status = e.status();
+    if let Error::Internal(cause) = &e {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+    }
+    let body =
+        codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
+    let mut r = Reply::new(status).body(body, out);
+    if matches!(e, Error::Busy(_)) {
+        r = r.header(header::RETRY_AFTER, "1".into());
+    }
+    r.into_http()
+}
+
+/// A successful answer being built.
+pub struct Reply {
+    status: StatusCode,
+    headers: Vec<(HeaderName, String)>,
+    body: Option<(Vec<u8>, Output)>,
+}
+
+impl Reply {
+    pub fn new(status: StatusCode) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn body(mut self, bytes: Vec<u8>, out: Output) -> Reply {
+        self.body = Some((bytes, out));
+        self
+    }
+
+    fn into_http(self) -> Response {
+        let mut resp = match self.body {
+            Some((bytes, out)) => {
+                ([(header::CONTENT_TYPE, out.format.content_type())], bytes).into_response()
+            }
+            None => ().into_response(),
+        };
+        *resp.status_mut() = self.status;
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().append(name, v);
+            }
+        }
+        resp
+    }
+}
+
+/// The request body, with our own errors: over the size limit → 413, unreadable → 400.
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(Body(b)),
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(error_response(
+                Error::PayloadTooLarge(
+                    "the request body is larger than the configured limit (--max-body-bytes)"
+                        .into(),
+                ),
+                Output::default(),
+            )),
+            Err(rej) => Err(error_response(
+                Error::invalid(
+                    "structure",
+                    None,
+                    format!("the request body could not be read: {rej}"),
+                ),
+                Output::default(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Health endpoints and the CapabilityStatement (both public).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Ctx};
+use crate::fhir::capability;
+
+pub async fn live() -> Response {
+    (StatusCode::OK, "ok").into_response()
+}
+
+/// Ready when the store answers.
+pub async fn ready(State(s): State<AppState>) -> Response {
+    if s.store.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer").into_response()
+    }
+}
+
+pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
+    let cs = capability::statement(s.store.registry(), &s.base);
+    ctx.respond(ctx.resource(StatusCode::OK, &cs))
+}
+
+/// A panic is a defect: logged, answered 500 with an OperationOutcome.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    super::context::error_response(
+        crate::Error::Internal(anyhow::anyhow!("handler panicked")),
+        Default::default(),
+    )
+}

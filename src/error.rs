@@ -1,0 +1,231 @@
+//! The one error type a client can cause, and the only place an error becomes an
+//! `OperationOutcome`.
+//!
+//! | variant              | HTTP | FHIR issue code      |
+//! |----------------------|------|----------------------|
+//! | `Invalid`            | 400  | from each issue      |
+//! | `Unprocessable`      | 422  | from each issue      |
+//! | `NotFound`           | 404  | not-found            |
+//! | `Gone`               | 410  | deleted              |
+//! | `MethodNotAllowed`   | 405  | not-supported        |
+//! | `Conflict`           | 409  | conflict             |
+//! | `PreconditionFailed` | 412  | conflict             |
+//! | `PayloadTooLarge`    | 413  | too-costly           |
+//! | `UnsupportedMedia`   | 415  | not-supported        |
+//! | `NotAcceptable`      | 406  | not-supported        |
+//! | `Busy`               | 503  | transient (+ `Retry-After`) |
+//! | `Internal`           | 500  | exception (details only in the log) |
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+/// One problem found in a request, located by a FHIRPath-style `expression`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    /// `error`, `warning` or `information`.
+    pub severity: &'static str,
+    /// A code from the FHIR `issue-type` value set (`structure`, `required`, `value` …).
+    pub code: &'static str,
+    /// Where the problem is, e.g. `Appointment.start`; `None` when it is the whole request.
+    pub expression: Option<String>,
+    pub diagnostics: String,
+}
+
+impl Issue {
+    pub fn error(
+        code: &'static str,
+        expression: Option<String>,
+        diagnostics: impl Into<String>,
+    ) -> Issue {
+        Issue {
+            severity: "error",
+            code,
+            expression,
+            diagnostics: diagnostics.into(),
+        }
+    }
+    pub fn warning(
+        code: &'static str,
+        expression: Option<String>,
+        diagnostics: impl Into<String>,
+    ) -> Issue {
+        Issue {
+            severity: "warning",
+            code,
+            expression,
+            diagnostics: diagnostics.into(),
+        }
+    }
+    pub fn information(diagnostics: impl Into<String>) -> Issue {
+        Issue {
+            severity: "information",
+            code: "informational",
+            expression: None,
+            diagnostics: diagnostics.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid request")]
+    Invalid(Vec<Issue>),
+    #[error("the resource violates a profile")]
+    Unprocessable(Vec<Issue>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Gone(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A 400 with one issue at `expression`.
+    pub fn invalid(
+        code: &'static str,
+        expression: impl Into<Option<String>>,
+        diagnostics: impl Into<String>,
+    ) -> Error {
+        Error::Invalid(vec![Issue::error(code, expression.into(), diagnostics)])
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Invalid(_) => StatusCode::BAD_REQUEST,
+            Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Gone(_) => StatusCode::GONE,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The issues this error reports to the client. Internal errors say nothing of
+    /// their cause: it is logged instead.
+    pub fn issues(&self) -> Vec<Issue> {
+        let one = |code, text: &String| vec![Issue::error(code, None, text.clone())];
+        match self {
+            Error::Invalid(issues) | Error::Unprocessable(issues) => issues.clone(),
+            Error::NotFound(t) => one("not-found", t),
+            Error::Gone(t) => one("deleted", t),
+            Error::MethodNotAllowed(t) | Error::UnsupportedMedia(t) | Error::NotAcceptable(t) => {
+                one("not-supported", t)
+            }
+            Error::Conflict(t) | Error::PreconditionFailed(t) => one("conflict", t),
+            Error::PayloadTooLarge(t) => one("too-costly", t),
+            Error::Busy(t) => one("transient", t),
+            Error::Internal(_) => one(
+                "exception",
+                &"internal error; the cause is in the server log".to_string(),
+            ),
+        }
+    }
+
+    /// The `OperationOutcome` for this error.
+    pub fn outcome(&self) -> Value {
+        outcome(&self.issues())
+    }
+}
+
+/// Builds an `OperationOutcome` from issues.
+pub fn outcome(issues: &[Issue]) -> Value {
+    let issues: Vec<Value> = issues
+        .iter()
+        .map(|i| {
+            let mut v =
+                json!({"severity": i.severity, "code": i.code, "diagnostics": i.diagnostics});
+            if let Some(e) = &i.expression {
+                v["expression"] = json!([e]);
+            }
+            v
+        })
+        .collect();
+    json!({"resourceType": "OperationOutcome", "issue": issues})
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Error {
+        if is_busy(&e) {
+            return Error::Busy("the database is busy; retry in a moment".into());
+        }
+        Error::Internal(anyhow::Error::new(e).context("database error"))
+    }
+}
+
+/// SQLite's single writer answers BUSY/LOCKED when its wait runs out, and a pool with
+/// no free connection times out: both mean "try again", never a server fault.
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite: 5 BUSY, 6 LOCKED (+ extended codes); PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available
+            matches!(
+                code.as_str(),
+                "5" | "6" | "261" | "517" | "262" | "40001" | "40P01" | "55P03"
+            )
+        }
+        _ => false,
+    }
+}
+
+/// Whether a database error is a unique-key violation (another writer got there first).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            matches!(code.as_str(), "23505" | "2067" | "1555")
+        }
+        _ => false,
+    }
+}
+
+impl Error {
+    /// The same error, located in `Bundle.entry[i]` of a transaction or batch.
+    pub fn in_entry(self, i: usize) -> Error {
+        let at = format!("Bundle.entry[{i}]");
+        let locate = |mut issues: Vec<Issue>| {
+            for issue in &mut issues {
+                if issue.expression.is_none() {
+                    issue.expression = Some(at.clone());
+                }
+            }
+            issues
+        };
+        let prefix = |t: String| format!("{at}: {t}");
+        match self {
+            Error::Invalid(i) => Error::Invalid(locate(i)),
+            Error::Unprocessable(i) => Error::Unprocessable(locate(i)),
+            Error::NotFound(t) => Error::NotFound(prefix(t)),
+            Error::Gone(t) => Error::Gone(prefix(t)),
+            Error::MethodNotAllowed(t) => Error::MethodNotAllowed(prefix(t)),
+            Error::Conflict(t) => Error::Conflict(prefix(t)),
+            Error::PreconditionFailed(t) => Error::PreconditionFailed(prefix(t)),
+            Error::UnsupportedMedia(t) => Error::UnsupportedMedia(prefix(t)),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The CapabilityStatement, generated from what the server really implements: the
+//! served types, the interactions the router has, and every search parameter the
+//! search registry supports for each type.
+
+use serde_json::{json, Value};
+
+use super::types::SERVED;
+use crate::store::Registry;
+
+/// Instance and type interactions every served type supports.
+const INTERACTIONS: &[&str] = &[
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+];
+
+pub fn statement(registry: &Registry, base: &str) -> Value {
+    let resources: Vec<Value> = SERVED
+        .iter()
+        .map(|t| {
+            let params: Vec<Value> = registry
+                .params_of(t)
+                .into_iter()
+                .map(|p| json!({"name": p.code, "definition": p.definition, "type": p.kind, "documentation": p.documentation}))
+                .collect();
+            json!({
+                "type": t,
+                "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
+                "interaction": INTERACTIONS.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
+                "versioning": "versioned-update",
+                "readHistory": true,
+                "updateCreate": true,
+                "conditionalCreate": true,
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "referencePolicy": ["literal", "logical"],
+                "searchInclude": [format!("{t}:*")],
+                "searchRevInclude": ["*"],
+                "searchParam": params,
+            })
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": super::meta::instant(crate::store::now_micros()),
+        "publisher": "cupola",
+        "kind": "instance",
+        "software": {"name": "cupola", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "cupola FHIR R4 gateway", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
+        "rest": [{
+            "mode": "server",
+            "resource": resources,
+            "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "searchParam": [
+                {"name": "_count", "type": "number", "documentation": "Page size (default 20, at most 1000)"},
+                {"name": "_sort", "type": "string", "documentation": "Sort order; - for descending"},
+                {"name": "_total", "type": "token", "documentation": "none | estimate | accurate"},
+                {"name": "_summary", "type": "token", "documentation": "true | text | data | count | false"},
+                {"name": "_elements", "type": "string", "documentation": "Top-level elements to return"}
+            ]
+        }]
+    })
+}

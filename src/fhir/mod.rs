@@ -1,0 +1,11 @@
+//! FHIR R4 formats, checks and resource shapes: everything about FHIR that is not
+//! HTTP and not storage.
+
+pub mod bundle;
+pub mod capability;
+pub mod check;
+pub mod codec;
+pub mod elements;
+pub mod meta;
+pub mod references;
+pub mod types;

@@ -1,0 +1,14 @@
+//! cupola: a FHIR R4 integration gateway for an Italian CUP (regional healthcare
+//! booking centre). See README.md for what it serves and how to run it.
+
+pub mod api;
+pub mod bench;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod fhir;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::{Error, Result};

@@ -1,0 +1,62 @@
+//! `cupola`: the gateway (`serve`) and its tools (`bench`).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cupola",
+    version,
+    about = "FHIR R4 integration gateway for a regional healthcare booking centre (CUP)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve(cupola::Config),
+    /// Load-test a running gateway over HTTP and write the figures (see BENCHMARKS.md).
+    Bench(cupola::bench::BenchArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    cupola::telemetry::init();
+    match Cli::parse().command {
+        Command::Serve(config) => serve(config).await,
+        Command::Bench(args) => cupola::bench::run(args).await,
+    }
+}
+
+async fn serve(config: cupola::Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; choose another --listen address",
+                config.listen
+            )
+        })?;
+    let bound = listener.local_addr()?;
+    let state = cupola::api::build_state(config, bound).await?;
+    cupola::api::run(listener, state, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,319 @@
+//! Create, read, update and delete of one resource, with every version kept.
+//! Each write runs inside the caller's transaction, so a transaction Bundle is all
+//! or nothing.
+
+use serde_json::Value;
+use sqlx::{AnyConnection, Row};
+
+use super::{execute_all, now_micros, Dialect, Store, Tx};
+use crate::fhir::meta;
+use crate::{Error, Result};
+
+/// One stored version of a resource, as the store returns it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub pk: i64,
+    pub res_type: String,
+    pub id: String,
+    pub version: i64,
+    /// µs since the Unix epoch, UTC.
+    pub last_updated: i64,
+    pub deleted: bool,
+    /// The resource as served (with `meta`); `None` for a deletion.
+    pub body: Option<String>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Created,
+    Updated,
+    /// A conditional create found its match: nothing written.
+    Matched,
+    Deleted,
+    /// A delete of something already deleted or never there.
+    Nothing,
+}
+
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub kind: WriteKind,
+    /// The resulting version (for `Nothing`, absent).
+    pub stored: Option<Stored>,
+}
+
+const CURRENT: &str = "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, v.body \
+     FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
+     WHERE r.res_type = $1 AND r.res_id = $2";
+
+/// A new server-assigned logical id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub(crate) fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
+    Ok(Stored {
+        pk: row.try_get("pk")?,
+        res_type: row.try_get("res_type")?,
+        id: row.try_get("res_id")?,
+        version: row.try_get("version")?,
+        last_updated: row.try_get("last_updated")?,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+        body: row.try_get("body")?,
+    })
+}
+
+/// The current version of `res_type/id`, deleted or not. `lock` takes a row lock on
+/// PostgreSQL (SQLite's immediate transaction already holds the only write lock).
+pub(crate) async fn current(
+    conn: &mut AnyConnection,
+    d: Dialect,
+    res_type: &str,
+    id: &str,
+    lock: bool,
+) -> Result<Option<Stored>> {
+    let sql = if lock && d == Dialect::Postgres {
+        format!("{CURRENT} FOR UPDATE OF r")
+    } else {
+        CURRENT.to_string()
+    };
+    let row = sqlx::query(&sql)
+        .bind(res_type)
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(stored_from_row).transpose()
+}
+
+impl Store {
+    /// The current version of a resource (possibly a deletion), outside a transaction.
+    pub async fn read(&self, res_type: &str, id: &str) -> Result<Option<Stored>> {
+        let mut conn = self.pool.acquire().await?;
+        current(&mut conn, self.dialect, res_type, id, false).await
+    }
+
+    /// Whether the store holds any resource at all.
+    pub async fn has_any_resource(&self) -> Result<bool> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT pk FROM resources LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(n.is_some())
+    }
+
+    /// One version of a resource.
+    pub async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Stored>> {
+        let row = sqlx::query(
+            "SELECT r.pk, r.res_type, r.res_id, v.version, v.last_updated, CAST(v.deleted AS INTEGER) AS deleted, v.body \
+             FROM resources r JOIN resource_versions v ON v.res_pk = r.pk \
+             WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3",
+        )
+        .bind(res_type)
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(stored_from_row).transpose()
+    }
+
+    /// Creates a new resource with a server-assigned id (or `id` when given, for
+    /// update-as-create). Fails with `Conflict` if the id is taken.
+    pub async fn create_in(
+        &self,
+        tx: &mut Tx,
+        res_type: &str,
+        resource: Value,
+        id: Option<String>,
+    ) -> Result<Stored> {
+        match id {
+            Some(id) => self.insert_new(tx, res_type, resource, &id, "PUT").await,
+            None => {
+                self.insert_new(tx, res_type, resource, &new_id(), "POST")
+                    .await
+            }
+        }
+    }
+
+    /// Inserts version 1 of `res_type/id`, recording `method` in its history.
+    pub async fn insert_new(
+        &self,
+        tx: &mut Tx,
+        res_type: &str,
+        resource: Value,
+        id: &str,
+        method: &str,
+    ) -> Result<Stored> {
+        let now = now_micros();
+        let pk: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES ($1, $2, 1, $3, $4) \
+             ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk",
+        )
+        .bind(res_type)
+        .bind(id)
+        .bind(now)
+        .bind(false)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let pk = pk.ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
+        self.write_version(tx, pk, res_type, id, 1, now, method, resource)
+            .await
+    }
+
+    /// Updates `res_type/id` (creating it when new). `if_match` is the version the
+    /// client last saw: a different current version → 412.
+    pub async fn update_in(
+        &self,
+        tx: &mut Tx,
+        res_type: &str,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Write> {
+        let Some(cur) = current(tx, self.dialect, res_type, id, true).await? else {
+            if if_match.is_some() {
+                return Err(Error::PreconditionFailed(format!(
+                    "{res_type}/{id} does not exist, but If-Match was given"
+                )));
+            }
+            let stored = match self
+                .create_in(tx, res_type, resource.clone(), Some(id.to_string()))
+                .await
+            {
+                Ok(s) => s,
+                // Another client created it between our read and our insert: update theirs.
+                Err(Error::Conflict(_)) => {
+                    return Box::pin(self.update_in(tx, res_type, id, resource, None)).await
+                }
+                Err(e) => return Err(e),
+            };
+            return Ok(Write {
+                kind: WriteKind::Created,
+                stored: Some(stored),
+            });
+        };
+        if let Some(expected) = if_match {
+            if expected != cur.version {
+                return Err(Error::PreconditionFailed(format!(
+                    "{res_type}/{id} is at version {}, not {expected} (If-Match); read it again and reapply the change",
+                    cur.version
+                )));
+            }
+        }
+        let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
+        Ok(Write {
+            kind: WriteKind::Updated,
+            stored: Some(stored),
+        })
+    }
+
+    /// Logically deletes `res_type/id`: a new version marked deleted, no index rows.
+    pub async fn delete_in(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Write> {
+        match current(tx, self.dialect, res_type, id, true).await? {
+            Some(cur) if !cur.deleted => {
+                let stored = self.next_version(tx, &cur, "DELETE", None).await?;
+                Ok(Write {
+                    kind: WriteKind::Deleted,
+                    stored: Some(stored),
+                })
+            }
+            _ => Ok(Write {
+                kind: WriteKind::Nothing,
+                stored: None,
+            }),
+        }
+    }
+
+    /// Moves `cur` to its next version, guarded on the version read (a lost update is
+    /// impossible even without the row lock).
+    async fn next_version(
+        &self,
+        tx: &mut Tx,
+        cur: &Stored,
+        method: &str,
+        resource: Option<Value>,
+    ) -> Result<Stored> {
+        let now = now_micros().max(cur.last_updated + 1);
+        let version = cur.version + 1;
+        let changed = sqlx::query("UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5")
+            .bind(version)
+            .bind(now)
+            .bind(resource.is_none())
+            .bind(cur.pk)
+            .bind(cur.version)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if changed != 1 {
+            return Err(Error::Conflict(format!(
+                "{}/{} was changed by another request; retry",
+                cur.res_type, cur.id
+            )));
+        }
+        execute_all(tx, self.registry.index_deletes(cur.pk, self.dialect)).await?;
+        match resource {
+            Some(r) => {
+                self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r)
+                    .await
+            }
+            None => {
+                sqlx::query("INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(cur.pk)
+                    .bind(version)
+                    .bind(now)
+                    .bind(true)
+                    .bind(method)
+                    .bind(Option::<String>::None)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(Stored {
+                    version,
+                    last_updated: now,
+                    deleted: true,
+                    body: None,
+                    ..cur.clone()
+                })
+            }
+        }
+    }
+
+    /// Stamps `meta`, stores the version and indexes it.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_version(
+        &self,
+        tx: &mut Tx,
+        pk: i64,
+        res_type: &str,
+        id: &str,
+        version: i64,
+        now: i64,
+        method: &str,
+        resource: Value,
+    ) -> Result<Stored> {
+        let resource = meta::stamp(resource, id, version, now);
+        let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
+        sqlx::query("INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(pk)
+            .bind(version)
+            .bind(now)
+            .bind(false)
+            .bind(method)
+            .bind(&body)
+            .execute(&mut **tx)
+            .await?;
+        let rows = self.registry.extract(res_type, &resource);
+        execute_all(
+            tx,
+            self.registry
+                .index_inserts(pk, res_type, &rows, self.dialect),
+        )
+        .await?;
+        Ok(Stored {
+            pk,
+            res_type: res_type.to_string(),
+            id: id.to_string(),
+            version,
+            last_updated: now,
+            deleted: false,
+            body: Some(body),
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! Migrations, run at start-up. Each is SQL for both backends, with `{pk}` and
+//! `{blob}` standing for the two types whose spelling differs. Applied migrations are
+//! recorded in `cupola_migrations`; on PostgreSQL an advisory lock keeps two gateways
+//! starting at once from running them twice.
+
+use cupola_search::Dialect;
+
+use super::Store;
+
+/// Resources (one row per logical resource, its current version) and every version.
+const CORE: &str = "
+CREATE TABLE IF NOT EXISTS resources (
+    pk {pk},
+    res_type TEXT NOT NULL,
+    res_id TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    last_updated BIGINT NOT NULL,   -- µs since the Unix epoch, UTC
+    deleted BOOLEAN NOT NULL,
+    UNIQUE (res_type, res_id)
+);
+CREATE INDEX IF NOT EXISTS resources_type_updated ON resources (res_type, last_updated);
+CREATE TABLE IF NOT EXISTS resource_versions (
+    res_pk BIGINT NOT NULL REFERENCES resources (pk),
+    version BIGINT NOT NULL,
+    last_updated BIGINT NOT NULL,
+    deleted BOOLEAN NOT NULL,
+    method TEXT NOT NULL,           -- POST, PUT or DELETE: what made this version
+    body TEXT,                      -- the resource as served, NULL for a deletion
+    PRIMARY KEY (res_pk, version)
+);
+CREATE INDEX IF NOT EXISTS resource_versions_updated ON resource_versions (last_updated);
+";
+
+/// Migration list: (version, SQL). Never edit an applied one; add a new one.
+fn migrations(d: Dialect) -> Vec<(i64, String)> {
+    let (pk, blob) = match d {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "BYTEA"),
+    };
+    let core = CORE.replace("{pk}", pk).replace("{blob}", blob);
+    let index = cupola_search::index_schema(d).join(";\n");
+    vec![(1, core), (2, index)]
+}
+
+pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {
+    let mut tx = store.pool.begin().await?;
+    if store.dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("CREATE TABLE IF NOT EXISTS cupola_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM cupola_migrations")
+        .fetch_all(&mut *tx)
+        .await?;
+    for (version, sql) in migrations(store.dialect) {
+        if applied.contains(&version) {
+            continue;
+        }
+        tracing::info!(version, "applying migration");
+        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(stmt).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO cupola_migrations (version, applied) VALUES ($1, $2)")
+            .bind(version)
+            .bind(super::now_micros())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Many clients at once: conditional create makes exactly one resource, If-Match lets
+//! exactly one of many updates through, on one server and on two server processes
+//! sharing one PostgreSQL.
+
+use std::process::{Child, Command, Stdio};
+
+use futures::future::join_all;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::{match_ids, Backend, TestApp, TestDb};
+
+fn patient_with(cf_value: &str) -> Value {
+    json!({"resourceType": "Patient", "identifier": [{"system": "http://example.org/sid/mrn", "value": cf_value}], "active": true})
+}
+
+async fn conditional_create(
+    client: &reqwest::Client,
+    base: &str,
+    body: &Value,
+    value: &str,
+) -> u16 {
+    client
+        .post(format!("{base}/Patient"))
+        .header("content-type", "application/fhir+json")
+        .header(
+            "if-none-exist",
+            format!("identifier=http://example.org/sid/mrn|{value}"),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+async fn concurrent_conditional_creates_make_exactly_one(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let body = patient_with("MRN-1");
+    let statuses =
+        join_all((0..24).map(|_| conditional_create(&app.client, &app.base, &body, "MRN-1"))).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        23,
+        "{statuses:?}"
+    );
+    let found = app
+        .get_json("Patient?identifier=http://example.org/sid/mrn|MRN-1", 200)
+        .await;
+    assert_eq!(match_ids(&found).len(), 1);
+}
+
+async fn concurrent_if_match_updates_let_exactly_one_through(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let created = app.create(&patient_with("MRN-2")).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let sends = (0..16).map(|n| {
+        let mut body = created.clone();
+        body["active"] = json!(n % 2 == 0);
+        app.req(Method::PUT, &format!("Patient/{id}"))
+            .header("content-type", "application/fhir+json")
+            .header("if-match", "W/\"1\"")
+            .body(body.to_string())
+            .send()
+    });
+    let statuses: Vec<u16> = join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 412).count(),
+        15,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        app.get_json(&format!("Patient/{id}"), 200).await["meta"]["versionId"],
+        "2"
+    );
+}
+
+async fn many_concurrent_writers_never_get_a_500(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let bodies: Vec<Value> = (0..64).map(|n| patient_with(&format!("W-{n}"))).collect();
+    let sends = bodies.iter().map(|b| app.post("Patient", b));
+    let statuses: Vec<u16> = join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 503),
+        "{statuses:?}"
+    );
+    let created = statuses.iter().filter(|s| **s == 201).count() as i64;
+    assert_eq!(
+        app.get_json("Patient?_summary=count", 200).await["total"],
+        created
+    );
+}
+
+crate::on_both!(
+    concurrent_conditional_creates_make_exactly_one,
+    concurrent_if_match_updates_let_exactly_one_through,
+    many_concurrent_writers_never_get_a_500
+);
+
+/// A gateway process of the built binary.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_cupola"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cupola");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{base}/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Server {
+            child,
+            base: format!("{base}/fhir"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_on_one_postgres_create_exactly_one() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (a, b) = (Server::start(&db.url).await, Server::start(&db.url).await);
+    let client = reqwest::Client::new();
+    let body = patient_with("MRN-TWO");
+    let sends = (0..30).map(|n| {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        conditional_create(&client, base, &body, "MRN-TWO")
+    });
+    let statuses = join_all(sends).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        29,
+        "{statuses:?}"
+    );
+    let found: Value = client
+        .get(format!(
+            "{}/Patient?identifier=http://example.org/sid/mrn|MRN-TWO",
+            a.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(match_ids(&found).len(), 1);
+}

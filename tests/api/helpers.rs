@@ -1,0 +1,240 @@
+//! Starts the real server on a free port against a fresh SQLite file or a fresh
+//! PostgreSQL database, and speaks HTTP to it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+/// The machine's PostgreSQL (see DEVELOPERS.md); `CUPOLA_TEST_PG` overrides it.
+pub fn pg_admin_url() -> String {
+    std::env::var("CUPOLA_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, empty database; removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    backend: Backend,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!(
+            "cupola_t{}_{}_{}",
+            std::process::id(),
+            n,
+            uuid::Uuid::new_v4().simple()
+        );
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("cupola.db").display());
+                TestDb {
+                    url,
+                    backend,
+                    name,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+                    .await
+                    .expect("PostgreSQL answers (see DEVELOPERS.md)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    backend,
+                    name,
+                    _dir: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let name = self.name.clone();
+        // Drop runs outside async; a short-lived runtime on its own thread removes the database.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut c) =
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await
+                {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running gateway and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    /// Kept so that the database lives as long as the server.
+    _db: TestDb,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut cupola::Config)) -> TestApp {
+        let db = TestDb::new(backend).await;
+        let mut config = cupola::Config::for_database(&db.url);
+        adjust(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = cupola::api::build_state(config, addr)
+            .await
+            .expect("gateway starts");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = cupola::api::run(listener, state, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let client = Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client");
+        TestApp {
+            base: format!("http://{addr}/fhir"),
+            client,
+            _db: db,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("accept", FHIR_JSON)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.req(Method::GET, path).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.req(Method::POST, path)
+            .header("content-type", FHIR_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.req(Method::PUT, path)
+            .header("content-type", FHIR_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.req(Method::DELETE, path).send().await.expect("DELETE")
+    }
+
+    /// Creates and returns the stored resource (asserting 201).
+    pub async fn create(&self, body: &Value) -> Value {
+        let rt = body["resourceType"].as_str().expect("resourceType");
+        let r = self.post(rt, body).await;
+        assert_eq!(r.status(), 201, "create {rt}");
+        r.json().await.expect("json")
+    }
+
+    /// GET that must answer `status`; returns the body.
+    pub async fn get_json(&self, path: &str, status: u16) -> Value {
+        let r = self.get(path).await;
+        assert_eq!(r.status().as_u16(), status, "GET {path}");
+        r.json().await.expect("json")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// The ids of a searchset's `match` entries, in order.
+pub fn match_ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .filter(|e| e["search"]["mode"] == "match")
+                .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The first issue's expression of an OperationOutcome.
+pub fn expression(outcome: &Value) -> String {
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    outcome["issue"][0]["expression"][0]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Declares each listed test once per backend: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 4)] async fn $name() { super::$name($crate::helpers::Backend::Postgres).await } )*
+        }
+    };
+}

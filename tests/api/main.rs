@@ -1,0 +1,10 @@
+//! Integration tests: the real gateway, over HTTP, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod concurrency;
+mod crud;
+mod examples;
+mod malformed;
+mod search;
+mod transaction;
