@@ -12,20 +12,12 @@ pub struct Config {
 
     /// The canonical store: `sqlite://FILE` (embedded default, created if missing) or
     /// `postgres://user@host:port/db` (production).
-    #[arg(
-        long,
-        env = "CUPOLA_DATABASE_URL",
-        default_value = "sqlite://cupola.db"
-    )]
+    #[arg(long, env = "CUPOLA_DATABASE_URL", default_value = "sqlite://cupola.db")]
     pub database_url: String,
 
     /// Base URL of every CodeSystem, extension, profile and identifier system cupola
     /// defines; a region sets its own.
-    #[arg(
-        long,
-        env = "CUPOLA_CANONICAL_BASE",
-        default_value = "http://example.org/cupola"
-    )]
+    #[arg(long, env = "CUPOLA_CANONICAL_BASE", default_value = "http://example.org/cupola")]
     pub canonical_base: String,
 
     /// Public base URL of the FHIR API, used in `Location` headers and Bundle links;

@@ -24,10 +24,7 @@ pub async fn load(store: &Store, checker: &Checker) -> anyhow::Result<()> {
         checker
             .check(r, t, Some(id), At::Entry(i))
             .map_err(|e| anyhow::anyhow!("demo entry {i} is invalid: {:?}", e.issues()))?;
-        store
-            .update(t, id, r.clone(), None)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading demo entry {i}: {e}"))?;
+        store.update(t, id, r.clone(), None).await.map_err(|e| anyhow::anyhow!("loading demo entry {i}: {e}"))?;
     }
     tracing::info!(resources = entries.len(), "demo data loaded");
     Ok(())

@@ -32,37 +32,14 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn error(
-        code: &'static str,
-        expression: Option<String>,
-        diagnostics: impl Into<String>,
-    ) -> Issue {
-        Issue {
-            severity: "error",
-            code,
-            expression,
-            diagnostics: diagnostics.into(),
-        }
+    pub fn error(code: &'static str, expression: Option<String>, diagnostics: impl Into<String>) -> Issue {
+        Issue { severity: "error", code, expression, diagnostics: diagnostics.into() }
     }
-    pub fn warning(
-        code: &'static str,
-        expression: Option<String>,
-        diagnostics: impl Into<String>,
-    ) -> Issue {
-        Issue {
-            severity: "warning",
-            code,
-            expression,
-            diagnostics: diagnostics.into(),
-        }
+    pub fn warning(code: &'static str, expression: Option<String>, diagnostics: impl Into<String>) -> Issue {
+        Issue { severity: "warning", code, expression, diagnostics: diagnostics.into() }
     }
     pub fn information(diagnostics: impl Into<String>) -> Issue {
-        Issue {
-            severity: "information",
-            code: "informational",
-            expression: None,
-            diagnostics: diagnostics.into(),
-        }
+        Issue { severity: "information", code: "informational", expression: None, diagnostics: diagnostics.into() }
     }
 }
 
@@ -98,11 +75,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// A 400 with one issue at `expression`.
-    pub fn invalid(
-        code: &'static str,
-        expression: impl Into<Option<String>>,
-        diagnostics: impl Into<String>,
-    ) -> Error {
+    pub fn invalid(code: &'static str, expression: impl Into<Option<String>>, diagnostics: impl Into<String>) -> Error {
         Error::Invalid(vec![Issue::error(code, expression.into(), diagnostics)])
     }
 
@@ -137,10 +110,7 @@ impl Error {
             Error::Conflict(t) | Error::PreconditionFailed(t) => one("conflict", t),
             Error::PayloadTooLarge(t) => one("too-costly", t),
             Error::Busy(t) => one("transient", t),
-            Error::Internal(_) => one(
-                "exception",
-                &"internal error; the cause is in the server log".to_string(),
-            ),
+            Error::Internal(_) => one("exception", &"internal error; the cause is in the server log".to_string()),
         }
     }
 
@@ -155,8 +125,7 @@ pub fn outcome(issues: &[Issue]) -> Value {
     let issues: Vec<Value> = issues
         .iter()
         .map(|i| {
-            let mut v =
-                json!({"severity": i.severity, "code": i.code, "diagnostics": i.diagnostics});
+            let mut v = json!({"severity": i.severity, "code": i.code, "diagnostics": i.diagnostics});
             if let Some(e) = &i.expression {
                 v["expression"] = json!([e]);
             }
@@ -183,10 +152,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code().map(|c| c.to_string()).unwrap_or_default();
             // SQLite: 5 BUSY, 6 LOCKED (+ extended codes); PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available
-            matches!(
-                code.as_str(),
-                "5" | "6" | "261" | "517" | "262" | "40001" | "40P01" | "55P03"
-            )
+            matches!(code.as_str(), "5" | "6" | "261" | "517" | "262" | "40001" | "40P01" | "55P03")
         }
         _ => false,
     }

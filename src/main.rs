@@ -33,12 +33,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: cupola::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen on {}: {e}; choose another --listen address",
-                config.listen
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; choose another --listen address", config.listen))?;
     let bound = listener.local_addr()?;
     let state = cupola::api::build_state(config, bound).await?;
     cupola::api::run(listener, state, shutdown_signal()).await
@@ -50,8 +45,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

@@ -20,14 +20,8 @@ fn json_files(dir: &Path) -> Vec<PathBuf> {
 fn table(name: &str, files: &[PathBuf]) -> String {
     let mut out = format!("pub(crate) const {name}: &[(&str, &str)] = &[\n");
     for f in files {
-        let file_name = f
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("file names are UTF-8");
-        out.push_str(&format!(
-            "    ({file_name:?}, include_str!({:?})),\n",
-            f.display().to_string()
-        ));
+        let file_name = f.file_name().and_then(|n| n.to_str()).expect("file names are UTF-8");
+        out.push_str(&format!("    ({file_name:?}, include_str!({:?})),\n", f.display().to_string()));
     }
     out.push_str("];\n");
     out
@@ -35,25 +29,15 @@ fn table(name: &str, files: &[PathBuf]) -> String {
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let profiles = manifest
-        .join("../../profiles")
-        .canonicalize()
-        .expect("profiles/ folder next to crates/");
+    let profiles = manifest.join("../../profiles").canonicalize().expect("profiles/ folder next to crates/");
     let r4 = profiles.join("r4");
     let definitions = r4.join("definitions");
     let cupola = profiles.join("cupola");
     let schema = r4.join("fhir.schema.json");
 
-    let mut out = format!(
-        "pub(crate) const SCHEMA: &str = include_str!({:?});\n",
-        schema.display().to_string()
-    );
+    let mut out = format!("pub(crate) const SCHEMA: &str = include_str!({:?});\n", schema.display().to_string());
     out.push_str(&table("DEFINITIONS", &json_files(&definitions)));
-    let cupola_files = if cupola.is_dir() {
-        json_files(&cupola)
-    } else {
-        Vec::new()
-    };
+    let cupola_files = if cupola.is_dir() { json_files(&cupola) } else { Vec::new() };
     out.push_str(&table("CUPOLA_PROFILES", &cupola_files));
 
     let dest = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR")).join("embedded.rs");

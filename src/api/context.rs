@@ -36,21 +36,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
                 _ => query.push((k.into_owned(), v.into_owned())),
             }
         }
-        let accept = parts
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok());
-        let (out, format_error) =
-            match codec::negotiate(format.as_deref(), pretty.as_deref(), accept) {
-                Ok(o) => (o, None),
-                Err(e) => (Output::default(), Some(e.to_string())),
-            };
-        Ok(Ctx {
-            query,
-            headers: parts.headers.clone(),
-            out,
-            format_error,
-        })
+        let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+        let (out, format_error) = match codec::negotiate(format.as_deref(), pretty.as_deref(), accept) {
+            Ok(o) => (o, None),
+            Err(e) => (Output::default(), Some(e.to_string())),
+        };
+        Ok(Ctx { query, headers: parts.headers.clone(), out, format_error })
     }
 }
 
@@ -109,8 +100,7 @@ pub fn error_response(e: Error, out: Output) -> Response {
     if let Error::Internal(cause) = &e {
         tracing::error!(error = format!("{cause:#}"), "request failed");
     }
-    let body =
-        codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
+    let body = codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
     let mut r = Reply::new(status).body(body, out);
     if matches!(e, Error::Busy(_)) {
         r = r.header(header::RETRY_AFTER, "1".into());
@@ -127,11 +117,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: None,
-        }
+        Reply { status, headers: Vec::new(), body: None }
     }
 
     pub fn header(mut self, name: HeaderName, value: String) -> Reply {
@@ -146,9 +132,7 @@ impl Reply {
 
     fn into_http(self) -> Response {
         let mut resp = match self.body {
-            Some((bytes, out)) => {
-                ([(header::CONTENT_TYPE, out.format.content_type())], bytes).into_response()
-            }
+            Some((bytes, out)) => ([(header::CONTENT_TYPE, out.format.content_type())], bytes).into_response(),
             None => ().into_response(),
         };
         *resp.status_mut() = self.status;
@@ -172,17 +156,12 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             Ok(b) => Ok(Body(b)),
             Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(error_response(
                 Error::PayloadTooLarge(
-                    "the request body is larger than the configured limit (--max-body-bytes)"
-                        .into(),
+                    "the request body is larger than the configured limit (--max-body-bytes)".into(),
                 ),
                 Output::default(),
             )),
             Err(rej) => Err(error_response(
-                Error::invalid(
-                    "structure",
-                    None,
-                    format!("the request body could not be read: {rej}"),
-                ),
+                Error::invalid("structure", None, format!("the request body could not be read: {rej}")),
                 Output::default(),
             )),
         }

@@ -18,9 +18,7 @@ pub fn served(res_type: &str) -> Result<()> {
     if types::is_served(res_type) {
         Ok(())
     } else {
-        Err(Error::NotFound(format!(
-            "resource type {res_type} is not served here; GET /fhir/metadata lists the types"
-        )))
+        Err(Error::NotFound(format!("resource type {res_type} is not served here; GET /fhir/metadata lists the types")))
     }
 }
 
@@ -37,13 +35,7 @@ fn valid_id(id: &str) -> Result<()> {
 }
 
 /// Parses and checks a request body for `res_type` (and `id` on update).
-fn parse_checked(
-    s: &AppState,
-    ctx: &Ctx,
-    body: &[u8],
-    res_type: &str,
-    id: Option<&str>,
-) -> Result<Value> {
+fn parse_checked(s: &AppState, ctx: &Ctx, body: &[u8], res_type: &str, id: Option<&str>) -> Result<Value> {
     let value = codec::parse_body(body, ctx.header("content-type"))?;
     s.checker.check(&value, res_type, id, At::Body)?;
     Ok(value)
@@ -54,10 +46,7 @@ pub fn version_headers(s: &AppState, reply: Reply, st: &Stored) -> Reply {
     reply
         .header(header::ETAG, meta::etag(st.version))
         .header(header::LAST_MODIFIED, meta::http_date(st.last_updated))
-        .header(
-            header::LOCATION,
-            format!("{}/_history/{}", s.url(&st.res_type, &st.id), st.version),
-        )
+        .header(header::LOCATION, format!("{}/_history/{}", s.url(&st.res_type, &st.id), st.version))
 }
 
 /// The answer to a write, shaped by `Prefer: return=`.
@@ -72,41 +61,21 @@ fn write_reply(s: &AppState, ctx: &Ctx, status: StatusCode, st: &Stored) -> Resu
             ))]);
             Ok(reply.body(codec::render(&oo, ctx.out)?, ctx.out))
         }
-        _ => Ok(reply.body(
-            codec::render_stored(st.body.as_deref().unwrap_or("{}"), ctx.out)?,
-            ctx.out,
-        )),
+        _ => Ok(reply.body(codec::render_stored(st.body.as_deref().unwrap_or("{}"), ctx.out)?, ctx.out)),
     }
 }
 
 /// The answer to a read: the body, shaped by `_elements`/`_summary`.
-fn read_reply(ctx: &Ctx, st: &Stored) -> Result<Reply> {
+fn read_reply(s: &AppState, ctx: &Ctx, st: &Stored) -> Result<Reply> {
     let Some(body) = st.body.as_deref() else {
-        return Err(Error::Gone(format!(
-            "{}/{} was deleted",
-            st.res_type, st.id
-        )));
+        return Err(Error::Gone(format!("{}/{} was deleted", st.res_type, st.id)));
     };
-    let elements = ctx
-        .query
-        .iter()
-        .find(|(k, _)| k == "_elements")
-        .map(|(_, v)| {
-            v.split(',')
-                .map(|e| e.trim().to_string())
-                .collect::<Vec<_>>()
-        });
-    let summary = ctx
-        .query
-        .iter()
-        .find(|(k, _)| k == "_summary")
-        .map(|(_, v)| v.as_str());
-    let bytes = match (elements, summary) {
-        (Some(els), _) => codec::render(&elements::select(&parse_stored(body)?, &els), ctx.out)?,
-        (None, Some(mode @ ("text" | "data"))) => {
-            codec::render(&elements::summary(&parse_stored(body)?, mode), ctx.out)?
-        }
-        _ => codec::render_stored(body, ctx.out)?,
+    let param = |name: &str| ctx.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let elements: Vec<String> =
+        param("_elements").map(|v| v.split(',').map(|e| e.trim().to_string()).collect()).unwrap_or_default();
+    let bytes = match elements::shaped(body, &elements, param("_summary"), &s.checker)? {
+        Some(v) => codec::render(&v, ctx.out)?,
+        None => codec::render_stored(body, ctx.out)?,
     };
     Ok(Reply::new(StatusCode::OK)
         .header(header::ETAG, meta::etag(st.version))
@@ -114,16 +83,7 @@ fn read_reply(ctx: &Ctx, st: &Stored) -> Result<Reply> {
         .body(bytes, ctx.out))
 }
 
-pub fn parse_stored(body: &str) -> Result<Value> {
-    Ok(serde_json::from_str(body).map_err(anyhow::Error::from)?)
-}
-
-pub async fn create(
-    State(s): State<AppState>,
-    Path(res_type): Path<String>,
-    ctx: Ctx,
-    Body(body): Body,
-) -> Response {
+pub async fn create(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     ctx.respond(create_inner(&s, &ctx, &res_type, &body).await)
 }
 
@@ -131,38 +91,23 @@ async fn create_inner(s: &AppState, ctx: &Ctx, res_type: &str, body: &[u8]) -> R
     served(res_type)?;
     let resource = parse_checked(s, ctx, body, res_type, None)?;
     let condition = ctx.header("if-none-exist").map(parse_condition);
-    let w = s
-        .store
-        .create(res_type, resource, condition.as_deref())
-        .await?;
-    let st = w
-        .stored
-        .ok_or_else(|| anyhow::anyhow!("create returned no version"))?;
-    let status = if w.kind == WriteKind::Matched {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let w = s.store.create(res_type, resource, condition.as_deref()).await?;
+    let st = w.stored.ok_or_else(|| anyhow::anyhow!("create returned no version"))?;
+    let status = if w.kind == WriteKind::Matched { StatusCode::OK } else { StatusCode::CREATED };
     write_reply(s, ctx, status, &st)
 }
 
 /// `If-None-Exist: identifier=sys|1` or `Patient?identifier=…` → query pairs.
 pub fn parse_condition(h: &str) -> Vec<(String, String)> {
     let q = h.split_once('?').map(|(_, q)| q).unwrap_or(h);
-    url::form_urlencoded::parse(q.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
-pub async fn read(
-    State(s): State<AppState>,
-    Path((res_type, id)): Path<(String, String)>,
-    ctx: Ctx,
-) -> Response {
+pub async fn read(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
         match s.store.read(&res_type, &id).await? {
-            Some(st) => read_reply(&ctx, &st),
+            Some(st) => read_reply(&s, &ctx, &st),
             None => Err(Error::NotFound(format!("{res_type}/{id} is not known"))),
         }
     };
@@ -176,14 +121,11 @@ pub async fn vread(
 ) -> Response {
     let result = async {
         served(&res_type)?;
-        let version: i64 = vid
-            .parse()
-            .map_err(|_| Error::NotFound(format!("{res_type}/{id} has no version {vid:?}")))?;
+        let version: i64 =
+            vid.parse().map_err(|_| Error::NotFound(format!("{res_type}/{id} has no version {vid:?}")))?;
         match s.store.vread(&res_type, &id, version).await? {
-            Some(st) => read_reply(&ctx, &st),
-            None => Err(Error::NotFound(format!(
-                "{res_type}/{id} has no version {version}"
-            ))),
+            Some(st) => read_reply(&s, &ctx, &st),
+            None => Err(Error::NotFound(format!("{res_type}/{id} has no version {version}"))),
         }
     };
     ctx.respond(result.await)
@@ -198,23 +140,13 @@ pub async fn update(
     ctx.respond(update_inner(&s, &ctx, &res_type, &id, &body).await)
 }
 
-async fn update_inner(
-    s: &AppState,
-    ctx: &Ctx,
-    res_type: &str,
-    id: &str,
-    body: &[u8],
-) -> Result<Reply> {
+async fn update_inner(s: &AppState, ctx: &Ctx, res_type: &str, id: &str, body: &[u8]) -> Result<Reply> {
     served(res_type)?;
     valid_id(id)?;
     let resource = parse_checked(s, ctx, body, res_type, Some(id))?;
     let if_match = match ctx.header("if-match") {
         Some(h) => Some(meta::parse_etag(h).ok_or_else(|| {
-            Error::invalid(
-                "value",
-                None,
-                format!("If-Match {h:?} is not a version ETag like W/\"3\""),
-            )
+            Error::invalid("value", None, format!("If-Match {h:?} is not a version ETag like W/\"3\""))
         })?),
         None => None,
     };
@@ -223,14 +155,8 @@ async fn update_inner(
 }
 
 fn written(s: &AppState, ctx: &Ctx, w: Write) -> Result<Reply> {
-    let st = w
-        .stored
-        .ok_or_else(|| anyhow::anyhow!("update returned no version"))?;
-    let status = if w.kind == WriteKind::Created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let st = w.stored.ok_or_else(|| anyhow::anyhow!("update returned no version"))?;
+    let status = if w.kind == WriteKind::Created { StatusCode::CREATED } else { StatusCode::OK };
     write_reply(s, ctx, status, &st)
 }
 
@@ -245,28 +171,19 @@ pub async fn conditional_update(
         served(&res_type)?;
         if ctx.query.is_empty() {
             return Err(Error::MethodNotAllowed(
-                "PUT needs an id (PUT /fhir/Type/id) or search parameters (conditional update)"
-                    .into(),
+                "PUT needs an id (PUT /fhir/Type/id) or search parameters (conditional update)".into(),
             ));
         }
         let value = codec::parse_body(&body, ctx.header("content-type"))?;
         let body_id = value.get("id").and_then(Value::as_str).map(str::to_string);
-        s.checker
-            .check(&value, &res_type, body_id.as_deref(), At::Body)?;
-        let w = s
-            .store
-            .conditional_update(&res_type, value, &ctx.query)
-            .await?;
+        s.checker.check(&value, &res_type, body_id.as_deref(), At::Body)?;
+        let w = s.store.conditional_update(&res_type, value, &ctx.query).await?;
         written(&s, &ctx, w)
     };
     ctx.respond(result.await)
 }
 
-pub async fn delete(
-    State(s): State<AppState>,
-    Path((res_type, id)): Path<(String, String)>,
-    ctx: Ctx,
-) -> Response {
+pub async fn delete(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
         let w = s.store.delete(&res_type, &id).await?;
@@ -276,15 +193,13 @@ pub async fn delete(
 }
 
 /// `DELETE /fhir/Type?search`: deletes the one match; several → 412.
-pub async fn conditional_delete(
-    State(s): State<AppState>,
-    Path(res_type): Path<String>,
-    ctx: Ctx,
-) -> Response {
+pub async fn conditional_delete(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
         if ctx.query.is_empty() {
-            return Err(Error::MethodNotAllowed("DELETE needs an id (DELETE /fhir/Type/id) or search parameters (conditional delete)".into()));
+            return Err(Error::MethodNotAllowed(
+                "DELETE needs an id (DELETE /fhir/Type/id) or search parameters (conditional delete)".into(),
+            ));
         }
         let w = s.store.conditional_delete(&res_type, &ctx.query).await?;
         deleted_reply(&ctx, w)

@@ -44,31 +44,18 @@ impl EntryOp {
 /// Parses `Bundle.entry[i]`.
 pub fn parse_entry(i: usize, entry: &Value, base: &str) -> Result<EntryOp> {
     let at = |el: &str| Some(format!("Bundle.entry[{i}]{el}"));
-    let request = entry.get("request").ok_or_else(|| {
-        Error::invalid(
-            "required",
-            at(".request"),
-            "each entry needs a request (method and url)",
-        )
-    })?;
+    let request = entry
+        .get("request")
+        .ok_or_else(|| Error::invalid("required", at(".request"), "each entry needs a request (method and url)"))?;
     let method = request
         .get("method")
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            Error::invalid(
-                "required",
-                at(".request.method"),
-                "request.method is missing",
-            )
-        })?;
+        .ok_or_else(|| Error::invalid("required", at(".request.method"), "request.method is missing"))?;
     let url = request
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::invalid("required", at(".request.url"), "request.url is missing"))?;
-    let url = url
-        .strip_prefix(base)
-        .map(|u| u.trim_start_matches('/'))
-        .unwrap_or(url);
+    let url = url.strip_prefix(base).map(|u| u.trim_start_matches('/')).unwrap_or(url);
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, Some(parse_query(q))),
         None => (url, None),
@@ -83,80 +70,41 @@ pub fn parse_entry(i: usize, entry: &Value, base: &str) -> Result<EntryOp> {
         ));
     }
     let resource = entry.get("resource").cloned();
-    let bad_url = || {
-        Error::invalid(
-            "value",
-            at(".request.url"),
-            format!("{method} {url} is not a supported entry request"),
-        )
-    };
+    let bad_url =
+        || Error::invalid("value", at(".request.url"), format!("{method} {url} is not a supported entry request"));
     let op = match (method, segments.as_slice(), query) {
-        ("POST", [_], None) => Op::Create {
-            if_none_exist: request
-                .get("ifNoneExist")
-                .and_then(Value::as_str)
-                .map(parse_query),
-        },
+        ("POST", [_], None) => {
+            Op::Create { if_none_exist: request.get("ifNoneExist").and_then(Value::as_str).map(parse_query) }
+        }
         ("PUT", [_, id], None) => {
             let if_match = match request.get("ifMatch").and_then(Value::as_str) {
                 Some(h) => Some(meta::parse_etag(h).ok_or_else(|| {
-                    Error::invalid(
-                        "value",
-                        at(".request.ifMatch"),
-                        format!("{h:?} is not a version ETag"),
-                    )
+                    Error::invalid("value", at(".request.ifMatch"), format!("{h:?} is not a version ETag"))
                 })?),
                 None => None,
             };
-            Op::Update {
-                id: id.to_string(),
-                if_match,
-            }
+            Op::Update { id: id.to_string(), if_match }
         }
         ("PUT", [_], Some(q)) => Op::CondUpdate { query: q },
         ("DELETE", [_, id], None) => Op::Delete { id: id.to_string() },
         ("DELETE", [_], Some(q)) => Op::CondDelete { query: q },
-        ("GET", [_, id], None) => Op::Read {
-            id: id.to_string(),
-            version: None,
-        },
-        ("GET", [_, id, "_history", v], None) => Op::Read {
-            id: id.to_string(),
-            version: Some(v.parse().map_err(|_| bad_url())?),
-        },
-        ("GET", [_], q) => Op::Search {
-            query: q.unwrap_or_default(),
-        },
+        ("GET", [_, id], None) => Op::Read { id: id.to_string(), version: None },
+        ("GET", [_, id, "_history", v], None) => {
+            Op::Read { id: id.to_string(), version: Some(v.parse().map_err(|_| bad_url())?) }
+        }
+        ("GET", [_], q) => Op::Search { query: q.unwrap_or_default() },
         _ => return Err(bad_url()),
     };
-    let needs_resource = matches!(
-        op,
-        Op::Create { .. } | Op::Update { .. } | Op::CondUpdate { .. }
-    );
+    let needs_resource = matches!(op, Op::Create { .. } | Op::Update { .. } | Op::CondUpdate { .. });
     if needs_resource && resource.is_none() {
-        return Err(Error::invalid(
-            "required",
-            at(".resource"),
-            format!("{method} needs a resource"),
-        ));
+        return Err(Error::invalid("required", at(".resource"), format!("{method} needs a resource")));
     }
-    let full_url = entry
-        .get("fullUrl")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(EntryOp {
-        index: i,
-        res_type,
-        full_url,
-        op,
-        resource: if needs_resource { resource } else { None },
-    })
+    let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_string);
+    Ok(EntryOp { index: i, res_type, full_url, op, resource: if needs_resource { resource } else { None } })
 }
 
 fn parse_query(q: &str) -> Query {
-    url::form_urlencoded::parse(q.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 /// The entries of a Bundle of type transaction or batch, and that type.
@@ -180,11 +128,7 @@ pub fn parse_bundle(value: &Value) -> Result<(String, Vec<Value>)> {
         None => Vec::new(),
         Some(Value::Array(e)) => e.clone(),
         Some(_) => {
-            return Err(Error::invalid(
-                "structure",
-                Some("Bundle.entry".into()),
-                "Bundle.entry must be an array",
-            ))
+            return Err(Error::invalid("structure", Some("Bundle.entry".into()), "Bundle.entry must be an array"))
         }
     };
     Ok((kind.to_string(), entries))

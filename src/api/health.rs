@@ -28,8 +28,5 @@ pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
 /// A panic is a defect: logged, answered 500 with an OperationOutcome.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    super::context::error_response(
-        crate::Error::Internal(anyhow::anyhow!("handler panicked")),
-        Default::default(),
-    )
+    super::context::error_response(crate::Error::Internal(anyhow::anyhow!("handler panicked")), Default::default())
 }

@@ -12,11 +12,7 @@ use crate::fhir::meta;
 use crate::store::{now_micros, HistoryRequest};
 use crate::{Error, Result};
 
-pub async fn instance(
-    State(s): State<AppState>,
-    Path((res_type, id)): Path<(String, String)>,
-    ctx: Ctx,
-) -> Response {
+pub async fn instance(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
         if s.store.read(&res_type, &id).await?.is_none() {
@@ -27,11 +23,7 @@ pub async fn instance(
     ctx.respond(r.await)
 }
 
-pub async fn type_history(
-    State(s): State<AppState>,
-    Path(res_type): Path<String>,
-    ctx: Ctx,
-) -> Response {
+pub async fn type_history(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
         history(&s, &ctx, Some(res_type.clone()), None).await
@@ -43,23 +35,10 @@ pub async fn system(State(s): State<AppState>, ctx: Ctx) -> Response {
     ctx.respond(history(&s, &ctx, None, None).await)
 }
 
-async fn history(
-    s: &AppState,
-    ctx: &Ctx,
-    res_type: Option<String>,
-    id: Option<String>,
-) -> Result<Reply> {
-    let mut req = HistoryRequest {
-        res_type,
-        id,
-        since: None,
-        snapshot: now_micros(),
-        count: 20,
-        offset: 0,
-    };
+async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<String>) -> Result<Reply> {
+    let mut req = HistoryRequest { res_type, id, since: None, snapshot: now_micros(), count: 20, offset: 0 };
     for (k, v) in &ctx.query {
-        let bad =
-            |what: &str| Error::invalid("value", Some(k.clone()), format!("{k}={v} is not {what}"));
+        let bad = |what: &str| Error::invalid("value", Some(k.clone()), format!("{k}={v} is not {what}"));
         match k.as_str() {
             "_count" => {
                 req.count = v
@@ -69,21 +48,11 @@ async fn history(
                     .ok_or_else(|| bad("a count from 0 to 1000"))?
             }
             "_since" => {
-                req.since = Some(
-                    meta::parse_instant(v)
-                        .ok_or_else(|| bad("an instant like 2024-01-31T10:00:00+01:00"))?,
-                )
+                req.since =
+                    Some(meta::parse_instant(v).ok_or_else(|| bad("an instant like 2024-01-31T10:00:00+01:00"))?)
             }
-            "_offset" => {
-                req.offset = v
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| bad("a page offset"))?
-            }
-            "_snapshot" => {
-                req.snapshot = v.parse().map_err(|_| bad("a snapshot from a page link"))?
-            }
+            "_offset" => req.offset = v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| bad("a page offset"))?,
+            "_snapshot" => req.snapshot = v.parse().map_err(|_| bad("a snapshot from a page link"))?,
             _ if ctx.lenient() => {}
             _ => {
                 return Err(Error::invalid(
@@ -103,47 +72,30 @@ async fn history(
         _ => format!("{}/_history", s.base),
     };
     let link = |offset: i64| {
-        let since = req
-            .since
-            .map(|t| format!("&_since={}", urlenc(&meta::instant(t))))
-            .unwrap_or_default();
-        format!(
-            "{path}?_count={}&_snapshot={}&_offset={offset}{since}",
-            req.count, req.snapshot
-        )
+        let since = req.since.map(|t| format!("&_since={}", urlenc(&meta::instant(t)))).unwrap_or_default();
+        format!("{path}?_count={}&_snapshot={}&_offset={offset}{since}", req.count, req.snapshot)
     };
     b.links.push(("self", link(req.offset)));
     if req.offset + req.count < page.total {
         b.links.push(("next", link(req.offset + req.count)));
     }
     if req.offset > 0 {
-        b.links
-            .push(("previous", link((req.offset - req.count).max(0))));
+        b.links.push(("previous", link((req.offset - req.count).max(0))));
     }
     for e in page.entries {
         let url = s.url(&e.res_type, &e.id);
         let (method, status, req_url) = match e.method.as_str() {
             "POST" => ("POST", "201 Created", e.res_type.clone()),
-            "DELETE" => (
-                "DELETE",
-                "204 No Content",
-                format!("{}/{}", e.res_type, e.id),
-            ),
-            _ => (
-                "PUT",
-                if e.version == 1 {
-                    "201 Created"
-                } else {
-                    "200 OK"
-                },
-                format!("{}/{}", e.res_type, e.id),
-            ),
+            "DELETE" => ("DELETE", "204 No Content", format!("{}/{}", e.res_type, e.id)),
+            _ => ("PUT", if e.version == 1 { "201 Created" } else { "200 OK" }, format!("{}/{}", e.res_type, e.id)),
         };
         b.entries.push(Entry {
             full_url: Some(url),
             resource: e.body.map(Res::Raw),
             request: Some(json!({"method": method, "url": req_url})),
-            response: Some(json!({"status": status, "etag": meta::etag(e.version), "lastModified": meta::instant(e.last_updated)})),
+            response: Some(
+                json!({"status": status, "etag": meta::etag(e.version), "lastModified": meta::instant(e.last_updated)}),
+            ),
             ..Default::default()
         });
     }

@@ -48,17 +48,11 @@ pub fn router(state: AppState) -> Router {
         .route("/_history", get(history::system))
         .route(
             "/{res_type}",
-            get(search::search_get)
-                .post(crud::create)
-                .put(crud::conditional_update)
-                .delete(crud::conditional_delete),
+            get(search::search_get).post(crud::create).put(crud::conditional_update).delete(crud::conditional_delete),
         )
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
-        .route(
-            "/{res_type}/{id}",
-            get(crud::read).put(crud::update).delete(crud::delete),
-        )
+        .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))
         .route("/{res_type}/{id}/_history", get(history::instance))
         .route("/{res_type}/{id}/_history/{vid}", get(crud::vread));
     Router::new()
@@ -67,9 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            health::panic_response,
-        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
         .with_state(state)
 }
 
@@ -88,12 +80,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     if config.demo {
         crate::demo::load(&store, &checker).await?;
     }
-    Ok(AppState {
-        store,
-        checker,
-        config: Arc::new(config),
-        base,
-    })
+    Ok(AppState { store, checker, config: Arc::new(config), base })
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -103,8 +90,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(base = %state.base, "cupola serving FHIR R4");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }

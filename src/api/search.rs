@@ -1,23 +1,19 @@
 //! Search: `GET /fhir/Type?…` and `POST /fhir/Type/_search`, answered with a
 //! `searchset` Bundle with stable paging links.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::crud::{parse_stored, served};
+use super::context::Body;
+use super::crud::served;
 use super::{AppState, Ctx, Reply};
 use crate::error::{outcome, Issue};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::elements;
 use crate::Result;
 
-pub async fn search_get(
-    State(s): State<AppState>,
-    Path(res_type): Path<String>,
-    ctx: Ctx,
-) -> Response {
+pub async fn search_get(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
         let b = search_bundle(&s, &res_type, &ctx.query, ctx.lenient()).await?;
@@ -31,14 +27,12 @@ pub async fn search_post(
     State(s): State<AppState>,
     Path(res_type): Path<String>,
     ctx: Ctx,
-    body: Bytes,
+    Body(body): Body,
 ) -> Response {
     let r = async {
         served(&res_type)?;
         let mut query = ctx.query.clone();
-        query.extend(
-            url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())),
-        );
+        query.extend(url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())));
         let b = search_bundle(&s, &res_type, &query, ctx.lenient()).await?;
         Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out))
     };
@@ -46,23 +40,12 @@ pub async fn search_post(
 }
 
 /// Runs a search and builds its Bundle (also used by transaction GET entries).
-pub async fn search_bundle(
-    s: &AppState,
-    res_type: &str,
-    query: &[(String, String)],
-    lenient: bool,
-) -> Result<Bundle> {
+pub async fn search_bundle(s: &AppState, res_type: &str, query: &[(String, String)], lenient: bool) -> Result<Bundle> {
     let q = s.store.parse_search(res_type, query, lenient)?;
     let page = s.store.search(&q).await?;
     let mut b = Bundle::new("searchset");
     b.total = page.total;
-    let link = |offset: usize| {
-        format!(
-            "{}/{res_type}?{}",
-            s.base,
-            q.link_query(offset, page.snapshot)
-        )
-    };
+    let link = |offset: usize| format!("{}/{res_type}?{}", s.base, q.link_query(offset, page.snapshot));
     let (offset, count) = (q.offset(), q.count());
     b.links.push(("self", link(offset)));
     let more = match page.total {
@@ -73,16 +56,12 @@ pub async fn search_bundle(
         b.links.push(("next", link(offset + count)));
     }
     if offset > 0 {
-        b.links
-            .push(("previous", link(offset.saturating_sub(count))));
+        b.links.push(("previous", link(offset.saturating_sub(count))));
     }
     let shape = |body: String| -> Result<Res> {
-        Ok(match (q.elements(), q.summary()) {
-            (els, _) if !els.is_empty() => Res::Value(elements::select(&parse_stored(&body)?, els)),
-            (_, Some(mode @ ("text" | "data"))) => {
-                Res::Value(elements::summary(&parse_stored(&body)?, mode))
-            }
-            _ => Res::Raw(body),
+        Ok(match elements::shaped(&body, q.elements(), q.summary(), &s.checker)? {
+            Some(v) => Res::Value(v),
+            None => Res::Raw(body),
         })
     };
     for (mode, list) in [("match", page.matches), ("include", page.included)] {
@@ -97,11 +76,8 @@ pub async fn search_bundle(
         }
     }
     if !q.warnings().is_empty() {
-        let issues: Vec<Issue> = q
-            .warnings()
-            .iter()
-            .map(|w| Issue::warning("not-supported", None, w.clone()))
-            .collect();
+        let issues: Vec<Issue> =
+            q.warnings().iter().map(|w| Issue::warning("not-supported", None, w.clone())).collect();
         b.entries.push(Entry {
             resource: Some(Res::Value(outcome(&issues))),
             search_mode: Some("outcome"),
@@ -119,7 +95,5 @@ fn resource_url(s: &AppState, body: &str) -> Option<String> {
         rt: String,
         id: String,
     }
-    serde_json::from_str::<Head>(body)
-        .ok()
-        .map(|h| s.url(&h.rt, &h.id))
+    serde_json::from_str::<Head>(body).ok().map(|h| s.url(&h.rt, &h.id))
 }

@@ -55,9 +55,7 @@ async fn transaction(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundl
     let mut map: HashMap<String, String> = HashMap::new();
     let mut assigned: HashMap<usize, Assigned> = HashMap::new();
     for op in &ops {
-        let a = assign(s, &mut tx, op)
-            .await
-            .map_err(|e| e.in_entry(op.index))?;
+        let a = assign(s, &mut tx, op).await.map_err(|e| e.in_entry(op.index))?;
         if let (Some(url), Some(id)) = (&op.full_url, a.id()) {
             map.insert(url.clone(), format!("{}/{id}", op.res_type));
         }
@@ -75,9 +73,7 @@ async fn transaction(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundl
     for i in order {
         let op = &ops[i];
         let a = assigned.remove(&op.index).unwrap_or(Assigned::None);
-        let entry = execute(s, ctx, &mut tx, op, a)
-            .await
-            .map_err(|e| e.in_entry(op.index))?;
+        let entry = execute(s, ctx, &mut tx, op, a).await.map_err(|e| e.in_entry(op.index))?;
         results[i] = Some(entry);
     }
     tx.commit().await?;
@@ -93,11 +89,7 @@ async fn batch(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundle> {
         let one = async {
             let op = parse_entry(i, e, &s.base)?;
             if let Some(r) = &op.resource {
-                let id = if let Op::Update { id, .. } = &op.op {
-                    Some(id.as_str())
-                } else {
-                    None
-                };
+                let id = if let Op::Update { id, .. } = &op.op { Some(id.as_str()) } else { None };
                 s.checker.check(r, &op.res_type, id, At::Entry(i))?;
             }
             let mut tx = s.store.begin().await?;
@@ -146,33 +138,18 @@ impl Assigned {
 
 async fn assign(s: &AppState, tx: &mut Tx, op: &EntryOp) -> Result<Assigned> {
     Ok(match &op.op {
-        Op::Create {
-            if_none_exist: Some(q),
-        } => match s
-            .store
-            .condition_ids_in(tx, &op.res_type, q)
-            .await?
-            .as_slice()
-        {
-            [] => Assigned::New(new_id()),
-            [id] => Assigned::Matched(id.clone()),
-            _ => {
-                return Err(Error::PreconditionFailed(format!(
-                    "ifNoneExist matches more than one {}",
-                    op.res_type
-                )))
+        Op::Create { if_none_exist: Some(q) } => {
+            match s.store.condition_ids_in(tx, &op.res_type, q).await?.as_slice() {
+                [] => Assigned::New(new_id()),
+                [id] => Assigned::Matched(id.clone()),
+                _ => {
+                    return Err(Error::PreconditionFailed(format!("ifNoneExist matches more than one {}", op.res_type)))
+                }
             }
-        },
-        Op::Create {
-            if_none_exist: None,
-        } => Assigned::New(new_id()),
+        }
+        Op::Create { if_none_exist: None } => Assigned::New(new_id()),
         Op::Update { id, .. } => Assigned::Existing(id.clone()),
-        Op::CondUpdate { query } => match s
-            .store
-            .condition_ids_in(tx, &op.res_type, query)
-            .await?
-            .as_slice()
-        {
+        Op::CondUpdate { query } => match s.store.condition_ids_in(tx, &op.res_type, query).await?.as_slice() {
             [] => Assigned::New(
                 op.resource
                     .as_ref()
@@ -194,18 +171,11 @@ async fn assign(s: &AppState, tx: &mut Tx, op: &EntryOp) -> Result<Assigned> {
 }
 
 /// Every reference must resolve: to an entry of this Bundle or to a stored resource.
-async fn check_references(
-    s: &AppState,
-    tx: &mut Tx,
-    ops: &[EntryOp],
-    map: &HashMap<String, String>,
-) -> Result<()> {
+async fn check_references(s: &AppState, tx: &mut Tx, ops: &[EntryOp], map: &HashMap<String, String>) -> Result<()> {
     let in_bundle: std::collections::HashSet<&String> = map.values().collect();
     for op in ops {
         let Some(r) = &op.resource else { continue };
-        for (path, reference) in
-            references::literal_references(r, &format!("Bundle.entry[{}].resource", op.index))
-        {
+        for (path, reference) in references::literal_references(r, &format!("Bundle.entry[{}].resource", op.index)) {
             if reference.starts_with("urn:uuid:") || reference.starts_with("urn:oid:") {
                 return Err(Error::invalid(
                     "not-found",
@@ -220,16 +190,12 @@ async fn check_references(
             if in_bundle.contains(&key) {
                 continue;
             }
-            let exists = current(tx, s.store.dialect(), t, id, false)
-                .await?
-                .is_some_and(|c| !c.deleted);
+            let exists = current(tx, s.store.dialect(), t, id, false).await?.is_some_and(|c| !c.deleted);
             if !exists {
                 return Err(Error::invalid(
                     "not-found",
                     Some(path),
-                    format!(
-                        "{key} does not exist; create it first or include it in the transaction"
-                    ),
+                    format!("{key} does not exist; create it first or include it in the transaction"),
                 ));
             }
         }
@@ -241,17 +207,13 @@ async fn execute(s: &AppState, ctx: &Ctx, tx: &mut Tx, op: &EntryOp, a: Assigned
     let rt = op.res_type.as_str();
     let resource = op.resource.clone().unwrap_or(Value::Null);
     let w = match (&op.op, a) {
-        (Op::Create { .. }, Assigned::Matched(id)) => Write {
-            kind: WriteKind::Matched,
-            stored: current(tx, s.store.dialect(), rt, &id, false).await?,
-        },
-        (Op::Create { .. } | Op::CondUpdate { .. }, Assigned::New(id)) => Write {
-            kind: WriteKind::Created,
-            stored: Some(s.store.insert_new(tx, rt, resource, &id, "POST").await?),
-        },
-        (Op::Update { id, if_match }, _) => {
-            s.store.update_in(tx, rt, id, resource, *if_match).await?
+        (Op::Create { .. }, Assigned::Matched(id)) => {
+            Write { kind: WriteKind::Matched, stored: current(tx, s.store.dialect(), rt, &id, false).await? }
         }
+        (Op::Create { .. } | Op::CondUpdate { .. }, Assigned::New(id)) => {
+            Write { kind: WriteKind::Created, stored: Some(s.store.insert_new(tx, rt, resource, &id, "POST").await?) }
+        }
+        (Op::Update { id, if_match }, _) => s.store.update_in(tx, rt, id, resource, *if_match).await?,
         (Op::CondUpdate { .. }, Assigned::Existing(id)) => {
             let mut resource = resource;
             resource["id"] = Value::String(id.clone());
@@ -280,12 +242,10 @@ fn written_entry(s: &AppState, w: Write) -> Entry {
         _ => "200 OK",
     };
     let Some(st) = w.stored else {
-        return Entry {
-            response: Some(json!({"status": status})),
-            ..Default::default()
-        };
+        return Entry { response: Some(json!({"status": status})), ..Default::default() };
     };
-    let mut response = json!({"status": status, "etag": meta::etag(st.version), "lastModified": meta::instant(st.last_updated)});
+    let mut response =
+        json!({"status": status, "etag": meta::etag(st.version), "lastModified": meta::instant(st.last_updated)});
     if w.kind != WriteKind::Deleted {
         response["location"] = json!(format!("{}/{}/_history/{}", st.res_type, st.id, st.version));
     }
@@ -297,22 +257,13 @@ fn written_entry(s: &AppState, w: Write) -> Entry {
     }
 }
 
-async fn read_entry(
-    s: &AppState,
-    tx: &mut Tx,
-    rt: &str,
-    id: &str,
-    version: Option<i64>,
-) -> Result<Entry> {
+async fn read_entry(s: &AppState, tx: &mut Tx, rt: &str, id: &str, version: Option<i64>) -> Result<Entry> {
     let st: Option<Stored> = match version {
         None => current(tx, s.store.dialect(), rt, id, false).await?,
         Some(v) => s.store.vread(rt, id, v).await?,
     };
     let st = st.ok_or_else(|| Error::NotFound(format!("{rt}/{id} is not known")))?;
-    let body = st
-        .body
-        .clone()
-        .ok_or_else(|| Error::Gone(format!("{rt}/{id} was deleted")))?;
+    let body = st.body.clone().ok_or_else(|| Error::Gone(format!("{rt}/{id} was deleted")))?;
     Ok(Entry {
         full_url: Some(s.url(rt, id)),
         resource: Some(Res::Raw(body)),

@@ -36,12 +36,7 @@ pub struct Bundle {
 
 impl Bundle {
     pub fn new(kind: &'static str) -> Bundle {
-        Bundle {
-            kind,
-            total: None,
-            links: Vec::new(),
-            entries: Vec::new(),
-        }
+        Bundle { kind, total: None, links: Vec::new(), entries: Vec::new() }
     }
 
     /// The Bundle's frame (everything but the entries).
@@ -49,20 +44,13 @@ impl Bundle {
         let mut b = Map::new();
         b.insert("resourceType".into(), json!("Bundle"));
         b.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-        b.insert(
-            "meta".into(),
-            json!({"lastUpdated": super::meta::instant(crate::store::now_micros())}),
-        );
+        b.insert("meta".into(), json!({"lastUpdated": super::meta::instant(crate::store::now_micros())}));
         b.insert("type".into(), json!(self.kind));
         if let Some(t) = self.total {
             b.insert("total".into(), json!(t));
         }
         if !self.links.is_empty() {
-            let links: Vec<Value> = self
-                .links
-                .iter()
-                .map(|(r, u)| json!({"relation": r, "url": u}))
-                .collect();
+            let links: Vec<Value> = self.links.iter().map(|(r, u)| json!({"relation": r, "url": u})).collect();
             b.insert("link".into(), Value::Array(links));
         }
         b
@@ -94,10 +82,7 @@ impl Bundle {
                 let mut m = Self::entry_frame(e);
                 match &e.resource {
                     Some(Res::Raw(s)) => {
-                        m.insert(
-                            "resource".into(),
-                            serde_json::from_str(s).map_err(anyhow::Error::from)?,
-                        );
+                        m.insert("resource".into(), serde_json::from_str(s).map_err(anyhow::Error::from)?);
                     }
                     Some(Res::Value(v)) => {
                         m.insert("resource".into(), v.clone());
@@ -113,8 +98,7 @@ impl Bundle {
 
     /// Compact JSON text, splicing stored bodies in without parsing them.
     pub fn to_json_text(&self) -> Result<String> {
-        let frame =
-            serde_json::to_string(&Value::Object(self.frame())).map_err(anyhow::Error::from)?;
+        let frame = serde_json::to_string(&Value::Object(self.frame())).map_err(anyhow::Error::from)?;
         if self.entries.is_empty() {
             return Ok(frame);
         }
@@ -125,8 +109,7 @@ impl Bundle {
             if i > 0 {
                 out.push(',');
             }
-            let m = serde_json::to_string(&Value::Object(Self::entry_frame(e)))
-                .map_err(anyhow::Error::from)?;
+            let m = serde_json::to_string(&Value::Object(Self::entry_frame(e))).map_err(anyhow::Error::from)?;
             match &e.resource {
                 None => out.push_str(&m),
                 Some(r) => {

@@ -8,16 +8,8 @@ use super::types::SERVED;
 use crate::store::Registry;
 
 /// Instance and type interactions every served type supports.
-const INTERACTIONS: &[&str] = &[
-    "read",
-    "vread",
-    "update",
-    "delete",
-    "history-instance",
-    "history-type",
-    "create",
-    "search-type",
-];
+const INTERACTIONS: &[&str] =
+    &["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"];
 
 pub fn statement(registry: &Registry, base: &str) -> Value {
     let resources: Vec<Value> = SERVED

@@ -36,34 +36,26 @@ impl Checker {
     /// gateways a process runs (tests run dozens).
     pub fn shared() -> std::sync::Arc<Checker> {
         static SHARED: std::sync::OnceLock<std::sync::Arc<Checker>> = std::sync::OnceLock::new();
-        SHARED
-            .get_or_init(|| std::sync::Arc::new(Checker::new()))
-            .clone()
+        SHARED.get_or_init(|| std::sync::Arc::new(Checker::new())).clone()
     }
 
     pub fn new() -> Checker {
         let validator = cupola_validate::Validator::r4();
         // Compile every served type's schema now, not on the first request of each type.
         validator.warm_up();
-        Checker {
-            validator,
-            profiles: cupola_validate::Profiles::load(),
-        }
+        Checker { validator, profiles: cupola_validate::Profiles::load() }
+    }
+
+    /// The top-level elements `_summary=true` keeps for a type (choice elements as `x[x]`).
+    pub fn summary_elements(&self, res_type: &str) -> Vec<String> {
+        self.validator.summary_elements(res_type)
     }
 
     /// Checks `resource` sent for `res_type` (and, on update, for `id`).
     pub fn check(&self, resource: &Value, res_type: &str, id: Option<&str>, at: At) -> Result<()> {
         let actual = resource.get("resourceType").and_then(Value::as_str);
         match actual {
-            None => {
-                return Err(invalid(
-                    at,
-                    res_type,
-                    "required",
-                    "resourceType",
-                    "resourceType is missing".into(),
-                ))
-            }
+            None => return Err(invalid(at, res_type, "required", "resourceType", "resourceType is missing".into())),
             Some(t) if t != res_type => {
                 return Err(invalid(
                     at,
@@ -84,9 +76,7 @@ impl Checker {
                         res_type,
                         "invalid",
                         "id",
-                        format!(
-                            "the id in the body ({body_id}) differs from the id in the URL ({id})"
-                        ),
+                        format!("the id in the body ({body_id}) differs from the id in the URL ({id})"),
                     ))
                 }
                 None => {
@@ -101,43 +91,22 @@ impl Checker {
             }
         }
         let issues = self.validator.validate(resource);
-        if issues
-            .iter()
-            .any(|i| matches!(i.severity, cupola_validate::Severity::Error))
-        {
-            return Err(Error::Invalid(
-                issues
-                    .into_iter()
-                    .map(|i| convert(i, at, res_type))
-                    .collect(),
-            ));
+        if issues.iter().any(|i| matches!(i.severity, cupola_validate::Severity::Error)) {
+            return Err(Error::Invalid(issues.into_iter().map(|i| convert(i, at, res_type)).collect()));
         }
         if let Err(e) = cupola_model::check_typed(resource) {
-            return Err(Error::Invalid(vec![Issue::error(
-                "structure",
-                Some(locate(at, res_type, res_type)),
-                e,
-            )]));
+            return Err(Error::Invalid(vec![Issue::error("structure", Some(locate(at, res_type, res_type)), e)]));
         }
         let violations = self.profiles.check(resource);
         if !violations.is_empty() {
-            return Err(Error::Unprocessable(
-                violations
-                    .into_iter()
-                    .map(|i| convert(i, at, res_type))
-                    .collect(),
-            ));
+            return Err(Error::Unprocessable(violations.into_iter().map(|i| convert(i, at, res_type)).collect()));
         }
         Ok(())
     }
 }
 
 fn invalid(at: At, res_type: &str, code: &'static str, element: &str, text: String) -> Error {
-    Error::Invalid(vec![Issue::error(
-        code,
-        Some(locate(at, res_type, &format!("{res_type}.{element}"))),
-        text,
-    )])
+    Error::Invalid(vec![Issue::error(code, Some(locate(at, res_type, &format!("{res_type}.{element}"))), text)])
 }
 
 fn convert(i: cupola_validate::Issue, at: At, res_type: &str) -> Issue {
@@ -145,12 +114,7 @@ fn convert(i: cupola_validate::Issue, at: At, res_type: &str) -> Issue {
         cupola_validate::Severity::Error => "error",
         cupola_validate::Severity::Warning => "warning",
     };
-    Issue {
-        severity,
-        code: i.code,
-        expression: Some(locate(at, res_type, &i.expression)),
-        diagnostics: i.diagnostics,
-    }
+    Issue { severity, code: i.code, expression: Some(locate(at, res_type, &i.expression)), diagnostics: i.diagnostics }
 }
 
 /// Rewrites `Type.path` for where the resource sits: `Bundle.entry[2].resource.path`.

@@ -21,10 +21,7 @@ pub struct Output {
 
 impl Default for Output {
     fn default() -> Self {
-        Output {
-            format: Format::Json,
-            pretty: false,
-        }
+        Output { format: Format::Json, pretty: false }
     }
 }
 
@@ -38,40 +35,27 @@ impl Format {
 
     /// The format a MIME type or `_format` value names, if any.
     pub fn from_mime(mime: &str) -> Option<Format> {
-        let m = mime
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let m = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         match m.as_str() {
-            "json" | "application/fhir+json" | "application/json" | "application/json+fhir" => {
-                Some(Format::Json)
+            "json" | "application/fhir+json" | "application/json" | "application/json+fhir" => Some(Format::Json),
+            "xml" | "application/fhir+xml" | "application/xml" | "text/xml" | "application/xml+fhir" => {
+                Some(Format::Xml)
             }
-            "xml"
-            | "application/fhir+xml"
-            | "application/xml"
-            | "text/xml"
-            | "application/xml+fhir" => Some(Format::Xml),
             _ => None,
         }
     }
 }
 
 /// Chooses the response format: `_format` first, then `Accept`, else JSON.
-pub fn negotiate(
-    format_param: Option<&str>,
-    pretty_param: Option<&str>,
-    accept: Option<&str>,
-) -> Result<Output> {
+pub fn negotiate(format_param: Option<&str>, pretty_param: Option<&str>, accept: Option<&str>) -> Result<Output> {
     let pretty = matches!(pretty_param, Some("true"));
     let format = match format_param {
         Some(f) => Format::from_mime(f).ok_or_else(|| {
-            Error::NotAcceptable(format!("_format={f} is not supported: use json, xml, application/fhir+json or application/fhir+xml"))
+            Error::NotAcceptable(format!(
+                "_format={f} is not supported: use json, xml, application/fhir+json or application/fhir+xml"
+            ))
         })?,
-        None => accept
-            .and_then(|a| a.split(',').filter_map(Format::from_mime).next())
-            .unwrap_or(Format::Json),
+        None => accept.and_then(|a| a.split(',').filter_map(Format::from_mime).next()).unwrap_or(Format::Json),
     };
     Ok(Output { format, pretty })
 }
@@ -80,35 +64,27 @@ pub fn negotiate(
 pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value> {
     let format = match content_type {
         Some(ct) => Format::from_mime(ct).ok_or_else(|| {
-            Error::UnsupportedMedia(format!("Content-Type {ct} is not supported: send application/fhir+json or application/fhir+xml"))
+            Error::UnsupportedMedia(format!(
+                "Content-Type {ct} is not supported: send application/fhir+json or application/fhir+xml"
+            ))
         })?,
-        None => return Err(Error::UnsupportedMedia("Content-Type is missing: send application/fhir+json or application/fhir+xml".into())),
+        None => {
+            return Err(Error::UnsupportedMedia(
+                "Content-Type is missing: send application/fhir+json or application/fhir+xml".into(),
+            ))
+        }
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid(
-            "required",
-            None,
-            "the request body is empty; send a FHIR resource",
-        ));
+        return Err(Error::invalid("required", None, "the request body is empty; send a FHIR resource"));
     }
     match format {
-        Format::Json => serde_json::from_slice(bytes).map_err(|e| {
-            Error::invalid(
-                "structure",
-                None,
-                format!("the body is not valid JSON: {e}"),
-            )
-        }),
+        Format::Json => serde_json::from_slice(bytes)
+            .map_err(|e| Error::invalid("structure", None, format!("the body is not valid JSON: {e}"))),
         Format::Xml => {
             let text = std::str::from_utf8(bytes)
                 .map_err(|_| Error::invalid("structure", None, "the XML body is not UTF-8"))?;
-            cupola_model::xml_to_json(text).map_err(|e| {
-                Error::invalid(
-                    "structure",
-                    None,
-                    format!("the body is not valid FHIR XML: {e}"),
-                )
-            })
+            cupola_model::xml_to_json(text)
+                .map_err(|e| Error::invalid("structure", None, format!("the body is not valid FHIR XML: {e}")))
         }
     }
 }
@@ -118,11 +94,9 @@ pub fn render(value: &Value, out: Output) -> Result<Vec<u8>> {
     let bytes = match (out.format, out.pretty) {
         (Format::Json, false) => serde_json::to_vec(value).map_err(anyhow::Error::from)?,
         (Format::Json, true) => serde_json::to_vec_pretty(value).map_err(anyhow::Error::from)?,
-        (Format::Xml, pretty) => {
-            cupola_model::json_to_xml(value, cupola_model::XmlOptions { pretty })
-                .map_err(|e| anyhow::anyhow!("writing XML: {e}"))?
-                .into_bytes()
-        }
+        (Format::Xml, pretty) => cupola_model::json_to_xml(value, cupola_model::XmlOptions { pretty })
+            .map_err(|e| anyhow::anyhow!("writing XML: {e}"))?
+            .into_bytes(),
     };
     Ok(bytes)
 }

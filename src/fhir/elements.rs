@@ -2,51 +2,49 @@
 
 use serde_json::{json, Map, Value};
 
-/// Elements every summary keeps.
+use super::check::Checker;
+use crate::Result;
+
+/// Elements every subset keeps.
 const ALWAYS: &[&str] = &["resourceType", "id", "meta"];
 
-/// Keeps only the named top-level elements (plus id and meta) and tags the result
-/// SUBSETTED, as the specification asks.
-pub fn select(resource: &Value, elements: &[String]) -> Value {
-    let Value::Object(fields) = resource else {
-        return resource.clone();
-    };
-    let keep = |k: &str| {
-        ALWAYS.contains(&k)
-            || elements
-                .iter()
-                .any(|e| e == k || e.strip_suffix("[x]").is_some_and(|p| k.starts_with(p)))
+/// The stored `body` cut down as `_elements` or `_summary` ask; `None` when the
+/// resource goes out whole (the caller then sends the stored text as it is).
+pub fn shaped(body: &str, elements: &[String], summary: Option<&str>, checker: &Checker) -> Result<Option<Value>> {
+    if elements.is_empty() && !matches!(summary, Some("true" | "text" | "data")) {
+        return Ok(None);
+    }
+    let resource: Value = serde_json::from_str(body).map_err(anyhow::Error::from)?;
+    let Value::Object(fields) = &resource else { return Ok(Some(resource)) };
+    let keep: Box<dyn Fn(&str) -> bool> = if !elements.is_empty() {
+        Box::new(|k: &str| named(elements, k))
+    } else {
+        match summary {
+            Some("text") => Box::new(|k: &str| k == "text"),
+            Some("data") => Box::new(|k: &str| k != "text"),
+            _ => {
+                let t = fields.get("resourceType").and_then(Value::as_str).unwrap_or("");
+                let listed = checker.summary_elements(t);
+                Box::new(move |k: &str| named(&listed, k))
+            }
+        }
     };
     let mut out: Map<String, Value> = fields
         .iter()
-        .filter(|(k, _)| keep(k.trim_start_matches('_')))
+        .filter(|(k, _)| {
+            let k = k.trim_start_matches('_');
+            ALWAYS.contains(&k) || keep(k)
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     mark_subsetted(&mut out);
-    Value::Object(out)
+    Ok(Some(Value::Object(out)))
 }
 
-/// `_summary=text`: id, meta, text and the mandatory top-level elements we cannot
-/// know here, so the narrative and identity only; `_summary=data`: everything but text.
-pub fn summary(resource: &Value, mode: &str) -> Value {
-    let Value::Object(fields) = resource else {
-        return resource.clone();
-    };
-    let mut out: Map<String, Value> = match mode {
-        "text" => fields
-            .iter()
-            .filter(|(k, _)| ALWAYS.contains(&k.as_str()) || k.as_str() == "text")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        "data" => fields
-            .iter()
-            .filter(|(k, _)| k.as_str() != "text")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        _ => return resource.clone(),
-    };
-    mark_subsetted(&mut out);
-    Value::Object(out)
+/// Whether `key` (a JSON name such as `deceasedBoolean`) is among `names`
+/// (element names, choice elements as `deceased[x]`).
+fn named(names: &[String], key: &str) -> bool {
+    names.iter().any(|e| e == key || e.strip_suffix("[x]").is_some_and(|p| key.starts_with(p)))
 }
 
 fn mark_subsetted(out: &mut Map<String, Value>) {

@@ -33,17 +33,12 @@ pub fn stamp(resource: Value, id: &str, version: i64, last_updated: i64) -> Valu
 
 /// A FHIR instant for µs since the epoch, in UTC.
 pub fn instant(micros: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Micros, true)
+    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// HTTP-date for `Last-Modified`.
 pub fn http_date(micros: i64) -> String {
-    DateTime::<Utc>::from_timestamp_micros(micros)
-        .unwrap_or_default()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string()
+    DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
 /// Weak ETag of a version, as FHIR uses it: `W/"3"`.
@@ -53,12 +48,7 @@ pub fn etag(version: i64) -> String {
 
 /// The version in an `If-Match` header (`W/"3"`, `"3"` or `3`).
 pub fn parse_etag(header: &str) -> Option<i64> {
-    header
-        .trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .ok()
+    header.trim().trim_start_matches("W/").trim_matches('"').parse().ok()
 }
 
 /// Parses a FHIR instant/dateTime (with offset; a date alone means its midnight UTC)

@@ -54,10 +54,7 @@ fn walk(value: &Value, path: String, out: &mut Vec<(String, String)>) {
 
 /// `Type/id` (optionally `/_history/n`, optionally under `base`) → (type, id).
 pub fn split_relative<'a>(reference: &'a str, base: &str) -> Option<(&'a str, &'a str)> {
-    let r = reference
-        .strip_prefix(base)
-        .map(|r| r.trim_start_matches('/'))
-        .unwrap_or(reference);
+    let r = reference.strip_prefix(base).map(|r| r.trim_start_matches('/')).unwrap_or(reference);
     if r.contains("://") || r.starts_with("urn:") {
         return None;
     }
@@ -74,8 +71,7 @@ mod tests {
 
     #[test]
     fn placeholders_become_assigned_ids() {
-        let mut r =
-            json!({"subject": {"reference": "urn:uuid:1"}, "note": [{"text": "urn:uuid:2"}]});
+        let mut r = json!({"subject": {"reference": "urn:uuid:1"}, "note": [{"text": "urn:uuid:2"}]});
         let map = HashMap::from([("urn:uuid:1".to_string(), "Patient/a".to_string())]);
         rewrite(&mut r, &map);
         assert_eq!(r["subject"]["reference"], "Patient/a");
@@ -87,22 +83,10 @@ mod tests {
         let r = json!({"participant": [{"actor": {"reference": "Patient/1"}}, {"actor": {"reference": "#c"}}]});
         assert_eq!(
             literal_references(&r, "Appointment"),
-            vec![(
-                "Appointment.participant[0].actor.reference".into(),
-                "Patient/1".into()
-            )]
+            vec![("Appointment.participant[0].actor.reference".into(), "Patient/1".into())]
         );
-        assert_eq!(
-            split_relative("Patient/1", "http://x/fhir"),
-            Some(("Patient", "1"))
-        );
-        assert_eq!(
-            split_relative("http://x/fhir/Patient/1", "http://x/fhir"),
-            Some(("Patient", "1"))
-        );
-        assert_eq!(
-            split_relative("http://other/Patient/1", "http://x/fhir"),
-            None
-        );
+        assert_eq!(split_relative("Patient/1", "http://x/fhir"), Some(("Patient", "1")));
+        assert_eq!(split_relative("http://x/fhir/Patient/1", "http://x/fhir"), Some(("Patient", "1")));
+        assert_eq!(split_relative("http://other/Patient/1", "http://x/fhir"), None);
     }
 }

@@ -20,10 +20,7 @@ impl Store {
     ) -> Result<Write> {
         let mut tx = self.begin().await?;
         let w = match condition {
-            Some(q) => {
-                self.create_conditional_in(&mut tx, res_type, resource, q)
-                    .await?
-            }
+            Some(q) => self.create_conditional_in(&mut tx, res_type, resource, q).await?,
             None => Write {
                 kind: WriteKind::Created,
                 stored: Some(self.create_in(&mut tx, res_type, resource, None).await?),
@@ -33,17 +30,9 @@ impl Store {
         Ok(w)
     }
 
-    pub async fn update(
-        &self,
-        res_type: &str,
-        id: &str,
-        resource: Value,
-        if_match: Option<i64>,
-    ) -> Result<Write> {
+    pub async fn update(&self, res_type: &str, id: &str, resource: Value, if_match: Option<i64>) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self
-            .update_in(&mut tx, res_type, id, resource, if_match)
-            .await?;
+        let w = self.update_in(&mut tx, res_type, id, resource, if_match).await?;
         tx.commit().await?;
         Ok(w)
     }
@@ -62,18 +51,12 @@ impl Store {
         query: &[(String, String)],
     ) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self
-            .conditional_update_in(&mut tx, res_type, resource, query)
-            .await?;
+        let w = self.conditional_update_in(&mut tx, res_type, resource, query).await?;
         tx.commit().await?;
         Ok(w)
     }
 
-    pub async fn conditional_delete(
-        &self,
-        res_type: &str,
-        query: &[(String, String)],
-    ) -> Result<Write> {
+    pub async fn conditional_delete(&self, res_type: &str, query: &[(String, String)]) -> Result<Write> {
         let mut tx = self.begin().await?;
         let w = self.conditional_delete_in(&mut tx, res_type, query).await?;
         tx.commit().await?;
@@ -94,10 +77,9 @@ impl Store {
                 kind: WriteKind::Created,
                 stored: Some(self.create_in(tx, res_type, resource, None).await?),
             }),
-            [id] => Ok(Write {
-                kind: WriteKind::Matched,
-                stored: current(tx, self.dialect, res_type, id, false).await?,
-            }),
+            [id] => {
+                Ok(Write { kind: WriteKind::Matched, stored: current(tx, self.dialect, res_type, id, false).await? })
+            }
             _ => Err(several(res_type, query)),
         }
     }
@@ -111,10 +93,7 @@ impl Store {
         resource: Value,
         query: &[(String, String)],
     ) -> Result<Write> {
-        let body_id = resource
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let body_id = resource.get("id").and_then(Value::as_str).map(str::to_string);
         match self.condition_ids_in(tx, res_type, query).await?.as_slice() {
             [] => match body_id {
                 Some(id) => self.update_in(tx, res_type, &id, resource, None).await,
@@ -146,10 +125,7 @@ impl Store {
         query: &[(String, String)],
     ) -> Result<Write> {
         match self.condition_ids_in(tx, res_type, query).await?.as_slice() {
-            [] => Ok(Write {
-                kind: WriteKind::Nothing,
-                stored: None,
-            }),
+            [] => Ok(Write { kind: WriteKind::Nothing, stored: None }),
             [id] => self.delete_in(tx, res_type, id).await,
             _ => Err(several(res_type, query)),
         }
@@ -164,11 +140,7 @@ impl Store {
         query: &[(String, String)],
     ) -> Result<Vec<String>> {
         if query.is_empty() {
-            return Err(Error::invalid(
-                "required",
-                None,
-                "a conditional request needs at least one search parameter",
-            ));
+            return Err(Error::invalid("required", None, "a conditional request needs at least one search parameter"));
         }
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")

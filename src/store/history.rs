@@ -54,12 +54,9 @@ impl Store {
             add("v.last_updated >=", Bind::Int(s));
         }
         let from = "FROM resource_versions v JOIN resources r ON r.pk = v.res_pk";
-        let total: i64 = sqlx::query_scalar_with(
-            &format!("SELECT COUNT(*) {from} WHERE {filter}"),
-            arguments(&binds),
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let total: i64 = sqlx::query_scalar_with(&format!("SELECT COUNT(*) {from} WHERE {filter}"), arguments(&binds))
+            .fetch_one(&self.pool)
+            .await?;
         let n = binds.len();
         binds.push(Bind::Int(req.count));
         binds.push(Bind::Int(req.offset));
@@ -69,9 +66,7 @@ impl Store {
             n + 1,
             n + 2
         );
-        let rows = sqlx::query_with(&sql, arguments(&binds))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query_with(&sql, arguments(&binds)).fetch_all(&self.pool).await?;
         let entries = rows
             .iter()
             .map(|row| {

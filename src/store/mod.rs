@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-pub use cupola_search::{Bind, Dialect, Registry};
+pub use cupola_search::{Bind, Dialect, Registry, Sql};
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Arguments, Executor};
 
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
-pub use resources::{new_id, Stored, Write, WriteKind};
+pub use resources::{create_statements, new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 
 use crate::Result;
@@ -50,9 +50,7 @@ impl Store {
         } else if url.starts_with("sqlite:") {
             Dialect::Sqlite
         } else {
-            anyhow::bail!(
-                "unsupported --database-url {url:?}: use sqlite://FILE or postgres://USER@HOST/DB"
-            );
+            anyhow::bail!("unsupported --database-url {url:?}: use sqlite://FILE or postgres://USER@HOST/DB");
         };
         let url = sqlite_create_mode(url, dialect);
         let busy_ms = busy_timeout.as_millis();
@@ -75,14 +73,8 @@ impl Store {
             .connect(&url)
             .await
             .with_context(|| format!("cannot open the database {url}; check --database-url and that the server is running"))?;
-        let store = Store {
-            pool,
-            dialect,
-            registry,
-        };
-        schema::migrate(&store)
-            .await
-            .context("running the database migrations")?;
+        let store = Store { pool, dialect, registry };
+        schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
     }
 
@@ -143,9 +135,7 @@ pub(crate) fn arguments(binds: &[Bind]) -> AnyArguments<'static> {
 /// Runs generated statements (index inserts/deletes) in a transaction.
 pub(crate) async fn execute_all(tx: &mut Tx, stmts: Vec<cupola_search::Sql>) -> Result<()> {
     for s in stmts {
-        sqlx::query_with(&s.text, arguments(&s.binds))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query_with(&s.text, arguments(&s.binds)).execute(&mut **tx).await?;
     }
     Ok(())
 }

@@ -42,7 +42,16 @@ pub struct Write {
     pub stored: Option<Stored>,
 }
 
-const CURRENT: &str = "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, v.body \
+/// Version 1 of a new resource: binds type, id, time, deleted (false).
+pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) \
+     VALUES ($1, $2, 1, $3, $4) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk";
+
+/// One version's body: binds pk, version, time, deleted, method, body.
+pub(crate) const INSERT_VERSION: &str =
+    "INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)";
+
+const CURRENT: &str =
+    "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, v.body \
      FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
      WHERE r.res_type = $1 AND r.res_id = $2";
 
@@ -72,16 +81,8 @@ pub(crate) async fn current(
     id: &str,
     lock: bool,
 ) -> Result<Option<Stored>> {
-    let sql = if lock && d == Dialect::Postgres {
-        format!("{CURRENT} FOR UPDATE OF r")
-    } else {
-        CURRENT.to_string()
-    };
-    let row = sqlx::query(&sql)
-        .bind(res_type)
-        .bind(id)
-        .fetch_optional(conn)
-        .await?;
+    let sql = if lock && d == Dialect::Postgres { format!("{CURRENT} FOR UPDATE OF r") } else { CURRENT.to_string() };
+    let row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(conn).await?;
     row.as_ref().map(stored_from_row).transpose()
 }
 
@@ -94,9 +95,7 @@ impl Store {
 
     /// Whether the store holds any resource at all.
     pub async fn has_any_resource(&self) -> Result<bool> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT pk FROM resources LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
+        let n: Option<i64> = sqlx::query_scalar("SELECT pk FROM resources LIMIT 1").fetch_optional(&self.pool).await?;
         Ok(n.is_some())
     }
 
@@ -117,19 +116,10 @@ impl Store {
 
     /// Creates a new resource with a server-assigned id (or `id` when given, for
     /// update-as-create). Fails with `Conflict` if the id is taken.
-    pub async fn create_in(
-        &self,
-        tx: &mut Tx,
-        res_type: &str,
-        resource: Value,
-        id: Option<String>,
-    ) -> Result<Stored> {
+    pub async fn create_in(&self, tx: &mut Tx, res_type: &str, resource: Value, id: Option<String>) -> Result<Stored> {
         match id {
             Some(id) => self.insert_new(tx, res_type, resource, &id, "PUT").await,
-            None => {
-                self.insert_new(tx, res_type, resource, &new_id(), "POST")
-                    .await
-            }
+            None => self.insert_new(tx, res_type, resource, &new_id(), "POST").await,
         }
     }
 
@@ -143,19 +133,15 @@ impl Store {
         method: &str,
     ) -> Result<Stored> {
         let now = now_micros();
-        let pk: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES ($1, $2, 1, $3, $4) \
-             ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk",
-        )
-        .bind(res_type)
-        .bind(id)
-        .bind(now)
-        .bind(false)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
+            .bind(res_type)
+            .bind(id)
+            .bind(now)
+            .bind(false)
+            .fetch_optional(&mut **tx)
+            .await?;
         let pk = pk.ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
-        self.write_version(tx, pk, res_type, id, 1, now, method, resource)
-            .await
+        self.write_version(tx, pk, res_type, id, 1, now, method, resource).await
     }
 
     /// Updates `res_type/id` (creating it when new). `if_match` is the version the
@@ -174,21 +160,13 @@ impl Store {
                     "{res_type}/{id} does not exist, but If-Match was given"
                 )));
             }
-            let stored = match self
-                .create_in(tx, res_type, resource.clone(), Some(id.to_string()))
-                .await
-            {
+            let stored = match self.create_in(tx, res_type, resource.clone(), Some(id.to_string())).await {
                 Ok(s) => s,
                 // Another client created it between our read and our insert: update theirs.
-                Err(Error::Conflict(_)) => {
-                    return Box::pin(self.update_in(tx, res_type, id, resource, None)).await
-                }
+                Err(Error::Conflict(_)) => return Box::pin(self.update_in(tx, res_type, id, resource, None)).await,
                 Err(e) => return Err(e),
             };
-            return Ok(Write {
-                kind: WriteKind::Created,
-                stored: Some(stored),
-            });
+            return Ok(Write { kind: WriteKind::Created, stored: Some(stored) });
         };
         if let Some(expected) = if_match {
             if expected != cur.version {
@@ -199,10 +177,7 @@ impl Store {
             }
         }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
-        Ok(Write {
-            kind: WriteKind::Updated,
-            stored: Some(stored),
-        })
+        Ok(Write { kind: WriteKind::Updated, stored: Some(stored) })
     }
 
     /// Logically deletes `res_type/id`: a new version marked deleted, no index rows.
@@ -210,52 +185,36 @@ impl Store {
         match current(tx, self.dialect, res_type, id, true).await? {
             Some(cur) if !cur.deleted => {
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
-                Ok(Write {
-                    kind: WriteKind::Deleted,
-                    stored: Some(stored),
-                })
+                Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })
             }
-            _ => Ok(Write {
-                kind: WriteKind::Nothing,
-                stored: None,
-            }),
+            _ => Ok(Write { kind: WriteKind::Nothing, stored: None }),
         }
     }
 
     /// Moves `cur` to its next version, guarded on the version read (a lost update is
     /// impossible even without the row lock).
-    async fn next_version(
-        &self,
-        tx: &mut Tx,
-        cur: &Stored,
-        method: &str,
-        resource: Option<Value>,
-    ) -> Result<Stored> {
+    async fn next_version(&self, tx: &mut Tx, cur: &Stored, method: &str, resource: Option<Value>) -> Result<Stored> {
         let now = now_micros().max(cur.last_updated + 1);
         let version = cur.version + 1;
-        let changed = sqlx::query("UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5")
-            .bind(version)
-            .bind(now)
-            .bind(resource.is_none())
-            .bind(cur.pk)
-            .bind(cur.version)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5",
+        )
+        .bind(version)
+        .bind(now)
+        .bind(resource.is_none())
+        .bind(cur.pk)
+        .bind(cur.version)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
         if changed != 1 {
-            return Err(Error::Conflict(format!(
-                "{}/{} was changed by another request; retry",
-                cur.res_type, cur.id
-            )));
+            return Err(Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id)));
         }
         execute_all(tx, self.registry.index_deletes(cur.pk, self.dialect)).await?;
         match resource {
-            Some(r) => {
-                self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r)
-                    .await
-            }
+            Some(r) => self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r).await,
             None => {
-                sqlx::query("INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)")
+                sqlx::query(INSERT_VERSION)
                     .bind(cur.pk)
                     .bind(version)
                     .bind(now)
@@ -264,13 +223,7 @@ impl Store {
                     .bind(Option::<String>::None)
                     .execute(&mut **tx)
                     .await?;
-                Ok(Stored {
-                    version,
-                    last_updated: now,
-                    deleted: true,
-                    body: None,
-                    ..cur.clone()
-                })
+                Ok(Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() })
             }
         }
     }
@@ -290,7 +243,7 @@ impl Store {
     ) -> Result<Stored> {
         let resource = meta::stamp(resource, id, version, now);
         let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
-        sqlx::query("INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query(INSERT_VERSION)
             .bind(pk)
             .bind(version)
             .bind(now)
@@ -300,12 +253,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         let rows = self.registry.extract(res_type, &resource);
-        execute_all(
-            tx,
-            self.registry
-                .index_inserts(pk, res_type, &rows, self.dialect),
-        )
-        .await?;
+        execute_all(tx, self.registry.index_inserts(pk, res_type, &rows, self.dialect)).await?;
         Ok(Stored {
             pk,
             res_type: res_type.to_string(),
@@ -316,4 +264,39 @@ impl Store {
             body: Some(body),
         })
     }
+}
+
+/// The statements a create of `resource` runs, in order, with `pk` standing for the
+/// key the first one returns: what the pgbench comparison script replays.
+pub fn create_statements(
+    registry: &super::Registry,
+    d: Dialect,
+    res_type: &str,
+    resource: Value,
+    id: &str,
+    now: i64,
+    pk: i64,
+) -> Vec<super::Sql> {
+    use super::Bind;
+    let resource = meta::stamp(resource, id, 1, now);
+    let body = resource.to_string();
+    let mut out = vec![
+        super::Sql {
+            text: INSERT_RESOURCE.into(),
+            binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
+        },
+        super::Sql {
+            text: INSERT_VERSION.into(),
+            binds: vec![
+                Bind::Int(pk),
+                Bind::Int(1),
+                Bind::Int(now),
+                Bind::Bool(false),
+                Bind::Text("POST".into()),
+                Bind::Text(body),
+            ],
+        },
+    ];
+    out.extend(registry.index_inserts(pk, res_type, &registry.extract(res_type, &resource), d));
+    out
 }

@@ -45,16 +45,12 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {
     let mut tx = store.pool.begin().await?;
     if store.dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(4242001)").execute(&mut *tx).await?;
     }
     sqlx::query("CREATE TABLE IF NOT EXISTS cupola_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)")
         .execute(&mut *tx)
         .await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM cupola_migrations")
-        .fetch_all(&mut *tx)
-        .await?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM cupola_migrations").fetch_all(&mut *tx).await?;
     for (version, sql) in migrations(store.dialect) {
         if applied.contains(&version) {
             continue;

@@ -26,18 +26,11 @@ pub fn search_error(e: cupola_search::SearchError) -> Error {
 
 impl Store {
     /// Parses a search for `res_type`.
-    pub fn parse_search(
-        &self,
-        res_type: &str,
-        query: &[(String, String)],
-        lenient: bool,
-    ) -> Result<SearchQuery> {
-        self.registry
-            .parse_search(res_type, query, lenient)
-            .map_err(search_error)
+    pub fn parse_search(&self, res_type: &str, query: &[(String, String)], lenient: bool) -> Result<SearchQuery> {
+        self.registry.parse_search(res_type, query, lenient).map_err(search_error)
     }
 
-    /// Runs a parsed search: count (unless not wanted), page, includes.
+    /// Runs a parsed search: page, count (when wanted and not already known), includes.
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
         let d = self.dialect;
         let mut conn = self.pool.acquire().await?;
@@ -45,52 +38,36 @@ impl Store {
             Some(s) => s,
             None => {
                 let s = q.snapshot_sql(d);
-                sqlx::query_scalar_with(&s.text, arguments(&s.binds))
-                    .fetch_one(&mut *conn)
-                    .await?
+                sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_one(&mut *conn).await?
             }
-        };
-        let total = if q.wants_total() {
-            let s = q.count_sql(d, snapshot);
-            Some(
-                sqlx::query_scalar_with(&s.text, arguments(&s.binds))
-                    .fetch_one(&mut *conn)
-                    .await?,
-            )
-        } else {
-            None
         };
         let matches = if q.count_only() {
             Vec::new()
         } else {
             let s = q.page_sql(d, snapshot);
-            rows(
-                sqlx::query_with(&s.text, arguments(&s.binds))
-                    .fetch_all(&mut *conn)
-                    .await?,
-            )?
+            rows(sqlx::query_with(&s.text, arguments(&s.binds)).fetch_all(&mut *conn).await?)?
+        };
+        // A first page that is not full already tells the total: no count query.
+        let total = match (q.wants_total(), q.offset(), matches.len()) {
+            (false, _, _) => None,
+            (true, 0, n) if !q.count_only() && n < q.count() => Some(n as i64),
+            _ => {
+                let s = q.count_sql(d, snapshot);
+                Some(sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_one(&mut *conn).await?)
+            }
         };
         let mut included: Vec<(i64, String)> = Vec::new();
         if !matches.is_empty() {
             let pks: Vec<i64> = matches.iter().map(|(pk, _)| *pk).collect();
             for s in q.include_sql(d, &pks) {
-                for (pk, body) in rows(
-                    sqlx::query_with(&s.text, arguments(&s.binds))
-                        .fetch_all(&mut *conn)
-                        .await?,
-                )? {
+                for (pk, body) in rows(sqlx::query_with(&s.text, arguments(&s.binds)).fetch_all(&mut *conn).await?)? {
                     if !pks.contains(&pk) && !included.iter().any(|(p, _)| *p == pk) {
                         included.push((pk, body));
                     }
                 }
             }
         }
-        Ok(SearchPage {
-            total,
-            matches,
-            included,
-            snapshot,
-        })
+        Ok(SearchPage { total, matches, included, snapshot })
     }
 
     /// Ids of the first `limit` matches of a search, inside a write transaction (for
@@ -104,15 +81,11 @@ impl Store {
     ) -> Result<Vec<String>> {
         let q = self.parse_search(res_type, query, false)?;
         let s = q.ids_sql(self.dialect, limit);
-        let ids: Vec<String> = sqlx::query_scalar_with(&s.text, arguments(&s.binds))
-            .fetch_all(&mut **tx)
-            .await?;
+        let ids: Vec<String> = sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_all(&mut **tx).await?;
         Ok(ids)
     }
 }
 
 fn rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, String)>> {
-    rows.iter()
-        .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-        .collect()
+    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?))).collect()
 }

@@ -14,19 +14,11 @@ fn patient_with(cf_value: &str) -> Value {
     json!({"resourceType": "Patient", "identifier": [{"system": "http://example.org/sid/mrn", "value": cf_value}], "active": true})
 }
 
-async fn conditional_create(
-    client: &reqwest::Client,
-    base: &str,
-    body: &Value,
-    value: &str,
-) -> u16 {
+async fn conditional_create(client: &reqwest::Client, base: &str, body: &Value, value: &str) -> u16 {
     client
         .post(format!("{base}/Patient"))
         .header("content-type", "application/fhir+json")
-        .header(
-            "if-none-exist",
-            format!("identifier=http://example.org/sid/mrn|{value}"),
-        )
+        .header("if-none-exist", format!("identifier=http://example.org/sid/mrn|{value}"))
         .body(body.to_string())
         .send()
         .await
@@ -37,21 +29,10 @@ async fn conditional_create(
 async fn concurrent_conditional_creates_make_exactly_one(b: Backend) {
     let app = TestApp::spawn(b).await;
     let body = patient_with("MRN-1");
-    let statuses =
-        join_all((0..24).map(|_| conditional_create(&app.client, &app.base, &body, "MRN-1"))).await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        23,
-        "{statuses:?}"
-    );
-    let found = app
-        .get_json("Patient?identifier=http://example.org/sid/mrn|MRN-1", 200)
-        .await;
+    let statuses = join_all((0..24).map(|_| conditional_create(&app.client, &app.base, &body, "MRN-1"))).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 23, "{statuses:?}");
+    let found = app.get_json("Patient?identifier=http://example.org/sid/mrn|MRN-1", 200).await;
     assert_eq!(match_ids(&found).len(), 1);
 }
 
@@ -68,45 +49,21 @@ async fn concurrent_if_match_updates_let_exactly_one_through(b: Backend) {
             .body(body.to_string())
             .send()
     });
-    let statuses: Vec<u16> = join_all(sends)
-        .await
-        .into_iter()
-        .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 412).count(),
-        15,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        app.get_json(&format!("Patient/{id}"), 200).await["meta"]["versionId"],
-        "2"
-    );
+    let statuses: Vec<u16> =
+        join_all(sends).await.into_iter().map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0)).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 412).count(), 15, "{statuses:?}");
+    assert_eq!(app.get_json(&format!("Patient/{id}"), 200).await["meta"]["versionId"], "2");
 }
 
 async fn many_concurrent_writers_never_get_a_500(b: Backend) {
     let app = TestApp::spawn(b).await;
     let bodies: Vec<Value> = (0..64).map(|n| patient_with(&format!("W-{n}"))).collect();
     let sends = bodies.iter().map(|b| app.post("Patient", b));
-    let statuses: Vec<u16> = join_all(sends)
-        .await
-        .into_iter()
-        .map(|r| r.status().as_u16())
-        .collect();
-    assert!(
-        statuses.iter().all(|s| *s == 201 || *s == 503),
-        "{statuses:?}"
-    );
+    let statuses: Vec<u16> = join_all(sends).await.into_iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 503), "{statuses:?}");
     let created = statuses.iter().filter(|s| **s == 201).count() as i64;
-    assert_eq!(
-        app.get_json("Patient?_summary=count", 200).await["total"],
-        created
-    );
+    assert_eq!(app.get_json("Patient?_summary=count", 200).await["total"], created);
 }
 
 crate::on_both!(
@@ -128,13 +85,7 @@ impl Server {
             .map(|a| a.port())
             .expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_cupola"))
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                database_url,
-            ])
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -142,20 +93,12 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
-            if client
-                .get(format!("{base}/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
+            if client.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status() == 200) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        Server {
-            child,
-            base: format!("{base}/fhir"),
-        }
+        Server { child, base: format!("{base}/fhir") }
     }
 }
 
@@ -177,21 +120,10 @@ async fn two_server_processes_on_one_postgres_create_exactly_one() {
         conditional_create(&client, base, &body, "MRN-TWO")
     });
     let statuses = join_all(sends).await;
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 201).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        29,
-        "{statuses:?}"
-    );
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 29, "{statuses:?}");
     let found: Value = client
-        .get(format!(
-            "{}/Patient?identifier=http://example.org/sid/mrn|MRN-TWO",
-            a.base
-        ))
+        .get(format!("{}/Patient?identifier=http://example.org/sid/mrn|MRN-TWO", a.base))
         .send()
         .await
         .unwrap()

@@ -66,10 +66,7 @@ async fn update_of_a_new_id_creates_it(b: Backend) {
     p["id"] = json!("pat-new-1");
     let r = app.put("Patient/pat-new-1", &p).await;
     assert_eq!(r.status(), 201);
-    assert_eq!(
-        app.get_json("Patient/pat-new-1", 200).await["name"][0]["family"],
-        "Verdi"
-    );
+    assert_eq!(app.get_json("Patient/pat-new-1", 200).await["name"][0]["family"], "Verdi");
 }
 
 async fn deleted_resource_reads_as_gone_and_keeps_history(b: Backend) {
@@ -88,10 +85,7 @@ async fn deleted_resource_reads_as_gone_and_keeps_history(b: Backend) {
     app.get_json("Patient/never-there", 404).await;
     // Deleting again changes nothing.
     assert_eq!(app.delete(&format!("Patient/{id}")).await.status(), 200);
-    assert_eq!(
-        app.get_json(&format!("Patient/{id}/_history"), 200).await["total"],
-        2
-    );
+    assert_eq!(app.get_json(&format!("Patient/{id}/_history"), 200).await["total"], 2);
 }
 
 async fn type_history_pages_newest_first(b: Backend) {
@@ -103,29 +97,13 @@ async fn type_history_pages_newest_first(b: Backend) {
     assert_eq!(page1["total"], 5);
     assert_eq!(page1["entry"].as_array().unwrap().len(), 2);
     assert_eq!(page1["entry"][0]["resource"]["name"][0]["family"], "F4");
-    let next = page1["link"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .unwrap()["url"]
+    let next = page1["link"].as_array().unwrap().iter().find(|l| l["relation"] == "next").unwrap()["url"]
         .as_str()
         .unwrap()
         .to_string();
     app.create(&patient("Later")).await;
-    let page2: Value = app
-        .client
-        .get(&next)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        page2["entry"][0]["resource"]["name"][0]["family"], "F2",
-        "a write after page 1 must not shift page 2"
-    );
+    let page2: Value = app.client.get(&next).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page2["entry"][0]["resource"]["name"][0]["family"], "F2", "a write after page 1 must not shift page 2");
 }
 
 async fn prefer_return_minimal_and_operation_outcome(b: Backend) {
@@ -150,10 +128,7 @@ async fn prefer_return_minimal_and_operation_outcome(b: Backend) {
         .await
         .unwrap();
     assert_eq!(oo.status(), 201);
-    assert_eq!(
-        oo.json::<Value>().await.unwrap()["resourceType"],
-        "OperationOutcome"
-    );
+    assert_eq!(oo.json::<Value>().await.unwrap()["resourceType"], "OperationOutcome");
 }
 
 async fn metadata_lists_types_interactions_and_search_params(b: Backend) {
@@ -162,44 +137,18 @@ async fn metadata_lists_types_interactions_and_search_params(b: Backend) {
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["fhirVersion"], "4.0.1");
     let resources = cs["rest"][0]["resource"].as_array().unwrap();
-    let appt = resources
-        .iter()
-        .find(|r| r["type"] == "Appointment")
-        .unwrap();
-    let params: Vec<&str> = appt["searchParam"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        params.contains(&"date") && params.contains(&"actor") && params.contains(&"_id"),
-        "{params:?}"
-    );
+    let appt = resources.iter().find(|r| r["type"] == "Appointment").unwrap();
+    let params: Vec<&str> =
+        appt["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(params.contains(&"date") && params.contains(&"actor") && params.contains(&"_id"), "{params:?}");
     assert_eq!(resources.len(), 28);
 }
 
 async fn health_endpoints_answer(b: Backend) {
     let app = TestApp::spawn(b).await;
     let root = app.base.trim_end_matches("/fhir").to_string();
-    assert_eq!(
-        app.client
-            .get(format!("{root}/health/live"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        app.client
-            .get(format!("{root}/health/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.get(format!("{root}/health/live")).send().await.unwrap().status(), 200);
+    assert_eq!(app.client.get(format!("{root}/health/ready")).send().await.unwrap().status(), 200);
 }
 
 crate::on_both!(

@@ -11,15 +11,8 @@ fn examples() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).expect("examples folder") {
         let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("")
-            .to_string();
-        if ["AuditEvent-", "OperationOutcome-", "CapabilityStatement-"]
-            .iter()
-            .any(|p| name.starts_with(p))
-        {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        if ["AuditEvent-", "OperationOutcome-", "CapabilityStatement-"].iter().any(|p| name.starts_with(p)) {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("read example");
@@ -47,18 +40,11 @@ async fn every_official_example_is_accepted_and_reads_back_equal(b: Backend) {
     assert!(all.len() > 190, "examples present");
     let mut failures = Vec::new();
     for (name, ex) in &all {
-        let path = format!(
-            "{}/{}",
-            ex["resourceType"].as_str().unwrap(),
-            ex["id"].as_str().unwrap()
-        );
+        let path = format!("{}/{}", ex["resourceType"].as_str().unwrap(), ex["id"].as_str().unwrap());
         let r = app.put(&path, ex).await;
         let status = r.status();
         if !status.is_success() {
-            failures.push(format!(
-                "{name}: {status} {}",
-                r.text().await.unwrap_or_default()
-            ));
+            failures.push(format!("{name}: {status} {}", r.text().await.unwrap_or_default()));
             continue;
         }
         let back = app.get_json(&path, 200).await;
@@ -66,13 +52,7 @@ async fn every_official_example_is_accepted_and_reads_back_equal(b: Backend) {
             failures.push(format!("{name}: read back differs"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} examples failed:\n{}",
-        failures.len(),
-        all.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} examples failed:\n{}", failures.len(), all.len(), failures.join("\n"));
 }
 
 async fn decimals_keep_their_written_precision(b: Backend) {
@@ -82,22 +62,9 @@ async fn decimals_keep_their_written_precision(b: Backend) {
             "propertyGroup":[{"priceComponent":[{"type":"base","amount":{"value":20.00,"currency":"EUR"}}]}]}"#,
     )
     .unwrap();
-    assert_eq!(
-        app.put("ChargeItemDefinition/tariff-1", &body)
-            .await
-            .status(),
-        201
-    );
-    let text = app
-        .get("ChargeItemDefinition/tariff-1")
-        .await
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(app.put("ChargeItemDefinition/tariff-1", &body).await.status(), 201);
+    let text = app.get("ChargeItemDefinition/tariff-1").await.text().await.unwrap();
     assert!(text.contains("\"value\":20.00"), "{text}");
 }
 
-crate::on_both!(
-    every_official_example_is_accepted_and_reads_back_equal,
-    decimals_keep_their_written_precision
-);
+crate::on_both!(every_official_example_is_accepted_and_reads_back_equal, decimals_keep_their_written_precision);

@@ -10,8 +10,7 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 
 /// The machine's PostgreSQL (see DEVELOPERS.md); `CUPOLA_TEST_PG` overrides it.
 pub fn pg_admin_url() -> String {
-    std::env::var("CUPOLA_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("CUPOLA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,42 +32,21 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 impl TestDb {
     pub async fn new(backend: Backend) -> TestDb {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!(
-            "cupola_t{}_{}_{}",
-            std::process::id(),
-            n,
-            uuid::Uuid::new_v4().simple()
-        );
+        let name = format!("cupola_t{}_{}_{}", std::process::id(), n, uuid::Uuid::new_v4().simple());
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("cupola.db").display());
-                TestDb {
-                    url,
-                    backend,
-                    name,
-                    _dir: Some(dir),
-                }
+                TestDb { url, backend, name, _dir: Some(dir) }
             }
             Backend::Postgres => {
                 let admin = pg_admin_url();
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
                     .await
                     .expect("PostgreSQL answers (see DEVELOPERS.md)");
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_string())
-                    .unwrap_or(admin);
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    backend,
-                    name,
-                    _dir: None,
-                }
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or(admin);
+                TestDb { url: format!("{base}/{name}"), backend, name, _dir: None }
             }
         }
     }
@@ -82,17 +60,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside async; a short-lived runtime on its own thread removes the database.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async {
-                if let Ok(mut c) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await
-                {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut c)
-                        .await;
+                if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&pg_admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
                 }
             });
         })
@@ -118,13 +89,9 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let mut config = cupola::Config::for_database(&db.url);
         adjust(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = cupola::api::build_state(config, addr)
-            .await
-            .expect("gateway starts");
+        let state = cupola::api::build_state(config, addr).await.expect("gateway starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = cupola::api::run(listener, state, async move {
@@ -132,16 +99,13 @@ impl TestApp {
             })
             .await;
         });
-        let client = Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("client");
-        TestApp {
-            base: format!("http://{addr}/fhir"),
-            client,
-            _db: db,
-            shutdown: Some(tx),
-        }
+        let client = Client::builder().pool_max_idle_per_host(64).build().expect("client");
+        TestApp { base: format!("http://{addr}/fhir"), client, _db: db, shutdown: Some(tx) }
+    }
+
+    /// The database this server runs on.
+    pub fn db_url(&self) -> &str {
+        &self._db.url
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -149,9 +113,7 @@ impl TestApp {
     }
 
     pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header("accept", FHIR_JSON)
+        self.client.request(method, self.url(path)).header("accept", FHIR_JSON)
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -168,12 +130,7 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Response {
-        self.req(Method::PUT, path)
-            .header("content-type", FHIR_JSON)
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("PUT")
+        self.req(Method::PUT, path).header("content-type", FHIR_JSON).body(body.to_string()).send().await.expect("PUT")
     }
 
     pub async fn delete(&self, path: &str) -> Response {
@@ -220,10 +177,7 @@ pub fn match_ids(bundle: &Value) -> Vec<String> {
 /// The first issue's expression of an OperationOutcome.
 pub fn expression(outcome: &Value) -> String {
     assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
-    outcome["issue"][0]["expression"][0]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+    outcome["issue"][0]["expression"][0].as_str().unwrap_or("").to_string()
 }
 
 /// Declares each listed test once per backend: `sqlite::name` and `postgres::name`.

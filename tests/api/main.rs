@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bench;
 mod concurrency;
 mod crud;
 mod examples;

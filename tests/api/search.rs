@@ -14,11 +14,7 @@ async fn seed(app: &TestApp) {
     for (id, family, birth, mrn) in patients {
         let p = json!({"resourceType": "Patient", "id": id, "name": [{"family": family, "given": ["Anna"]}], "birthDate": birth,
             "identifier": [{"system": "http://example.org/sid/mrn", "value": mrn}], "gender": "female"});
-        assert!(app
-            .put(&format!("Patient/{id}"), &p)
-            .await
-            .status()
-            .is_success());
+        assert!(app.put(&format!("Patient/{id}"), &p).await.status().is_success());
     }
     for (id, patient, start) in [
         ("a1", "p1", "2024-03-01T09:00:00+01:00"),
@@ -27,11 +23,7 @@ async fn seed(app: &TestApp) {
     ] {
         let a = json!({"resourceType": "Appointment", "id": id, "status": "booked", "start": start, "end": start,
             "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "accepted"}]});
-        assert!(app
-            .put(&format!("Appointment/{id}"), &a)
-            .await
-            .status()
-            .is_success());
+        assert!(app.put(&format!("Appointment/{id}"), &a).await.status().is_success());
     }
 }
 
@@ -44,35 +36,14 @@ async fn ids(app: &TestApp, query: &str) -> Vec<String> {
 async fn strings_tokens_and_ids(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
-    assert_eq!(
-        ids(&app, "Patient?family=ross").await,
-        ["p1", "p2"],
-        "string search is a case-insensitive prefix"
-    );
+    assert_eq!(ids(&app, "Patient?family=ross").await, ["p1", "p2"], "string search is a case-insensitive prefix");
     assert_eq!(ids(&app, "Patient?family:exact=Rossi").await, ["p1"]);
     assert_eq!(ids(&app, "Patient?family:contains=ssin").await, ["p2"]);
-    assert_eq!(
-        ids(
-            &app,
-            "Patient?identifier=http://example.org/sid/mrn|RSSGNN90A02D969Y"
-        )
-        .await,
-        ["p2"]
-    );
-    assert_eq!(
-        ids(&app, "Patient?identifier=RSSGNN90A02D969Y").await,
-        ["p2"]
-    );
-    assert!(
-        ids(&app, "Patient?identifier=http://other|RSSGNN90A02D969Y")
-            .await
-            .is_empty()
-    );
+    assert_eq!(ids(&app, "Patient?identifier=http://example.org/sid/mrn|RSSGNN90A02D969Y").await, ["p2"]);
+    assert_eq!(ids(&app, "Patient?identifier=RSSGNN90A02D969Y").await, ["p2"]);
+    assert!(ids(&app, "Patient?identifier=http://other|RSSGNN90A02D969Y").await.is_empty());
     assert_eq!(ids(&app, "Patient?_id=p1,p3").await, ["p1", "p3"]);
-    assert_eq!(
-        ids(&app, "Patient?gender=female&family=bianchi").await,
-        ["p3"]
-    );
+    assert_eq!(ids(&app, "Patient?gender=female&family=bianchi").await, ["p3"]);
 }
 
 async fn dates_with_every_prefix(b: Backend) {
@@ -80,34 +51,15 @@ async fn dates_with_every_prefix(b: Backend) {
     seed(&app).await;
     assert_eq!(ids(&app, "Patient?birthdate=1980-05-17").await, ["p1"]);
     assert_eq!(ids(&app, "Patient?birthdate=1980").await, ["p1"]);
-    assert_eq!(
-        ids(&app, "Patient?birthdate=gt1990-01-01").await,
-        ["p2", "p3"]
-    );
-    assert_eq!(
-        ids(&app, "Patient?birthdate=ge1990-01-02").await,
-        ["p2", "p3"]
-    );
+    assert_eq!(ids(&app, "Patient?birthdate=gt1990-01-01").await, ["p2", "p3"]);
+    assert_eq!(ids(&app, "Patient?birthdate=ge1990-01-02").await, ["p2", "p3"]);
     assert_eq!(ids(&app, "Patient?birthdate=lt1990-01-02").await, ["p1"]);
-    assert_eq!(
-        ids(&app, "Patient?birthdate=le1990-01-02").await,
-        ["p1", "p2"]
-    );
-    assert_eq!(
-        ids(&app, "Patient?birthdate=ne1990-01-02").await,
-        ["p1", "p3"]
-    );
+    assert_eq!(ids(&app, "Patient?birthdate=le1990-01-02").await, ["p1", "p2"]);
+    assert_eq!(ids(&app, "Patient?birthdate=ne1990-01-02").await, ["p1", "p3"]);
     assert_eq!(ids(&app, "Patient?birthdate=sa2000").await, ["p3"]);
     assert_eq!(ids(&app, "Patient?birthdate=eb1985").await, ["p1"]);
-    assert_eq!(
-        ids(&app, "Patient?birthdate=ge1985&birthdate=lt2000").await,
-        ["p2"]
-    );
-    assert_eq!(
-        ids(&app, "Appointment?date=2024-03-01T08:00:00Z").await,
-        ["a1"],
-        "offsets are honoured"
-    );
+    assert_eq!(ids(&app, "Patient?birthdate=ge1985&birthdate=lt2000").await, ["p2"]);
+    assert_eq!(ids(&app, "Appointment?date=2024-03-01T08:00:00Z").await, ["a1"], "offsets are honoured");
     let recent = ids(&app, "Patient?_lastUpdated=gt2000-01-01").await;
     assert_eq!(recent.len(), 3);
 }
@@ -115,21 +67,11 @@ async fn dates_with_every_prefix(b: Backend) {
 async fn references_and_chains(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
-    assert_eq!(
-        ids(&app, "Appointment?actor=Patient/p1").await,
-        ["a1", "a2"]
-    );
+    assert_eq!(ids(&app, "Appointment?actor=Patient/p1").await, ["a1", "a2"]);
     assert_eq!(ids(&app, "Appointment?patient=p3").await, ["a3"]);
+    assert_eq!(ids(&app, "Appointment?patient.family=bianchi").await, ["a3"]);
     assert_eq!(
-        ids(&app, "Appointment?patient.family=bianchi").await,
-        ["a3"]
-    );
-    assert_eq!(
-        ids(
-            &app,
-            "Appointment?actor:Patient.identifier=http://example.org/sid/mrn|RSSMRA80E57D969X"
-        )
-        .await,
+        ids(&app, "Appointment?actor:Patient.identifier=http://example.org/sid/mrn|RSSMRA80E57D969X").await,
         ["a1", "a2"]
     );
 }
@@ -137,9 +79,7 @@ async fn references_and_chains(b: Backend) {
 async fn paging_is_stable_and_sorting_and_totals_work(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
-    let page1 = app
-        .get_json("Patient?_count=2&_sort=-birthdate&_total=accurate", 200)
-        .await;
+    let page1 = app.get_json("Patient?_count=2&_sort=-birthdate&_total=accurate", 200).await;
     assert_eq!(page1["total"], 3);
     assert_eq!(match_ids(&page1), ["p3", "p2"]);
     let link = |b: &Value, rel: &str| {
@@ -151,36 +91,13 @@ async fn paging_is_stable_and_sorting_and_totals_work(b: Backend) {
             .map(|l| l["url"].as_str().unwrap().to_string())
     };
     let next = link(&page1, "next").expect("next link");
-    app.create(&json!({"resourceType": "Patient", "birthDate": "2020-01-01"}))
-        .await;
-    let page2: Value = app
-        .client
-        .get(&next)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        match_ids(&page2),
-        ["p1"],
-        "a create after page 1 does not shift page 2"
-    );
+    app.create(&json!({"resourceType": "Patient", "birthDate": "2020-01-01"})).await;
+    let page2: Value = app.client.get(&next).send().await.unwrap().json().await.unwrap();
+    assert_eq!(match_ids(&page2), ["p1"], "a create after page 1 does not shift page 2");
     let prev = link(&page2, "previous").expect("previous link");
-    let back: Value = app
-        .client
-        .get(&prev)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let back: Value = app.client.get(&prev).send().await.unwrap().json().await.unwrap();
     assert_eq!(match_ids(&back), ["p3", "p2"]);
-    let by_family = app
-        .get_json("Patient?_sort=family&family=ross,bianchi", 200)
-        .await;
+    let by_family = app.get_json("Patient?_sort=family&family=ross,bianchi", 200).await;
     assert_eq!(match_ids(&by_family), ["p3", "p1", "p2"]);
     let count = app.get_json("Patient?_summary=count", 200).await;
     assert_eq!(count["total"], 4);
@@ -190,19 +107,10 @@ async fn paging_is_stable_and_sorting_and_totals_work(b: Backend) {
 async fn includes_revincludes_and_elements(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
-    let inc = app
-        .get_json("Appointment?_id=a1&_include=Appointment:patient", 200)
-        .await;
+    let inc = app.get_json("Appointment?_id=a1&_include=Appointment:patient", 200).await;
     let entries = inc["entry"].as_array().unwrap();
-    assert!(
-        entries
-            .iter()
-            .any(|e| e["search"]["mode"] == "include" && e["resource"]["id"] == "p1"),
-        "{inc}"
-    );
-    let rev = app
-        .get_json("Patient?_id=p1&_revinclude=Appointment:patient", 200)
-        .await;
+    assert!(entries.iter().any(|e| e["search"]["mode"] == "include" && e["resource"]["id"] == "p1"), "{inc}");
+    let rev = app.get_json("Patient?_id=p1&_revinclude=Appointment:patient", 200).await;
     let included: Vec<&str> = rev["entry"]
         .as_array()
         .unwrap()
@@ -211,17 +119,18 @@ async fn includes_revincludes_and_elements(b: Backend) {
         .map(|e| e["resource"]["id"].as_str().unwrap())
         .collect();
     assert_eq!(included.len(), 2, "{rev}");
-    let el = app
-        .get_json("Patient?_id=p1&_elements=birthDate", 200)
-        .await;
+    let el = app.get_json("Patient?_id=p1&_elements=birthDate", 200).await;
     let r = &el["entry"][0]["resource"];
     assert_eq!(r["birthDate"], "1980-05-17");
     assert!(r.get("name").is_none());
-    assert!(r["meta"]["tag"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|t| t["code"] == "SUBSETTED"));
+    assert!(r["meta"]["tag"].as_array().unwrap().iter().any(|t| t["code"] == "SUBSETTED"));
+    let summary = app.get_json("Patient/p1?_summary=true", 200).await;
+    assert_eq!(summary["name"][0]["family"], "Rossi", "name is a summary element");
+    assert!(summary.get("text").is_none());
+    let appt = app.get_json("Appointment?_id=a1&_summary=true", 200).await;
+    let a = &appt["entry"][0]["resource"];
+    assert_eq!(a["status"], "booked");
+    assert!(a.get("participant").is_none(), "participant is not a summary element in R4");
 }
 
 async fn post_search_and_xml_format(b: Backend) {
@@ -236,21 +145,10 @@ async fn post_search_and_xml_format(b: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(match_ids(&r.json().await.unwrap()), ["p3"]);
-    let xml = app
-        .client
-        .get(app.url("Patient/p1?_format=xml"))
-        .send()
-        .await
-        .unwrap();
-    assert!(xml.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/fhir+xml"));
+    let xml = app.client.get(app.url("Patient/p1?_format=xml")).send().await.unwrap();
+    assert!(xml.headers()["content-type"].to_str().unwrap().starts_with("application/fhir+xml"));
     let text = xml.text().await.unwrap();
-    assert!(
-        text.contains("<Patient") && text.contains("<family value=\"Rossi\""),
-        "{text}"
-    );
+    assert!(text.contains("<Patient") && text.contains("<family value=\"Rossi\""), "{text}");
     let xml_search = app
         .client
         .get(app.url("Patient?family=bianchi"))
@@ -261,10 +159,7 @@ async fn post_search_and_xml_format(b: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(
-        xml_search.contains("<Bundle") && xml_search.contains("<family value=\"Bianchi\""),
-        "{xml_search}"
-    );
+    assert!(xml_search.contains("<Bundle") && xml_search.contains("<family value=\"Bianchi\""), "{xml_search}");
 }
 
 async fn xml_create_reads_back_as_json(b: Backend) {
@@ -280,19 +175,31 @@ async fn xml_create_reads_back_as_json(b: Backend) {
     assert_eq!(r.status(), 201);
     let created: Value = r.json().await.unwrap();
     assert_eq!(created["name"][0]["family"], "Esposito");
-    let pretty = app
-        .get(&format!(
-            "Patient/{}?_pretty=true",
-            created["id"].as_str().unwrap()
-        ))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let pretty =
+        app.get(&format!("Patient/{}?_pretty=true", created["id"].as_str().unwrap())).await.text().await.unwrap();
     assert!(pretty.contains("\n  "), "pretty JSON is indented");
 }
 
+async fn locations_near_a_point(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    for (id, lat, long) in
+        [("genova", "44.4056", "8.9463"), ("savona", "44.3091", "8.4772"), ("spezia", "44.1025", "9.8241")]
+    {
+        let body = format!(
+            r#"{{"resourceType":"Location","id":"{id}","status":"active","position":{{"latitude":{lat},"longitude":{long}}}}}"#
+        );
+        assert!(app.put(&format!("Location/{id}"), &serde_json::from_str(&body).unwrap()).await.status().is_success());
+    }
+    assert_eq!(ids(&app, "Location?near=44.41|8.93|10|km").await, ["genova"]);
+    assert_eq!(ids(&app, "Location?near=44.41|8.93|60|km").await, ["genova", "savona"]);
+    assert_eq!(ids(&app, "Location?near=44.41|8.93|100|km").await, ["genova", "savona", "spezia"]);
+    assert_eq!(ids(&app, "Location?near=44.41|8.93|30|mi").await, ["genova", "savona"]);
+    let oo = app.get_json("Location?near=95|8.93|10|km", 400).await;
+    assert_eq!(crate::helpers::expression(&oo), "near");
+}
+
 crate::on_both!(
+    locations_near_a_point,
     strings_tokens_and_ids,
     dates_with_every_prefix,
     references_and_chains,

@@ -21,11 +21,7 @@ pub(crate) fn locate(resource: &Value) -> Option<String> {
     walk_object(obj, &mut path, &mut names)
 }
 
-fn walk_object(
-    obj: &Map<String, Value>,
-    path: &mut ElementPath,
-    names: &mut Vec<String>,
-) -> Option<String> {
+fn walk_object(obj: &Map<String, Value>, path: &mut ElementPath, names: &mut Vec<String>) -> Option<String> {
     let mut in_resource = false;
     // Only the outermost resource type starts the path; nested ones are named
     // by their position (e.g. `Bundle.entry[0].resource.active`).
@@ -71,10 +67,7 @@ fn walk_value(value: &Value, path: &mut ElementPath, names: &mut Vec<String>) ->
     match value {
         Value::Array(items) => {
             if !path.current_element_is_sequence() {
-                return Some(format!(
-                    "expected a single value, not an array, at {}",
-                    join(names, "")
-                ));
+                return Some(format!("expected a single value, not an array, at {}", join(names, "")));
             }
             for (i, item) in items.iter().enumerate() {
                 let last = names.pop().unwrap_or_default();
@@ -94,9 +87,7 @@ fn walk_value(value: &Value, path: &mut ElementPath, names: &mut Vec<String>) ->
             None
         }
         Value::Null => None,
-        _ if path.current_element_is_sequence() => {
-            Some(format!("expected an array at {}", join(names, "")))
-        }
+        _ if path.current_element_is_sequence() => Some(format!("expected an array at {}", join(names, ""))),
         Value::Object(o) => walk_object(o, path, names),
         p => check_primitive(p, path, names),
     }

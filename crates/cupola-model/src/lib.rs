@@ -77,10 +77,10 @@ pub fn json_to_xml(resource: &Value, opts: XmlOptions) -> Result<String, String>
 pub fn xml_to_json(xml: &str) -> Result<Value, String> {
     guard(|| {
         let extracted = xhtml::extract_divs(xml)?;
-        let element: R4Element = fhirbolt::xml::from_str(&extracted.xml, strict())
-            .map_err(|e| format!("invalid FHIR XML: {e}"))?;
-        let typed: Resource = fhirbolt::element::from_element(element, strict())
-            .map_err(|e| format!("invalid FHIR XML: {e}"))?;
+        let element: R4Element =
+            fhirbolt::xml::from_str(&extracted.xml, strict()).map_err(|e| format!("invalid FHIR XML: {e}"))?;
+        let typed: Resource =
+            fhirbolt::element::from_element(element, strict()).map_err(|e| format!("invalid FHIR XML: {e}"))?;
         let element: R4Element = fhirbolt::element::to_element(typed).map_err(|e| e.to_string())?;
         let mut json = fhirbolt::json::to_json_value(element, None).map_err(|e| e.to_string())?;
         restore_divs(&mut json, &extracted.divs, &extracted.marker);
@@ -89,9 +89,7 @@ pub fn xml_to_json(xml: &str) -> Result<Value, String> {
 }
 
 fn strict() -> Option<DeserializationConfig> {
-    Some(DeserializationConfig {
-        mode: DeserializationMode::Strict,
-    })
+    Some(DeserializationConfig { mode: DeserializationMode::Strict })
 }
 
 /// JSON → `Element` → typed resource (see the crate docs for why not
@@ -99,9 +97,7 @@ fn strict() -> Option<DeserializationConfig> {
 fn parse_json_typed(prepared: Value, original: &Value) -> Result<Resource, String> {
     let parsed = fhirbolt::json::from_json_value::<R4Element>(prepared, strict())
         .map_err(|e| e.to_string())
-        .and_then(|element| {
-            fhirbolt::element::from_element(element, strict()).map_err(|e| e.to_string())
-        });
+        .and_then(|element| fhirbolt::element::from_element(element, strict()).map_err(|e| e.to_string()));
     // fhirbolt accepts an array for a single value and the reverse; the walk
     // rejects those, and on errors it names the element.
     let located = diag::locate(original);
@@ -116,8 +112,7 @@ fn parse_json_typed(prepared: Value, original: &Value) -> Result<Resource, Strin
 /// Runs a fhirbolt call so that a panic inside it becomes an error instead of
 /// taking the request down.
 fn guard<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
-    catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("internal error in the FHIR model library".to_string()))
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err("internal error in the FHIR model library".to_string()))
 }
 
 /// A copy of the input made ready for fhirbolt.
@@ -163,11 +158,7 @@ fn prepare(v: &Value, mut divs: Option<&mut Vec<String>>) -> Result<Value, Strin
             }
             Value::Object(out)
         }
-        Value::Array(a) => Value::Array(
-            a.iter()
-                .map(|x| prepare(x, divs.as_deref_mut()))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| prepare(x, divs.as_deref_mut())).collect::<Result<_, _>>()?),
         other => other.clone(),
     })
 }
@@ -178,9 +169,7 @@ fn restore_divs(v: &mut Value, divs: &[String], marker: &str) {
         Value::Object(o) => {
             for (k, val) in o.iter_mut() {
                 if let (true, Value::String(s)) = (k == "div", &*val) {
-                    if let Some(orig) =
-                        xhtml::placeholder_index(s, marker).and_then(|i| divs.get(i))
-                    {
+                    if let Some(orig) = xhtml::placeholder_index(s, marker).and_then(|i| divs.get(i)) {
                         *val = Value::String(orig.clone());
                     }
                     continue;

@@ -26,12 +26,7 @@ pub(crate) fn placeholder(marker: &str, idx: usize) -> String {
 
 /// Reads back the index of a placeholder made by [`placeholder`].
 pub(crate) fn placeholder_index(div: &str, marker: &str) -> Option<usize> {
-    div.strip_prefix(&placeholder_open())?
-        .strip_suffix("</div>")?
-        .trim()
-        .strip_prefix(marker)?
-        .parse()
-        .ok()
+    div.strip_prefix(&placeholder_open())?.strip_suffix("</div>")?.trim().strip_prefix(marker)?.parse().ok()
 }
 
 fn xml_err(e: quick_xml::Error) -> String {
@@ -58,9 +53,7 @@ pub(crate) fn checked_div(div: &str) -> Result<String, String> {
     let mut root_seen = false;
     let mut needs_ns = false;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| format!("narrative div is not well-formed XHTML: {e}"))?;
+        let event = reader.read_event().map_err(|e| format!("narrative div is not well-formed XHTML: {e}"))?;
         match event {
             Event::Start(ref s) | Event::Empty(ref s) => {
                 if depth == 0 {
@@ -68,9 +61,7 @@ pub(crate) fn checked_div(div: &str) -> Result<String, String> {
                         return Err("narrative must be a single <div> element".into());
                     }
                     root_seen = true;
-                    needs_ns = !s
-                        .attributes()
-                        .any(|a| a.map(|a| a.key.as_ref() == b"xmlns").unwrap_or(false));
+                    needs_ns = !s.attributes().any(|a| a.map(|a| a.key.as_ref() == b"xmlns").unwrap_or(false));
                 }
                 if matches!(event, Event::Start(_)) {
                     depth += 1;
@@ -113,9 +104,7 @@ pub(crate) fn finish_xml(raw: &str, divs: &[String], pretty: bool) -> Result<Str
                 let open_end = rest.find('>').ok_or("unterminated div in output")?;
                 let close = rest.find("</div>").ok_or("unterminated div in output")?;
                 let inner = rest.get(open_end + 1..close).unwrap_or_default().trim();
-                let idx: usize = inner
-                    .parse()
-                    .map_err(|_| "unexpected div in fhirbolt output".to_string())?;
+                let idx: usize = inner.parse().map_err(|_| "unexpected div in fhirbolt output".to_string())?;
                 out.push_str(divs.get(idx).ok_or("unknown narrative placeholder")?);
                 i += close + "</div>".len();
                 continue;
@@ -211,9 +200,7 @@ pub(crate) fn extract_divs(xml: &str) -> Result<XmlDivs, String> {
                 }
             }
             Event::End(_) => {
-                depth = depth
-                    .checked_sub(1)
-                    .ok_or("invalid XML: unexpected end tag")?;
+                depth = depth.checked_sub(1).ok_or("invalid XML: unexpected end tag")?;
                 if let Some((d, lt)) = open_div {
                     if d == depth {
                         take_div(xml, lt, after, &marker, &mut out, &mut divs, &mut copied);
@@ -235,11 +222,7 @@ pub(crate) fn extract_divs(xml: &str) -> Result<XmlDivs, String> {
         return Err("invalid XML: no root element".into());
     }
     out.push_str(xml.get(copied..).unwrap_or_default());
-    Ok(XmlDivs {
-        xml: out,
-        divs,
-        marker,
-    })
+    Ok(XmlDivs { xml: out, divs, marker })
 }
 
 /// Offset of the '<' that opens the tag read from `pos` on: after a text event
@@ -265,10 +248,6 @@ fn take_div(
     out.push_str(xml.get(*copied..start).unwrap_or_default());
     out.push_str(&placeholder(marker, divs.len()));
     // XML line-end normalisation, as any XML reader would do for this text.
-    divs.push(
-        xml.get(start..end)
-            .unwrap_or_default()
-            .replace("\r\n", "\n"),
-    );
+    divs.push(xml.get(start..end).unwrap_or_default().replace("\r\n", "\n"));
     *copied = end;
 }

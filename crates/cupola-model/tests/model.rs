@@ -37,8 +37,7 @@ fn every_official_example_checks_and_round_trips() {
     let examples = examples();
     assert!(examples.len() > 100, "examples missing");
     let mut failures = Vec::new();
-    let (mut check_time, mut to_xml_time, mut from_xml_time) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut check_time, mut to_xml_time, mut from_xml_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     for (name, v) in &examples {
         let t = Instant::now();
         if let Err(e) = check_typed(v) {
@@ -59,10 +58,7 @@ fn every_official_example_checks_and_round_trips() {
             let t = Instant::now();
             match xml_to_json(&xml) {
                 Ok(back) if &back == v => {}
-                Ok(_) => failures.push(format!(
-                    "{name}: round trip differs (pretty={})",
-                    opts.pretty
-                )),
+                Ok(_) => failures.push(format!("{name}: round trip differs (pretty={})", opts.pretty)),
                 Err(e) => failures.push(format!("{name}: xml_to_json: {e}")),
             }
             from_xml_time += t.elapsed();
@@ -80,24 +76,10 @@ fn every_official_example_checks_and_round_trips() {
 
 #[test]
 fn bundle_examples_are_present_and_round_trip() {
-    let bundles: Vec<_> = examples()
-        .into_iter()
-        .filter(|(_, v)| v["resourceType"] == "Bundle")
-        .collect();
-    let types: Vec<&str> = bundles
-        .iter()
-        .filter_map(|(_, v)| v["type"].as_str())
-        .collect();
-    for t in [
-        "transaction",
-        "transaction-response",
-        "searchset",
-        "message",
-    ] {
-        assert!(
-            types.contains(&t),
-            "no {t} Bundle among the examples: {types:?}"
-        );
+    let bundles: Vec<_> = examples().into_iter().filter(|(_, v)| v["resourceType"] == "Bundle").collect();
+    let types: Vec<&str> = bundles.iter().filter_map(|(_, v)| v["type"].as_str()).collect();
+    for t in ["transaction", "transaction-response", "searchset", "message"] {
+        assert!(types.contains(&t), "no {t} Bundle among the examples: {types:?}");
     }
     for (name, v) in &bundles {
         assert_eq!(&round_trip(v, COMPACT), v, "{name}");
@@ -226,20 +208,11 @@ fn narrative_is_kept_exactly() {
 
 #[test]
 fn narrative_without_namespace_gets_it_and_bad_markup_is_refused() {
-    let p =
-        json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>hi</div>"}});
+    let p = json!({"resourceType": "Patient", "text": {"status": "generated", "div": "<div>hi</div>"}});
     let xml = json_to_xml(&p, COMPACT).expect("to xml");
-    assert!(
-        xml.contains(r#"<div xmlns="http://www.w3.org/1999/xhtml">hi</div>"#),
-        "{xml}"
-    );
+    assert!(xml.contains(r#"<div xmlns="http://www.w3.org/1999/xhtml">hi</div>"#), "{xml}");
 
-    for bad in [
-        "<div><p>open</div>",
-        "no markup",
-        "<p>x</p>",
-        "<div>a</div><div>b</div>",
-    ] {
+    for bad in ["<div><p>open</div>", "no markup", "<p>x</p>", "<div>a</div><div>b</div>"] {
         let p = json!({"resourceType": "Patient", "text": {"status": "generated", "div": bad}});
         assert!(json_to_xml(&p, PRETTY).is_err(), "{bad}");
     }
@@ -311,10 +284,7 @@ fn print_messages() {
     ] {
         println!("{}", check_typed(&v).expect_err("invalid"));
     }
-    for x in [
-        "<Patient",
-        "<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"x\"/></Patient>",
-    ] {
+    for x in ["<Patient", "<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"x\"/></Patient>"] {
         println!("{}", xml_to_json(x).expect_err("invalid"));
     }
 }

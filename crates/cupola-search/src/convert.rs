@@ -21,10 +21,7 @@ pub(crate) fn decimal_of(v: &Value) -> Option<rust_decimal::Decimal> {
 }
 
 fn str_of(v: &Value, key: &str) -> Option<String> {
-    v.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// Converts one evaluated item to index values of parameter type `kind`.
@@ -33,23 +30,11 @@ pub(crate) fn values(kind: ParamKind, item: &Item<'_>) -> Vec<IndexValue> {
         Item::Node { v, .. } => *v,
         Item::Bool(b) => {
             return match kind {
-                ParamKind::Token => vec![IndexValue::Token {
-                    system: None,
-                    code: Some(b.to_string()),
-                    text: None,
-                }],
+                ParamKind::Token => vec![IndexValue::Token { system: None, code: Some(b.to_string()), text: None }],
                 _ => Vec::new(),
             }
         }
-        Item::Str(s) => {
-            return values(
-                kind,
-                &Item::Node {
-                    v: &Value::String(s.clone()),
-                    ty: None,
-                },
-            )
-        }
+        Item::Str(s) => return values(kind, &Item::Node { v: &Value::String(s.clone()), ty: None }),
         Item::Resolved(_) => return Vec::new(),
     };
     match kind {
@@ -57,29 +42,19 @@ pub(crate) fn values(kind: ParamKind, item: &Item<'_>) -> Vec<IndexValue> {
         ParamKind::Token => tokens(v),
         ParamKind::Date => date(v).into_iter().collect(),
         ParamKind::Reference => reference(v).into_iter().collect(),
-        ParamKind::Uri => v
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .map(|u| IndexValue::Uri { uri: u.to_string() })
-            .into_iter()
-            .collect(),
-        ParamKind::Number => decimal_of(v)
-            .map(|d| IndexValue::Number {
-                lo: scaled_floor(d),
-                hi: scaled_ceil(d),
-            })
-            .into_iter()
-            .collect(),
+        ParamKind::Uri => {
+            v.as_str().filter(|s| !s.is_empty()).map(|u| IndexValue::Uri { uri: u.to_string() }).into_iter().collect()
+        }
+        ParamKind::Number => {
+            decimal_of(v).map(|d| IndexValue::Number { lo: scaled_floor(d), hi: scaled_ceil(d) }).into_iter().collect()
+        }
         ParamKind::Quantity => quantity(v).into_iter().collect(),
         ParamKind::Composite | ParamKind::Special => Vec::new(),
     }
 }
 
 fn string_value(s: &str) -> Option<IndexValue> {
-    (!s.trim().is_empty()).then(|| IndexValue::String {
-        norm: normalize(s),
-        exact: s.to_string(),
-    })
+    (!s.trim().is_empty()).then(|| IndexValue::String { norm: normalize(s), exact: s.to_string() })
 }
 
 /// Plain strings, and HumanName / Address expanded into their parts.
@@ -104,11 +79,7 @@ fn strings(v: &Value) -> Vec<IndexValue> {
                 .iter()
                 .filter_map(|k| o.get(*k))
                 .flat_map(|p| match p {
-                    Value::Array(a) => a
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .filter_map(string_value)
-                        .collect(),
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).filter_map(string_value).collect(),
                     Value::String(s) => string_value(s).into_iter().collect(),
                     _ => Vec::new(),
                 })
@@ -119,21 +90,18 @@ fn strings(v: &Value) -> Vec<IndexValue> {
 }
 
 fn tokens(v: &Value) -> Vec<IndexValue> {
-    let token =
-        |system: Option<String>, code: Option<String>, text: Option<String>| IndexValue::Token {
-            system,
-            code,
-            text: text.map(|t| normalize(&t)),
-        };
+    let token = |system: Option<String>, code: Option<String>, text: Option<String>| IndexValue::Token {
+        system,
+        code,
+        text: text.map(|t| normalize(&t)),
+    };
     match v {
         Value::String(s) if !s.is_empty() => vec![token(None, Some(s.clone()), None)],
         Value::Bool(b) => vec![token(None, Some(b.to_string()), None)],
         Value::Number(n) => vec![token(None, Some(n.to_string()), None)],
         Value::Object(o)
             if o.contains_key("coding")
-                || (o.contains_key("text")
-                    && !o.contains_key("value")
-                    && !o.contains_key("code")) =>
+                || (o.contains_key("text") && !o.contains_key("value") && !o.contains_key("code")) =>
         {
             let text = str_of(v, "text");
             let mut out: Vec<IndexValue> = o
@@ -165,44 +133,30 @@ fn coding(c: &Value, cc_text: &Option<String>) -> Option<IndexValue> {
     if system.is_none() && code.is_none() {
         return None;
     }
-    let text = str_of(c, "display")
-        .or_else(|| cc_text.clone())
-        .map(|t| normalize(&t));
+    let text = str_of(c, "display").or_else(|| cc_text.clone()).map(|t| normalize(&t));
     Some(IndexValue::Token { system, code, text })
 }
 
 fn date(v: &Value) -> Option<IndexValue> {
     let range = |s: Option<&Value>| s.and_then(Value::as_str).and_then(|s| parse_range(s).ok());
     match v {
-        Value::String(s) => parse_range(s)
-            .ok()
-            .map(|r| IndexValue::Date { lo: r.lo, hi: r.hi }),
+        Value::String(s) => parse_range(s).ok().map(|r| IndexValue::Date { lo: r.lo, hi: r.hi }),
         Value::Object(o) if o.contains_key("start") || o.contains_key("end") => {
             let (start, end) = (range(o.get("start")), range(o.get("end")));
             if start.is_none() && end.is_none() {
                 return None;
             }
-            Some(IndexValue::Date {
-                lo: start.map_or(i64::MIN, |r| r.lo),
-                hi: end.map_or(i64::MAX, |r| r.hi),
-            })
+            Some(IndexValue::Date { lo: start.map_or(i64::MIN, |r| r.lo), hi: end.map_or(i64::MAX, |r| r.hi) })
         }
         Value::Object(o) => {
             // Timing: its events and repeat.boundsPeriod.
             let mut ranges: Vec<(i64, i64)> = o
                 .get("event")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|e| range(Some(e)))
-                        .map(|r| (r.lo, r.hi))
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(|e| range(Some(e))).map(|r| (r.lo, r.hi)).collect())
                 .unwrap_or_default();
-            if let Some(IndexValue::Date { lo, hi }) = o
-                .get("repeat")
-                .and_then(|r| r.get("boundsPeriod"))
-                .and_then(date)
+            if let Some(IndexValue::Date { lo, hi }) =
+                o.get("repeat").and_then(|r| r.get("boundsPeriod")).and_then(date)
             {
                 ranges.push((lo, hi));
             }
@@ -230,13 +184,9 @@ pub(crate) fn split_reference(r: &str) -> (Option<String>, Option<String>) {
     let (Some(id), Some(ty)) = (segs.next(), segs.next()) else {
         return (None, None);
     };
-    let type_ok = ty.starts_with(|c: char| c.is_ascii_uppercase())
-        && ty.chars().all(|c| c.is_ascii_alphanumeric());
-    let id_ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    let type_ok = ty.starts_with(|c: char| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphanumeric());
+    let id_ok =
+        !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if type_ok && id_ok {
         (Some(ty.to_string()), Some(id.to_string()))
     } else {
@@ -258,8 +208,7 @@ fn reference(v: &Value) -> Option<IndexValue> {
         }
         Value::Object(o) if !o.contains_key("resourceType") => {
             let raw = str_of(v, "reference");
-            let (mut target_type, target_id) =
-                raw.as_deref().map(split_reference).unwrap_or((None, None));
+            let (mut target_type, target_id) = raw.as_deref().map(split_reference).unwrap_or((None, None));
             if target_type.is_none() {
                 target_type = str_of(v, "type");
             }
@@ -269,13 +218,7 @@ fn reference(v: &Value) -> Option<IndexValue> {
             if raw.is_none() && ident_value.is_none() {
                 return None;
             }
-            Some(IndexValue::Reference {
-                target_type,
-                target_id,
-                raw,
-                ident_system,
-                ident_value,
-            })
+            Some(IndexValue::Reference { target_type, target_id, raw, ident_system, ident_value })
         }
         _ => None,
     }
@@ -285,13 +228,7 @@ fn quantity(v: &Value) -> Option<IndexValue> {
     match v {
         Value::Number(_) | Value::String(_) => {
             let d = decimal_of(v)?;
-            Some(IndexValue::Quantity {
-                lo: scaled_floor(d),
-                hi: scaled_ceil(d),
-                system: None,
-                code: None,
-                unit: None,
-            })
+            Some(IndexValue::Quantity { lo: scaled_floor(d), hi: scaled_ceil(d), system: None, code: None, unit: None })
         }
         Value::Object(o) if o.contains_key("low") || o.contains_key("high") => {
             let bound = |k: &str| o.get(k).and_then(|q| q.get("value")).and_then(decimal_of);
@@ -299,11 +236,7 @@ fn quantity(v: &Value) -> Option<IndexValue> {
             if low.is_none() && high.is_none() {
                 return None;
             }
-            let unit_src = o
-                .get("low")
-                .filter(|l| l.get("value").is_some())
-                .or_else(|| o.get("high"))
-                .unwrap_or(v);
+            let unit_src = o.get("low").filter(|l| l.get("value").is_some()).or_else(|| o.get("high")).unwrap_or(v);
             Some(IndexValue::Quantity {
                 lo: low.map_or(i64::MIN, scaled_floor),
                 hi: high.map_or(i64::MAX, scaled_ceil),

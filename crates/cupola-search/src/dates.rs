@@ -76,10 +76,7 @@ fn parse_time(day: i64, t: &str) -> Result<DateRange, String> {
     let (clock, offset) = split_offset(t)?;
     let mut parts = clock.split(':');
     let h = digits(parts.next().unwrap_or(""), 2)?;
-    let mi = parts
-        .next()
-        .ok_or("missing minutes")
-        .and_then(|m| digits(m, 2).map_err(|_| "bad minutes"))?;
+    let mi = parts.next().ok_or("missing minutes").and_then(|m| digits(m, 2).map_err(|_| "bad minutes"))?;
     let sec = parts.next();
     if parts.next().is_some() || h > 23 || mi > 59 {
         return Err("invalid time".into());
@@ -112,10 +109,7 @@ fn parse_time(day: i64, t: &str) -> Result<DateRange, String> {
         }
     };
     let lo = start - offset;
-    Ok(DateRange {
-        lo,
-        hi: lo + width - 1,
-    })
+    Ok(DateRange { lo, hi: lo + width - 1 })
 }
 
 /// Splits a trailing `Z` or `±hh:mm` offset; returns the offset in µs.
@@ -131,10 +125,7 @@ fn split_offset(t: &str) -> Result<(&str, i64), String> {
         if oh > 14 || om > 59 {
             return Err("invalid offset".into());
         }
-        return Ok((
-            c,
-            sign * (i64::from(oh) * 3600 + i64::from(om) * 60) * US_PER_SEC,
-        ));
+        return Ok((c, sign * (i64::from(oh) * 3600 + i64::from(om) * 60) * US_PER_SEC));
     }
     Ok((t, 0))
 }

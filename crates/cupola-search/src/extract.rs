@@ -103,11 +103,7 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
                     }
                     for (ci, vals) in parts.into_iter().enumerate() {
                         for value in vals {
-                            push(IndexRow {
-                                param: format!("{}${ci}", def.code),
-                                group: g as i64 + 1,
-                                value,
-                            });
+                            push(IndexRow { param: format!("{}${ci}", def.code), group: g as i64 + 1, value });
                         }
                     }
                 }
@@ -117,15 +113,8 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
                     let Item::Node { v, .. } = item else { continue };
                     for (key, name) in [("latitude", "near$lat"), ("longitude", "near$long")] {
                         if let Some(d) = v.get(key).and_then(decimal_of) {
-                            let value = IndexValue::Number {
-                                lo: scaled_floor(d),
-                                hi: scaled_ceil(d),
-                            };
-                            push(IndexRow {
-                                param: name.to_string(),
-                                group: g as i64 + 1,
-                                value,
-                            });
+                            let value = IndexValue::Number { lo: scaled_floor(d), hi: scaled_ceil(d) };
+                            push(IndexRow { param: name.to_string(), group: g as i64 + 1, value });
                         }
                     }
                 }
@@ -133,11 +122,7 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
             kind => {
                 for item in &items {
                     for value in values(kind, item) {
-                        push(IndexRow {
-                            param: def.code.clone(),
-                            group: 0,
-                            value,
-                        });
+                        push(IndexRow { param: def.code.clone(), group: 0, value });
                     }
                 }
             }

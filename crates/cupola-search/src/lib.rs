@@ -19,6 +19,7 @@ mod convert;
 mod dates;
 mod extract;
 mod fhirpath;
+mod near;
 mod numbers;
 mod parse;
 mod parse_result;
@@ -102,14 +103,13 @@ pub struct Registry {
 impl Registry {
     /// Parses the embedded R4 SearchParameter bundle.
     pub fn r4() -> Registry {
-        Registry {
-            defs: registry::load(),
-        }
+        Registry { defs: registry::load() }
     }
 
     /// Every parameter supported for `resource_type` (including `_id`,
     /// `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`), by code. Empty for
-    /// an unknown type. `_text`, `_content`, `_query` and `near` are not listed.
+    /// an unknown type. `_text`, `_content` and `_query` are not listed; `near`
+    /// (Location, type `special`) is.
     pub fn params_of(&self, resource_type: &str) -> Vec<ParamInfo> {
         self.defs
             .of_type(resource_type)
@@ -131,13 +131,7 @@ impl Registry {
 
     /// One multi-row `INSERT` per index table that has rows (split below the SQLite
     /// bind limit); no statement for an empty table.
-    pub fn index_inserts(
-        &self,
-        res_pk: i64,
-        resource_type: &str,
-        rows: &[IndexRow],
-        _d: Dialect,
-    ) -> Vec<Sql> {
+    pub fn index_inserts(&self, res_pk: i64, resource_type: &str, rows: &[IndexRow], _d: Dialect) -> Vec<Sql> {
         schema::inserts(res_pk, resource_type, rows)
     }
 

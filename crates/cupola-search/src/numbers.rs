@@ -35,18 +35,10 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
 
 fn scaled(d: Decimal, up: bool) -> i64 {
     let Some(m) = d.checked_mul(Decimal::from(SCALE)) else {
-        return if d.is_sign_negative() {
-            i64::MIN
-        } else {
-            i64::MAX
-        };
+        return if d.is_sign_negative() { i64::MIN } else { i64::MAX };
     };
     let r = if up { m.ceil() } else { m.floor() };
-    r.to_i64().unwrap_or(if r.is_sign_negative() {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
+    r.to_i64().unwrap_or(if r.is_sign_negative() { i64::MIN } else { i64::MAX })
 }
 
 /// `d × 10^6`, rounded down (saturating).
@@ -105,14 +97,7 @@ mod tests {
         let n = search_number("100.0").expect("number");
         assert_eq!((n.lo, n.hi), (99_950_000, 100_050_000));
         assert_eq!(n.tenth, 10_000_000);
-        for s in [
-            "0.0000000000000000000000000001",
-            "1e-50",
-            "1e50",
-            "9999999999999999999999999999999",
-            "-0",
-            "1e-28",
-        ] {
+        for s in ["0.0000000000000000000000000001", "1e-50", "1e50", "9999999999999999999999999999999", "-0", "1e-28"] {
             let _ = search_number(s);
         }
     }

@@ -9,24 +9,12 @@ use crate::values;
 use crate::SearchError;
 
 pub(crate) fn err(param: &str, message: impl Into<String>) -> SearchError {
-    SearchError {
-        param: param.to_string(),
-        message: message.into(),
-    }
+    SearchError { param: param.to_string(), message: message.into() }
 }
 
 /// Special parameters this crate does not implement.
-const UNSUPPORTED: &[&str] = &[
-    "_text",
-    "_content",
-    "_list",
-    "_query",
-    "_filter",
-    "_type",
-    "_contained",
-    "_containedType",
-    "_graph",
-];
+const UNSUPPORTED: &[&str] =
+    &["_text", "_content", "_list", "_query", "_filter", "_type", "_contained", "_containedType", "_graph"];
 
 pub(crate) fn parse_search(
     defs: &Defs,
@@ -35,10 +23,7 @@ pub(crate) fn parse_search(
     lenient: bool,
 ) -> Result<SearchQuery, SearchError> {
     if !RESOURCE_TYPES.contains(&rtype) {
-        return Err(err(
-            rtype,
-            format!("resource type '{rtype}' is not searchable"),
-        ));
+        return Err(err(rtype, format!("resource type '{rtype}' is not searchable")));
     }
     let mut q = SearchQuery::new(rtype);
     for (key, value) in params {
@@ -50,34 +35,26 @@ pub(crate) fn parse_search(
             "_format" | "_pretty" => keep = false,
             "_count" => {
                 keep = false;
-                let n: u64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(key, format!("'{value}' is not a non-negative integer")))?;
+                let n: u64 =
+                    value.trim().parse().map_err(|_| err(key, format!("'{value}' is not a non-negative integer")))?;
                 q.count = match usize::try_from(n) {
                     Ok(n) if n <= MAX_COUNT => n,
                     _ => {
-                        q.warnings
-                            .push(format!("_count={value} reduced to {MAX_COUNT}"));
+                        q.warnings.push(format!("_count={value} reduced to {MAX_COUNT}"));
                         MAX_COUNT
                     }
                 };
             }
             "_offset" => {
                 keep = false;
-                let n: i64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(key, format!("'{value}' is not a non-negative integer")))?;
-                q.offset =
-                    usize::try_from(n).map_err(|_| err(key, "offset must not be negative"))?;
+                let n: i64 =
+                    value.trim().parse().map_err(|_| err(key, format!("'{value}' is not a non-negative integer")))?;
+                q.offset = usize::try_from(n).map_err(|_| err(key, "offset must not be negative"))?;
             }
             "_snapshot" => {
                 keep = false;
-                let s: i64 = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(key, format!("'{value}' is not a valid snapshot")))?;
+                let s: i64 =
+                    value.trim().parse().map_err(|_| err(key, format!("'{value}' is not a valid snapshot")))?;
                 if s < 0 {
                     return Err(err(key, "snapshot must not be negative"));
                 }
@@ -89,12 +66,7 @@ pub(crate) fn parse_search(
                     "none" => TotalMode::None,
                     "estimate" => TotalMode::Estimate,
                     "accurate" => TotalMode::Accurate,
-                    _ => {
-                        return Err(err(
-                            key,
-                            format!("'{value}' is not one of none, estimate, accurate"),
-                        ))
-                    }
+                    _ => return Err(err(key, format!("'{value}' is not one of none, estimate, accurate"))),
                 })
             }
             "_summary" => {
@@ -104,20 +76,12 @@ pub(crate) fn parse_search(
                     "data" => SummaryMode::Data,
                     "count" => SummaryMode::Count,
                     "false" => SummaryMode::False,
-                    _ => {
-                        return Err(err(
-                            key,
-                            format!("'{value}' is not one of true, text, data, count, false"),
-                        ))
-                    }
+                    _ => return Err(err(key, format!("'{value}' is not one of true, text, data, count, false"))),
                 })
             }
             "_elements" => {
                 for e in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                    if !e
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                    {
+                    if !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
                         return Err(err(key, format!("'{e}' is not an element name")));
                     }
                     q.elements.push(e.to_string());
@@ -126,16 +90,13 @@ pub(crate) fn parse_search(
             "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
                 let rev = key.starts_with("_revinclude");
                 if key.ends_with(":iterate") {
-                    q.warnings
-                        .push(format!("{key}: iteration is not supported, applied once"));
+                    q.warnings.push(format!("{key}: iteration is not supported, applied once"));
                 }
-                q.includes
-                    .push(parse_include(defs, rtype, key, value, rev)?);
+                q.includes.push(parse_include(defs, rtype, key, value, rev)?);
             }
             _ if value.is_empty() => {
                 keep = false;
-                q.warnings
-                    .push(format!("parameter '{key}' has no value and was ignored"));
+                q.warnings.push(format!("parameter '{key}' has no value and was ignored"));
             }
             _ => match parse_param(defs, rtype, key, value, true) {
                 Ok(f) => q.filters.push(f),
@@ -161,13 +122,7 @@ fn unknown(key: &str, rtype: &str) -> SearchError {
 }
 
 /// One search parameter (`code[:modifier][.chain]=value`) → a filter.
-fn parse_param(
-    defs: &Defs,
-    rtype: &str,
-    key: &str,
-    value: &str,
-    allow_chain: bool,
-) -> Result<Filter, SearchError> {
+fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bool) -> Result<Filter, SearchError> {
     let (head, chain) = match key.split_once('.') {
         Some((h, c)) => (h, Some(c)),
         None => (key, None),
@@ -180,12 +135,7 @@ fn parse_param(
         return Err(unknown(key, rtype));
     }
     // Empty alternatives (`a,,b`) are ignored; a value of only commas is an error.
-    let ors = || -> Vec<String> {
-        split_unescaped(value, ',')
-            .into_iter()
-            .filter(|v| !v.is_empty())
-            .collect()
-    };
+    let ors = || -> Vec<String> { split_unescaped(value, ',').into_iter().filter(|v| !v.is_empty()).collect() };
     let known = TABLE_PARAMS.contains(&code) || defs.get(rtype, code).is_some();
     if known && ors().is_empty() {
         return Err(err(key, "no value"));
@@ -196,65 +146,45 @@ fn parse_param(
             return Err(bad(format!("modifiers are not supported on {code}")));
         }
         if code == "_id" {
-            return Ok(Filter::Id(
-                ors().iter().map(|v| crate::text::unescape(v)).collect(),
-            ));
+            return Ok(Filter::Id(ors().iter().map(|v| crate::text::unescape(v)).collect()));
         }
-        let conds = ors()
-            .iter()
-            .map(|v| values::date(v))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?;
+        let conds = ors().iter().map(|v| values::date(v)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
         return Ok(Filter::LastUpdated(conds));
     }
-    let def = defs
-        .get(rtype, code)
-        .filter(|d| Defs::searchable(d))
-        .ok_or_else(|| unknown(key, rtype))?;
+    let def = defs.get(rtype, code).filter(|d| Defs::searchable(d)).ok_or_else(|| unknown(key, rtype))?;
     if let Some(chained) = chain {
         if !allow_chain {
             return Err(bad("only one level of chaining is supported".into()));
         }
         return parse_chain(defs, def, key, modifier, chained, value);
     }
+    if def.kind == ParamKind::Special {
+        return crate::near::filter(key, &def.code, modifier, value, &ors());
+    }
     if modifier == Some("missing") {
         let missing = match value {
             "true" => true,
             "false" => false,
-            _ => {
-                return Err(bad(format!(
-                    "':missing' takes true or false, not '{value}'"
-                )))
-            }
+            _ => return Err(bad(format!("':missing' takes true or false, not '{value}'"))),
         };
         let (table, param) = match def.kind {
-            ParamKind::Composite => (
-                def.components.first().and_then(|c| Table::for_kind(c.kind)),
-                format!("{}$0", def.code),
-            ),
+            ParamKind::Composite => {
+                (def.components.first().and_then(|c| Table::for_kind(c.kind)), format!("{}$0", def.code))
+            }
             k => (Table::for_kind(k), def.code.clone()),
         };
         let table = table.ok_or_else(|| unknown(key, rtype))?;
-        return Ok(Filter::Missing {
-            table,
-            param,
-            missing,
-        });
+        return Ok(Filter::Missing { table, param, missing });
     }
     if def.kind == ParamKind::Composite {
         if let Some(m) = modifier {
-            return Err(bad(format!(
-                "unsupported modifier ':{m}' for a composite parameter"
-            )));
+            return Err(bad(format!("unsupported modifier ':{m}' for a composite parameter")));
         }
         let mut all = Vec::new();
         for v in ors() {
             let parts = split_unescaped(&v, '$');
             if parts.len() != def.components.len() {
-                return Err(bad(format!(
-                    "'{v}' needs {} components separated by '$'",
-                    def.components.len()
-                )));
+                return Err(bad(format!("'{v}' needs {} components separated by '$'", def.components.len())));
             }
             let conds = def
                 .components
@@ -265,16 +195,8 @@ fn parse_param(
                 .map_err(bad)?;
             all.push(conds);
         }
-        let tables = def
-            .components
-            .iter()
-            .filter_map(|c| Table::for_kind(c.kind))
-            .collect();
-        return Ok(Filter::Composite {
-            param: def.code.clone(),
-            tables,
-            ors: all,
-        });
+        let tables = def.components.iter().filter_map(|c| Table::for_kind(c.kind)).collect();
+        return Ok(Filter::Composite { param: def.code.clone(), tables, ors: all });
     }
     let table = Table::for_kind(def.kind).ok_or_else(|| unknown(key, rtype))?;
     let mut not = false;
@@ -283,18 +205,14 @@ fn parse_param(
             ParamKind::String => values::string(v, modifier),
             ParamKind::Token => match modifier {
                 None | Some("not") => values::token(v),
-                Some("text") => Ok(Cond::TokenText(crate::text::normalize(
-                    &crate::text::unescape(v),
-                ))),
+                Some("text") => Ok(Cond::TokenText(crate::text::normalize(&crate::text::unescape(v)))),
                 Some(m) => Err(format!("unsupported modifier ':{m}' for a token parameter")),
             },
-            ParamKind::Date | ParamKind::Number | ParamKind::Quantity if modifier.is_some() => {
-                Err(format!(
-                    "unsupported modifier ':{}' for a {} parameter",
-                    modifier.unwrap_or_default(),
-                    def.kind.as_str()
-                ))
-            }
+            ParamKind::Date | ParamKind::Number | ParamKind::Quantity if modifier.is_some() => Err(format!(
+                "unsupported modifier ':{}' for a {} parameter",
+                modifier.unwrap_or_default(),
+                def.kind.as_str()
+            )),
             ParamKind::Date => values::date(v),
             ParamKind::Number => values::number(v),
             ParamKind::Quantity => values::quantity(v),
@@ -306,17 +224,8 @@ fn parse_param(
     if def.kind == ParamKind::Token && modifier == Some("not") {
         not = true;
     }
-    let conds = ors()
-        .iter()
-        .map(|v| parse_one(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
-    Ok(Filter::Values {
-        table,
-        param: def.code.clone(),
-        ors: conds,
-        not,
-    })
+    let conds = ors().iter().map(|v| parse_one(v)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    Ok(Filter::Values { table, param: def.code.clone(), ors: conds, not })
 }
 
 /// `ref[:Type].chained=value`.
@@ -329,13 +238,7 @@ fn parse_chain(
     value: &str,
 ) -> Result<Filter, SearchError> {
     if def.kind != ParamKind::Reference {
-        return Err(err(
-            key,
-            format!(
-                "'{}' is not a reference parameter and cannot be chained",
-                def.code
-            ),
-        ));
+        return Err(err(key, format!("'{}' is not a reference parameter and cannot be chained", def.code)));
     }
     let chained_code = chained.split(':').next().unwrap_or(chained);
     let has_param = |t: &str| {
@@ -346,29 +249,17 @@ fn parse_chain(
     let target_type = match modifier {
         Some(t) => {
             if !RESOURCE_TYPES.contains(&t) || !(def.targets.iter().any(|x| x == t)) {
-                return Err(err(
-                    key,
-                    format!("'{t}' is not a target type of '{}'", def.code),
-                ));
+                return Err(err(key, format!("'{t}' is not a target type of '{}'", def.code)));
             }
             t.to_string()
         }
         None => {
-            let candidates: Vec<&String> = def
-                .targets
-                .iter()
-                .filter(|t| RESOURCE_TYPES.contains(&t.as_str()) && has_param(t))
-                .collect();
+            let candidates: Vec<&String> =
+                def.targets.iter().filter(|t| RESOURCE_TYPES.contains(&t.as_str()) && has_param(t)).collect();
             match candidates.as_slice() {
                 [one] => (*one).clone(),
                 [] => {
-                    return Err(err(
-                        key,
-                        format!(
-                            "no target type of '{}' has a parameter '{chained_code}'",
-                            def.code
-                        ),
-                    ))
+                    return Err(err(key, format!("no target type of '{}' has a parameter '{chained_code}'", def.code)))
                 }
                 _ => {
                     return Err(err(
@@ -382,11 +273,6 @@ fn parse_chain(
             }
         }
     };
-    let inner =
-        parse_param(defs, &target_type, chained, value, false).map_err(|e| err(key, e.message))?;
-    Ok(Filter::Chain {
-        param: def.code.clone(),
-        target_type,
-        inner: Box::new(inner),
-    })
+    let inner = parse_param(defs, &target_type, chained, value, false).map_err(|e| err(key, e.message))?;
+    Ok(Filter::Chain { param: def.code.clone(), target_type, inner: Box::new(inner) })
 }

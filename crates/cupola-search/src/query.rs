@@ -130,6 +130,8 @@ pub(crate) enum Filter {
         target_type: String,
         inner: Box<Filter>,
     },
+    /// `near` (Location), OR-ed values.
+    Near(Vec<crate::near::Near>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,12 +185,7 @@ pub const DEFAULT_COUNT: usize = 20;
 /// Largest page size; larger `_count` values are clamped (with a warning).
 pub const MAX_COUNT: usize = 1000;
 
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b':');
+const QUERY: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
 
 impl SearchQuery {
     pub(crate) fn new(resource_type: &str) -> SearchQuery {
@@ -295,13 +292,7 @@ impl SearchQuery {
         pairs.push(("_offset".into(), offset.to_string()));
         pairs
             .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    utf8_percent_encode(k, QUERY),
-                    utf8_percent_encode(v, QUERY)
-                )
-            })
+            .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY), utf8_percent_encode(v, QUERY)))
             .collect::<Vec<_>>()
             .join("&")
     }

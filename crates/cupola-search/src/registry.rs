@@ -118,12 +118,7 @@ pub(crate) struct Defs {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -145,12 +140,9 @@ pub(crate) fn load() -> Defs {
     let mut defs = Vec::new();
     let mut by_type: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
     for r in entries {
-        let (Some(code), Some(kind)) = (
-            r.get("code").and_then(Value::as_str),
-            r.get("type")
-                .and_then(Value::as_str)
-                .and_then(ParamKind::parse),
-        ) else {
+        let (Some(code), Some(kind)) =
+            (r.get("code").and_then(Value::as_str), r.get("type").and_then(Value::as_str).and_then(ParamKind::parse))
+        else {
             continue;
         };
         let expr = match r.get("expression").and_then(Value::as_str) {
@@ -180,16 +172,8 @@ pub(crate) fn load() -> Defs {
         let def = ParamDef {
             code: code.to_string(),
             kind,
-            url: r
-                .get("url")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            description: r
-                .get("description")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
+            url: r.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
+            description: r.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
             expr,
             targets: strings(r.get("target")),
             components,
@@ -197,15 +181,8 @@ pub(crate) fn load() -> Defs {
         let idx = defs.len();
         let bases = strings(r.get("base"));
         for t in RESOURCE_TYPES {
-            if bases
-                .iter()
-                .any(|b| b == t || b == "Resource" || b == "DomainResource")
-            {
-                by_type
-                    .entry(t.to_string())
-                    .or_default()
-                    .entry(def.code.clone())
-                    .or_insert(idx);
+            if bases.iter().any(|b| b == t || b == "Resource" || b == "DomainResource") {
+                by_type.entry(t.to_string()).or_default().entry(def.code.clone()).or_insert(idx);
             }
         }
         defs.push(def);
@@ -216,24 +193,18 @@ pub(crate) fn load() -> Defs {
 impl Defs {
     /// The definition of `code` for `rtype`.
     pub fn get(&self, rtype: &str, code: &str) -> Option<&ParamDef> {
-        self.by_type
-            .get(rtype)?
-            .get(code)
-            .and_then(|i| self.defs.get(*i))
+        self.by_type.get(rtype)?.get(code).and_then(|i| self.defs.get(*i))
     }
 
     /// Every definition for `rtype`, by code.
     pub fn of_type(&self, rtype: &str) -> impl Iterator<Item = &ParamDef> {
-        self.by_type
-            .get(rtype)
-            .into_iter()
-            .flat_map(|m| m.values().filter_map(|i| self.defs.get(*i)))
+        self.by_type.get(rtype).into_iter().flat_map(|m| m.values().filter_map(|i| self.defs.get(*i)))
     }
 
     /// Whether a parameter can be searched (has an expression or a table column,
-    /// and is not `special`).
+    /// and is not `special`, except `near`).
     pub fn searchable(def: &ParamDef) -> bool {
-        def.kind != ParamKind::Special
+        (def.kind != ParamKind::Special || def.code == "near")
             && (def.expr.is_some() || TABLE_PARAMS.contains(&def.code.as_str()))
     }
 }

@@ -26,15 +26,8 @@ enum Col {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
-        Table::String,
-        Table::Token,
-        Table::Date,
-        Table::Number,
-        Table::Quantity,
-        Table::Reference,
-        Table::Uri,
-    ];
+    pub const ALL: [Table; 7] =
+        [Table::String, Table::Token, Table::Date, Table::Number, Table::Quantity, Table::Reference, Table::Uri];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -68,13 +61,7 @@ impl Table {
             Table::String => &[("value_norm", Text), ("value_exact", Text)],
             Table::Token => &[("system", Text), ("code", Text), ("text_norm", Text)],
             Table::Date | Table::Number => &[("lo", Int), ("hi", Int)],
-            Table::Quantity => &[
-                ("lo", Int),
-                ("hi", Int),
-                ("system", Text),
-                ("code", Text),
-                ("unit", Text),
-            ],
+            Table::Quantity => &[("lo", Int), ("hi", Int), ("system", Text), ("code", Text), ("unit", Text)],
             Table::Reference => &[
                 ("target_type", Text),
                 ("target_id", Text),
@@ -99,10 +86,7 @@ impl Table {
 
     fn indexes(self) -> &'static [&'static str] {
         match self {
-            Table::String => &[
-                "res_type, param, value_norm",
-                "res_type, param, value_exact",
-            ],
+            Table::String => &["res_type, param, value_norm", "res_type, param, value_exact"],
             Table::Token => &["res_type, param, code, system", "res_type, param, system"],
             Table::Date => &["res_type, param, lo", "res_type, param, hi"],
             Table::Number | Table::Quantity => &["res_type, param, lo"],
@@ -152,16 +136,9 @@ pub fn index_schema(d: Dialect) -> Vec<String> {
             t.name(),
             cols.join(", ")
         ));
-        out.push(format!(
-            "CREATE INDEX IF NOT EXISTS {0}_pk ON {0} (res_pk, param)",
-            t.name()
-        ));
+        out.push(format!("CREATE INDEX IF NOT EXISTS {0}_pk ON {0} (res_pk, param)", t.name()));
         for (i, cols) in t.indexes().iter().enumerate() {
-            out.push(format!(
-                "CREATE INDEX IF NOT EXISTS {0}_{1} ON {0} ({cols})",
-                t.name(),
-                i + 1
-            ));
+            out.push(format!("CREATE INDEX IF NOT EXISTS {0}_{1} ON {0} ({cols})", t.name(), i + 1));
         }
     }
     out
@@ -180,33 +157,11 @@ fn value_binds(v: &IndexValue) -> Vec<Bind> {
         IndexValue::Date { lo, hi } | IndexValue::Number { lo, hi } => {
             vec![Bind::Int(*lo), Bind::Int(*hi)]
         }
-        IndexValue::Quantity {
-            lo,
-            hi,
-            system,
-            code,
-            unit,
-        } => vec![
-            Bind::Int(*lo),
-            Bind::Int(*hi),
-            opt(system),
-            opt(code),
-            opt(unit),
-        ],
-        IndexValue::Reference {
-            target_type,
-            target_id,
-            raw,
-            ident_system,
-            ident_value,
-        } => {
-            vec![
-                opt(target_type),
-                opt(target_id),
-                opt(raw),
-                opt(ident_system),
-                opt(ident_value),
-            ]
+        IndexValue::Quantity { lo, hi, system, code, unit } => {
+            vec![Bind::Int(*lo), Bind::Int(*hi), opt(system), opt(code), opt(unit)]
+        }
+        IndexValue::Reference { target_type, target_id, raw, ident_system, ident_value } => {
+            vec![opt(target_type), opt(target_id), opt(raw), opt(ident_system), opt(ident_value)]
         }
         IndexValue::Uri { uri } => vec![Bind::Text(uri.clone())],
     }
@@ -249,9 +204,6 @@ pub(crate) fn inserts(res_pk: i64, res_type: &str, rows: &[IndexRow]) -> Vec<Sql
 pub(crate) fn deletes(res_pk: i64) -> Vec<Sql> {
     Table::ALL
         .iter()
-        .map(|t| Sql {
-            text: format!("DELETE FROM {} WHERE res_pk = $1", t.name()),
-            binds: vec![Bind::Int(res_pk)],
-        })
+        .map(|t| Sql { text: format!("DELETE FROM {} WHERE res_pk = $1", t.name()), binds: vec![Bind::Int(res_pk)] })
         .collect()
 }

@@ -64,10 +64,7 @@ impl Builder {
 
     /// ` AND (extra)` for each extra condition, on `pk_col`.
     pub fn extras(&mut self, extras: &[ExtraCondition], pk_col: &str) -> String {
-        extras
-            .iter()
-            .map(|e| format!(" AND {}", self.extra(e, pk_col)))
-            .collect()
+        extras.iter().map(|e| format!(" AND {}", self.extra(e, pk_col))).collect()
     }
 
     /// `col` starts with `prefix`, as a binary range (index friendly on both engines).
@@ -83,14 +80,7 @@ impl Builder {
     }
 
     /// One AND-ed filter on resources aliased `a` (index tables aliased `ix…`).
-    pub fn filter(
-        &mut self,
-        f: &Filter,
-        rtype: &str,
-        a: &str,
-        ix: &str,
-        extra: &[ExtraCondition],
-    ) -> String {
+    pub fn filter(&mut self, f: &Filter, rtype: &str, a: &str, ix: &str, extra: &[ExtraCondition]) -> String {
         match f {
             Filter::Id(ids) => {
                 let ph: Vec<String> = ids.iter().map(|i| self.text(i)).collect();
@@ -98,25 +88,18 @@ impl Builder {
             }
             Filter::LastUpdated(conds) => {
                 let col = format!("{a}.last_updated");
-                let parts: Vec<String> =
-                    conds.iter().map(|c| self.cond(c, &col, &col, ix)).collect();
+                let parts: Vec<String> = conds.iter().map(|c| self.cond(c, &col, &col, ix)).collect();
                 format!("({})", parts.join(" OR "))
             }
-            Filter::Missing {
-                table,
-                param,
-                missing,
-            } => {
+            Filter::Missing { table, param, missing } => {
                 let (t, p) = (self.text(rtype), self.text(param));
                 let not = if *missing { "NOT " } else { "" };
-                format!("{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})", table.name())
+                format!(
+                    "{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})",
+                    table.name()
+                )
             }
-            Filter::Values {
-                table,
-                param,
-                ors,
-                not,
-            } => {
+            Filter::Values { table, param, ors, not } => {
                 let (t, p) = (self.text(rtype), self.text(param));
                 let (lo, hi) = (format!("{ix}.lo"), format!("{ix}.hi"));
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, &lo, &hi, ix)).collect();
@@ -127,20 +110,11 @@ impl Builder {
                     parts.join(" OR ")
                 )
             }
-            Filter::Composite { param, tables, ors } => {
-                self.composite(param, tables, ors, rtype, a, ix)
-            }
-            Filter::Chain {
-                param,
-                target_type,
-                inner,
-            } => {
-                let (t, p, tt, f) = (
-                    self.text(rtype),
-                    self.text(param),
-                    self.text(target_type),
-                    self.bind(Bind::Bool(false)),
-                );
+            Filter::Composite { param, tables, ors } => self.composite(param, tables, ors, rtype, a, ix),
+            Filter::Near(ors) => self.near(ors, rtype, a, ix),
+            Filter::Chain { param, target_type, inner } => {
+                let (t, p, tt, f) =
+                    (self.text(rtype), self.text(param), self.text(target_type), self.bind(Bind::Bool(false)));
                 let inner_sql = self.filter(inner, target_type, "t", "j", extra);
                 let extra_sql = self.extras(extra, "t.pk");
                 format!(
@@ -202,10 +176,9 @@ impl Builder {
         match c {
             Cond::StrPrefix(p) => self.prefix(&format!("{ix}.value_norm"), p),
             Cond::StrExact(s) => format!("{ix}.value_exact = {}", self.text(s)),
-            Cond::StrContains(s) => format!(
-                "{ix}.value_norm LIKE {} ESCAPE '\\'",
-                self.text(&format!("%{}%", like_escape(s)))
-            ),
+            Cond::StrContains(s) => {
+                format!("{ix}.value_norm LIKE {} ESCAPE '\\'", self.text(&format!("%{}%", like_escape(s))))
+            }
             Cond::Token { system, code } => {
                 let mut parts = Vec::new();
                 if let Some(code) = code {
@@ -222,11 +195,7 @@ impl Builder {
                 format!("({})", parts.join(" AND "))
             }
             Cond::TokenText(t) => self.prefix(&format!("{ix}.text_norm"), t),
-            Cond::Date {
-                prefix,
-                lo: slo,
-                hi: shi,
-            } => {
+            Cond::Date { prefix, lo: slo, hi: shi } => {
                 let (l, h) = (self.int(*slo), self.int(*shi));
                 match prefix {
                     Prefix::Eq => format!("({lo} >= {l} AND {hi} <= {h})"),
@@ -241,19 +210,12 @@ impl Builder {
                 }
             }
             Cond::Number { prefix, n } => self.number(*prefix, n, lo, hi),
-            Cond::Quantity {
-                prefix,
-                n,
-                system,
-                code,
-            } => {
+            Cond::Quantity { prefix, n, system, code } => {
                 let mut parts = vec![self.number(*prefix, n, lo, hi)];
                 match (system, code) {
-                    (Some(s), Some(c)) => parts.push(format!(
-                        "{ix}.system = {} AND {ix}.code = {}",
-                        self.text(s),
-                        self.text(c)
-                    )),
+                    (Some(s), Some(c)) => {
+                        parts.push(format!("{ix}.system = {} AND {ix}.code = {}", self.text(s), self.text(c)))
+                    }
                     (Some(s), None) => parts.push(format!("{ix}.system = {}", self.text(s))),
                     (None, Some(c)) => {
                         let c = self.text(c);
@@ -276,11 +238,7 @@ impl Builder {
                     self.prefix(&format!("{ix}.raw"), &format!("{url}|")),
                 ];
                 if let Some((t, i)) = target {
-                    alts.push(format!(
-                        "({ix}.target_type = {} AND {ix}.target_id = {})",
-                        self.text(t),
-                        self.text(i)
-                    ));
+                    alts.push(format!("({ix}.target_type = {} AND {ix}.target_id = {})", self.text(t), self.text(i)));
                 }
                 format!("({})", alts.join(" OR "))
             }
@@ -319,10 +277,7 @@ impl Builder {
             Prefix::Sa => format!("{lo} > {}", self.int(n.floor)),
             Prefix::Eb => format!("{hi} < {}", self.int(n.ceil)),
             Prefix::Ap => {
-                let (l, h) = (
-                    n.floor.saturating_sub(n.tenth),
-                    n.ceil.saturating_add(n.tenth),
-                );
+                let (l, h) = (n.floor.saturating_sub(n.tenth), n.ceil.saturating_add(n.tenth));
                 format!("({lo} <= {} AND {hi} >= {})", self.int(h), self.int(l))
             }
         }

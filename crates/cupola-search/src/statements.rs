@@ -4,15 +4,13 @@ use crate::query::{SearchQuery, SortExpr};
 use crate::sql::Builder;
 use crate::{Bind, Dialect, Sql};
 
-const SELECT: &str = "SELECT r.pk, v.body FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version";
+const SELECT: &str =
+    "SELECT r.pk, v.body FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version";
 
 /// `SELECT COALESCE(MAX(pk), 0) FROM resources`: the snapshot bound of a first page
 /// (one `i64` column).
 pub fn snapshot_sql() -> Sql {
-    Sql {
-        text: "SELECT COALESCE(MAX(pk), 0) FROM resources".into(),
-        binds: Vec::new(),
-    }
+    Sql { text: "SELECT COALESCE(MAX(pk), 0) FROM resources".into(), binds: Vec::new() }
 }
 
 impl SearchQuery {
@@ -34,11 +32,7 @@ impl SearchQuery {
         for f in &self.filters {
             conds.push(b.filter(f, &self.resource_type, "r", "i", &self.restrictions));
         }
-        format!(
-            " WHERE {}{}",
-            conds.join(" AND "),
-            b.extras(&self.restrictions, "r.pk")
-        )
+        format!(" WHERE {}{}", conds.join(" AND "), b.extras(&self.restrictions, "r.pk"))
     }
 
     fn order_by(&self, b: &mut Builder, d: Dialect) -> String {
@@ -54,11 +48,7 @@ impl SearchQuery {
                 SortExpr::LastUpdated => "r.last_updated".to_string(),
                 SortExpr::Param { table, param } => {
                     let (asc_col, desc_col) = table.sort_columns();
-                    let agg = if k.desc {
-                        format!("MAX(s.{desc_col})")
-                    } else {
-                        format!("MIN(s.{asc_col})")
-                    };
+                    let agg = if k.desc { format!("MAX(s.{desc_col})") } else { format!("MIN(s.{asc_col})") };
                     format!(
                         "(SELECT {agg} FROM {} s WHERE s.res_pk = r.pk AND s.param = {})",
                         table.name(),
@@ -79,24 +69,15 @@ impl SearchQuery {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, Some(snapshot));
         let order = self.order_by(&mut b, d);
-        let text = format!(
-            "{SELECT}{w}{order} LIMIT {} OFFSET {}",
-            self.count, self.offset
-        );
-        Sql {
-            text,
-            binds: b.binds,
-        }
+        let text = format!("{SELECT}{w}{order} LIMIT {} OFFSET {}", self.count, self.offset);
+        Sql { text, binds: b.binds }
     }
 
     /// `SELECT COUNT(*)` of the matches with `pk <= snapshot`.
     pub fn count_sql(&self, _d: Dialect, snapshot: i64) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, Some(snapshot));
-        Sql {
-            text: format!("SELECT COUNT(*) FROM resources r{w}"),
-            binds: b.binds,
-        }
+        Sql { text: format!("SELECT COUNT(*) FROM resources r{w}"), binds: b.binds }
     }
 
     /// For conditional create / update / delete, inside the write transaction: the
@@ -104,10 +85,7 @@ impl SearchQuery {
     pub fn conditional_sql(&self, _d: Dialect) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, None);
-        Sql {
-            text: format!("{SELECT}{w} ORDER BY r.pk ASC LIMIT 2"),
-            binds: b.binds,
-        }
+        Sql { text: format!("{SELECT}{w} ORDER BY r.pk ASC LIMIT 2"), binds: b.binds }
     }
 
     /// The logical ids (`res_id`, one text column) of the first `limit` matches in
@@ -115,10 +93,7 @@ impl SearchQuery {
     pub fn ids_sql(&self, _d: Dialect, limit: usize) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, None);
-        Sql {
-            text: format!("SELECT r.res_id FROM resources r{w} ORDER BY r.pk ASC LIMIT {limit}"),
-            binds: b.binds,
-        }
+        Sql { text: format!("SELECT r.res_id FROM resources r{w} ORDER BY r.pk ASC LIMIT {limit}"), binds: b.binds }
     }
 
     /// The statements giving the `_include` and `_revinclude` resources of a page
@@ -152,10 +127,10 @@ impl SearchQuery {
         }
         let deleted = b.bind(Bind::Bool(false));
         let extra = b.extras(&self.restrictions, "r.pk");
-        let text = format!("{SELECT} WHERE r.deleted = {deleted} AND r.pk NOT IN ({pks}) AND ({}){extra} ORDER BY r.pk ASC", branches.join(" OR "));
-        vec![Sql {
-            text,
-            binds: b.binds,
-        }]
+        let text = format!(
+            "{SELECT} WHERE r.deleted = {deleted} AND r.pk NOT IN ({pks}) AND ({}){extra} ORDER BY r.pk ASC",
+            branches.join(" OR ")
+        );
+        vec![Sql { text, binds: b.binds }]
     }
 }

@@ -56,45 +56,24 @@ pub(crate) fn quantity(v: &str) -> Result<Cond, String> {
             let opt = |x: &String| Some(unescape(x)).filter(|x| !x.is_empty());
             (n.as_str(), opt(s), opt(c))
         }
-        _ => {
-            return Err(format!(
-                "invalid quantity '{v}': expected number or number|system|code"
-            ))
-        }
+        _ => return Err(format!("invalid quantity '{v}': expected number or number|system|code")),
     };
     let (prefix, rest) = split_prefix(num);
     let n = search_number(rest).ok_or_else(|| format!("invalid quantity '{v}': bad number"))?;
-    Ok(Cond::Quantity {
-        prefix,
-        n,
-        system,
-        code,
-    })
+    Ok(Cond::Quantity { prefix, n, system, code })
 }
 
 pub(crate) fn token(v: &str) -> Result<Cond, String> {
     let parts = split_unescaped(v, '|');
     match parts.as_slice() {
-        [code] => Ok(Cond::Token {
-            system: SystemMatch::Any,
-            code: Some(unescape(code)),
-        }),
+        [code] => Ok(Cond::Token { system: SystemMatch::Any, code: Some(unescape(code)) }),
         [system, code] => {
             let (system, code) = (unescape(system), unescape(code));
             match (system.is_empty(), code.is_empty()) {
                 (true, true) => Err(format!("invalid token '{v}'")),
-                (true, false) => Ok(Cond::Token {
-                    system: SystemMatch::Null,
-                    code: Some(code),
-                }),
-                (false, true) => Ok(Cond::Token {
-                    system: SystemMatch::Is(system),
-                    code: None,
-                }),
-                (false, false) => Ok(Cond::Token {
-                    system: SystemMatch::Is(system),
-                    code: Some(code),
-                }),
+                (true, false) => Ok(Cond::Token { system: SystemMatch::Null, code: Some(code) }),
+                (false, true) => Ok(Cond::Token { system: SystemMatch::Is(system), code: None }),
+                (false, false) => Ok(Cond::Token { system: SystemMatch::Is(system), code: Some(code) }),
             }
         }
         _ => Err(format!("invalid token '{v}': more than one '|'")),
@@ -107,11 +86,7 @@ pub(crate) fn string(v: &str, modifier: Option<&str>) -> Result<Cond, String> {
         None => Cond::StrPrefix(normalize(&raw)),
         Some("exact") => Cond::StrExact(raw),
         Some("contains") => Cond::StrContains(normalize(&raw)),
-        Some(m) => {
-            return Err(format!(
-                "unsupported modifier ':{m}' for a string parameter"
-            ))
-        }
+        Some(m) => return Err(format!("unsupported modifier ':{m}' for a string parameter")),
     })
 }
 
@@ -135,11 +110,7 @@ pub(crate) fn uri(v: &str, modifier: Option<&str>) -> Result<Cond, String> {
 }
 
 /// A reference value; `type_modifier` is `:Type` when given.
-pub(crate) fn reference(
-    v: &str,
-    modifier: Option<&str>,
-    targets: &[String],
-) -> Result<Cond, String> {
+pub(crate) fn reference(v: &str, modifier: Option<&str>, targets: &[String]) -> Result<Cond, String> {
     let raw = unescape(v);
     if modifier == Some("identifier") {
         return match token(v)? {
@@ -148,24 +119,15 @@ pub(crate) fn reference(
                     SystemMatch::Is(s) => Some(s),
                     _ => None,
                 };
-                Ok(Cond::RefIdentifier {
-                    system,
-                    value: code,
-                })
+                Ok(Cond::RefIdentifier { system, value: code })
             }
             _ => Err(format!("invalid identifier '{v}'")),
         };
     }
     let type_modifier = match modifier {
         None => None,
-        Some(t) if RESOURCE_TYPES.contains(&t) || targets.iter().any(|x| x == t) => {
-            Some(t.to_string())
-        }
-        Some(m) => {
-            return Err(format!(
-                "unsupported modifier ':{m}' for a reference parameter"
-            ))
-        }
+        Some(t) if RESOURCE_TYPES.contains(&t) || targets.iter().any(|x| x == t) => Some(t.to_string()),
+        Some(m) => return Err(format!("unsupported modifier ':{m}' for a reference parameter")),
     };
     if raw.contains("://") || raw.starts_with("urn:") {
         let target = match split_reference(&raw) {
@@ -181,23 +143,12 @@ pub(crate) fn reference(
         if type_modifier.as_ref().is_some_and(|m| *m != t) {
             return Err(format!("reference '{v}' does not match the type modifier"));
         }
-        return Ok(Cond::Ref {
-            target_type: Some(t),
-            id,
-        });
+        return Ok(Cond::Ref { target_type: Some(t), id });
     }
-    if raw.is_empty()
-        || raw.len() > 64
-        || !raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
+    if raw.is_empty() || raw.len() > 64 || !raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
         return Err(format!("invalid reference id '{v}'"));
     }
-    Ok(Cond::Ref {
-        target_type: type_modifier,
-        id: raw,
-    })
+    Ok(Cond::Ref { target_type: type_modifier, id: raw })
 }
 
 /// A value of a composite component of type `kind`.
@@ -220,50 +171,19 @@ mod tests {
 
     #[test]
     fn uri_above_prefixes() {
-        let Ok(Cond::UriAbove(p)) = uri("http://a.org/fhir/ValueSet/x", Some("above")) else {
-            panic!("above")
-        };
+        let Ok(Cond::UriAbove(p)) = uri("http://a.org/fhir/ValueSet/x", Some("above")) else { panic!("above") };
         assert_eq!(
             p,
-            vec![
-                "http://a.org/fhir/ValueSet/x",
-                "http://a.org/fhir/ValueSet",
-                "http://a.org/fhir",
-                "http://a.org"
-            ]
+            vec!["http://a.org/fhir/ValueSet/x", "http://a.org/fhir/ValueSet", "http://a.org/fhir", "http://a.org"]
         );
     }
 
     #[test]
     fn tokens() {
-        assert_eq!(
-            token("a|b"),
-            Ok(Cond::Token {
-                system: SystemMatch::Is("a".into()),
-                code: Some("b".into())
-            })
-        );
-        assert_eq!(
-            token("|b"),
-            Ok(Cond::Token {
-                system: SystemMatch::Null,
-                code: Some("b".into())
-            })
-        );
-        assert_eq!(
-            token("a|"),
-            Ok(Cond::Token {
-                system: SystemMatch::Is("a".into()),
-                code: None
-            })
-        );
-        assert_eq!(
-            token("a\\|b"),
-            Ok(Cond::Token {
-                system: SystemMatch::Any,
-                code: Some("a|b".into())
-            })
-        );
+        assert_eq!(token("a|b"), Ok(Cond::Token { system: SystemMatch::Is("a".into()), code: Some("b".into()) }));
+        assert_eq!(token("|b"), Ok(Cond::Token { system: SystemMatch::Null, code: Some("b".into()) }));
+        assert_eq!(token("a|"), Ok(Cond::Token { system: SystemMatch::Is("a".into()), code: None }));
+        assert_eq!(token("a\\|b"), Ok(Cond::Token { system: SystemMatch::Any, code: Some("a|b".into()) }));
         assert!(token("a|b|c").is_err());
         assert!(token("|").is_err());
     }

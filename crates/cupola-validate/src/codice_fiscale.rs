@@ -8,9 +8,7 @@ const OMOCODIA: &[u8; 10] = b"LMNPQRSTUV";
 const DIGIT_POSITIONS: [usize; 7] = [7, 8, 10, 11, 13, 14, 15];
 
 /// Values of A..Z (and of 0..9, which count like A..J) at odd positions.
-const ODD: [u32; 26] = [
-    1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23,
-];
+const ODD: [u32; 26] = [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23];
 
 /// Month letters, January to December.
 const MONTHS: &[u8; 12] = b"ABCDEHLMPRST";
@@ -19,10 +17,7 @@ const MONTHS: &[u8; 12] = b"ABCDEHLMPRST";
 pub(crate) fn check(code: &str) -> Result<(), String> {
     let bytes = code.as_bytes();
     if bytes.len() != 16 || !code.is_ascii() {
-        return Err(format!(
-            "a codice fiscale has 16 characters, '{code}' has {}",
-            code.chars().count()
-        ));
+        return Err(format!("a codice fiscale has 16 characters, '{code}' has {}", code.chars().count()));
     }
     for (i, &b) in bytes.iter().enumerate() {
         let position = i + 1;
@@ -37,10 +32,7 @@ pub(crate) fn check(code: &str) -> Result<(), String> {
             } else {
                 "an uppercase letter"
             };
-            return Err(format!(
-                "character {position} of '{code}' is '{}', expected {expected}",
-                b as char
-            ));
+            return Err(format!("character {position} of '{code}' is '{}', expected {expected}", b as char));
         }
     }
     if !MONTHS.contains(&bytes[8]) {
@@ -51,9 +43,7 @@ pub(crate) fn check(code: &str) -> Result<(), String> {
     }
     let day = digit(bytes[9]) * 10 + digit(bytes[10]);
     if !(1..=31).contains(&day) && !(41..=71).contains(&day) {
-        return Err(format!(
-            "characters 10-11 of '{code}' give day {day:02}, expected 01-31 (men) or 41-71 (women)"
-        ));
+        return Err(format!("characters 10-11 of '{code}' give day {day:02}, expected 01-31 (men) or 41-71 (women)"));
     }
     let expected = check_char(&bytes[..15]);
     if bytes[15] != expected {
@@ -70,10 +60,7 @@ fn digit(b: u8) -> u32 {
     if b.is_ascii_digit() {
         u32::from(b - b'0')
     } else {
-        OMOCODIA
-            .iter()
-            .position(|&l| l == b)
-            .map_or(0, |p| p as u32)
+        OMOCODIA.iter().position(|&l| l == b).map_or(0, |p| p as u32)
     }
 }
 
@@ -84,11 +71,7 @@ pub(crate) fn check_char(first15: &[u8]) -> u8 {
         .enumerate()
         .map(|(i, &b)| {
             // Digits count like the letters A..J at the same position.
-            let index = if b.is_ascii_digit() {
-                b - b'0'
-            } else {
-                b.wrapping_sub(b'A')
-            } as usize;
+            let index = if b.is_ascii_digit() { b - b'0' } else { b.wrapping_sub(b'A') } as usize;
             let index = index.min(25);
             if i % 2 == 0 {
                 ODD[index] // 1st, 3rd, … (odd 1-based positions)

@@ -24,6 +24,8 @@ pub(crate) struct Element {
     pub(crate) children: Vec<usize>,
     /// Required binding: index of the value set in [`Terminology`].
     pub(crate) binding: Option<usize>,
+    /// `isSummary: true` in the ElementDefinition (part of `_summary=true`).
+    pub(crate) summary: bool,
 }
 
 /// A JSON key of an element and the FHIR type found under it.
@@ -68,10 +70,7 @@ impl Definitions {
                 .unwrap_or_else(|| panic!("StructureDefinition {name} has a snapshot"));
             types.insert(
                 name.to_string(),
-                TypeDef {
-                    is_resource: kind == "resource",
-                    elements: digest(elements, terminology),
-                },
+                TypeDef { is_resource: kind == "resource", elements: digest(elements, terminology) },
             );
         }
         Definitions { types }
@@ -117,10 +116,7 @@ fn digest(raw: &[Value], terminology: &Terminology) -> Vec<Element> {
             .map(str::to_string)
             .collect();
         let keys = if choice {
-            codes
-                .iter()
-                .map(|ty| key(format!("{name}{}", capitalize(ty)), ty))
-                .collect()
+            codes.iter().map(|ty| key(format!("{name}{}", capitalize(ty)), ty)).collect()
         } else {
             let ty = codes.first().cloned().unwrap_or_default();
             vec![key(name.clone(), &ty)]
@@ -141,6 +137,7 @@ fn digest(raw: &[Value], terminology: &Terminology) -> Vec<Element> {
             inline: None,
             children: Vec::new(),
             binding,
+            summary: e.get("isSummary").and_then(Value::as_bool) == Some(true),
         });
     }
     for (index, element) in elements.iter_mut().enumerate() {
@@ -161,11 +158,7 @@ fn elements_children_push(elements: &mut [Element], parent: usize, child: usize)
 }
 
 fn key(json: String, ty: &str) -> Key {
-    Key {
-        ext: format!("_{json}"),
-        json,
-        ty: ty.to_string(),
-    }
+    Key { ext: format!("_{json}"), json, ty: ty.to_string() }
 }
 
 fn capitalize(s: &str) -> String {

@@ -87,12 +87,7 @@ pub struct Issue {
 
 impl Issue {
     pub(crate) fn error(code: &'static str, expression: String, diagnostics: String) -> Issue {
-        Issue {
-            severity: Severity::Error,
-            code,
-            expression,
-            diagnostics,
-        }
+        Issue { severity: Severity::Error, code, expression, diagnostics }
     }
 }
 
@@ -113,17 +108,12 @@ impl Validator {
         let resources: Vec<Value> = embedded::DEFINITIONS
             .iter()
             .map(|(name, text)| {
-                serde_json::from_str(text)
-                    .unwrap_or_else(|e| panic!("embedded definition {name} parses: {e}"))
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("embedded definition {name} parses: {e}"))
             })
             .collect();
         let terminology = Terminology::build(&resources);
         let defs = Definitions::build(&resources, &terminology);
-        Validator {
-            schema: SchemaSet::load(embedded::SCHEMA),
-            defs,
-            terminology,
-        }
+        Validator { schema: SchemaSet::load(embedded::SCHEMA), defs, terminology }
     }
 
     /// Compiles the schema validators of every served type now (about 0.4 s
@@ -133,16 +123,34 @@ impl Validator {
         self.schema.warm(SERVED_TYPES.iter().copied());
     }
 
+    /// The top-level elements of `resource_type` that `_summary=true` keeps: those
+    /// whose ElementDefinition has `isSummary: true`, plus `id` and `meta` always
+    /// (first, once). Names are JSON names; a choice element keeps its `[x]` form
+    /// (`deceased[x]`), so match `deceasedBoolean` by the prefix before `[x]`.
+    /// `resourceType` is not listed. For a type without an embedded definition,
+    /// only `id` and `meta`.
+    pub fn summary_elements(&self, resource_type: &str) -> Vec<String> {
+        let mut out = vec!["id".to_string(), "meta".to_string()];
+        let Some(td) = self.defs.resource(resource_type) else {
+            return out;
+        };
+        let top = td.elements.first().map(|root| root.children.as_slice());
+        for e in top.unwrap_or_default().iter().filter_map(|&i| td.elements.get(i)) {
+            let name = if e.choice { format!("{}[x]", e.name) } else { e.name.clone() };
+            if e.summary && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// All errors/warnings for one resource (empty = valid). Never panics on any JSON input.
     pub fn validate(&self, resource: &Value) -> Vec<Issue> {
         let Some(obj) = resource.as_object() else {
             return vec![Issue::error(
                 "structure",
                 "Resource".into(),
-                format!(
-                    "A resource must be a JSON object, found {}.",
-                    schema::short_json(resource)
-                ),
+                format!("A resource must be a JSON object, found {}.", schema::short_json(resource)),
             )];
         };
         let rt = match obj.get("resourceType") {
@@ -158,10 +166,7 @@ impl Validator {
                 return vec![Issue::error(
                     "structure",
                     "Resource.resourceType".into(),
-                    format!(
-                        "'resourceType' must be a JSON string, found {}.",
-                        schema::short_json(other)
-                    ),
+                    format!("'resourceType' must be a JSON string, found {}.", schema::short_json(other)),
                 )]
             }
         };
@@ -169,10 +174,7 @@ impl Validator {
             return vec![Issue::error(
                 "value",
                 "Resource.resourceType".into(),
-                format!(
-                    "Resource type '{rt}' is not served here; accepted types: {}.",
-                    SERVED_TYPES.join(", ")
-                ),
+                format!("Resource type '{rt}' is not served here; accepted types: {}.", SERVED_TYPES.join(", ")),
             )];
         }
         self.check_resource(resource, rt, 0)
@@ -184,50 +186,30 @@ impl Validator {
             return vec![Issue::error(
                 "structure",
                 expr.to_string(),
-                format!(
-                    "{expr} must be a resource (a JSON object), found {}.",
-                    schema::short_json(value)
-                ),
+                format!("{expr} must be a resource (a JSON object), found {}.", schema::short_json(value)),
             )];
         };
         let at = child(expr, "resourceType");
         let rt = match obj.get("resourceType") {
             Some(Value::String(rt)) if self.schema.knows(rt) => rt.as_str(),
             Some(Value::String(rt)) => {
-                return vec![Issue::error(
-                    "value",
-                    at,
-                    format!("'{rt}' is not a FHIR R4 resource type."),
-                )]
+                return vec![Issue::error("value", at, format!("'{rt}' is not a FHIR R4 resource type."))]
             }
-            None => {
-                return vec![Issue::error(
-                    "required",
-                    at,
-                    format!("{expr} has no 'resourceType'."),
-                )]
-            }
+            None => return vec![Issue::error("required", at, format!("{expr} has no 'resourceType'."))],
             Some(other) => {
                 return vec![Issue::error(
                     "structure",
                     at,
-                    format!(
-                        "'resourceType' must be a JSON string, found {}.",
-                        schema::short_json(other)
-                    ),
+                    format!("'resourceType' must be a JSON string, found {}.", schema::short_json(other)),
                 )]
             }
         };
         let schema_issues = self.schema.check(rt, value, expr);
-        let mut walker = Walker {
-            validator: self,
-            out: Vec::new(),
-        };
+        let mut walker = Walker { validator: self, out: Vec::new() };
         match self.defs.resource(rt) {
             Some(td) => walker.object(td, 0, obj, expr, depth),
             None => {
-                self.schema
-                    .calendar(rt, value, expr, depth, &mut walker.out);
+                self.schema.calendar(rt, value, expr, depth, &mut walker.out);
                 self.scan_nested(obj, expr, depth, &mut walker.out);
             }
         }
@@ -236,24 +218,14 @@ impl Validator {
 
     /// For resource types without an embedded definition: finds nested
     /// resources (objects with a `resourceType`) and validates them.
-    fn scan_nested(
-        &self,
-        obj: &Map<String, Value>,
-        expr: &str,
-        depth: usize,
-        out: &mut Vec<Issue>,
-    ) {
+    fn scan_nested(&self, obj: &Map<String, Value>, expr: &str, depth: usize, out: &mut Vec<Issue>) {
         if depth > 200 {
             return;
         }
         for (key, value) in obj {
             let at = child(expr, key);
             let items: Vec<(String, &Value)> = match value {
-                Value::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (indexed(&at, i), v))
-                    .collect(),
+                Value::Array(items) => items.iter().enumerate().map(|(i, v)| (indexed(&at, i), v)).collect(),
                 other => vec![(at, other)],
             };
             for (at, item) in items {
@@ -273,15 +245,9 @@ impl Validator {
 /// a rule issue wins over a schema issue of the same code at the same place,
 /// and a wrong JSON type hides a pattern failure there.
 fn merge(schema: Vec<Issue>, rules: Vec<Issue>) -> Vec<Issue> {
-    let said: HashSet<(&str, &str)> = rules
-        .iter()
-        .map(|i| (i.code, i.expression.as_str()))
-        .collect();
-    let wrong_type: HashSet<&str> = schema
-        .iter()
-        .filter(|i| i.code == "structure")
-        .map(|i| i.expression.as_str())
-        .collect();
+    let said: HashSet<(&str, &str)> = rules.iter().map(|i| (i.code, i.expression.as_str())).collect();
+    let wrong_type: HashSet<&str> =
+        schema.iter().filter(|i| i.code == "structure").map(|i| i.expression.as_str()).collect();
     let mut out: Vec<Issue> = schema
         .iter()
         .filter(|i| !said.contains(&(i.code, i.expression.as_str())))

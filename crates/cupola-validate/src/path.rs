@@ -40,18 +40,9 @@ mod tests {
     #[test]
     fn pointers_become_fhirpath() {
         assert_eq!(pointer_to_fhirpath("Patient", ""), "Patient");
-        assert_eq!(
-            pointer_to_fhirpath("Patient", "/name/0/family"),
-            "Patient.name[0].family"
-        );
-        assert_eq!(
-            pointer_to_fhirpath("Patient", "/_birthDate/extension/1/url"),
-            "Patient.birthDate.extension[1].url"
-        );
-        assert_eq!(
-            pointer_to_fhirpath("Bundle.entry[2].resource", "/status"),
-            "Bundle.entry[2].resource.status"
-        );
+        assert_eq!(pointer_to_fhirpath("Patient", "/name/0/family"), "Patient.name[0].family");
+        assert_eq!(pointer_to_fhirpath("Patient", "/_birthDate/extension/1/url"), "Patient.birthDate.extension[1].url");
+        assert_eq!(pointer_to_fhirpath("Bundle.entry[2].resource", "/status"), "Bundle.entry[2].resource.status");
         assert_eq!(pointer_to_fhirpath("X", "/a~1b"), "X.a/b");
     }
 }

@@ -10,10 +10,8 @@ use crate::schema::map_error;
 use crate::{codice_fiscale, embedded, Issue};
 
 /// Identifier systems of the Italian codice fiscale.
-pub(crate) const CODICE_FISCALE_SYSTEMS: [&str; 2] = [
-    "http://hl7.it/sid/codiceFiscale",
-    "urn:oid:2.16.840.1.113883.2.9.4.3.2",
-];
+pub(crate) const CODICE_FISCALE_SYSTEMS: [&str; 2] =
+    ["http://hl7.it/sid/codiceFiscale", "urn:oid:2.16.840.1.113883.2.9.4.3.2"];
 
 struct Profile {
     validator: jsonschema::Validator,
@@ -34,19 +32,12 @@ impl Profiles {
             let Some(resource_type) = name.strip_suffix(".schema.json") else {
                 continue;
             };
-            let schema: Value =
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("profile {name} parses: {e}"));
+            let schema: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("profile {name} parses: {e}"));
             let validator = jsonschema::validator_for(&schema)
                 .unwrap_or_else(|e| panic!("profile {name} is a valid JSON Schema: {e}"));
             let mut patterns = HashMap::new();
             collect_patterns(&schema, &mut patterns);
-            by_type.insert(
-                resource_type.to_string(),
-                Profile {
-                    validator,
-                    patterns,
-                },
-            );
+            by_type.insert(resource_type.to_string(), Profile { validator, patterns });
         }
         Profiles { by_type }
     }
@@ -101,9 +92,7 @@ fn codice_fiscale_issues(patient: &Value) -> Vec<Issue> {
 fn collect_patterns(schema: &Value, out: &mut HashMap<String, String>) {
     match schema {
         Value::Object(map) => {
-            if let (Some(Value::String(p)), Some(Value::String(d))) =
-                (map.get("pattern"), map.get("description"))
-            {
+            if let (Some(Value::String(p)), Some(Value::String(d))) = (map.get("pattern"), map.get("description")) {
                 out.insert(p.clone(), d.clone());
             }
             map.values().for_each(|v| collect_patterns(v, out));
@@ -124,9 +113,7 @@ mod tests {
             .find(|(name, _)| *name == "Patient.schema.json")
             .expect("Patient profile embedded");
         let schema: Value = serde_json::from_str(text).expect("profile parses");
-        let systems = schema
-            .pointer("/properties/identifier/items/if/properties/system/enum")
-            .expect("system enum");
+        let systems = schema.pointer("/properties/identifier/items/if/properties/system/enum").expect("system enum");
         assert_eq!(systems, &serde_json::json!(CODICE_FISCALE_SYSTEMS));
     }
 }

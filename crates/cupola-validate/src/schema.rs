@@ -27,23 +27,14 @@ impl SchemaSet {
     /// Parses the embedded schema; `ResourceList` is relaxed to "any object"
     /// because nested resources are validated on their own.
     pub(crate) fn load(text: &str) -> SchemaSet {
-        let mut schema: Value =
-            serde_json::from_str(text).expect("embedded fhir.schema.json parses");
+        let mut schema: Value = serde_json::from_str(text).expect("embedded fhir.schema.json parses");
         let mapping = schema
             .pointer("/discriminator/mapping")
             .and_then(Value::as_object)
             .expect("fhir.schema.json has discriminator.mapping");
-        let validators = mapping
-            .keys()
-            .map(|k| (k.clone(), OnceLock::new()))
-            .collect();
-        let mut definitions = schema
-            .get_mut("definitions")
-            .map(Value::take)
-            .expect("fhir.schema.json has definitions");
-        let defs = definitions
-            .as_object_mut()
-            .expect("definitions is an object");
+        let validators = mapping.keys().map(|k| (k.clone(), OnceLock::new())).collect();
+        let mut definitions = schema.get_mut("definitions").map(Value::take).expect("fhir.schema.json has definitions");
+        let defs = definitions.as_object_mut().expect("definitions is an object");
         defs.insert("ResourceList".into(), json!({"type": "object"}));
         let patterns: HashMap<String, String> = defs
             .iter()
@@ -57,37 +48,20 @@ impl SchemaSet {
             .map(|(name, d)| (name.clone(), fields_of(d, defs, &patterns)))
             .filter(|(_, f)| !f.is_empty())
             .collect();
-        SchemaSet {
-            definitions,
-            validators,
-            patterns,
-            fields,
-        }
+        SchemaSet { definitions, validators, patterns, fields }
     }
 
     /// Real-calendar check of every date, dateTime, instant and time in
     /// `value`, typed by the schema definition `def` (nested resources excluded).
-    pub(crate) fn calendar(
-        &self,
-        def: &str,
-        value: &Value,
-        expr: &str,
-        depth: usize,
-        out: &mut Vec<Issue>,
-    ) {
-        let (Some(fields), Value::Object(obj), true) = (self.fields.get(def), value, depth < 200)
-        else {
+    pub(crate) fn calendar(&self, def: &str, value: &Value, expr: &str, depth: usize, out: &mut Vec<Issue>) {
+        let (Some(fields), Value::Object(obj), true) = (self.fields.get(def), value, depth < 200) else {
             return;
         };
         for (name, target) in fields {
             let Some(v) = obj.get(name) else { continue };
             let at = child(expr, name);
             let items: Vec<(String, &Value)> = match v {
-                Value::Array(items) => items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| (indexed(&at, i), x))
-                    .collect(),
+                Value::Array(items) => items.iter().enumerate().map(|(i, x)| (indexed(&at, i), x)).collect(),
                 single => vec![(at, single)],
             };
             for (at, item) in items {
@@ -127,10 +101,7 @@ impl SchemaSet {
                 "$ref": format!("#/definitions/{resource_type}"),
                 "definitions": self.reachable(resource_type),
             });
-            jsonschema::options()
-                .with_draft(Draft::Draft6)
-                .build(&root)
-                .ok()
+            jsonschema::options().with_draft(Draft::Draft6).build(&root).ok()
         })
         .as_ref()
     }
@@ -160,8 +131,7 @@ impl SchemaSet {
         };
         let mut issues = Vec::new();
         for error in validator.iter_errors(resource) {
-            let pattern_owner =
-                |pattern: &str| self.patterns.get(pattern).map(|t| format!("a valid {t}"));
+            let pattern_owner = |pattern: &str| self.patterns.get(pattern).map(|t| format!("a valid {t}"));
             map_error(&error, base, &pattern_owner, &mut issues);
         }
         issues
@@ -189,34 +159,19 @@ pub(crate) fn map_error(
             }
             return;
         }
-        ValidationErrorKind::Type { kind } => (
-            "structure",
-            format!(
-                "{at} has the wrong JSON type: expected {}, found {shown}.",
-                type_names(kind)
-            ),
-        ),
+        ValidationErrorKind::Type { kind } => {
+            ("structure", format!("{at} has the wrong JSON type: expected {}, found {shown}.", type_names(kind)))
+        }
         ValidationErrorKind::Pattern { pattern } => match describe_pattern(pattern) {
-            Some(what) => (
-                "value",
-                format!("{shown} is not {what} (it must match {pattern})."),
-            ),
-            None => (
-                "value",
-                format!("{shown} does not match the pattern {pattern}."),
-            ),
+            Some(what) => ("value", format!("{shown} is not {what} (it must match {pattern}).")),
+            None => ("value", format!("{shown} does not match the pattern {pattern}.")),
         },
-        ValidationErrorKind::Enum { options } => (
-            "code-invalid",
-            format!(
-                "{shown} is not an allowed code; allowed: {}.",
-                list(options)
-            ),
-        ),
-        ValidationErrorKind::Constant { expected_value } => (
-            "value",
-            format!("{shown} is not allowed here; expected {expected_value}."),
-        ),
+        ValidationErrorKind::Enum { options } => {
+            ("code-invalid", format!("{shown} is not an allowed code; allowed: {}.", list(options)))
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            ("value", format!("{shown} is not allowed here; expected {expected_value}."))
+        }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             out.push(Issue::error(
@@ -228,12 +183,7 @@ pub(crate) fn map_error(
         }
         _ => ("invalid", format!("{at}: {error}")),
     };
-    out.push(Issue {
-        severity: Severity::Error,
-        code,
-        expression: at,
-        diagnostics,
-    });
+    out.push(Issue { severity: Severity::Error, code, expression: at, diagnostics });
 }
 
 /// The properties of a definition typed by a date type or by another
@@ -241,10 +191,7 @@ pub(crate) fn map_error(
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
-            if let Some(target) = map
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix("#/definitions/"))
+            if let Some(target) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/definitions/"))
             {
                 out.push(target.to_string());
             }
@@ -273,10 +220,7 @@ fn fields_of(
                 None => patterns.get(p.get("pattern")?.as_str()?)?.as_str(),
             };
             let dated = matches!(target, "date" | "dateTime" | "instant" | "time");
-            let complex = target != "ResourceList"
-                && defs
-                    .get(target)
-                    .is_some_and(|d| d.get("properties").is_some());
+            let complex = target != "ResourceList" && defs.get(target).is_some_and(|d| d.get("properties").is_some());
             (dated || complex).then(|| (name.clone(), target.to_string()))
         })
         .collect()
@@ -285,11 +229,7 @@ fn fields_of(
 fn type_names(kind: &TypeKind) -> String {
     match kind {
         TypeKind::Single(t) => json_type_name(&t.to_string()),
-        TypeKind::Multiple(set) => set
-            .iter()
-            .map(|t| json_type_name(&t.to_string()))
-            .collect::<Vec<_>>()
-            .join(" or "),
+        TypeKind::Multiple(set) => set.iter().map(|t| json_type_name(&t.to_string())).collect::<Vec<_>>().join(" or "),
     }
 }
 

@@ -50,12 +50,7 @@ impl CodeSet {
 
     /// A short list of the allowed codes for messages.
     pub(crate) fn describe(&self) -> String {
-        let mut codes: Vec<&str> = self
-            .systems
-            .values()
-            .flatten()
-            .flat_map(|s| s.iter().map(String::as_str))
-            .collect();
+        let mut codes: Vec<&str> = self.systems.values().flatten().flat_map(|s| s.iter().map(String::as_str)).collect();
         codes.sort_unstable();
         let total = codes.len();
         let mut text = codes.into_iter().take(40).collect::<Vec<_>>().join(", ");
@@ -94,14 +89,9 @@ impl Terminology {
         }
         let mut terminology = Terminology::default();
         for url in value_sets.keys() {
-            let mut set = CodeSet {
-                url: url.to_string(),
-                ..CodeSet::default()
-            };
+            let mut set = CodeSet { url: url.to_string(), ..CodeSet::default() };
             expand(url, &value_sets, &code_systems, &mut set, &mut Vec::new());
-            terminology
-                .by_url
-                .insert(url.to_string(), terminology.sets.len());
+            terminology.by_url.insert(url.to_string(), terminology.sets.len());
             terminology.sets.push(set);
         }
         terminology
@@ -128,10 +118,7 @@ fn collect_concepts(concepts: Option<&Value>, out: &mut HashSet<String>) {
 }
 
 fn add(set: &mut CodeSet, system: &str, codes: Option<HashSet<String>>) {
-    let entry = set
-        .systems
-        .entry(system.to_string())
-        .or_insert(Some(HashSet::new()));
+    let entry = set.systems.entry(system.to_string()).or_insert(Some(HashSet::new()));
     match (entry.as_mut(), codes) {
         (Some(existing), Some(codes)) => existing.extend(codes),
         _ => *entry = None,
@@ -155,18 +142,9 @@ fn expand(
     };
     visiting.push(url.to_string());
     let compose = vs.get("compose");
-    for include in compose
-        .and_then(|c| c.get("include"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        for imported in include
-            .get("valueSet")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+    for include in compose.and_then(|c| c.get("include")).and_then(Value::as_array).into_iter().flatten() {
+        for imported in
+            include.get("valueSet").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
         {
             let imported = imported.split('|').next().unwrap_or(imported);
             expand(imported, value_sets, code_systems, set, visiting);
@@ -175,11 +153,8 @@ fn expand(
             continue;
         };
         if let Some(concepts) = include.get("concept").and_then(Value::as_array) {
-            let codes = concepts
-                .iter()
-                .filter_map(|c| c.get("code").and_then(Value::as_str))
-                .map(str::to_string)
-                .collect();
+            let codes =
+                concepts.iter().filter_map(|c| c.get("code").and_then(Value::as_str)).map(str::to_string).collect();
             add(set, system, Some(codes));
         } else if include.get("filter").is_some() {
             add(set, system, None);
@@ -187,23 +162,10 @@ fn expand(
             add(set, system, code_systems.get(system).cloned());
         }
     }
-    for exclude in compose
-        .and_then(|c| c.get("exclude"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let system = exclude
-            .get("system")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+    for exclude in compose.and_then(|c| c.get("exclude")).and_then(Value::as_array).into_iter().flatten() {
+        let system = exclude.get("system").and_then(Value::as_str).unwrap_or_default();
         if let Some(Some(codes)) = set.systems.get_mut(system) {
-            for c in exclude
-                .get("concept")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            for c in exclude.get("concept").and_then(Value::as_array).into_iter().flatten() {
                 if let Some(code) = c.get("code").and_then(Value::as_str) {
                     codes.remove(code);
                 }

@@ -20,14 +20,7 @@ pub(crate) struct Walker<'v> {
 
 impl Walker<'_> {
     /// Walks the content of element `elem` of `td` found in `obj` at `expr`.
-    pub(crate) fn object(
-        &mut self,
-        td: &TypeDef,
-        elem: usize,
-        obj: &Map<String, Value>,
-        expr: &str,
-        depth: usize,
-    ) {
+    pub(crate) fn object(&mut self, td: &TypeDef, elem: usize, obj: &Map<String, Value>, expr: &str, depth: usize) {
         if depth > MAX_DEPTH {
             self.out.push(Issue::error(
                 "structure",
@@ -46,14 +39,14 @@ impl Walker<'_> {
             let mut found: Vec<&Key> = Vec::new();
             for key in &child_el.keys {
                 for name in [&key.json, &key.ext] {
-                    if obj
-                        .get(name)
-                        .is_some_and(|v| matches!(v, Value::Array(a) if a.is_empty()))
-                    {
+                    if obj.get(name).is_some_and(|v| matches!(v, Value::Array(a) if a.is_empty())) {
                         self.out.push(Issue::error(
                             "structure",
                             child(expr, name),
-                            format!("{} is an empty array: FHIR JSON leaves out an element that has no values.", child(expr, name)),
+                            format!(
+                                "{} is an empty array: FHIR JSON leaves out an element that has no values.",
+                                child(expr, name)
+                            ),
                         ));
                     }
                 }
@@ -72,11 +65,7 @@ impl Walker<'_> {
                 }
             }
             if found.is_empty() && child_el.min >= 1 {
-                let name = if child_el.choice {
-                    format!("{}[x]", child_el.name)
-                } else {
-                    child_el.name.clone()
-                };
+                let name = if child_el.choice { format!("{}[x]", child_el.name) } else { child_el.name.clone() };
                 self.out.push(Issue::error(
                     "required",
                     child(expr, &child_el.name),
@@ -102,15 +91,7 @@ impl Walker<'_> {
         }
     }
 
-    fn values(
-        &mut self,
-        td: &TypeDef,
-        el: &Element,
-        key: &Key,
-        value: &Value,
-        at: &str,
-        depth: usize,
-    ) {
+    fn values(&mut self, td: &TypeDef, el: &Element, key: &Key, value: &Value, at: &str, depth: usize) {
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -121,15 +102,7 @@ impl Walker<'_> {
         }
     }
 
-    fn value(
-        &mut self,
-        td: &TypeDef,
-        el: &Element,
-        key: &Key,
-        value: &Value,
-        at: &str,
-        depth: usize,
-    ) {
+    fn value(&mut self, td: &TypeDef, el: &Element, key: &Key, value: &Value, at: &str, depth: usize) {
         let defs = &self.validator.defs;
         if matches!(value, Value::Object(o) if o.is_empty()) {
             self.out.push(Issue::error(
@@ -210,11 +183,7 @@ impl Walker<'_> {
                     (Verdict::Valid, String::new())
                 } else {
                     let shown: Vec<String> = codings.into_iter().map(|(_, s)| s).collect();
-                    let shown = if shown.is_empty() {
-                        "no coding".to_string()
-                    } else {
-                        shown.join(", ")
-                    };
+                    let shown = if shown.is_empty() { "no coding".to_string() } else { shown.join(", ") };
                     (Verdict::Invalid, shown)
                 }
             }
@@ -224,11 +193,7 @@ impl Walker<'_> {
             self.out.push(Issue::error(
                 "code-invalid",
                 at.to_string(),
-                format!(
-                    "{shown} is not in the required value set {}; allowed: {}.",
-                    set.url,
-                    set.describe()
-                ),
+                format!("{shown} is not in the required value set {}; allowed: {}.", set.url, set.describe()),
             ));
         }
     }
@@ -237,10 +202,7 @@ impl Walker<'_> {
 fn coding_verdict(set: &crate::terminology::CodeSet, c: &Map<String, Value>) -> (Verdict, String) {
     let system = c.get("system").and_then(Value::as_str);
     match c.get("code").and_then(Value::as_str) {
-        Some(code) => (
-            set.check_coding(system, code),
-            format!("'{}#{code}'", system.unwrap_or_default()),
-        ),
+        Some(code) => (set.check_coding(system, code), format!("'{}#{code}'", system.unwrap_or_default())),
         None => (Verdict::Invalid, "a coding without code".into()),
     }
 }

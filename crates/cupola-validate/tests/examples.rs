@@ -39,10 +39,7 @@ fn official_examples_have_no_errors() {
     for (name, resource) in &examples {
         for issue in validator.validate(resource) {
             if issue.severity == Severity::Error {
-                failures.push(format!(
-                    "{name}: {} {} — {}",
-                    issue.code, issue.expression, issue.diagnostics
-                ));
+                failures.push(format!("{name}: {} {} — {}", issue.code, issue.expression, issue.diagnostics));
             }
         }
     }
@@ -56,12 +53,7 @@ fn official_examples_have_no_errors() {
         started.elapsed(),
         started.elapsed() / examples.len() as u32
     );
-    assert!(
-        failures.is_empty(),
-        "{} false errors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} false errors:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// Start-up and per-resource costs; run with `--ignored --nocapture`
@@ -96,13 +88,8 @@ fn timings() {
         .contains(&name.as_str())
             || name.starts_with("Bundle-")
         {
-            let bytes = serde_json::to_string(resource)
-                .map(|s| s.len())
-                .unwrap_or(0);
-            eprintln!(
-                "{name} ({bytes} bytes): {:?} per validation",
-                started.elapsed() / rounds
-            );
+            let bytes = serde_json::to_string(resource).map(|s| s.len()).unwrap_or(0);
+            eprintln!("{name} ({bytes} bytes): {:?} per validation", started.elapsed() / rounds);
         }
     }
 }

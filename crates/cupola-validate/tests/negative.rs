@@ -11,11 +11,7 @@ fn validator() -> &'static Validator {
 }
 
 fn errors(resource: Value) -> Vec<Issue> {
-    validator()
-        .validate(&resource)
-        .into_iter()
-        .filter(|i| i.severity == Severity::Error)
-        .collect()
+    validator().validate(&resource).into_iter().filter(|i| i.severity == Severity::Error).collect()
 }
 
 /// Asserts exactly one error, with this code at this expression.
@@ -23,11 +19,7 @@ fn errors(resource: Value) -> Vec<Issue> {
 fn only(resource: Value, code: &str, expression: &str) -> Issue {
     let errors = errors(resource);
     assert_eq!(errors.len(), 1, "expected one error, got {errors:#?}");
-    assert_eq!(
-        (errors[0].code, errors[0].expression.as_str()),
-        (code, expression),
-        "{errors:#?}"
-    );
+    assert_eq!((errors[0].code, errors[0].expression.as_str()), (code, expression), "{errors:#?}");
     assert!(!errors[0].diagnostics.is_empty());
     errors.into_iter().next().expect("one error")
 }
@@ -50,20 +42,12 @@ fn valid_minimal_resources() {
 
 #[test]
 fn unknown_element() {
-    only(
-        json!({"resourceType": "Patient", "foo": 1}),
-        "structure",
-        "Patient.foo",
-    );
+    only(json!({"resourceType": "Patient", "foo": 1}), "structure", "Patient.foo");
 }
 
 #[test]
 fn wrong_json_type() {
-    only(
-        json!({"resourceType": "Patient", "active": "yes"}),
-        "structure",
-        "Patient.active",
-    );
+    only(json!({"resourceType": "Patient", "active": "yes"}), "structure", "Patient.active");
 }
 
 #[test]
@@ -71,11 +55,7 @@ fn missing_appointment_status() {
     let mut a = appointment();
     a.as_object_mut().map(|o| o.remove("status"));
     let issue = only(a, "required", "Appointment.status");
-    assert!(
-        issue.diagnostics.contains("status"),
-        "{}",
-        issue.diagnostics
-    );
+    assert!(issue.diagnostics.contains("status"), "{}", issue.diagnostics);
 }
 
 #[test]
@@ -94,43 +74,20 @@ fn service_request_status_outside_required_binding() {
         "code-invalid",
         "ServiceRequest.status",
     );
-    assert!(
-        issue.diagnostics.contains("active"),
-        "{}",
-        issue.diagnostics
-    );
+    assert!(issue.diagnostics.contains("active"), "{}", issue.diagnostics);
 }
 
 #[test]
 fn patient_gender_outside_enum() {
-    only(
-        json!({"resourceType": "Patient", "gender": "x"}),
-        "code-invalid",
-        "Patient.gender",
-    );
+    only(json!({"resourceType": "Patient", "gender": "x"}), "code-invalid", "Patient.gender");
 }
 
 #[test]
 fn impossible_birth_date() {
-    let issue = only(
-        json!({"resourceType": "Patient", "birthDate": "2023-02-31"}),
-        "value",
-        "Patient.birthDate",
-    );
-    assert!(
-        issue.diagnostics.contains("28 days"),
-        "{}",
-        issue.diagnostics
-    );
-    only(
-        json!({"resourceType": "Patient", "birthDate": "2023-13-01"}),
-        "value",
-        "Patient.birthDate",
-    );
-    assert_eq!(
-        errors(json!({"resourceType": "Patient", "birthDate": "2023-05"})),
-        vec![]
-    );
+    let issue = only(json!({"resourceType": "Patient", "birthDate": "2023-02-31"}), "value", "Patient.birthDate");
+    assert!(issue.diagnostics.contains("28 days"), "{}", issue.diagnostics);
+    only(json!({"resourceType": "Patient", "birthDate": "2023-13-01"}), "value", "Patient.birthDate");
+    assert_eq!(errors(json!({"resourceType": "Patient", "birthDate": "2023-05"})), vec![]);
 }
 
 #[test]
@@ -156,16 +113,10 @@ fn nested_invalid_resource_in_bundle() {
         ]
     });
     let errors = errors(bundle);
-    let found: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|i| (i.code, i.expression.as_str()))
-        .collect();
+    let found: Vec<(&str, &str)> = errors.iter().map(|i| (i.code, i.expression.as_str())).collect();
     assert_eq!(
         found,
-        vec![
-            ("required", "Bundle.entry[0].resource.status"),
-            ("code-invalid", "Bundle.entry[1].resource.gender"),
-        ]
+        vec![("required", "Bundle.entry[0].resource.status"), ("code-invalid", "Bundle.entry[1].resource.gender"),]
     );
 }
 
@@ -197,11 +148,7 @@ fn missing_extension_url() {
 
 #[test]
 fn required_inside_data_types_and_backbones() {
-    only(
-        json!({"resourceType": "Patient", "text": {"status": "generated"}}),
-        "required",
-        "Patient.text.div",
-    );
+    only(json!({"resourceType": "Patient", "text": {"status": "generated"}}), "required", "Patient.text.div");
     only(
         json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"url": "Patient"}}]}),
         "required",
@@ -212,11 +159,7 @@ fn required_inside_data_types_and_backbones() {
 #[test]
 fn resource_type_checks() {
     only(json!({"id": "x"}), "required", "Resource.resourceType");
-    only(
-        json!({"resourceType": "Observation"}),
-        "value",
-        "Resource.resourceType",
-    );
+    only(json!({"resourceType": "Observation"}), "value", "Resource.resourceType");
     only(json!([1, 2]), "structure", "Resource");
 }
 

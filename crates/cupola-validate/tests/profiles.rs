@@ -17,11 +17,7 @@ fn patient(system: &str, value: &str) -> Value {
 }
 
 fn issues(resource: &Value) -> Vec<(String, String)> {
-    Profiles::load()
-        .check(resource)
-        .into_iter()
-        .map(|i| (i.code.to_string(), i.expression))
-        .collect()
+    Profiles::load().check(resource).into_iter().map(|i| (i.code.to_string(), i.expression)).collect()
 }
 
 fn bad_value() -> Vec<(String, String)> {
@@ -56,20 +52,11 @@ fn omocodia_variant_with_its_check_character() {
 
 #[test]
 fn bad_shapes_are_rejected() {
-    for code in [
-        "RSSMRA85T10A562",
-        "rssmra85t10a562s",
-        "RSSMRA85Z10A562S",
-        "RSSMRA8XT10A562S",
-        "RSSMRA85T99A562S",
-    ] {
+    for code in ["RSSMRA85T10A562", "rssmra85t10a562s", "RSSMRA85Z10A562S", "RSSMRA8XT10A562S", "RSSMRA85T99A562S"] {
         assert_eq!(issues(&patient(CF, code)), bad_value(), "{code}");
     }
     let no_value = json!({"resourceType": "Patient", "identifier": [{"system": CF}]});
-    assert_eq!(
-        issues(&no_value),
-        vec![("required".into(), "Patient.identifier[0].value".into())]
-    );
+    assert_eq!(issues(&no_value), vec![("required".into(), "Patient.identifier[0].value".into())]);
 }
 
 #[test]
@@ -85,15 +72,7 @@ fn other_identifiers_are_accepted_unchanged() {
         ]
     });
     assert_eq!(issues(&others), vec![]);
-    assert_eq!(
-        issues(
-            &json!({"resourceType": "Appointment", "identifier": [{"system": CF, "value": "x"}]})
-        ),
-        vec![]
-    );
+    assert_eq!(issues(&json!({"resourceType": "Appointment", "identifier": [{"system": CF, "value": "x"}]})), vec![]);
     assert_eq!(issues(&json!("not a resource")), vec![]);
-    assert_eq!(
-        issues(&json!({"resourceType": "Patient", "identifier": {"system": CF}})).len(),
-        1
-    );
+    assert_eq!(issues(&json!({"resourceType": "Patient", "identifier": {"system": CF}})).len(), 1);
 }

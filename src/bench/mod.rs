@@ -1,0 +1,98 @@
+//! `cupola bench`: measures the gateway over HTTP as clients see it. The gateway runs
+//! as its own process (`cupola serve`, the same binary, on a fresh database); this
+//! process is the load generator. On PostgreSQL the create throughput is compared
+//! with `pgbench` replaying the statements a create really runs
+//! (`bench/pgbench-create.sql`), with the same number of clients, in the same run.
+//! Figures go to BENCHMARKS.md.
+
+mod load;
+mod pgbench;
+mod report;
+mod server;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+pub use load::sample_patient;
+pub use pgbench::script as pgbench_script;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Run the benchmark on each backend and write BENCHMARKS.md.
+    Run(RunArgs),
+    /// Print the pgbench script that replays one Patient create.
+    PgbenchScript,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Concurrent HTTP clients (and pgbench clients).
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Seconds each measured phase lasts.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Backends to measure: sqlite, postgres or both.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub backends: Vec<String>,
+    /// PostgreSQL server for the benchmark databases (one is created per run and dropped after).
+    #[arg(long, env = "CUPOLA_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+    /// Markdown file the figures are written to (its generated section is replaced).
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub write: String,
+}
+
+/// Figures of one backend.
+#[derive(Debug, Clone, Default)]
+pub struct BackendFigures {
+    pub backend: String,
+    pub create: load::PhaseFigures,
+    pub read: load::PhaseFigures,
+    pub search: load::PhaseFigures,
+    /// Resident memory of the gateway after the run, and its peak (kB).
+    pub rss_kb: u64,
+    pub peak_rss_kb: u64,
+    /// pgbench transactions per second for the same rows (PostgreSQL only).
+    pub pgbench_tps: Option<f64>,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::PgbenchScript => {
+            print!("{}", pgbench::script());
+            Ok(())
+        }
+        BenchCommand::Run(r) => run_all(r).await,
+    }
+}
+
+async fn run_all(args: RunArgs) -> anyhow::Result<()> {
+    let phase = Duration::from_secs(args.seconds);
+    let mut all = Vec::new();
+    for backend in &args.backends {
+        tracing::info!(backend, clients = args.clients, seconds = args.seconds, "benchmark starting");
+        let db = server::BenchDb::create(backend, &args.pg_url).await?;
+        let gateway = server::Gateway::start(&db.url).await?;
+        let mut figures = load::run_phases(&gateway.base, args.clients, phase).await?;
+        figures.backend = backend.clone();
+        (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();
+        drop(gateway);
+        if backend == "postgres" {
+            figures.pgbench_tps = Some(pgbench::run(&db.url, args.clients, args.seconds).await?);
+        }
+        tracing::info!(?figures, "benchmark done");
+        all.push(figures);
+        db.drop_db().await;
+    }
+    report::write(&args, &all)?;
+    println!("{}", report::table(&all));
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The gateway under test, as its own process, on a fresh database.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// A fresh database for one benchmark run.
+pub struct BenchDb {
+    pub url: String,
+    admin: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchDb {
+    pub async fn create(backend: &str, pg_url: &str) -> anyhow::Result<BenchDb> {
+        match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                Ok(BenchDb { url, admin: None, _dir: Some(dir) })
+            }
+            "postgres" => {
+                let name = format!("cupola_bench_{}", std::process::id());
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(pg_url)
+                    .await
+                    .context("connecting to PostgreSQL (--pg-url)")?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut c).await?;
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut c).await?;
+                let base = pg_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_url);
+                Ok(BenchDb { url: format!("{base}/{name}"), admin: Some((pg_url.to_string(), name)), _dir: None })
+            }
+            other => anyhow::bail!("unknown backend {other:?}: use sqlite or postgres"),
+        }
+    }
+
+    pub async fn drop_db(self) {
+        if let Some((admin, name)) = &self.admin {
+            if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut c).await;
+            }
+        }
+    }
+}
+
+/// `cupola serve` started from this same executable.
+pub struct Gateway {
+    child: Child,
+    pub base: String,
+}
+
+impl Gateway {
+    pub async fn start(database_url: &str) -> anyhow::Result<Gateway> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let exe = std::env::current_exe()?;
+        let child = Command::new(exe)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the gateway")?;
+        let gw = Gateway { child, base: format!("http://127.0.0.1:{port}/fhir") };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(gw);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("the gateway did not become ready in 30 s")
+    }
+
+    /// (current, peak) resident memory in kB, from /proc.
+    pub fn memory_kb(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
