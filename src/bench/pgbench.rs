@@ -41,6 +41,11 @@ pub fn script() -> String {
 fn literal(b: &Bind) -> String {
     match b {
         Bind::Int(i) => i.to_string(),
+        // pgbench reads `:name` as a variable even inside a string literal, so colons
+        // are written as an escape (same text stored).
+        Bind::Text(s) if s.contains(':') => {
+            format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''").replace(':', "\\072"))
+        }
         Bind::Text(s) => format!("'{}'", s.replace('\'', "''")),
         Bind::Bool(v) => v.to_string(),
         Bind::NullText => "NULL".into(),

@@ -39,7 +39,9 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
     };
     let core = CORE.replace("{pk}", pk).replace("{blob}", blob);
     let index = cupola_search::index_schema(d).join(";\n");
-    vec![(1, core), (2, index)]
+    // 3: idx_token_2 became (res_type, param, system, code); rebuilt from the schema.
+    let reindex = format!("DROP INDEX IF EXISTS idx_token_2;\n{index}");
+    vec![(1, core), (2, index), (3, reindex)]
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {

@@ -19,6 +19,11 @@ pub struct SearchPage {
     pub snapshot: i64,
 }
 
+// Search statements are not kept prepared: PostgreSQL then plans each one with its
+// real values (a generic plan cannot tell a selective identifier from a common code
+// and may walk the whole table in key order), and the many shapes a search takes do
+// not crowd the statement cache.
+
 /// A search parameter problem → 400 naming the parameter.
 pub fn search_error(e: cupola_search::SearchError) -> Error {
     Error::invalid("invalid", Some(e.param.clone()), e.message)
@@ -45,7 +50,7 @@ impl Store {
             Vec::new()
         } else {
             let s = q.page_sql(d, snapshot);
-            rows(sqlx::query_with(&s.text, arguments(&s.binds)).fetch_all(&mut *conn).await?)?
+            rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?
         };
         // A first page that is not full already tells the total: no count query.
         let total = match (q.wants_total(), q.offset(), matches.len()) {
@@ -53,14 +58,21 @@ impl Store {
             (true, 0, n) if !q.count_only() && n < q.count() => Some(n as i64),
             _ => {
                 let s = q.count_sql(d, snapshot);
-                Some(sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_one(&mut *conn).await?)
+                Some(
+                    sqlx::query_scalar_with(&s.text, arguments(&s.binds))
+                        .persistent(false)
+                        .fetch_one(&mut *conn)
+                        .await?,
+                )
             }
         };
         let mut included: Vec<(i64, String)> = Vec::new();
         if !matches.is_empty() {
             let pks: Vec<i64> = matches.iter().map(|(pk, _)| *pk).collect();
             for s in q.include_sql(d, &pks) {
-                for (pk, body) in rows(sqlx::query_with(&s.text, arguments(&s.binds)).fetch_all(&mut *conn).await?)? {
+                for (pk, body) in
+                    rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?
+                {
                     if !pks.contains(&pk) && !included.iter().any(|(p, _)| *p == pk) {
                         included.push((pk, body));
                     }
@@ -81,7 +93,8 @@ impl Store {
     ) -> Result<Vec<String>> {
         let q = self.parse_search(res_type, query, false)?;
         let s = q.ids_sql(self.dialect, limit);
-        let ids: Vec<String> = sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_all(&mut **tx).await?;
+        let ids: Vec<String> =
+            sqlx::query_scalar_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut **tx).await?;
         Ok(ids)
     }
 }

@@ -19,7 +19,7 @@ async fn pgbench_script_writes_patients_the_gateway_finds() {
     let script = std::env::temp_dir().join(format!("cupola-test-pgbench-{}.sql", uuid::Uuid::new_v4()));
     std::fs::write(&script, cupola::bench::pgbench_script()).unwrap();
     let out = std::process::Command::new("pgbench")
-        .args(["-n", "-c", "2", "-t", "3", "-f"])
+        .args(["-n", "-M", "prepared", "-c", "2", "-t", "3", "-f"])
         .arg(&script)
         .args([
             "-h",

@@ -87,7 +87,9 @@ impl Table {
     fn indexes(self) -> &'static [&'static str] {
         match self {
             Table::String => &["res_type, param, value_norm", "res_type, param, value_exact"],
-            Table::Token => &["res_type, param, code, system", "res_type, param, system"],
+            // Both lead with a full `system|code` match, so the planner cannot pick one
+            // that scans a whole system for one code when statistics are missing.
+            Table::Token => &["res_type, param, code, system", "res_type, param, system, code"],
             Table::Date => &["res_type, param, lo", "res_type, param, hi"],
             Table::Number | Table::Quantity => &["res_type, param, lo"],
             Table::Reference => &[

@@ -15,6 +15,7 @@ mod embedded {
 }
 mod path;
 mod profiles;
+mod reftable;
 mod schema;
 mod terminology;
 mod walk;

@@ -2,20 +2,21 @@
 //! lazily, with its errors mapped to [`Issue`]s.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
-use jsonschema::{Draft, ValidationError};
+use jsonschema::ValidationError;
 use serde_json::{json, Value};
 
 use crate::dates;
 use crate::path::{child, indexed, pointer_to_fhirpath};
 use crate::{Issue, Severity};
 
-/// The R4 schema, pre-digested: definitions plus one lazily compiled validator per resource type.
+/// The R4 schema, pre-digested: every definition compiled once, on first use.
 pub(crate) struct SchemaSet {
-    definitions: Value,
-    validators: HashMap<String, OnceLock<Option<jsonschema::Validator>>>,
+    /// Every definition, compiled once on first use (see `reftable`).
+    table: std::sync::Arc<crate::reftable::RefTable>,
+    /// The resource types the schema defines.
+    resource_types: std::collections::HashSet<String>,
     /// Regex pattern → name of the primitive type that owns it (for messages).
     patterns: HashMap<String, String>,
     /// Definition → its properties that lead to a date type or to another
@@ -32,7 +33,7 @@ impl SchemaSet {
             .pointer("/discriminator/mapping")
             .and_then(Value::as_object)
             .expect("fhir.schema.json has discriminator.mapping");
-        let validators = mapping.keys().map(|k| (k.clone(), OnceLock::new())).collect();
+        let resource_types = mapping.keys().cloned().collect();
         let mut definitions = schema.get_mut("definitions").map(Value::take).expect("fhir.schema.json has definitions");
         let defs = definitions.as_object_mut().expect("definitions is an object");
         defs.insert("ResourceList".into(), json!({"type": "object"}));
@@ -48,7 +49,8 @@ impl SchemaSet {
             .map(|(name, d)| (name.clone(), fields_of(d, defs, &patterns)))
             .filter(|(_, f)| !f.is_empty())
             .collect();
-        SchemaSet { definitions, validators, patterns, fields }
+        let table = crate::reftable::RefTable::new(defs);
+        SchemaSet { table, resource_types, patterns, fields }
     }
 
     /// Real-calendar check of every date, dateTime, instant and time in
@@ -84,7 +86,7 @@ impl SchemaSet {
 
     /// Whether the schema knows this resource type.
     pub(crate) fn knows(&self, resource_type: &str) -> bool {
-        self.validators.contains_key(resource_type)
+        self.resource_types.contains(resource_type)
     }
 
     /// Compiles the validators of the given types now instead of on first use.
@@ -95,33 +97,7 @@ impl SchemaSet {
     }
 
     fn validator(&self, resource_type: &str) -> Option<&jsonschema::Validator> {
-        let cell = self.validators.get(resource_type)?;
-        cell.get_or_init(|| {
-            let root = json!({
-                "$ref": format!("#/definitions/{resource_type}"),
-                "definitions": self.reachable(resource_type),
-            });
-            jsonschema::options().with_draft(Draft::Draft6).build(&root).ok()
-        })
-        .as_ref()
-    }
-
-    /// The definitions that `name` needs (its `$ref` closure): compiling
-    /// those instead of all 680 makes a validator several times cheaper.
-    fn reachable(&self, name: &str) -> Value {
-        let mut picked = serde_json::Map::new();
-        let mut todo = vec![name.to_string()];
-        while let Some(next) = todo.pop() {
-            if picked.contains_key(&next) {
-                continue;
-            }
-            let Some(def) = self.definitions.get(&next) else {
-                continue;
-            };
-            collect_refs(def, &mut todo);
-            picked.insert(next, def.clone());
-        }
-        Value::Object(picked)
+        self.table.get(resource_type)
     }
 
     /// Schema issues for one resource of a known type; `base` is the FHIRPath of the resource.
@@ -188,20 +164,6 @@ pub(crate) fn map_error(
 
 /// The properties of a definition typed by a date type or by another
 /// definition that has properties (`ResourceList` excluded).
-fn collect_refs(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            if let Some(target) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/definitions/"))
-            {
-                out.push(target.to_string());
-            }
-            map.values().for_each(|x| collect_refs(x, out));
-        }
-        Value::Array(items) => items.iter().for_each(|x| collect_refs(x, out)),
-        _ => {}
-    }
-}
-
 /// Choice-type properties carry their primitive's pattern inline instead of a
 /// `$ref`; `patterns` maps it back to the primitive.
 fn fields_of(
