@@ -55,25 +55,65 @@ enum Kind {
 
 /// Warm-up, then create, read and search phases against `base`.
 pub async fn run_phases(base: &str, clients: usize, phase: Duration) -> anyhow::Result<BackendFigures> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build()?;
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up creates give the read and search phases a population to pick from.
-    let warm =
-        run_phase(&client, base, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
+    let warm = run_phase(base, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
     tracing::info!(created = warm.0.requests, "warm-up done");
-    let (create, ids) = run_phase(&client, base, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
+    let (create, ids) = run_phase(base, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
     let mut population = warm.1;
     population.extend(ids);
     let population = Arc::new(population);
-    let (read, _) = run_phase(&client, base, Kind::Read, clients, phase, &counter, population.clone()).await?;
-    let (search, _) = run_phase(&client, base, Kind::Search, clients, phase, &counter, population).await?;
+    let (read, _) = run_phase(base, Kind::Read, clients, phase, &counter, population.clone()).await?;
+    let (search, _) = run_phase(base, Kind::Search, clients, phase, &counter, population).await?;
     Ok(BackendFigures { create, read, search, ..Default::default() })
+}
+
+/// One client's HTTP/1.1 connection, kept alive for the whole phase: the load
+/// generator should spend as little CPU per request as it can, since it shares the
+/// machine with the gateway and the database.
+struct Conn {
+    send: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: String,
+    /// `Location` of the last answer (the id of what a create made).
+    last_location: Option<String>,
+}
+
+impl Conn {
+    async fn open(base: &str) -> anyhow::Result<Conn> {
+        let url = url::Url::parse(base)?;
+        let host = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(80));
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Conn { send, host, last_location: None })
+    }
+
+    /// Sends one request; returns its status once the whole body has been read.
+    async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<u16> {
+        use http_body_util::BodyExt;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("accept", "application/fhir+json");
+        if body.is_some() {
+            req = req.header("content-type", "application/fhir+json").header("prefer", "return=minimal");
+        }
+        let req = req.body(http_body_util::Full::new(bytes::Bytes::from(body.unwrap_or_default())))?;
+        self.send.ready().await?;
+        let resp = self.send.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string);
+        resp.into_body().collect().await?;
+        self.last_location = location;
+        Ok(status)
+    }
 }
 
 /// One phase: `clients` loops for `length`; returns its figures and, for creates,
 /// the (id, number) of what was created.
 async fn run_phase(
-    client: &reqwest::Client,
     base: &str,
     kind: Kind,
     clients: usize,
@@ -81,67 +121,55 @@ async fn run_phase(
     counter: &Arc<AtomicU64>,
     population: Arc<Vec<(String, u64)>>,
 ) -> anyhow::Result<(PhaseFigures, Vec<(String, u64)>)> {
+    let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (client, base, counter, population) =
-            (client.clone(), base.to_string(), counter.clone(), population.clone());
+        let (base, path, counter, population) = (base.to_string(), path.clone(), counter.clone(), population.clone());
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
+            let mut conn = Conn::open(&base).await?;
+            let mut hist = Histogram::<u64>::new(3)?;
             let (mut errors, mut made) = (0u64, Vec::new());
             let mut i = c;
             while start.elapsed() < length {
-                let t = Instant::now();
-                let ok = match kind {
+                let (method, target, body, n) = match kind {
                     Kind::Create => {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
-                        let r = client
-                            .post(format!("{base}/Patient"))
-                            .header("content-type", "application/fhir+json")
-                            .header("prefer", "return=minimal")
-                            .body(sample_patient(n).to_string())
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) if r.status() == 201 => {
-                                let id = r
-                                    .headers()
-                                    .get("location")
-                                    .and_then(|l| l.to_str().ok())
-                                    .and_then(|l| l.split('/').rev().nth(2))
-                                    .unwrap_or("")
-                                    .to_string();
-                                made.push((id, n));
-                                true
-                            }
-                            _ => false,
-                        }
+                        ("POST", format!("{path}/Patient"), Some(sample_patient(n).to_string()), n)
                     }
                     Kind::Read | Kind::Search => {
                         let (id, n) = &population[(i * 7919) % population.len().max(1)];
-                        let url = match kind {
-                            Kind::Read => format!("{base}/Patient/{id}"),
-                            _ => format!("{base}/Patient?identifier={MRN}|B{n:012}"),
-                        };
-                        match client.get(url).send().await {
-                            Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
-                            _ => false,
+                        match kind {
+                            Kind::Read => ("GET", format!("{path}/Patient/{id}"), None, *n),
+                            _ => ("GET", format!("{path}/Patient?identifier={MRN}%7CB{n:012}"), None, *n),
                         }
                     }
                 };
+                let t = Instant::now();
+                let status = conn.send(method, &target, body).await.unwrap_or(0);
                 let _ = hist.record(t.elapsed().as_micros() as u64);
-                if !ok {
-                    errors += 1;
+                match (kind, status) {
+                    (Kind::Create, 201) => {
+                        let id = conn
+                            .last_location
+                            .as_deref()
+                            .and_then(|l| l.split('/').rev().nth(2))
+                            .unwrap_or("")
+                            .to_string();
+                        made.push((id, n));
+                    }
+                    (Kind::Read | Kind::Search, 200) => {}
+                    _ => errors += 1,
                 }
                 i += clients;
             }
-            (hist, errors, made)
+            Ok::<_, anyhow::Error>((hist, errors, made))
         }));
     }
     let mut hist = Histogram::<u64>::new(3)?;
     let (mut errors, mut made) = (0, Vec::new());
     for t in tasks {
-        let (h, e, m) = t.await?;
+        let (h, e, m) = t.await??;
         hist.add(h)?;
         errors += e;
         made.extend(m);

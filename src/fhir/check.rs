@@ -94,7 +94,7 @@ impl Checker {
         if issues.iter().any(|i| matches!(i.severity, cupola_validate::Severity::Error)) {
             return Err(Error::Invalid(issues.into_iter().map(|i| convert(i, at, res_type)).collect()));
         }
-        if let Err(e) = cupola_model::check_typed(resource) {
+        if let Err(e) = cupola_model::check_typed_after_schema(resource) {
             return Err(Error::Invalid(vec![Issue::error("structure", Some(locate(at, res_type, res_type)), e)]));
         }
         let violations = self.profiles.check(resource);

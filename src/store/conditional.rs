@@ -18,6 +18,9 @@ impl Store {
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
+        if condition.is_none() && self.dialect == Dialect::Postgres {
+            return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
+        }
         let mut tx = self.begin().await?;
         let w = match condition {
             Some(q) => self.create_conditional_in(&mut tx, res_type, resource, q).await?,

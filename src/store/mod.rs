@@ -4,6 +4,7 @@
 //! per backend (see `schema` and the `Dialect` checks).
 
 mod conditional;
+mod create;
 mod history;
 mod resources;
 pub(crate) use resources::current;
@@ -18,8 +19,9 @@ pub use cupola_search::{Bind, Dialect, Registry, Sql};
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Arguments, Executor};
 
+pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
-pub use resources::{create_statements, new_id, Stored, Write, WriteKind};
+pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 
 use crate::Result;
@@ -57,6 +59,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(busy_timeout)
+            // A broken connection fails its query and is replaced; pinging on every
+            // acquire would double the round trips of every request.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -265,38 +265,3 @@ impl Store {
         })
     }
 }
-
-/// The statements a create of `resource` runs, in order, with `pk` standing for the
-/// key the first one returns: what the pgbench comparison script replays.
-pub fn create_statements(
-    registry: &super::Registry,
-    d: Dialect,
-    res_type: &str,
-    resource: Value,
-    id: &str,
-    now: i64,
-    pk: i64,
-) -> Vec<super::Sql> {
-    use super::Bind;
-    let resource = meta::stamp(resource, id, 1, now);
-    let body = resource.to_string();
-    let mut out = vec![
-        super::Sql {
-            text: INSERT_RESOURCE.into(),
-            binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
-        },
-        super::Sql {
-            text: INSERT_VERSION.into(),
-            binds: vec![
-                Bind::Int(pk),
-                Bind::Int(1),
-                Bind::Int(now),
-                Bind::Bool(false),
-                Bind::Text("POST".into()),
-                Bind::Text(body),
-            ],
-        },
-    ];
-    out.extend(registry.index_inserts(pk, res_type, &registry.extract(res_type, &resource), d));
-    out
-}

@@ -51,8 +51,25 @@ pub struct XmlOptions {
 pub fn check_typed(resource: &Value) -> Result<(), String> {
     guard(|| {
         let prepared = Prepared::new(resource, false)?;
-        parse_json_typed(prepared.value, resource).map(|_| ())
+        parse_json_typed(prepared.value, resource, Walk::Always).map(|_| ())
     })
+}
+
+/// [`check_typed`] for a resource whose shape the official JSON Schema has already
+/// accepted (single values vs arrays): the shape walk then runs only to locate a
+/// parse error.
+pub fn check_typed_after_schema(resource: &Value) -> Result<(), String> {
+    guard(|| {
+        let prepared = Prepared::new(resource, false)?;
+        parse_json_typed(prepared.value, resource, Walk::Skip).map(|_| ())
+    })
+}
+
+/// Whether the shape walk runs when fhirbolt's parse succeeds.
+#[derive(Clone, Copy)]
+enum Walk {
+    Always,
+    Skip,
 }
 
 /// Converts a FHIR R4 JSON resource to FHIR XML text (via fhirbolt's typed
@@ -63,7 +80,7 @@ pub fn check_typed(resource: &Value) -> Result<(), String> {
 pub fn json_to_xml(resource: &Value, opts: XmlOptions) -> Result<String, String> {
     guard(|| {
         let prepared = Prepared::new(resource, true)?;
-        let typed = parse_json_typed(prepared.value, resource)?;
+        let typed = parse_json_typed(prepared.value, resource, Walk::Always)?;
         let element: R4Element = fhirbolt::element::to_element(typed).map_err(|e| e.to_string())?;
         let raw = fhirbolt::xml::to_string(&element, None).map_err(|e| e.to_string())?;
         xhtml::finish_xml(&raw, &prepared.divs, opts.pretty)
@@ -94,18 +111,21 @@ fn strict() -> Option<DeserializationConfig> {
 
 /// JSON → `Element` → typed resource (see the crate docs for why not
 /// directly). `original` is the caller's value, used to say where a problem is.
-fn parse_json_typed(prepared: Value, original: &Value) -> Result<Resource, String> {
+fn parse_json_typed(prepared: Value, original: &Value, walk: Walk) -> Result<Resource, String> {
     let parsed = fhirbolt::json::from_json_value::<R4Element>(prepared, strict())
         .map_err(|e| e.to_string())
         .and_then(|element| fhirbolt::element::from_element(element, strict()).map_err(|e| e.to_string()));
     // fhirbolt accepts an array for a single value and the reverse; the walk
-    // rejects those, and on errors it names the element.
-    let located = diag::locate(original);
-    match (parsed, located) {
-        (Ok(r), None) => Ok(r),
-        (Ok(_), Some(problem)) => Err(problem),
-        (Err(e), Some(problem)) => Err(format!("{e} ({problem})")),
-        (Err(e), None) => Err(e),
+    // rejects those, and on errors it names the element. The caller may skip it
+    // when the JSON Schema has already checked the shape (`Walk::Skip`).
+    match (parsed, walk) {
+        (Ok(r), Walk::Skip) => Ok(r),
+        (parsed, _) => match (parsed, diag::locate(original)) {
+            (Ok(r), None) => Ok(r),
+            (Ok(_), Some(problem)) => Err(problem),
+            (Err(e), Some(problem)) => Err(format!("{e} ({problem})")),
+            (Err(e), None) => Err(e),
+        },
     }
 }
 
