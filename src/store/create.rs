@@ -92,7 +92,9 @@ impl Store {
         let (id, now) = (new_id(), now_micros());
         let (body, statements) = create_statements(&self.registry, self.dialect, res_type, resource, &id, now, 0);
         let one = single_statement(&statements);
-        let pk: i64 = sqlx::query_scalar_with(&one.text, arguments(&one.binds)).fetch_one(&self.pool).await?;
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar_with(&one.text, arguments(&one.binds)).fetch_one(&mut *c).await;
+        let pk: i64 = c.done(r)?;
         Ok(Stored {
             pk,
             res_type: res_type.into(),

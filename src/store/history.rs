@@ -54,8 +54,9 @@ impl Store {
             add("v.last_updated >=", Bind::Int(s));
         }
         let from = "FROM resource_versions v JOIN resources r ON r.pk = v.res_pk";
+        let mut c = self.conn().await?;
         let total: i64 = sqlx::query_scalar_with(&format!("SELECT COUNT(*) {from} WHERE {filter}"), arguments(&binds))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *c)
             .await?;
         let n = binds.len();
         binds.push(Bind::Int(req.count));
@@ -66,7 +67,8 @@ impl Store {
             n + 1,
             n + 2
         );
-        let rows = sqlx::query_with(&sql, arguments(&binds)).fetch_all(&self.pool).await?;
+        let r = sqlx::query_with(&sql, arguments(&binds)).fetch_all(&mut *c).await;
+        let rows = c.done(r)?;
         let entries = rows
             .iter()
             .map(|row| {

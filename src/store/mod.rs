@@ -6,6 +6,7 @@
 mod conditional;
 mod create;
 mod history;
+mod pool;
 mod resources;
 pub(crate) use resources::current;
 mod schema;
@@ -16,8 +17,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 pub use cupola_search::{Bind, Dialect, Registry, Sql};
-use sqlx::any::{AnyArguments, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Arguments, Executor};
+use std::str::FromStr;
+
+use pool::Pool;
+pub use pool::Tx;
+use sqlx::any::{AnyArguments, AnyConnectOptions};
+use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
@@ -26,14 +31,11 @@ pub use search::SearchPage;
 
 use crate::Result;
 
-/// A transaction on the store.
-pub type Tx = sqlx::Transaction<'static, Any>;
-
 /// The store: a pool, its dialect and the search-parameter registry used to index
 /// every write.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    pool: Pool,
     dialect: Dialect,
     registry: Arc<Registry>,
 }
@@ -55,29 +57,12 @@ impl Store {
             anyhow::bail!("unsupported --database-url {url:?}: use sqlite://FILE or postgres://USER@HOST/DB");
         };
         let url = sqlite_create_mode(url, dialect);
-        let busy_ms = busy_timeout.as_millis();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(busy_timeout)
-            // A broken connection fails its query and is replaced; pinging on every
-            // acquire would double the round trips of every request.
-            .test_before_acquire(false)
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes
-                        // a writer wait for the lock instead of failing at once.
-                        conn.execute(&*format!(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout={busy_ms}; PRAGMA foreign_keys=ON"
-                        ))
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .with_context(|| format!("cannot open the database {url}; check --database-url and that the server is running"))?;
+        let options =
+            AnyConnectOptions::from_str(&url).with_context(|| format!("--database-url {url} is not a valid URL"))?;
+        let pool = Pool::new(options, dialect, max_connections, busy_timeout);
+        drop(pool.get().await.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
+            format!("cannot open the database {url}; check --database-url and that the server is running")
+        })?);
         let store = Store { pool, dialect, registry };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
@@ -91,24 +76,25 @@ impl Store {
         &self.registry
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     /// Whether the database answers (readiness).
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        match self.pool.get().await {
+            Ok(mut c) => {
+                let r = sqlx::query("SELECT 1").execute(&mut *c).await;
+                c.done(r).is_ok()
+            }
+            Err(_) => false,
+        }
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once
-    /// (`BEGIN IMMEDIATE`), so that a read-then-write inside it can never fail to
-    /// upgrade; waiting writers queue on the busy timeout.
+    /// Starts a write transaction (see `Tx`).
     pub async fn begin(&self) -> Result<Tx> {
-        let tx = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
-        };
-        Ok(tx)
+        Tx::begin(&self.pool).await
+    }
+
+    /// A connection for reads outside a transaction.
+    pub(crate) async fn conn(&self) -> Result<pool::Conn> {
+        self.pool.get().await
     }
 }
 

@@ -89,19 +89,22 @@ pub(crate) async fn current(
 impl Store {
     /// The current version of a resource (possibly a deletion), outside a transaction.
     pub async fn read(&self, res_type: &str, id: &str) -> Result<Option<Stored>> {
-        let mut conn = self.pool.acquire().await?;
-        current(&mut conn, self.dialect, res_type, id, false).await
+        let mut c = self.conn().await?;
+        let found = current(&mut c, self.dialect, res_type, id, false).await?;
+        c.done(Ok(found))
     }
 
     /// Whether the store holds any resource at all.
     pub async fn has_any_resource(&self) -> Result<bool> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT pk FROM resources LIMIT 1").fetch_optional(&self.pool).await?;
-        Ok(n.is_some())
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar::<_, i64>("SELECT pk FROM resources LIMIT 1").fetch_optional(&mut *c).await;
+        Ok(c.done(r)?.is_some())
     }
 
     /// One version of a resource.
     pub async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Stored>> {
-        let row = sqlx::query(
+        let mut c = self.conn().await?;
+        let r = sqlx::query(
             "SELECT r.pk, r.res_type, r.res_id, v.version, v.last_updated, CAST(v.deleted AS INTEGER) AS deleted, v.body \
              FROM resources r JOIN resource_versions v ON v.res_pk = r.pk \
              WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3",
@@ -109,8 +112,9 @@ impl Store {
         .bind(res_type)
         .bind(id)
         .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(&mut *c)
+        .await;
+        let row = c.done(r)?;
         row.as_ref().map(stored_from_row).transpose()
     }
 

@@ -45,7 +45,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.begin().await?;
     if store.dialect == Dialect::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(4242001)").execute(&mut *tx).await?;
     }

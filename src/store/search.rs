@@ -38,7 +38,7 @@ impl Store {
     /// Runs a parsed search: page, count (when wanted and not already known), includes.
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
         let d = self.dialect;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.conn().await?;
         let snapshot = match q.snapshot() {
             Some(s) => s,
             None => {
@@ -79,6 +79,7 @@ impl Store {
                 }
             }
         }
+        conn.done(Ok(()))?;
         Ok(SearchPage { total, matches, included, snapshot })
     }
 
