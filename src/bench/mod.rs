@@ -79,15 +79,26 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for backend in &args.backends {
         tracing::info!(backend, clients = args.clients, seconds = args.seconds, "benchmark starting");
+        // pgbench first, on a fresh database of its own with the gateway's schema, so
+        // that both start from the same empty tables.
+        let pgbench_tps = match backend.as_str() {
+            "postgres" => {
+                let db = server::BenchDb::create("postgres", &args.pg_url).await?;
+                let registry = std::sync::Arc::new(crate::store::Registry::r4());
+                drop(crate::store::Store::connect(&db.url, 1, Duration::from_secs(5), registry).await?);
+                let tps = pgbench::run(&db.url, args.clients, args.seconds).await;
+                db.drop_db().await;
+                Some(tps?)
+            }
+            _ => None,
+        };
         let db = server::BenchDb::create(backend, &args.pg_url).await?;
         let gateway = server::Gateway::start(&db.url).await?;
         let mut figures = load::run_phases(&gateway.base, args.clients, phase).await?;
         figures.backend = backend.clone();
+        figures.pgbench_tps = pgbench_tps;
         (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();
         drop(gateway);
-        if backend == "postgres" {
-            figures.pgbench_tps = Some(pgbench::run(&db.url, args.clients, args.seconds).await?);
-        }
         tracing::info!(?figures, "benchmark done");
         all.push(figures);
         db.drop_db().await;

@@ -21,7 +21,9 @@ impl BenchDb {
                 Ok(BenchDb { url, admin: None, _dir: Some(dir) })
             }
             "postgres" => {
-                let name = format!("cupola_bench_{}", std::process::id());
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let name = format!("cupola_bench_{}_{n}", std::process::id());
                 let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(pg_url)
                     .await
                     .context("connecting to PostgreSQL (--pg-url)")?;

@@ -66,7 +66,28 @@ async fn many_concurrent_writers_never_get_a_500(b: Backend) {
     assert_eq!(app.get_json("Patient?_summary=count", 200).await["total"], created);
 }
 
+/// Many creates at once: each answer names its own resource, and each reads back
+/// and is found as its own.
+async fn concurrent_creates_each_get_their_own_resource(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let bodies: Vec<Value> = (0..48).map(|n| patient_with(&format!("OWN-{n}"))).collect();
+    let answers = join_all(bodies.iter().map(|b| app.post("Patient", b))).await;
+    for (n, r) in answers.into_iter().enumerate() {
+        assert_eq!(r.status(), 201);
+        let location = r.headers()["location"].to_str().unwrap().to_string();
+        let created: Value = r.json().await.unwrap();
+        assert_eq!(created["identifier"][0]["value"], format!("OWN-{n}"));
+        let id = created["id"].as_str().unwrap();
+        assert!(location.contains(&format!("/Patient/{id}/_history/1")));
+        let read = app.get_json(&format!("Patient/{id}"), 200).await;
+        assert_eq!(read["identifier"][0]["value"], format!("OWN-{n}"));
+        let found = app.get_json(&format!("Patient?identifier=OWN-{n}"), 200).await;
+        assert_eq!(match_ids(&found), [id]);
+    }
+}
+
 crate::on_both!(
+    concurrent_creates_each_get_their_own_resource,
     concurrent_conditional_creates_make_exactly_one,
     concurrent_if_match_updates_let_exactly_one_through,
     many_concurrent_writers_never_get_a_500
