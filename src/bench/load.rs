@@ -122,10 +122,13 @@ async fn run_phase(
     population: Arc<Vec<(String, u64)>>,
 ) -> anyhow::Result<(PhaseFigures, Vec<(String, u64)>)> {
     let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
+    // The body text made once; each create changes only its number.
+    let template = Arc::new(sample_patient(0).to_string());
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (base, path, counter, population) = (base.to_string(), path.clone(), counter.clone(), population.clone());
+        let (base, path, counter, population, template) =
+            (base.to_string(), path.clone(), counter.clone(), population.clone(), template.clone());
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(&base).await?;
             let mut hist = Histogram::<u64>::new(3)?;
@@ -135,7 +138,12 @@ async fn run_phase(
                 let (method, target, body, n) = match kind {
                     Kind::Create => {
                         let n = counter.fetch_add(1, Ordering::Relaxed);
-                        ("POST", format!("{path}/Patient"), Some(sample_patient(n).to_string()), n)
+                        (
+                            "POST",
+                            format!("{path}/Patient"),
+                            Some(template.replace("B000000000000", &format!("B{n:012}"))),
+                            n,
+                        )
                     }
                     Kind::Read | Kind::Search => {
                         let (id, n) = &population[(i * 7919) % population.len().max(1)];

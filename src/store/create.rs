@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::resources::{INSERT_RESOURCE, INSERT_VERSION};
-use super::{arguments, new_id, now_micros, Bind, Dialect, Registry, Sql, Store, Stored};
+use super::{into_arguments, new_id, now_micros, Bind, Dialect, Registry, Sql, Store, Stored};
 use crate::fhir::meta;
 use crate::Result;
 
@@ -93,7 +93,7 @@ impl Store {
         let (body, statements) = create_statements(&self.registry, self.dialect, res_type, resource, &id, now, 0);
         let one = single_statement(&statements);
         let mut c = self.conn().await?;
-        let r = sqlx::query_scalar_with(&one.text, arguments(&one.binds)).fetch_one(&mut *c).await;
+        let r = sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_one(&mut *c).await;
         let pk: i64 = c.done(r)?;
         Ok(Stored {
             pk,

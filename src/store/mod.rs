@@ -110,13 +110,18 @@ fn sqlite_create_mode(url: &str, dialect: Dialect) -> String {
 
 /// Binds generated parameters into sqlx arguments.
 pub(crate) fn arguments(binds: &[Bind]) -> AnyArguments<'static> {
+    into_arguments(binds.iter().cloned())
+}
+
+/// The same, taking the binds (no copy of their text).
+pub(crate) fn into_arguments(binds: impl IntoIterator<Item = Bind>) -> AnyArguments<'static> {
     let mut args = AnyArguments::default();
     for b in binds {
         // Adding to AnyArguments only fails for types Any cannot carry; these four it can.
         let _ = match b {
-            Bind::Int(i) => args.add(*i),
-            Bind::Text(s) => args.add(s.clone()),
-            Bind::Bool(v) => args.add(*v),
+            Bind::Int(i) => args.add(i),
+            Bind::Text(s) => args.add(s),
+            Bind::Bool(v) => args.add(v),
             Bind::NullText => args.add(Option::<String>::None),
         };
     }

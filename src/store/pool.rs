@@ -29,6 +29,12 @@ struct Inner {
     dialect: Dialect,
     /// How long a request waits for a connection (and SQLite for its write lock).
     wait: Duration,
+    /// SQLite: the gateway's writers queue here, in order, for the one write lock
+    /// SQLite grants, instead of polling for it in SQLite's busy handler (which
+    /// sleeps up to 100 ms between tries). Correctness does not rest on it: each
+    /// write transaction still takes SQLite's lock (`BEGIN IMMEDIATE`), which is what
+    /// serialises two gateway processes on one file.
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Pool {
@@ -39,6 +45,7 @@ impl Pool {
             options,
             dialect,
             wait,
+            writers: Arc::new(tokio::sync::Mutex::new(())),
         };
         Pool { inner: Arc::new(inner) }
     }
@@ -119,10 +126,20 @@ impl Drop for Conn {
 /// dropped without it (an error on the way: nothing it wrote remains).
 pub struct Tx {
     conn: Option<Conn>,
+    /// SQLite: this process's turn to write (see `Inner::writers`); released with the transaction.
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Tx {
     pub(crate) async fn begin(pool: &Pool) -> Result<Tx> {
+        let turn = match pool.inner.dialect {
+            Dialect::Sqlite => Some(
+                tokio::time::timeout(pool.inner.wait, pool.inner.writers.clone().lock_owned())
+                    .await
+                    .map_err(|_| Error::Busy("the database is busy writing; retry in a moment".into()))?,
+            ),
+            Dialect::Postgres => None,
+        };
         let mut conn = pool.get().await?;
         // SQLite takes the write lock at once, so that a read-then-write inside the
         // transaction never fails to upgrade; waiting writers queue on the busy timeout.
@@ -130,7 +147,7 @@ impl Tx {
         let r = conn.execute(begin).await;
         conn.finished = r.is_ok();
         r?;
-        Ok(Tx { conn: Some(conn) })
+        Ok(Tx { conn: Some(conn), turn })
     }
 
     pub async fn commit(mut self) -> Result<()> {
@@ -156,10 +173,13 @@ impl DerefMut for Tx {
 impl Drop for Tx {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
+        // The turn to write is given up once the rollback is through.
+        let turn = self.turn.take();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let r = conn.execute("ROLLBACK").await;
                 let _ = conn.done(r);
+                drop(turn);
             });
         }
     }

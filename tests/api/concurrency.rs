@@ -130,9 +130,10 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_server_processes_on_one_postgres_create_exactly_one() {
-    let db = TestDb::new(Backend::Postgres).await;
+/// Conditional creates sent to two gateway processes sharing one database: exactly
+/// one resource, whatever each process does inside itself.
+async fn two_processes_create_exactly_one(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let (a, b) = (Server::start(&db.url).await, Server::start(&db.url).await);
     let client = reqwest::Client::new();
     let body = patient_with("MRN-TWO");
@@ -152,4 +153,14 @@ async fn two_server_processes_on_one_postgres_create_exactly_one() {
         .await
         .unwrap();
     assert_eq!(match_ids(&found).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_on_one_postgres_create_exactly_one() {
+    two_processes_create_exactly_one(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_server_processes_on_one_sqlite_file_create_exactly_one() {
+    two_processes_create_exactly_one(Backend::Sqlite).await;
 }
