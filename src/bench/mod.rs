@@ -94,7 +94,16 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         };
         let db = server::BenchDb::create(backend, &args.pg_url).await?;
         let gateway = server::Gateway::start(&db.url).await?;
-        let mut figures = load::run_phases(&gateway.base, args.clients, phase).await?;
+        // The clients run on one thread of their own: on 2 cores, a second one would
+        // only compete with the gateway and the database for them.
+        let (base, clients) = (gateway.base.clone(), args.clients);
+        let mut figures = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(load::run_phases(&base, clients, phase))
+        })
+        .await??;
         figures.backend = backend.clone();
         figures.pgbench_tps = pgbench_tps;
         (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();
