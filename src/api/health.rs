@@ -30,3 +30,18 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
     super::context::error_response(crate::Error::Internal(anyhow::anyhow!("handler panicked")), Default::default())
 }
+
+/// Any path the API does not have: 404 with an OperationOutcome.
+pub async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let e = crate::Error::NotFound(format!(
+        "{} is not a path of this server; the FHIR API is under /fhir (GET /fhir/metadata)",
+        uri.path()
+    ));
+    super::context::error_response(e, Default::default())
+}
+
+/// A method the path does not take: 405 with an OperationOutcome.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let e = crate::Error::MethodNotAllowed(format!("{method} is not supported on {}", uri.path()));
+    super::context::error_response(e, Default::default())
+}

@@ -60,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/fhir", fhir)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
+        .fallback(health::unknown_path)
+        .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
         .with_state(state)

@@ -39,6 +39,8 @@ async fn each_bad_request_gets_its_4xx_and_changes_nothing(b: Backend) {
         (Method::POST, "Patient", "application/fhir+xml", "<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"true\"/>".into(), 400, ""),
         (Method::POST, "Unknown", j, json!({"resourceType": "Unknown"}).to_string(), 404, ""),
         (Method::POST, "", j, json!({"resourceType": "Bundle", "type": "collection"}).to_string(), 400, "Bundle.type"),
+        (Method::GET, "Patient/p1/nonsense/deeper", j, String::new(), 404, ""),
+        (Method::PATCH, "Patient/p1", j, "{}".into(), 405, ""),
     ];
     for (method, path, ct, body, status, expr) in cases {
         let (got, oo) = send(&app, method.clone(), path, ct, &body).await;
