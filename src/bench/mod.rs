@@ -93,26 +93,33 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
             _ => None,
         };
         let db = server::BenchDb::create(backend, &args.pg_url).await?;
-        let gateway = server::Gateway::start(&db.url).await?;
-        // The clients run on one thread of their own: on 2 cores, a second one would
-        // only compete with the gateway and the database for them.
-        let (base, clients) = (gateway.base.clone(), args.clients);
-        let mut figures = tokio::task::spawn_blocking(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(load::run_phases(&base, clients, phase))
-        })
-        .await??;
+        let measured = measure(&db.url, args.clients, phase).await;
+        // The database goes whatever happened, so that a failed run leaves nothing behind.
+        db.drop_db().await;
+        let mut figures = measured?;
         figures.backend = backend.clone();
         figures.pgbench_tps = pgbench_tps;
-        (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();
-        drop(gateway);
         tracing::info!(?figures, "benchmark done");
         all.push(figures);
-        db.drop_db().await;
     }
     report::write(&args, &all)?;
     println!("{}", report::table(&all));
     Ok(())
+}
+
+/// The gateway on `database_url`, loaded by the clients; its memory read at the end.
+async fn measure(database_url: &str, clients: usize, phase: Duration) -> anyhow::Result<BackendFigures> {
+    let gateway = server::Gateway::start(database_url).await?;
+    // The clients run on one thread of their own: on 2 cores, a second one would
+    // only compete with the gateway and the database for them.
+    let base = gateway.base.clone();
+    let mut figures = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(load::run_phases(&base, clients, phase))
+    })
+    .await??;
+    (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();
+    Ok(figures)
 }
