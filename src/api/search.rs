@@ -11,6 +11,7 @@ use super::{AppState, Ctx, Reply};
 use crate::error::{outcome, Issue};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::elements;
+use crate::store::Tx;
 use crate::Result;
 
 pub async fn search_get(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
@@ -41,8 +42,23 @@ pub async fn search_post(
 
 /// Runs a search and builds its Bundle (also used by transaction GET entries).
 pub async fn search_bundle(s: &AppState, res_type: &str, query: &[(String, String)], lenient: bool) -> Result<Bundle> {
+    search_bundle_on(s, None, res_type, query, lenient).await
+}
+
+/// The same, inside a transaction when `tx` is given (its GET entries read on the
+/// transaction's own connection, so they see its writes and need no second one).
+pub async fn search_bundle_on(
+    s: &AppState,
+    tx: Option<&mut Tx>,
+    res_type: &str,
+    query: &[(String, String)],
+    lenient: bool,
+) -> Result<Bundle> {
     let q = s.store.parse_search(res_type, query, lenient)?;
-    let page = s.store.search(&q).await?;
+    let page = match tx {
+        Some(tx) => s.store.search_on(tx, &q).await?,
+        None => s.store.search(&q).await?,
+    };
     let mut b = Bundle::new("searchset");
     b.total = page.total;
     let link = |offset: usize| format!("{}/{res_type}?{}", s.base, q.link_query(offset, page.snapshot));

@@ -14,7 +14,7 @@ use super::{AppState, Ctx, Reply};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::check::At;
 use crate::fhir::{codec, meta, references};
-use crate::store::{current, new_id, Stored, Tx, Write, WriteKind};
+use crate::store::{current, new_id, version_of, Stored, Tx, Write, WriteKind};
 use crate::{Error, Result};
 
 pub async fn bundle(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
@@ -223,7 +223,7 @@ async fn execute(s: &AppState, ctx: &Ctx, tx: &mut Tx, op: &EntryOp, a: Assigned
         (Op::CondDelete { query }, _) => s.store.conditional_delete_in(tx, rt, query).await?,
         (Op::Read { id, version }, _) => return read_entry(s, tx, rt, id, *version).await,
         (Op::Search { query }, _) => {
-            let bundle = super::search::search_bundle(s, rt, query, ctx.lenient()).await?;
+            let bundle = super::search::search_bundle_on(s, Some(tx), rt, query, ctx.lenient()).await?;
             return Ok(Entry {
                 resource: Some(Res::Value(bundle.to_value()?)),
                 response: Some(json!({"status": "200 OK"})),
@@ -260,7 +260,7 @@ fn written_entry(s: &AppState, w: Write) -> Entry {
 async fn read_entry(s: &AppState, tx: &mut Tx, rt: &str, id: &str, version: Option<i64>) -> Result<Entry> {
     let st: Option<Stored> = match version {
         None => current(tx, s.store.dialect(), rt, id, false).await?,
-        Some(v) => s.store.vread(rt, id, v).await?,
+        Some(v) => version_of(tx, rt, id, v).await?,
     };
     let st = st.ok_or_else(|| Error::NotFound(format!("{rt}/{id} is not known")))?;
     let body = st.body.clone().ok_or_else(|| Error::Gone(format!("{rt}/{id} was deleted")))?;

@@ -8,7 +8,7 @@ mod create;
 mod history;
 mod pool;
 mod resources;
-pub(crate) use resources::current;
+pub(crate) use resources::{current, version_of};
 mod schema;
 mod search;
 

@@ -86,6 +86,27 @@ pub(crate) async fn current(
     row.as_ref().map(stored_from_row).transpose()
 }
 
+/// One version of `res_type/id`, on the given connection (a transaction's, when
+/// read inside one).
+pub(crate) async fn version_of(
+    conn: &mut AnyConnection,
+    res_type: &str,
+    id: &str,
+    version: i64,
+) -> Result<Option<Stored>> {
+    let row = sqlx::query(
+        "SELECT r.pk, r.res_type, r.res_id, v.version, v.last_updated, CAST(v.deleted AS INTEGER) AS deleted, v.body \
+         FROM resources r JOIN resource_versions v ON v.res_pk = r.pk \
+         WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3",
+    )
+    .bind(res_type)
+    .bind(id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(stored_from_row).transpose()
+}
+
 impl Store {
     /// The current version of a resource (possibly a deletion), outside a transaction.
     pub async fn read(&self, res_type: &str, id: &str) -> Result<Option<Stored>> {
@@ -104,18 +125,8 @@ impl Store {
     /// One version of a resource.
     pub async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Stored>> {
         let mut c = self.conn().await?;
-        let r = sqlx::query(
-            "SELECT r.pk, r.res_type, r.res_id, v.version, v.last_updated, CAST(v.deleted AS INTEGER) AS deleted, v.body \
-             FROM resources r JOIN resource_versions v ON v.res_pk = r.pk \
-             WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3",
-        )
-        .bind(res_type)
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&mut *c)
-        .await;
-        let row = c.done(r)?;
-        row.as_ref().map(stored_from_row).transpose()
+        let found = version_of(&mut c, res_type, id, version).await?;
+        c.done(Ok(found))
     }
 
     /// Creates a new resource with a server-assigned id (or `id` when given, for

@@ -2,7 +2,7 @@
 //! matches, its count, and what `_include`/`_revinclude` bring along.
 
 use cupola_search::SearchQuery;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{arguments, Store, Tx};
 use crate::{Error, Result};
@@ -37,8 +37,14 @@ impl Store {
 
     /// Runs a parsed search: page, count (when wanted and not already known), includes.
     pub async fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
-        let d = self.dialect;
         let mut conn = self.conn().await?;
+        let page = self.search_on(&mut conn, q).await?;
+        conn.done(Ok(page))
+    }
+
+    /// The same on a given connection (a transaction's, for its GET entries).
+    pub async fn search_on(&self, conn: &mut AnyConnection, q: &SearchQuery) -> Result<SearchPage> {
+        let d = self.dialect;
         let snapshot = match q.snapshot() {
             Some(s) => s,
             None => {
@@ -79,7 +85,6 @@ impl Store {
                 }
             }
         }
-        conn.done(Ok(()))?;
         Ok(SearchPage { total, matches, included, snapshot })
     }
 

@@ -105,7 +105,32 @@ async fn conditional_update_and_delete_by_search(b: Backend) {
     assert!(match_ids(&app.get_json("Patient?identifier=C-1", 200).await).is_empty());
 }
 
+async fn get_entries_of_a_transaction_read_inside_it(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    assert_eq!(
+        app.put("Patient/g1", &json!({"resourceType": "Patient", "id": "g1", "active": true})).await.status(),
+        201
+    );
+    assert_eq!(
+        app.put("Patient/g1", &json!({"resourceType": "Patient", "id": "g1", "active": false})).await.status(),
+        200
+    );
+    let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "GET", "url": "Patient?identifier=G-2"}},
+        {"request": {"method": "GET", "url": "Patient/g1/_history/1"}},
+        {"resource": {"resourceType": "Patient", "identifier": [{"system": "http://example.org/sid/mrn", "value": "G-2"}]},
+         "request": {"method": "POST", "url": "Patient"}},
+    ]});
+    let r: Value = app.post("", &bundle).await.json().await.unwrap();
+    assert_eq!(r["type"], "transaction-response", "{r}");
+    // GETs run after the writes of the same transaction and see them.
+    assert_eq!(match_ids(&r["entry"][0]["resource"]).len(), 1, "{r}");
+    assert_eq!(r["entry"][1]["resource"]["active"], true);
+    assert_eq!(r["entry"][1]["resource"]["meta"]["versionId"], "1");
+}
+
 crate::on_both!(
+    get_entries_of_a_transaction_read_inside_it,
     transaction_resolves_placeholders_and_commits_together,
     failed_transaction_leaves_no_trace,
     batch_runs_each_entry_on_its_own,
