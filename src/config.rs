@@ -44,6 +44,91 @@ pub struct Config {
     /// Load the demo data set into an empty store at start-up.
     #[arg(long, env = "CUPOLA_DEMO")]
     pub demo: bool,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+
+    /// Longest time, in milliseconds, an AuditEvent waits in memory before it is
+    /// written (audit rows are written off the request path, in batches).
+    #[arg(long, env = "CUPOLA_AUDIT_FLUSH_MS", default_value_t = 100)]
+    pub audit_flush_ms: u64,
+}
+
+/// Who may call: how bearer tokens are checked (and, without an issuer, the
+/// development key that signs and checks them). Shared by `serve` and `token`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// The token issuer (`iss`) accepted. Without it, cupola signs and checks its own
+    /// tokens with the development key (`--dev-key-file`).
+    #[arg(long, env = "CUPOLA_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// The keys of the issuer: a JWKS file path or an `https://` / `http://` URL.
+    /// Required with `--issuer`.
+    #[arg(long, env = "CUPOLA_JWKS")]
+    pub jwks: Option<String>,
+
+    /// The audience (`aud`) a token must name.
+    #[arg(long, env = "CUPOLA_AUDIENCE", default_value = "cupola")]
+    pub audience: String,
+
+    /// The development ES256 key (JSON), created on first start when missing. Used
+    /// only when no `--issuer` is set; never commit it.
+    #[arg(long, env = "CUPOLA_DEV_KEY_FILE", default_value = "cupola-dev-key.json")]
+    pub dev_key_file: std::path::PathBuf,
+}
+
+/// Request limits, CORS and TLS.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// Longest time a request may take, in milliseconds (then 503 with an
+    /// OperationOutcome).
+    #[arg(long, env = "CUPOLA_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_timeout_ms: u64,
+
+    /// Requests per second allowed to one client (its token's subject), averaged;
+    /// beyond it 429 with `Retry-After`. 0 turns the limit off.
+    #[arg(long, env = "CUPOLA_RATE_LIMIT", default_value_t = 1000)]
+    pub rate_limit: u32,
+
+    /// Requests one client may send in a burst above the rate.
+    #[arg(long, env = "CUPOLA_RATE_BURST", default_value_t = 2000)]
+    pub rate_burst: u32,
+
+    /// Origins allowed by CORS, comma-separated (`*` for any). Empty: CORS closed.
+    #[arg(long, env = "CUPOLA_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// PEM certificate chain: serve HTTPS (with `--tls-key`) instead of HTTP.
+    #[arg(long, env = "CUPOLA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "CUPOLA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            request_timeout_ms: 30_000,
+            rate_limit: 1000,
+            rate_burst: 2000,
+            cors_origins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Development-key settings with the key in `dev_key_file`.
+    pub fn dev(dev_key_file: impl Into<std::path::PathBuf>) -> AuthConfig {
+        AuthConfig { issuer: None, jwks: None, audience: "cupola".into(), dev_key_file: dev_key_file.into() }
+    }
 }
 
 impl Config {
@@ -66,6 +151,9 @@ impl Config {
             db_max_connections: 5,
             db_busy_timeout_secs: 5,
             demo: false,
+            auth: AuthConfig::dev("cupola-dev-key.json"),
+            limits: LimitsConfig::default(),
+            audit_flush_ms: 100,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! |----------------------|------|----------------------|
 //! | `Invalid`            | 400  | from each issue      |
 //! | `Unprocessable`      | 422  | from each issue      |
+//! | `Unauthorized`       | 401  | login (+ `WWW-Authenticate`) |
+//! | `Forbidden`          | 403  | forbidden            |
 //! | `NotFound`           | 404  | not-found            |
 //! | `Gone`               | 410  | deleted              |
 //! | `MethodNotAllowed`   | 405  | not-supported        |
@@ -13,7 +15,9 @@
 //! | `PayloadTooLarge`    | 413  | too-costly           |
 //! | `UnsupportedMedia`   | 415  | not-supported        |
 //! | `NotAcceptable`      | 406  | not-supported        |
+//! | `TooManyRequests`    | 429  | throttled (+ `Retry-After`) |
 //! | `Busy`               | 503  | transient (+ `Retry-After`) |
+//! | `Timeout`            | 503  | timeout              |
 //! | `Internal`           | 500  | exception (details only in the log) |
 
 use axum::http::StatusCode;
@@ -49,6 +53,11 @@ pub enum Error {
     Invalid(Vec<Issue>),
     #[error("the resource violates a profile")]
     Unprocessable(Vec<Issue>),
+    /// No valid bearer token: the RFC 6750 error code and the reason.
+    #[error("{1}")]
+    Unauthorized(&'static str, String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -67,6 +76,11 @@ pub enum Error {
     NotAcceptable(String),
     #[error("{0}")]
     Busy(String),
+    /// Seconds until the client may send again.
+    #[error("{1}")]
+    TooManyRequests(u64, String),
+    #[error("{0}")]
+    Timeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -83,6 +97,8 @@ impl Error {
         match self {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized(..) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Gone(_) => StatusCode::GONE,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -91,7 +107,8 @@ impl Error {
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy(_) | Error::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +119,8 @@ impl Error {
         let one = |code, text: &String| vec![Issue::error(code, None, text.clone())];
         match self {
             Error::Invalid(issues) | Error::Unprocessable(issues) => issues.clone(),
+            Error::Unauthorized(_, t) => one("login", t),
+            Error::Forbidden(t) => one("forbidden", t),
             Error::NotFound(t) => one("not-found", t),
             Error::Gone(t) => one("deleted", t),
             Error::MethodNotAllowed(t) | Error::UnsupportedMedia(t) | Error::NotAcceptable(t) => {
@@ -110,6 +129,8 @@ impl Error {
             Error::Conflict(t) | Error::PreconditionFailed(t) => one("conflict", t),
             Error::PayloadTooLarge(t) => one("too-costly", t),
             Error::Busy(t) => one("transient", t),
+            Error::TooManyRequests(_, t) => one("throttled", t),
+            Error::Timeout(t) => one("timeout", t),
             Error::Internal(_) => one("exception", &"internal error; the cause is in the server log".to_string()),
         }
     }
@@ -186,6 +207,7 @@ impl Error {
             Error::Invalid(i) => Error::Invalid(locate(i)),
             Error::Unprocessable(i) => Error::Unprocessable(locate(i)),
             Error::NotFound(t) => Error::NotFound(prefix(t)),
+            Error::Forbidden(t) => Error::Forbidden(prefix(t)),
             Error::Gone(t) => Error::Gone(prefix(t)),
             Error::MethodNotAllowed(t) => Error::MethodNotAllowed(prefix(t)),
             Error::Conflict(t) => Error::Conflict(prefix(t)),

@@ -1,7 +1,10 @@
 //! cupola: a FHIR R4 integration gateway for an Italian CUP (regional healthcare
 //! booking centre). See README.md for what it serves and how to run it.
 
+pub mod access;
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod demo;

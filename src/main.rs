@@ -1,4 +1,4 @@
-//! `cupola`: the gateway (`serve`) and its tools (`bench`).
+//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`).
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve(cupola::Config),
+    /// Mint a bearer token signed with the development key; prints only the token.
+    Token(cupola::auth::TokenArgs),
     /// Load-test a running gateway over HTTP and write the figures (see BENCHMARKS.md).
     Bench(cupola::bench::BenchArgs),
 }
@@ -26,6 +28,10 @@ async fn main() -> anyhow::Result<()> {
     cupola::telemetry::init();
     match Cli::parse().command {
         Command::Serve(config) => serve(config).await,
+        Command::Token(args) => {
+            println!("{}", cupola::auth::mint(&args.auth, &args.request())?);
+            Ok(())
+        }
         Command::Bench(args) => cupola::bench::run(args).await,
     }
 }

@@ -9,15 +9,44 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use crate::access::Access;
+use crate::auth::{Caller, Interaction};
 use crate::fhir::codec::{self, Output};
 use crate::{Error, Result};
 
-/// Request context: query, headers, output format.
+/// The SMART permission letter's meaning, for messages.
+fn interaction_name(i: Interaction) -> &'static str {
+    match i {
+        Interaction::Create => "create (c)",
+        Interaction::Read => "read (r)",
+        Interaction::Update => "update (u)",
+        Interaction::Delete => "delete (d)",
+        Interaction::Search => "search (s)",
+    }
+}
+
+/// The resources a request touched, for its AuditEvent (set on the response by
+/// handlers whose path does not say it: search, history, transaction).
+#[derive(Debug, Clone, Default)]
+pub struct Touched {
+    /// `Type/id` of each resource read or written.
+    pub entities: Vec<String>,
+    /// `transaction` or `batch` for a Bundle POSTed to the base.
+    pub interaction: Option<&'static str>,
+}
+
+/// Request context: query, headers, output format, who is calling.
 pub struct Ctx {
     /// Decoded query pairs in order, `_format` and `_pretty` removed.
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub out: Output,
+    /// The verified caller (set by the guard on every protected route).
+    pub caller: Option<Arc<Caller>>,
+    /// What the caller may see and change, for the store.
+    pub access: Access,
     /// A bad `_format` is reported when the handler answers.
     format_error: Option<String>,
 }
@@ -41,11 +70,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             Ok(o) => (o, None),
             Err(e) => (Output::default(), Some(e.to_string())),
         };
-        Ok(Ctx { query, headers: parts.headers.clone(), out, format_error })
+        let caller = parts.extensions.get::<Arc<Caller>>().cloned();
+        let access = caller.as_deref().map_or_else(Access::nobody, Access::of);
+        Ok(Ctx { query, headers: parts.headers.clone(), out, caller, access, format_error })
     }
 }
 
 impl Ctx {
+    /// 403 unless the token's scopes allow `interaction` on `res_type`.
+    pub fn allow(&self, res_type: &str, interaction: Interaction) -> Result<()> {
+        match &self.caller {
+            Some(c) if c.scopes.allows(res_type, interaction) => Ok(()),
+            Some(c) => Err(Error::Forbidden(format!(
+                "the token's scopes ({}) do not allow {} on {res_type}; ask for a token with that scope",
+                c.scopes.as_text(),
+                interaction_name(interaction)
+            ))),
+            None => Err(Error::Unauthorized("invalid_token", "a bearer token is required".into())),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
@@ -102,8 +146,19 @@ pub fn error_response(e: Error, out: Output) -> Response {
     }
     let body = codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
     let mut r = Reply::new(status).body(body, out);
-    if matches!(e, Error::Busy(_)) {
-        r = r.header(header::RETRY_AFTER, "1".into());
+    match &e {
+        Error::Busy(_) => r = r.header(header::RETRY_AFTER, "1".into()),
+        Error::TooManyRequests(secs, _) => r = r.header(header::RETRY_AFTER, secs.to_string()),
+        // RFC 6750: a request without a token gets the challenge alone.
+        Error::Unauthorized("", _) => r = r.header(header::WWW_AUTHENTICATE, "Bearer realm=\"cupola\"".into()),
+        Error::Unauthorized(code, text) => {
+            let text = text.replace(['"', '\\'], "'");
+            r = r.header(
+                header::WWW_AUTHENTICATE,
+                format!("Bearer realm=\"cupola\", error=\"{code}\", error_description=\"{text}\""),
+            )
+        }
+        _ => {}
     }
     r.into_http()
 }
@@ -113,11 +168,18 @@ pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, String)>,
     body: Option<(Vec<u8>, Output)>,
+    touched: Option<Touched>,
 }
 
 impl Reply {
     pub fn new(status: StatusCode) -> Reply {
-        Reply { status, headers: Vec::new(), body: None }
+        Reply { status, headers: Vec::new(), body: None, touched: None }
+    }
+
+    /// Says which resources the request touched (for the audit trail).
+    pub fn touched(mut self, touched: Touched) -> Reply {
+        self.touched = Some(touched);
+        self
     }
 
     pub fn header(mut self, name: HeaderName, value: String) -> Reply {
@@ -136,6 +198,9 @@ impl Reply {
             None => ().into_response(),
         };
         *resp.status_mut() = self.status;
+        if let Some(t) = self.touched {
+            resp.extensions_mut().insert(t);
+        }
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(name, v);

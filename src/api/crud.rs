@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::context::Body;
 use super::{AppState, Ctx, Reply};
+use crate::auth::Interaction;
 use crate::fhir::check::At;
 use crate::fhir::{codec, elements, meta, types};
 use crate::store::{Stored, Write, WriteKind};
@@ -89,9 +90,10 @@ pub async fn create(State(s): State<AppState>, Path(res_type): Path<String>, ctx
 
 async fn create_inner(s: &AppState, ctx: &Ctx, res_type: &str, body: &[u8]) -> Result<Reply> {
     served(res_type)?;
+    ctx.allow(res_type, Interaction::Create)?;
     let resource = parse_checked(s, ctx, body, res_type, None)?;
     let condition = ctx.header("if-none-exist").map(parse_condition);
-    let w = s.store.create(res_type, resource, condition.as_deref()).await?;
+    let w = s.store.create(&ctx.access, res_type, resource, condition.as_deref()).await?;
     let st = w.stored.ok_or_else(|| anyhow::anyhow!("create returned no version"))?;
     let status = if w.kind == WriteKind::Matched { StatusCode::OK } else { StatusCode::CREATED };
     write_reply(s, ctx, status, &st)
@@ -106,7 +108,8 @@ pub fn parse_condition(h: &str) -> Vec<(String, String)> {
 pub async fn read(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
-        match s.store.read(&res_type, &id).await? {
+        ctx.allow(&res_type, Interaction::Read)?;
+        match s.store.read(&ctx.access, &res_type, &id).await? {
             Some(st) => read_reply(&s, &ctx, &st),
             None => Err(Error::NotFound(format!("{res_type}/{id} is not known"))),
         }
@@ -121,9 +124,10 @@ pub async fn vread(
 ) -> Response {
     let result = async {
         served(&res_type)?;
+        ctx.allow(&res_type, Interaction::Read)?;
         let version: i64 =
             vid.parse().map_err(|_| Error::NotFound(format!("{res_type}/{id} has no version {vid:?}")))?;
-        match s.store.vread(&res_type, &id, version).await? {
+        match s.store.vread(&ctx.access, &res_type, &id, version).await? {
             Some(st) => read_reply(&s, &ctx, &st),
             None => Err(Error::NotFound(format!("{res_type}/{id} has no version {version}"))),
         }
@@ -142,6 +146,7 @@ pub async fn update(
 
 async fn update_inner(s: &AppState, ctx: &Ctx, res_type: &str, id: &str, body: &[u8]) -> Result<Reply> {
     served(res_type)?;
+    ctx.allow(res_type, Interaction::Update)?;
     valid_id(id)?;
     let resource = parse_checked(s, ctx, body, res_type, Some(id))?;
     let if_match = match ctx.header("if-match") {
@@ -150,7 +155,7 @@ async fn update_inner(s: &AppState, ctx: &Ctx, res_type: &str, id: &str, body: &
         })?),
         None => None,
     };
-    let w = s.store.update(res_type, id, resource, if_match).await?;
+    let w = s.store.update(&ctx.access, res_type, id, resource, if_match).await?;
     written(s, ctx, w)
 }
 
@@ -169,6 +174,7 @@ pub async fn conditional_update(
 ) -> Response {
     let result = async {
         served(&res_type)?;
+        ctx.allow(&res_type, Interaction::Update)?;
         if ctx.query.is_empty() {
             return Err(Error::MethodNotAllowed(
                 "PUT needs an id (PUT /fhir/Type/id) or search parameters (conditional update)".into(),
@@ -177,7 +183,7 @@ pub async fn conditional_update(
         let value = codec::parse_body(&body, ctx.header("content-type"))?;
         let body_id = value.get("id").and_then(Value::as_str).map(str::to_string);
         s.checker.check(&value, &res_type, body_id.as_deref(), At::Body)?;
-        let w = s.store.conditional_update(&res_type, value, &ctx.query).await?;
+        let w = s.store.conditional_update(&ctx.access, &res_type, value, &ctx.query).await?;
         written(&s, &ctx, w)
     };
     ctx.respond(result.await)
@@ -186,7 +192,8 @@ pub async fn conditional_update(
 pub async fn delete(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
-        let w = s.store.delete(&res_type, &id).await?;
+        ctx.allow(&res_type, Interaction::Delete)?;
+        let w = s.store.delete(&ctx.access, &res_type, &id).await?;
         deleted_reply(&ctx, w)
     };
     ctx.respond(result.await)
@@ -196,12 +203,13 @@ pub async fn delete(State(s): State<AppState>, Path((res_type, id)): Path<(Strin
 pub async fn conditional_delete(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let result = async {
         served(&res_type)?;
+        ctx.allow(&res_type, Interaction::Delete)?;
         if ctx.query.is_empty() {
             return Err(Error::MethodNotAllowed(
                 "DELETE needs an id (DELETE /fhir/Type/id) or search parameters (conditional delete)".into(),
             ));
         }
-        let w = s.store.conditional_delete(&res_type, &ctx.query).await?;
+        let w = s.store.conditional_delete(&ctx.access, &res_type, &ctx.query).await?;
         deleted_reply(&ctx, w)
     };
     ctx.respond(result.await)

@@ -30,6 +30,18 @@ pub struct EntryOp {
 }
 
 impl EntryOp {
+    /// The SMART interaction the entry needs in the token's scopes.
+    pub fn interaction(&self) -> crate::auth::Interaction {
+        use crate::auth::Interaction;
+        match self.op {
+            Op::Create { .. } => Interaction::Create,
+            Op::Update { .. } | Op::CondUpdate { .. } => Interaction::Update,
+            Op::Delete { .. } | Op::CondDelete { .. } => Interaction::Delete,
+            Op::Read { .. } => Interaction::Read,
+            Op::Search { .. } => Interaction::Search,
+        }
+    }
+
     /// Processing order of a transaction: DELETE, POST, PUT, GET.
     pub fn order(&self) -> u8 {
         match self.op {

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::crud::served;
 use super::{AppState, Ctx, Reply};
+use crate::auth::Interaction;
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::meta;
 use crate::store::{now_micros, HistoryRequest};
@@ -15,7 +16,8 @@ use crate::{Error, Result};
 pub async fn instance(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
-        if s.store.read(&res_type, &id).await?.is_none() {
+        ctx.allow(&res_type, Interaction::Read)?;
+        if s.store.read(&ctx.access, &res_type, &id).await?.is_none() {
             return Err(Error::NotFound(format!("{res_type}/{id} is not known")));
         }
         history(&s, &ctx, Some(res_type.clone()), Some(id.clone())).await
@@ -26,13 +28,19 @@ pub async fn instance(State(s): State<AppState>, Path((res_type, id)): Path<(Str
 pub async fn type_history(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
+        ctx.allow(&res_type, Interaction::Search)?;
         history(&s, &ctx, Some(res_type.clone()), None).await
     };
     ctx.respond(r.await)
 }
 
 pub async fn system(State(s): State<AppState>, ctx: Ctx) -> Response {
-    ctx.respond(history(&s, &ctx, None, None).await)
+    let r = async {
+        // The history of every type: the scopes must allow searching every type.
+        ctx.allow("*", Interaction::Search)?;
+        history(&s, &ctx, None, None).await
+    };
+    ctx.respond(r.await)
 }
 
 async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<String>) -> Result<Reply> {
@@ -63,7 +71,7 @@ async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<S
             }
         }
     }
-    let page = s.store.history(&req).await?;
+    let page = s.store.history(&ctx.access, &req).await?;
     let mut b = Bundle::new("history");
     b.total = Some(page.total);
     let path = match (&req.res_type, &req.id) {
@@ -99,7 +107,8 @@ async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<S
             ..Default::default()
         });
     }
-    Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out))
+    let touched = super::search::touched(s, &b);
+    Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out).touched(touched))
 }
 
 pub fn urlenc(s: &str) -> String {

@@ -4,21 +4,27 @@
 mod context;
 mod crud;
 mod entries;
+mod guard;
 mod health;
 mod history;
 mod search;
+mod tls;
 mod transaction;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use context::{Ctx, Reply};
+pub use context::{Ctx, Reply, Touched};
 
+use crate::audit::Auditor;
+use crate::auth::Authenticator;
 use crate::fhir::check::Checker;
 use crate::store::Store;
 use crate::Config;
@@ -31,6 +37,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The FHIR base URL clients use (`http://host:port/fhir`).
     pub base: Arc<str>,
+    pub auth: Arc<Authenticator>,
+    pub auditor: Auditor,
+    pub limiter: Option<Arc<guard::Limiter>>,
 }
 
 impl AppState {
@@ -42,9 +51,9 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    let fhir = Router::new()
+    let timeout = std::time::Duration::from_millis(state.config.limits.request_timeout_ms.max(1));
+    let protected = Router::new()
         .route("/", post(transaction::bundle))
-        .route("/metadata", get(health::metadata))
         .route("/_history", get(history::system))
         .route(
             "/{res_type}",
@@ -54,17 +63,53 @@ pub fn router(state: AppState) -> Router {
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))
         .route("/{res_type}/{id}/_history", get(history::instance))
-        .route("/{res_type}/{id}/_history/{vid}", get(crud::vread));
-    Router::new()
+        .route("/{res_type}/{id}/_history/{vid}", get(crud::vread))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
+    let fhir = Router::new().route("/metadata", get(health::metadata)).merge(protected);
+    let base_post = Router::new()
         .route("/fhir/", post(transaction::bundle))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
+    let cors = cors_layer(&state.config.limits.cors_origins);
+    Router::new()
+        .merge(base_post)
         .nest("/fhir", fhir)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(health::unknown_path)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(timeout, guard::timeout))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
+        .layer(cors)
         .with_state(state)
+}
+
+/// CORS for the configured origins; closed (no CORS headers) when there are none.
+fn cors_layer(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer::util::Identity> {
+    use axum::http::{header, HeaderName, HeaderValue, Method};
+    let origins: Vec<&String> = origins.iter().filter(|o| !o.trim().is_empty()).collect();
+    if origins.is_empty() {
+        return tower::util::Either::Right(tower::layer::util::Identity::new());
+    }
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_MATCH,
+            HeaderName::from_static("if-none-exist"),
+            HeaderName::from_static("prefer"),
+        ])
+        .expose_headers([header::ETAG, header::LOCATION, header::LAST_MODIFIED, header::CONTENT_LOCATION])
+        .max_age(std::time::Duration::from_secs(600));
+    tower::util::Either::Left(layer)
 }
 
 /// Builds the state for a bound listener.
@@ -79,10 +124,31 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     .await?;
     let base: Arc<str> = config.fhir_base(&bound).into();
     let checker = Checker::shared();
+    let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
     if config.demo {
         crate::demo::load(&store, &checker).await?;
+        crate::demo::print_tokens(&config.auth)?;
     }
-    Ok(AppState { store, checker, config: Arc::new(config), base })
+    let auditor = Auditor::start(
+        store.clone(),
+        config.canonical_base.clone(),
+        std::time::Duration::from_millis(config.audit_flush_ms.max(1)),
+    );
+    let limiter = guard::Limiter::new(&config.limits).map(Arc::new);
+    if let Some(l) = &limiter {
+        let l = Arc::downgrade(l);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match l.upgrade() {
+                    Some(l) => l.tidy(),
+                    None => return,
+                }
+            }
+        });
+    }
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter })
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -92,6 +158,17 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(base = %state.base, "cupola serving FHIR R4");
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let auditor = state.auditor.clone();
+    let tls = match (&state.config.limits.tls_cert, &state.config.limits.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
+        _ => None,
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        Some(tls) => tls::serve(listener, app, tls, shutdown).await?,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await?,
+    }
+    // Every request has answered: write what they left in the audit queue.
+    auditor.flush().await;
     Ok(())
 }

@@ -7,7 +7,9 @@ use axum::response::Response;
 
 use super::context::Body;
 use super::crud::served;
-use super::{AppState, Ctx, Reply};
+use super::{AppState, Ctx, Reply, Touched};
+use crate::access::Access;
+use crate::auth::Interaction;
 use crate::error::{outcome, Issue};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::elements;
@@ -17,8 +19,9 @@ use crate::Result;
 pub async fn search_get(State(s): State<AppState>, Path(res_type): Path<String>, ctx: Ctx) -> Response {
     let r = async {
         served(&res_type)?;
-        let b = search_bundle(&s, &res_type, &ctx.query, ctx.lenient()).await?;
-        Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out))
+        ctx.allow(&res_type, Interaction::Search)?;
+        let b = search_bundle(&s, &ctx.access, &res_type, &ctx.query, ctx.lenient()).await?;
+        Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out).touched(touched(&s, &b)))
     };
     ctx.respond(r.await)
 }
@@ -32,29 +35,45 @@ pub async fn search_post(
 ) -> Response {
     let r = async {
         served(&res_type)?;
+        ctx.allow(&res_type, Interaction::Search)?;
         let mut query = ctx.query.clone();
         query.extend(url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())));
-        let b = search_bundle(&s, &res_type, &query, ctx.lenient()).await?;
-        Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out))
+        let b = search_bundle(&s, &ctx.access, &res_type, &query, ctx.lenient()).await?;
+        Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out).touched(touched(&s, &b)))
     };
     ctx.respond(r.await)
 }
 
 /// Runs a search and builds its Bundle (also used by transaction GET entries).
-pub async fn search_bundle(s: &AppState, res_type: &str, query: &[(String, String)], lenient: bool) -> Result<Bundle> {
-    search_bundle_on(s, None, res_type, query, lenient).await
+pub async fn search_bundle(
+    s: &AppState,
+    access: &Access,
+    res_type: &str,
+    query: &[(String, String)],
+    lenient: bool,
+) -> Result<Bundle> {
+    search_bundle_on(s, access, None, res_type, query, lenient).await
+}
+
+/// The resources a Bundle carries, as `Type/id`, for the audit trail.
+pub fn touched(s: &AppState, b: &Bundle) -> Touched {
+    let prefix = format!("{}/", s.base);
+    let entities =
+        b.entries.iter().filter_map(|e| e.full_url.as_deref()?.strip_prefix(&prefix).map(str::to_string)).collect();
+    Touched { entities, interaction: None }
 }
 
 /// The same, inside a transaction when `tx` is given (its GET entries read on the
 /// transaction's own connection, so they see its writes and need no second one).
 pub async fn search_bundle_on(
     s: &AppState,
+    access: &Access,
     tx: Option<&mut Tx>,
     res_type: &str,
     query: &[(String, String)],
     lenient: bool,
 ) -> Result<Bundle> {
-    let q = s.store.parse_search(res_type, query, lenient)?;
+    let q = s.store.parse_search(access, res_type, query, lenient)?;
     let page = match tx {
         Some(tx) => s.store.search_on(tx, &q).await?,
         None => s.store.search(&q).await?,

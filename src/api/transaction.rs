@@ -14,7 +14,7 @@ use super::{AppState, Ctx, Reply};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::check::At;
 use crate::fhir::{codec, meta, references};
-use crate::store::{current, new_id, version_of, Stored, Tx, Write, WriteKind};
+use crate::store::{current, current_visible, new_id, version_of, Stored, Tx, Write, WriteKind};
 use crate::{Error, Result};
 
 pub async fn bundle(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
@@ -26,16 +26,19 @@ pub async fn bundle(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
         } else {
             batch(&s, &ctx, &entries).await?
         };
-        Ok(Reply::new(StatusCode::OK).body(bundle.render(ctx.out)?, ctx.out))
+        let mut touched = super::search::touched(&s, &bundle);
+        touched.interaction = Some(if kind == "transaction" { "transaction" } else { "batch" });
+        Ok(Reply::new(StatusCode::OK).body(bundle.render(ctx.out)?, ctx.out).touched(touched))
     };
     ctx.respond(r.await)
 }
 
 /// Parses and checks every entry; any fault fails the whole transaction.
-fn prepare(s: &AppState, entries: &[Value]) -> Result<Vec<EntryOp>> {
+fn prepare(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Vec<EntryOp>> {
     let mut ops = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let op = parse_entry(i, e, &s.base)?;
+        ctx.allow(&op.res_type, op.interaction()).map_err(|e| e.in_entry(i))?;
         if let Some(r) = &op.resource {
             let id = match &op.op {
                 Op::Update { id, .. } => Some(id.as_str()),
@@ -49,13 +52,13 @@ fn prepare(s: &AppState, entries: &[Value]) -> Result<Vec<EntryOp>> {
 }
 
 async fn transaction(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundle> {
-    let mut ops = prepare(s, entries)?;
+    let mut ops = prepare(s, ctx, entries)?;
     let mut tx = s.store.begin().await?;
     // Ids first, so that references between entries can be resolved before any write.
     let mut map: HashMap<String, String> = HashMap::new();
     let mut assigned: HashMap<usize, Assigned> = HashMap::new();
     for op in &ops {
-        let a = assign(s, &mut tx, op).await.map_err(|e| e.in_entry(op.index))?;
+        let a = assign(s, ctx, &mut tx, op).await.map_err(|e| e.in_entry(op.index))?;
         if let (Some(url), Some(id)) = (&op.full_url, a.id()) {
             map.insert(url.clone(), format!("{}/{id}", op.res_type));
         }
@@ -66,7 +69,7 @@ async fn transaction(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundl
             references::rewrite(r, &map);
         }
     }
-    check_references(s, &mut tx, &ops, &map).await?;
+    check_references(s, ctx, &mut tx, &ops, &map).await?;
     let mut results: Vec<Option<Entry>> = vec![None; ops.len()];
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_key(|&i| ops[i].order());
@@ -88,12 +91,13 @@ async fn batch(s: &AppState, ctx: &Ctx, entries: &[Value]) -> Result<Bundle> {
     for (i, e) in entries.iter().enumerate() {
         let one = async {
             let op = parse_entry(i, e, &s.base)?;
+            ctx.allow(&op.res_type, op.interaction())?;
             if let Some(r) = &op.resource {
                 let id = if let Op::Update { id, .. } = &op.op { Some(id.as_str()) } else { None };
                 s.checker.check(r, &op.res_type, id, At::Entry(i))?;
             }
             let mut tx = s.store.begin().await?;
-            let a = assign(s, &mut tx, &op).await?;
+            let a = assign(s, ctx, &mut tx, &op).await?;
             let entry = execute(s, ctx, &mut tx, &op, a).await?;
             tx.commit().await?;
             Ok::<_, Error>(entry)
@@ -136,10 +140,10 @@ impl Assigned {
     }
 }
 
-async fn assign(s: &AppState, tx: &mut Tx, op: &EntryOp) -> Result<Assigned> {
+async fn assign(s: &AppState, ctx: &Ctx, tx: &mut Tx, op: &EntryOp) -> Result<Assigned> {
     Ok(match &op.op {
         Op::Create { if_none_exist: Some(q) } => {
-            match s.store.condition_ids_in(tx, &op.res_type, q).await?.as_slice() {
+            match s.store.condition_ids_in(tx, &ctx.access, &op.res_type, q).await?.as_slice() {
                 [] => Assigned::New(new_id()),
                 [id] => Assigned::Matched(id.clone()),
                 _ => {
@@ -149,29 +153,38 @@ async fn assign(s: &AppState, tx: &mut Tx, op: &EntryOp) -> Result<Assigned> {
         }
         Op::Create { if_none_exist: None } => Assigned::New(new_id()),
         Op::Update { id, .. } => Assigned::Existing(id.clone()),
-        Op::CondUpdate { query } => match s.store.condition_ids_in(tx, &op.res_type, query).await?.as_slice() {
-            [] => Assigned::New(
-                op.resource
-                    .as_ref()
-                    .and_then(|r| r.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-                    .unwrap_or_else(new_id),
-            ),
-            [id] => Assigned::Existing(id.clone()),
-            _ => {
-                return Err(Error::PreconditionFailed(format!(
-                    "the conditional update matches more than one {}",
-                    op.res_type
-                )))
+        Op::CondUpdate { query } => {
+            match s.store.condition_ids_in(tx, &ctx.access, &op.res_type, query).await?.as_slice() {
+                [] => Assigned::New(
+                    op.resource
+                        .as_ref()
+                        .and_then(|r| r.get("id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(new_id),
+                ),
+                [id] => Assigned::Existing(id.clone()),
+                _ => {
+                    return Err(Error::PreconditionFailed(format!(
+                        "the conditional update matches more than one {}",
+                        op.res_type
+                    )))
+                }
             }
-        },
+        }
         _ => Assigned::None,
     })
 }
 
-/// Every reference must resolve: to an entry of this Bundle or to a stored resource.
-async fn check_references(s: &AppState, tx: &mut Tx, ops: &[EntryOp], map: &HashMap<String, String>) -> Result<()> {
+/// Every reference must resolve: to an entry of this Bundle or to a stored resource
+/// the caller may see.
+async fn check_references(
+    s: &AppState,
+    ctx: &Ctx,
+    tx: &mut Tx,
+    ops: &[EntryOp],
+    map: &HashMap<String, String>,
+) -> Result<()> {
     let in_bundle: std::collections::HashSet<&String> = map.values().collect();
     for op in ops {
         let Some(r) = &op.resource else { continue };
@@ -190,7 +203,7 @@ async fn check_references(s: &AppState, tx: &mut Tx, ops: &[EntryOp], map: &Hash
             if in_bundle.contains(&key) {
                 continue;
             }
-            let exists = current(tx, s.store.dialect(), t, id, false).await?.is_some_and(|c| !c.deleted);
+            let exists = current_visible(tx, t, id, &ctx.access.read(t)).await?.is_some_and(|c| !c.deleted);
             if !exists {
                 return Err(Error::invalid(
                     "not-found",
@@ -210,20 +223,21 @@ async fn execute(s: &AppState, ctx: &Ctx, tx: &mut Tx, op: &EntryOp, a: Assigned
         (Op::Create { .. }, Assigned::Matched(id)) => {
             Write { kind: WriteKind::Matched, stored: current(tx, s.store.dialect(), rt, &id, false).await? }
         }
-        (Op::Create { .. } | Op::CondUpdate { .. }, Assigned::New(id)) => {
-            Write { kind: WriteKind::Created, stored: Some(s.store.insert_new(tx, rt, resource, &id, "POST").await?) }
-        }
-        (Op::Update { id, if_match }, _) => s.store.update_in(tx, rt, id, resource, *if_match).await?,
+        (Op::Create { .. } | Op::CondUpdate { .. }, Assigned::New(id)) => Write {
+            kind: WriteKind::Created,
+            stored: Some(s.store.insert_checked(tx, &ctx.access, rt, resource, &id, "POST").await?),
+        },
+        (Op::Update { id, if_match }, _) => s.store.update_in(tx, &ctx.access, rt, id, resource, *if_match).await?,
         (Op::CondUpdate { .. }, Assigned::Existing(id)) => {
             let mut resource = resource;
             resource["id"] = Value::String(id.clone());
-            s.store.update_in(tx, rt, &id, resource, None).await?
+            s.store.update_in(tx, &ctx.access, rt, &id, resource, None).await?
         }
-        (Op::Delete { id }, _) => s.store.delete_in(tx, rt, id).await?,
-        (Op::CondDelete { query }, _) => s.store.conditional_delete_in(tx, rt, query).await?,
-        (Op::Read { id, version }, _) => return read_entry(s, tx, rt, id, *version).await,
+        (Op::Delete { id }, _) => s.store.delete_in(tx, &ctx.access, rt, id).await?,
+        (Op::CondDelete { query }, _) => s.store.conditional_delete_in(tx, &ctx.access, rt, query).await?,
+        (Op::Read { id, version }, _) => return read_entry(s, ctx, tx, rt, id, *version).await,
         (Op::Search { query }, _) => {
-            let bundle = super::search::search_bundle_on(s, Some(tx), rt, query, ctx.lenient()).await?;
+            let bundle = super::search::search_bundle_on(s, &ctx.access, Some(tx), rt, query, ctx.lenient()).await?;
             return Ok(Entry {
                 resource: Some(Res::Value(bundle.to_value()?)),
                 response: Some(json!({"status": "200 OK"})),
@@ -257,10 +271,11 @@ fn written_entry(s: &AppState, w: Write) -> Entry {
     }
 }
 
-async fn read_entry(s: &AppState, tx: &mut Tx, rt: &str, id: &str, version: Option<i64>) -> Result<Entry> {
+async fn read_entry(s: &AppState, ctx: &Ctx, tx: &mut Tx, rt: &str, id: &str, version: Option<i64>) -> Result<Entry> {
+    let rule = ctx.access.read(rt);
     let st: Option<Stored> = match version {
-        None => current(tx, s.store.dialect(), rt, id, false).await?,
-        Some(v) => version_of(tx, rt, id, v).await?,
+        None => current_visible(tx, rt, id, &rule).await?,
+        Some(v) => version_of(tx, rt, id, v, &rule).await?,
     };
     let st = st.ok_or_else(|| Error::NotFound(format!("{rt}/{id} is not known")))?;
     let body = st.body.clone().ok_or_else(|| Error::Gone(format!("{rt}/{id} was deleted")))?;

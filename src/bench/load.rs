@@ -54,17 +54,23 @@ enum Kind {
 }
 
 /// Warm-up, then create, read and search phases against `base`.
-pub async fn run_phases(base: &str, clients: usize, phase: Duration) -> anyhow::Result<BackendFigures> {
+pub async fn run_phases(
+    base: &str,
+    tokens: Arc<Vec<String>>,
+    clients: usize,
+    phase: Duration,
+) -> anyhow::Result<BackendFigures> {
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up creates give the read and search phases a population to pick from.
-    let warm = run_phase(base, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
+    let warm =
+        run_phase(base, &tokens, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
     tracing::info!(created = warm.0.requests, "warm-up done");
-    let (create, ids) = run_phase(base, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
+    let (create, ids) = run_phase(base, &tokens, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
     let mut population = warm.1;
     population.extend(ids);
     let population = Arc::new(population);
-    let (read, _) = run_phase(base, Kind::Read, clients, phase, &counter, population.clone()).await?;
-    let (search, _) = run_phase(base, Kind::Search, clients, phase, &counter, population).await?;
+    let (read, _) = run_phase(base, &tokens, Kind::Read, clients, phase, &counter, population.clone()).await?;
+    let (search, _) = run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?;
     Ok(BackendFigures { create, read, search, ..Default::default() })
 }
 
@@ -74,19 +80,21 @@ pub async fn run_phases(base: &str, clients: usize, phase: Duration) -> anyhow::
 struct Conn {
     send: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
     host: String,
+    /// `Bearer <token>` of this client.
+    authorization: String,
     /// `Location` of the last answer (the id of what a create made).
     last_location: Option<String>,
 }
 
 impl Conn {
-    async fn open(base: &str) -> anyhow::Result<Conn> {
+    async fn open(base: &str, token: &str) -> anyhow::Result<Conn> {
         let url = url::Url::parse(base)?;
         let host = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(80));
         let stream = tokio::net::TcpStream::connect(&host).await?;
         stream.set_nodelay(true)?;
         let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(conn);
-        Ok(Conn { send, host, last_location: None })
+        Ok(Conn { send, host, authorization: format!("Bearer {token}"), last_location: None })
     }
 
     /// Sends one request; returns its status once the whole body has been read.
@@ -96,6 +104,7 @@ impl Conn {
             .method(method)
             .uri(path)
             .header("host", &self.host)
+            .header("authorization", &self.authorization)
             .header("accept", "application/fhir+json");
         if body.is_some() {
             req = req.header("content-type", "application/fhir+json").header("prefer", "return=minimal");
@@ -113,8 +122,10 @@ impl Conn {
 
 /// One phase: `clients` loops for `length`; returns its figures and, for creates,
 /// the (id, number) of what was created.
+#[allow(clippy::too_many_arguments)]
 async fn run_phase(
     base: &str,
+    tokens: &Arc<Vec<String>>,
     kind: Kind,
     clients: usize,
     length: Duration,
@@ -129,8 +140,9 @@ async fn run_phase(
     for c in 0..clients {
         let (base, path, counter, population, template) =
             (base.to_string(), path.clone(), counter.clone(), population.clone(), template.clone());
+        let token = tokens.get(c).cloned().unwrap_or_default();
         tasks.push(tokio::spawn(async move {
-            let mut conn = Conn::open(&base).await?;
+            let mut conn = Conn::open(&base, &token).await?;
             let mut hist = Histogram::<u64>::new(3)?;
             let (mut errors, mut made) = (0u64, Vec::new());
             let mut i = c;

@@ -113,11 +113,12 @@ async fn measure(database_url: &str, clients: usize, phase: Duration) -> anyhow:
     // The clients run on one thread of their own: on 2 cores, a second one would
     // only compete with the gateway and the database for them.
     let base = gateway.base.clone();
+    let tokens = std::sync::Arc::new(gateway.tokens(clients)?);
     let mut figures = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(load::run_phases(&base, clients, phase))
+            .block_on(load::run_phases(&base, tokens, clients, phase))
     })
     .await??;
     (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();

@@ -49,20 +49,30 @@ impl BenchDb {
 pub struct Gateway {
     child: Child,
     pub base: String,
+    /// The development key the gateway checks tokens with (its own, in a temp dir).
+    pub auth: crate::config::AuthConfig,
+    _key_dir: tempfile::TempDir,
 }
 
 impl Gateway {
     pub async fn start(database_url: &str) -> anyhow::Result<Gateway> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let exe = std::env::current_exe()?;
+        let key_dir = tempfile::tempdir()?;
+        let auth = crate::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));
+        // Tokens, scopes, visibility and audit stay on; the per-caller rate limit is
+        // raised so that sixteen clients at full speed are not throttled.
         let child = Command::new(exe)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .args(["--rate-limit", "100000", "--rate-burst", "100000"])
+            .arg("--dev-key-file")
+            .arg(&auth.dev_key_file)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the gateway")?;
-        let gw = Gateway { child, base: format!("http://127.0.0.1:{port}/fhir") };
+        let gw = Gateway { child, base: format!("http://127.0.0.1:{port}/fhir"), auth, _key_dir: key_dir };
         let client = reqwest::Client::new();
         for _ in 0..600 {
             if client
@@ -76,6 +86,26 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         anyhow::bail!("the gateway did not become ready in 30 s")
+    }
+
+    /// One booking-point token per client (a counter each), as the gateway accepts them.
+    pub fn tokens(&self, clients: usize) -> anyhow::Result<Vec<String>> {
+        use crate::auth::{default_scope, mint, Role, TokenRequest};
+        (0..clients)
+            .map(|c| {
+                let req = TokenRequest {
+                    sub: format!("bench-counter-{c}"),
+                    role: Role::BookingPoint,
+                    org: Some("Organization/bench".into()),
+                    channel: Some("counter".into()),
+                    patient: None,
+                    scope: default_scope(Role::BookingPoint).into(),
+                    ttl_secs: 24 * 3600,
+                    client_id: Some("cupola-bench".into()),
+                };
+                mint(&self.auth, &req)
+            })
+            .collect()
     }
 
     /// (current, peak) resident memory in kB, from /proc.

@@ -49,6 +49,14 @@ pub fn statement(registry: &Registry, base: &str) -> Value {
         "format": ["application/fhir+json", "application/fhir+xml", "json", "xml"],
         "rest": [{
             "mode": "server",
+            "security": {
+                "cors": true,
+                "service": [{
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}],
+                    "text": "OAuth 2.0 bearer tokens (JWT, RS256 or ES256) with SMART on FHIR v1/v2 scopes"
+                }],
+                "description": "Every request but /metadata carries `Authorization: Bearer <JWT>`: issuer, audience, expiry and signature are checked (401 otherwise). SMART scopes (system/Appointment.cruds, user/Slot.rs, patient/*.rs) decide the interactions (403 otherwise); the token's role (booking-point, provider, payment-point, admin, patient-app), org and patient decide which resources a caller sees: the rest answers 404. Every access to patient data is recorded as an AuditEvent."
+            },
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
             "searchParam": [

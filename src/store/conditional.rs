@@ -8,60 +8,75 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{current, Dialect, Store, Tx, Write, WriteKind};
+use crate::access::{Access, Rule};
 use crate::{Error, Result};
 
 impl Store {
     /// Creates, or with `condition` (If-None-Exist) returns the one existing match.
     pub async fn create(
         &self,
+        access: &Access,
         res_type: &str,
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
-        if condition.is_none() && self.dialect == Dialect::Postgres {
+        if condition.is_none() && self.dialect == Dialect::Postgres && access.write(res_type) == Rule::All {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }
         let mut tx = self.begin().await?;
         let w = match condition {
-            Some(q) => self.create_conditional_in(&mut tx, res_type, resource, q).await?,
+            Some(q) => self.create_conditional_in(&mut tx, access, res_type, resource, q).await?,
             None => Write {
                 kind: WriteKind::Created,
-                stored: Some(self.create_in(&mut tx, res_type, resource, None).await?),
+                stored: Some(self.create_in(&mut tx, access, res_type, resource, None).await?),
             },
         };
         tx.commit().await?;
         Ok(w)
     }
 
-    pub async fn update(&self, res_type: &str, id: &str, resource: Value, if_match: Option<i64>) -> Result<Write> {
+    pub async fn update(
+        &self,
+        access: &Access,
+        res_type: &str,
+        id: &str,
+        resource: Value,
+        if_match: Option<i64>,
+    ) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self.update_in(&mut tx, res_type, id, resource, if_match).await?;
+        let w = self.update_in(&mut tx, access, res_type, id, resource, if_match).await?;
         tx.commit().await?;
         Ok(w)
     }
 
-    pub async fn delete(&self, res_type: &str, id: &str) -> Result<Write> {
+    pub async fn delete(&self, access: &Access, res_type: &str, id: &str) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self.delete_in(&mut tx, res_type, id).await?;
+        let w = self.delete_in(&mut tx, access, res_type, id).await?;
         tx.commit().await?;
         Ok(w)
     }
 
     pub async fn conditional_update(
         &self,
+        access: &Access,
         res_type: &str,
         resource: Value,
         query: &[(String, String)],
     ) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self.conditional_update_in(&mut tx, res_type, resource, query).await?;
+        let w = self.conditional_update_in(&mut tx, access, res_type, resource, query).await?;
         tx.commit().await?;
         Ok(w)
     }
 
-    pub async fn conditional_delete(&self, res_type: &str, query: &[(String, String)]) -> Result<Write> {
+    pub async fn conditional_delete(
+        &self,
+        access: &Access,
+        res_type: &str,
+        query: &[(String, String)],
+    ) -> Result<Write> {
         let mut tx = self.begin().await?;
-        let w = self.conditional_delete_in(&mut tx, res_type, query).await?;
+        let w = self.conditional_delete_in(&mut tx, access, res_type, query).await?;
         tx.commit().await?;
         Ok(w)
     }
@@ -71,14 +86,15 @@ impl Store {
     pub async fn create_conditional_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         resource: Value,
         query: &[(String, String)],
     ) -> Result<Write> {
-        match self.condition_ids_in(tx, res_type, query).await?.as_slice() {
+        match self.condition_ids_in(tx, access, res_type, query).await?.as_slice() {
             [] => Ok(Write {
                 kind: WriteKind::Created,
-                stored: Some(self.create_in(tx, res_type, resource, None).await?),
+                stored: Some(self.create_in(tx, access, res_type, resource, None).await?),
             }),
             [id] => {
                 Ok(Write { kind: WriteKind::Matched, stored: current(tx, self.dialect, res_type, id, false).await? })
@@ -92,17 +108,18 @@ impl Store {
     pub async fn conditional_update_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         resource: Value,
         query: &[(String, String)],
     ) -> Result<Write> {
         let body_id = resource.get("id").and_then(Value::as_str).map(str::to_string);
-        match self.condition_ids_in(tx, res_type, query).await?.as_slice() {
+        match self.condition_ids_in(tx, access, res_type, query).await?.as_slice() {
             [] => match body_id {
-                Some(id) => self.update_in(tx, res_type, &id, resource, None).await,
+                Some(id) => self.update_in(tx, access, res_type, &id, resource, None).await,
                 None => Ok(Write {
                     kind: WriteKind::Created,
-                    stored: Some(self.create_in(tx, res_type, resource, None).await?),
+                    stored: Some(self.create_in(tx, access, res_type, resource, None).await?),
                 }),
             },
             [id] => {
@@ -115,7 +132,7 @@ impl Store {
                 }
                 let mut resource = resource;
                 resource["id"] = Value::String(id.clone());
-                self.update_in(tx, res_type, id, resource, None).await
+                self.update_in(tx, access, res_type, id, resource, None).await
             }
             _ => Err(several(res_type, query)),
         }
@@ -124,12 +141,13 @@ impl Store {
     pub async fn conditional_delete_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         query: &[(String, String)],
     ) -> Result<Write> {
-        match self.condition_ids_in(tx, res_type, query).await?.as_slice() {
+        match self.condition_ids_in(tx, access, res_type, query).await?.as_slice() {
             [] => Ok(Write { kind: WriteKind::Nothing, stored: None }),
-            [id] => self.delete_in(tx, res_type, id).await,
+            [id] => self.delete_in(tx, access, res_type, id).await,
             _ => Err(several(res_type, query)),
         }
     }
@@ -139,6 +157,7 @@ impl Store {
     pub async fn condition_ids_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         query: &[(String, String)],
     ) -> Result<Vec<String>> {
@@ -151,7 +170,7 @@ impl Store {
                 .execute(&mut **tx)
                 .await?;
         }
-        self.search_ids_in(tx, res_type, query, 2).await
+        self.search_ids_in(tx, access, res_type, query, 2).await
     }
 }
 

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{arguments, Bind, Store};
+use crate::access::{Access, Rule};
 use crate::Result;
 
 /// Which history, from when, which page.
@@ -37,9 +38,23 @@ pub struct HistoryPage {
 }
 
 impl Store {
-    pub async fn history(&self, req: &HistoryRequest) -> Result<HistoryPage> {
+    /// A page of history, of what `access` may see (a resource's whole history
+    /// follows the visibility of its current version).
+    pub async fn history(&self, access: &Access, req: &HistoryRequest) -> Result<HistoryPage> {
         let mut filter = String::from("v.last_updated <= $1");
         let mut binds = vec![Bind::Int(req.snapshot)];
+        let rule = match &req.res_type {
+            Some(t) => access.read(t),
+            None => access.read_any().map_or(Rule::All, Rule::Where),
+        };
+        match rule {
+            Rule::All => {}
+            Rule::Nothing => return Ok(HistoryPage { total: 0, entries: Vec::new() }),
+            Rule::Where(c) => {
+                filter.push_str(&format!(" AND {}", c.render("r", binds.len())));
+                binds.extend(c.binds);
+            }
+        }
         let mut add = |cond: &str, b: Bind| {
             binds.push(b);
             filter.push_str(&format!(" AND {cond} ${}", binds.len()));

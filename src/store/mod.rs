@@ -8,7 +8,7 @@ mod create;
 mod history;
 mod pool;
 mod resources;
-pub(crate) use resources::{current, version_of};
+pub(crate) use resources::{current, current_visible, version_of};
 mod schema;
 mod search;
 

@@ -5,7 +5,8 @@
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::{execute_all, now_micros, Dialect, Store, Tx};
+use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Store, Tx};
+use crate::access::{Access, Rule};
 use crate::fhir::meta;
 use crate::{Error, Result};
 
@@ -86,32 +87,95 @@ pub(crate) async fn current(
     row.as_ref().map(stored_from_row).transpose()
 }
 
+/// The current version of `res_type/id` if `rule` lets it be seen.
+pub(crate) async fn current_visible(
+    conn: &mut AnyConnection,
+    res_type: &str,
+    id: &str,
+    rule: &Rule,
+) -> Result<Option<Stored>> {
+    let binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into())];
+    let Some((sql, binds)) = restricted(CURRENT, binds, rule) else {
+        return Ok(None);
+    };
+    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
+    row.as_ref().map(stored_from_row).transpose()
+}
+
+/// `sql` (on `resources r`) with `rule` added to its WHERE; `None` when the rule
+/// hides everything.
+fn restricted(sql: &str, mut binds: Vec<Bind>, rule: &Rule) -> Option<(String, Vec<Bind>)> {
+    match rule {
+        Rule::All => Some((sql.to_string(), binds)),
+        Rule::Nothing => None,
+        Rule::Where(c) => {
+            let text = format!("{sql} AND {}", c.render("r", binds.len()));
+            binds.extend(c.binds.iter().cloned());
+            Some((text, binds))
+        }
+    }
+}
+
 /// One version of `res_type/id`, on the given connection (a transaction's, when
-/// read inside one).
+/// read inside one), if `rule` lets the resource be seen.
 pub(crate) async fn version_of(
     conn: &mut AnyConnection,
     res_type: &str,
     id: &str,
     version: i64,
+    rule: &Rule,
 ) -> Result<Option<Stored>> {
-    let row = sqlx::query(
+    const SQL: &str =
         "SELECT r.pk, r.res_type, r.res_id, v.version, v.last_updated, CAST(v.deleted AS INTEGER) AS deleted, v.body \
          FROM resources r JOIN resource_versions v ON v.res_pk = r.pk \
-         WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3",
-    )
-    .bind(res_type)
-    .bind(id)
-    .bind(version)
-    .fetch_optional(conn)
-    .await?;
+         WHERE r.res_type = $1 AND r.res_id = $2 AND v.version = $3";
+    let binds = vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(version)];
+    let Some((sql, binds)) = restricted(SQL, binds, rule) else {
+        return Ok(None);
+    };
+    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
     row.as_ref().map(stored_from_row).transpose()
 }
 
+/// Whether the resource with primary key `pk` matches `rule`.
+pub(crate) async fn matches_rule(conn: &mut AnyConnection, pk: i64, rule: &Rule) -> Result<bool> {
+    let Some((sql, binds)) = restricted("SELECT r.pk FROM resources r WHERE r.pk = $1", vec![Bind::Int(pk)], rule)
+    else {
+        return Ok(false);
+    };
+    if matches!(rule, Rule::All) {
+        return Ok(true);
+    }
+    let found: Option<i64> = sqlx::query_scalar_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
+    Ok(found.is_some())
+}
+
+fn not_writable(res_type: &str, id: &str) -> Error {
+    Error::Forbidden(format!(
+        "this caller may not write {res_type}/{id}; the token's role and organisation decide what it may change"
+    ))
+}
+
+/// Refuses early when the caller may write no resource of the type at all.
+pub(crate) fn may_write_some(access: &Access, res_type: &str) -> Result<Rule> {
+    match access.write(res_type) {
+        Rule::Nothing => {
+            Err(Error::Forbidden(format!("this caller may not create, change or delete {res_type} resources")))
+        }
+        rule => Ok(rule),
+    }
+}
+
 impl Store {
-    /// The current version of a resource (possibly a deletion), outside a transaction.
-    pub async fn read(&self, res_type: &str, id: &str) -> Result<Option<Stored>> {
+    /// The current version of a resource (possibly a deletion), outside a
+    /// transaction; `None` when it does not exist or `access` may not see it.
+    pub async fn read(&self, access: &Access, res_type: &str, id: &str) -> Result<Option<Stored>> {
+        let rule = access.read(res_type);
+        if rule == Rule::Nothing {
+            return Ok(None);
+        }
         let mut c = self.conn().await?;
-        let found = current(&mut c, self.dialect, res_type, id, false).await?;
+        let found = current_visible(&mut c, res_type, id, &rule).await?;
         c.done(Ok(found))
     }
 
@@ -122,20 +186,51 @@ impl Store {
         Ok(c.done(r)?.is_some())
     }
 
-    /// One version of a resource.
-    pub async fn vread(&self, res_type: &str, id: &str, version: i64) -> Result<Option<Stored>> {
+    /// One version of a resource, if `access` may see the resource.
+    pub async fn vread(&self, access: &Access, res_type: &str, id: &str, version: i64) -> Result<Option<Stored>> {
+        let rule = access.read(res_type);
+        if rule == Rule::Nothing {
+            return Ok(None);
+        }
         let mut c = self.conn().await?;
-        let found = version_of(&mut c, res_type, id, version).await?;
+        let found = version_of(&mut c, res_type, id, version, &rule).await?;
         c.done(Ok(found))
     }
 
     /// Creates a new resource with a server-assigned id (or `id` when given, for
-    /// update-as-create). Fails with `Conflict` if the id is taken.
-    pub async fn create_in(&self, tx: &mut Tx, res_type: &str, resource: Value, id: Option<String>) -> Result<Stored> {
+    /// update-as-create). Fails with `Conflict` if the id is taken, `Forbidden` if
+    /// `access` may not write what it would create.
+    pub async fn create_in(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        res_type: &str,
+        resource: Value,
+        id: Option<String>,
+    ) -> Result<Stored> {
         match id {
-            Some(id) => self.insert_new(tx, res_type, resource, &id, "PUT").await,
-            None => self.insert_new(tx, res_type, resource, &new_id(), "POST").await,
+            Some(id) => self.insert_checked(tx, access, res_type, resource, &id, "PUT").await,
+            None => self.insert_checked(tx, access, res_type, resource, &new_id(), "POST").await,
         }
+    }
+
+    /// [`Store::insert_new`], refused (`Forbidden`) when `access` may not write what
+    /// it creates.
+    pub async fn insert_checked(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        res_type: &str,
+        resource: Value,
+        id: &str,
+        method: &str,
+    ) -> Result<Stored> {
+        let rule = may_write_some(access, res_type)?;
+        let stored = self.insert_new(tx, res_type, resource, id, method).await?;
+        if !matches_rule(tx, stored.pk, &rule).await? {
+            return Err(not_writable(res_type, id));
+        }
+        Ok(stored)
     }
 
     /// Inserts version 1 of `res_type/id`, recording `method` in its history.
@@ -164,25 +259,33 @@ impl Store {
     pub async fn update_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         id: &str,
         resource: Value,
         if_match: Option<i64>,
     ) -> Result<Write> {
+        let rule = may_write_some(access, res_type)?;
         let Some(cur) = current(tx, self.dialect, res_type, id, true).await? else {
             if if_match.is_some() {
                 return Err(Error::PreconditionFailed(format!(
                     "{res_type}/{id} does not exist, but If-Match was given"
                 )));
             }
-            let stored = match self.create_in(tx, res_type, resource.clone(), Some(id.to_string())).await {
+            let stored = match self.create_in(tx, access, res_type, resource.clone(), Some(id.to_string())).await {
                 Ok(s) => s,
                 // Another client created it between our read and our insert: update theirs.
-                Err(Error::Conflict(_)) => return Box::pin(self.update_in(tx, res_type, id, resource, None)).await,
+                Err(Error::Conflict(_)) => {
+                    return Box::pin(self.update_in(tx, access, res_type, id, resource, None)).await
+                }
                 Err(e) => return Err(e),
             };
             return Ok(Write { kind: WriteKind::Created, stored: Some(stored) });
         };
+        // What the caller may not see, or may see but not change, it may not overwrite.
+        if !matches_rule(tx, cur.pk, &access.read(res_type)).await? || !matches_rule(tx, cur.pk, &rule).await? {
+            return Err(not_writable(res_type, id));
+        }
         if let Some(expected) = if_match {
             if expected != cur.version {
                 return Err(Error::PreconditionFailed(format!(
@@ -192,13 +295,25 @@ impl Store {
             }
         }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
+        if !matches_rule(tx, cur.pk, &rule).await? {
+            return Err(not_writable(res_type, id));
+        }
         Ok(Write { kind: WriteKind::Updated, stored: Some(stored) })
     }
 
-    /// Logically deletes `res_type/id`: a new version marked deleted, no index rows.
-    pub async fn delete_in(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Write> {
+    /// Logically deletes `res_type/id`: a new version marked deleted, no index rows
+    /// but its references (which keep deciding who may see it). What `access` may
+    /// not see is, as far as it can tell, not there.
+    pub async fn delete_in(&self, tx: &mut Tx, access: &Access, res_type: &str, id: &str) -> Result<Write> {
+        let rule = may_write_some(access, res_type)?;
         match current(tx, self.dialect, res_type, id, true).await? {
+            Some(cur) if !cur.deleted && !matches_rule(tx, cur.pk, &access.read(res_type)).await? => {
+                Ok(Write { kind: WriteKind::Nothing, stored: None })
+            }
             Some(cur) if !cur.deleted => {
+                if !matches_rule(tx, cur.pk, &rule).await? {
+                    return Err(not_writable(res_type, id));
+                }
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
                 Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })
             }
@@ -225,7 +340,11 @@ impl Store {
         if changed != 1 {
             return Err(Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id)));
         }
-        execute_all(tx, self.registry.index_deletes(cur.pk, self.dialect)).await?;
+        let deletes = self.registry.index_deletes(cur.pk, self.dialect);
+        // A deletion keeps its reference rows: visibility is decided by them.
+        let keep_refs = resource.is_none();
+        execute_all(tx, deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect())
+            .await?;
         match resource {
             Some(r) => self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r).await,
             None => {

@@ -5,6 +5,7 @@ use cupola_search::SearchQuery;
 use sqlx::{AnyConnection, Row};
 
 use super::{arguments, Store, Tx};
+use crate::access::Access;
 use crate::{Error, Result};
 
 /// A page of search results.
@@ -31,8 +32,20 @@ pub fn search_error(e: cupola_search::SearchError) -> Error {
 
 impl Store {
     /// Parses a search for `res_type`.
-    pub fn parse_search(&self, res_type: &str, query: &[(String, String)], lenient: bool) -> Result<SearchQuery> {
-        self.registry.parse_search(res_type, query, lenient).map_err(search_error)
+    /// Parses a search on `res_type` and restricts it, its chains and its includes
+    /// to what `access` may see.
+    pub fn parse_search(
+        &self,
+        access: &Access,
+        res_type: &str,
+        query: &[(String, String)],
+        lenient: bool,
+    ) -> Result<SearchQuery> {
+        let mut q = self.registry.parse_search(res_type, query, lenient).map_err(search_error)?;
+        if let Some(c) = access.read_any() {
+            q.restrict(c);
+        }
+        Ok(q)
     }
 
     /// Runs a parsed search: page, count (when wanted and not already known), includes.
@@ -93,11 +106,12 @@ impl Store {
     pub async fn search_ids_in(
         &self,
         tx: &mut Tx,
+        access: &Access,
         res_type: &str,
         query: &[(String, String)],
         limit: usize,
     ) -> Result<Vec<String>> {
-        let q = self.parse_search(res_type, query, false)?;
+        let q = self.parse_search(access, res_type, query, false)?;
         let s = q.ids_sql(self.dialect, limit);
         let ids: Vec<String> =
             sqlx::query_scalar_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut **tx).await?;

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{match_ids, Backend, TestApp, TestDb};
+use crate::helpers::{match_ids, mint, As, Backend, TestApp, TestDb};
 
 fn patient_with(cf_value: &str) -> Value {
     json!({"resourceType": "Patient", "identifier": [{"system": "http://example.org/sid/mrn", "value": cf_value}], "active": true})
@@ -100,13 +100,15 @@ struct Server {
 }
 
 impl Server {
-    async fn start(database_url: &str) -> Server {
+    async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("free port");
         let child = Command::new(env!("CARGO_BIN_EXE_cupola"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
+            .arg("--dev-key-file")
+            .arg(key_file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -134,8 +136,14 @@ impl Drop for Server {
 /// one resource, whatever each process does inside itself.
 async fn two_processes_create_exactly_one(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let (a, b) = (Server::start(&db.url).await, Server::start(&db.url).await);
-    let client = reqwest::Client::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("dev-key.json");
+    // Both start at once and must agree on one development key.
+    let (a, b) = futures::join!(Server::start(&db.url, &key), Server::start(&db.url, &key));
+    let token = mint(&cupola::config::AuthConfig::dev(&key), &As::admin());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
+    let client = reqwest::Client::builder().default_headers(headers).build().expect("client");
     let body = patient_with("MRN-TWO");
     let sends = (0..30).map(|n| {
         let base = if n % 2 == 0 { &a.base } else { &b.base };

@@ -71,13 +71,50 @@ impl Drop for TestDb {
     }
 }
 
-/// A running gateway and a client for it.
+/// A running gateway and a client for it. `client` sends an admin token with every
+/// request (a request's own `Authorization` header replaces it).
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// The development key settings the server checks tokens with.
+    pub auth: cupola::config::AuthConfig,
     /// Kept so that the database lives as long as the server.
     _db: TestDb,
+    _key_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Who a test token speaks for.
+#[derive(Debug, Clone, Default)]
+pub struct As {
+    pub role: &'static str,
+    pub org: Option<&'static str>,
+    pub channel: Option<&'static str>,
+    pub patient: Option<&'static str>,
+    /// Default: the role's default scopes.
+    pub scope: Option<&'static str>,
+}
+
+impl As {
+    pub fn admin() -> As {
+        As { role: "admin", ..Default::default() }
+    }
+    pub fn provider(org: &'static str) -> As {
+        As { role: "provider", org: Some(org), ..Default::default() }
+    }
+    pub fn booking_point(org: &'static str) -> As {
+        As { role: "booking-point", org: Some(org), channel: Some("counter"), ..Default::default() }
+    }
+    pub fn payment_point(org: &'static str) -> As {
+        As { role: "payment-point", org: Some(org), ..Default::default() }
+    }
+    pub fn patient(id: &'static str) -> As {
+        As { role: "patient-app", patient: Some(id), ..Default::default() }
+    }
+    pub fn scope(mut self, scope: &'static str) -> As {
+        self.scope = Some(scope);
+        self
+    }
 }
 
 impl TestApp {
@@ -87,8 +124,11 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut cupola::Config)) -> TestApp {
         let db = TestDb::new(backend).await;
+        let key_dir = tempfile::tempdir().expect("temp dir");
         let mut config = cupola::Config::for_database(&db.url);
+        config.auth = cupola::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));
         adjust(&mut config);
+        let auth = config.auth.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = cupola::api::build_state(config, addr).await.expect("gateway starts");
@@ -99,8 +139,36 @@ impl TestApp {
             })
             .await;
         });
-        let client = Client::builder().pool_max_idle_per_host(64).build().expect("client");
-        TestApp { base: format!("http://{addr}/fhir"), client, _db: db, shutdown: Some(tx) }
+        let admin = mint(&auth, &As::admin());
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {admin}").parse().expect("header value"));
+        let client = Client::builder().pool_max_idle_per_host(64).default_headers(headers).build().expect("client");
+        TestApp { base: format!("http://{addr}/fhir"), client, auth, _db: db, _key_dir: key_dir, shutdown: Some(tx) }
+    }
+
+    /// How many versions the server holds of everything but AuditEvents (which the
+    /// requests of a test keep adding, off the request path).
+    pub async fn stored_versions(&self) -> i64 {
+        let mut n = 0;
+        for t in cupola::fhir::types::SERVED.iter().filter(|t| **t != "AuditEvent") {
+            n += self.get_json(&format!("{t}/_history?_count=0"), 200).await["total"].as_i64().expect("total");
+        }
+        n
+    }
+
+    /// A token for `who`, signed with this server's development key.
+    pub fn token(&self, who: &As) -> String {
+        mint(&self.auth, who)
+    }
+
+    /// A request sent with `who`'s token instead of the admin's.
+    pub fn req_as(&self, who: &As, method: Method, path: &str) -> RequestBuilder {
+        self.req(method, path).bearer_auth(self.token(who))
+    }
+
+    /// A client that sends no token at all.
+    pub fn anonymous(&self) -> Client {
+        Client::new()
     }
 
     /// The database this server runs on.
@@ -159,6 +227,22 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// Mints a token with the development key of `auth`.
+pub fn mint(auth: &cupola::config::AuthConfig, who: &As) -> String {
+    let role: cupola::auth::Role = who.role.parse().expect("known role");
+    let req = cupola::auth::TokenRequest {
+        sub: format!("test-{}", who.role),
+        role,
+        org: who.org.map(|o| format!("Organization/{o}")),
+        channel: who.channel.map(str::to_string),
+        patient: who.patient.map(str::to_string),
+        scope: who.scope.unwrap_or_else(|| cupola::auth::default_scope(role)).to_string(),
+        ttl_secs: 3600,
+        client_id: Some("cupola-tests".into()),
+    };
+    cupola::auth::mint(&cupola::config::AuthConfig::clone(auth), &req).expect("token")
 }
 
 /// The ids of a searchset's `match` entries, in order.

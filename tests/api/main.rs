@@ -8,4 +8,5 @@ mod crud;
 mod examples;
 mod malformed;
 mod search;
+mod security;
 mod transaction;

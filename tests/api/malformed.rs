@@ -8,7 +8,7 @@ use crate::helpers::{expression, Backend, TestApp};
 
 /// How many versions the server holds (system history total).
 async fn versions(app: &TestApp) -> i64 {
-    app.get_json("_history?_count=1", 200).await["total"].as_i64().unwrap()
+    app.stored_versions().await
 }
 
 async fn send(app: &TestApp, method: Method, path: &str, content_type: &str, body: &str) -> (u16, Value) {

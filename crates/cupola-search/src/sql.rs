@@ -9,13 +9,39 @@ use crate::Bind;
 
 /// An extra condition the caller adds to every statement of a search (e.g.
 /// visibility), with [`crate::SearchQuery::restrict`]. `sql` is a boolean SQL
-/// expression where `{pk}` stands for the candidate resource's `resources.pk` column
-/// and `$1`, `$2`… number its own `binds` (renumbered when embedded). It is applied
+/// expression where `{pk}` and `{type}` stand for the candidate resource's
+/// `resources.pk` and `resources.res_type` columns, and `$1`, `$2`… number its own
+/// `binds` (renumbered when embedded). It is applied
 /// to the searched resources, to chained targets and to included resources.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExtraCondition {
     pub sql: String,
     pub binds: Vec<Bind>,
+}
+
+impl ExtraCondition {
+    /// The condition on the `resources` row aliased `alias`, parenthesised, its
+    /// placeholders numbered after the `offset` binds that come before its own.
+    pub fn render(&self, alias: &str, offset: usize) -> String {
+        let text = self.sql.replace("{pk}", &format!("{alias}.pk")).replace("{type}", &format!("{alias}.res_type"));
+        let mut out = String::with_capacity(text.len() + 8);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            out.push(c);
+            if c == '$' {
+                let mut num = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    num.push(*d);
+                    chars.next();
+                }
+                match num.parse::<usize>() {
+                    Ok(n) => out.push_str(&(n + offset).to_string()),
+                    Err(_) => out.push_str(&num),
+                }
+            }
+        }
+        format!("({out})")
+    }
 }
 
 /// Accumulates binds; fragments refer to them by number.
@@ -42,24 +68,7 @@ impl Builder {
     pub fn extra(&mut self, extra: &ExtraCondition, pk_col: &str) -> String {
         let offset = self.binds.len();
         self.binds.extend(extra.binds.iter().cloned());
-        let text = extra.sql.replace("{pk}", pk_col);
-        let mut out = String::with_capacity(text.len() + 8);
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            out.push(c);
-            if c == '$' {
-                let mut num = String::new();
-                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                    num.push(*d);
-                    chars.next();
-                }
-                match num.parse::<usize>() {
-                    Ok(n) => out.push_str(&(n + offset).to_string()),
-                    Err(_) => out.push_str(&num),
-                }
-            }
-        }
-        format!("({out})")
+        extra.render(pk_col.trim_end_matches(".pk"), offset)
     }
 
     /// ` AND (extra)` for each extra condition, on `pk_col`.

@@ -1,0 +1,101 @@
+//! Writes queued AuditEvents in batches: one database transaction per batch, as soon
+//! as `flush` has passed since the batch's first event (or it is full).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
+
+use super::{audit_event, Msg, Record};
+use crate::access::Access;
+use crate::store::Store;
+
+/// Events per transaction at most.
+const BATCH: usize = 500;
+
+pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: UnboundedReceiver<Msg>) {
+    let mut batch: Vec<Record> = Vec::new();
+    let mut waiting = Vec::new();
+    // When the oldest queued event must be written at the latest.
+    let mut deadline = Instant::now();
+    loop {
+        let msg = if batch.is_empty() {
+            let m = rx.recv().await;
+            deadline = Instant::now() + flush;
+            m
+        } else {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    write(&store, &base, &mut batch).await;
+                    continue;
+                }
+            }
+        };
+        match msg {
+            Some(Msg::Event(r)) => {
+                batch.push(*r);
+                // Take what is already queued without waiting, up to a batch.
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(Msg::Event(r)) => batch.push(*r),
+                        Ok(Msg::Flush(done)) => {
+                            waiting.push(done);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if batch.len() >= BATCH || !waiting.is_empty() {
+                    write(&store, &base, &mut batch).await;
+                }
+            }
+            Some(Msg::Flush(done)) => {
+                waiting.push(done);
+                write(&store, &base, &mut batch).await;
+            }
+            None => {
+                write(&store, &base, &mut batch).await;
+                return;
+            }
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes the batch in one transaction; on failure retries a few times, then logs
+/// each event it could not store (the log is the trail of last resort).
+async fn write(store: &Store, base: &str, batch: &mut Vec<Record>) {
+    if batch.is_empty() {
+        return;
+    }
+    let events: Vec<serde_json::Value> = batch.iter().map(|r| audit_event(r, base)).collect();
+    let gateway = Access::gateway();
+    for attempt in 1..=5u32 {
+        let result = async {
+            let mut tx = store.begin().await?;
+            for e in &events {
+                store.create_in(&mut tx, &gateway, "AuditEvent", e.clone(), None).await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                batch.clear();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, events = events.len(), "writing AuditEvents failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+        }
+    }
+    for e in &events {
+        tracing::error!(audit_event = %e, "AuditEvent could not be stored");
+    }
+    batch.clear();
+}
