@@ -124,7 +124,7 @@ fn interaction(method: &Method, segments: &[&str]) -> (&'static str, &'static st
 }
 
 /// The record of a request, when it must be audited: it touched patient data, or it
-/// was refused (401, 403).
+/// was refused (401, 403, a failed transaction or batch).
 fn audit_record(
     started: i64,
     method: &Method,
@@ -160,7 +160,10 @@ fn audit_record(
     let path_type = segments.first().filter(|t| !t.starts_with('_')).copied();
     let touches_patient_data = path_type.is_some_and(is_patient_data)
         || entities.iter().any(|e| e.split('/').next().is_some_and(is_patient_data));
-    if !(touches_patient_data || status == 401 || status == 403) {
+    // A refused transaction or batch says nothing of what its entries named: it is
+    // recorded whatever they were.
+    let refused_bundle = segments.is_empty() && *method == Method::POST && status >= 400;
+    if !(touches_patient_data || refused_bundle || status == 401 || status == 403) {
         return None;
     }
     let detail = match status {

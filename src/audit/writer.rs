@@ -8,7 +8,6 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
 
 use super::{audit_event, Msg, Record};
-use crate::access::Access;
 use crate::store::Store;
 
 /// Events per transaction at most.
@@ -73,13 +72,10 @@ async fn write(store: &Store, base: &str, batch: &mut Vec<Record>) {
         return;
     }
     let events: Vec<serde_json::Value> = batch.iter().map(|r| audit_event(r, base)).collect();
-    let gateway = Access::gateway();
     for attempt in 1..=5u32 {
         let result = async {
             let mut tx = store.begin().await?;
-            for e in &events {
-                store.create_in(&mut tx, &gateway, "AuditEvent", e.clone(), None).await?;
-            }
+            store.insert_many(&mut tx, "AuditEvent", events.clone()).await?;
             tx.commit().await
         }
         .await;

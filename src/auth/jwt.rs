@@ -349,12 +349,11 @@ fn time_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Au
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::test_keys;
     use crate::auth::{mint, Interaction, TokenRequest};
     use jsonwebtoken::{EncodingKey, Header};
     use serde_json::json;
 
-    const RSA_PEM: &[u8] = include_bytes!("../../tests/fixtures/auth/rsa-private.pem");
-    const RSA_JWKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/auth/rsa-jwks.json");
     const IDP: &str = "https://idp.example.org/realms/cup";
 
     /// A development-key setting in a fresh directory (kept alive by the returned guard).
@@ -393,10 +392,20 @@ mod tests {
         jsonwebtoken::encode(&header, claims, &key.encoding_key()).unwrap()
     }
 
+    /// Signs `claims` with the test RSA key (generated once per test process).
     fn sign_rsa(kid: Option<&str>, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = kid.map(str::to_string);
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_pem(RSA_PEM).unwrap()).unwrap()
+        let key = EncodingKey::from_rsa_pem(test_keys::rsa_private_pem()).unwrap();
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+
+    /// A JWKS file holding the public test RSA key, in a fresh directory (kept alive by
+    /// the returned guard), and its path.
+    fn rsa_jwks_file() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = test_keys::write_rsa_jwks(dir.path()).to_str().unwrap().to_string();
+        (dir, path)
     }
 
     fn b64(v: &Value) -> String {
@@ -661,8 +670,8 @@ mod tests {
 
     #[tokio::test]
     async fn rs256_with_jwks_file() {
-        let cfg =
-            AuthConfig { issuer: Some(IDP.into()), jwks: Some(RSA_JWKS.into()), ..AuthConfig::dev("unused.json") };
+        let (_jwks_dir, jwks) = rsa_jwks_file();
+        let cfg = AuthConfig { issuer: Some(IDP.into()), jwks: Some(jwks), ..AuthConfig::dev("unused.json") };
         let auth = Authenticator::from_config(&cfg).await.unwrap();
         assert_eq!(auth.issuer(), IDP);
         let now = now_secs();
@@ -714,8 +723,7 @@ mod tests {
 
     #[tokio::test]
     async fn rs256_with_jwks_url() {
-        let jwks = std::fs::read_to_string(RSA_JWKS).unwrap();
-        let url = serve_once("200 OK", jwks).await;
+        let url = serve_once("200 OK", test_keys::rsa_jwks().to_string()).await;
         let cfg = AuthConfig { issuer: Some(IDP.into()), jwks: Some(url), ..AuthConfig::dev("unused.json") };
         let auth = Authenticator::from_config(&cfg).await.unwrap();
         auth.verify(&sign_rsa(Some("cupola-test-rsa"), &idp_claims(now_secs()))).unwrap();
@@ -728,11 +736,12 @@ mod tests {
 
     #[tokio::test]
     async fn configuration_errors() {
+        let (_jwks_dir, jwks) = rsa_jwks_file();
         let base = AuthConfig::dev("unused.json");
         let cases = [
             AuthConfig { issuer: Some(IDP.into()), ..base.clone() },
-            AuthConfig { jwks: Some(RSA_JWKS.into()), ..base.clone() },
-            AuthConfig { issuer: Some(" ".into()), jwks: Some(RSA_JWKS.into()), ..base.clone() },
+            AuthConfig { jwks: Some(jwks.clone()), ..base.clone() },
+            AuthConfig { issuer: Some(" ".into()), jwks: Some(jwks), ..base.clone() },
             AuthConfig { audience: "".into(), ..base.clone() },
             AuthConfig { issuer: Some(IDP.into()), jwks: Some("/nonexistent/jwks.json".into()), ..base.clone() },
         ];

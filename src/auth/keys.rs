@@ -382,9 +382,8 @@ mod tests {
     #[test]
     fn jwks_keeps_only_rs256_and_es256_signing_keys() {
         let dev = DevKey::generate().unwrap();
-        let rsa: Value = serde_json::from_str(include_str!("../../tests/fixtures/auth/rsa-jwks.json")).unwrap();
         let jwks = serde_json::json!({ "keys": [
-            rsa["keys"][0],
+            crate::auth::test_keys::rsa_public_jwk(),
             { "kty": "EC", "crv": "P-256", "kid": "ec", "x": dev.x, "y": dev.y },
             { "kty": "EC", "crv": "P-256", "kid": "enc", "use": "enc", "x": dev.x, "y": dev.y },
             { "kty": "EC", "crv": "P-384", "kid": "p384", "x": "AA", "y": "AA" },

@@ -14,6 +14,8 @@ mod jwt;
 mod keys;
 mod mint;
 mod scopes;
+#[cfg(test)]
+mod test_keys;
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,7 +8,9 @@
 use serde_json::Value;
 
 use super::resources::{INSERT_RESOURCE, INSERT_VERSION};
-use super::{into_arguments, new_id, now_micros, Bind, Dialect, Registry, Sql, Store, Stored};
+use sqlx::Row;
+
+use super::{into_arguments, new_id, now_micros, Bind, Dialect, Registry, Sql, Store, Stored, Tx};
 use crate::fhir::meta;
 use crate::Result;
 
@@ -84,6 +86,61 @@ fn renumber(text: &str, offset: usize) -> String {
         }
     }
     out
+}
+
+/// Rows per multi-row `INSERT` of resources or versions (well under the bind limits).
+const MANY_CHUNK: usize = 1000;
+
+impl Store {
+    /// Creates many resources of one type in `tx` with a handful of multi-row
+    /// statements (the gateway's own records, e.g. AuditEvents): no access check, no
+    /// conditional logic. Returns the new ids in order.
+    pub(crate) async fn insert_many(&self, tx: &mut Tx, res_type: &str, resources: Vec<Value>) -> Result<Vec<String>> {
+        let now = now_micros();
+        let mut items: Vec<(String, String, Value)> = Vec::with_capacity(resources.len());
+        for r in resources {
+            let id = new_id();
+            let r = meta::stamp(r, &id, 1, now);
+            items.push((id, r.to_string(), r));
+        }
+        let mut pks: std::collections::HashMap<String, i64> = std::collections::HashMap::with_capacity(items.len());
+        for chunk in items.chunks(MANY_CHUNK) {
+            let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${}, 1, $2, $3)", i + 4)).collect();
+            let sql = format!(
+                "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES {} RETURNING pk, res_id",
+                tuples.join(", ")
+            );
+            let binds = [Bind::Text(res_type.into()), Bind::Int(now), Bind::Bool(false)]
+                .into_iter()
+                .chain(chunk.iter().map(|(id, _, _)| Bind::Text(id.clone())));
+            let rows = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
+            for row in rows {
+                pks.insert(row.try_get("res_id")?, row.try_get("pk")?);
+            }
+        }
+        let pk_of =
+            |id: &str| pks.get(id).copied().ok_or_else(|| anyhow::anyhow!("no pk returned for {res_type}/{id}"));
+        for chunk in items.chunks(MANY_CHUNK) {
+            let tuples: Vec<String> =
+                (0..chunk.len()).map(|i| format!("(${}, 1, $1, $2, 'POST', ${})", 2 * i + 3, 2 * i + 4)).collect();
+            let sql = format!(
+                "INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES {}",
+                tuples.join(", ")
+            );
+            let mut binds = vec![Bind::Int(now), Bind::Bool(false)];
+            for (id, body, _) in chunk {
+                binds.push(Bind::Int(pk_of(id)?));
+                binds.push(Bind::Text(body.clone()));
+            }
+            sqlx::query_with(&sql, into_arguments(binds)).execute(&mut **tx).await?;
+        }
+        let mut index = Vec::with_capacity(items.len());
+        for (id, _, r) in &items {
+            index.push((pk_of(id)?, self.registry.extract(res_type, r)));
+        }
+        super::execute_all(tx, self.registry.index_inserts_many(res_type, &index)).await?;
+        Ok(items.into_iter().map(|(id, _, _)| id).collect())
+    }
 }
 
 impl Store {

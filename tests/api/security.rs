@@ -402,6 +402,15 @@ async fn accesses_and_denials_leave_audit_events(b: Backend) {
     assert_eq!(get_as(&app, &narrow, "Patient/pat-a").await.0, 403);
     let anon = app.anonymous().get(app.url("Patient/pat-b")).send().await.unwrap();
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let tx = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{"request": {"method": "GET", "url": "Appointment/appt-b"}}]});
+    let r = app
+        .req_as(&a, Method::POST, "")
+        .header("content-type", "application/fhir+json")
+        .body(tx.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     let read = eventually(&app, "AuditEvent?entity=Appointment/appt-a&agent=Organization/prov-a&outcome=0").await;
     let ev = &read["entry"][0]["resource"];
@@ -413,10 +422,26 @@ async fn accesses_and_denials_leave_audit_events(b: Backend) {
     eventually(&app, "AuditEvent?entity=Patient/pat-a&outcome=4").await;
     let unauth = eventually(&app, "AuditEvent?entity=Patient/pat-b&outcome=4").await;
     assert!(unauth["entry"][0]["resource"]["outcomeDesc"].as_str().unwrap_or("").starts_with("HTTP 401"));
+    eventually(&app, "AuditEvent?subtype=transaction&agent=Organization/prov-a&outcome=4").await;
     // A search records what it returned.
     let (_, _) = get_as(&app, &a, "Patient").await;
     let search = eventually(&app, "AuditEvent?subtype=search-type&entity=Patient/pat-a").await;
     assert_eq!(search["entry"][0]["resource"]["agent"][0]["who"]["reference"], "Organization/prov-a");
+
+    // Many at once: every one recorded, none twice.
+    let reads = (0..60).map(|_| get_as(&app, &a, "Patient/pat-a"));
+    assert!(futures::future::join_all(reads).await.iter().all(|(s, _)| *s == 200));
+    let mut total = Value::Null;
+    for _ in 0..50 {
+        total = app.get_json("AuditEvent?entity=Patient/pat-a&subtype=read&outcome=0&_summary=count", 200).await
+            ["total"]
+            .clone();
+        if total == 60 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(total, 60);
 
     // Nobody changes the trail, not even an administrator.
     let id = read["entry"][0]["resource"]["id"].as_str().unwrap().to_string();

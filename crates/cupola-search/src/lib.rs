@@ -135,6 +135,12 @@ impl Registry {
         schema::inserts(res_pk, resource_type, rows)
     }
 
+    /// The index rows of many resources of one type (`(pk, rows)` each) in as few
+    /// multi-row `INSERT`s as the bind limit allows.
+    pub fn index_inserts_many(&self, resource_type: &str, items: &[(i64, Vec<IndexRow>)]) -> Vec<Sql> {
+        schema::inserts_many(resource_type, items)
+    }
+
     /// Deletes every index row of a resource (one `DELETE` per index table).
     pub fn index_deletes(&self, res_pk: i64, _d: Dialect) -> Vec<Sql> {
         schema::deletes(res_pk)

@@ -202,6 +202,44 @@ pub(crate) fn inserts(res_pk: i64, res_type: &str, rows: &[IndexRow]) -> Vec<Sql
     out
 }
 
+/// The index rows of many resources of one type, as few multi-row `INSERT`s as the
+/// bind limit allows. `$1` (the type) is shared; each row binds its resource's pk.
+pub(crate) fn inserts_many(res_type: &str, items: &[(i64, Vec<IndexRow>)]) -> Vec<Sql> {
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        let mine: Vec<(i64, &IndexRow)> = items
+            .iter()
+            .flat_map(|(pk, rows)| rows.iter().filter(|r| Table::of(&r.value) == t).map(|r| (*pk, r)))
+            .collect();
+        let per_row = 3 + t.value_columns().len();
+        let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
+        for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
+            let mut binds = vec![Bind::Text(res_type.to_string())];
+            let mut tuples = Vec::with_capacity(chunk.len());
+            for (pk, row) in chunk {
+                let mut ph = vec!["$1".to_string()];
+                let mut vals = vec![Bind::Int(*pk), Bind::Text(row.param.clone()), Bind::Int(row.group)];
+                vals.extend(value_binds(&row.value));
+                for b in vals {
+                    binds.push(b);
+                    ph.push(format!("${}", binds.len()));
+                }
+                // Column order: res_pk, res_type, param, grp, values.
+                ph.swap(0, 1);
+                tuples.push(format!("({})", ph.join(", ")));
+            }
+            let text = format!(
+                "INSERT INTO {} (res_pk, res_type, param, grp, {}) VALUES {}",
+                t.name(),
+                cols.join(", "),
+                tuples.join(", ")
+            );
+            out.push(Sql { text, binds });
+        }
+    }
+    out
+}
+
 /// One `DELETE` per index table for the resource.
 pub(crate) fn deletes(res_pk: i64) -> Vec<Sql> {
     Table::ALL
