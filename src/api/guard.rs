@@ -94,7 +94,7 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
         },
     };
     if let Some(record) = audit_record(started, &method, &target, address, caller, &response) {
-        s.auditor.record(record);
+        s.auditor.record(record).await;
     }
     response
 }

@@ -119,7 +119,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         &config.database_url,
         config.db_max_connections,
         std::time::Duration::from_secs(config.db_busy_timeout_secs),
-        registry,
+        registry.clone(),
     )
     .await?;
     let base: Arc<str> = config.fhir_base(&bound).into();
@@ -130,10 +130,12 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         crate::demo::print_tokens(&config.auth)?;
     }
     let auditor = Auditor::start(
-        store.clone(),
+        &config.database_url,
+        registry,
         config.canonical_base.clone(),
         std::time::Duration::from_millis(config.audit_flush_ms.max(1)),
-    );
+    )
+    .await?;
     let limiter = guard::Limiter::new(&config.limits).map(Arc::new);
     if let Some(l) = &limiter {
         let l = Arc::downgrade(l);

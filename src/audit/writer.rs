@@ -4,16 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
 
-use super::{audit_event, Msg, Record};
+use super::{audit_events, Msg, Record};
 use crate::store::Store;
 
 /// Events per transaction at most.
 const BATCH: usize = 500;
 
-pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: UnboundedReceiver<Msg>) {
+pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: Receiver<Msg>) {
     let mut batch: Vec<Record> = Vec::new();
     let mut waiting = Vec::new();
     // When the oldest queued event must be written at the latest.
@@ -71,7 +71,7 @@ async fn write(store: &Store, base: &str, batch: &mut Vec<Record>) {
     if batch.is_empty() {
         return;
     }
-    let events: Vec<serde_json::Value> = batch.iter().map(|r| audit_event(r, base)).collect();
+    let events = audit_events(batch, base);
     for attempt in 1..=5u32 {
         let result = async {
             let mut tx = store.begin().await?;

@@ -172,70 +172,55 @@ fn value_binds(v: &IndexValue) -> Vec<Bind> {
 /// One multi-row `INSERT` per table that has rows (split to stay under the bind
 /// limit). `$1` / `$2` (resource pk and type) are shared by every row.
 pub(crate) fn inserts(res_pk: i64, res_type: &str, rows: &[IndexRow]) -> Vec<Sql> {
-    let mut out = Vec::new();
-    for t in Table::ALL {
-        let mine: Vec<&IndexRow> = rows.iter().filter(|r| Table::of(&r.value) == t).collect();
-        let per_row = 2 + t.value_columns().len();
-        let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
-        for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
-            let mut binds = vec![Bind::Int(res_pk), Bind::Text(res_type.to_string())];
-            let mut tuples = Vec::with_capacity(chunk.len());
-            for row in chunk {
-                let mut ph = vec!["$1".to_string(), "$2".to_string()];
-                let mut vals = vec![Bind::Text(row.param.clone()), Bind::Int(row.group)];
-                vals.extend(value_binds(&row.value));
-                for b in vals {
-                    binds.push(b);
-                    ph.push(format!("${}", binds.len()));
-                }
-                tuples.push(format!("({})", ph.join(", ")));
-            }
-            let text = format!(
-                "INSERT INTO {} (res_pk, res_type, param, grp, {}) VALUES {}",
-                t.name(),
-                cols.join(", "),
-                tuples.join(", ")
-            );
-            out.push(Sql { text, binds });
-        }
-    }
-    out
+    let rows: Vec<(i64, &IndexRow)> = rows.iter().map(|r| (res_pk, r)).collect();
+    Table::ALL.iter().flat_map(|t| table_inserts(*t, res_type, &rows, true)).collect()
 }
 
 /// The index rows of many resources of one type, as few multi-row `INSERT`s as the
 /// bind limit allows. `$1` (the type) is shared; each row binds its resource's pk.
 pub(crate) fn inserts_many(res_type: &str, items: &[(i64, Vec<IndexRow>)]) -> Vec<Sql> {
+    let rows: Vec<(i64, &IndexRow)> = items.iter().flat_map(|(pk, rows)| rows.iter().map(|r| (*pk, r))).collect();
+    Table::ALL.iter().flat_map(|t| table_inserts(*t, res_type, &rows, false)).collect()
+}
+
+/// The `INSERT`s of table `t` for the rows that belong in it. With `shared_pk` every
+/// row is of one resource, whose pk is bound once as `$1` (and the type as `$2`).
+fn table_inserts(t: Table, res_type: &str, rows: &[(i64, &IndexRow)], shared_pk: bool) -> Vec<Sql> {
+    let mine: Vec<&(i64, &IndexRow)> = rows.iter().filter(|(_, r)| Table::of(&r.value) == t).collect();
+    let per_row = 3 + t.value_columns().len();
+    let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
     let mut out = Vec::new();
-    for t in Table::ALL {
-        let mine: Vec<(i64, &IndexRow)> = items
-            .iter()
-            .flat_map(|(pk, rows)| rows.iter().filter(|r| Table::of(&r.value) == t).map(|r| (*pk, r)))
-            .collect();
-        let per_row = 3 + t.value_columns().len();
-        let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
-        for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
-            let mut binds = vec![Bind::Text(res_type.to_string())];
-            let mut tuples = Vec::with_capacity(chunk.len());
-            for (pk, row) in chunk {
-                let mut ph = vec!["$1".to_string()];
-                let mut vals = vec![Bind::Int(*pk), Bind::Text(row.param.clone()), Bind::Int(row.group)];
-                vals.extend(value_binds(&row.value));
-                for b in vals {
-                    binds.push(b);
-                    ph.push(format!("${}", binds.len()));
-                }
-                // Column order: res_pk, res_type, param, grp, values.
-                ph.swap(0, 1);
-                tuples.push(format!("({})", ph.join(", ")));
-            }
-            let text = format!(
-                "INSERT INTO {} (res_pk, res_type, param, grp, {}) VALUES {}",
-                t.name(),
-                cols.join(", "),
-                tuples.join(", ")
-            );
-            out.push(Sql { text, binds });
+    for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
+        let mut binds = Vec::with_capacity(2 + chunk.len() * per_row);
+        if shared_pk {
+            binds.push(Bind::Int(chunk[0].0));
         }
+        binds.push(Bind::Text(res_type.to_string()));
+        let type_ph = format!("${}", binds.len());
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (pk, row) in chunk {
+            let pk_ph = if shared_pk {
+                "$1".to_string()
+            } else {
+                binds.push(Bind::Int(*pk));
+                format!("${}", binds.len())
+            };
+            let mut ph = vec![pk_ph, type_ph.clone()];
+            let mut vals = vec![Bind::Text(row.param.clone()), Bind::Int(row.group)];
+            vals.extend(value_binds(&row.value));
+            for b in vals {
+                binds.push(b);
+                ph.push(format!("${}", binds.len()));
+            }
+            tuples.push(format!("({})", ph.join(", ")));
+        }
+        let text = format!(
+            "INSERT INTO {} (res_pk, res_type, param, grp, {}) VALUES {}",
+            t.name(),
+            cols.join(", "),
+            tuples.join(", ")
+        );
+        out.push(Sql { text, binds });
     }
     out
 }
