@@ -45,6 +45,10 @@ pub struct Config {
     #[arg(long, env = "CUPOLA_DEMO")]
     pub demo: bool,
 
+    /// The region's code maps and rules (see `mappings/README.md`), checked at start-up.
+    #[arg(long, env = "CUPOLA_MAPPINGS_DIR", default_value = "mappings")]
+    pub mappings_dir: std::path::PathBuf,
+
     #[command(flatten)]
     pub auth: AuthConfig,
 
@@ -151,6 +155,7 @@ impl Config {
             db_max_connections: 5,
             db_busy_timeout_secs: 5,
             demo: false,
+            mappings_dir: "mappings".into(),
             auth: AuthConfig::dev("cupola-dev-key.json"),
             limits: LimitsConfig::default(),
             audit_flush_ms: 100,

@@ -2,14 +2,17 @@
 //! booking centre). See README.md for what it serves and how to run it.
 
 pub mod access;
+pub mod agenda;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fhir;
+pub mod mappings;
 pub mod store;
 pub mod telemetry;
 

@@ -1,4 +1,4 @@
-//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`).
+//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`, `catalog`).
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +21,10 @@ enum Command {
     Token(cupola::auth::TokenArgs),
     /// Load-test a running gateway over HTTP and write the figures (see BENCHMARKS.md).
     Bench(cupola::bench::BenchArgs),
+    /// The regional catalog of services: `catalog import FILE` (CSV or FHIR Bundle).
+    Catalog(cupola::catalog::CatalogArgs),
+    /// Load the demo region into an empty store (as `serve --demo` does).
+    Demo(cupola::demo::DemoArgs),
 }
 
 #[tokio::main]
@@ -33,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => cupola::bench::run(args).await,
+        Command::Catalog(args) => cupola::catalog::run(args).await,
+        Command::Demo(args) => cupola::demo::run(args).await,
     }
 }
 

@@ -8,6 +8,7 @@ mod guard;
 mod health;
 mod history;
 mod search;
+mod terminology;
 mod tls;
 mod transaction;
 
@@ -26,6 +27,7 @@ pub use context::{Ctx, Reply, Touched};
 use crate::audit::Auditor;
 use crate::auth::Authenticator;
 use crate::fhir::check::Checker;
+use crate::mappings::Mappings;
 use crate::store::Store;
 use crate::Config;
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub auditor: Auditor,
     pub limiter: Option<Arc<guard::Limiter>>,
+    /// `mappings/`, checked at start-up.
+    pub mappings: Arc<Mappings>,
 }
 
 impl AppState {
@@ -58,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{res_type}",
             get(search::search_get).post(crud::create).put(crud::conditional_update).delete(crud::conditional_delete),
+        )
+        .route("/ConceptMap/$translate", get(terminology::translate_get).post(terminology::translate_post))
+        .route(
+            "/ConceptMap/{id}/$translate",
+            get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
@@ -125,8 +134,13 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     let base: Arc<str> = config.fhir_base(&bound).into();
     let checker = Checker::shared();
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
+    let mappings = Arc::new(
+        Mappings::load(&config.mappings_dir, &config.canonical_base, &checker)
+            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
+    );
+    serve_mappings(&store, &mappings).await?;
     if config.demo {
-        crate::demo::load(&store, &checker).await?;
+        crate::demo::load(&store, &config.canonical_base).await?;
         crate::demo::print_tokens(&config.auth)?;
     }
     let auditor = Auditor::start(
@@ -150,7 +164,19 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
             }
         });
     }
-    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter })
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
+}
+
+/// Stores the ConceptMaps of `mappings/` as resources (only what changed).
+async fn serve_mappings(store: &Store, mappings: &Mappings) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    let gateway = crate::access::Access::gateway();
+    for m in mappings.resources() {
+        let id = m.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        store.upsert_in(&mut tx, &gateway, "ConceptMap", &id, m.clone()).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.

@@ -7,5 +7,6 @@ pub mod check;
 pub mod codec;
 pub mod elements;
 pub mod meta;
+pub mod names;
 pub mod references;
 pub mod types;

@@ -89,17 +89,39 @@ fn renumber(text: &str, offset: usize) -> String {
 }
 
 /// Rows per multi-row `INSERT` of resources or versions (well under the bind limits).
-const MANY_CHUNK: usize = 1000;
+const MANY_CHUNK: usize = 500;
 
 impl Store {
     /// Creates many resources of one type in `tx` with a handful of multi-row
     /// statements (the gateway's own records, e.g. AuditEvents): no access check, no
     /// conditional logic. Returns the new ids in order.
     pub(crate) async fn insert_many(&self, tx: &mut Tx, res_type: &str, resources: Vec<Value>) -> Result<Vec<String>> {
+        let wanted = resources.len();
+        let created =
+            self.insert_many_with_ids(tx, res_type, resources.into_iter().map(|r| (new_id(), r)).collect()).await?;
+        if created.len() != wanted {
+            // Fresh random ids never collide; if one ever did, nothing of this batch is kept.
+            return Err(crate::Error::Conflict(format!("a new {res_type} id was already taken; retry")));
+        }
+        Ok(created)
+    }
+
+    /// [`Store::insert_many`] with ids chosen by the caller (e.g. deterministic Slot
+    /// ids): an id that already exists (deleted or not), or that comes twice, is
+    /// skipped, not overwritten. Returns the ids created, in order.
+    pub(crate) async fn insert_many_with_ids(
+        &self,
+        tx: &mut Tx,
+        res_type: &str,
+        resources: Vec<(String, Value)>,
+    ) -> Result<Vec<String>> {
         let now = now_micros();
         let mut items: Vec<(String, String, Value)> = Vec::with_capacity(resources.len());
-        for r in resources {
-            let id = new_id();
+        let mut seen = std::collections::HashSet::with_capacity(resources.len());
+        for (id, r) in resources {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
             let r = meta::stamp(r, &id, 1, now);
             items.push((id, r.to_string(), r));
         }
@@ -107,7 +129,8 @@ impl Store {
         for chunk in items.chunks(MANY_CHUNK) {
             let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${}, 1, $2, $3)", i + 4)).collect();
             let sql = format!(
-                "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES {} RETURNING pk, res_id",
+                "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) VALUES {} \
+                 ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk, res_id",
                 tuples.join(", ")
             );
             let binds = [Bind::Text(res_type.into()), Bind::Int(now), Bind::Bool(false)]
@@ -118,6 +141,8 @@ impl Store {
                 pks.insert(row.try_get("res_id")?, row.try_get("pk")?);
             }
         }
+        // Only what was inserted gets a version and index rows.
+        items.retain(|(id, _, _)| pks.contains_key(id));
         let pk_of =
             |id: &str| pks.get(id).copied().ok_or_else(|| anyhow::anyhow!("no pk returned for {res_type}/{id}"));
         for chunk in items.chunks(MANY_CHUNK) {

@@ -11,6 +11,7 @@ mod resources;
 pub(crate) use resources::{current, current_visible, version_of};
 mod schema;
 mod search;
+mod upsert;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
+pub use upsert::Upsert;
 
 use crate::Result;
 

@@ -2,11 +2,14 @@
 
 mod helpers;
 
+mod agenda;
 mod bench;
+mod catalog;
 mod concurrency;
 mod crud;
 mod examples;
 mod malformed;
+mod mappings;
 mod search;
 mod security;
 mod transaction;

@@ -607,7 +607,7 @@ async fn serve_demo_prints_a_token_for_each_role() {
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut tokens = std::collections::HashMap::new();
     while tokens.len() < 5 {
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), lines.next_line())
+        let line = tokio::time::timeout(std::time::Duration::from_secs(240), lines.next_line())
             .await
             .expect("tokens printed in time")
             .expect("read")

@@ -1,0 +1,118 @@
+//! Closures: a holiday, an absence or a broken device takes a stretch of an agenda
+//! out of use. Its slots become `busy-unavailable`; the appointments already on them
+//! are reported for rebooking, never changed or dropped here.
+
+use chrono::{DateTime, Duration, FixedOffset};
+use serde_json::Value;
+
+use super::generate::{fhir_instant, read_schedule, SEARCH_LIMIT};
+use crate::access::Access;
+use crate::store::{current, Store};
+use crate::{Error, Result};
+
+/// A stretch of time an agenda is closed, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closure {
+    pub start: DateTime<FixedOffset>,
+    pub end: DateTime<FixedOffset>,
+    /// Written into each closed slot's `comment`.
+    pub reason: String,
+}
+
+/// What a closure did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClosureReport {
+    /// The slots turned `busy-unavailable`, in start order.
+    pub slots_closed: Vec<String>,
+    /// The appointments booked on them, to be rebooked.
+    pub appointments_to_rebook: Vec<String>,
+}
+
+/// Slots that start this long before a closure are still looked at (a template's
+/// slots last at most a day).
+const LOOKBACK_DAYS: i64 = 7;
+
+/// Slot states a closure takes out of use (anything but `busy-unavailable`).
+const OPEN_STATES: &str = "free,busy,busy-tentative";
+
+/// Appointment states that still hold their slot.
+const HOLDING_STATES: &str = "proposed,pending,booked,arrived,fulfilled,checked-in,waitlist";
+
+/// How many slots one appointment search names.
+const SLOTS_PER_SEARCH: usize = 100;
+
+/// Turns the free/busy slots of the schedule overlapping the closure (start before
+/// the closure's end, end after its start) busy-unavailable, adding a `comment` with
+/// the reason, in one transaction, and returns the ids of the Appointments booked on
+/// them (`Appointment?slot=Slot/x` with a status other than cancelled, noshow or
+/// entered-in-error) so that they can be rebooked; the appointments themselves are
+/// not changed. Slots already busy-unavailable are left as they are. An empty or
+/// reversed closure → `Invalid`; a missing Schedule → `NotFound`.
+pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Result<ClosureReport> {
+    if closure.end <= closure.start {
+        return Err(Error::invalid(
+            "value",
+            None,
+            format!(
+                "the closure ends ({}) at or before it starts ({})",
+                fhir_instant(&closure.end),
+                fhir_instant(&closure.start)
+            ),
+        ));
+    }
+    let gateway = Access::gateway();
+    let mut tx = store.begin().await?;
+    read_schedule(store, &mut tx, schedule_id).await?;
+    let query = [
+        ("schedule".to_string(), format!("Schedule/{schedule_id}")),
+        ("start".to_string(), format!("lt{}", fhir_instant(&closure.end))),
+        ("start".to_string(), format!("ge{}", fhir_instant(&(closure.start - Duration::days(LOOKBACK_DAYS))))),
+        ("status".to_string(), OPEN_STATES.to_string()),
+    ];
+    let candidates = store.search_ids_in(&mut tx, &gateway, "Slot", &query, SEARCH_LIMIT).await?;
+    let mut closed: Vec<(DateTime<FixedOffset>, String)> = Vec::new();
+    for id in candidates {
+        let Some(body) = current(&mut tx, store.dialect(), "Slot", &id, true).await?.and_then(|s| s.body) else {
+            continue;
+        };
+        let mut slot: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+        let when = |key: &str| slot.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let (Some(start), Some(end)) = (when("start"), when("end")) else {
+            continue;
+        };
+        if start >= closure.end || end <= closure.start {
+            continue;
+        }
+        let comment = match slot.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+            Some(c) => format!("{c}; {}", closure.reason),
+            None => closure.reason.clone(),
+        };
+        if let Some(fields) = slot.as_object_mut() {
+            fields.insert("status".into(), Value::String("busy-unavailable".into()));
+            fields.insert("comment".into(), Value::String(comment));
+        }
+        store.update_in(&mut tx, &gateway, "Slot", &id, slot, None).await?;
+        closed.push((start, id));
+    }
+    closed.sort();
+    let slots_closed: Vec<String> = closed.into_iter().map(|(_, id)| id).collect();
+    let mut appointments_to_rebook: Vec<String> = Vec::new();
+    for chunk in slots_closed.chunks(SLOTS_PER_SEARCH) {
+        let refs: Vec<String> = chunk.iter().map(|id| format!("Slot/{id}")).collect();
+        let query = [("slot".to_string(), refs.join(",")), ("status".to_string(), HOLDING_STATES.to_string())];
+        for id in store.search_ids_in(&mut tx, &gateway, "Appointment", &query, SEARCH_LIMIT).await? {
+            if !appointments_to_rebook.contains(&id) {
+                appointments_to_rebook.push(id);
+            }
+        }
+    }
+    tx.commit().await?;
+    tracing::info!(
+        schedule = schedule_id,
+        slots = slots_closed.len(),
+        appointments = appointments_to_rebook.len(),
+        reason = %closure.reason,
+        "agenda closed"
+    );
+    Ok(ClosureReport { slots_closed, appointments_to_rebook })
+}

@@ -1,0 +1,196 @@
+//! The demo region (`serve --demo`, `cupola demo load`): a deterministic Liguria
+//! (see [`region`]), the regional catalog of `profiles/demo/catalog-liguria.csv`,
+//! eight weeks of agendas from today, a few patients with one booked appointment;
+//! loaded into an empty store in one transaction, in seconds.
+
+pub mod region;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::auth::{default_scope, mint, Role, TokenRequest};
+use crate::config::AuthConfig;
+use crate::fhir::names;
+use crate::store::Store;
+
+const PATIENTS: &str = include_str!("../../profiles/demo/demo-bundle.json");
+const CATALOG: &str = include_str!("../../profiles/demo/catalog-liguria.csv");
+
+/// The agenda the showcase appointment is booked on.
+pub const SHOWCASE_AGENDA: &str = "ag-galliera-cardiology";
+
+/// Every resource of the demo region for agendas starting `from`, slots included,
+/// with the showcase appointment booked on the first open slot of
+/// [`SHOWCASE_AGENDA`].
+pub fn build(base: &str, from: chrono::NaiveDate) -> anyhow::Result<Vec<Value>> {
+    let catalog = crate::catalog::parse_csv(CATALOG)
+        .map_err(|errors| anyhow::anyhow!("the demo catalog is invalid: {errors:?}"))?;
+    let services = |branch: &str| -> Vec<(String, String)> {
+        // The first-access visit (what the agendas book by default) and two more codes.
+        let mut of_branch: Vec<&crate::catalog::CatalogEntry> = catalog.iter().filter(|e| e.branch == branch).collect();
+        of_branch.sort_by_key(|e| (e.kind != "visit", e.access != "first", e.code.clone()));
+        of_branch.dedup_by_key(|e| e.code.clone());
+        of_branch.iter().take(3).map(|e| (e.code.clone(), e.display.clone())).collect()
+    };
+    let mut out = crate::catalog::build_resources(base, &catalog);
+    let region = region::resources(base, &services);
+    for schedule in region.iter().filter(|r| r["resourceType"] == "Schedule") {
+        let id = schedule["id"].as_str().unwrap_or_default();
+        let template = crate::agenda::parse_template(schedule, base)
+            .map_err(|e| anyhow::anyhow!("demo agenda {id}: {e}"))?
+            .with_context(|| format!("demo agenda {id} has no template"))?;
+        out.extend(crate::agenda::generate_slots(id, &template, from, base));
+    }
+    out.extend(region);
+    let patients: Value = serde_json::from_str(PATIENTS)?;
+    out.extend(patients["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()));
+    book_showcase(&mut out, base)?;
+    Ok(out)
+}
+
+/// Mario Rossi's cardiology visit at Galliera, on the first slot open to everyone.
+fn book_showcase(all: &mut Vec<Value>, base: &str) -> anyhow::Result<()> {
+    let reserved = names::structure(base, "slot-reserved-for");
+    let schedule_ref = format!("Schedule/{SHOWCASE_AGENDA}");
+    let slot = all
+        .iter_mut()
+        .filter(|r| r["resourceType"] == "Slot" && r["schedule"]["reference"] == schedule_ref.as_str())
+        .find(|r| !r["extension"].as_array().into_iter().flatten().any(|e| e["url"] == reserved.as_str()))
+        .context("the showcase agenda has no open slot")?;
+    slot["status"] = json!("busy");
+    let appointment = json!({
+        "resourceType": "Appointment", "id": "appt-1", "status": "booked",
+        "serviceType": slot["serviceType"].clone(),
+        "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap_or_default())}],
+        "start": slot["start"].clone(), "end": slot["end"].clone(),
+        "participant": [
+            {"actor": {"reference": "Patient/mario-rossi"}, "status": "accepted"},
+            {"actor": {"reference": "HealthcareService/hs-galliera-cardiology"}, "status": "accepted"}
+        ]
+    });
+    all.push(appointment);
+    Ok(())
+}
+
+/// Loads the demo region when the store is empty (agendas from today, Europe/Rome).
+pub async fn load(store: &Store, base: &str) -> anyhow::Result<()> {
+    if store.has_any_resource().await? {
+        tracing::info!("demo data not loaded: the store already holds resources");
+        return Ok(());
+    }
+    let started = Instant::now();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let resources = build(base, today)?;
+    let mut by_type: BTreeMap<String, Vec<(String, Value)>> = BTreeMap::new();
+    for r in resources {
+        let t = r["resourceType"].as_str().unwrap_or_default().to_string();
+        let id = r["id"].as_str().unwrap_or_default().to_string();
+        by_type.entry(t).or_default().push((id, r));
+    }
+    let total: usize = by_type.values().map(Vec::len).sum();
+    let mut tx = store.begin().await?;
+    for (t, list) in by_type {
+        tracing::info!(resource_type = %t, count = list.len(), "loading demo resources");
+        store.insert_many_with_ids(&mut tx, &t, list).await.with_context(|| format!("loading demo {t}"))?;
+    }
+    tx.commit().await?;
+    tracing::info!(resources = total, seconds = started.elapsed().as_secs_f64(), "demo region loaded");
+    Ok(())
+}
+
+/// The demo's callers: one per role, each with an organisation of the demo data.
+const DEMO_CALLERS: &[(Role, &str, Option<&str>, Option<&str>)] = &[
+    (Role::Admin, "demo-admin", Some(region::REGION_ORG), None),
+    (Role::BookingPoint, "demo-counter", Some("bp-counter-001"), None),
+    (Role::Provider, "demo-provider", Some("prov-galliera"), None),
+    (Role::PaymentPoint, "demo-payment-point", Some("bp-pharmacy-001"), None),
+    (Role::PatientApp, "demo-patient-app", None, Some("mario-rossi")),
+];
+
+/// Prints a ready token (valid for a day) for each role of the demo, signed with the
+/// development key. Nothing to print when tokens come from an external issuer.
+pub fn print_tokens(cfg: &AuthConfig) -> anyhow::Result<()> {
+    if cfg.issuer.is_some() {
+        return Ok(());
+    }
+    println!("demo tokens (valid 24 h; send as `Authorization: Bearer <token>`):");
+    for (role, sub, org, patient) in DEMO_CALLERS {
+        let req = TokenRequest {
+            sub: (*sub).into(),
+            role: *role,
+            org: org.map(|o| format!("Organization/{o}")),
+            channel: (*role == Role::BookingPoint).then(|| "counter".to_string()),
+            patient: patient.map(str::to_string),
+            scope: default_scope(*role).into(),
+            ttl_secs: 24 * 3600,
+            client_id: Some("cupola-demo".into()),
+        };
+        println!("  {:<14} {}", role.as_str(), mint(cfg, &req)?);
+    }
+    Ok(())
+}
+
+/// `cupola demo load`: the demo region into any (empty) store.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    #[command(subcommand)]
+    pub command: DemoCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DemoCommand {
+    /// Load the demo region (nothing is loaded into a store that holds resources).
+    Load {
+        /// The store to load into.
+        #[arg(long, env = "CUPOLA_DATABASE_URL", default_value = "sqlite://cupola.db")]
+        database_url: String,
+        /// Base URL of cupola's CodeSystems and identifiers.
+        #[arg(long, env = "CUPOLA_CANONICAL_BASE", default_value = "http://example.org/cupola")]
+        canonical_base: String,
+    },
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    match args.command {
+        DemoCommand::Load { database_url, canonical_base } => {
+            let registry = std::sync::Arc::new(crate::store::Registry::r4());
+            let store = Store::connect(&database_url, 2, std::time::Duration::from_secs(30), registry).await?;
+            load(&store, &canonical_base).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::check::{At, Checker};
+
+    #[test]
+    fn the_demo_region_is_valid_r4_and_complete() {
+        let from = chrono::NaiveDate::from_ymd_opt(2026, 3, 23).expect("date");
+        let all = build("http://example.org/cupola", from).expect("demo builds");
+        let checker = Checker::shared();
+        let mut slots = 0;
+        for r in &all {
+            let t = r["resourceType"].as_str().expect("type");
+            if t == "Slot" {
+                slots += 1;
+                // A sample of the slots: they all come from one generator.
+                if slots > 300 {
+                    continue;
+                }
+            }
+            if let Err(e) = checker.check(r, t, r["id"].as_str(), At::Body) {
+                panic!("{t}/{}: {:?}", r["id"], e.issues());
+            }
+        }
+        let count = |t: &str| all.iter().filter(|r| r["resourceType"] == t).count();
+        assert!(count("ActivityDefinition") >= 50, "at least 50 services");
+        assert_eq!(count("Schedule"), 54);
+        assert!(slots > 20_000, "eight weeks of agendas: {slots}");
+        assert_eq!(count("Appointment"), 1);
+    }
+}

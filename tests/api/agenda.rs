@@ -1,0 +1,182 @@
+//! Agendas: slots generated from a Schedule's template into the store, read back
+//! through the API; regenerating adds nothing; a closure takes slots out of use and
+//! reports the appointments on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate};
+use serde_json::{json, Value};
+
+use crate::helpers::{match_ids, Backend, TestApp};
+use cupola::agenda::{close, generate_for_schedule, Closure};
+use cupola::store::{Registry, Store};
+
+const BASE: &str = "http://example.org/cupola";
+
+fn session(day: &str, start: &str, end: &str, minutes: i64) -> Value {
+    json!({"url": "session", "extension": [
+        {"url": "day", "valueCode": day},
+        {"url": "start", "valueTime": start},
+        {"url": "end", "valueTime": end},
+        {"url": "slotMinutes", "valueInteger": minutes},
+    ]})
+}
+
+fn schedule(id: &str, parts: Vec<Value>) -> Value {
+    json!({
+        "resourceType": "Schedule",
+        "id": id,
+        "active": true,
+        "extension": [{"url": format!("{BASE}/StructureDefinition/agenda-template"), "extension": parts}],
+        "serviceType": [{"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]}],
+        "actor": [{"reference": "HealthcareService/cardio"}],
+    })
+}
+
+async fn put_ok(app: &TestApp, path: &str, body: &Value) {
+    let r = app.put(path, body).await;
+    let status = r.status().as_u16();
+    assert!(status == 200 || status == 201, "PUT {path}: {status} {}", r.text().await.unwrap_or_default());
+}
+
+async fn slots(app: &TestApp, query: &str) -> Vec<Value> {
+    let bundle = app.get_json(&format!("Slot?schedule=Schedule/cardio-1&_count=1000{query}"), 200).await;
+    bundle["entry"].as_array().map(|es| es.iter().map(|e| e["resource"].clone()).collect()).unwrap_or_default()
+}
+
+fn by_id<'a>(slots: &'a [Value], id: &str) -> &'a Value {
+    slots.iter().find(|s| s["id"] == id).unwrap_or_else(|| panic!("slot {id} missing"))
+}
+
+async fn agenda_lifecycle(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    put_ok(
+        &app,
+        "HealthcareService/cardio",
+        &json!({"resourceType": "HealthcareService", "id": "cardio", "active": true, "name": "Cardiologia"}),
+    )
+    .await;
+    // The week of the autumn change: Monday 2026-10-19 … Sunday 2026-10-25.
+    let template = vec![
+        json!({"url": "timeZone", "valueCode": "Europe/Rome"}),
+        json!({"url": "horizonDays", "valueInteger": 7}),
+        session("mon", "08:00:00", "12:00:00", 20),
+        session("wed", "14:00:00", "16:00:00", 30),
+        session("sun", "01:00:00", "04:00:00", 30),
+        json!({"url": "reserve", "extension": [
+            {"url": "priority", "valueCode": "U"},
+            {"url": "perSession", "valueInteger": 1},
+            {"url": "releaseHours", "valueInteger": 72},
+        ]}),
+    ];
+    put_ok(&app, "Schedule/cardio-1", &schedule("cardio-1", template)).await;
+
+    let store = Store::connect(app.db_url(), 2, Duration::from_secs(5), Arc::new(Registry::r4())).await.expect("store");
+    let monday = NaiveDate::from_ymd_opt(2026, 10, 19).expect("date");
+    let (created, kept) = generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("generate");
+    assert_eq!((created, kept), (12 + 4 + 6, 0));
+
+    let all = slots(&app, "").await;
+    assert_eq!(all.len(), 22);
+    let first = by_id(&all, "cardio-1-202610190800-0");
+    assert_eq!(first["start"], "2026-10-19T08:00:00+02:00");
+    assert_eq!(first["end"], "2026-10-19T08:20:00+02:00");
+    assert_eq!(first["status"], "free");
+    assert_eq!(first["serviceType"][0]["coding"][0]["code"], "89.52");
+    let reserved = first["extension"].as_array().expect("extensions");
+    assert!(reserved.iter().any(|e| e["valueCode"] == "U"), "{first}");
+    assert!(reserved.iter().any(|e| e["valueDateTime"] == "2026-10-16T08:00:00+02:00"), "{first}");
+    assert_eq!(by_id(&all, "cardio-1-202610211430-0")["end"], "2026-10-21T15:00:00+02:00");
+    // The Sunday of the change: 02:30 local runs to 03:00 winter time, then +01:00.
+    assert_eq!(by_id(&all, "cardio-1-202610250230-0")["end"], "2026-10-25T03:00:00+01:00");
+    assert_eq!(by_id(&all, "cardio-1-202610250330-0")["start"], "2026-10-25T03:30:00+01:00");
+    // The search index sees the instants as such.
+    let late = slots(&app, "&start=ge2026-10-25T00:00:00Z").await;
+    assert_eq!(late.len(), 4, "{:?}", late.iter().map(|s| s["id"].clone()).collect::<Vec<_>>());
+
+    // Regenerating adds nothing.
+    assert_eq!(generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("again"), (0, 22));
+
+    // One booked slot, one cancelled appointment on another.
+    let booked_slot = "cardio-1-202610190820-0";
+    let appointment = |id: &str, status: &str, slot: &str, start: &str, end: &str| {
+        json!({
+            "resourceType": "Appointment", "id": id, "status": status,
+            "slot": [{"reference": format!("Slot/{slot}")}],
+            "start": start, "end": end,
+            "participant": [{"actor": {"reference": "HealthcareService/cardio"}, "status": "accepted"}],
+        })
+    };
+    let a1 = appointment("appt-1", "booked", booked_slot, "2026-10-19T08:20:00+02:00", "2026-10-19T08:40:00+02:00");
+    put_ok(&app, "Appointment/appt-1", &a1).await;
+    let a2 = appointment(
+        "appt-2",
+        "cancelled",
+        "cardio-1-202610190840-0",
+        "2026-10-19T08:40:00+02:00",
+        "2026-10-19T09:00:00+02:00",
+    );
+    put_ok(&app, "Appointment/appt-2", &a2).await;
+    let mut slot = app.get_json(&format!("Slot/{booked_slot}"), 200).await;
+    slot["status"] = json!("busy");
+    put_ok(&app, &format!("Slot/{booked_slot}"), &slot).await;
+    let before = app.get_json("Appointment/appt-1", 200).await;
+
+    // Monday closes: its 12 slots, free and busy, become busy-unavailable.
+    let closure = Closure {
+        start: DateTime::parse_from_rfc3339("2026-10-19T00:00:00+02:00").expect("instant"),
+        end: DateTime::parse_from_rfc3339("2026-10-20T00:00:00+02:00").expect("instant"),
+        reason: "festa patronale".into(),
+    };
+    let report = close(&store, "cardio-1", &closure).await.expect("close");
+    assert_eq!(report.slots_closed.len(), 12);
+    assert_eq!(report.slots_closed[0], "cardio-1-202610190800-0");
+    assert!(report.slots_closed.contains(&booked_slot.to_string()));
+    assert_eq!(report.appointments_to_rebook, vec!["appt-1".to_string()]);
+    let closed = slots(&app, "&status=busy-unavailable").await;
+    assert_eq!(closed.len(), 12);
+    assert!(closed
+        .iter()
+        .all(|s| s["comment"] == "festa patronale" && s["start"].as_str().unwrap_or("").starts_with("2026-10-19")));
+    assert_eq!(slots(&app, "&status=free").await.len(), 10);
+    assert_eq!(app.get_json("Appointment/appt-1", 200).await, before);
+
+    // Closing again finds nothing open; regenerating leaves the closed slots closed.
+    let again = close(&store, "cardio-1", &closure).await.expect("close again");
+    assert!(again.slots_closed.is_empty() && again.appointments_to_rebook.is_empty());
+    assert_eq!(generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("after closure"), (0, 22));
+    assert_eq!(slots(&app, "&status=busy-unavailable").await.len(), 12);
+    assert_eq!(match_ids(&app.get_json("Slot?schedule=Schedule/cardio-1&_count=1000", 200).await).len(), 22);
+}
+
+async fn bad_templates_and_missing_schedules(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let store = Store::connect(app.db_url(), 2, Duration::from_secs(5), Arc::new(Registry::r4())).await.expect("store");
+    let day = NaiveDate::from_ymd_opt(2026, 6, 1).expect("date");
+    let overlapping =
+        schedule("bad-1", vec![session("mon", "08:00:00", "12:00:00", 20), session("mon", "11:00:00", "13:00:00", 20)]);
+    put_ok(&app, "Schedule/bad-1", &overlapping).await;
+    let e = generate_for_schedule(&store, "bad-1", day, BASE).await.expect_err("overlap refused");
+    assert_eq!(e.status().as_u16(), 422);
+    assert_eq!(e.issues()[0].expression.as_deref(), Some("Schedule.extension[0].extension[1]"));
+    let bad_zone = schedule("bad-2", vec![json!({"url": "timeZone", "valueCode": "Mars/Olympus"})]);
+    put_ok(&app, "Schedule/bad-2", &bad_zone).await;
+    let e = generate_for_schedule(&store, "bad-2", day, BASE).await.expect_err("zone refused");
+    assert_eq!(e.issues()[0].expression.as_deref(), Some("Schedule.extension[0].extension[0]"));
+    assert!(e.issues()[0].diagnostics.contains("Mars/Olympus"));
+    assert_eq!(slots_of(&app, "bad-1").await + slots_of(&app, "bad-2").await, 0);
+
+    let e = generate_for_schedule(&store, "nowhere", day, BASE).await.expect_err("no schedule");
+    assert_eq!(e.status().as_u16(), 404);
+    let plain =
+        json!({"resourceType": "Schedule", "id": "plain", "actor": [{"reference": "HealthcareService/cardio"}]});
+    put_ok(&app, "Schedule/plain", &plain).await;
+    assert_eq!(generate_for_schedule(&store, "plain", day, BASE).await.expect("no template"), (0, 0));
+}
+
+async fn slots_of(app: &TestApp, schedule: &str) -> usize {
+    match_ids(&app.get_json(&format!("Slot?schedule=Schedule/{schedule}&_count=1000"), 200).await).len()
+}
+
+crate::on_both!(agenda_lifecycle, bad_templates_and_missing_schedules);
