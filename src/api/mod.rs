@@ -138,11 +138,12 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         Mappings::load(&config.mappings_dir, &config.canonical_base, &checker)
             .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
     );
-    serve_mappings(&store, &mappings).await?;
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;
         crate::demo::print_tokens(&config.auth)?;
     }
+    // After the demo, which loads only into an empty store.
+    serve_mappings(&store, &mappings).await?;
     let auditor = Auditor::start(
         &config.database_url,
         registry,

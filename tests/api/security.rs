@@ -631,6 +631,10 @@ async fn serve_demo_prints_a_token_for_each_role() {
     let r = get(tokens["patient-app"].clone(), "Appointment").await.expect("GET");
     let mine: Value = r.json().await.expect("json");
     assert_eq!(match_ids(&mine), vec!["appt-1"]);
+    // The repository's mappings/ are loaded beside the demo: every provider has its map.
+    let r = get(tokens["admin"].clone(), "ConceptMap/provider-galliera/$translate?code=89.52").await.expect("GET");
+    let p: Value = r.json().await.expect("json");
+    assert_eq!(p["parameter"][0]["valueBoolean"], true, "{p}");
     for role in ["admin", "booking-point", "provider", "payment-point", "patient-app"] {
         let r = get(tokens[role].clone(), "Patient/mario-rossi").await.expect("GET");
         assert_eq!(r.status(), 200, "{role}");
