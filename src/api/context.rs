@@ -232,3 +232,39 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         }
     }
 }
+
+/// An operation's parameters: the query pairs, then those of a POSTed `Parameters`
+/// (each primitive `value[x]` as text; a `valueCoding` as `system` and `code`).
+pub fn operation_parameters(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, String)>> {
+    let mut out = ctx.query.clone();
+    if body.is_empty() {
+        return Ok(out);
+    }
+    let v = codec::parse_body(body, ctx.header("content-type"))?;
+    if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
+        return Err(Error::invalid(
+            "invalid",
+            Some("resourceType".into()),
+            "this operation takes a Parameters resource",
+        ));
+    }
+    for p in v.get("parameter").and_then(Value::as_array).into_iter().flatten() {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        if let Some(c) = p.get("valueCoding") {
+            for k in ["system", "code"] {
+                if let Some(x) = c.get(k).and_then(Value::as_str) {
+                    out.push((k.to_string(), x.to_string()));
+                }
+            }
+            continue;
+        }
+        let value = p
+            .as_object()
+            .and_then(|o| o.iter().find(|(k, _)| k.starts_with("value")))
+            .map(|(_, x)| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()));
+        if let Some(value) = value {
+            out.push((name, value));
+        }
+    }
+    Ok(out)
+}

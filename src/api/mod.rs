@@ -1,6 +1,7 @@
 //! The HTTP API: axum routers for the FHIR interactions, search, history,
 //! transactions and health. Handlers are thin: they parse, call the store, answer.
 
+mod agenda;
 mod context;
 mod crud;
 mod entries;
@@ -68,6 +69,8 @@ pub fn router(state: AppState) -> Router {
             "/ConceptMap/{id}/$translate",
             get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
+        .route("/Schedule/{id}/$generate-slots", post(agenda::generate))
+        .route("/Schedule/{id}/$close", post(agenda::close))
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::context::Body;
+use super::context::{operation_parameters, Body};
 use super::{AppState, Ctx, Reply};
 use crate::auth::Interaction;
 use crate::fhir::codec;
@@ -20,7 +20,7 @@ pub async fn translate_get(State(s): State<AppState>, ctx: Ctx) -> Response {
 
 pub async fn translate_post(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        let params = parameters_of(&ctx, &body)?;
+        let params = operation_parameters(&ctx, &body)?;
         run(&s, &ctx, None, &params).await
     };
     ctx.respond(r.await)
@@ -38,42 +38,10 @@ pub async fn translate_instance_post(
     Body(body): Body,
 ) -> Response {
     let r = async {
-        let params = parameters_of(&ctx, &body)?;
+        let params = operation_parameters(&ctx, &body)?;
         run(&s, &ctx, Some(&id), &params).await
     };
     ctx.respond(r.await)
-}
-
-/// The query pairs plus the primitive parameters of a POSTed `Parameters`
-/// (`coding` is split into `system` and `code`).
-fn parameters_of(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, String)>> {
-    let mut out = ctx.query.clone();
-    if body.is_empty() {
-        return Ok(out);
-    }
-    let v = codec::parse_body(body, ctx.header("content-type"))?;
-    if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
-        return Err(Error::invalid("invalid", Some("resourceType".into()), "$translate takes a Parameters resource"));
-    }
-    for p in v.get("parameter").and_then(Value::as_array).into_iter().flatten() {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        if let Some(c) = p.get("valueCoding") {
-            for k in ["system", "code"] {
-                if let Some(x) = c.get(k).and_then(Value::as_str) {
-                    out.push((k.to_string(), x.to_string()));
-                }
-            }
-            continue;
-        }
-        let value = ["valueUri", "valueCode", "valueString", "valueCanonical", "valueBoolean"]
-            .iter()
-            .find_map(|k| p.get(*k))
-            .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()));
-        if let Some(value) = value {
-            out.push((name, value));
-        }
-    }
-    Ok(out)
 }
 
 async fn run(s: &AppState, ctx: &Ctx, id: Option<&str>, params: &[(String, String)]) -> Result<Reply> {

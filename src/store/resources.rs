@@ -179,6 +179,14 @@ impl Store {
         c.done(Ok(found))
     }
 
+    /// Whether the resource with primary key `pk` matches `rule` (e.g. whether a
+    /// caller may change it), outside a transaction.
+    pub async fn matches(&self, pk: i64, rule: &Rule) -> Result<bool> {
+        let mut c = self.conn().await?;
+        let yes = matches_rule(&mut c, pk, rule).await?;
+        c.done(Ok(yes))
+    }
+
     /// Whether the store holds any resource at all.
     pub async fn has_any_resource(&self) -> Result<bool> {
         let mut c = self.conn().await?;
@@ -314,10 +322,29 @@ impl Store {
                 if !matches_rule(tx, cur.pk, &rule).await? {
                     return Err(not_writable(res_type, id));
                 }
+                if res_type == "Slot" {
+                    self.refuse_if_booked(tx, id).await?;
+                }
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
                 Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })
             }
             _ => Ok(Write { kind: WriteKind::Nothing, stored: None }),
+        }
+    }
+
+    /// A slot holding an appointment is not removed (by a DELETE, a conditional one or
+    /// an agenda sync transaction): the appointment must be moved first.
+    async fn refuse_if_booked(&self, tx: &mut Tx, slot_id: &str) -> Result<()> {
+        let query = [
+            ("slot".to_string(), format!("Slot/{slot_id}")),
+            ("status".to_string(), "proposed,pending,booked,arrived,checked-in,waitlist".to_string()),
+        ];
+        let held = self.search_ids_in(tx, &Access::gateway(), "Appointment", &query, 1).await?;
+        match held.first() {
+            Some(a) => Err(Error::Conflict(format!(
+                "Slot/{slot_id} holds Appointment/{a}: rebook or cancel it before removing the slot"
+            ))),
+            None => Ok(()),
         }
     }
 

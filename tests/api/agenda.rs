@@ -179,4 +179,91 @@ async fn slots_of(app: &TestApp, schedule: &str) -> usize {
     match_ids(&app.get_json(&format!("Slot?schedule=Schedule/{schedule}&_count=1000"), 200).await).len()
 }
 
-crate::on_both!(agenda_lifecycle, bad_templates_and_missing_schedules);
+crate::on_both!(
+    agenda_lifecycle,
+    bad_templates_and_missing_schedules,
+    agenda_operations_over_http,
+    a_sync_that_removes_a_booked_slot_is_refused
+);
+
+/// The operations over HTTP: an administrator generates, the owning provider closes,
+/// another provider may not.
+async fn agenda_operations_over_http(backend: Backend) {
+    use crate::helpers::As;
+    use reqwest::Method;
+    let app = TestApp::spawn(backend).await;
+    put_ok(&app, "Organization/prov-x", &json!({"resourceType": "Organization", "id": "prov-x", "name": "X"})).await;
+    put_ok(
+        &app,
+        "HealthcareService/cardio",
+        &json!({"resourceType": "HealthcareService", "id": "cardio", "providedBy": {"reference": "Organization/prov-x"}}),
+    )
+    .await;
+    let mut sch = schedule("cardio-1", vec![session("mon", "08:00:00", "10:00:00", 30)]);
+    sch["extension"][0]["extension"].as_array_mut().unwrap().push(json!({"url": "horizonDays", "valueInteger": 14}));
+    put_ok(&app, "Schedule/cardio-1", &sch).await;
+    let params = json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": "2026-11-30"}]});
+    let post = |who: As, path: &'static str, body: Value| {
+        app.req_as(&who, Method::POST, path)
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+    };
+    let r = post(As::provider("prov-x"), "Schedule/cardio-1/$generate-slots", params.clone()).await.unwrap();
+    assert_eq!(r.status(), 403, "generation is for administrators");
+    let r = app.post("Schedule/cardio-1/$generate-slots", &params).await;
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    assert_eq!(out["parameter"][0]["valueInteger"], 8, "two Mondays of four slots: {out}");
+    let again: Value = app.post("Schedule/cardio-1/$generate-slots", &params).await.json().await.unwrap();
+    assert_eq!(again["parameter"][0]["valueInteger"], 0);
+    assert_eq!(again["parameter"][1]["valueInteger"], 8);
+
+    let closure = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDateTime": "2026-11-30T00:00:00+01:00"},
+        {"name": "end", "valueDateTime": "2026-12-01T00:00:00+01:00"},
+        {"name": "reason", "valueString": "guasto apparecchiatura"}
+    ]});
+    let r = post(As::provider("prov-other"), "Schedule/cardio-1/$close", closure.clone()).await.unwrap();
+    assert_eq!(r.status(), 404, "another provider does not see this agenda");
+    let r = post(As::provider("prov-x"), "Schedule/cardio-1/$close", closure).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let out: Value = r.json().await.unwrap();
+    let closed = out["parameter"].as_array().unwrap().iter().filter(|p| p["name"] == "closed").count();
+    assert_eq!(closed, 4);
+    let unavailable = slots(&app, "&status=busy-unavailable").await;
+    assert_eq!(unavailable.len(), 4);
+    let r = app.post("Schedule/cardio-1/$close", &json!({"resourceType": "Parameters", "parameter": []})).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(crate::helpers::expression(&r.json().await.unwrap()), "start");
+}
+
+/// Agenda sync: a provider's transaction that removes a slot holding an appointment
+/// is refused, naming the appointment, and changes nothing.
+async fn a_sync_that_removes_a_booked_slot_is_refused(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    put_ok(&app, "Schedule/cardio-1", &schedule("cardio-1", vec![session("mon", "08:00:00", "10:00:00", 30)])).await;
+    for n in 1..=2 {
+        put_ok(&app, &format!("Slot/s{n}"), &json!({"resourceType": "Slot", "id": format!("s{n}"), "schedule": {"reference": "Schedule/cardio-1"},
+            "status": "free", "start": format!("2026-12-07T0{}:00:00+01:00", 7 + n), "end": format!("2026-12-07T0{}:30:00+01:00", 7 + n)})).await;
+    }
+    put_ok(
+        &app,
+        "Appointment/a1",
+        &json!({"resourceType": "Appointment", "id": "a1", "status": "booked",
+        "slot": [{"reference": "Slot/s1"}], "start": "2026-12-07T08:00:00+01:00", "end": "2026-12-07T08:30:00+01:00",
+        "participant": [{"actor": {"reference": "Schedule/cardio-1"}, "status": "accepted"}]}),
+    )
+    .await;
+    let sync = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "DELETE", "url": "Slot/s2"}},
+        {"request": {"method": "DELETE", "url": "Slot/s1"}}
+    ]});
+    let r = app.post("", &sync).await;
+    assert_eq!(r.status(), 409);
+    let oo: Value = r.json().await.unwrap();
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap_or("").contains("Appointment/a1"), "{oo}");
+    assert_eq!(app.get("Slot/s2").await.status(), 200, "all or nothing");
+    assert_eq!(app.delete("Slot/s1").await.status(), 409);
+    assert_eq!(app.delete("Slot/s2").await.status(), 200);
+}

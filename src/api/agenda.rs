@@ -1,0 +1,92 @@
+//! Agenda operations: `Schedule/{id}/$generate-slots` (administrators) and
+//! `Schedule/{id}/$close` (whoever may change the Schedule), with `Parameters` in
+//! and out. The decisions are in `crate::agenda`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::context::{operation_parameters, Body};
+use super::{AppState, Ctx, Reply};
+use crate::access::Rule;
+use crate::auth::{Interaction, Role};
+use crate::fhir::{codec, meta};
+use crate::{Error, Result};
+
+fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        ctx.allow("Slot", Interaction::Create)?;
+        if ctx.caller.as_ref().map(|c| c.role) != Some(Role::Admin) {
+            return Err(Error::Forbidden("generating agendas is for administrators (role admin)".into()));
+        }
+        let params = operation_parameters(&ctx, &body)?;
+        let from = match get(&params, "from") {
+            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                Error::invalid("value", Some("from".into()), format!("from={d} is not a date like 2026-12-01"))
+            })?,
+            None => chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive(),
+        };
+        let (created, kept) =
+            crate::agenda::generate_for_schedule(&s.store, &id, from, &s.config.canonical_base).await?;
+        let out = json!({"resourceType": "Parameters", "parameter": [
+            {"name": "created", "valueInteger": created},
+            {"name": "kept", "valueInteger": kept}
+        ]});
+        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+    };
+    ctx.respond(r.await)
+}
+
+pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        ctx.allow("Slot", Interaction::Update)?;
+        // Whoever may change the Schedule may close it.
+        let schedule = s.store.read(&ctx.access, "Schedule", &id).await?.filter(|st| !st.deleted);
+        let Some(schedule) = schedule else {
+            return Err(Error::NotFound(format!("Schedule/{id} is not known")));
+        };
+        let writable = match ctx.access.write("Schedule") {
+            Rule::Nothing => false,
+            rule => s.store.matches(schedule.pk, &rule).await?,
+        };
+        if !writable {
+            return Err(Error::Forbidden(format!("this caller may not close Schedule/{id}")));
+        }
+        let params = operation_parameters(&ctx, &body)?;
+        let instant = |name: &str| -> Result<chrono::DateTime<chrono::FixedOffset>> {
+            let v = get(&params, name)
+                .ok_or_else(|| Error::invalid("required", Some(name.into()), format!("$close needs {name}")))?;
+            meta::parse_instant(v)
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.fixed_offset())
+                .ok_or_else(|| {
+                    Error::invalid("value", Some(name.into()), format!("{name}={v} is not an instant with its offset"))
+                })
+        };
+        let closure = crate::agenda::Closure {
+            start: instant("start")?,
+            end: instant("end")?,
+            reason: get(&params, "reason").unwrap_or("closed").to_string(),
+        };
+        let report = crate::agenda::close(&s.store, &id, &closure).await?;
+        let mut parameter: Vec<Value> = report
+            .slots_closed
+            .iter()
+            .map(|x| json!({"name": "closed", "valueReference": {"reference": format!("Slot/{x}")}}))
+            .collect();
+        parameter.extend(
+            report
+                .appointments_to_rebook
+                .iter()
+                .map(|a| json!({"name": "rebook", "valueReference": {"reference": format!("Appointment/{a}")}})),
+        );
+        let out = json!({"resourceType": "Parameters", "parameter": parameter});
+        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+    };
+    ctx.respond(r.await)
+}
