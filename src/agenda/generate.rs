@@ -121,7 +121,9 @@ pub async fn generate_for_schedule(
     if schedule.get("active") == Some(&Value::Bool(false)) {
         return Ok((0, 0));
     }
-    let slots = generate_slots(schedule_id, &template, from, base);
+    let mut slots = generate_slots(schedule_id, &template, from, base);
+    let place = read_place(store, &mut tx, &schedule).await?;
+    super::place::place_slots(&mut slots, &place, base);
     let total = slots.len();
     let query = [("schedule".to_string(), format!("Schedule/{schedule_id}"))];
     let existing: HashSet<String> =
@@ -138,6 +140,35 @@ pub async fn generate_for_schedule(
     tx.commit().await?;
     tracing::info!(schedule = schedule_id, created, kept = total - created, "agenda slots generated");
     Ok((created, total - created))
+}
+
+/// The place of a Schedule, from its actors as stored.
+async fn read_place(store: &Store, tx: &mut crate::store::Tx, schedule: &Value) -> Result<super::Place> {
+    let mut found = std::collections::HashMap::new();
+    // Two rounds: the actors, then the Location a HealthcareService names.
+    for _ in 0..2 {
+        let place = super::place_of(schedule, &|r: &str| found.get(r).cloned());
+        let mut wanted: Vec<String> = schedule
+            .get("actor")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.get("reference").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        wanted.extend(place.location.map(|l| format!("Location/{l}")));
+        for r in wanted {
+            if found.contains_key(&r) {
+                continue;
+            }
+            if let Some((t, id)) = r.split_once('/') {
+                let body = current(tx, store.dialect(), t, id, false).await?.and_then(|s| s.body);
+                if let Some(v) = body.and_then(|b| serde_json::from_str::<Value>(&b).ok()) {
+                    found.insert(r, v);
+                }
+            }
+        }
+    }
+    Ok(super::place_of(schedule, &|r: &str| found.get(r).cloned()))
 }
 
 /// The current Schedule, read in the transaction.

@@ -54,12 +54,14 @@
 
 mod closure;
 mod generate;
+mod place;
 mod template;
 #[cfg(test)]
 mod tests;
 
 pub use closure::{close, Closure, ClosureReport};
 pub use generate::{generate_for_schedule, generate_slots, slot_id_prefix};
+pub use place::{place_of, place_slots, Place};
 pub use template::{
     parse_template, Reserve, Session, Template, TemplateError, DEFAULT_HORIZON_DAYS, DEFAULT_TIME_ZONE,
     MAX_HORIZON_DAYS,

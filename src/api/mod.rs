@@ -126,7 +126,7 @@ fn cors_layer(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer
 
 /// Builds the state for a bound listener.
 pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<AppState> {
-    let registry = Arc::new(crate::store::Registry::r4());
+    let registry = Arc::new(crate::fhir::names::registry(&config.canonical_base));
     let store = Store::connect(
         &config.database_url,
         config.db_max_connections,
@@ -146,7 +146,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         crate::demo::print_tokens(&config.auth)?;
     }
     // After the demo, which loads only into an empty store.
-    serve_mappings(&store, &mappings).await?;
+    serve_definitions(&store, &mappings, &config.canonical_base).await?;
     let auditor = Auditor::start(
         &config.database_url,
         registry,
@@ -171,13 +171,16 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
 }
 
-/// Stores the ConceptMaps of `mappings/` as resources (only what changed).
-async fn serve_mappings(store: &Store, mappings: &Mappings) -> anyhow::Result<()> {
+/// Stores the ConceptMaps of `mappings/` and cupola's own SearchParameters as
+/// resources (only what changed).
+async fn serve_definitions(store: &Store, mappings: &Mappings, base: &str) -> anyhow::Result<()> {
     let mut tx = store.begin().await?;
     let gateway = crate::access::Access::gateway();
-    for m in mappings.resources() {
+    let params = crate::fhir::names::search_parameters(base);
+    for m in mappings.resources().into_iter().chain(params.iter()) {
+        let t = m.get("resourceType").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let id = m.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
-        store.upsert_in(&mut tx, &gateway, "ConceptMap", &id, m.clone()).await?;
+        store.upsert_in(&mut tx, &gateway, &t, &id, m.clone()).await?;
     }
     tx.commit().await?;
     Ok(())

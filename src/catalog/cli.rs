@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use crate::store::{Registry, Store};
+use crate::store::Store;
 
 /// `cupola catalog`.
 #[derive(Debug, Clone, Args)]
@@ -42,7 +42,8 @@ pub struct ImportArgs {
 pub async fn run(args: CatalogArgs) -> anyhow::Result<()> {
     match args.command {
         CatalogCommand::Import(a) => {
-            let store = Store::connect(&a.database_url, 2, Duration::from_secs(5), Arc::new(Registry::r4())).await?;
+            let registry = Arc::new(crate::fhir::names::registry(&a.canonical_base));
+            let store = Store::connect(&a.database_url, 2, Duration::from_secs(5), registry).await?;
             match super::import(&store, &a.canonical_base, &a.file).await {
                 Ok(report) => {
                     print!("{report}");

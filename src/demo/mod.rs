@@ -37,12 +37,21 @@ pub fn build(base: &str, from: chrono::NaiveDate) -> anyhow::Result<Vec<Value>> 
     };
     let mut out = crate::catalog::build_resources(base, &catalog);
     let region = region::resources(base, &services);
+    let by_ref: std::collections::HashMap<String, Value> = region
+        .iter()
+        .map(|r| {
+            (format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")), r.clone())
+        })
+        .collect();
     for schedule in region.iter().filter(|r| r["resourceType"] == "Schedule") {
         let id = schedule["id"].as_str().unwrap_or_default();
         let template = crate::agenda::parse_template(schedule, base)
             .map_err(|e| anyhow::anyhow!("demo agenda {id}: {e}"))?
             .with_context(|| format!("demo agenda {id} has no template"))?;
-        out.extend(crate::agenda::generate_slots(id, &template, from, base));
+        let mut slots = crate::agenda::generate_slots(id, &template, from, base);
+        let place = crate::agenda::place_of(schedule, &|r: &str| by_ref.get(r).cloned());
+        crate::agenda::place_slots(&mut slots, &place, base);
+        out.extend(slots);
     }
     out.extend(region);
     let patients: Value = serde_json::from_str(PATIENTS)?;
@@ -156,7 +165,7 @@ pub enum DemoCommand {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     match args.command {
         DemoCommand::Load { database_url, canonical_base } => {
-            let registry = std::sync::Arc::new(crate::store::Registry::r4());
+            let registry = std::sync::Arc::new(crate::fhir::names::registry(&canonical_base));
             let store = Store::connect(&database_url, 2, std::time::Duration::from_secs(30), registry).await?;
             load(&store, &canonical_base).await
         }

@@ -43,3 +43,18 @@ pub const PROP_BRANCH: &str = "branch";
 pub const PROP_KIND: &str = "kind";
 /// `first` or `follow-up`: the default a prescription may override.
 pub const PROP_ACCESS: &str = "access";
+
+const SEARCH_PARAMETERS: &str = include_str!("../../profiles/cupola/search-parameters.json");
+
+/// cupola's own SearchParameters (`profiles/cupola/search-parameters.json`), with
+/// `{canonical-base}` replaced by `base`.
+pub fn search_parameters(base: &str) -> Vec<serde_json::Value> {
+    let text = SEARCH_PARAMETERS.replace("{canonical-base}", base);
+    let bundle: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    bundle["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()).collect()
+}
+
+/// The search parameters a store under `base` indexes: R4's and cupola's own.
+pub fn registry(base: &str) -> cupola_search::Registry {
+    cupola_search::Registry::with_extra(&search_parameters(base))
+}

@@ -193,10 +193,13 @@ async fn agenda_operations_over_http(backend: Backend) {
     use reqwest::Method;
     let app = TestApp::spawn(backend).await;
     put_ok(&app, "Organization/prov-x", &json!({"resourceType": "Organization", "id": "prov-x", "name": "X"})).await;
+    put_ok(&app, "Location/loc-x", &json!({"resourceType": "Location", "id": "loc-x", "name": "Poliambulatorio",
+        "address": {"city": "Genova", "district": "Genova Levante"}, "managingOrganization": {"reference": "Organization/prov-x"}})).await;
     put_ok(
         &app,
         "HealthcareService/cardio",
-        &json!({"resourceType": "HealthcareService", "id": "cardio", "providedBy": {"reference": "Organization/prov-x"}}),
+        &json!({"resourceType": "HealthcareService", "id": "cardio", "providedBy": {"reference": "Organization/prov-x"},
+            "location": [{"reference": "Location/loc-x"}]}),
     )
     .await;
     let mut sch = schedule("cardio-1", vec![session("mon", "08:00:00", "10:00:00", 30)]);
@@ -218,6 +221,25 @@ async fn agenda_operations_over_http(backend: Backend) {
     let again: Value = app.post("Schedule/cardio-1/$generate-slots", &params).await.json().await.unwrap();
     assert_eq!(again["parameter"][0]["valueInteger"], 0);
     assert_eq!(again["parameter"][1]["valueInteger"], 8);
+    // Slots are found by district, provider and place (cupola's SearchParameters).
+    for q in [
+        "district=Genova%20Levante",
+        "provider=Organization/prov-x",
+        "location=Location/loc-x",
+        "district:exact=Genova%20Levante&status=free&_sort=start",
+    ] {
+        let found = app.get_json(&format!("Slot?{q}&_count=100"), 200).await;
+        assert_eq!(match_ids(&found).len(), 8, "{q}");
+    }
+    assert!(match_ids(&app.get_json("Slot?district=Savonese", 200).await).is_empty());
+    let sp = app.get_json("SearchParameter/Slot-district", 200).await;
+    assert_eq!(sp["code"], "district");
+    let cs = app.get_json("metadata", 200).await;
+    let slot = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Slot").unwrap().clone();
+    assert!(
+        slot["searchParam"].as_array().unwrap().iter().any(|p| p["name"] == "district"),
+        "listed in the CapabilityStatement"
+    );
 
     let closure = json!({"resourceType": "Parameters", "parameter": [
         {"name": "start", "valueDateTime": "2026-11-30T00:00:00+01:00"},

@@ -103,7 +103,14 @@ pub struct Registry {
 impl Registry {
     /// Parses the embedded R4 SearchParameter bundle.
     pub fn r4() -> Registry {
-        Registry { defs: registry::load() }
+        Registry { defs: registry::load(&[]) }
+    }
+
+    /// The R4 parameters plus a server's own `SearchParameter` resources (their
+    /// `code`, `base`, `type`, `expression`, `target`); one whose expression does not
+    /// parse is left out, like an R4 one.
+    pub fn with_extra(extra: &[Value]) -> Registry {
+        Registry { defs: registry::load(extra) }
     }
 
     /// Every parameter supported for `resource_type` (including `_id`,

@@ -122,13 +122,15 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub(crate) fn load() -> Defs {
+/// The R4 definitions plus `extra` SearchParameter resources (a server's own).
+pub(crate) fn load(extra: &[Value]) -> Defs {
     let bundle: Value = serde_json::from_str(BUNDLE).unwrap_or(Value::Null);
-    let entries: Vec<&Value> = bundle
+    let mut entries: Vec<&Value> = bundle
         .get("entry")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|e| e.get("resource")).collect())
         .unwrap_or_default();
+    entries.extend(extra.iter());
     let kinds: HashMap<&str, (ParamKind, Option<&str>)> = entries
         .iter()
         .filter_map(|r| {
