@@ -89,7 +89,7 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
             Err(e) => (Some(caller), error_response(e, Output::default())),
             Ok(()) => {
                 req.extensions_mut().insert(caller.clone());
-                (Some(caller), next.run(req).await)
+                (Some(caller), within_time_limit(&s, req, next).await)
             }
         },
     };
@@ -185,8 +185,10 @@ fn audit_record(
     })
 }
 
-/// Ends requests that take longer than the configured time (503, OperationOutcome).
-pub async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+/// Ends requests that take longer than `--request-timeout-ms` (503, OperationOutcome);
+/// inside the guard, so that a stopped request is still audited.
+async fn within_time_limit(s: &AppState, req: Request, next: Next) -> Response {
+    let limit = Duration::from_millis(s.config.limits.request_timeout_ms.max(1));
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(r) => r,
         Err(_) => error_response(

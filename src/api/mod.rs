@@ -56,7 +56,6 @@ impl AppState {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
-    let timeout = std::time::Duration::from_millis(state.config.limits.request_timeout_ms.max(1));
     let protected = Router::new()
         .route("/", post(transaction::bundle))
         .route("/_history", get(history::system))
@@ -90,7 +89,6 @@ pub fn router(state: AppState) -> Router {
         .fallback(health::unknown_path)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(timeout, guard::timeout))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
         .layer(cors)
         .with_state(state)

@@ -550,14 +550,26 @@ async fn tls_serves_https_with_the_given_certificate() {
 }
 
 async fn a_request_over_the_time_limit_gets_503(b: Backend) {
-    let app = TestApp::spawn_with(b, |c| c.limits.request_timeout_ms = 1).await;
-    let entries: Vec<Value> = (0..300)
+    let app = TestApp::spawn_with(b, |c| c.limits.request_timeout_ms = 300).await;
+    let entries: Vec<Value> = (0..3000)
         .map(|n| json!({"resource": {"resourceType": "Patient", "active": true, "name": [{"family": format!("F{n}")}]}, "request": {"method": "POST", "url": "Patient"}}))
         .collect();
     let r = app.post("", &json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})).await;
     assert_eq!(r.status(), 503);
     let oo: Value = r.json().await.unwrap();
     assert_eq!(oo["issue"][0]["code"], "timeout");
+    // A stopped request is still in the audit trail (a search slowed past the limit
+    // by a busy machine is tried again).
+    let mut found = false;
+    for _ in 0..50 {
+        let r = app.get("AuditEvent?subtype=transaction&outcome=8").await;
+        if r.status() == 200 && !match_ids(&r.json().await.unwrap()).is_empty() {
+            found = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "no AuditEvent for the stopped transaction");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
