@@ -36,7 +36,9 @@ const LOOKBACK_DAYS: i64 = 7;
 const OPEN_STATES: &str = "free,busy,busy-tentative";
 
 /// Appointment states that still hold their slot.
-const HOLDING_STATES: &str = "proposed,pending,booked,arrived,fulfilled,checked-in,waitlist";
+/// Appointment statuses that hold their slot: such an appointment is listed for
+/// rebooking by a closure, and its slot cannot be removed.
+pub const HOLDING_STATES: &str = "proposed,pending,booked,arrived,fulfilled,checked-in,waitlist";
 
 /// How many slots one appointment search names.
 const SLOTS_PER_SEARCH: usize = 100;

@@ -59,7 +59,7 @@ mod template;
 #[cfg(test)]
 mod tests;
 
-pub use closure::{close, Closure, ClosureReport};
+pub use closure::{close, Closure, ClosureReport, HOLDING_STATES};
 pub use generate::{generate_for_schedule, generate_slots, slot_id_prefix};
 pub use place::{place_of, place_slots, Place};
 pub use template::{

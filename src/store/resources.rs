@@ -337,7 +337,7 @@ impl Store {
     async fn refuse_if_booked(&self, tx: &mut Tx, slot_id: &str) -> Result<()> {
         let query = [
             ("slot".to_string(), format!("Slot/{slot_id}")),
-            ("status".to_string(), "proposed,pending,booked,arrived,checked-in,waitlist".to_string()),
+            ("status".to_string(), crate::agenda::HOLDING_STATES.to_string()),
         ];
         let held = self.search_ids_in(tx, &Access::gateway(), "Appointment", &query, 1).await?;
         match held.first() {
