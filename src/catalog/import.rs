@@ -5,7 +5,11 @@
 //! R4 definitions); then one store transaction writes what differs from the stored
 //! version (`meta` aside) and commits. The import adds and updates, never removes a
 //! code: tariffs of a code that the file does not list stay (their period closed by
-//! the file's newer tariff), codes the file does not list stay as they are.
+//! the file's newer tariff). A CSV file is the whole catalog: a stored code it does
+//! not list is retired from the effective date (concept `status` = `retired`, out of
+//! its ValueSet, ActivityDefinition and current tariff retired, the tariff ending the
+//! day before), so that bookings made under it still resolve; listed again, it is
+//! active again. A Bundle may hold part of the catalog: it retires nothing.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +19,7 @@ use serde_json::Value;
 
 use super::build::{self, first_of_each_code};
 use super::report::{Counts, ImportReport, Tariff, TariffEvent};
-use super::{branches, dashed, parse_csv, value_set_id, CatalogEntry, Progress, RowError, PROGRESS_ROWS};
+use super::{branches, dashed, parse_csv, service_id, value_set_id, CatalogEntry, Progress, RowError, PROGRESS_ROWS};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::check::{At, Checker};
@@ -66,8 +70,25 @@ const MAX_ERRORS: usize = 20;
 const CATALOG_TYPES: [&str; 4] = ["CodeSystem", "ValueSet", "ActivityDefinition", "ChargeItemDefinition"];
 
 /// Imports the catalog in `path` (CSV, or a FHIR Bundle when the file starts with
-/// `{`) into `store`, naming everything under `base` (`--canonical-base`).
+/// `{`) into `store`, naming everything under `base` (`--canonical-base`); codes a
+/// CSV no longer lists are retired from today (Europe/Rome).
 pub async fn import(store: &Store, base: &str, path: &Path) -> Result<ImportReport, ImportError> {
+    import_as_of(store, base, path, today()).await
+}
+
+/// The day in Rome: the region's calendar, whatever the machine's zone.
+fn today() -> NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive()
+}
+
+/// [`import`] with the day the file takes effect: a code a CSV no longer lists is
+/// retired from `effective` (its open tariff ends the day before).
+pub async fn import_as_of(
+    store: &Store,
+    base: &str,
+    path: &Path,
+    effective: NaiveDate,
+) -> Result<ImportReport, ImportError> {
     let base = base.trim_end_matches('/');
     let bytes = tokio::fs::read(path).await.map_err(|source| ImportError::Read { path: path.into(), source })?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -81,13 +102,15 @@ pub async fn import(store: &Store, base: &str, path: &Path) -> Result<ImportRepo
         import_bundle(store, &text, &mut report).await?;
     } else {
         report.format = "CSV";
-        import_csv(store, base, &text, &mut report).await?;
+        import_csv(store, base, &text, effective, &mut report).await?;
     }
     tracing::info!(
         file = %report.source,
         created = report.total().created,
         updated = report.total().updated,
         unchanged = report.total().unchanged,
+        retired = report.retired.len(),
+        reactivated = report.reactivated.len(),
         "catalog imported"
     );
     Ok(report)
@@ -112,7 +135,13 @@ fn check(checker: &Checker, r: &Value, line: Option<usize>) -> Result<(), Import
     })
 }
 
-async fn import_csv(store: &Store, base: &str, text: &str, report: &mut ImportReport) -> Result<(), ImportError> {
+async fn import_csv(
+    store: &Store,
+    base: &str,
+    text: &str,
+    effective: NaiveDate,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
     let entries = parse_csv(text).map_err(ImportError::Rows)?;
     report.rows = entries.len();
     if entries.is_empty() {
@@ -135,9 +164,12 @@ async fn import_csv(store: &Store, base: &str, text: &str, report: &mut ImportRe
 
     let mut tx = store.begin().await?;
     let stored_catalog = read(store, &mut tx, "CodeSystem", "catalog").await?;
-    let codes: BTreeSet<&str> = entries.iter().map(|e| e.code.as_str()).collect();
+    let changes = code_changes(&entries, stored_catalog.as_ref());
+    let mut codes: BTreeSet<&str> = entries.iter().map(|e| e.code.as_str()).collect();
+    codes.extend(changes.absent.iter().map(String::as_str));
     let stored_tariffs = stored_tariffs(store, &mut tx, base, &codes).await?;
-    let resources = merged(base, &entries, stored_catalog.as_ref(), &stored_tariffs);
+    let mut resources = merged(base, &entries, stored_catalog.as_ref(), &stored_tariffs);
+    resources.extend(retirements(store, &mut tx, &changes.absent, &stored_tariffs, effective).await?);
     for r in &resources {
         let (t, id) = type_and_id(r);
         if checked.get(&(t.to_string(), id.to_string())) != Some(r) {
@@ -166,11 +198,65 @@ async fn import_csv(store: &Store, base: &str, text: &str, report: &mut ImportRe
         }
     }
     tx.commit().await?;
+    report.retired = changes.retired;
+    report.reactivated = changes.reactivated;
     Ok(())
 }
 
+/// What a whole catalog file does to the codes of the stored one.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct CodeChanges {
+    /// Stored codes the file does not list (active until now or retired before).
+    absent: BTreeSet<String>,
+    /// Of those, the ones active until now.
+    retired: Vec<String>,
+    /// Retired codes the file lists again.
+    reactivated: Vec<String>,
+}
+
+fn code_changes(entries: &[CatalogEntry], stored_catalog: Option<&Value>) -> CodeChanges {
+    let listed: HashSet<&str> = entries.iter().map(|e| e.code.as_str()).collect();
+    let mut out = CodeChanges::default();
+    for c in stored_catalog.and_then(|cs| cs["concept"].as_array()).into_iter().flatten() {
+        let Some(code) = c["code"].as_str() else { continue };
+        match (listed.contains(code), build::is_retired(c)) {
+            (false, was_retired) => {
+                out.absent.insert(code.to_string());
+                if !was_retired {
+                    out.retired.push(code.to_string());
+                }
+            }
+            (true, true) => out.reactivated.push(code.to_string()),
+            (true, false) => {}
+        }
+    }
+    out.retired.sort();
+    out.reactivated.sort();
+    out
+}
+
+/// The ActivityDefinitions and current tariffs of the `absent` codes, retired from
+/// `effective`; those already retired (or never stored) are left out.
+async fn retirements(
+    store: &Store,
+    tx: &mut Tx,
+    absent: &BTreeSet<String>,
+    stored_tariffs: &BTreeMap<String, BTreeMap<NaiveDate, Value>>,
+    effective: NaiveDate,
+) -> Result<Vec<Value>, crate::Error> {
+    let mut out = Vec::new();
+    for code in absent {
+        if let Some(ad) = read(store, tx, "ActivityDefinition", &service_id(code)).await? {
+            out.extend(build::retired_activity(&ad));
+        }
+        let tariffs = stored_tariffs.get(code).into_iter().flat_map(BTreeMap::values);
+        out.extend(tariffs.filter_map(|t| build::retired_tariff(t, effective)));
+    }
+    Ok(out)
+}
+
 /// The resources to write: the branch CodeSystem, the catalog CodeSystem (the stored
-/// concepts with the file's added or replacing theirs), its ValueSets, the file's
+/// concepts, retired, with the file's added or replacing theirs), its ValueSets, the file's
 /// ActivityDefinitions and ChargeItemDefinitions (stored tariffs of the file's codes
 /// kept, their periods set from all dates).
 fn merged(
@@ -191,8 +277,9 @@ fn merged(
 fn merged_concepts(entries: &[CatalogEntry], stored_catalog: Option<&Value>) -> Vec<Value> {
     let mut by_code: BTreeMap<String, Value> = BTreeMap::new();
     for c in stored_catalog.and_then(|cs| cs["concept"].as_array()).into_iter().flatten() {
+        // Retired unless the file lists the code (which then replaces it, active).
         if let Some(code) = c["code"].as_str() {
-            by_code.insert(code.to_string(), c.clone());
+            by_code.insert(code.to_string(), build::retired_concept(c));
         }
     }
     for e in first_of_each_code(entries) {
@@ -372,6 +459,27 @@ mod tests {
         let built = build::build_resources("http://x", &entries);
         let got = bundle_resources(&bundle(built.clone())).expect("accepted");
         assert_eq!(got, built);
+    }
+
+    #[test]
+    fn codes_the_file_no_longer_lists_are_retired_once_and_come_back_when_listed() {
+        let header = "code,display,branch,kind,access,tariff,valid_from\n";
+        let ecg = "89.52,Elettrocardiogramma,cardiology,exam,first,11.62,2024-01-01\n";
+        let visit = "89.7A.3,Prima visita cardiologica,cardiology,visit,first,20.66,2024-01-01\n";
+        let both = parse_csv(&format!("{header}{ecg}{visit}")).expect("parses");
+        let only_visit = parse_csv(&format!("{header}{visit}")).expect("parses");
+        let stored = build::build_resources("http://x", &both).swap_remove(1);
+        assert_eq!(code_changes(&both, None), CodeChanges::default(), "a first import retires nothing");
+        let changes = code_changes(&only_visit, Some(&stored));
+        assert_eq!((changes.absent.len(), changes.retired.as_slice()), (1, ["89.52".to_string()].as_slice()));
+        let concepts = merged_concepts(&only_visit, Some(&stored));
+        assert!(build::is_retired(&concepts[0]) && !build::is_retired(&concepts[1]));
+        let retired = build::catalog_code_system("http://x", concepts);
+        let again = code_changes(&only_visit, Some(&retired));
+        assert!(again.retired.is_empty() && again.absent.contains("89.52"), "already retired: {again:?}");
+        let back = code_changes(&both, Some(&retired));
+        assert_eq!((back.retired.len(), back.reactivated.as_slice()), (0, ["89.52".to_string()].as_slice()));
+        assert!(merged_concepts(&both, Some(&retired)).iter().all(|c| !build::is_retired(c)));
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   `effectivePeriod` and the price in EUR as an exact decimal.
 //!
 //! Input: a CSV file (see [`parse_csv`]) or a FHIR Bundle of those resources; the
-//! import ([`import`]) is idempotent and all or nothing.
+//! import ([`import`]) is idempotent and all or nothing. A CSV file is the whole
+//! catalog: a code it no longer lists is retired, not deleted (see [`import_as_of`]).
 
 mod build;
 mod cli;
@@ -32,13 +33,17 @@ pub use build::{
     value_sets,
 };
 pub use cli::{run, CatalogArgs, CatalogCommand, ImportArgs};
-pub use import::{import, ImportError};
+pub use import::{import, import_as_of, ImportError};
 pub use parse::parse_csv;
 pub use report::{Counts, ImportReport, TariffChange, TariffEvent};
 
 /// The catalog code property telling a national nomenclator code (`true`) from a
 /// regional one (`false`). (The other properties are `names::PROP_*`.)
 pub const PROP_NATIONAL: &str = "national";
+/// The FHIR concept property `status`: `retired` on a code the catalog no longer lists.
+pub const PROP_STATUS: &str = "status";
+/// The FHIR concept property `inactive`: `true` on a retired code.
+pub const PROP_INACTIVE: &str = "inactive";
 
 /// Visit or diagnostic exam: decides the D-class deadline (30 or 60 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,5 +1,6 @@
 //! What an import did: per resource type, how many were created, updated, left
-//! unchanged or deleted, and which tariffs changed.
+//! unchanged or deleted, which tariffs changed and which codes were retired or
+//! reactivated.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -36,6 +37,8 @@ pub enum TariffEvent {
     PeriodChanged { previous_end: Option<NaiveDate> },
     /// An existing tariff's price changed (the same code and date with another amount); the price it had.
     PriceChanged { previous: Option<Decimal> },
+    /// The tariff of a retired code: no longer active; the end its period had.
+    Retired { previous_end: Option<NaiveDate> },
 }
 
 /// One tariff (ChargeItemDefinition) an import changed, as it now is.
@@ -60,6 +63,10 @@ pub struct ImportReport {
     /// Per resource type.
     pub counts: BTreeMap<String, Counts>,
     pub tariffs: Vec<TariffChange>,
+    /// Codes retired by this import (stored, active, and not in the CSV file), by code.
+    pub retired: Vec<String>,
+    /// Retired codes the CSV file lists again, now active, by code.
+    pub reactivated: Vec<String>,
 }
 
 impl ImportReport {
@@ -92,6 +99,7 @@ impl ImportReport {
         let event = match before.map(Tariff::of) {
             None if had_tariffs => TariffEvent::NewPeriod,
             None => return,
+            Some(was) if now.retired && !was.retired => TariffEvent::Retired { previous_end: was.end },
             Some(was) if was.tariff != now.tariff => TariffEvent::PriceChanged { previous: was.tariff },
             Some(was) if was.end != now.end || was.start != now.start => {
                 TariffEvent::PeriodChanged { previous_end: was.end }
@@ -108,6 +116,7 @@ pub(crate) struct Tariff {
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
     pub tariff: Option<Decimal>,
+    pub retired: bool,
 }
 
 impl Tariff {
@@ -125,8 +134,22 @@ impl Tariff {
                 }
                 _ => None,
             },
+            retired: cid["status"] == "retired",
         }
     }
+}
+
+/// At most this many codes are named per line of the report.
+const NAMED_CODES: usize = 10;
+
+/// `retired: N (a, b, …)`: how many codes, the first few named.
+fn codes_line(f: &mut std::fmt::Formatter<'_>, what: &str, codes: &[String]) -> std::fmt::Result {
+    write!(f, "{what}: {}", codes.len())?;
+    if !codes.is_empty() {
+        let more = if codes.len() > NAMED_CODES { ", …" } else { "" };
+        write!(f, " ({}{more})", codes[..codes.len().min(NAMED_CODES)].join(", "))?;
+    }
+    writeln!(f)
 }
 
 fn or_open(d: Option<NaiveDate>) -> String {
@@ -160,6 +183,12 @@ impl std::fmt::Display for ImportReport {
             }
             writeln!(f)?;
         }
+        if self.format == "CSV" {
+            codes_line(f, "retired", &self.retired)?;
+            if !self.reactivated.is_empty() {
+                codes_line(f, "reactivated", &self.reactivated)?;
+            }
+        }
         if !self.changed() {
             writeln!(f, "nothing changed: the store already holds this catalog")?;
         }
@@ -184,8 +213,34 @@ impl std::fmt::Display for ImportReport {
                 TariffEvent::PriceChanged { previous } => {
                     writeln!(f, "  {} tariff from {from} changed from {} to {}", t.code, eur(*previous), eur(t.tariff))?
                 }
+                TariffEvent::Retired { previous_end } => writeln!(
+                    f,
+                    "  {} tariff {} from {from} retired, ends {} (was {})",
+                    t.code,
+                    eur(t.tariff),
+                    or_open(t.end),
+                    or_open(*previous_end)
+                )?,
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csv_report_counts_retired_codes_and_names_the_first_few() {
+        let mut r = ImportReport { source: "c.csv".into(), format: "CSV", ..ImportReport::default() };
+        assert!(r.to_string().contains("\nretired: 0\n"), "{r}");
+        r.retired = (0..12).map(|i| format!("R.{i}")).collect();
+        r.reactivated = vec!["89.52".into()];
+        let text = r.to_string();
+        assert!(text.contains("retired: 12 (R.0, R.1, R.2, R.3, R.4, R.5, R.6, R.7, R.8, R.9, …)"), "{text}");
+        assert!(text.contains("reactivated: 1 (89.52)"), "{text}");
+        r.format = "Bundle";
+        assert!(!r.to_string().contains("retired"), "a Bundle retires nothing");
     }
 }

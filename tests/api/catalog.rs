@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cupola::catalog::{import, ImportError, TariffEvent};
+use chrono::NaiveDate;
+use cupola::catalog::{import, import_as_of, ImportError, TariffEvent};
 use cupola::store::{Registry, Store};
 use serde_json::{json, Value};
 
@@ -230,6 +231,99 @@ async fn the_command_reports_and_fails_with_the_line(b: Backend) {
     assert!(stderr.contains("nothing was imported"), "{stderr}");
 }
 
+/// The row of 89.52 in the sample: its only tariff.
+const ECG_ROW: &str = "89.52,Elettrocardiogramma,cardiology,exam,first,11.62,2024-01-01,yes\n";
+
+fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("date")
+}
+
+/// The served catalog concept of `code`.
+async fn served_concept(app: &TestApp, code: &str) -> Value {
+    let catalog = app.get_json("CodeSystem/catalog", 200).await;
+    let concepts = catalog["concept"].as_array().cloned().unwrap_or_default();
+    concepts.into_iter().find(|c| c["code"] == code).unwrap_or_else(|| panic!("{code} in {catalog}"))
+}
+
+fn has_property(concept: &Value, property: Value) -> bool {
+    concept["property"].as_array().is_some_and(|ps| ps.contains(&property))
+}
+
+async fn cardiology_codes(app: &TestApp) -> Vec<String> {
+    let vs = app.get_json("ValueSet/catalog-cardiology", 200).await;
+    let listed = vs["compose"]["include"][0]["concept"].as_array().cloned().unwrap_or_default();
+    listed.iter().filter_map(|c| c["code"].as_str().map(str::to_string)).collect()
+}
+
+async fn a_code_missing_from_the_file_is_retired_and_comes_back(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let store = store(&app).await;
+    import(&store, BASE, &sample()).await.expect("first import");
+    assert!(sample_text().contains(ECG_ROW));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let without = write(&dir, "catalog-without-ecg.csv", &sample_text().replace(ECG_ROW, ""));
+
+    let report = import_as_of(&store, BASE, &without, day(2025, 6, 1)).await.expect("file without 89.52");
+    assert_eq!(report.retired, ["89.52"], "{report}");
+    assert!(report.to_string().contains("retired: 1 (89.52)"), "{report}");
+    for t in ["CodeSystem", "ValueSet", "ActivityDefinition", "ChargeItemDefinition"] {
+        assert_eq!(report.counts_of(t).updated, 1, "{t}: {report}");
+    }
+    assert!(report.tariffs.iter().any(|t| t.event == TariffEvent::Retired { previous_end: None }), "{report}");
+
+    let concept = served_concept(&app, "89.52").await;
+    assert!(has_property(&concept, json!({"code": "status", "valueCode": "retired"})), "{concept}");
+    assert!(has_property(&concept, json!({"code": "inactive", "valueBoolean": true})), "{concept}");
+    assert!(has_property(&concept, json!({"code": "branch", "valueCode": "cardiology"})), "{concept}");
+    let catalog = app.get_json("CodeSystem/catalog", 200).await;
+    assert_eq!(catalog["concept"].as_array().map(Vec::len), Some(SAMPLE_CODES), "the concept stays");
+    let status = json!({"code": "status", "uri": "http://hl7.org/fhir/concept-properties#status", "type": "code"});
+    let declared = |p: &Value| ["code", "uri", "type"].iter().all(|k| p[*k] == status[*k]);
+    assert!(catalog["property"].as_array().is_some_and(|ps| ps.iter().any(declared)), "{catalog}");
+    assert_eq!(app.get_json("ActivityDefinition/svc-89-52", 200).await["status"], "retired");
+    let tariff = app.get_json("ChargeItemDefinition/tariff-89-52-20240101", 200).await;
+    assert_eq!(tariff["status"], "retired");
+    assert_eq!(tariff["effectivePeriod"], json!({"start": "2024-01-01", "end": "2025-05-31"}));
+    assert_eq!(price(&tariff), "11.62", "its price kept");
+    let cardiology = cardiology_codes(&app).await;
+    assert!(!cardiology.iter().any(|c| c == "89.52") && cardiology.iter().any(|c| c == "89.7A.3"), "{cardiology:?}");
+    assert_eq!(app.get_json("ActivityDefinition/svc-89-7A-3", 200).await["status"], "active", "others untouched");
+
+    // Retired once: another day's import of the same file changes nothing.
+    let again = import_as_of(&store, BASE, &without, day(2025, 7, 1)).await.expect("the same file again");
+    assert!(!again.changed() && again.retired.is_empty(), "{again}");
+
+    let back = import_as_of(&store, BASE, &sample(), day(2025, 9, 1)).await.expect("the whole file again");
+    assert_eq!((back.retired.len(), back.reactivated.as_slice()), (0, ["89.52".to_string()].as_slice()), "{back}");
+    let concept = served_concept(&app, "89.52").await;
+    assert!(!concept.to_string().contains("retired") && !concept.to_string().contains("inactive"), "{concept}");
+    assert_eq!(app.get_json("ActivityDefinition/svc-89-52", 200).await["status"], "active");
+    let tariff = app.get_json("ChargeItemDefinition/tariff-89-52-20240101", 200).await;
+    assert_eq!((&tariff["status"], &tariff["effectivePeriod"]), (&json!("active"), &json!({"start": "2024-01-01"})));
+    assert!(cardiology_codes(&app).await.iter().any(|c| c == "89.52"));
+
+    let versions = app.stored_versions().await;
+    let third = import(&store, BASE, &sample()).await.expect("a third identical import");
+    assert!(!third.changed() && third.reactivated.is_empty(), "{third}");
+    assert!(third.to_string().contains("retired: 0") && third.to_string().contains("nothing changed"), "{third}");
+    assert_eq!(app.stored_versions().await, versions, "no new version of anything");
+}
+
+async fn a_bundle_retires_nothing(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let store = store(&app).await;
+    import(&store, BASE, &sample()).await.expect("sample imports");
+    // A Bundle may carry part of the catalog: one service alone.
+    let service = app.get_json("ActivityDefinition/svc-89-7A-3", 200).await;
+    let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": service}]});
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = write(&dir, "one-service.json", &bundle.to_string());
+    let report = import(&store, BASE, &path).await.expect("bundle imports");
+    assert!(report.retired.is_empty() && !report.to_string().contains("retired"), "{report}");
+    assert_eq!(app.get_json("ActivityDefinition/svc-89-52", 200).await["status"], "active");
+    assert!(!served_concept(&app, "89.52").await.to_string().contains("retired"));
+}
+
 crate::on_both!(
     the_sample_catalog_is_served,
     a_reimport_changes_nothing,
@@ -237,4 +331,6 @@ crate::on_both!(
     a_bad_row_imports_nothing_of_its_file,
     a_bundle_imports_like_a_csv,
     the_command_reports_and_fails_with_the_line,
+    a_code_missing_from_the_file_is_retired_and_comes_back,
+    a_bundle_retires_nothing,
 );
