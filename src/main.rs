@@ -25,6 +25,8 @@ enum Command {
     Catalog(cupola::catalog::CatalogArgs),
     /// Load the demo region into an empty store (as `serve --demo` does).
     Demo(cupola::demo::DemoArgs),
+    /// Agendas: generate slots from templates.
+    Agenda(cupola::agenda::AgendaArgs),
 }
 
 #[tokio::main]
@@ -39,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => cupola::bench::run(args).await,
         Command::Catalog(args) => cupola::catalog::run(args).await,
         Command::Demo(args) => cupola::demo::run(args).await,
+        Command::Agenda(args) => cupola::agenda::run(args).await,
     }
 }
 

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, FixedOffset};
 use serde_json::Value;
 
-use super::generate::{fhir_instant, read_schedule, SEARCH_LIMIT};
+use super::generate::{read_schedule, SEARCH_LIMIT};
+use super::grid::fhir_instant;
 use crate::access::Access;
 use crate::store::{current, Store};
 use crate::{Error, Result};
@@ -74,7 +75,7 @@ pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Resul
     let candidates = store.search_ids_in(&mut tx, &gateway, "Slot", &query, SEARCH_LIMIT).await?;
     let mut closed: Vec<(DateTime<FixedOffset>, String)> = Vec::new();
     for id in candidates {
-        let Some(body) = current(&mut tx, store.dialect(), "Slot", &id, true).await?.and_then(|s| s.body) else {
+        let Some(body) = current(&mut tx, store.dialect(), "Slot", &id, false).await?.and_then(|s| s.body) else {
             continue;
         };
         let mut slot: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;

@@ -2,13 +2,13 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
 use chrono_tz::Tz;
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::grid::{render, AgendaInfo, SlotRow};
 use super::template::{parse_template, Template};
 use crate::access::Access;
-use crate::fhir::names;
 use crate::store::{current, Store};
 use crate::{Error, Result};
 
@@ -25,11 +25,6 @@ fn instant(tz: &Tz, local: NaiveDateTime) -> Option<DateTime<FixedOffset>> {
     tz.from_local_datetime(&local).earliest().map(|t| t.fixed_offset())
 }
 
-/// An instant as FHIR writes it, with its offset: `2026-03-30T08:00:00+02:00`.
-pub(crate) fn fhir_instant(t: &DateTime<FixedOffset>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%:z").to_string()
-}
-
 /// The start of slot ids of a Schedule: its id, or for ids too long to leave room
 /// for the slot part, their first 40 characters and a hash of the whole id.
 pub fn slot_id_prefix(schedule_id: &str) -> String {
@@ -42,12 +37,19 @@ pub fn slot_id_prefix(schedule_id: &str) -> String {
     format!("{head}-{hash:08x}")
 }
 
-/// The Slots of the template over its horizon from the local date `from`, in time
-/// order, each with its deterministic id (see the module documentation of
-/// [`crate::agenda`] for the daylight-saving rule).
-pub fn generate_slots(schedule_id: &str, t: &Template, from: NaiveDate, base: &str) -> Vec<Value> {
-    let prefix = slot_id_prefix(schedule_id);
-    let mut ids: HashSet<String> = HashSet::new();
+/// A local date and time as the number `YYYYMMDDHHMM`.
+pub(crate) fn stamp_of(t: NaiveDateTime) -> i64 {
+    let d = t.date();
+    ((d.year() as i64 * 100 + d.month() as i64) * 100 + d.day() as i64) * 10_000
+        + (t.hour() as i64) * 100
+        + t.minute() as i64
+}
+
+/// The slots of the template over its horizon from the local date `from`, in time
+/// order (see the module documentation of [`crate::agenda`] for the
+/// daylight-saving rule).
+pub fn generate_rows(t: &Template, from: NaiveDate) -> Vec<SlotRow> {
+    let mut seen: HashSet<i64> = HashSet::new();
     let mut out = Vec::new();
     let mut sessions: Vec<_> = t.sessions.iter().collect();
     sessions.sort_by_key(|s| s.start);
@@ -68,78 +70,140 @@ pub fn generate_slots(schedule_id: &str, t: &Template, from: NaiveDate, base: &s
                 if end <= start {
                     continue;
                 }
-                let stamp = local_start.format("%Y%m%d%H%M").to_string();
-                let id =
-                    (0..).map(|n| format!("{prefix}-{stamp}-{n}")).find(|id| !ids.contains(id)).unwrap_or_default();
-                ids.insert(id.clone());
-                let mut extension = vec![json!({
-                    "url": names::structure(base, "slot-capacity"),
-                    "valueInteger": s.capacity,
-                })];
-                if let Some(r) = quota.next() {
-                    let release = (start - Duration::hours(r.release_hours as i64)).with_timezone(&t.time_zone);
-                    extension
-                        .push(json!({"url": names::structure(base, "slot-reserved-for"), "valueCode": r.priority}));
-                    extension.push(json!({
-                        "url": names::structure(base, "slot-release"),
-                        "valueDateTime": fhir_instant(&release.fixed_offset()),
-                    }));
-                }
-                out.push(json!({
-                    "resourceType": "Slot",
-                    "id": id,
-                    "extension": extension,
-                    "serviceType": [{"coding": [s.service.clone()]}],
-                    "schedule": {"reference": format!("Schedule/{schedule_id}")},
-                    "status": "free",
-                    "start": fhir_instant(&start),
-                    "end": fhir_instant(&end),
-                }));
+                let stamp = stamp_of(local_start);
+                let n = (0..).find(|n| !seen.contains(&(stamp * 10 + n))).unwrap_or_default();
+                seen.insert(stamp * 10 + n);
+                let start_us = start.timestamp_micros();
+                let reserve =
+                    quota.next().map(|r| (r.priority.clone(), start_us - r.release_hours as i64 * 3_600_000_000));
+                out.push(SlotRow {
+                    stamp,
+                    n,
+                    start_us,
+                    end_us: end.timestamp_micros(),
+                    service: s.service.clone(),
+                    capacity: s.capacity,
+                    reserve,
+                });
             }
         }
     }
     out
 }
 
-/// Generates (or regenerates) the slots of one Schedule in the store: creates
-/// missing ones, leaves existing ones untouched (a slot that already exists, or
-/// existed and was deleted, keeps its status), in one transaction. Returns
-/// (created, kept). A Schedule without an agenda template, or not `active`, gets no
-/// slots: `(0, 0)`. A missing Schedule → `NotFound`; a bad template → `Unprocessable`
-/// naming the element.
+/// The Slots of the template over its horizon from the local date `from`, in time
+/// order, each with its deterministic id, as [`generate_rows`] and
+/// [`super::grid::render`] make them.
+pub fn generate_slots(schedule_id: &str, t: &Template, from: NaiveDate, base: &str) -> Vec<Value> {
+    let agenda = AgendaInfo {
+        schedule_id: schedule_id.to_string(),
+        prefix: slot_id_prefix(schedule_id),
+        time_zone: t.time_zone,
+        base: base.to_string(),
+        place: Default::default(),
+    };
+    generate_rows(t, from).iter().map(|r| render(&agenda, r)).collect()
+}
+
+/// What generating an agenda's slots did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GenerateReport {
+    /// Slots made now.
+    pub created: usize,
+    /// Slots the template makes that already existed (kept as they are, whatever
+    /// their status; a deleted one stays deleted).
+    pub kept: usize,
+    /// Slots made by an earlier template, within the horizon, that the template no
+    /// longer makes: deleted.
+    pub removed: usize,
+    /// Such slots kept because they hold an appointment, with the appointment (to
+    /// rebook first): `Slot/x holds Appointment/y`.
+    pub held: Vec<String>,
+}
+
+/// Generates (or regenerates) the slots of one Schedule, in one transaction: adds
+/// the slots its template makes over the horizon from the local date `from` that do
+/// not exist yet (new ones go to the compact slot table), keeps the existing ones
+/// untouched, and removes the generated slots within the horizon that the template
+/// no longer makes, unless they hold an appointment. A Schedule without an agenda
+/// template, or not `active`, gets no slots (an empty report). A missing Schedule →
+/// `NotFound`; a bad template → `Unprocessable` naming the element.
 pub async fn generate_for_schedule(
     store: &Store,
     schedule_id: &str,
     from: NaiveDate,
     base: &str,
-) -> Result<(usize, usize)> {
+) -> Result<GenerateReport> {
     let mut tx = store.begin().await?;
-    let schedule = read_schedule(store, &mut tx, schedule_id).await?;
+    let report = generate_in(store, &mut tx, schedule_id, from, base).await?;
+    tx.commit().await?;
+    tracing::info!(
+        schedule = schedule_id,
+        created = report.created,
+        kept = report.kept,
+        removed = report.removed,
+        held = report.held.len(),
+        "agenda slots generated"
+    );
+    Ok(report)
+}
+
+/// [`generate_for_schedule`] inside the caller's transaction.
+pub async fn generate_in(
+    store: &Store,
+    tx: &mut crate::store::Tx,
+    schedule_id: &str,
+    from: NaiveDate,
+    base: &str,
+) -> Result<GenerateReport> {
+    let (sched_pk, schedule) = read_schedule_row(store, tx, schedule_id).await?;
     let Some(template) = parse_template(&schedule, base)? else {
-        return Ok((0, 0));
+        return Ok(GenerateReport::default());
     };
     if schedule.get("active") == Some(&Value::Bool(false)) {
-        return Ok((0, 0));
+        return Ok(GenerateReport::default());
     }
-    let mut slots = generate_slots(schedule_id, &template, from, base);
-    let place = read_place(store, &mut tx, &schedule).await?;
-    super::place::place_slots(&mut slots, &place, base);
-    let total = slots.len();
-    let query = [("schedule".to_string(), format!("Schedule/{schedule_id}"))];
-    let existing: HashSet<String> =
-        store.search_ids_in(&mut tx, &Access::gateway(), "Slot", &query, SEARCH_LIMIT).await?.into_iter().collect();
-    let missing: Vec<(String, Value)> = slots
-        .into_iter()
-        .filter_map(|s| {
-            let id = s.get("id").and_then(Value::as_str)?.to_string();
-            (!existing.contains(&id)).then_some((id, s))
-        })
+    let place = read_place(store, tx, &schedule).await?;
+    let agenda = AgendaInfo {
+        schedule_id: schedule_id.to_string(),
+        prefix: slot_id_prefix(schedule_id),
+        time_zone: template.time_zone,
+        base: base.to_string(),
+        place,
+    };
+    let rows = generate_rows(&template, from);
+    let agenda_id = store.grid_agenda(tx, sched_pk, &agenda).await?;
+    let wanted: HashSet<(i64, i64)> = rows.iter().map(|r| (r.stamp, r.n)).collect();
+    let mut existing: HashSet<(i64, i64)> = store.grid_keys(tx, agenda_id).await?.into_iter().collect();
+    // Slots that left the grid (changed, deleted) or were made by agenda sync.
+    let moved = store.slot_ids_with_prefix(tx, &agenda.prefix).await?;
+    for (id, _) in &moved {
+        if let Some((_, stamp, n)) = cupola_search::split_slot_id(id) {
+            existing.insert((stamp, n));
+        }
+    }
+    let window = (
+        stamp_of(from.and_time(NaiveTime::MIN)),
+        stamp_of((from + Duration::days(template.horizon_days as i64)).and_time(NaiveTime::MIN)),
+    );
+    let mut report = GenerateReport { kept: wanted.intersection(&existing).count(), ..Default::default() };
+    let gone: Vec<String> = existing
+        .iter()
+        .filter(|(stamp, n)| *stamp >= window.0 && *stamp < window.1 && !wanted.contains(&(*stamp, *n)))
+        .map(|(stamp, n)| cupola_search::slot_id(&agenda.prefix, *stamp, *n))
+        .filter(|id| !moved.iter().any(|(m, deleted)| m == id && *deleted))
         .collect();
-    // Ids taken by deleted slots (or by another generation running at once) are skipped here.
-    let created = store.insert_many_with_ids(&mut tx, "Slot", missing).await?.len();
-    tx.commit().await?;
-    tracing::info!(schedule = schedule_id, created, kept = total - created, "agenda slots generated");
-    Ok((created, total - created))
+    let gateway = Access::gateway();
+    for id in gone {
+        match store.delete_in(tx, &gateway, "Slot", &id).await {
+            Ok(_) => report.removed += 1,
+            Err(Error::Conflict(why)) => report.held.push(why),
+            Err(e) => return Err(e),
+        }
+    }
+    let new: Vec<SlotRow> = rows.into_iter().filter(|r| !existing.contains(&(r.stamp, r.n))).collect();
+    report.created = store.grid_insert(tx, agenda_id, &new, crate::store::now_micros()).await? as usize;
+    Ok(report)
 }
 
 /// The place of a Schedule, from its actors as stored.
@@ -173,7 +237,14 @@ async fn read_place(store: &Store, tx: &mut crate::store::Tx, schedule: &Value) 
 
 /// The current Schedule, read in the transaction.
 pub(crate) async fn read_schedule(store: &Store, tx: &mut crate::store::Tx, id: &str) -> Result<Value> {
-    let found = current(tx, store.dialect(), "Schedule", id, false).await?;
-    let body = found.and_then(|s| s.body).ok_or_else(|| Error::NotFound(format!("Schedule/{id} does not exist")))?;
-    Ok(serde_json::from_str(&body).map_err(anyhow::Error::from)?)
+    Ok(read_schedule_row(store, tx, id).await?.1)
+}
+
+/// The current Schedule and its pk.
+async fn read_schedule_row(store: &Store, tx: &mut crate::store::Tx, id: &str) -> Result<(i64, Value)> {
+    let found = current(tx, store.dialect(), "Schedule", id, false).await?.filter(|s| !s.deleted);
+    let (pk, body) = found
+        .and_then(|s| Some((s.pk, s.body?)))
+        .ok_or_else(|| Error::NotFound(format!("Schedule/{id} does not exist")))?;
+    Ok((pk, serde_json::from_str(&body).map_err(anyhow::Error::from)?))
 }

@@ -31,12 +31,14 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
             })?,
             None => chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive(),
         };
-        let (created, kept) =
-            crate::agenda::generate_for_schedule(&s.store, &id, from, &s.config.canonical_base).await?;
-        let out = json!({"resourceType": "Parameters", "parameter": [
-            {"name": "created", "valueInteger": created},
-            {"name": "kept", "valueInteger": kept}
-        ]});
+        let report = crate::agenda::generate_for_schedule(&s.store, &id, from, &s.config.canonical_base).await?;
+        let mut parameter = vec![
+            json!({"name": "created", "valueInteger": report.created}),
+            json!({"name": "kept", "valueInteger": report.kept}),
+            json!({"name": "removed", "valueInteger": report.removed}),
+        ];
+        parameter.extend(report.held.iter().map(|h| json!({"name": "held", "valueString": h})));
+        let out = json!({"resourceType": "Parameters", "parameter": parameter});
         Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
     };
     ctx.respond(r.await)

@@ -47,10 +47,12 @@ pub fn sample_patient(n: u64) -> Value {
 
 /// What one request of a phase sends.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Create,
     Read,
     Search,
+    /// GETs of the population's paths (relative to the FHIR base), in turn.
+    Get,
 }
 
 /// Warm-up, then create, read and search phases against `base`.
@@ -123,7 +125,7 @@ impl Conn {
 /// One phase: `clients` loops for `length`; returns its figures and, for creates,
 /// the (id, number) of what was created.
 #[allow(clippy::too_many_arguments)]
-async fn run_phase(
+pub(super) async fn run_phase(
     base: &str,
     tokens: &Arc<Vec<String>>,
     kind: Kind,
@@ -157,10 +159,11 @@ async fn run_phase(
                             n,
                         )
                     }
-                    Kind::Read | Kind::Search => {
+                    Kind::Read | Kind::Search | Kind::Get => {
                         let (id, n) = &population[(i * 7919) % population.len().max(1)];
                         match kind {
                             Kind::Read => ("GET", format!("{path}/Patient/{id}"), None, *n),
+                            Kind::Get => ("GET", format!("{path}/{id}"), None, *n),
                             _ => ("GET", format!("{path}/Patient?identifier={MRN}%7CB{n:012}"), None, *n),
                         }
                     }
@@ -178,7 +181,7 @@ async fn run_phase(
                             .to_string();
                         made.push((id, n));
                     }
-                    (Kind::Read | Kind::Search, 200) => {}
+                    (Kind::Read | Kind::Search | Kind::Get, 200) => {}
                     _ => errors += 1,
                 }
                 i += clients;

@@ -9,6 +9,7 @@ mod load;
 mod pgbench;
 mod report;
 mod server;
+mod slots;
 
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub enum BenchCommand {
     Run(RunArgs),
     /// Print the pgbench script that replays one Patient create.
     PgbenchScript,
+    /// A year of the region's agendas in PostgreSQL: generation time, and the first
+    /// free slot of a service in a district over HTTP.
+    Slots(slots::SlotArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -71,6 +75,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Run(r) => run_all(r).await,
+        BenchCommand::Slots(s) => slots::run(s).await,
     }
 }
 

@@ -99,11 +99,25 @@ pub async fn load(store: &Store, base: &str) -> anyhow::Result<()> {
         let id = r["id"].as_str().unwrap_or_default().to_string();
         by_type.entry(t).or_default().push((id, r));
     }
-    let total: usize = by_type.values().map(Vec::len).sum();
+    // Slots go to the compact slot table through agenda generation, as in production;
+    // those the demo changed (the showcase booking) are then updated like any slot.
+    let slots = by_type.remove("Slot").unwrap_or_default();
+    let total: usize = by_type.values().map(Vec::len).sum::<usize>() + slots.len();
     let mut tx = store.begin().await?;
+    let schedules: Vec<String> = by_type.get("Schedule").into_iter().flatten().map(|(id, _)| id.clone()).collect();
     for (t, list) in by_type {
         tracing::info!(resource_type = %t, count = list.len(), "loading demo resources");
         store.insert_many_with_ids(&mut tx, &t, list).await.with_context(|| format!("loading demo {t}"))?;
+    }
+    tracing::info!(agendas = schedules.len(), slots = slots.len(), "generating demo agendas");
+    for id in &schedules {
+        crate::agenda::generate_in(store, &mut tx, id, today, base)
+            .await
+            .with_context(|| format!("demo agenda {id}"))?;
+    }
+    let gateway = crate::access::Access::gateway();
+    for (id, slot) in slots.into_iter().filter(|(_, s)| s["status"] != "free") {
+        store.update_in(&mut tx, &gateway, "Slot", &id, slot, None).await.with_context(|| format!("demo Slot/{id}"))?;
     }
     tx.commit().await?;
     tracing::info!(resources = total, seconds = started.elapsed().as_secs_f64(), "demo region loaded");

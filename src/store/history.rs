@@ -84,6 +84,11 @@ impl Store {
         );
         let r = sqlx::query_with(&sql, arguments(&binds)).fetch_all(&mut *c).await;
         let rows = c.done(r)?;
+        if rows.is_empty() && total == 0 && req.res_type.as_deref() == Some("Slot") && req.since.is_none() {
+            if let Some(id) = &req.id {
+                return self.grid_history(access, id, req).await;
+            }
+        }
         let entries = rows
             .iter()
             .map(|row| {
@@ -99,5 +104,25 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(HistoryPage { total, entries })
+    }
+
+    /// The history of a generated slot still in the grid: its one version.
+    async fn grid_history(&self, access: &Access, id: &str, req: &HistoryRequest) -> Result<HistoryPage> {
+        let mut c = self.conn().await?;
+        let found = super::slots::grid_find(&mut c, id, &access.read("Slot")).await?;
+        let Some(slot) = c.done(Ok(found))?.filter(|s| s.created <= req.snapshot) else {
+            return Ok(HistoryPage { total: 0, entries: Vec::new() });
+        };
+        let entry = HistoryEntry {
+            res_type: "Slot".into(),
+            id: slot.id.clone(),
+            version: 1,
+            last_updated: slot.created,
+            deleted: false,
+            method: "POST".into(),
+            body: Some(slot.body.to_string()),
+        };
+        let entries = if req.offset == 0 && req.count > 0 { vec![entry] } else { Vec::new() };
+        Ok(HistoryPage { total: 1, entries })
     }
 }

@@ -11,6 +11,7 @@ mod resources;
 pub(crate) use resources::{current, current_visible, version_of};
 mod schema;
 mod search;
+mod slots;
 mod upsert;
 
 use std::sync::Arc;

@@ -83,8 +83,15 @@ pub(crate) async fn current(
     lock: bool,
 ) -> Result<Option<Stored>> {
     let sql = if lock && d == Dialect::Postgres { format!("{CURRENT} FOR UPDATE OF r") } else { CURRENT.to_string() };
-    let row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(conn).await?;
-    row.as_ref().map(stored_from_row).transpose()
+    let row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => Ok(Some(stored_from_row(&row)?)),
+        // For a write, the caller moved it out of the grid first (`current_for_write`).
+        None if res_type == "Slot" && !lock => {
+            Ok(super::slots::grid_find(conn, id, &Rule::All).await?.map(|s| s.stored()))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The current version of `res_type/id` if `rule` lets it be seen.
@@ -98,8 +105,12 @@ pub(crate) async fn current_visible(
     let Some((sql, binds)) = restricted(CURRENT, binds, rule) else {
         return Ok(None);
     };
-    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
-    row.as_ref().map(stored_from_row).transpose()
+    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => Ok(Some(stored_from_row(&row)?)),
+        None if res_type == "Slot" => Ok(super::slots::grid_find(conn, id, rule).await?.map(|s| s.stored())),
+        None => Ok(None),
+    }
 }
 
 /// `sql` (on `resources r`) with `rule` added to its WHERE; `None` when the rule
@@ -133,8 +144,15 @@ pub(crate) async fn version_of(
     let Some((sql, binds)) = restricted(SQL, binds, rule) else {
         return Ok(None);
     };
-    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
-    row.as_ref().map(stored_from_row).transpose()
+    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(&mut *conn).await?;
+    match row {
+        Some(row) => Ok(Some(stored_from_row(&row)?)),
+        // A generated slot still in the grid has only its first version.
+        None if res_type == "Slot" && version == 1 => {
+            Ok(super::slots::grid_find(conn, id, rule).await?.map(|s| s.stored()))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Whether the resource with primary key `pk` matches `rule`.
@@ -274,7 +292,7 @@ impl Store {
         if_match: Option<i64>,
     ) -> Result<Write> {
         let rule = may_write_some(access, res_type)?;
-        let Some(cur) = current(tx, self.dialect, res_type, id, true).await? else {
+        let Some(cur) = self.current_for_write(tx, res_type, id).await? else {
             if if_match.is_some() {
                 return Err(Error::PreconditionFailed(format!(
                     "{res_type}/{id} does not exist, but If-Match was given"
@@ -314,7 +332,7 @@ impl Store {
     /// not see is, as far as it can tell, not there.
     pub async fn delete_in(&self, tx: &mut Tx, access: &Access, res_type: &str, id: &str) -> Result<Write> {
         let rule = may_write_some(access, res_type)?;
-        match current(tx, self.dialect, res_type, id, true).await? {
+        match self.current_for_write(tx, res_type, id).await? {
             Some(cur) if !cur.deleted && !matches_rule(tx, cur.pk, &access.read(res_type)).await? => {
                 Ok(Write { kind: WriteKind::Nothing, stored: None })
             }
@@ -391,7 +409,7 @@ impl Store {
 
     /// Stamps `meta`, stores the version and indexes it.
     #[allow(clippy::too_many_arguments)]
-    async fn write_version(
+    pub(super) async fn write_version(
         &self,
         tx: &mut Tx,
         pk: i64,

@@ -41,7 +41,9 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let index = cupola_search::index_schema(d).join(";\n");
     // 3: idx_token_2 became (res_type, param, system, code); rebuilt from the schema.
     let reindex = format!("DROP INDEX IF EXISTS idx_token_2;\n{index}");
-    vec![(1, core), (2, index), (3, reindex)]
+    // 4: generated slots in their compact table (see `cupola_search`'s grid module).
+    let grid = cupola_search::grid_schema(d).join(";\n");
+    vec![(1, core), (2, index), (3, reindex), (4, grid)]
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {

@@ -69,7 +69,9 @@ impl Store {
             Vec::new()
         } else {
             let s = q.page_sql(d, snapshot);
-            rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?
+            let found =
+                rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?;
+            with_grid_bodies(conn, found).await?
         };
         // A first page that is not full already tells the total: no count query.
         let total = match (q.wants_total(), q.offset(), matches.len()) {
@@ -88,12 +90,31 @@ impl Store {
         let mut included: Vec<(i64, String)> = Vec::new();
         if !matches.is_empty() {
             let pks: Vec<i64> = matches.iter().map(|(pk, _)| *pk).collect();
-            for s in q.include_sql(d, &pks) {
-                for (pk, body) in
-                    rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?
-                {
+            let grid_ids: Vec<String> = matches
+                .iter()
+                .filter(|(pk, _)| *pk < 0)
+                .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
+                .filter_map(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
+                .collect();
+            for s in q.include_sql(d, &pks, &grid_ids) {
+                let found = rows(
+                    sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?,
+                )?;
+                for (pk, body) in with_grid_bodies(conn, found).await? {
                     if !pks.contains(&pk) && !included.iter().any(|(p, _)| *p == pk) {
                         included.push((pk, body));
+                    }
+                }
+            }
+        }
+        if let Some(s) = q.include_slot_ids_sql(d, &matches.iter().map(|(pk, _)| *pk).collect::<Vec<_>>()) {
+            let ids: Vec<String> =
+                sqlx::query_scalar_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?;
+            for id in ids {
+                if let Some(slot) = super::slots::grid_find_where(conn, &id, q.restrictions()).await? {
+                    let pk = slot.pk();
+                    if !matches.iter().any(|(p, _)| *p == pk) && !included.iter().any(|(p, _)| *p == pk) {
+                        included.push((pk, slot.body.to_string()));
                     }
                 }
             }
@@ -119,6 +140,21 @@ impl Store {
     }
 }
 
-fn rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, String)>> {
-    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?))).collect()
+fn rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, Option<String>)>> {
+    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Option<String>, _>(1)?))).collect()
+}
+
+/// The rows with the bodies of generated slots (negative pks, no body) rendered.
+async fn with_grid_bodies(conn: &mut AnyConnection, found: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, String)>> {
+    let missing: Vec<i64> = found.iter().filter(|(pk, b)| b.is_none() && *pk < 0).map(|(pk, _)| *pk).collect();
+    let mut grid =
+        if missing.is_empty() { Default::default() } else { super::slots::grid_bodies(conn, &missing).await? };
+    // A slot moved out of the grid between the two queries is left out of this page.
+    Ok(found
+        .into_iter()
+        .filter_map(|(pk, body)| match body {
+            Some(b) => Some((pk, b)),
+            None => grid.remove(&pk).map(|s| (pk, s.body.to_string())),
+        })
+        .collect())
 }

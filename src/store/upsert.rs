@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{current, Store, Tx, WriteKind};
+use super::{Store, Tx, WriteKind};
 use crate::access::Access;
 use crate::Result;
 
@@ -35,7 +35,7 @@ impl Store {
         mut resource: Value,
     ) -> Result<Upsert> {
         resource["id"] = Value::String(id.to_string());
-        if let Some(cur) = current(tx, self.dialect, res_type, id, true).await? {
+        if let Some(cur) = self.current_for_write(tx, res_type, id).await? {
             let same = cur
                 .body
                 .as_deref()

@@ -8,20 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate};
 use serde_json::{json, Value};
 
-use crate::helpers::{match_ids, Backend, TestApp};
+use crate::helpers::{match_ids, session, Backend, TestApp};
 use cupola::agenda::{close, generate_for_schedule, Closure};
 use cupola::store::{Registry, Store};
 
 const BASE: &str = "http://example.org/cupola";
-
-fn session(day: &str, start: &str, end: &str, minutes: i64) -> Value {
-    json!({"url": "session", "extension": [
-        {"url": "day", "valueCode": day},
-        {"url": "start", "valueTime": start},
-        {"url": "end", "valueTime": end},
-        {"url": "slotMinutes", "valueInteger": minutes},
-    ]})
-}
 
 fn schedule(id: &str, parts: Vec<Value>) -> Value {
     json!({
@@ -74,7 +65,8 @@ async fn agenda_lifecycle(backend: Backend) {
 
     let store = Store::connect(app.db_url(), 2, Duration::from_secs(5), Arc::new(Registry::r4())).await.expect("store");
     let monday = NaiveDate::from_ymd_opt(2026, 10, 19).expect("date");
-    let (created, kept) = generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("generate");
+    let report = generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("generate");
+    let (created, kept) = (report.created, report.kept);
     assert_eq!((created, kept), (12 + 4 + 6, 0));
 
     let all = slots(&app, "").await;
@@ -96,7 +88,8 @@ async fn agenda_lifecycle(backend: Backend) {
     assert_eq!(late.len(), 4, "{:?}", late.iter().map(|s| s["id"].clone()).collect::<Vec<_>>());
 
     // Regenerating adds nothing.
-    assert_eq!(generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("again"), (0, 22));
+    let again = generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("again");
+    assert_eq!((again.created, again.kept, again.removed), (0, 22, 0));
 
     // One booked slot, one cancelled appointment on another.
     let booked_slot = "cardio-1-202610190820-0";
@@ -145,7 +138,8 @@ async fn agenda_lifecycle(backend: Backend) {
     // Closing again finds nothing open; regenerating leaves the closed slots closed.
     let again = close(&store, "cardio-1", &closure).await.expect("close again");
     assert!(again.slots_closed.is_empty() && again.appointments_to_rebook.is_empty());
-    assert_eq!(generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("after closure"), (0, 22));
+    let after = generate_for_schedule(&store, "cardio-1", monday, BASE).await.expect("after closure");
+    assert_eq!((after.created, after.kept), (0, 22));
     assert_eq!(slots(&app, "&status=busy-unavailable").await.len(), 12);
     assert_eq!(match_ids(&app.get_json("Slot?schedule=Schedule/cardio-1&_count=1000", 200).await).len(), 22);
 }
@@ -172,7 +166,7 @@ async fn bad_templates_and_missing_schedules(backend: Backend) {
     let plain =
         json!({"resourceType": "Schedule", "id": "plain", "actor": [{"reference": "HealthcareService/cardio"}]});
     put_ok(&app, "Schedule/plain", &plain).await;
-    assert_eq!(generate_for_schedule(&store, "plain", day, BASE).await.expect("no template"), (0, 0));
+    assert_eq!(generate_for_schedule(&store, "plain", day, BASE).await.expect("no template"), Default::default());
 }
 
 async fn slots_of(app: &TestApp, schedule: &str) -> usize {

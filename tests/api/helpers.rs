@@ -276,3 +276,13 @@ macro_rules! on_both {
         }
     };
 }
+
+/// One weekly session of an agenda template (`agenda-template` extension part).
+pub fn session(day: &str, start: &str, end: &str, minutes: i64) -> Value {
+    serde_json::json!({"url": "session", "extension": [
+        {"url": "day", "valueCode": day},
+        {"url": "start", "valueTime": start},
+        {"url": "end", "valueTime": end},
+        {"url": "slotMinutes", "valueInteger": minutes},
+    ]})
+}

@@ -12,4 +12,5 @@ mod malformed;
 mod mappings;
 mod search;
 mod security;
+mod slots;
 mod transaction;

@@ -19,6 +19,7 @@ mod convert;
 mod dates;
 mod extract;
 mod fhirpath;
+pub mod grid;
 mod near;
 mod numbers;
 mod parse;
@@ -37,11 +38,13 @@ mod tests;
 use serde_json::Value;
 
 pub use extract::{IndexRow, IndexValue};
+pub use grid::{agenda_pk, grid_key, grid_pk, grid_schema, slot_id, split_slot_id, GRID_KEY};
 pub use query::{Prefix, SearchQuery, TotalMode, DEFAULT_COUNT, MAX_COUNT};
 pub use registry::{ParamKind, RESOURCE_TYPES};
 pub use schema::index_schema;
 pub use sql::ExtraCondition;
 pub use statements::snapshot_sql;
+pub use text::{like_escape, normalize};
 
 /// The SQL dialect a statement is generated for. Placeholders are `$1`, `$2`… on both
 /// (SQLite accepts `$N`).

@@ -154,12 +154,12 @@ pub(crate) fn filter(
 
 impl Builder {
     /// `a.pk IN (…)`: resources with a position matching one of `ors`.
-    pub fn near(&mut self, ors: &[Near], rtype: &str, a: &str, ix: &str) -> String {
+    pub fn near(&mut self, ors: &[Near], rtype: &str, pk: &str, ix: &str) -> String {
         let (la, lo) = (format!("{ix}a.lo"), format!("{ix}o.lo"));
         let (t, plat, plong) = (self.text(rtype), self.text("near$lat"), self.text("near$long"));
         let alts: Vec<String> = ors.iter().map(|n| self.near_one(n, &la, &lo)).collect();
         format!(
-            "{a}.pk IN (SELECT {ix}a.res_pk FROM idx_number {ix}a JOIN idx_number {ix}o \
+            "{pk} IN (SELECT {ix}a.res_pk FROM idx_number {ix}a JOIN idx_number {ix}o \
              ON {ix}o.res_pk = {ix}a.res_pk AND {ix}o.grp = {ix}a.grp AND {ix}o.param = {plong} \
              WHERE {ix}a.res_type = {t} AND {ix}a.param = {plat} AND ({}))",
             alts.join(" OR ")

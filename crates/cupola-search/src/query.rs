@@ -271,6 +271,11 @@ impl SearchQuery {
         self.restrictions.push(extra);
     }
 
+    /// The conditions added with [`SearchQuery::restrict`].
+    pub fn restrictions(&self) -> &[ExtraCondition] {
+        &self.restrictions
+    }
+
     /// The offset of the previous page, `None` on the first page.
     pub fn previous_offset(&self) -> Option<usize> {
         (self.offset > 0).then(|| self.offset.saturating_sub(self.count.max(1)))

@@ -23,7 +23,12 @@ impl ExtraCondition {
     /// The condition on the `resources` row aliased `alias`, parenthesised, its
     /// placeholders numbered after the `offset` binds that come before its own.
     pub fn render(&self, alias: &str, offset: usize) -> String {
-        let text = self.sql.replace("{pk}", &format!("{alias}.pk")).replace("{type}", &format!("{alias}.res_type"));
+        self.render_on(&format!("{alias}.pk"), &format!("{alias}.res_type"), offset)
+    }
+
+    /// The same with `{pk}` / `{type}` standing for the SQL expressions `pk` / `ty`.
+    pub fn render_on(&self, pk: &str, ty: &str, offset: usize) -> String {
+        let text = self.sql.replace("{pk}", pk).replace("{type}", ty);
         let mut out = String::with_capacity(text.len() + 8);
         let mut chars = text.chars().peekable();
         while let Some(c) = chars.next() {
@@ -90,6 +95,20 @@ impl Builder {
 
     /// One AND-ed filter on resources aliased `a` (index tables aliased `ix…`).
     pub fn filter(&mut self, f: &Filter, rtype: &str, a: &str, ix: &str, extra: &[ExtraCondition]) -> String {
+        self.filter_on(f, rtype, &format!("{a}.pk"), a, ix, extra)
+    }
+
+    /// The same, with `pk` the expression whose index rows are searched (a generated
+    /// slot's are its agenda's: see [`crate::grid`]).
+    pub fn filter_on(
+        &mut self,
+        f: &Filter,
+        rtype: &str,
+        pk: &str,
+        a: &str,
+        ix: &str,
+        extra: &[ExtraCondition],
+    ) -> String {
         match f {
             Filter::Id(ids) => {
                 let ph: Vec<String> = ids.iter().map(|i| self.text(i)).collect();
@@ -104,7 +123,7 @@ impl Builder {
                 let (t, p) = (self.text(rtype), self.text(param));
                 let not = if *missing { "NOT " } else { "" };
                 format!(
-                    "{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})",
+                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})",
                     table.name()
                 )
             }
@@ -114,21 +133,38 @@ impl Builder {
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, &lo, &hi, ix)).collect();
                 let not = if *not { "NOT " } else { "" };
                 format!(
-                    "{a}.pk {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p} AND ({}))",
+                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p} AND ({}))",
                     table.name(),
                     parts.join(" OR ")
                 )
             }
-            Filter::Composite { param, tables, ors } => self.composite(param, tables, ors, rtype, a, ix),
-            Filter::Near(ors) => self.near(ors, rtype, a, ix),
+            Filter::Composite { param, tables, ors } => self.composite(param, tables, ors, rtype, pk, ix),
+            // A Slot is near a point when its facility is (cupola's `Slot-near`).
+            Filter::Near(ors) if rtype == "Slot" => {
+                let near = Filter::Near(ors.clone());
+                let chain =
+                    Filter::Chain { param: "location".into(), target_type: "Location".into(), inner: Box::new(near) };
+                self.filter_on(&chain, rtype, pk, a, ix, extra)
+            }
+            Filter::Near(ors) => self.near(ors, rtype, pk, ix),
             Filter::Chain { param, target_type, inner } => {
                 let (t, p, tt, f) =
                     (self.text(rtype), self.text(param), self.text(target_type), self.bind(Bind::Bool(false)));
                 let inner_sql = self.filter(inner, target_type, "t", "j", extra);
                 let extra_sql = self.extras(extra, "t.pk");
-                format!(
-                    "{a}.pk IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
+                let stored = format!(
+                    "{pk} IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
                      WHERE x.res_type = {t} AND x.param = {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
+                );
+                if target_type != "Slot" {
+                    return stored;
+                }
+                // A generated slot is referred to by its id only.
+                let ids = self.grid_chain_ids(inner, extra);
+                let (t2, p2) = (self.text(rtype), self.text(param));
+                format!(
+                    "({stored} OR {pk} IN (SELECT x.res_pk FROM idx_reference x WHERE x.res_type = {t2} AND x.param = {p2} \
+                     AND x.target_type = 'Slot' AND x.target_id IN ({ids})))"
                 )
             }
         }
@@ -140,7 +176,7 @@ impl Builder {
         tables: &[Table],
         ors: &[Vec<Cond>],
         rtype: &str,
-        a: &str,
+        pk: &str,
         ix: &str,
     ) -> String {
         let t = self.text(rtype);
@@ -173,15 +209,11 @@ impl Builder {
                 format!("({})", parts.join(" AND "))
             })
             .collect();
-        format!(
-            "{a}.pk IN (SELECT {ix}0.res_pk FROM {from} WHERE {} AND ({}))",
-            wheres.join(" AND "),
-            alts.join(" OR ")
-        )
+        format!("{pk} IN (SELECT {ix}0.res_pk FROM {from} WHERE {} AND ({}))", wheres.join(" AND "), alts.join(" OR "))
     }
 
     /// One value condition on index alias `ix` (`lo`/`hi`: the range columns).
-    fn cond(&mut self, c: &Cond, lo: &str, hi: &str, ix: &str) -> String {
+    pub(crate) fn cond(&mut self, c: &Cond, lo: &str, hi: &str, ix: &str) -> String {
         match c {
             Cond::StrPrefix(p) => self.prefix(&format!("{ix}.value_norm"), p),
             Cond::StrExact(s) => format!("{ix}.value_exact = {}", self.text(s)),

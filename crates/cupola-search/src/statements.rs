@@ -35,11 +35,11 @@ impl SearchQuery {
         format!(" WHERE {}{}", conds.join(" AND "), b.extras(&self.restrictions, "r.pk"))
     }
 
-    fn order_by(&self, b: &mut Builder, d: Dialect) -> String {
+    /// The sort keys of a resource `r` (without the final `r.pk`).
+    fn sort_keys(&self, b: &mut Builder, d: Dialect) -> Vec<String> {
         let mut keys = Vec::new();
         for k in &self.sort {
-            let dir = if k.desc { "DESC" } else { "ASC" };
-            let expr = match &k.expr {
+            keys.push(match &k.expr {
                 // Binary order on both engines (PostgreSQL's default collation may differ).
                 SortExpr::Id => match d {
                     Dialect::Sqlite => "r.res_id".to_string(),
@@ -55,21 +55,61 @@ impl SearchQuery {
                         b.text(param)
                     )
                 }
-            };
-            keys.push(format!("{expr} {dir} NULLS LAST"));
+            });
         }
-        keys.push("r.pk ASC".into());
-        format!(" ORDER BY {}", keys.join(", "))
+        keys
+    }
+
+    /// `ORDER BY` over the key expressions `keys` (in `self.sort` order), then `pk`.
+    fn order_over(&self, keys: &[String], pk: &str) -> String {
+        let mut out: Vec<String> = keys
+            .iter()
+            .zip(&self.sort)
+            .map(|(e, k)| format!("{e} {} NULLS LAST", if k.desc { "DESC" } else { "ASC" }))
+            .collect();
+        out.push(format!("{pk} ASC"));
+        format!(" ORDER BY {}", out.join(", "))
+    }
+
+    /// Whether the searched type has generated slots too (see [`crate::grid`]).
+    fn with_grid(&self) -> bool {
+        self.resource_type == "Slot"
     }
 
     /// The page query: columns `pk`, `body` (current version) of at most `count()`
     /// matches with `pk <= snapshot`, in order (`_sort` keys, missing values last,
-    /// then `pk`), from `offset()`.
+    /// then `pk`), from `offset()`. For Slot, generated slots come with a negative
+    /// `pk` and a NULL `body`, for the caller to render (see [`crate::grid`]).
     pub fn page_sql(&self, d: Dialect, snapshot: i64) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, Some(snapshot));
-        let order = self.order_by(&mut b, d);
-        let text = format!("{SELECT}{w}{order} LIMIT {} OFFSET {}", self.count, self.offset);
+        let keys = self.sort_keys(&mut b, d);
+        let paging = format!(" LIMIT {} OFFSET {}", self.count, self.offset);
+        if !self.with_grid() {
+            let text = format!("{SELECT}{w}{}{paging}", self.order_over(&keys, "r.pk"));
+            return Sql { text, binds: b.binds };
+        }
+        let named =
+            |exprs: &[String]| -> String { exprs.iter().enumerate().map(|(i, e)| format!(", {e} AS k{i}")).collect() };
+        let generic = format!("SELECT r.pk AS pk, v.body AS body{} FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version{w}", named(&keys));
+        let grid_keys: Vec<String> = self.sort.iter().map(|k| b.grid_sort(k)).collect();
+        let gw = b.grid_where(self);
+        let grid = format!(
+            "SELECT {} AS pk, CAST(NULL AS TEXT) AS body{} FROM slot_grid g{gw}",
+            crate::grid::pk_sql(),
+            named(&grid_keys)
+        );
+        let outer: Vec<String> = self
+            .sort
+            .iter()
+            .enumerate()
+            .map(|(i, k)| match (&k.expr, d) {
+                (SortExpr::Id, Dialect::Postgres) => format!("k{i} COLLATE \"C\""),
+                _ => format!("k{i}"),
+            })
+            .collect();
+        let text =
+            format!("SELECT pk, body FROM ({generic} UNION ALL {grid}) u{}{paging}", self.order_over(&outer, "pk"));
         Sql { text, binds: b.binds }
     }
 
@@ -77,15 +117,31 @@ impl SearchQuery {
     pub fn count_sql(&self, _d: Dialect, snapshot: i64) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, Some(snapshot));
-        Sql { text: format!("SELECT COUNT(*) FROM resources r{w}"), binds: b.binds }
+        let mut text = format!("SELECT COUNT(*) FROM resources r{w}");
+        if self.with_grid() {
+            let gw = b.grid_where(self);
+            text = format!("SELECT ({text}) + (SELECT COUNT(*) FROM slot_grid g{gw})");
+        }
+        Sql { text, binds: b.binds }
     }
 
     /// For conditional create / update / delete, inside the write transaction: the
-    /// matches (`pk`, `body`), at most 2 (none / one / several), ignoring paging.
+    /// matches (`pk`, `body`), at most 2 (none / one / several), ignoring paging
+    /// (generated slots as in [`SearchQuery::page_sql`]).
     pub fn conditional_sql(&self, _d: Dialect) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, None);
-        Sql { text: format!("{SELECT}{w} ORDER BY r.pk ASC LIMIT 2"), binds: b.binds }
+        if !self.with_grid() {
+            return Sql { text: format!("{SELECT}{w} ORDER BY r.pk ASC LIMIT 2"), binds: b.binds };
+        }
+        let gw = b.grid_where(self);
+        let text = format!(
+            "SELECT pk, body FROM (SELECT r.pk AS pk, v.body AS body FROM resources r JOIN resource_versions v \
+             ON v.res_pk = r.pk AND v.version = r.version{w} UNION ALL SELECT {} AS pk, CAST(NULL AS TEXT) AS body \
+             FROM slot_grid g{gw}) u ORDER BY pk ASC LIMIT 2",
+            crate::grid::pk_sql()
+        );
+        Sql { text, binds: b.binds }
     }
 
     /// The logical ids (`res_id`, one text column) of the first `limit` matches in
@@ -93,19 +149,76 @@ impl SearchQuery {
     pub fn ids_sql(&self, _d: Dialect, limit: usize) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, None);
-        Sql { text: format!("SELECT r.res_id FROM resources r{w} ORDER BY r.pk ASC LIMIT {limit}"), binds: b.binds }
+        if !self.with_grid() {
+            let text = format!("SELECT r.res_id FROM resources r{w} ORDER BY r.pk ASC LIMIT {limit}");
+            return Sql { text, binds: b.binds };
+        }
+        let gw = b.grid_where(self);
+        let text = format!(
+            "SELECT id FROM (SELECT r.res_id AS id, r.pk AS pk FROM resources r{w} UNION ALL \
+             SELECT {} AS id, {} AS pk FROM slot_grid g{gw}) u ORDER BY pk ASC LIMIT {limit}",
+            crate::grid::id_sql(),
+            crate::grid::pk_sql()
+        );
+        Sql { text, binds: b.binds }
+    }
+
+    /// The ids of the Slots the page's resources refer to through its forward
+    /// `_include`s (one text column), for the caller to add the generated ones (see
+    /// [`crate::grid`]); `None` when no include can reach a Slot.
+    pub fn include_slot_ids_sql(&self, _d: Dialect, page_pks: &[i64]) -> Option<Sql> {
+        let slot_includes: Vec<_> = self
+            .includes
+            .iter()
+            .filter(|i| !i.rev && matches!(i.target_type.as_deref(), None | Some("Slot")))
+            .collect();
+        if slot_includes.is_empty() || page_pks.is_empty() {
+            return None;
+        }
+        let mut b = Builder::default();
+        let pks: Vec<String> = page_pks.iter().map(|p| b.int(*p)).collect();
+        let mut branches = Vec::new();
+        for inc in slot_includes {
+            let mut conds = vec!["1 = 1".to_string()];
+            if inc.source_type != "*" {
+                conds.push(format!("x.res_type = {}", b.text(&inc.source_type)));
+            }
+            if let Some(p) = &inc.param {
+                conds.push(format!("x.param = {}", b.text(p)));
+            }
+            branches.push(format!("({})", conds.join(" AND ")));
+        }
+        let text = format!(
+            "SELECT DISTINCT x.target_id FROM idx_reference x WHERE x.target_type = 'Slot' AND x.res_pk IN ({}) AND ({})",
+            pks.join(", "),
+            branches.join(" OR ")
+        );
+        Some(Sql { text, binds: b.binds })
     }
 
     /// The statements giving the `_include` and `_revinclude` resources of a page
     /// (`pk`, `body`, current and not deleted, none of `page_pks`): currently one
     /// statement, none without includes or page rows. `:iterate` is applied once.
-    pub fn include_sql(&self, _d: Dialect, page_pks: &[i64]) -> Vec<Sql> {
+    /// `grid_ids` are the ids of the page's generated slots (negative pks): what
+    /// they refer to is their agenda's, and references to them are by id.
+    pub fn include_sql(&self, _d: Dialect, page_pks: &[i64], grid_ids: &[String]) -> Vec<Sql> {
         if self.includes.is_empty() || page_pks.is_empty() {
             return Vec::new();
         }
         let mut b = Builder::default();
+        let mut sources: Vec<i64> = page_pks.to_vec();
+        for (agenda, _, _) in page_pks.iter().filter_map(|p| crate::grid::grid_key(*p)) {
+            let a = crate::grid::agenda_pk(agenda);
+            if !sources.contains(&a) {
+                sources.push(a);
+            }
+        }
         let pks: Vec<String> = page_pks.iter().map(|p| b.int(*p)).collect();
         let pks = pks.join(", ");
+        let srcs: Vec<String> = sources.iter().map(|p| b.int(*p)).collect();
+        let srcs = srcs.join(", ");
+        let ids: Vec<String> = grid_ids.iter().map(|i| b.text(i)).collect();
+        let ids = ids.join(", ");
         let mut branches = Vec::new();
         for inc in &self.includes {
             let mut conds = Vec::new();
@@ -122,8 +235,13 @@ impl SearchQuery {
             branches.push(if inc.rev {
                 format!("r.pk IN (SELECT x.res_pk FROM idx_reference x JOIN resources s ON s.res_type = x.target_type AND s.res_id = x.target_id WHERE s.pk IN ({pks}){more})")
             } else {
-                format!("r.pk IN (SELECT t.pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id WHERE x.res_pk IN ({pks}){more})")
+                format!("r.pk IN (SELECT t.pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id WHERE x.res_pk IN ({srcs}){more})")
             });
+            if inc.rev && !grid_ids.is_empty() && matches!(inc.target_type.as_deref(), None | Some("Slot")) {
+                branches.push(format!(
+                    "r.pk IN (SELECT x.res_pk FROM idx_reference x WHERE x.target_type = 'Slot' AND x.target_id IN ({ids}){more})"
+                ));
+            }
         }
         let deleted = b.bind(Bind::Bool(false));
         let extra = b.extras(&self.restrictions, "r.pk");

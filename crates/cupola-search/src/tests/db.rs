@@ -9,7 +9,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::{example, pairs, registry};
-use crate::{index_schema, Bind, Dialect, Sql};
+use crate::{grid_schema, index_schema, Bind, Dialect, Sql};
 
 fn core(d: Dialect) -> Vec<String> {
     let pk = match d {
@@ -48,7 +48,7 @@ pub(crate) struct Db {
 
 impl Db {
     async fn create(pool: AnyPool, dialect: Dialect, schema: Option<String>) -> Db {
-        for s in core(dialect).into_iter().chain(index_schema(dialect)) {
+        for s in core(dialect).into_iter().chain(index_schema(dialect)).chain(grid_schema(dialect)) {
             assert!(!s.contains(';'));
             run(&pool, &plain(&s)).await;
         }

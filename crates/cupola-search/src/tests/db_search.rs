@@ -123,11 +123,11 @@ async fn check_includes(db: &Db) {
         .expect("q");
     let page = db.pks(&q.page_sql(db.dialect, i64::MAX)).await;
     assert_eq!(page, vec![1]);
-    let inc = q.include_sql(db.dialect, &page).pop().expect("includes");
+    let inc = q.include_sql(db.dialect, &page, &[]).pop().expect("includes");
     assert_eq!(db.pks(&inc).await, vec![4, 5]);
     let q =
         registry().parse_search("Appointment", &pairs(&[("_include", "*"), ("_revinclude", "*")]), false).expect("q");
-    let inc = q.include_sql(db.dialect, &[5, 6]).pop().expect("includes");
+    let inc = q.include_sql(db.dialect, &[5, 6], &[]).pop().expect("includes");
     assert_eq!(db.pks(&inc).await, vec![1, 2, 7]);
     let q = registry().parse_search("Patient", &pairs(&[("identifier", "sys|123")]), false).expect("q");
     assert_eq!(db.pks(&q.conditional_sql(db.dialect)).await, vec![2]);
@@ -144,7 +144,7 @@ async fn check_includes(db: &Db) {
     assert_eq!(db.pks(&q.page_sql(db.dialect, i64::MAX)).await, vec![5]);
     q.restrict(extra.clone());
     assert_eq!(db.pks(&q.page_sql(db.dialect, i64::MAX)).await, Vec::<i64>::new());
-    let inc = q.include_sql(db.dialect, &[5]).pop().expect("includes");
+    let inc = q.include_sql(db.dialect, &[5], &[]).pop().expect("includes");
     assert_eq!(db.pks(&inc).await, vec![7]);
 }
 

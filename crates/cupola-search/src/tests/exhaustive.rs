@@ -95,7 +95,7 @@ fn hostile_input_never_panics() {
                         if let Ok(q) = r.parse_search(t, &pairs(&[(&key, v)]), lenient) {
                             let _ = q.page_sql(crate::Dialect::Sqlite, 1);
                             let _ = q.count_sql(crate::Dialect::Postgres, 1);
-                            let _ = q.include_sql(crate::Dialect::Sqlite, &[1, 2]);
+                            let _ = q.include_sql(crate::Dialect::Sqlite, &[1, 2], &[]);
                             let _ = q.link_query(q.next_offset(), 1);
                         }
                     }
@@ -136,7 +136,7 @@ async fn every_parameter_runs() {
                 let query = r.parse_search(t, &q, false).unwrap_or_else(|e| panic!("{t}?{q:?}: {e}"));
                 assert!(db.pks(&query.page_sql(db.dialect, i64::MAX)).await.is_empty(), "{t} {q:?}");
                 assert_eq!(db.scalar(&query.count_sql(db.dialect, i64::MAX)).await, 0);
-                for inc in query.include_sql(db.dialect, &[1]) {
+                for inc in query.include_sql(db.dialect, &[1], &[]) {
                     assert!(db.pks(&inc).await.is_empty());
                 }
             }

@@ -1,0 +1,308 @@
+//! Generated slots in the compact `slot_grid` table (design: `cupola_search`'s
+//! `grid` module): writing an agenda's rows, finding and rendering them, and moving
+//! a slot into `resources` before anything changes it.
+
+use std::collections::HashMap;
+
+use chrono_tz::Tz;
+use serde_json::Value;
+use sqlx::{AnyConnection, Row};
+
+use super::resources::{Stored, INSERT_RESOURCE};
+use super::{execute_all, into_arguments, Bind, Dialect, Store, Tx};
+use cupola_search::ExtraCondition;
+
+use crate::access::Rule;
+use crate::agenda::{render_grid_slot, AgendaInfo, Shared, SlotRow};
+use crate::fhir::meta;
+use crate::Result;
+
+/// Rows per bulk insert statement (one JSON bind each).
+const INSERT_CHUNK: usize = 5_000;
+/// Keys per lookup statement (three binds each).
+const LOOKUP_CHUNK: usize = 300;
+
+const COLUMNS: &str = "g.agenda, g.stamp, g.n, g.start_us, g.end_us, g.capacity, g.reserve, g.release_us, g.created, \
+     a.sched_id, a.prefix, a.time_zone, a.shared, s.coding";
+const FROM: &str = "FROM slot_grid g JOIN slot_agendas a ON a.id = g.agenda JOIN slot_services s ON s.id = g.service";
+
+/// A generated slot as read back: its key, its rendering (with `meta`), its time.
+pub(crate) struct GridSlot {
+    pub agenda: i64,
+    pub stamp: i64,
+    pub n: i64,
+    pub id: String,
+    pub created: i64,
+    pub body: Value,
+}
+
+impl GridSlot {
+    pub fn pk(&self) -> i64 {
+        cupola_search::grid_pk(self.agenda, self.stamp, self.n)
+    }
+
+    /// As the store returns a resource: version 1, made at generation.
+    pub fn stored(&self) -> Stored {
+        Stored {
+            pk: self.pk(),
+            res_type: "Slot".into(),
+            id: self.id.clone(),
+            version: 1,
+            last_updated: self.created,
+            deleted: false,
+            body: Some(self.body.to_string()),
+        }
+    }
+}
+
+fn grid_slot(row: &sqlx::any::AnyRow) -> Result<GridSlot> {
+    let tz: String = row.try_get("time_zone")?;
+    let time_zone: Tz = tz.parse().map_err(|e| anyhow::anyhow!("slot agenda time zone {tz}: {e}"))?;
+    let shared: Shared = serde_json::from_str(&row.try_get::<String, _>("shared")?).map_err(anyhow::Error::from)?;
+    let agenda = AgendaInfo::from_shared(row.try_get("sched_id")?, row.try_get("prefix")?, time_zone, shared);
+    let service: Value = serde_json::from_str(&row.try_get::<String, _>("coding")?).map_err(anyhow::Error::from)?;
+    let reserve: Option<String> = row.try_get("reserve")?;
+    let release: Option<i64> = row.try_get("release_us")?;
+    let slot = SlotRow {
+        stamp: row.try_get("stamp")?,
+        n: row.try_get::<i64, _>("n")?,
+        start_us: row.try_get("start_us")?,
+        end_us: row.try_get("end_us")?,
+        service,
+        capacity: u32::try_from(row.try_get::<i64, _>("capacity")?).unwrap_or(1),
+        reserve: reserve.zip(release),
+    };
+    let created: i64 = row.try_get("created")?;
+    let id = cupola_search::slot_id(&agenda.prefix, slot.stamp, slot.n);
+    let body = meta::stamp(render_grid_slot(&agenda, &slot), &id, 1, created);
+    Ok(GridSlot { agenda: row.try_get("agenda")?, stamp: slot.stamp, n: slot.n, id, created, body })
+}
+
+/// The generated slot `id`, if it is one still in the grid and `rule` lets it be seen.
+pub(crate) async fn grid_find(conn: &mut AnyConnection, id: &str, rule: &Rule) -> Result<Option<GridSlot>> {
+    match rule {
+        Rule::All => grid_find_where(conn, id, &[]).await,
+        Rule::Nothing => Ok(None),
+        Rule::Where(c) => grid_find_where(conn, id, std::slice::from_ref(c)).await,
+    }
+}
+
+/// The same, for a caller whose visibility is the conditions `extras`.
+pub(crate) async fn grid_find_where(
+    conn: &mut AnyConnection,
+    id: &str,
+    extras: &[ExtraCondition],
+) -> Result<Option<GridSlot>> {
+    let Some((prefix, stamp, n)) = cupola_search::split_slot_id(id) else {
+        return Ok(None);
+    };
+    let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE a.prefix = $1 AND g.stamp = $2 AND g.n = $3");
+    let mut binds = vec![Bind::Text(prefix.into()), Bind::Int(stamp), Bind::Int(n)];
+    for c in extras {
+        // Visibility of a slot is its agenda's (see `cupola_search`'s grid module).
+        sql.push_str(&format!(" AND {}", c.render_on(cupola_search::grid::agenda_pk_sql(), "'Slot'", binds.len())));
+        binds.extend(c.binds.iter().cloned());
+    }
+    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
+    row.as_ref().map(grid_slot).transpose()
+}
+
+/// The renderings of the generated slots among `pks` (synthetic, negative), by pk.
+pub(crate) async fn grid_bodies(conn: &mut AnyConnection, pks: &[i64]) -> Result<HashMap<i64, GridSlot>> {
+    let keys: Vec<(i64, i64, i64)> = pks.iter().filter_map(|p| cupola_search::grid_key(*p)).collect();
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(LOOKUP_CHUNK) {
+        let mut binds = Vec::with_capacity(chunk.len() * 3);
+        let alts: Vec<String> = chunk
+            .iter()
+            .map(|(a, s, n)| {
+                binds.extend([Bind::Int(*a), Bind::Int(*s), Bind::Int(*n)]);
+                let k = binds.len();
+                format!("(g.agenda = ${} AND g.stamp = ${} AND g.n = ${k})", k - 2, k - 1)
+            })
+            .collect();
+        let sql = format!("SELECT {COLUMNS} {FROM} WHERE {}", alts.join(" OR "));
+        for row in sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut *conn).await? {
+            let slot = grid_slot(&row)?;
+            out.insert(slot.pk(), slot);
+        }
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// The grid agenda of the Schedule with pk `sched_pk`, created or brought up to
+    /// date (its place may have changed), with its shared index rows. Returns its id.
+    pub(crate) async fn grid_agenda(&self, tx: &mut Tx, sched_pk: i64, info: &AgendaInfo) -> Result<i64> {
+        let shared = serde_json::to_string(&info.shared()).map_err(anyhow::Error::from)?;
+        let tz = info.time_zone.name().to_string();
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM slot_agendas WHERE sched_pk = $1")
+            .bind(sched_pk)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let id = match found {
+            Some(id) => {
+                sqlx::query("UPDATE slot_agendas SET time_zone = $1, shared = $2 WHERE id = $3")
+                    .bind(&tz)
+                    .bind(&shared)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO slot_agendas (sched_pk, sched_id, prefix, time_zone, shared) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .bind(sched_pk)
+                .bind(&info.schedule_id)
+                .bind(&info.prefix)
+                .bind(&tz)
+                .bind(&shared)
+                .fetch_one(&mut **tx)
+                .await?
+            }
+        };
+        let pk = cupola_search::agenda_pk(id);
+        execute_all(tx, self.registry.index_deletes(pk, self.dialect)).await?;
+        let rows = self.registry.extract("Slot", &info.shared_resource());
+        execute_all(tx, self.registry.index_inserts(pk, "Slot", &rows, self.dialect)).await?;
+        Ok(id)
+    }
+
+    /// The id of a service Coding in `slot_services`, added when new.
+    async fn grid_service(&self, tx: &mut Tx, coding: &Value) -> Result<i64> {
+        let text = coding.to_string();
+        let s = |k: &str| coding.get(k).and_then(Value::as_str).map(str::to_string);
+        sqlx::query(
+            "INSERT INTO slot_services (coding, system, code, text_norm) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (coding) DO NOTHING",
+        )
+        .bind(&text)
+        .bind(s("system"))
+        .bind(s("code"))
+        .bind(s("display").map(|d| cupola_search::normalize(&d)))
+        .execute(&mut **tx)
+        .await?;
+        Ok(sqlx::query_scalar("SELECT id FROM slot_services WHERE coding = $1")
+            .bind(&text)
+            .fetch_one(&mut **tx)
+            .await?)
+    }
+
+    /// The keys `(stamp, n)` of an agenda's grid rows.
+    pub(crate) async fn grid_keys(&self, tx: &mut Tx, agenda: i64) -> Result<Vec<(i64, i64)>> {
+        let rows =
+            sqlx::query("SELECT stamp, n FROM slot_grid WHERE agenda = $1").bind(agenda).fetch_all(&mut **tx).await?;
+        rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?))).collect()
+    }
+
+    /// Ids (and whether deleted) of the Slot resources whose ids are generated ones
+    /// of the agenda with slot id prefix `prefix`: slots moved out of the grid.
+    pub(crate) async fn slot_ids_with_prefix(&self, tx: &mut Tx, prefix: &str) -> Result<Vec<(String, bool)>> {
+        let pattern = format!("{}-%", cupola_search::like_escape(prefix));
+        let rows = sqlx::query(
+            "SELECT res_id, CAST(deleted AS INTEGER) FROM resources WHERE res_type = 'Slot' AND res_id LIKE $1 ESCAPE '\\'",
+        )
+        .bind(pattern)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            if cupola_search::split_slot_id(&id).is_some_and(|(p, _, _)| p == prefix) {
+                out.push((id, r.try_get::<i64, _>(1)? != 0));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds generated slots to an agenda's grid, made at `created` (rows whose key is
+    /// taken are skipped). Returns how many were added.
+    pub(crate) async fn grid_insert(&self, tx: &mut Tx, agenda: i64, rows: &[SlotRow], created: i64) -> Result<u64> {
+        let mut services: HashMap<String, i64> = HashMap::new();
+        for r in rows {
+            if let std::collections::hash_map::Entry::Vacant(e) = services.entry(r.service.to_string()) {
+                e.insert(self.grid_service(tx, &r.service).await?);
+            }
+        }
+        let sql = match self.dialect {
+            Dialect::Postgres => {
+                "INSERT INTO slot_grid (agenda, stamp, n, start_us, end_us, service, svc_code, capacity, reserve, release_us, created) \
+                 SELECT (e->>0)::bigint, (e->>1)::bigint, (e->>2)::smallint, (e->>3)::bigint, (e->>4)::bigint, (e->>5)::bigint, \
+                 e->>6, (e->>7)::int, e->>8, (e->>9)::bigint, (e->>10)::bigint FROM json_array_elements(CAST($1 AS json)) e \
+                 ON CONFLICT DO NOTHING"
+            }
+            Dialect::Sqlite => {
+                "INSERT INTO slot_grid (agenda, stamp, n, start_us, end_us, service, svc_code, capacity, reserve, release_us, created) \
+                 SELECT e.value ->> 0, e.value ->> 1, e.value ->> 2, e.value ->> 3, e.value ->> 4, e.value ->> 5, e.value ->> 6, \
+                 e.value ->> 7, e.value ->> 8, e.value ->> 9, e.value ->> 10 FROM json_each($1) e WHERE true \
+                 ON CONFLICT DO NOTHING"
+            }
+        };
+        let mut added = 0;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|r| {
+                    let service = services.get(&r.service.to_string()).copied().unwrap_or_default();
+                    let code = r.service.get("code").and_then(Value::as_str).unwrap_or_default();
+                    let (reserve, release) = r.reserve.clone().unzip();
+                    serde_json::json!([
+                        agenda, r.stamp, r.n, r.start_us, r.end_us, service, code, r.capacity, reserve, release,
+                        created
+                    ])
+                })
+                .collect();
+            let json = Value::Array(items).to_string();
+            added += sqlx::query(sql).bind(json).execute(&mut **tx).await?.rows_affected();
+        }
+        Ok(added)
+    }
+
+    /// Moves the generated slot `id` (if it is one still in the grid) into
+    /// `resources` as version 1, as it was made; then it changes like any resource.
+    pub(crate) async fn materialize_slot(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        let Some(slot) = grid_find(tx, id, &Rule::All).await? else {
+            return Ok(());
+        };
+        let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
+            .bind("Slot")
+            .bind(id)
+            .bind(slot.created)
+            .bind(false)
+            .fetch_optional(&mut **tx)
+            .await?;
+        // None: another request moved it first.
+        if let Some(pk) = pk {
+            self.write_version(tx, pk, "Slot", id, 1, slot.created, "POST", slot.body.clone()).await?;
+        }
+        sqlx::query("DELETE FROM slot_grid WHERE agenda = $1 AND stamp = $2 AND n = $3")
+            .bind(slot.agenda)
+            .bind(slot.stamp)
+            .bind(slot.n)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Refreshes the planner statistics of a table (PostgreSQL), e.g. after a bulk load.
+    pub async fn analyze(&self, table: &str) -> Result<()> {
+        if self.dialect == Dialect::Postgres && table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            let mut c = self.conn().await?;
+            let r = sqlx::query(&format!("ANALYZE {table}")).execute(&mut *c).await.map(|_| ());
+            c.done(r)?;
+        }
+        Ok(())
+    }
+
+    /// The current version of `res_type/id` for a write, row-locked (a generated slot
+    /// is first moved into `resources`).
+    pub(crate) async fn current_for_write(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<Stored>> {
+        if res_type == "Slot" {
+            self.materialize_slot(tx, id).await?;
+        }
+        super::current(tx, self.dialect, res_type, id, true).await
+    }
+}
