@@ -71,9 +71,12 @@ pub async fn generate_all(
         out.removed += r.removed;
         out.held.extend(r.held);
     }
-    // Fresh statistics, so that the first searches plan on the new rows.
+    // Fresh statistics, so that the first searches plan on the new rows (an agenda's
+    // shared index rows included: without them a district looks like one row).
     if store.dialect() == Dialect::Postgres && out.created > 0 {
-        store.analyze("slot_grid").await?;
+        for table in ["slot_grid", "slot_agendas", "slot_services", "idx_string", "idx_reference", "idx_token"] {
+            store.analyze(table).await?;
+        }
     }
     Ok(out)
 }

@@ -24,8 +24,9 @@ pub struct SlotArgs {
     /// Days of agendas generated.
     #[arg(long, default_value_t = 365)]
     pub days: u32,
-    /// Agendas generated at once.
-    #[arg(long, default_value_t = 2)]
+    /// Agendas generated at once (more than the cores: each waits on the database part
+    /// of the time).
+    #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
     /// Concurrent HTTP clients of the search phase.
     #[arg(long, default_value_t = 16)]
@@ -36,14 +37,29 @@ pub struct SlotArgs {
     /// PostgreSQL server for the benchmark database (created, and dropped after).
     #[arg(long, env = "CUPOLA_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub pg_url: String,
+    /// Keep the database after the run (its URL is printed), e.g. to look at plans.
+    #[arg(long)]
+    pub keep: bool,
+    /// Search a database an earlier `--keep` run left (no generation).
+    #[arg(long)]
+    pub existing: Option<String>,
 }
 
 const BASE: &str = "http://example.org/cupola";
 
 pub async fn run(args: SlotArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.existing {
+        let search = search_phase(&args, url).await?;
+        println!("first free slot of a service in a district: median {:.2} ms, p99 {:.2} ms, {:.0} searches/s, {} errors ({} clients, {} s)", search.median_ms, search.p99_ms, search.per_second, search.errors, args.clients, args.seconds);
+        return Ok(());
+    }
     let db = BenchDb::create("postgres", &args.pg_url).await?;
     let result = measure(&args, &db.url).await;
-    db.drop_db().await;
+    if args.keep {
+        println!("database kept: {}", db.url);
+    } else {
+        db.drop_db().await;
+    }
     let (slots, generation, search) = result?;
     println!(
         "{slots} slots generated in {:.1} s ({:.0} slots/s); first free slot of a service in a district: \
@@ -72,6 +88,15 @@ async fn measure(args: &SlotArgs, url: &str) -> anyhow::Result<(usize, Duration,
     let report = crate::agenda::generate_all(&store, BASE, from, copies, args.concurrency).await?;
     let generation = started.elapsed();
     tracing::info!(slots = report.created, seconds = generation.as_secs_f64(), "generation done");
+    drop(store);
+    let search = search_phase(args, url).await?;
+    Ok((report.created, generation, search))
+}
+
+/// The gateway on `url`, searched by booking points for first free slots.
+async fn search_phase(args: &SlotArgs, url: &str) -> anyhow::Result<PhaseFigures> {
+    let registry = Arc::new(crate::fhir::names::registry(BASE));
+    let store = Store::connect(url, 2, Duration::from_secs(30), registry).await?;
     let queries = Arc::new(first_free_queries(&store).await?);
     drop(store);
     let gateway = Gateway::start(url).await?;
@@ -87,7 +112,7 @@ async fn measure(args: &SlotArgs, url: &str) -> anyhow::Result<(usize, Duration,
         })
     })
     .await??;
-    Ok((report.created, generation, search))
+    Ok(search)
 }
 
 /// Copies of the demo's agendas over `args.days`, as many as make about

@@ -231,7 +231,7 @@ impl Store {
             Dialect::Postgres => {
                 "INSERT INTO slot_grid (agenda, stamp, n, start_us, end_us, service, svc_code, capacity, reserve, release_us, created) \
                  SELECT (e->>0)::bigint, (e->>1)::bigint, (e->>2)::smallint, (e->>3)::bigint, (e->>4)::bigint, (e->>5)::bigint, \
-                 e->>6, (e->>7)::int, e->>8, (e->>9)::bigint, (e->>10)::bigint FROM json_array_elements(CAST($1 AS json)) e \
+                 e->>6, (e->>7)::int, e->>8, (e->>9)::bigint, (e->>10)::bigint FROM jsonb_array_elements(CAST($1 AS jsonb)) e \
                  ON CONFLICT DO NOTHING"
             }
             Dialect::Sqlite => {

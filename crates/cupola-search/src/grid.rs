@@ -163,7 +163,7 @@ impl Builder {
                 }
             }
             // Everything else is about the agenda's shared index rows.
-            _ => self.filter_on(f, "Slot", AGENDA_PK, "g", "i", extra),
+            _ => sargable(&self.filter_on(f, "Slot", AGENDA_PK, "g", "i", extra)),
         }
     }
 
@@ -257,6 +257,23 @@ impl Builder {
     }
 }
 
+/// `(-g.agenda) [NOT ]IN (SELECT x.res_pk …` as `g.agenda [NOT ]IN (SELECT -x.res_pk …`:
+/// the same test, but on the column itself, so that the planner can use the key
+/// (agenda, …) of `slot_grid` (e.g. for the slots of one schedule).
+fn sargable(sql: &str) -> String {
+    for not in ["", "NOT "] {
+        let head = format!("{AGENDA_PK} {not}IN (SELECT ");
+        if let Some(rest) = sql.strip_prefix(&head) {
+            if let Some((alias, tail)) = rest.split_once(".res_pk") {
+                if alias.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    return format!("g.agenda {not}IN (SELECT -{alias}.res_pk{tail}");
+                }
+            }
+        }
+    }
+    sql.to_string()
+}
+
 /// Parameters whose values are a grid row's own (not its agenda's).
 fn own_param(param: &str) -> bool {
     matches!(param, "start" | "status" | "service-type")
@@ -279,6 +296,16 @@ pub(crate) fn id_sql() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agenda_conditions_are_on_the_column() {
+        let a = "(-g.agenda) IN (SELECT i.res_pk FROM idx_string i WHERE i.x = $1)";
+        assert_eq!(sargable(a), "g.agenda IN (SELECT -i.res_pk FROM idx_string i WHERE i.x = $1)");
+        let n = "(-g.agenda) NOT IN (SELECT i0.res_pk FROM t)";
+        assert_eq!(sargable(n), "g.agenda NOT IN (SELECT -i0.res_pk FROM t)");
+        let chain = "((-g.agenda) IN (SELECT x.res_pk FROM a) OR (-g.agenda) IN (SELECT y.res_pk FROM b))";
+        assert_eq!(sargable(chain), chain);
+    }
 
     #[test]
     fn keys_round_trip() {

@@ -92,24 +92,29 @@ impl SearchQuery {
         let named =
             |exprs: &[String]| -> String { exprs.iter().enumerate().map(|(i, e)| format!(", {e} AS k{i}")).collect() };
         let generic = format!("SELECT r.pk AS pk, v.body AS body{} FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version{w}", named(&keys));
-        let grid_keys: Vec<String> = self.sort.iter().map(|k| b.grid_sort(k)).collect();
+        let grid_keys: Vec<String> = self
+            .sort
+            .iter()
+            .map(|k| match (&k.expr, d) {
+                // The same (binary) collation as the resources' id key.
+                (SortExpr::Id, Dialect::Postgres) => format!("{} COLLATE \"C\"", b.grid_sort(k)),
+                _ => b.grid_sort(k),
+            })
+            .collect();
         let gw = b.grid_where(self);
         let grid = format!(
             "SELECT {} AS pk, CAST(NULL AS TEXT) AS body{} FROM slot_grid g{gw}",
             crate::grid::pk_sql(),
             named(&grid_keys)
         );
-        let outer: Vec<String> = self
-            .sort
-            .iter()
-            .enumerate()
-            .map(|(i, k)| match (&k.expr, d) {
-                (SortExpr::Id, Dialect::Postgres) => format!("k{i} COLLATE \"C\""),
-                _ => format!("k{i}"),
-            })
-            .collect();
-        let text =
-            format!("SELECT pk, body FROM ({generic} UNION ALL {grid}) u{}{paging}", self.order_over(&outer, "pk"));
+        let names: Vec<String> = (0..self.sort.len()).map(|i| format!("k{i}")).collect();
+        // Each side ordered and cut to what the page can use, so that the first free
+        // slots come from an index scan in start order, not from sorting them all.
+        let order = self.order_over(&names, "pk");
+        let cut = format!(" LIMIT {}", self.offset.saturating_add(self.count));
+        let text = format!(
+            "SELECT pk, body FROM (SELECT * FROM ({generic}{order}{cut}) a UNION ALL SELECT * FROM ({grid}{order}{cut}) b) u{order}{paging}"
+        );
         Sql { text, binds: b.binds }
     }
 
