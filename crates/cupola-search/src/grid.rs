@@ -100,7 +100,13 @@ pub fn grid_schema(d: Dialect) -> Vec<String> {
 impl Builder {
     /// `WHERE …` of the grid rows matching `q` (filters and restrictions).
     pub(crate) fn grid_where(&mut self, q: &SearchQuery) -> String {
-        let mut conds: Vec<String> = q.filters.iter().map(|f| self.grid_filter(f, &q.restrictions)).collect();
+        // With a service, the (service, start) index finds slots in start order and an
+        // agenda test per row must be a hash lookup; without one, the agenda tests
+        // lead (e.g. one schedule's slots, by the table's key).
+        let by_service =
+            q.filters.iter().any(|f| matches!(f, Filter::Values { param, not: false, .. } if param == "service-type"));
+        let mut conds: Vec<String> =
+            q.filters.iter().map(|f| self.grid_filter(f, &q.restrictions, by_service)).collect();
         conds.push(self.grid_restrictions(&q.restrictions));
         if conds.is_empty() {
             return String::new();
@@ -123,12 +129,12 @@ impl Builder {
 
     /// Ids of the grid slots matching `inner` (a chain's condition on its Slot target).
     pub(crate) fn grid_chain_ids(&mut self, inner: &Filter, extra: &[ExtraCondition]) -> String {
-        let cond = self.grid_filter(inner, extra);
+        let cond = self.grid_filter(inner, extra, false);
         let rest = self.grid_restrictions(extra);
         format!("SELECT {ID_SQL} FROM slot_grid g WHERE {cond} AND {rest}")
     }
 
-    fn grid_filter(&mut self, f: &Filter, extra: &[ExtraCondition]) -> String {
+    fn grid_filter(&mut self, f: &Filter, extra: &[ExtraCondition], by_service: bool) -> String {
         match f {
             Filter::Id(ids) => {
                 let alts: Vec<String> = ids
@@ -163,6 +169,9 @@ impl Builder {
                 }
             }
             // Everything else is about the agenda's shared index rows.
+            // (`IS TRUE` keeps PostgreSQL from turning the test into a join: it stays a
+            // hashed subplan.)
+            _ if by_service => format!("({}) IS TRUE", self.filter_on(f, "Slot", AGENDA_PK, "g", "i", extra)),
             _ => sargable(&self.filter_on(f, "Slot", AGENDA_PK, "g", "i", extra)),
         }
     }
