@@ -26,24 +26,17 @@ pub struct AgendaInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Shared {
     pub base: String,
-    pub district: Option<String>,
-    pub provider: Option<String>,
-    pub location: Option<String>,
+    #[serde(flatten)]
+    pub place: Place,
 }
 
 impl AgendaInfo {
     pub fn shared(&self) -> Shared {
-        Shared {
-            base: self.base.clone(),
-            district: self.place.district.clone(),
-            provider: self.place.provider.clone(),
-            location: self.place.location.clone(),
-        }
+        Shared { base: self.base.clone(), place: self.place.clone() }
     }
 
     pub fn from_shared(schedule_id: String, prefix: String, time_zone: Tz, s: Shared) -> AgendaInfo {
-        let place = Place { district: s.district, provider: s.provider, location: s.location };
-        AgendaInfo { schedule_id, prefix, time_zone, base: s.base, place }
+        AgendaInfo { schedule_id, prefix, time_zone, base: s.base, place: s.place }
     }
 
     /// The Slot elements every slot of the agenda has alike: what its shared index

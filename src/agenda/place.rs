@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::fhir::names;
 
 /// The place of an agenda, as far as its actors tell.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Place {
     /// `Location.address.district` of its facility.
     pub district: Option<String>,

@@ -65,13 +65,15 @@ impl Store {
                 sqlx::query_scalar_with(&s.text, arguments(&s.binds)).fetch_one(&mut *conn).await?
             }
         };
+        // Ids of the page's generated slots (what references to them name).
+        let mut grid_ids: Vec<String> = Vec::new();
         let matches = if q.count_only() {
             Vec::new()
         } else {
             let s = q.page_sql(d, snapshot);
             let found =
                 rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?;
-            with_grid_bodies(conn, found).await?
+            with_grid_bodies(conn, found, &mut grid_ids).await?
         };
         // A first page that is not full already tells the total: no count query.
         let total = match (q.wants_total(), q.offset(), matches.len()) {
@@ -90,17 +92,11 @@ impl Store {
         let mut included: Vec<(i64, String)> = Vec::new();
         if !matches.is_empty() {
             let pks: Vec<i64> = matches.iter().map(|(pk, _)| *pk).collect();
-            let grid_ids: Vec<String> = matches
-                .iter()
-                .filter(|(pk, _)| *pk < 0)
-                .filter_map(|(_, body)| serde_json::from_str::<serde_json::Value>(body).ok())
-                .filter_map(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_string))
-                .collect();
             for s in q.include_sql(d, &pks, &grid_ids) {
                 let found = rows(
                     sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?,
                 )?;
-                for (pk, body) in with_grid_bodies(conn, found).await? {
+                for (pk, body) in with_grid_bodies(conn, found, &mut Vec::new()).await? {
                     if !pks.contains(&pk) && !included.iter().any(|(p, _)| *p == pk) {
                         included.push((pk, body));
                     }
@@ -144,8 +140,13 @@ fn rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, Option<String>)>> {
     rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Option<String>, _>(1)?))).collect()
 }
 
-/// The rows with the bodies of generated slots (negative pks, no body) rendered.
-async fn with_grid_bodies(conn: &mut AnyConnection, found: Vec<(i64, Option<String>)>) -> Result<Vec<(i64, String)>> {
+/// The rows with the bodies of generated slots (negative pks, no body) rendered;
+/// their ids are added to `ids`.
+async fn with_grid_bodies(
+    conn: &mut AnyConnection,
+    found: Vec<(i64, Option<String>)>,
+    ids: &mut Vec<String>,
+) -> Result<Vec<(i64, String)>> {
     let missing: Vec<i64> = found.iter().filter(|(pk, b)| b.is_none() && *pk < 0).map(|(pk, _)| *pk).collect();
     let mut grid =
         if missing.is_empty() { Default::default() } else { super::slots::grid_bodies(conn, &missing).await? };
@@ -154,7 +155,10 @@ async fn with_grid_bodies(conn: &mut AnyConnection, found: Vec<(i64, Option<Stri
         .into_iter()
         .filter_map(|(pk, body)| match body {
             Some(b) => Some((pk, b)),
-            None => grid.remove(&pk).map(|s| (pk, s.body.to_string())),
+            None => grid.remove(&pk).map(|s| {
+                ids.push(s.id);
+                (pk, s.body.to_string())
+            }),
         })
         .collect())
 }

@@ -177,8 +177,39 @@ crate::on_both!(
     agenda_lifecycle,
     bad_templates_and_missing_schedules,
     agenda_operations_over_http,
-    a_sync_that_removes_a_booked_slot_is_refused
+    a_sync_that_removes_a_booked_slot_is_refused,
+    agenda_generate_command
 );
+
+/// `cupola agenda generate`: every agenda of the store from a day, a report on
+/// stdout, the slots then served; a second run creates nothing.
+async fn agenda_generate_command(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    put_ok(
+        &app,
+        "HealthcareService/cardio",
+        &json!({"resourceType": "HealthcareService", "id": "cardio", "active": true}),
+    )
+    .await;
+    let template = vec![json!({"url": "horizonDays", "valueInteger": 7}), session("mon", "08:00:00", "09:00:00", 20)];
+    put_ok(&app, "Schedule/cardio-1", &schedule("cardio-1", template)).await;
+    let run = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cupola"))
+            .args(["agenda", "generate", "--database-url", app.db_url(), "--from", "2026-10-19"])
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("cupola agenda generate");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = run();
+    assert!(first.starts_with("1 agendas: 3 slots created, 0 kept, 0 removed"), "{first}");
+    let all = slots(&app, "").await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(by_id(&all, "cardio-1-202610190840-0")["end"], "2026-10-19T09:00:00+02:00");
+    let again = run();
+    assert!(again.starts_with("1 agendas: 0 slots created, 3 kept, 0 removed"), "{again}");
+}
 
 /// The operations over HTTP: an administrator generates, the owning provider closes,
 /// another provider may not.
