@@ -53,6 +53,9 @@ pub struct Config {
     pub auth: AuthConfig,
 
     #[command(flatten)]
+    pub booking: BookingConfig,
+
+    #[command(flatten)]
     pub limits: LimitsConfig,
 
     /// Longest time, in milliseconds, an AuditEvent waits in memory before it is
@@ -157,8 +160,30 @@ impl Config {
             demo: false,
             mappings_dir: "mappings".into(),
             auth: AuthConfig::dev("cupola-dev-key.json"),
+            booking: BookingConfig::default(),
             limits: LimitsConfig::default(),
             audit_flush_ms: 100,
         }
+    }
+}
+
+/// Booking settings (`$find`, `$hold`, `$book`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BookingConfig {
+    /// Seconds an operator's hold (`$hold`, an Appointment `pending`) keeps its slot;
+    /// then the hold is cancelled and the slot frees itself.
+    #[arg(long, env = "CUPOLA_HOLD_SECONDS", default_value_t = 300)]
+    pub hold_seconds: u64,
+    /// Seconds a `$find` proposal can be held or booked by reference.
+    #[arg(long, env = "CUPOLA_PROPOSAL_SECONDS", default_value_t = 900)]
+    pub proposal_seconds: u64,
+    /// How often, in milliseconds, expired holds and proposals are swept.
+    #[arg(long, env = "CUPOLA_SWEEP_MS", default_value_t = 1000)]
+    pub sweep_ms: u64,
+}
+
+impl Default for BookingConfig {
+    fn default() -> Self {
+        BookingConfig { hold_seconds: 300, proposal_seconds: 900, sweep_ms: 1000 }
     }
 }

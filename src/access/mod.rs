@@ -41,6 +41,18 @@ pub struct Access {
     /// The token's scopes: a type they do not cover is invisible (in includes,
     /// chains and history too) and unwritable.
     scopes: Option<Scopes>,
+    /// Who is calling, for the rules that record or depend on it (bookings); `None`
+    /// for the gateway itself.
+    actor: Option<Actor>,
+}
+
+/// The caller behind an access, as the booking rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub sub: String,
+    pub role: Role,
+    pub org: Option<String>,
+    pub channel: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,12 +115,12 @@ pub fn is_patient_data(res_type: &str) -> bool {
 impl Access {
     /// The gateway's own access: everything.
     pub fn gateway() -> Access {
-        Access { who: Who::Gateway, scopes: None }
+        Access { who: Who::Gateway, scopes: None, actor: None }
     }
 
     /// No identity: sees nothing.
     pub fn nobody() -> Access {
-        Access { who: Who::Nobody, scopes: None }
+        Access { who: Who::Nobody, scopes: None, actor: None }
     }
 
     pub fn of(caller: &Caller) -> Access {
@@ -120,7 +132,24 @@ impl Access {
             (Role::PatientApp, _, Some(p)) => Who::Patient { id: p.clone() },
             _ => Who::Nobody,
         };
-        Access { who, scopes: Some(caller.scopes.clone()) }
+        let actor = Actor {
+            sub: caller.sub.clone(),
+            role: caller.role,
+            org: caller.org.clone(),
+            channel: caller.channel.clone(),
+        };
+        Access { who, scopes: Some(caller.scopes.clone()), actor: Some(actor) }
+    }
+
+    /// The caller, unless this is the gateway's own access.
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+
+    /// The gateway or an administrator: may store appointments without a slot or in
+    /// the past (data migration).
+    pub fn is_privileged(&self) -> bool {
+        matches!(self.who, Who::Gateway | Who::Admin)
     }
 
     fn scoped(&self, res_type: &str, any_of: &[Interaction]) -> bool {
@@ -266,7 +295,7 @@ mod tests {
     use super::*;
 
     fn access(who: Who) -> Access {
-        Access { who, scopes: None }
+        Access { who, scopes: None, actor: None }
     }
 
     #[test]

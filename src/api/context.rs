@@ -233,12 +233,10 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-/// An operation's parameters: the query pairs, then those of a POSTed `Parameters`
-/// (each primitive `value[x]` as text; a `valueCoding` as `system` and `code`).
-pub fn operation_parameters(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, String)>> {
-    let mut out = ctx.query.clone();
+/// The `parameter`s of a POSTed `Parameters` body (none for an empty body).
+pub fn parameters_body(ctx: &Ctx, body: &[u8]) -> Result<Vec<Value>> {
     if body.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let v = codec::parse_body(body, ctx.header("content-type"))?;
     if v.get("resourceType").and_then(Value::as_str) != Some("Parameters") {
@@ -248,7 +246,14 @@ pub fn operation_parameters(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, Strin
             "this operation takes a Parameters resource",
         ));
     }
-    for p in v.get("parameter").and_then(Value::as_array).into_iter().flatten() {
+    Ok(v.get("parameter").and_then(Value::as_array).cloned().unwrap_or_default())
+}
+
+/// An operation's parameters: the query pairs, then those of a POSTed `Parameters`
+/// (each primitive `value[x]` as text; a `valueCoding` as `system` and `code`).
+pub fn operation_parameters(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, String)>> {
+    let mut out = ctx.query.clone();
+    for p in &parameters_body(ctx, body)? {
         let name = p.get("name").and_then(Value::as_str).unwrap_or("").to_string();
         if let Some(c) = p.get("valueCoding") {
             for k in ["system", "code"] {

@@ -2,6 +2,7 @@
 //! transactions and health. Handlers are thin: they parse, call the store, answer.
 
 mod agenda;
+mod booking;
 mod context;
 mod crud;
 mod entries;
@@ -68,6 +69,9 @@ pub fn router(state: AppState) -> Router {
             "/ConceptMap/{id}/$translate",
             get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
+        .route("/Appointment/$hold", post(booking::hold))
+        .route("/Appointment/$book", post(booking::book))
+        .route("/Appointment/{id}/$cancel", post(booking::cancel))
         .route("/Schedule/{id}/$generate-slots", post(agenda::generate))
         .route("/Schedule/{id}/$close", post(agenda::close))
         .route("/{res_type}/_search", post(search::search_post))
@@ -131,7 +135,8 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         std::time::Duration::from_secs(config.db_busy_timeout_secs),
         registry.clone(),
     )
-    .await?;
+    .await?
+    .with_settings(crate::booking::Settings::from_config(&config.canonical_base, &config.booking));
     let base: Arc<str> = config.fhir_base(&bound).into();
     let checker = Checker::shared();
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
@@ -196,11 +201,17 @@ pub async fn run(
         (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
         _ => None,
     };
+    let sweeper = tokio::spawn(crate::booking::sweep_forever(
+        state.store.clone(),
+        std::time::Duration::from_millis(state.config.booking.sweep_ms.max(10)),
+    ));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    match tls {
-        Some(tls) => tls::serve(listener, app, tls, shutdown).await?,
-        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await?,
-    }
+    let served = match tls {
+        Some(tls) => tls::serve(listener, app, tls, shutdown).await,
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(anyhow::Error::from),
+    };
+    sweeper.abort();
+    served?;
     // Every request has answered: write what they left in the audit queue.
     auditor.flush().await;
     Ok(())

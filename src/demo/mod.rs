@@ -69,7 +69,6 @@ fn book_showcase(all: &mut Vec<Value>, base: &str) -> anyhow::Result<()> {
         .filter(|r| r["resourceType"] == "Slot" && r["schedule"]["reference"] == schedule_ref.as_str())
         .find(|r| !r["extension"].as_array().into_iter().flatten().any(|e| e["url"] == reserved.as_str()))
         .context("the showcase agenda has no open slot")?;
-    slot["status"] = json!("busy");
     let appointment = json!({
         "resourceType": "Appointment", "id": "appt-1", "status": "booked",
         "serviceType": slot["serviceType"].clone(),
@@ -102,6 +101,8 @@ pub async fn load(store: &Store, base: &str) -> anyhow::Result<()> {
     // Slots go to the compact slot table through agenda generation, as in production;
     // those the demo changed (the showcase booking) are then updated like any slot.
     let slots = by_type.remove("Slot").unwrap_or_default();
+    // Appointments are booked through the booking rules, which take their slots.
+    let appointments = by_type.remove("Appointment").unwrap_or_default();
     let total: usize = by_type.values().map(Vec::len).sum::<usize>() + slots.len();
     let mut tx = store.begin().await?;
     let schedules: Vec<String> = by_type.get("Schedule").into_iter().flatten().map(|(id, _)| id.clone()).collect();
@@ -118,6 +119,12 @@ pub async fn load(store: &Store, base: &str) -> anyhow::Result<()> {
     let gateway = crate::access::Access::gateway();
     for (id, slot) in slots.into_iter().filter(|(_, s)| s["status"] != "free") {
         store.update_in(&mut tx, &gateway, "Slot", &id, slot, None).await.with_context(|| format!("demo Slot/{id}"))?;
+    }
+    for (id, appointment) in appointments {
+        store
+            .create_in(&mut tx, &gateway, "Appointment", appointment, Some(id.clone()))
+            .await
+            .with_context(|| format!("demo Appointment/{id}"))?;
     }
     tx.commit().await?;
     tracing::info!(resources = total, seconds = started.elapsed().as_secs_f64(), "demo region loaded");

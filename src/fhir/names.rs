@@ -58,3 +58,13 @@ pub fn search_parameters(base: &str) -> Vec<serde_json::Value> {
 pub fn registry(base: &str) -> cupola_search::Registry {
     cupola_search::Registry::with_extra(&search_parameters(base))
 }
+
+/// An appointment's booking code, short enough to read over the phone.
+pub fn booking_code_system(base: &str) -> String {
+    format!("{base}/sid/booking-code")
+}
+
+/// The priority classes of a prescription (U, B, D, P).
+pub fn priority_class_system(base: &str) -> String {
+    format!("{base}/CodeSystem/priority-class")
+}

@@ -20,7 +20,12 @@ impl Store {
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
-        if condition.is_none() && self.dialect == Dialect::Postgres && access.write(res_type) == Rule::All {
+        // Appointments go through the booking rules (`claims`), never the one-statement path.
+        if condition.is_none()
+            && self.dialect == Dialect::Postgres
+            && access.write(res_type) == Rule::All
+            && res_type != "Appointment"
+        {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }
         let mut tx = self.begin().await?;

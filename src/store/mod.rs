@@ -3,6 +3,7 @@
 //! this code through sqlx's `Any` driver; only the SQL that must differ is written
 //! per backend (see `schema` and the `Dialect` checks).
 
+mod claims;
 mod conditional;
 mod create;
 mod history;
@@ -41,6 +42,8 @@ pub struct Store {
     pool: Pool,
     dialect: Dialect,
     registry: Arc<Registry>,
+    /// What the booking rules applied on every Appointment write need.
+    settings: Arc<crate::booking::Settings>,
 }
 
 impl Store {
@@ -66,9 +69,20 @@ impl Store {
         drop(pool.get().await.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
             format!("cannot open the database {url}; check --database-url and that the server is running")
         })?);
-        let store = Store { pool, dialect, registry };
+        let store = Store { pool, dialect, registry, settings: Arc::new(crate::booking::Settings::default()) };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
+    }
+
+    /// The same store with the booking settings of this gateway (canonical base,
+    /// hold time).
+    pub fn with_settings(mut self, settings: crate::booking::Settings) -> Store {
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    pub fn settings(&self) -> &crate::booking::Settings {
+        &self.settings
     }
 
     pub fn dialect(&self) -> Dialect {

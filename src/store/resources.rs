@@ -252,6 +252,10 @@ impl Store {
         method: &str,
     ) -> Result<Stored> {
         let rule = may_write_some(access, res_type)?;
+        let mut resource = resource;
+        if res_type == "Appointment" {
+            self.appointment_write(tx, access, id, None, Some(&mut resource)).await?;
+        }
         let stored = self.insert_new(tx, res_type, resource, id, method).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -320,6 +324,11 @@ impl Store {
                 )));
             }
         }
+        let mut resource = resource;
+        if res_type == "Appointment" {
+            let old = if cur.deleted { None } else { body_of(&cur) };
+            self.appointment_write(tx, access, id, old.as_ref(), Some(&mut resource)).await?;
+        }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
         if !matches_rule(tx, cur.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -342,6 +351,9 @@ impl Store {
                 }
                 if res_type == "Slot" {
                     self.refuse_if_booked(tx, id).await?;
+                }
+                if res_type == "Appointment" {
+                    self.appointment_write(tx, access, id, body_of(&cur).as_ref(), None).await?;
                 }
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
                 Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })
@@ -368,7 +380,13 @@ impl Store {
 
     /// Moves `cur` to its next version, guarded on the version read (a lost update is
     /// impossible even without the row lock).
-    async fn next_version(&self, tx: &mut Tx, cur: &Stored, method: &str, resource: Option<Value>) -> Result<Stored> {
+    pub(super) async fn next_version(
+        &self,
+        tx: &mut Tx,
+        cur: &Stored,
+        method: &str,
+        resource: Option<Value>,
+    ) -> Result<Stored> {
         let now = now_micros().max(cur.last_updated + 1);
         let version = cur.version + 1;
         let changed = sqlx::query(
@@ -443,4 +461,9 @@ impl Store {
             body: Some(body),
         })
     }
+}
+
+/// The parsed body of a stored version (`None` for a deletion).
+fn body_of(st: &Stored) -> Option<Value> {
+    st.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
 }

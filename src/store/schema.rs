@@ -31,6 +31,27 @@ CREATE TABLE IF NOT EXISTS resource_versions (
 CREATE INDEX IF NOT EXISTS resource_versions_updated ON resource_versions (last_updated);
 ";
 
+const BOOKING: &str = "
+CREATE TABLE IF NOT EXISTS slot_claims (
+    appointment TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    expires_us BIGINT,              -- a hold's expiry, NULL for a booking
+    holder TEXT,                    -- who took the place (token sub)
+    PRIMARY KEY (appointment, slot)
+);
+CREATE INDEX IF NOT EXISTS slot_claims_slot ON slot_claims (slot);
+CREATE INDEX IF NOT EXISTS slot_claims_expiry ON slot_claims (expires_us) WHERE expires_us IS NOT NULL;
+CREATE TABLE IF NOT EXISTS booking_codes (
+    code TEXT PRIMARY KEY,
+    appointment TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proposals (
+    appointment TEXT PRIMARY KEY,
+    expires_us BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS proposals_expiry ON proposals (expires_us)
+";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -43,7 +64,8 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let reindex = format!("DROP INDEX IF EXISTS idx_token_2;\n{index}");
     // 4: generated slots in their compact table (see `cupola_search`'s grid module).
     let grid = cupola_search::grid_schema(d).join(";\n");
-    vec![(1, core), (2, index), (3, reindex), (4, grid)]
+    // 5: the places appointments take in slots, and booking codes (see `claims`).
+    vec![(1, core), (2, index), (3, reindex), (4, grid), (5, BOOKING.to_string())]
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {

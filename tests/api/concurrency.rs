@@ -94,13 +94,13 @@ crate::on_both!(
 );
 
 /// A gateway process of the built binary.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
+    pub(crate) async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

@@ -4,6 +4,7 @@ mod helpers;
 
 mod agenda;
 mod bench;
+mod booking;
 mod catalog;
 mod concurrency;
 mod crud;

@@ -1,0 +1,217 @@
+//! `$hold`, `$book` and `$cancel`: each one transaction that turns the request into
+//! Appointment writes, to which the store applies the booking rules.
+
+use serde_json::{json, Value};
+
+use crate::access::Access;
+use crate::error::Issue;
+use crate::fhir::names;
+use crate::store::{current_visible, Store, Tx};
+use crate::{Error, Result};
+
+/// What `$book` is asked to book.
+#[derive(Debug, Clone)]
+pub enum BookRequest {
+    /// `appointment-reference`: a stored proposal or hold (its id).
+    Reference(String),
+    /// `appointment-resource`: a proposed Appointment with its slot.
+    Resource(Value),
+}
+
+/// The result of `$book`: the booked appointment, and whether this call booked it
+/// (`false`: a retry found the booking already made).
+#[derive(Debug, Clone)]
+pub struct Booked {
+    pub appointment: Value,
+    pub created: bool,
+    /// The appointment `cancelled-appt-id` named, now cancelled.
+    pub replaced: Option<Value>,
+}
+
+fn parse(body: Option<String>) -> Result<Value> {
+    Ok(serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?)
+}
+
+/// The appointment `id` as `access` sees it, row-locked for a change.
+async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<Value> {
+    let seen = current_visible(tx, "Appointment", id, &access.read("Appointment")).await?;
+    match seen {
+        Some(s) if s.deleted => {
+            Err(Error::Gone(format!("Appointment/{id} was deleted (an expired proposal is removed)")))
+        }
+        Some(_) => {
+            let cur = store.current_for_write(tx, "Appointment", id).await?;
+            parse(cur.and_then(|c| c.body))
+        }
+        None => Err(Error::NotFound(format!("Appointment/{id} does not exist"))),
+    }
+}
+
+fn not_expired(appointment: &Value, base: &str, id: &str) -> Result<()> {
+    let url = names::structure(base, "proposal-expires");
+    let expiry = appointment["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["url"].as_str() == Some(url.as_str()))
+        .and_then(|e| e["valueInstant"].as_str())
+        .and_then(crate::fhir::meta::parse_instant);
+    match expiry {
+        Some(t) if t <= crate::store::now_micros() => Err(Error::Unprocessable(vec![Issue::error(
+            "business-rule",
+            Some("appointment-reference".into()),
+            format!("the proposal Appointment/{id} has expired: run $find again"),
+        )])),
+        _ => Ok(()),
+    }
+}
+
+/// Drops what only a proposal carries (its expiry).
+fn without_proposal_marks(mut a: Value, base: &str) -> Value {
+    let url = names::structure(base, "proposal-expires");
+    if let Some(list) = a.get_mut("extension").and_then(Value::as_array_mut) {
+        list.retain(|e| e["url"].as_str() != Some(url.as_str()));
+        if list.is_empty() {
+            a.as_object_mut().map(|o| o.remove("extension"));
+        }
+    }
+    a
+}
+
+fn moved_to(mut a: Value, status: &str) -> Value {
+    a["status"] = json!(status);
+    a
+}
+
+/// `Appointment/$hold`: the proposal `id` becomes `pending`, holding its slot for
+/// the configured time; only the holder may then book it.
+pub async fn hold(store: &Store, access: &Access, id: &str) -> Result<Value> {
+    let base = store.settings().base.clone();
+    let mut tx = store.begin().await?;
+    let cur = appointment_for_change(store, &mut tx, access, id).await?;
+    let out = match cur["status"].as_str().unwrap_or_default() {
+        "proposed" => {
+            not_expired(&cur, &base, id)?;
+            let held = moved_to(without_proposal_marks(cur, &base), "pending");
+            write(store, &mut tx, access, id, held).await?
+        }
+        // A retry of the same hold.
+        "pending" => cur,
+        other => {
+            return Err(Error::Conflict(format!("Appointment/{id} is {other}: only a proposal can be held")));
+        }
+    };
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn write(store: &Store, tx: &mut Tx, access: &Access, id: &str, body: Value) -> Result<Value> {
+    let w = store.update_in(tx, access, "Appointment", id, body, None).await?;
+    parse(w.stored.and_then(|s| s.body))
+}
+
+/// `Appointment/$book`: books a proposal or hold (by reference) or a proposed
+/// Appointment (by resource) atomically, cancelling `replaces` in the same
+/// transaction when given (a reschedule). A retry returns the booking already made.
+pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces: Option<&str>) -> Result<Booked> {
+    let base = store.settings().base.clone();
+    let mut tx = store.begin().await?;
+    let replaced = match replaces {
+        Some(old) => Some(cancel_in(store, &mut tx, access, old, "rescheduled").await?),
+        None => None,
+    };
+    let booked = match request {
+        BookRequest::Reference(id) => book_stored(store, &mut tx, access, &id, &base).await?,
+        BookRequest::Resource(a) => match a["id"].as_str().map(str::to_string) {
+            Some(id) if store.current_for_write(&mut tx, "Appointment", &id).await?.is_some() => {
+                book_stored(store, &mut tx, access, &id, &base).await?
+            }
+            _ => book_new(store, &mut tx, access, a, &base).await?,
+        },
+    };
+    tx.commit().await?;
+    Ok(Booked { replaced, ..booked })
+}
+
+async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, base: &str) -> Result<Booked> {
+    let cur = appointment_for_change(store, tx, access, id).await?;
+    match cur["status"].as_str().unwrap_or_default() {
+        "proposed" | "pending" => {
+            if cur["status"] == "proposed" {
+                not_expired(&cur, base, id)?;
+            }
+            let body = moved_to(without_proposal_marks(cur, base), "booked");
+            let appointment = write(store, tx, access, id, body).await?;
+            Ok(Booked { appointment, created: true, replaced: None })
+        }
+        "booked" => Ok(Booked { appointment: cur, created: false, replaced: None }),
+        other => Err(Error::Conflict(format!("Appointment/{id} is {other}: it cannot be booked"))),
+    }
+}
+
+/// A booking from a resource: one per patient and slot, so that a retry (or the
+/// same request sent twice at once) finds the first instead of taking a second place.
+async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &str) -> Result<Booked> {
+    let slots: Vec<String> = a["slot"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["reference"].as_str().map(str::to_string))
+        .collect();
+    if slots.is_empty() {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "required",
+            Some("Appointment.slot".into()),
+            "appointment-resource needs the slot it books",
+        )]));
+    }
+    let patient = a["participant"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["actor"]["reference"].as_str())
+        .find(|r| r.starts_with("Patient/"))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::Unprocessable(vec![Issue::error(
+                "required",
+                Some("Appointment.participant".into()),
+                "the appointment needs its patient as a participant (actor Patient/…)",
+            )])
+        })?;
+    let body = moved_to(without_proposal_marks(a, base), "booked");
+    let condition = vec![
+        ("slot".to_string(), slots.join(",")),
+        ("patient".to_string(), patient),
+        ("status".to_string(), "booked,arrived,checked-in,fulfilled".to_string()),
+    ];
+    let w = store.create_conditional_in(tx, access, "Appointment", body, &condition).await?;
+    let created = w.kind == crate::store::WriteKind::Created;
+    let appointment = parse(w.stored.and_then(|s| s.body))?;
+    Ok(Booked { appointment, created, replaced: None })
+}
+
+/// `Appointment/{id}/$cancel` (or a reschedule): the appointment `cancelled` with
+/// its reason; its slot frees in the same transaction.
+pub async fn cancel(store: &Store, access: &Access, id: &str, reason: &str) -> Result<Value> {
+    let mut tx = store.begin().await?;
+    let out = cancel_in(store, &mut tx, access, id, reason).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn cancel_in(store: &Store, tx: &mut Tx, access: &Access, id: &str, reason: &str) -> Result<Value> {
+    let cur = appointment_for_change(store, tx, access, id).await?;
+    match cur["status"].as_str().unwrap_or_default() {
+        "cancelled" => Ok(cur),
+        "fulfilled" | "noshow" | "entered-in-error" | "arrived" | "checked-in" => Err(Error::Conflict(format!(
+            "Appointment/{id} is {}: it can no longer be cancelled",
+            cur["status"].as_str().unwrap_or_default()
+        ))),
+        _ => {
+            let mut body = moved_to(cur, "cancelled");
+            body["cancelationReason"] = json!({"text": reason});
+            write(store, tx, access, id, body).await
+        }
+    }
+}

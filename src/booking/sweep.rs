@@ -1,0 +1,71 @@
+//! Expired holds and proposals go away by themselves: the gateway sweeps them
+//! every `--sweep-ms`, so nobody runs a job by hand. Correctness does not wait for
+//! the sweep: an expired hold no longer counts against its slot's capacity
+//! (`store::claims`), and an expired proposal can no longer be held or booked.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::access::Access;
+use crate::store::{now_micros, Store};
+use crate::Result;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub holds: usize,
+    pub proposals: usize,
+}
+
+/// Per sweep, at most this many of each.
+const BATCH: i64 = 200;
+
+/// Cancels the expired holds (their slots free) and deletes the expired proposals.
+pub async fn sweep(store: &Store) -> Result<Swept> {
+    let now = now_micros();
+    let gateway = Access::gateway();
+    let mut out = Swept::default();
+    for id in store.expired_holds(now, BATCH).await? {
+        let mut tx = store.begin().await?;
+        let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
+        let body = cur.and_then(|c| c.body).and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        if let Some(mut body) = body.filter(|b| b["status"] == "pending") {
+            body["status"] = json!("cancelled");
+            body["cancelationReason"] = json!({"text": "hold expired"});
+            store.update_in(&mut tx, &gateway, "Appointment", &id, body, None).await?;
+            out.holds += 1;
+        }
+        tx.commit().await?;
+    }
+    for id in store.expired_proposals(now, BATCH).await? {
+        let mut tx = store.begin().await?;
+        store.forget_proposal(&mut tx, &id).await?;
+        let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
+        let body = cur.and_then(|c| c.body).and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        // A proposal since held or booked is no longer one.
+        if body.is_some_and(|b| b["status"] == "proposed") {
+            store.delete_in(&mut tx, &gateway, "Appointment", &id).await?;
+            out.proposals += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(out)
+}
+
+/// Sweeps every `every` until the process ends; a failed sweep is logged and tried
+/// again at the next tick.
+pub async fn sweep_forever(store: Store, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sweep(&store).await {
+            Ok(s) if s != Swept::default() => {
+                tracing::info!(holds = s.holds, proposals = s.proposals, "expired holds and proposals swept")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping expired holds failed; retrying at the next tick"),
+        }
+    }
+}

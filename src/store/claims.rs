@@ -1,0 +1,276 @@
+//! A slot's capacity, claimed and released by every write of an Appointment,
+//! whatever path it takes (POST, PUT, transaction, `$book`, `$cancel`): the rules
+//! are in `crate::booking::rules`, the counting is here.
+//!
+//! Race-free by construction: each slot touched is first row-locked (its
+//! `resources` row, `FOR UPDATE` on PostgreSQL; SQLite has one writer), in id order
+//! so two reschedules crossing each other cannot deadlock; under that lock the live
+//! claims (`slot_claims`, holds not yet expired) are counted and a new one is added
+//! only below the slot's capacity. Two gateways on one database serialise per slot,
+//! never globally. A full slot turns `busy`, and `free` again when a place frees.
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Value};
+
+use super::{now_micros, Store, Stored, Tx};
+use crate::access::Access;
+use crate::booking::rules::{self, AppointmentFacts, RequestFacts, SlotFacts};
+use crate::error::Issue;
+use crate::{Error, Result};
+
+impl Store {
+    /// Applies the booking rules to a write of `Appointment/id`: `old` is the current
+    /// body (`None` on create), `new` the body about to be stored (`None` on delete),
+    /// into which a first booking gets its booking code and `booked-by`.
+    pub(crate) async fn appointment_write(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        id: &str,
+        old: Option<&Value>,
+        new: Option<&mut Value>,
+    ) -> Result<()> {
+        let base = self.settings.base.clone();
+        let old_f = old.map(|o| AppointmentFacts::of(o, &base));
+        let new_f = new.as_deref().map(|n| AppointmentFacts::of(n, &base));
+        let now = now_micros();
+        if let Some(n) = &new_f {
+            rules::check_status(access.actor(), old_f.as_ref().map(|o| o.status.as_str()), &n.status)?;
+            if n.slots.is_empty() && !access.is_privileged() {
+                return Err(Error::Unprocessable(vec![Issue::error(
+                    "required",
+                    Some("Appointment.slot".into()),
+                    "an appointment is booked on a slot (only an administrator may store one without, for data migration)",
+                )]));
+            }
+        }
+        let before: BTreeSet<&String> = old_f.iter().flat_map(|o| o.claimed_slots()).collect();
+        let after: BTreeSet<&String> = new_f.iter().flat_map(|n| n.claimed_slots()).collect();
+        // A hold turning into a booking claims its place again: the hold may have
+        // expired and the place gone to someone else.
+        let was_hold = old_f.as_ref().is_some_and(|o| o.status == "pending");
+        let now_hold = new_f.as_ref().is_some_and(|n| n.status == "pending");
+        let expires = now_hold.then(|| now + self.settings.hold_micros);
+        let to_claim: BTreeSet<&String> =
+            after.iter().filter(|s| !before.contains(*s) || was_hold || now_hold).copied().collect();
+        let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
+        if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
+            self.check_holder(tx, access, id).await?;
+        }
+        let requests = match &new_f {
+            Some(n) if !to_claim.is_empty() => self.requests(tx, &n.requests).await?,
+            _ => Vec::new(),
+        };
+        let touched: BTreeSet<&String> = to_claim.union(&to_release).copied().collect();
+        for slot_id in touched {
+            let slot = self.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
+            if to_release.contains(slot_id) {
+                sqlx::query("DELETE FROM slot_claims WHERE appointment = $1 AND slot = $2")
+                    .bind(id)
+                    .bind(slot_id)
+                    .execute(&mut **tx)
+                    .await?;
+                if let Some(slot) = slot {
+                    self.sync_slot_status(tx, &slot, now).await?;
+                }
+                continue;
+            }
+            let Some(slot) = slot else {
+                return Err(Error::Unprocessable(vec![Issue::error(
+                    "not-found",
+                    Some("Appointment.slot".into()),
+                    format!("Slot/{slot_id} does not exist"),
+                )]));
+            };
+            let facts = SlotFacts::of(slot_id, &slot_body(&slot), &base);
+            if let Some(n) = &new_f {
+                // A place already held by this appointment is not checked again.
+                if !before.contains(slot_id) {
+                    rules::check_claim(n, &facts, &requests, now, access.is_privileged())?;
+                }
+            }
+            let live = self.live_claims(tx, slot_id, Some(id), now).await?;
+            if live >= facts.capacity {
+                return Err(Error::Conflict(format!(
+                    "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
+                    facts.capacity
+                )));
+            }
+            let holder = access.actor().map(holder_of);
+            sqlx::query(
+                "INSERT INTO slot_claims (appointment, slot, expires_us, holder) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (appointment, slot) DO UPDATE SET expires_us = excluded.expires_us, holder = excluded.holder",
+            )
+            .bind(id)
+            .bind(slot_id)
+            .bind(expires)
+            .bind(holder)
+            .execute(&mut **tx)
+            .await?;
+            self.sync_slot_status(tx, &slot, now).await?;
+        }
+        if let Some(new) = new {
+            self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires).await?;
+        }
+        Ok(())
+    }
+
+    /// Only the operator who holds an appointment may book it.
+    async fn check_holder(&self, tx: &mut Tx, access: &Access, id: &str) -> Result<()> {
+        let holders: Vec<Option<String>> = sqlx::query_scalar("SELECT holder FROM slot_claims WHERE appointment = $1")
+            .bind(id)
+            .fetch_all(&mut **tx)
+            .await?;
+        let me = access.actor().map(holder_of);
+        match holders.iter().flatten().find(|h| Some(*h) != me.as_ref()) {
+            Some(h) => Err(Error::Forbidden(format!(
+                "Appointment/{id} is held by {}: only the holder may book it",
+                h.replace('|', " user ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The ServiceRequests an appointment is based on, as the rules see them.
+    async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<RequestFacts>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let found = super::current(tx, self.dialect, "ServiceRequest", id, false).await?;
+            let Some(body) = found.and_then(|s| s.body) else {
+                return Err(Error::Unprocessable(vec![Issue::error(
+                    "not-found",
+                    Some("Appointment.basedOn".into()),
+                    format!("ServiceRequest/{id} does not exist"),
+                )]));
+            };
+            let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+            out.push(RequestFacts::of(id, &v, &self.settings.base));
+        }
+        Ok(out)
+    }
+
+    /// Places taken in `slot` (holds not expired), `except` one appointment.
+    pub(crate) async fn live_claims(&self, tx: &mut Tx, slot: &str, except: Option<&str>, now: i64) -> Result<i64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM slot_claims WHERE slot = $1 AND appointment <> $2 \
+             AND (expires_us IS NULL OR expires_us > $3)",
+        )
+        .bind(slot)
+        .bind(except.unwrap_or(""))
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(n)
+    }
+
+    /// `free` ↔ `busy` as the slot fills and empties (a closed or tentative slot is
+    /// left as it is).
+    async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, now: i64) -> Result<()> {
+        let body = slot_body(slot);
+        let facts = SlotFacts::of(&slot.id, &body, &self.settings.base);
+        let live = self.live_claims(tx, &slot.id, None, now).await?;
+        let wanted = match facts.status.as_str() {
+            "free" if live >= facts.capacity => "busy",
+            "busy" if live < facts.capacity => "free",
+            _ => return Ok(()),
+        };
+        let mut body = body;
+        body["status"] = json!(wanted);
+        self.next_version(tx, slot, "PUT", Some(body)).await?;
+        Ok(())
+    }
+
+    /// A booking's code (unique, kept in `booking_codes`) and who booked it.
+    async fn stamp_booking(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        id: &str,
+        old: Option<&AppointmentFacts>,
+        new: &mut Value,
+        hold_expires: Option<i64>,
+    ) -> Result<()> {
+        let base = self.settings.base.clone();
+        let status = new["status"].as_str().unwrap_or_default().to_string();
+        let hold_url = crate::fhir::names::structure(&base, "hold-expires");
+        if let Some(list) = new.get_mut("extension").and_then(Value::as_array_mut) {
+            list.retain(|e| e["url"].as_str() != Some(hold_url.as_str()));
+            if list.is_empty() {
+                new.as_object_mut().map(|o| o.remove("extension"));
+            }
+        }
+        if let Some(until) = hold_expires {
+            let ext = json!({"url": hold_url, "valueInstant": crate::fhir::meta::instant(until)});
+            match new.get_mut("extension").and_then(Value::as_array_mut) {
+                Some(a) => a.push(ext),
+                None => new["extension"] = json!([ext]),
+            }
+        }
+        // Administrators migrating data keep the identifiers they send.
+        if status != "booked" || old.is_some_and(|o| o.status == "booked") || access.is_privileged() {
+            return Ok(());
+        }
+        if let Some(actor) = access.actor() {
+            rules::add_booked_by(new, &base, actor);
+        }
+        if rules::booking_code(new, &base).is_some() {
+            return Ok(());
+        }
+        for _ in 0..8 {
+            let code = rules::new_booking_code();
+            let taken: Option<String> = sqlx::query_scalar(
+                "INSERT INTO booking_codes (code, appointment) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING RETURNING code",
+            )
+            .bind(&code)
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if taken.is_some() {
+                rules::add_booking_code(new, &base, &code);
+                return Ok(());
+            }
+        }
+        Err(Error::Busy("no free booking code was found; retry".into()))
+    }
+}
+
+impl Store {
+    /// Appointments whose hold has expired.
+    pub(crate) async fn expired_holds(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar(
+            "SELECT DISTINCT appointment FROM slot_claims WHERE expires_us IS NOT NULL AND expires_us <= $1 LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await;
+        c.done(r)
+    }
+
+    /// Proposals past their expiry.
+    pub(crate) async fn expired_proposals(&self, now: i64, limit: i64) -> Result<Vec<String>> {
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar("SELECT appointment FROM proposals WHERE expires_us <= $1 LIMIT $2")
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await;
+        c.done(r)
+    }
+
+    pub(crate) async fn forget_proposal(&self, tx: &mut Tx, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM proposals WHERE appointment = $1").bind(id).execute(&mut **tx).await?;
+        Ok(())
+    }
+}
+
+/// Who holds a place: the booking point and its user.
+fn holder_of(actor: &crate::access::Actor) -> String {
+    format!("{}|{}", actor.org.as_deref().unwrap_or("-"), actor.sub)
+}
+
+fn slot_body(slot: &Stored) -> Value {
+    slot.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null)
+}

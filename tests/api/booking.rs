@@ -1,0 +1,416 @@
+//! Booking through the API: `$book`, `$hold`, `$cancel`, plain Appointment writes
+//! under the same rules, reschedules, and no double booking under a race.
+
+use futures::future::join_all;
+use reqwest::{Client, Method};
+use serde_json::{json, Value};
+
+use crate::concurrency::Server;
+use crate::helpers::{expression, match_ids, mint, session, As, Backend, TestApp, TestDb, FHIR_JSON};
+
+const BASE: &str = "http://example.org/cupola";
+
+fn catalog(code: &str) -> Value {
+    json!({"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": code}]})
+}
+
+/// A provider with one cardiology agenda, slots of 30 minutes 08:00–10:00 every day
+/// for the next `days` days (the first slot of each day reserved for class U), and
+/// two prescriptions for patient p1 (class D and class U). Returns the slot ids in
+/// start order.
+async fn region(base: &str, client: &Client, days: i64, capacity: i64) -> Vec<String> {
+    let put = |path: String, body: Value| {
+        let client = client.clone();
+        let url = format!("{base}/{path}");
+        async move {
+            let r = client.put(url).header("content-type", FHIR_JSON).body(body.to_string()).send().await.unwrap();
+            let status = r.status().as_u16();
+            assert!(status == 200 || status == 201, "PUT {path}: {status} {}", r.text().await.unwrap_or_default());
+        }
+    };
+    put("Organization/prov-x".into(), json!({"resourceType": "Organization", "id": "prov-x", "name": "Ospedale X"}))
+        .await;
+    put(
+        "Location/loc-x".into(),
+        json!({"resourceType": "Location", "id": "loc-x", "name": "Poliambulatorio",
+            "address": {"city": "Genova", "district": "Genova Levante"},
+            "managingOrganization": {"reference": "Organization/prov-x"}}),
+    )
+    .await;
+    put(
+        "HealthcareService/cardio".into(),
+        json!({"resourceType": "HealthcareService", "id": "cardio", "providedBy": {"reference": "Organization/prov-x"},
+            "location": [{"reference": "Location/loc-x"}]}),
+    )
+    .await;
+    let mut parts: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| {
+            let mut s = session(d, "08:00:00", "10:00:00", 30);
+            s["extension"].as_array_mut().unwrap().push(json!({"url": "capacity", "valueInteger": capacity}));
+            s
+        })
+        .collect();
+    parts.push(json!({"url": "horizonDays", "valueInteger": days}));
+    parts.push(json!({"url": "reserve", "extension": [
+        {"url": "priority", "valueCode": "U"}, {"url": "perSession", "valueInteger": 1},
+        {"url": "releaseHours", "valueInteger": 0}]}));
+    put(
+        "Schedule/cardio-1".into(),
+        json!({"resourceType": "Schedule", "id": "cardio-1", "active": true,
+            "extension": [{"url": format!("{BASE}/StructureDefinition/agenda-template"), "extension": parts}],
+            "serviceType": [catalog("89.52")],
+            "actor": [{"reference": "HealthcareService/cardio"}, {"reference": "Location/loc-x"}]}),
+    )
+    .await;
+    for (id, class, code) in [("sr-d", "D", "89.52"), ("sr-u", "U", "89.52"), ("sr-visit", "D", "89.7")] {
+        put(
+            format!("ServiceRequest/{id}"),
+            json!({"resourceType": "ServiceRequest", "id": id, "status": "active", "intent": "order",
+                "subject": {"reference": "Patient/p1"}, "code": catalog(code),
+                "extension": [{"url": format!("{BASE}/StructureDefinition/priority-class"),
+                    "valueCoding": {"system": format!("{BASE}/CodeSystem/priority-class"), "code": class}}]}),
+        )
+        .await;
+    }
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let params =
+        json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
+    let r = client
+        .post(format!("{base}/Schedule/cardio-1/$generate-slots"))
+        .header("content-type", FHIR_JSON)
+        .body(params.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let found: Value = client
+        .get(format!("{base}/Slot?schedule=Schedule/cardio-1&_sort=start&_count=500"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    match_ids(&found)
+}
+
+/// An Appointment for `patient` on `slot`, as a booking point proposes it.
+fn proposal(slot: &str, patient: &str, request: Option<&str>) -> Value {
+    let mut a = json!({"resourceType": "Appointment", "status": "proposed",
+        "slot": [{"reference": format!("Slot/{slot}")}],
+        "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "needs-action"}]});
+    if let Some(r) = request {
+        a["basedOn"] = json!([{"reference": format!("ServiceRequest/{r}")}]);
+    }
+    a
+}
+
+fn book_params(appointment: Value, replaces: Option<&str>) -> Value {
+    let mut p = vec![json!({"name": "appointment-resource", "resource": appointment})];
+    if let Some(r) = replaces {
+        p.push(json!({"name": "cancelled-appt-id", "valueString": r}));
+    }
+    json!({"resourceType": "Parameters", "parameter": p})
+}
+
+async fn send(app: &TestApp, who: &As, method: Method, path: &str, body: &Value) -> (u16, Value) {
+    let r =
+        app.req_as(who, method, path).header("content-type", FHIR_JSON).body(body.to_string()).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// `$book` by the counter of the tests.
+async fn book_at_counter(app: &TestApp, appointment: Value, replaces: Option<&str>) -> (u16, Value) {
+    send(app, &counter(), Method::POST, "Appointment/$book", &book_params(appointment, replaces)).await
+}
+
+fn booked_of(bundle: &Value) -> Value {
+    assert_eq!(bundle["resourceType"], "Bundle", "{bundle}");
+    bundle["entry"][0]["resource"].clone()
+}
+
+/// The element of `list` whose `key` is `value`.
+fn with(list: &Value, key: &str, value: &str) -> Value {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e[key] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {key} {value}"))
+}
+
+async fn slot_status(app: &TestApp, id: &str) -> String {
+    app.get_json(&format!("Slot/{id}"), 200).await["status"].as_str().unwrap_or_default().to_string()
+}
+
+fn counter() -> As {
+    As::booking_point("bp-genova")
+}
+
+async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 2, 1).await;
+    assert_eq!(slots.len(), 8);
+    let (free, free2) = (&slots[1], &slots[2]);
+
+    let (status, out) = book_at_counter(&app, proposal(free, "p1", Some("sr-d")), None).await;
+    assert_eq!(status, 201, "{out}");
+    let booked = booked_of(&out);
+    assert_eq!(booked["status"], "booked");
+    let code = with(&booked["identifier"], "system", &format!("{BASE}/sid/booking-code"))["value"]
+        .as_str()
+        .expect("a booking code")
+        .to_string();
+    assert_eq!(code.len(), 9, "{code}");
+    let by = with(&booked["extension"], "url", &format!("{BASE}/StructureDefinition/booked-by"));
+    assert!(by.to_string().contains("\"counter\"") && by.to_string().contains("Organization/bp-genova"), "{by}");
+    assert_eq!(slot_status(&app, free).await, "busy");
+
+    // A client's retry gets the same booking.
+    let (status, again) = book_at_counter(&app, proposal(free, "p1", Some("sr-d")), None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(booked_of(&again)["id"], booked["id"]);
+
+    // Someone else on the full slot: 409, by $book or by a plain POST.
+    let (status, oo) = book_at_counter(&app, proposal(free, "p2", None), None).await;
+    assert_eq!(status, 409, "{oo}");
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    let mut plain = proposal(free, "p3", None);
+    plain["status"] = json!("booked");
+    let (status, _) = send(&app, &counter(), Method::POST, "Appointment", &plain).await;
+    assert_eq!(status, 409);
+    // A plain booking on a free slot is a booking like any other.
+    let mut plain2 = proposal(free2, "p3", None);
+    plain2["status"] = json!("booked");
+    let (status, made) = send(&app, &counter(), Method::POST, "Appointment", &plain2).await;
+    assert_eq!(status, 201, "{made}");
+    assert!(made["identifier"].to_string().contains("booking-code"), "{made}");
+    assert_eq!(slot_status(&app, free2).await, "busy");
+
+    // No slot: only an administrator (data migration).
+    let mut slotless = proposal(free, "p4", None);
+    slotless.as_object_mut().unwrap().remove("slot");
+    slotless["status"] = json!("booked");
+    let (status, oo) = send(&app, &counter(), Method::POST, "Appointment", &slotless).await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "Appointment.slot");
+    assert_eq!(app.post("Appointment", &slotless).await.status(), 201);
+
+    // Visit outcomes are the provider's; the provider sees the booking on its slot.
+    let id = booked["id"].as_str().unwrap().to_string();
+    let mut arrived = booked.clone();
+    arrived["status"] = json!("arrived");
+    let (status, _) = send(&app, &counter(), Method::PUT, &format!("Appointment/{id}"), &arrived).await;
+    assert_eq!(status, 403);
+    let provider = As::provider("prov-x");
+    let seen = app.req_as(&provider, Method::GET, &format!("Appointment/{id}")).send().await.unwrap();
+    assert_eq!(seen.status(), 200, "the provider sees appointments on its agenda");
+
+    // Cancel: the slot frees at once; the history keeps each step.
+    let reason =
+        json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "patient request"}]});
+    let (status, cancelled) = send(&app, &counter(), Method::POST, &format!("Appointment/{id}/$cancel"), &reason).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancelationReason"]["text"], "patient request");
+    assert_eq!(slot_status(&app, free).await, "free");
+    let history = app.get_json(&format!("Appointment/{id}/_history"), 200).await;
+    let statuses: Vec<&str> = history["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["status"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(statuses, ["cancelled", "booked"]);
+    let (status, _) = book_at_counter(&app, proposal(free, "p2", None), None).await;
+    assert_eq!(status, 201, "the freed slot books again");
+}
+
+async fn reschedule_moves_the_booking_or_changes_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 2, 1).await;
+    let (a, b, full) = (&slots[1], &slots[2], &slots[3]);
+    let (_, out) = book_at_counter(&app, proposal(a, "p1", None), None).await;
+    let first = booked_of(&out)["id"].as_str().unwrap().to_string();
+    let (status, _) = book_at_counter(&app, proposal(full, "p9", None), None).await;
+    assert_eq!(status, 201);
+
+    // Onto a full slot: refused, and the first booking stands.
+    let (status, oo) = book_at_counter(&app, proposal(full, "p1", None), Some(&first)).await;
+    assert_eq!(status, 409, "{oo}");
+    assert_eq!(app.get_json(&format!("Appointment/{first}"), 200).await["status"], "booked");
+    assert_eq!(slot_status(&app, a).await, "busy");
+
+    let (status, out) = book_at_counter(&app, proposal(b, "p1", None), Some(&first)).await;
+    assert_eq!(status, 201, "{out}");
+    assert_eq!(booked_of(&out)["status"], "booked");
+    assert_eq!(out["entry"][1]["resource"]["id"], first.as_str());
+    assert_eq!(app.get_json(&format!("Appointment/{first}"), 200).await["status"], "cancelled");
+    assert_eq!(slot_status(&app, a).await, "free");
+    assert_eq!(slot_status(&app, b).await, "busy");
+}
+
+async fn slots_that_cannot_be_booked_are_refused_with_the_reason(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 2, 1).await;
+    let book = |slot: String, request: Option<&'static str>| {
+        let app = &app;
+        async move {
+            send(app, &counter(), Method::POST, "Appointment/$book", &book_params(proposal(&slot, "p1", request), None))
+                .await
+        }
+    };
+    let (status, oo) = book("no-such-slot".into(), None).await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "Appointment.slot");
+    // The first slot of each day is kept for class U until it starts.
+    let (status, oo) = book(slots[0].clone(), Some("sr-d")).await;
+    assert_eq!(status, 422, "{oo}");
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("reserved for priority class U"), "{oo}");
+    let (status, _) = book(slots[0].clone(), Some("sr-u")).await;
+    assert_eq!(status, 201);
+    // A prescription for another service.
+    let (status, oo) = book(slots[1].clone(), Some("sr-visit")).await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "Appointment.basedOn");
+    // A slot in the past.
+    let past = json!({"resourceType": "Slot", "id": "past", "schedule": {"reference": "Schedule/cardio-1"}, "status": "free",
+        "start": "2026-01-05T08:00:00+01:00", "end": "2026-01-05T08:30:00+01:00", "serviceType": [catalog("89.52")]});
+    assert_eq!(app.put("Slot/past", &past).await.status(), 201);
+    let (status, oo) = book("past".into(), None).await;
+    assert_eq!(status, 422, "{oo}");
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("already started"), "{oo}");
+    // A closed agenda.
+    let start = app.get_json(&format!("Slot/{}", slots[5]), 200).await["start"].as_str().unwrap().to_string();
+    let end = app.get_json(&format!("Slot/{}", slots[5]), 200).await["end"].as_str().unwrap().to_string();
+    let closure = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDateTime": start}, {"name": "end", "valueDateTime": end},
+        {"name": "reason", "valueString": "ferie"}]});
+    assert_eq!(app.post("Schedule/cardio-1/$close", &closure).await.status(), 200);
+    let (status, oo) = book(slots[5].clone(), None).await;
+    assert_eq!(status, 422, "{oo}");
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("closed"), "{oo}");
+    // Nothing of the refused bookings was kept.
+    let all = app.get_json("Appointment?patient=Patient/p1&_count=50", 200).await;
+    assert_eq!(match_ids(&all).len(), 1);
+}
+
+async fn a_hold_is_the_holders_and_frees_its_slot_when_it_expires(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.booking.hold_seconds = 1;
+        c.booking.sweep_ms = 100;
+    })
+    .await;
+    let slots = region(&app.base, &app.client, 1, 1).await;
+    let (status, proposed) =
+        send(&app, &counter(), Method::POST, "Appointment", &proposal(&slots[1], "p1", None)).await;
+    assert_eq!(status, 201, "{proposed}");
+    assert_eq!(slot_status(&app, &slots[1]).await, "free", "a proposal takes no place");
+    let id = proposed["id"].as_str().unwrap().to_string();
+    let reference = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "appointment-reference", "valueReference": {"reference": format!("Appointment/{id}")}}]});
+    let operator =
+        As { role: "booking-point", org: Some("cc-genova"), channel: Some("call-centre"), ..Default::default() };
+    let (status, held) = send(&app, &operator, Method::POST, "Appointment/$hold", &reference).await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(held["status"], "pending");
+    assert!(held.to_string().contains("hold-expires"), "{held}");
+    assert_eq!(slot_status(&app, &slots[1]).await, "busy");
+    let other = As { role: "booking-point", org: Some("cc-other"), channel: Some("call-centre"), ..Default::default() };
+    let (status, _) = send(&app, &other, Method::POST, "Appointment/$book", &reference).await;
+    assert_eq!(status, 403, "only the holder books a hold");
+    let (status, booked) = send(&app, &operator, Method::POST, "Appointment/$book", &reference).await;
+    assert_eq!(status, 201, "{booked}");
+    assert_eq!(booked_of(&booked)["status"], "booked");
+    let (status, _) = send(
+        &app,
+        &operator,
+        Method::POST,
+        &format!("Appointment/{id}/$cancel"),
+        &json!({"resourceType": "Parameters"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A second hold, left to lapse.
+    let (_, proposed) = send(&app, &counter(), Method::POST, "Appointment", &proposal(&slots[1], "p1", None)).await;
+    let id = proposed["id"].as_str().unwrap().to_string();
+    let reference = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "appointment-reference", "valueReference": {"reference": format!("Appointment/{id}")}}]});
+    let (status, _) = send(&app, &operator, Method::POST, "Appointment/$hold", &reference).await;
+    assert_eq!(status, 200);
+    // Nobody runs anything: the hold lapses and the slot frees.
+    let mut waited = 0;
+    while slot_status(&app, &slots[1]).await != "free" && waited < 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(slot_status(&app, &slots[1]).await, "free");
+    let lapsed = app.get_json(&format!("Appointment/{id}"), 200).await;
+    assert_eq!(lapsed["status"], "cancelled");
+    assert_eq!(lapsed["cancelationReason"]["text"], "hold expired");
+}
+
+/// `clients` booking points race for the first `slots` open slots through `bases`
+/// (one or more gateways): exactly one booking per place.
+async fn race(bases: &[String], client: &Client, slots: &[String], clients: usize) {
+    let sends = (0..clients).map(|n| {
+        let url = format!("{}/Appointment/$book", bases[n % bases.len()]);
+        let body = book_params(proposal(&slots[n % slots.len()], &format!("racer-{n}"), None), None);
+        let client = client.clone();
+        async move {
+            let r = client.post(url).header("content-type", FHIR_JSON).body(body.to_string()).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if status == 409 {
+                assert_eq!(body["resourceType"], "OperationOutcome");
+            }
+            status
+        }
+    });
+    let statuses = join_all(sends).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), slots.len(), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), clients - slots.len(), "{statuses:?}");
+    for slot in slots {
+        let url = format!("{}/Appointment?slot=Slot/{slot}&status=booked&_summary=count", bases[0]);
+        let found: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(found["total"], 1, "Slot/{slot}");
+    }
+}
+
+fn client_as(auth: &cupola::config::AuthConfig, who: &As) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", mint(auth, who)).parse().unwrap());
+    Client::builder().default_headers(headers).build().unwrap()
+}
+
+async fn a_hundred_clients_race_for_ten_slots(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 3, 1).await;
+    let open: Vec<String> =
+        slots.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, s)| s.clone()).take(10).collect();
+    race(std::slice::from_ref(&app.base), &client_as(&app.auth, &counter()), &open, 100).await;
+}
+
+crate::on_both!(
+    book_retry_cancel_and_the_same_rules_for_plain_writes,
+    reschedule_moves_the_booking_or_changes_nothing,
+    slots_that_cannot_be_booked_are_refused_with_the_reason,
+    a_hold_is_the_holders_and_frees_its_slot_when_it_expires,
+    a_hundred_clients_race_for_ten_slots,
+);
+
+/// The race across two gateway processes on one PostgreSQL database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_on_one_postgres_never_double_book() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("dev-key.json");
+    let (a, b) = futures::join!(Server::start(&db.url, &key), Server::start(&db.url, &key));
+    let auth = cupola::config::AuthConfig::dev(&key);
+    let slots = region(&a.base, &client_as(&auth, &As::admin()), 3, 1).await;
+    let open: Vec<String> =
+        slots.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, s)| s.clone()).take(10).collect();
+    race(&[a.base.clone(), b.base.clone()], &client_as(&auth, &counter()), &open, 100).await;
+}
