@@ -135,3 +135,134 @@ pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx,
     };
     ctx.respond(r.await)
 }
+
+/// The parameters `$find` knows (besides `_format` and `_pretty`).
+const FIND_PARAMETERS: &[&str] = &[
+    "start",
+    "end",
+    "referral-identifier",
+    "service-type",
+    "patient-reference",
+    "location-reference",
+    "organization",
+    "_count",
+    "priority-class",
+    "district",
+    "near",
+    "_format",
+    "_pretty",
+];
+
+/// A `$find` bound: an instant, or a local day (Europe/Rome) — its first moment for
+/// `start`, its last for `end`.
+fn bound(params: &[(String, Value)], name: &str) -> Result<i64> {
+    let v = required(params, name, "$find")?;
+    let bad = || {
+        Error::invalid("value", Some(name.into()), format!("{name}={v} is not a date or an instant with its offset"))
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&v) {
+        return Ok(t.timestamp_micros());
+    }
+    let day = chrono::NaiveDate::parse_from_str(&v, "%Y-%m-%d").map_err(|_| bad())?;
+    let day = if name == "end" { day.succ_opt().ok_or_else(bad)? } else { day };
+    let local = day.and_hms_opt(0, 0, 0).ok_or_else(bad)?;
+    let t = local.and_local_timezone(chrono_tz::Europe::Rome).earliest().ok_or_else(bad)?;
+    Ok(t.timestamp_micros() - i64::from(name == "end"))
+}
+
+fn reference_id(v: &str, prefix: &str) -> String {
+    v.rsplit_once(prefix).map(|(_, id)| id).unwrap_or(v).to_string()
+}
+
+/// `GET|POST Appointment/$find`: a searchset of proposed Appointments.
+pub async fn find(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        ctx.allow("Appointment", Interaction::Search)?;
+        let params = parameters(&ctx, &body)?;
+        if let Some((name, _)) = params.iter().find(|(k, _)| !FIND_PARAMETERS.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                "not-supported",
+                Some(name.clone()),
+                format!("$find has no parameter {name:?}; it takes {}", FIND_PARAMETERS.join(", ")),
+            ));
+        }
+        let all = |name: &str| -> Vec<String> {
+            params
+                .iter()
+                .filter(|(k, _)| k == name)
+                .filter_map(|(_, p)| text(std::slice::from_ref(&(name.to_string(), p.clone())), name))
+                .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+                .collect()
+        };
+        let class = text(&params, "priority-class");
+        if let Some(c) = &class {
+            if !["U", "B", "D", "P"].contains(&c.as_str()) {
+                return Err(Error::invalid(
+                    "code-invalid",
+                    Some("priority-class".into()),
+                    format!("priority-class={c} is not one of U, B, D, P"),
+                ));
+            }
+        }
+        let count = match text(&params, "_count") {
+            Some(c) => c.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+                Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 100"))
+            })?,
+            None => 10,
+        };
+        let near = match text(&params, "near") {
+            Some(n) => {
+                let mut parts = n.split('|').map(|x| x.parse::<f64>());
+                match (parts.next(), parts.next()) {
+                    (Some(Ok(lat)), Some(Ok(lon))) if lat.abs() <= 90.0 && lon.abs() <= 180.0 => Some((lat, lon)),
+                    _ => {
+                        return Err(Error::invalid(
+                            "value",
+                            Some("near".into()),
+                            format!("near={n} is not latitude|longitude"),
+                        ))
+                    }
+                }
+            }
+            None => None,
+        };
+        let req = booking::FindRequest {
+            start: bound(&params, "start")?,
+            end: bound(&params, "end")?,
+            nre: text(&params, "referral-identifier").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
+            services: all("service-type"),
+            patient: text(&params, "patient-reference").map(|v| reference_id(&v, "Patient/")),
+            location: text(&params, "location-reference")
+                .map(|v| format!("Location/{}", reference_id(&v, "Location/"))),
+            organization: text(&params, "organization")
+                .map(|v| format!("Organization/{}", reference_id(&v, "Organization/"))),
+            class,
+            district: text(&params, "district"),
+            near,
+            count,
+        };
+        if req.end < req.start {
+            return Err(Error::invalid("value", Some("end".into()), "end is before start"));
+        }
+        let found = booking::find(&s.store, &ctx.access, req).await?;
+        let mut entities = Vec::new();
+        let mut entry: Vec<Value> = found
+            .proposals
+            .iter()
+            .map(|a| {
+                let id = a["id"].as_str().unwrap_or_default();
+                entities.push(format!("Appointment/{id}"));
+                json!({"fullUrl": s.url("Appointment", id), "resource": a, "search": {"mode": "match"}})
+            })
+            .collect();
+        if !found.notes.is_empty() {
+            entry.push(json!({"resource": crate::error::outcome(&found.notes), "search": {"mode": "outcome"}}));
+        }
+        let bundle =
+            json!({"resourceType": "Bundle", "type": "searchset", "total": found.proposals.len(), "entry": entry});
+        Ok(Reply::new(StatusCode::OK)
+            .body(codec::render(&bundle, ctx.out)?, ctx.out)
+            .touched(Touched { entities, interaction: None }))
+    };
+    ctx.respond(r.await)
+}

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
             "/ConceptMap/{id}/$translate",
             get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
+        .route("/Appointment/$find", get(booking::find).post(booking::find))
         .route("/Appointment/$hold", post(booking::hold))
         .route("/Appointment/$book", post(booking::book))
         .route("/Appointment/{id}/$cancel", post(booking::cancel))
@@ -129,6 +130,11 @@ fn cors_layer(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer
 /// Builds the state for a bound listener.
 pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<AppState> {
     let registry = Arc::new(crate::fhir::names::registry(&config.canonical_base));
+    let checker = Checker::shared();
+    let mappings = Arc::new(
+        Mappings::load(&config.mappings_dir, &config.canonical_base, &checker)
+            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
+    );
     let store = Store::connect(
         &config.database_url,
         config.db_max_connections,
@@ -136,14 +142,13 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         registry.clone(),
     )
     .await?
-    .with_settings(crate::booking::Settings::from_config(&config.canonical_base, &config.booking));
+    .with_settings(crate::booking::Settings::from_config(
+        &config.canonical_base,
+        &config.booking,
+        Arc::new(mappings.booking.clone()),
+    ));
     let base: Arc<str> = config.fhir_base(&bound).into();
-    let checker = Checker::shared();
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
-    let mappings = Arc::new(
-        Mappings::load(&config.mappings_dir, &config.canonical_base, &checker)
-            .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
-    );
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;
         crate::demo::print_tokens(&config.auth)?;

@@ -9,10 +9,13 @@
 //! cancellation, a deletion or a move gives it back. The operations here only
 //! shape requests into such writes.
 
+mod find;
 mod ops;
 pub mod rules;
 mod sweep;
 
+pub(crate) use find::catalog_facts;
+pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, hold, BookRequest, Booked};
 pub use sweep::{sweep, sweep_forever};
 
@@ -25,17 +28,33 @@ pub struct Settings {
     pub hold_micros: i64,
     /// How long a `$find` proposal lives.
     pub proposal_micros: i64,
+    /// The dated rules of `mappings/booking/rules.json`.
+    pub rules: std::sync::Arc<crate::mappings::BookingRules>,
+    /// The catalog facts `$find` reads (kind, access), kept per catalog version.
+    pub catalog_cache: find::CatalogCache,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { base: "http://example.org/cupola".into(), hold_micros: 300_000_000, proposal_micros: 900_000_000 }
+        Settings {
+            base: "http://example.org/cupola".into(),
+            hold_micros: 300_000_000,
+            proposal_micros: 900_000_000,
+            rules: Default::default(),
+            catalog_cache: Default::default(),
+        }
     }
 }
 
 impl Settings {
-    pub fn from_config(base: &str, c: &crate::config::BookingConfig) -> Settings {
+    pub fn from_config(
+        base: &str,
+        c: &crate::config::BookingConfig,
+        rules: std::sync::Arc<crate::mappings::BookingRules>,
+    ) -> Settings {
         Settings {
+            rules,
+            catalog_cache: Default::default(),
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,
             proposal_micros: c.proposal_seconds as i64 * 1_000_000,

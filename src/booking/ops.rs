@@ -48,12 +48,7 @@ async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id:
 }
 
 fn not_expired(appointment: &Value, base: &str, id: &str) -> Result<()> {
-    let url = names::structure(base, "proposal-expires");
-    let expiry = appointment["extension"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["url"].as_str() == Some(url.as_str()))
+    let expiry = super::rules::extension(appointment, &names::structure(base, "proposal-expires"))
         .and_then(|e| e["valueInstant"].as_str())
         .and_then(crate::fhir::meta::parse_instant);
     match expiry {

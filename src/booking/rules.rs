@@ -108,6 +108,11 @@ impl RequestFacts {
     }
 }
 
+/// `(system, code)` of a slot's `serviceType`.
+pub fn slot_services(slot: &Value) -> Vec<(String, String)> {
+    codings(&slot["serviceType"])
+}
+
 fn list(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().into_iter().flatten()
 }
@@ -127,7 +132,8 @@ fn codings(concepts: &Value) -> Vec<(String, String)> {
     }
 }
 
-fn extension<'a>(resource: &'a Value, url: &str) -> Option<&'a Value> {
+/// The extension of `resource` with this `url`.
+pub fn extension<'a>(resource: &'a Value, url: &str) -> Option<&'a Value> {
     list(&resource["extension"]).find(|e| e["url"].as_str() == Some(url))
 }
 

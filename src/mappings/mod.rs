@@ -6,15 +6,19 @@
 //!   catalog code → the provider's local code. `{canonical-base}` in a file stands for
 //!   the configured canonical base.
 //!
+//! - `booking/rules.json`: the dated booking rules (see `booking`).
+//!
 //! Later issues add their rules here the same way: one folder per concern, one file
 //! per subject, FHIR resources where FHIR has one.
 
+pub mod booking;
 pub mod conceptmap;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use booking::BookingRules;
 pub use conceptmap::ProviderMap;
 
 use crate::fhir::check::Checker;
@@ -24,6 +28,8 @@ use crate::fhir::check::Checker;
 pub struct Mappings {
     /// One per provider, sorted by provider code.
     pub providers: Vec<ProviderMap>,
+    /// `booking/rules.json`: priority-class deadlines, prescription limits, NRE format.
+    pub booking: BookingRules,
 }
 
 /// A file of `mappings/` that cannot be used.
@@ -63,8 +69,9 @@ impl Mappings {
                 providers.push(ProviderMap::load(&file, base, checker)?);
             }
         }
+        let booking = BookingRules::load(&dir.join("booking").join("rules.json"))?;
         tracing::info!(providers = providers.len(), dir = %dir.display(), "mappings loaded");
-        Ok(Mappings { providers })
+        Ok(Mappings { providers, booking })
     }
 
     /// The map of a provider, by its short code.

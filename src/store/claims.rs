@@ -260,6 +260,51 @@ impl Store {
         c.done(r)
     }
 
+    /// Stores `$find`'s proposals (they take no place: no booking rule to apply) and
+    /// records them for the sweep at `expires_us`. Returns their ids.
+    pub(crate) async fn insert_proposals(
+        &self,
+        tx: &mut Tx,
+        proposals: Vec<Value>,
+        expires_us: i64,
+    ) -> Result<Vec<String>> {
+        let ids = self.insert_many(tx, "Appointment", proposals).await?;
+        for id in &ids {
+            sqlx::query("INSERT INTO proposals (appointment, expires_us) VALUES ($1, $2)")
+                .bind(id)
+                .bind(expires_us)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(ids)
+    }
+
+    /// When prescription `nre` was first asked for (now, if this is the first time).
+    pub(crate) async fn prescription_clock(&self, tx: &mut Tx, nre: &str, now: i64) -> Result<i64> {
+        sqlx::query("INSERT INTO prescription_clock (nre, first_us) VALUES ($1, $2) ON CONFLICT (nre) DO NOTHING")
+            .bind(nre)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        let first: i64 = sqlx::query_scalar("SELECT first_us FROM prescription_clock WHERE nre = $1")
+            .bind(nre)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(first)
+    }
+
+    /// `(pk, version)` of the current version of `res_type/id`.
+    pub(crate) async fn current_version(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<(i64, i64)>> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT pk, version FROM resources WHERE res_type = $1 AND res_id = $2 AND deleted = $3")
+                .bind(res_type)
+                .bind(id)
+                .bind(false)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(row)
+    }
+
     pub(crate) async fn forget_proposal(&self, tx: &mut Tx, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM proposals WHERE appointment = $1").bind(id).execute(&mut **tx).await?;
         Ok(())

@@ -20,11 +20,11 @@ impl Store {
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
-        // Appointments go through the booking rules (`claims`), never the one-statement path.
+        // Appointments and ServiceRequests go through the booking rules, never the one-statement path.
         if condition.is_none()
             && self.dialect == Dialect::Postgres
             && access.write(res_type) == Rule::All
-            && res_type != "Appointment"
+            && !matches!(res_type, "Appointment" | "ServiceRequest")
         {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }
@@ -169,13 +169,20 @@ impl Store {
         if query.is_empty() {
             return Err(Error::invalid("required", None, "a conditional request needs at least one search parameter"));
         }
+        self.lock_condition(tx, res_type, query).await?;
+        self.search_ids_in(tx, access, res_type, query, 2).await
+    }
+
+    /// Serialises the writers of one condition until the transaction ends: an advisory
+    /// lock on PostgreSQL; SQLite's write transaction already admits one writer.
+    pub(crate) async fn lock_condition(&self, tx: &mut Tx, res_type: &str, query: &[(String, String)]) -> Result<()> {
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(condition_key(res_type, query))
                 .execute(&mut **tx)
                 .await?;
         }
-        self.search_ids_in(tx, access, res_type, query, 2).await
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ mod conditional;
 mod create;
 mod history;
 mod pool;
+mod prescriptions;
 mod resources;
 pub(crate) use resources::{current, current_visible, version_of};
 mod schema;

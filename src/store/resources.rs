@@ -256,6 +256,9 @@ impl Store {
         if res_type == "Appointment" {
             self.appointment_write(tx, access, id, None, Some(&mut resource)).await?;
         }
+        if res_type == "ServiceRequest" {
+            self.service_request_write(tx, id, &resource).await?;
+        }
         let stored = self.insert_new(tx, res_type, resource, id, method).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -328,6 +331,9 @@ impl Store {
         if res_type == "Appointment" {
             let old = if cur.deleted { None } else { body_of(&cur) };
             self.appointment_write(tx, access, id, old.as_ref(), Some(&mut resource)).await?;
+        }
+        if res_type == "ServiceRequest" {
+            self.service_request_write(tx, id, &resource).await?;
         }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
         if !matches_rule(tx, cur.pk, &rule).await? {

@@ -65,7 +65,9 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
     // 4: generated slots in their compact table (see `cupola_search`'s grid module).
     let grid = cupola_search::grid_schema(d).join(";\n");
     // 5: the places appointments take in slots, and booking codes (see `claims`).
-    vec![(1, core), (2, index), (3, reindex), (4, grid), (5, BOOKING.to_string())]
+    // 6: when each prescription was first asked for (its deadline runs from then).
+    let clock = "CREATE TABLE IF NOT EXISTS prescription_clock (nre TEXT PRIMARY KEY, first_us BIGINT NOT NULL)";
+    vec![(1, core), (2, index), (3, reindex), (4, grid), (5, BOOKING.to_string()), (6, clock.to_string())]
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {

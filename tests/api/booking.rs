@@ -393,14 +393,6 @@ async fn a_hundred_clients_race_for_ten_slots(backend: Backend) {
     race(std::slice::from_ref(&app.base), &client_as(&app.auth, &counter()), &open, 100).await;
 }
 
-crate::on_both!(
-    book_retry_cancel_and_the_same_rules_for_plain_writes,
-    reschedule_moves_the_booking_or_changes_nothing,
-    slots_that_cannot_be_booked_are_refused_with_the_reason,
-    a_hold_is_the_holders_and_frees_its_slot_when_it_expires,
-    a_hundred_clients_race_for_ten_slots,
-);
-
 /// The race across two gateway processes on one PostgreSQL database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_on_one_postgres_never_double_book() {
@@ -414,3 +406,196 @@ async fn two_gateways_on_one_postgres_never_double_book() {
         slots.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, s)| s.clone()).take(10).collect();
     race(&[a.base.clone(), b.base.clone()], &client_as(&auth, &counter()), &open, 100).await;
 }
+
+const NRE: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
+
+/// The catalog facts the rules read: 89.52 a cardiology exam, 89.7 a visit.
+async fn catalog_codes(app: &TestApp) {
+    let concept = |code: &str, branch: &str, kind: &str| {
+        json!({"code": code, "display": code, "property": [
+            {"code": "branch", "valueCode": branch}, {"code": "kind", "valueCode": kind},
+            {"code": "access", "valueCode": "first"}]})
+    };
+    let cs = json!({"resourceType": "CodeSystem", "id": "catalog", "url": format!("{BASE}/CodeSystem/catalog"),
+        "status": "active", "content": "complete",
+        "property": [{"code": "branch", "type": "code"}, {"code": "kind", "type": "code"}, {"code": "access", "type": "code"}],
+        "concept": [concept("89.52", "cardiology", "exam"), concept("89.7", "general", "visit")]});
+    let r = app.put("CodeSystem/catalog", &cs).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+}
+
+fn prescription(id: &str, nre: &str, code: &str, class: &str, patient: &str) -> Value {
+    json!({"resourceType": "ServiceRequest", "id": id, "status": "active", "intent": "order",
+        "requisition": {"system": NRE, "value": nre},
+        "subject": {"reference": format!("Patient/{patient}")}, "code": catalog(code),
+        "extension": [{"url": format!("{BASE}/StructureDefinition/priority-class"),
+            "valueCoding": {"system": format!("{BASE}/CodeSystem/priority-class"), "code": class}}]})
+}
+
+fn window() -> String {
+    let today = chrono::Utc::now().date_naive();
+    format!("start={}&end={}", today, today + chrono::Duration::days(10))
+}
+
+async fn find_proposes_free_slots_earliest_first_and_books_them(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 3, 1).await;
+    catalog_codes(&app).await;
+    let patient =
+        json!({"resourceType": "Patient", "id": "p1", "address": [{"city": "Genova", "district": "Genova Levante"}]});
+    assert_eq!(app.put("Patient/p1", &patient).await.status(), 201);
+    assert_eq!(
+        app.put("ServiceRequest/sr-n1", &prescription("sr-n1", "070A12345678901", "89.52", "D", "p1")).await.status(),
+        201
+    );
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let r = app.req_as(&counter(), Method::GET, &path).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (status, found) =
+        get(format!("Appointment/$find?{}&referral-identifier=070A12345678901&_count=3", window())).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["type"], "searchset");
+    let proposals: Vec<Value> = found["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    assert_eq!(proposals.len(), 3);
+    let slot_of = |a: &Value| a["slot"][0]["reference"].as_str().unwrap().trim_start_matches("Slot/").to_string();
+    // Class D: the first slot of each day is kept for class U, so it is not offered.
+    assert_eq!(proposals.iter().map(slot_of).collect::<Vec<_>>(), slots[1..4].to_vec());
+    for p in &proposals {
+        assert_eq!(p["status"], "proposed");
+        assert_eq!(p["basedOn"][0]["reference"], "ServiceRequest/sr-n1");
+        assert_eq!(
+            with(&p["extension"], "url", &format!("{BASE}/StructureDefinition/within-guarantee"))["valueBoolean"],
+            true
+        );
+    }
+    // Class U gets the kept slot first.
+    let (_, urgent) = get(format!("Appointment/$find?{}&service-type=89.52&priority-class=U&_count=1", window())).await;
+    assert_eq!(slot_of(&urgent["entry"][0]["resource"]), slots[0]);
+
+    // A proposal is booked by reference, linked to its prescription, slot and patient.
+    let reference = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-reference",
+        "valueReference": {"reference": format!("Appointment/{}", proposals[0]["id"].as_str().unwrap())}}]});
+    let (status, out) = send(&app, &counter(), Method::POST, "Appointment/$book", &reference).await;
+    assert_eq!(status, 201, "{out}");
+    let booked = booked_of(&out);
+    assert_eq!(booked["status"], "booked");
+    assert_eq!(booked["basedOn"][0]["reference"], "ServiceRequest/sr-n1");
+    assert!(booked["participant"].to_string().contains("Patient/p1"), "{booked}");
+    assert!(booked["participant"].to_string().contains("Location/loc-x"), "{booked}");
+    assert!(booked.get("extension").is_some_and(|e| !e.to_string().contains("proposal-expires")), "{booked}");
+    // The prescription is now fully booked.
+    let (status, oo) = get(format!("Appointment/$find?{}&referral-identifier=070A12345678901", window())).await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "referral-identifier");
+
+    // Nothing in the patient's district: the region, with the guarantee pathway said.
+    let (status, wide) =
+        get(format!("Appointment/$find?{}&service-type=89.52&priority-class=D&district=Savonese&_count=2", window()))
+            .await;
+    assert_eq!(status, 200, "{wide}");
+    let entries = wide["entry"].as_array().unwrap();
+    assert_eq!(entries.iter().filter(|e| e["search"]["mode"] == "match").count(), 2);
+    let outcome = entries.iter().find(|e| e["search"]["mode"] == "outcome").expect("an OperationOutcome");
+    assert!(
+        outcome["resource"]["issue"][0]["diagnostics"].as_str().unwrap().contains("guarantee pathway"),
+        "{outcome}"
+    );
+    assert_eq!(outcome["resource"]["issue"][0]["severity"], "information");
+
+    // Bad requests name the parameter.
+    for (query, param) in [
+        ("end=2030-01-01&service-type=89.52".to_string(), "start"),
+        (format!("{}&service-type=89.52&colour=red", window()), "colour"),
+        (format!("{}&service-type=89.52&priority-class=X", window()), "priority-class"),
+        (window(), "service-type"),
+    ] {
+        let (status, oo) = get(format!("Appointment/$find?{query}")).await;
+        assert_eq!(status, 400, "{query}: {oo}");
+        assert_eq!(expression(&oo), param, "{query}");
+    }
+}
+
+async fn an_expired_proposal_cannot_be_booked(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.booking.proposal_seconds = 1;
+        c.booking.sweep_ms = 100;
+    })
+    .await;
+    region(&app.base, &app.client, 2, 1).await;
+    let r = app.req_as(&counter(), Method::GET, &format!("Appointment/$find?{}&service-type=89.52&_count=1", window()));
+    let found: Value = r.send().await.unwrap().json().await.unwrap();
+    let id = found["entry"][0]["resource"]["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let reference = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-reference",
+        "valueReference": {"reference": format!("Appointment/{id}")}}]});
+    let (status, oo) = send(&app, &counter(), Method::POST, "Appointment/$book", &reference).await;
+    assert_eq!(status, 410, "{oo}");
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("expired"), "{oo}");
+}
+
+async fn prescriptions_are_checked(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    catalog_codes(&app).await;
+    let (status, oo) =
+        send(&app, &counter(), Method::PUT, "ServiceRequest/bad", &prescription("bad", "12345", "89.52", "D", "p1"))
+            .await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "ServiceRequest.requisition.value");
+    for n in 1..=8 {
+        let id = format!("sr-{n}");
+        let (status, out) = send(
+            &app,
+            &counter(),
+            Method::PUT,
+            &format!("ServiceRequest/{id}"),
+            &prescription(&id, "070A00000000001", "89.52", "D", "p1"),
+        )
+        .await;
+        assert_eq!(status, 201, "{out}");
+    }
+    let (status, oo) = send(
+        &app,
+        &counter(),
+        Method::PUT,
+        "ServiceRequest/sr-9",
+        &prescription("sr-9", "070A00000000001", "89.52", "D", "p1"),
+    )
+    .await;
+    assert_eq!(status, 422, "{oo}");
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("at most 8"), "{oo}");
+    // Another branch has its own eight; an update of one of the eight is not a ninth.
+    let (status, _) = send(
+        &app,
+        &counter(),
+        Method::PUT,
+        "ServiceRequest/sr-9",
+        &prescription("sr-9", "070A00000000001", "89.7", "D", "p1"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        &app,
+        &counter(),
+        Method::PUT,
+        "ServiceRequest/sr-1",
+        &prescription("sr-1", "070A00000000001", "89.52", "B", "p1"),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+crate::on_both!(
+    book_retry_cancel_and_the_same_rules_for_plain_writes,
+    reschedule_moves_the_booking_or_changes_nothing,
+    slots_that_cannot_be_booked_are_refused_with_the_reason,
+    a_hold_is_the_holders_and_frees_its_slot_when_it_expires,
+    a_hundred_clients_race_for_ten_slots,
+    find_proposes_free_slots_earliest_first_and_books_them,
+    an_expired_proposal_cannot_be_booked,
+    prescriptions_are_checked,
+);

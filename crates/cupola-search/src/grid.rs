@@ -158,7 +158,17 @@ impl Builder {
                 format!("({})", parts.join(" OR "))
             }
             Filter::Missing { param, missing, .. } if own_param(param) => {
-                (if *missing { "1 = 0" } else { "1 = 1" }).into()
+                let column = match param.as_str() {
+                    "reserved-for" => Some("g.reserve"),
+                    "release" => Some("g.release_us"),
+                    _ => None,
+                };
+                match (column, missing) {
+                    (Some(c), true) => format!("{c} IS NULL"),
+                    (Some(c), false) => format!("{c} IS NOT NULL"),
+                    (None, true) => "1 = 0".into(),
+                    (None, false) => "1 = 1".into(),
+                }
             }
             Filter::Values { param, ors, not, .. } if own_param(param) => {
                 let inner = self.own_values(param, ors);
@@ -186,6 +196,24 @@ impl Builder {
             "status" => {
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, "", "", "st")).collect();
                 format!("EXISTS (SELECT 1 FROM {STATUS_ROW} st WHERE {})", parts.join(" OR "))
+            }
+            // The class a slot is kept for (a code without a system); `COALESCE` so that
+            // `:not` keeps the slots kept for no class.
+            "reserved-for" => {
+                let parts: Vec<String> = ors
+                    .iter()
+                    .map(|c| match c {
+                        Cond::Token { code: Some(code), .. } => format!("g.reserve = {}", self.text(code)),
+                        Cond::Token { code: None, .. } => "g.reserve IS NOT NULL".into(),
+                        _ => "1 = 0".into(),
+                    })
+                    .collect();
+                format!("COALESCE(({}), false)", parts.join(" OR "))
+            }
+            "release" => {
+                let parts: Vec<String> =
+                    ors.iter().map(|c| self.cond(c, "g.release_us", "g.release_us", "g")).collect();
+                format!("COALESCE(({}), false)", parts.join(" OR "))
             }
             _ => {
                 // service-type: the code alone lets the index give slots in start order.
@@ -285,7 +313,7 @@ fn sargable(sql: &str) -> String {
 
 /// Parameters whose values are a grid row's own (not its agenda's).
 fn own_param(param: &str) -> bool {
-    matches!(param, "start" | "status" | "service-type")
+    matches!(param, "start" | "status" | "service-type" | "reserved-for" | "release")
 }
 
 /// The synthetic pk and the id of grid row `g`, and the pk whose index rows are its

@@ -1,0 +1,428 @@
+//! `Appointment/$find`: proposals on real free slots for a prescription (or service
+//! codes), earliest first and, at the same time, nearest to the patient; each
+//! marked whether it meets the priority class's deadline. Slots kept for U/B are
+//! offered only to those classes until their release. When nothing in the
+//! patient's district meets the deadline, the search widens to the region and the
+//! answer says the guarantee pathway applies.
+//!
+//! Every filter is a search of the store (index lookups, in SQL); the three kinds of
+//! slot a class may take (open to all, released, kept for that class) are three
+//! searches in start order whose pages are merged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::rules::{self, RequestFacts};
+use crate::access::Access;
+use crate::error::Issue;
+use crate::fhir::{meta, names};
+use crate::store::{current, now_micros, Store, Tx};
+use crate::{Error, Result};
+
+/// What `$find` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct FindRequest {
+    /// Instants (µs): slots starting in `[start, end]`.
+    pub start: i64,
+    pub end: i64,
+    /// The prescription number (NRE).
+    pub nre: Option<String>,
+    /// Service codes as search tokens (`system|code` or `code`).
+    pub services: Vec<String>,
+    pub patient: Option<String>,
+    pub location: Option<String>,
+    pub organization: Option<String>,
+    pub class: Option<String>,
+    pub district: Option<String>,
+    /// `latitude|longitude` to rank equal times by distance from.
+    pub near: Option<(f64, f64)>,
+    pub count: usize,
+}
+
+/// The proposals, stored, and what the search found out.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub proposals: Vec<Value>,
+    /// Nothing in the district met the deadline: the search took the whole region.
+    pub guarantee_pathway: bool,
+    pub deadline: Option<i64>,
+    pub notes: Vec<Issue>,
+}
+
+/// Searches and stores the proposals, in one transaction.
+pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Found> {
+    let settings = store.settings().clone();
+    let base = settings.base.clone();
+    let mut tx = store.begin().await?;
+    let now = now_micros();
+    let mut req = req;
+    let mut requests: Vec<(RequestFacts, Value)> = Vec::new();
+    if let Some(nre) = req.nre.clone() {
+        requests = prescription(store, &mut tx, access, &nre).await?;
+        for (r, body) in &requests {
+            req.services.extend(r.codes.iter().map(|(s, c)| if s.is_empty() { c.clone() } else { format!("{s}|{c}") }));
+            req.class = req.class.clone().or_else(|| r.class.clone());
+            if req.patient.is_none() {
+                req.patient =
+                    body["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Patient/")).map(str::to_string);
+            }
+        }
+    }
+    if req.services.is_empty() {
+        return Err(Error::invalid(
+            "required",
+            Some("service-type".into()),
+            "$find needs referral-identifier (the NRE) or service-type",
+        ));
+    }
+    let patient = match &req.patient {
+        Some(p) => current(&mut tx, store.dialect(), "Patient", p, false)
+            .await?
+            .and_then(|s| s.body)
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok()),
+        None => None,
+    };
+    let district = req
+        .district
+        .clone()
+        .or_else(|| patient.as_ref().and_then(|p| p["address"][0]["district"].as_str()).map(str::to_string));
+    let origin = req.near.or_else(|| patient.as_ref().and_then(residence));
+
+    // The deadline runs from the first request for the prescription.
+    let facts = catalog_facts(store, &mut tx).await?;
+    let first_access = requests.iter().all(|(r, body)| access_type(body, &base, &facts, r) != "follow-up");
+    let exam = req.services.iter().any(|s| facts.get(code_part(s)).is_some_and(|f| f.kind == "exam"));
+    let clock = match &req.nre {
+        Some(nre) => store.prescription_clock(&mut tx, nre, now).await?,
+        None => now,
+    };
+    let deadline = match (&req.class, first_access) {
+        (Some(class), true) => {
+            let day = DateTime::<Utc>::from_timestamp_micros(clock).map(|t| t.date_naive()).unwrap_or_default();
+            settings.rules.deadline(class, exam, day).map(|d| clock + d.num_microseconds().unwrap_or(i64::MAX))
+        }
+        _ => None,
+    };
+
+    let from = req.start.max(now);
+    let mut found = Found { deadline, ..Default::default() };
+    let mut slots = free_slots(store, &mut tx, access, &req, from, district.as_deref()).await?;
+    let meets = |slots: &[Value]| match deadline {
+        Some(d) => {
+            slots.first().and_then(|s| s["start"].as_str()).and_then(meta::parse_instant).is_some_and(|t| t <= d)
+        }
+        None => !slots.is_empty(),
+    };
+    if district.is_some() && deadline.is_some() && !meets(&slots) {
+        slots = free_slots(store, &mut tx, access, &req, from, None).await?;
+        found.guarantee_pathway = true;
+        found.notes.push(Issue::information(format!(
+            "no slot in the district {} meets the class {} deadline ({}): the search covers the whole region and the guarantee pathway (percorso di tutela) applies",
+            district.as_deref().unwrap_or_default(),
+            req.class.as_deref().unwrap_or_default(),
+            deadline.map(meta::instant).unwrap_or_default()
+        )));
+    }
+    if let Some(origin) = origin {
+        rank_by_distance(store, &mut tx, &mut slots, origin).await?;
+    }
+    let expires = now + settings.proposal_micros;
+    let mut proposals = Vec::with_capacity(slots.len());
+    for slot in &slots {
+        let schedule = slot["schedule"]["reference"].as_str().unwrap_or_default().to_string();
+        let actors = schedule_actors(store, &mut tx, &schedule).await?;
+        let request = requests.iter().find(|(r, _)| {
+            let slot_codes = rules::slot_services(slot);
+            r.codes.iter().any(|(_, c)| slot_codes.iter().any(|(_, sc)| sc == c))
+        });
+        proposals.push(proposal(
+            &base,
+            slot,
+            &actors,
+            req.patient.as_deref(),
+            request.map(|(r, _)| r.id.as_str()),
+            deadline,
+            expires,
+        ));
+    }
+    let ids = store.insert_proposals(&mut tx, proposals.clone(), expires).await?;
+    for (p, id) in proposals.iter_mut().zip(ids) {
+        p["id"] = json!(id);
+    }
+    tx.commit().await?;
+    found.proposals = proposals;
+    Ok(found)
+}
+
+fn code_part(token: &str) -> &str {
+    token.rsplit('|').next().unwrap_or(token)
+}
+
+/// The ServiceRequests of a prescription still to be booked.
+async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) -> Result<Vec<(RequestFacts, Value)>> {
+    let base = store.settings().base.clone();
+    let system = store.settings().rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
+    let query = [("requisition".to_string(), format!("{system}|{nre}")), ("status".to_string(), "active".to_string())];
+    let ids = store.search_ids_in(tx, access, "ServiceRequest", &query, 100).await?;
+    if ids.is_empty() {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "not-found",
+            Some("referral-identifier".into()),
+            format!("no active prescription with NRE {nre}"),
+        )]));
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let booked = [
+            ("based-on".to_string(), format!("ServiceRequest/{id}")),
+            ("status".to_string(), "pending,booked,arrived,checked-in,fulfilled".to_string()),
+        ];
+        if !store.search_ids_in(tx, &Access::gateway(), "Appointment", &booked, 1).await?.is_empty() {
+            continue;
+        }
+        let body = current(tx, store.dialect(), "ServiceRequest", &id, false).await?.and_then(|s| s.body);
+        let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+        out.push((RequestFacts::of(&id, &v, &base), v));
+    }
+    if out.is_empty() {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "business-rule",
+            Some("referral-identifier".into()),
+            format!("every service of prescription {nre} is already booked"),
+        )]));
+    }
+    Ok(out)
+}
+
+/// HL7 Italia's system for the NRE (used when the rules do not name one).
+pub const NRE_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
+
+/// First access or follow-up: the request's `access-type` extension, else the
+/// catalog code's default.
+fn access_type(request: &Value, base: &str, facts: &HashMap<String, ServiceFacts>, r: &RequestFacts) -> String {
+    let written = rules::extension(request, &names::structure(base, "access-type"))
+        .and_then(|e| e["valueCoding"]["code"].as_str().or(e["valueCode"].as_str()));
+    match written {
+        Some(w) => w.to_string(),
+        None => {
+            r.codes.iter().find_map(|(_, c)| facts.get(c).map(|f| f.access.clone())).unwrap_or_else(|| "first".into())
+        }
+    }
+}
+
+/// What the catalog says of a code.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ServiceFacts {
+    pub kind: String,
+    pub access: String,
+    pub branch: String,
+}
+
+pub(crate) type Facts = Arc<HashMap<String, ServiceFacts>>;
+
+/// The catalog facts last read, by the catalog CodeSystem's (pk, version): one per
+/// store (see `Settings`), so that each process re-reads them when the catalog changes.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogCache(Arc<Mutex<Option<Cached>>>);
+
+/// The catalog CodeSystem's (pk, version) and the facts read from it.
+type Cached = ((i64, i64), Facts);
+
+/// The catalog's `kind` and `access` per code, read once per catalog version.
+pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
+    let cache = &store.settings().catalog_cache.0;
+    let Some(version) = store.current_version(tx, "CodeSystem", "catalog").await? else {
+        return Ok(Arc::default());
+    };
+    if let Some((v, f)) = cache.lock().ok().and_then(|c| c.clone()) {
+        if v == version {
+            return Ok(f);
+        }
+    }
+    let body = current(tx, store.dialect(), "CodeSystem", "catalog", false).await?.and_then(|s| s.body);
+    let cs: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+    let mut map = HashMap::new();
+    for c in cs["concept"].as_array().into_iter().flatten() {
+        let prop = |name: &str| {
+            c["property"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["code"] == name)
+                .and_then(|p| p["valueCode"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if let Some(code) = c["code"].as_str() {
+            map.insert(
+                code.to_string(),
+                ServiceFacts {
+                    kind: prop(names::PROP_KIND),
+                    access: prop(names::PROP_ACCESS),
+                    branch: prop(names::PROP_BRANCH),
+                },
+            );
+        }
+    }
+    let facts: Facts = Arc::new(map);
+    if let Ok(mut c) = cache.lock() {
+        *c = Some((version, facts.clone()));
+    }
+    Ok(facts)
+}
+
+/// Free slots for `req` from `from`, earliest first: those open to every class,
+/// those released, and (for U and B) those kept for the class.
+async fn free_slots(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    req: &FindRequest,
+    from: i64,
+    district: Option<&str>,
+) -> Result<Vec<Value>> {
+    let mut common = vec![
+        ("service-type".to_string(), req.services.join(",")),
+        ("status".to_string(), "free".to_string()),
+        ("start".to_string(), format!("ge{}", meta::instant(from))),
+        ("start".to_string(), format!("le{}", meta::instant(req.end))),
+        ("_sort".to_string(), "start".to_string()),
+        ("_count".to_string(), req.count.to_string()),
+        ("_total".to_string(), "none".to_string()),
+    ];
+    if let Some(d) = district {
+        common.push(("district:exact".to_string(), d.to_string()));
+    }
+    if let Some(l) = &req.location {
+        common.push(("location".to_string(), l.clone()));
+    }
+    if let Some(o) = &req.organization {
+        common.push(("provider".to_string(), o.clone()));
+    }
+    let now = meta::instant(now_micros());
+    let mut kinds =
+        vec![("reserved-for:missing".to_string(), "true".to_string()), ("release".to_string(), format!("le{now}"))];
+    if let Some(class @ ("U" | "B")) = req.class.as_deref() {
+        kinds.push(("reserved-for".to_string(), class.to_string()));
+    }
+    let mut slots: Vec<(i64, String, Value)> = Vec::new();
+    for kind in kinds {
+        let mut q = common.clone();
+        q.push(kind);
+        let parsed = store.parse_search(access, "Slot", &q, false)?;
+        for (_, body) in store.search_on(tx, &parsed).await?.matches {
+            let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+            let start = v["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
+            let id = v["id"].as_str().unwrap_or_default().to_string();
+            if !slots.iter().any(|(_, i, _)| *i == id) {
+                slots.push((start, id, v));
+            }
+        }
+    }
+    slots.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    slots.truncate(req.count);
+    Ok(slots.into_iter().map(|(_, _, v)| v).collect())
+}
+
+/// The patient's home, from the `geolocation` extension of their first address.
+fn residence(patient: &Value) -> Option<(f64, f64)> {
+    let geo = patient["address"][0]["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/geolocation")?;
+    let part = |name: &str| geo["extension"].as_array()?.iter().find(|e| e["url"] == name)?["valueDecimal"].as_f64();
+    Some((part("latitude")?, part("longitude")?))
+}
+
+/// Reorders slots of the same start by distance from `origin` (kilometres on a sphere).
+async fn rank_by_distance(store: &Store, tx: &mut Tx, slots: &mut [Value], origin: (f64, f64)) -> Result<()> {
+    let mut distance: HashMap<String, f64> = HashMap::new();
+    for s in slots.iter() {
+        let Some(loc) = place_of(s) else { continue };
+        if distance.contains_key(&loc) {
+            continue;
+        }
+        let body = current(tx, store.dialect(), "Location", &loc, false).await?.and_then(|l| l.body);
+        let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        if let (Some(lat), Some(lon)) = (v["position"]["latitude"].as_f64(), v["position"]["longitude"].as_f64()) {
+            distance.insert(loc, km(origin, (lat, lon)));
+        }
+    }
+    let key = |s: &Value| {
+        let start = s["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
+        let d = place_of(s).and_then(|l| distance.get(&l).copied()).unwrap_or(f64::MAX);
+        (start, d)
+    };
+    slots.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
+    Ok(())
+}
+
+fn place_of(slot: &Value) -> Option<String> {
+    slot["extension"]
+        .as_array()?
+        .iter()
+        .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/StructureDefinition/slot-location")))?
+        ["valueReference"]["reference"]
+        .as_str()?
+        .strip_prefix("Location/")
+        .map(str::to_string)
+}
+
+fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (la1, lo1, la2, lo2) = (a.0.to_radians(), a.1.to_radians(), b.0.to_radians(), b.1.to_radians());
+    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().asin()
+}
+
+/// The actors of a Schedule (its service, place, practitioner), as participants.
+async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) -> Result<Vec<Value>> {
+    let id = schedule.strip_prefix("Schedule/").unwrap_or(schedule);
+    let body = current(tx, store.dialect(), "Schedule", id, false).await?.and_then(|s| s.body);
+    let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+    Ok(v["actor"].as_array().cloned().unwrap_or_default())
+}
+
+fn proposal(
+    base: &str,
+    slot: &Value,
+    actors: &[Value],
+    patient: Option<&str>,
+    request: Option<&str>,
+    deadline: Option<i64>,
+    expires: i64,
+) -> Value {
+    let start = slot["start"].as_str().and_then(meta::parse_instant);
+    let within = match (deadline, start) {
+        (Some(d), Some(s)) => s <= d,
+        (None, _) => true,
+        _ => false,
+    };
+    let mut participant: Vec<Value> = Vec::new();
+    if let Some(p) = patient {
+        participant.push(json!({"actor": {"reference": format!("Patient/{p}")}, "status": "needs-action"}));
+    }
+    participant.extend(actors.iter().map(|a| json!({"actor": a, "status": "accepted"})));
+    let mut a = json!({
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "serviceType": slot["serviceType"].clone(),
+        "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap_or_default())}],
+        "start": slot["start"].clone(),
+        "end": slot["end"].clone(),
+        "participant": participant,
+        "extension": [
+            {"url": names::structure(base, "within-guarantee"), "valueBoolean": within},
+            {"url": names::structure(base, "proposal-expires"), "valueInstant": meta::instant(expires)}
+        ]
+    });
+    if let Some(r) = request {
+        a["basedOn"] = json!([{"reference": format!("ServiceRequest/{r}")}]);
+    }
+    a
+}

@@ -1,0 +1,69 @@
+//! The prescription rules, applied on every write of a ServiceRequest: the NRE's
+//! format, and at most so many services of one branch per prescription (both
+//! dated rules of `mappings/booking/rules.json`). Writers of one prescription are
+//! serialised on its number, so two requests at once cannot both take the last place.
+
+use serde_json::Value;
+
+use super::{current, Store, Tx};
+use crate::access::Access;
+use crate::booking::{catalog_facts, NRE_SYSTEM};
+use crate::error::Issue;
+use crate::{Error, Result};
+
+fn unprocessable(expression: &str, diagnostics: String) -> Error {
+    Error::Unprocessable(vec![Issue::error("business-rule", Some(expression.into()), diagnostics)])
+}
+
+impl Store {
+    pub(crate) async fn service_request_write(&self, tx: &mut Tx, id: &str, request: &Value) -> Result<()> {
+        let rules = self.settings.rules.clone();
+        let system = rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
+        let Some(nre) = (request["requisition"]["system"].as_str() == Some(system.as_str()))
+            .then(|| request["requisition"]["value"].as_str())
+            .flatten()
+        else {
+            return Ok(());
+        };
+        if let Some(fault) = rules.nre_fault(nre) {
+            return Err(unprocessable("ServiceRequest.requisition.value", fault));
+        }
+        let active = !matches!(request["status"].as_str(), Some("revoked" | "entered-in-error" | "completed"));
+        let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+        let Some(max) = rules.max_per_branch(today).filter(|_| active) else {
+            return Ok(());
+        };
+        let query = [("requisition".to_string(), format!("{system}|{nre}"))];
+        self.lock_condition(tx, "ServiceRequest", &query).await?;
+        let facts = catalog_facts(self, tx).await?;
+        let branch_of = |r: &Value| -> Option<String> {
+            r["code"]["coding"]
+                .as_array()?
+                .iter()
+                .find_map(|c| facts.get(c["code"].as_str()?).map(|f| f.branch.clone()))
+                .filter(|b| !b.is_empty())
+        };
+        let Some(branch) = branch_of(request) else {
+            return Ok(());
+        };
+        let mut same = 1;
+        let query = [query[0].clone(), ("status".to_string(), "draft,active,on-hold,completed,unknown".to_string())];
+        for other in self.search_ids_in(tx, &Access::gateway(), "ServiceRequest", &query, 100).await? {
+            if other == id {
+                continue;
+            }
+            let body = current(tx, self.dialect, "ServiceRequest", &other, false).await?.and_then(|s| s.body);
+            let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+            if branch_of(&v).as_deref() == Some(branch.as_str()) {
+                same += 1;
+            }
+        }
+        if same > max {
+            return Err(unprocessable(
+                "ServiceRequest.code",
+                format!("prescription {nre} would hold {same} services of the branch {branch}: at most {max} per prescription"),
+            ));
+        }
+        Ok(())
+    }
+}
