@@ -99,7 +99,11 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
         Some(nre) => store.prescription_clock(&mut tx, nre, now).await?,
         None => now,
     };
-    let deadline = match (&req.class, first_access) {
+    let waiver = match &req.nre {
+        Some(nre) => store.guarantee_waiver(&mut tx, nre).await?,
+        None => None,
+    };
+    let deadline = match (&req.class, first_access && waiver.is_none()) {
         (Some(class), true) => {
             let day = DateTime::<Utc>::from_timestamp_micros(clock).map(|t| t.date_naive()).unwrap_or_default();
             settings.rules.deadline(class, exam, day).map(|d| clock + d.num_microseconds().unwrap_or(i64::MAX))
@@ -109,6 +113,11 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
 
     let from = req.start.max(now);
     let mut found = Found { deadline, ..Default::default() };
+    if let Some(response) = waiver {
+        found.notes.push(Issue::information(format!(
+            "the patient declined a proposal within the deadline (AppointmentResponse/{response}): the priority guarantee no longer applies to this prescription"
+        )));
+    }
     let mut slots = free_slots(store, &mut tx, access, &req, from, district.as_deref()).await?;
     let meets = |slots: &[Value]| match deadline {
         Some(d) => {
@@ -398,11 +407,8 @@ fn proposal(
     expires: i64,
 ) -> Value {
     let start = slot["start"].as_str().and_then(meta::parse_instant);
-    let within = match (deadline, start) {
-        (Some(d), Some(s)) => s <= d,
-        (None, _) => true,
-        _ => false,
-    };
+    // No deadline (no class, a follow-up, a declined offer): no guarantee to meet.
+    let within = matches!((deadline, start), (Some(d), Some(s)) if s <= d);
     let mut participant: Vec<Value> = Vec::new();
     if let Some(p) = patient {
         participant.push(json!({"actor": {"reference": format!("Patient/{p}")}, "status": "needs-action"}));

@@ -20,11 +20,11 @@ impl Store {
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
-        // Appointments and ServiceRequests go through the booking rules, never the one-statement path.
+        // What the booking rules watch never takes the one-statement path.
         if condition.is_none()
             && self.dialect == Dialect::Postgres
             && access.write(res_type) == Rule::All
-            && !matches!(res_type, "Appointment" | "ServiceRequest")
+            && !matches!(res_type, "Appointment" | "ServiceRequest" | "AppointmentResponse")
         {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }

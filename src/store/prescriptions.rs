@@ -67,3 +67,51 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// A patient declining a proposal that met the deadline leaves the guarantee for
+    /// that prescription: recorded against its NRE, for `$find` to see.
+    pub(crate) async fn appointment_response_write(&self, tx: &mut Tx, id: &str, response: &Value) -> Result<()> {
+        if response["participantStatus"].as_str() != Some("declined") {
+            return Ok(());
+        }
+        let Some(appointment) =
+            response["appointment"]["reference"].as_str().and_then(|r| r.strip_prefix("Appointment/"))
+        else {
+            return Ok(());
+        };
+        let body = current(tx, self.dialect, "Appointment", appointment, false).await?.and_then(|s| s.body);
+        let a: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        let base = self.settings.base.clone();
+        let within = crate::booking::rules::extension(&a, &crate::fhir::names::structure(&base, "within-guarantee"))
+            .and_then(|e| e["valueBoolean"].as_bool())
+            == Some(true);
+        let request = a["basedOn"][0]["reference"].as_str().and_then(|r| r.strip_prefix("ServiceRequest/"));
+        let (true, Some(request)) = (within, request) else {
+            return Ok(());
+        };
+        let body = current(tx, self.dialect, "ServiceRequest", request, false).await?.and_then(|s| s.body);
+        let sr: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        let Some(nre) = sr["requisition"]["value"].as_str() else {
+            return Ok(());
+        };
+        sqlx::query(
+            "INSERT INTO guarantee_waivers (nre, response, at_us) VALUES ($1, $2, $3) ON CONFLICT (nre) DO NOTHING",
+        )
+        .bind(nre)
+        .bind(id)
+        .bind(super::now_micros())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The AppointmentResponse by which the patient left the guarantee of `nre`, if any.
+    pub(crate) async fn guarantee_waiver(&self, tx: &mut Tx, nre: &str) -> Result<Option<String>> {
+        let r: Option<String> = sqlx::query_scalar("SELECT response FROM guarantee_waivers WHERE nre = $1")
+            .bind(nre)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(r)
+    }
+}

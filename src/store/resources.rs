@@ -259,6 +259,9 @@ impl Store {
         if res_type == "ServiceRequest" {
             self.service_request_write(tx, id, &resource).await?;
         }
+        if res_type == "AppointmentResponse" {
+            self.appointment_response_write(tx, id, &resource).await?;
+        }
         let stored = self.insert_new(tx, res_type, resource, id, method).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -334,6 +337,9 @@ impl Store {
         }
         if res_type == "ServiceRequest" {
             self.service_request_write(tx, id, &resource).await?;
+        }
+        if res_type == "AppointmentResponse" {
+            self.appointment_response_write(tx, id, &resource).await?;
         }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
         if !matches_rule(tx, cur.pk, &rule).await? {

@@ -67,7 +67,17 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
     // 5: the places appointments take in slots, and booking codes (see `claims`).
     // 6: when each prescription was first asked for (its deadline runs from then).
     let clock = "CREATE TABLE IF NOT EXISTS prescription_clock (nre TEXT PRIMARY KEY, first_us BIGINT NOT NULL)";
-    vec![(1, core), (2, index), (3, reindex), (4, grid), (5, BOOKING.to_string()), (6, clock.to_string())]
+    // 7: prescriptions whose patient declined a proposal within the deadline.
+    let waivers = "CREATE TABLE IF NOT EXISTS guarantee_waivers (nre TEXT PRIMARY KEY, response TEXT NOT NULL, at_us BIGINT NOT NULL)";
+    vec![
+        (1, core),
+        (2, index),
+        (3, reindex),
+        (4, grid),
+        (5, BOOKING.to_string()),
+        (6, clock.to_string()),
+        (7, waivers.to_string()),
+    ]
 }
 
 pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {

@@ -187,6 +187,7 @@ async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend)
     let (status, made) = send(&app, &counter(), Method::POST, "Appointment", &plain2).await;
     assert_eq!(status, 201, "{made}");
     assert!(made["identifier"].to_string().contains("booking-code"), "{made}");
+    let free2_id = made["id"].as_str().unwrap().to_string();
     assert_eq!(slot_status(&app, free2).await, "busy");
 
     // No slot: only an administrator (data migration).
@@ -207,6 +208,15 @@ async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend)
     let provider = As::provider("prov-x");
     let seen = app.req_as(&provider, Method::GET, &format!("Appointment/{id}")).send().await.unwrap();
     assert_eq!(seen.status(), 200, "the provider sees appointments on its agenda");
+    let (status, out) = send(&app, &provider, Method::PUT, &format!("Appointment/{free2_id}"), &{
+        let mut a = made.clone();
+        a["status"] = json!("arrived");
+        a
+    })
+    .await;
+    assert_eq!(status, 200, "the provider checks the patient in: {out}");
+    assert_eq!(out["status"], "arrived");
+    assert_eq!(slot_status(&app, free2).await, "busy", "an arrived patient keeps the place");
 
     // Cancel: the slot frees at once; the history keeps each step.
     let reason =
@@ -589,7 +599,33 @@ async fn prescriptions_are_checked(backend: Backend) {
     assert_eq!(status, 200);
 }
 
+async fn declining_a_proposal_in_time_leaves_the_guarantee(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    region(&app.base, &app.client, 2, 1).await;
+    catalog_codes(&app).await;
+    assert_eq!(
+        app.put("ServiceRequest/sr-n2", &prescription("sr-n2", "070A12345678902", "89.52", "D", "p1")).await.status(),
+        201
+    );
+    let find = format!("Appointment/$find?{}&referral-identifier=070A12345678902&_count=1", window());
+    let found: Value = app.req_as(&counter(), Method::GET, &find).send().await.unwrap().json().await.unwrap();
+    let first = found["entry"][0]["resource"].clone();
+    let within = format!("{BASE}/StructureDefinition/within-guarantee");
+    assert_eq!(with(&first["extension"], "url", &within)["valueBoolean"], true);
+    let refusal = json!({"resourceType": "AppointmentResponse", "participantStatus": "declined",
+        "appointment": {"reference": format!("Appointment/{}", first["id"].as_str().unwrap())},
+        "actor": {"reference": "Patient/p1"}});
+    let (status, _) = send(&app, &counter(), Method::POST, "AppointmentResponse", &refusal).await;
+    assert_eq!(status, 201);
+    let again: Value = app.req_as(&counter(), Method::GET, &find).send().await.unwrap().json().await.unwrap();
+    let entries = again["entry"].as_array().unwrap();
+    assert_eq!(with(&entries[0]["resource"]["extension"], "url", &within)["valueBoolean"], false, "{again}");
+    let outcome = entries.iter().find(|e| e["search"]["mode"] == "outcome").expect("said why");
+    assert!(outcome.to_string().contains("declined"), "{outcome}");
+}
+
 crate::on_both!(
+    declining_a_proposal_in_time_leaves_the_guarantee,
     book_retry_cancel_and_the_same_rules_for_plain_writes,
     reschedule_moves_the_booking_or_changes_nothing,
     slots_that_cannot_be_booked_are_refused_with_the_reason,
