@@ -266,3 +266,96 @@ pub async fn find(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
     };
     ctx.respond(r.await)
 }
+
+/// `[from, to)` of a `period`: a year, a month or a day, in Europe/Rome.
+fn period(v: &str) -> Result<(i64, i64)> {
+    let bad = || {
+        Error::invalid(
+            "value",
+            Some("period".into()),
+            format!("period={v} is not a year, month or day (2026, 2026-11, 2026-11-26)"),
+        )
+    };
+    let parts: Vec<&str> = v.split('-').collect();
+    let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
+    let (first, next) = match parts.len() {
+        1 => {
+            let y = num(0).ok_or_else(bad)? as i32;
+            (chrono::NaiveDate::from_ymd_opt(y, 1, 1), chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1))
+        }
+        2 => {
+            let (y, m) = (num(0).ok_or_else(bad)? as i32, num(1).ok_or_else(bad)?);
+            let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            (chrono::NaiveDate::from_ymd_opt(y, m, 1), chrono::NaiveDate::from_ymd_opt(next.0, next.1, 1))
+        }
+        3 => {
+            let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| bad())?;
+            (Some(d), d.succ_opt())
+        }
+        _ => (None, None),
+    };
+    let at = |d: Option<chrono::NaiveDate>| -> Result<i64> {
+        let t = d
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .and_then(|t| t.and_local_timezone(chrono_tz::Europe::Rome).earliest())
+            .ok_or_else(bad)?;
+        Ok(t.timestamp_micros())
+    };
+    Ok((at(first)?, at(next)?))
+}
+
+const WAITING_PARAMETERS: &[&str] =
+    &["service", "branch", "district", "priority-class", "period", "_format", "_pretty"];
+
+/// `GET /fhir/$waiting-times`: the waiting-time figures as a `Parameters`.
+pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        let params = parameters(&ctx, &body)?;
+        if let Some((name, _)) = params.iter().find(|(k, _)| !WAITING_PARAMETERS.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                "not-supported",
+                Some(name.clone()),
+                format!("$waiting-times has no parameter {name:?}; it takes {}", WAITING_PARAMETERS.join(", ")),
+            ));
+        }
+        let (from_us, to_us) = match text(&params, "period") {
+            Some(p) => period(&p)?,
+            None => {
+                let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+                period(&today.format("%Y-%m").to_string())?
+            }
+        };
+        let q = booking::WaitingQuery {
+            from_us,
+            to_us,
+            service: text(&params, "service").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
+            branch: text(&params, "branch").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
+            district: text(&params, "district"),
+            class: text(&params, "priority-class"),
+        };
+        let w = booking::waiting_times(&s.store, &q).await?;
+        let dec = crate::catalog::decimal_value;
+        let mut parameter = vec![
+            json!({"name": "period", "valuePeriod": {"start": crate::fhir::meta::instant(from_us), "end": crate::fhir::meta::instant(to_us)}}),
+            json!({"name": "bookings", "valueInteger": w.bookings}),
+            json!({"name": "with-deadline", "valueInteger": w.with_deadline}),
+        ];
+        for (name, v) in
+            [("wait-median-days", w.median_days), ("wait-p90-days", w.p90_days), ("within-deadline-share", w.met_share)]
+        {
+            if let Some(v) = v {
+                parameter.push(json!({"name": name, "valueDecimal": dec(v)}));
+            }
+        }
+        for (channel, n, share) in &w.channels {
+            parameter.push(json!({"name": "channel", "part": [
+                {"name": "code", "valueCode": channel},
+                {"name": "bookings", "valueInteger": n},
+                {"name": "share", "valueDecimal": dec(*share)}
+            ]}));
+        }
+        let out = json!({"resourceType": "Parameters", "parameter": parameter});
+        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+    };
+    ctx.respond(r.await)
+}

@@ -21,7 +21,7 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 }
 
 pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
-    let cs = capability::statement(s.store.registry(), &s.base);
+    let cs = capability::statement(s.store.registry(), &s.base, &s.config.canonical_base);
     ctx.respond(ctx.resource(StatusCode::OK, &cs))
 }
 

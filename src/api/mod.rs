@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/", post(transaction::bundle))
         .route("/_history", get(history::system))
+        .route("/$waiting-times", get(booking::waiting_times).post(booking::waiting_times))
         .route(
             "/{res_type}",
             get(search::search_get).post(crud::create).put(crud::conditional_update).delete(crud::conditional_delete),

@@ -103,12 +103,9 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
         Some(nre) => store.guarantee_waiver(&mut tx, nre).await?,
         None => None,
     };
-    let deadline = match (&req.class, first_access && waiver.is_none()) {
-        (Some(class), true) => {
-            let day = DateTime::<Utc>::from_timestamp_micros(clock).map(|t| t.date_naive()).unwrap_or_default();
-            settings.rules.deadline(class, exam, day).map(|d| clock + d.num_microseconds().unwrap_or(i64::MAX))
-        }
-        _ => None,
+    let deadline = match first_access && waiver.is_none() {
+        true => deadline_of(&settings, req.class.as_deref(), exam, clock),
+        false => None,
     };
 
     let from = req.start.max(now);
@@ -166,6 +163,14 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     Ok(found)
 }
 
+/// When a first access of `class` asked for at `clock` must be served (µs), by the
+/// rule in force on that day; `None` without a class or a rule.
+pub(crate) fn deadline_of(settings: &super::Settings, class: Option<&str>, exam: bool, clock: i64) -> Option<i64> {
+    let day = DateTime::<Utc>::from_timestamp_micros(clock)?.with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let d = settings.rules.deadline(class?, exam, day)?;
+    Some(clock.saturating_add(d.num_microseconds()?))
+}
+
 fn code_part(token: &str) -> &str {
     token.rsplit('|').next().unwrap_or(token)
 }
@@ -211,7 +216,12 @@ pub const NRE_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
 
 /// First access or follow-up: the request's `access-type` extension, else the
 /// catalog code's default.
-fn access_type(request: &Value, base: &str, facts: &HashMap<String, ServiceFacts>, r: &RequestFacts) -> String {
+pub(crate) fn access_type(
+    request: &Value,
+    base: &str,
+    facts: &HashMap<String, ServiceFacts>,
+    r: &RequestFacts,
+) -> String {
     let written = rules::extension(request, &names::structure(base, "access-type"))
         .and_then(|e| e["valueCoding"]["code"].as_str().or(e["valueCode"].as_str()));
     match written {

@@ -14,10 +14,12 @@ mod ops;
 pub mod rules;
 mod sweep;
 
-pub(crate) use find::catalog_facts;
+pub(crate) use find::{access_type, catalog_facts, deadline_of};
+mod waiting;
 pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, hold, BookRequest, Booked};
 pub use sweep::{sweep, sweep_forever};
+pub use waiting::{waiting_times, WaitingQuery, WaitingTimes};
 
 /// What the booking rules need from the gateway's configuration.
 #[derive(Debug, Clone)]

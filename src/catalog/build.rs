@@ -229,7 +229,7 @@ pub fn charge_item_definition(base: &str, e: &CatalogEntry, end: Option<NaiveDat
 }
 
 /// An exact JSON number for a decimal (`11.62` stays `11.62`).
-pub(crate) fn money(d: Decimal) -> Value {
+pub fn money(d: Decimal) -> Value {
     d.to_string().parse::<serde_json::Number>().map(Value::Number).unwrap_or(Value::Null)
 }
 

@@ -28,6 +28,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+pub use build::money as decimal_value;
 pub use build::{
     activity_definition, branch_code_system, build_resources, catalog_code_system, charge_item_definition, concept,
     value_sets,

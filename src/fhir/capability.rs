@@ -11,7 +11,29 @@ use crate::store::Registry;
 const INTERACTIONS: &[&str] =
     &["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"];
 
-pub fn statement(registry: &Registry, base: &str) -> Value {
+/// The operations the router has, by type (`None`: system level), with where each
+/// is defined: IHE ITI Scheduling, FHIR R4, or cupola (README, *Booking*, *Agendas*).
+const OPERATIONS: &[(Option<&str>, &str, &str)] = &[
+    (Some("Appointment"), "find", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-find"),
+    (Some("Appointment"), "hold", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-hold"),
+    (Some("Appointment"), "book", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-book"),
+    (Some("Appointment"), "cancel", "{cupola}/OperationDefinition/Appointment-cancel"),
+    (Some("ConceptMap"), "translate", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate"),
+    (Some("Schedule"), "generate-slots", "{cupola}/OperationDefinition/Schedule-generate-slots"),
+    (Some("Schedule"), "close", "{cupola}/OperationDefinition/Schedule-close"),
+    (None, "waiting-times", "{cupola}/OperationDefinition/waiting-times"),
+];
+
+fn operations(of: Option<&str>, canonical: &str) -> Vec<Value> {
+    OPERATIONS
+        .iter()
+        .filter(|(t, _, _)| *t == of)
+        .map(|(_, name, definition)| json!({"name": name, "definition": definition.replace("{cupola}", canonical)}))
+        .collect()
+}
+
+/// The statement; cupola's own operations are defined under `canonical` (`--canonical-base`).
+pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
     let resources: Vec<Value> = SERVED
         .iter()
         .map(|t| {
@@ -20,7 +42,7 @@ pub fn statement(registry: &Registry, base: &str) -> Value {
                 .into_iter()
                 .map(|p| json!({"name": p.code, "definition": p.definition, "type": p.kind, "documentation": p.documentation}))
                 .collect();
-            json!({
+            let mut r = json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
                 "interaction": INTERACTIONS.iter().map(|i| json!({"code": i})).collect::<Vec<_>>(),
@@ -34,7 +56,12 @@ pub fn statement(registry: &Registry, base: &str) -> Value {
                 "searchInclude": [format!("{t}:*")],
                 "searchRevInclude": ["*"],
                 "searchParam": params,
-            })
+            });
+            let ops = operations(Some(t), canonical);
+            if !ops.is_empty() {
+                r["operation"] = json!(ops);
+            }
+            r
         })
         .collect();
     json!({
@@ -59,6 +86,7 @@ pub fn statement(registry: &Registry, base: &str) -> Value {
             },
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "operation": operations(None, canonical),
             "searchParam": [
                 {"name": "_count", "type": "number", "documentation": "Page size (default 20, at most 1000)"},
                 {"name": "_sort", "type": "string", "documentation": "Sort order; - for descending"},

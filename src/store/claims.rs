@@ -214,6 +214,7 @@ impl Store {
         if let Some(actor) = access.actor() {
             rules::add_booked_by(new, &base, actor);
         }
+        self.record_booking(tx, access, id, new).await?;
         if rules::booking_code(new, &base).is_some() {
             return Ok(());
         }

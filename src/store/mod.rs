@@ -3,6 +3,7 @@
 //! this code through sqlx's `Any` driver; only the SQL that must differ is written
 //! per backend (see `schema` and the `Dialect` checks).
 
+mod bookings;
 mod claims;
 mod conditional;
 mod create;

@@ -52,6 +52,26 @@ CREATE TABLE IF NOT EXISTS proposals (
 CREATE INDEX IF NOT EXISTS proposals_expiry ON proposals (expires_us)
 ";
 
+/// 8: one row per booking made, for the waiting-time figures (see `bookings`).
+const BOOKINGS: &str = "
+CREATE TABLE IF NOT EXISTS bookings (
+    appointment TEXT PRIMARY KEY,
+    booked_us BIGINT NOT NULL,
+    start_us BIGINT NOT NULL,
+    requested_us BIGINT NOT NULL,   -- the prescription's first request, else the booking
+    wait_us BIGINT NOT NULL,
+    service TEXT,
+    branch TEXT,
+    district TEXT,
+    class TEXT,
+    channel TEXT,
+    provider TEXT,
+    deadline_us BIGINT,
+    met INTEGER                     -- 1 or 0 when there was a deadline, else NULL
+);
+CREATE INDEX IF NOT EXISTS bookings_booked ON bookings (booked_us)
+";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -77,6 +97,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (5, BOOKING.to_string()),
         (6, clock.to_string()),
         (7, waivers.to_string()),
+        (8, BOOKINGS.to_string()),
     ]
 }
 

@@ -624,7 +624,71 @@ async fn declining_a_proposal_in_time_leaves_the_guarantee(backend: Backend) {
     assert!(outcome.to_string().contains("declined"), "{outcome}");
 }
 
+async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 3, 1).await;
+    catalog_codes(&app).await;
+    let call_centre =
+        As { role: "booking-point", org: Some("cc-genova"), channel: Some("call-centre"), ..Default::default() };
+    // A class D prescription, and two bookings without one.
+    let (status, _) = book_at_counter(&app, proposal(&slots[1], "p1", Some("sr-d")), None).await;
+    assert_eq!(status, 201);
+    let (status, _) = book_at_counter(&app, proposal(&slots[2], "p2", None), None).await;
+    assert_eq!(status, 201);
+    let (status, _) = send(
+        &app,
+        &call_centre,
+        Method::POST,
+        "Appointment/$book",
+        &book_params(proposal(&slots[5], "p3", None), None),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let figures = |query: String| {
+        let app = &app;
+        async move {
+            let r = app.req_as(&As::provider("prov-x"), Method::GET, &format!("$waiting-times?period={today}{query}"));
+            let v: Value = r.send().await.unwrap().json().await.unwrap();
+            assert_eq!(v["resourceType"], "Parameters", "{v}");
+            v
+        }
+    };
+    let all = figures(String::new()).await;
+    let param = |v: &Value, name: &str| with(&v["parameter"], "name", name);
+    assert_eq!(param(&all, "bookings")["valueInteger"], 3);
+    assert_eq!(param(&all, "with-deadline")["valueInteger"], 1);
+    assert_eq!(param(&all, "within-deadline-share")["valueDecimal"].as_f64(), Some(1.0));
+    let median = param(&all, "wait-median-days")["valueDecimal"].as_f64().unwrap();
+    let p90 = param(&all, "wait-p90-days")["valueDecimal"].as_f64().unwrap();
+    assert!((0.0..=4.0).contains(&median) && median <= p90 && p90 <= 4.0, "{all}");
+    let channels: Vec<(String, i64)> = all["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "channel")
+        .map(|p| {
+            (p["part"][0]["valueCode"].as_str().unwrap().to_string(), p["part"][1]["valueInteger"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(channels, [("counter".to_string(), 2), ("call-centre".to_string(), 1)]);
+    let d = figures("&priority-class=D&branch=cardiology&district=Genova%20Levante".into()).await;
+    assert_eq!(param(&d, "bookings")["valueInteger"], 1, "{d}");
+    let none = figures("&service=89.7".into()).await;
+    assert_eq!(param(&none, "bookings")["valueInteger"], 0);
+    let cs = app.get_json("metadata", 200).await;
+    assert!(cs["rest"][0]["operation"].to_string().contains("waiting-times"), "listed in the CapabilityStatement");
+    let appointment = with(&cs["rest"][0]["resource"], "type", "Appointment");
+    let ops: Vec<&str> =
+        appointment["operation"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["find", "hold", "book", "cancel"]);
+    let r = app.get("$waiting-times?period=2026-13").await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(expression(&r.json().await.unwrap()), "period");
+}
+
 crate::on_both!(
+    waiting_times_count_bookings_waits_deadlines_and_channels,
     declining_a_proposal_in_time_leaves_the_guarantee,
     book_retry_cancel_and_the_same_rules_for_plain_writes,
     reschedule_moves_the_booking_or_changes_nothing,

@@ -1,0 +1,81 @@
+//! `$waiting-times`: bookings made in a period, the median and 90th-percentile wait
+//! (from the prescription's first request to the appointment), the share that met
+//! its class's deadline, and the share by channel — counted in SQL over the
+//! `bookings` rows each booking writes.
+
+use rust_decimal::Decimal;
+
+use crate::store::Store;
+use crate::Result;
+
+/// The filters: bookings made in `[from_us, to_us)`, of a service, branch, district
+/// or priority class.
+#[derive(Debug, Clone, Default)]
+pub struct WaitingQuery {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub service: Option<String>,
+    pub branch: Option<String>,
+    pub district: Option<String>,
+    pub class: Option<String>,
+}
+
+/// The figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitingTimes {
+    pub bookings: i64,
+    /// Days, to one decimal.
+    pub median_days: Option<Decimal>,
+    pub p90_days: Option<Decimal>,
+    /// Bookings that had a deadline (a class, a first access), and the share of them
+    /// that met it (0–1, three decimals).
+    pub with_deadline: i64,
+    pub met_share: Option<Decimal>,
+    /// Per channel: bookings and share of all (0–1, three decimals).
+    pub channels: Vec<(String, i64, Decimal)>,
+}
+
+fn days(us: i64) -> Decimal {
+    (Decimal::from(us) / Decimal::from(86_400_000_000_i64)).round_dp(1)
+}
+
+fn share(part: i64, whole: i64) -> Decimal {
+    if whole == 0 {
+        return Decimal::ZERO;
+    }
+    (Decimal::from(part) / Decimal::from(whole)).round_dp(3)
+}
+
+/// The 0-based nearest rank of percentile `p` (0–100) among `n` values.
+fn rank(p: i64, n: i64) -> i64 {
+    ((p * n + 99) / 100 - 1).max(0)
+}
+
+pub async fn waiting_times(store: &Store, q: &WaitingQuery) -> Result<WaitingTimes> {
+    let (bookings, with_deadline, met) = store.booking_counts(q).await?;
+    let mut out = WaitingTimes { bookings, with_deadline, ..Default::default() };
+    if bookings > 0 {
+        out.median_days = store.wait_at_rank(q, rank(50, bookings)).await?.map(days);
+        out.p90_days = store.wait_at_rank(q, rank(90, bookings)).await?.map(days);
+    }
+    if with_deadline > 0 {
+        out.met_share = Some(share(met, with_deadline));
+    }
+    out.channels = store.bookings_by_channel(q).await?.into_iter().map(|(c, n)| (c, n, share(n, bookings))).collect();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(rank(50, 1), 0);
+        assert_eq!(rank(50, 4), 1);
+        assert_eq!(rank(90, 10), 8);
+        assert_eq!(rank(90, 11), 9);
+        assert_eq!(days(36 * 3_600_000_000), Decimal::new(15, 1));
+        assert_eq!(share(1, 3), Decimal::new(333, 3));
+    }
+}

@@ -1,0 +1,124 @@
+//! One row per booking made (`bookings`), written in the booking's transaction:
+//! the facts the waiting-time figures are counted from, in SQL.
+
+use serde_json::Value;
+
+use super::{current, into_arguments, now_micros, Bind, Store, Tx};
+use crate::access::Access;
+use crate::booking::rules::{self, AppointmentFacts, RequestFacts};
+use crate::booking::{access_type, catalog_facts, deadline_of, WaitingQuery};
+use crate::fhir::names;
+use crate::Result;
+
+/// The figures' filters, as SQL over `bookings` (the binds numbered from 1).
+fn filters(q: &WaitingQuery) -> (String, Vec<Bind>) {
+    let mut binds = vec![Bind::Int(q.from_us), Bind::Int(q.to_us)];
+    let mut sql = "booked_us >= $1 AND booked_us < $2".to_string();
+    for (column, value) in
+        [("service", &q.service), ("branch", &q.branch), ("district", &q.district), ("class", &q.class)]
+    {
+        if let Some(v) = value {
+            binds.push(Bind::Text(v.clone()));
+            sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        }
+    }
+    (sql, binds)
+}
+
+impl Store {
+    /// Records the booking of `appointment` (its first time `booked`).
+    pub(crate) async fn record_booking(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        id: &str,
+        appointment: &Value,
+    ) -> Result<()> {
+        let base = self.settings.base.clone();
+        let a = AppointmentFacts::of(appointment, &base);
+        let Some(slot_id) = a.slots.first() else {
+            return Ok(());
+        };
+        let parse =
+            |b: Option<String>| -> Value { b.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null) };
+        let slot = parse(current(tx, self.dialect, "Slot", slot_id, false).await?.and_then(|s| s.body));
+        let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
+            return Ok(());
+        };
+        let ext = |name: &str| rules::extension(&slot, &names::structure(&base, name));
+        let district = ext("slot-district").and_then(|e| e["valueString"].as_str()).map(str::to_string);
+        let provider = ext("slot-provider").and_then(|e| e["valueReference"]["reference"].as_str()).map(str::to_string);
+        let service = rules::slot_services(&slot).into_iter().next().map(|(_, c)| c);
+        let facts = catalog_facts(self, tx).await?;
+        let (branch, exam) = match service.as_deref().and_then(|c| facts.get(c)) {
+            Some(f) => (Some(f.branch.clone()).filter(|b| !b.is_empty()), f.kind == "exam"),
+            None => (None, false),
+        };
+        let now = now_micros();
+        let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
+        if let Some(sr) = a.requests.first() {
+            let body = parse(current(tx, self.dialect, "ServiceRequest", sr, false).await?.and_then(|s| s.body));
+            let r = RequestFacts::of(sr, &body, &base);
+            class = class.or(r.class.clone());
+            first_access = access_type(&body, &base, &facts, &r) != "follow-up";
+            if let Some(nre) = body["requisition"]["value"].as_str() {
+                requested = self.prescription_clock(tx, nre, now).await?;
+            }
+        }
+        let deadline = if first_access { deadline_of(&self.settings, class.as_deref(), exam, requested) } else { None };
+        let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
+        sqlx::query(
+            "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, district, \
+             class, channel, provider, deadline_us, met) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (appointment) DO NOTHING",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(start)
+        .bind(requested)
+        .bind((start - requested).max(0))
+        .bind(service)
+        .bind(branch)
+        .bind(district)
+        .bind(class)
+        .bind(channel)
+        .bind(provider)
+        .bind(deadline)
+        .bind(deadline.map(|d| i32::from(start <= d)))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Bookings matching `q`: how many, how many had a deadline and met it.
+    pub(crate) async fn booking_counts(&self, q: &WaitingQuery) -> Result<(i64, i64, i64)> {
+        let (cond, binds) = filters(q);
+        let sql =
+            format!("SELECT count(*), count(met), CAST(COALESCE(SUM(met), 0) AS BIGINT) FROM bookings WHERE {cond}");
+        let mut c = self.conn().await?;
+        let r = sqlx::query_as_with::<_, (i64, i64, i64), _>(&sql, into_arguments(binds)).fetch_one(&mut *c).await;
+        c.done(r)
+    }
+
+    /// The wait (µs) at 0-based rank `k` among the matching bookings, shortest first.
+    pub(crate) async fn wait_at_rank(&self, q: &WaitingQuery, k: i64) -> Result<Option<i64>> {
+        let (cond, mut binds) = filters(q);
+        binds.push(Bind::Int(k));
+        let sql = format!("SELECT wait_us FROM bookings WHERE {cond} ORDER BY wait_us LIMIT 1 OFFSET ${}", binds.len());
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar_with::<_, i64, _>(&sql, into_arguments(binds)).fetch_optional(&mut *c).await;
+        c.done(r)
+    }
+
+    /// Matching bookings per channel, most first.
+    pub(crate) async fn bookings_by_channel(&self, q: &WaitingQuery) -> Result<Vec<(String, i64)>> {
+        let (cond, binds) = filters(q);
+        let sql = format!(
+            "SELECT COALESCE(channel, 'unknown'), count(*) FROM bookings WHERE {cond} \
+             GROUP BY COALESCE(channel, 'unknown') ORDER BY 2 DESC, 1"
+        );
+        let mut c = self.conn().await?;
+        let r = sqlx::query_as_with::<_, (String, i64), _>(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
+        c.done(r)
+    }
+}
