@@ -37,6 +37,18 @@ pub(super) fn text(params: &[(String, Value)], name: &str) -> Option<String> {
     p.as_object()?.iter().find(|(k, _)| k.starts_with("value")).and_then(|(_, v)| v.as_str()).map(str::to_string)
 }
 
+/// An unknown parameter is refused, naming it (FHIR's strict handling).
+fn only(params: &[(String, Value)], known: &[&str], op: &str) -> Result<()> {
+    match params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((name, _)) => Err(Error::invalid(
+            "not-supported",
+            Some(name.clone()),
+            format!("{op} has no parameter {name:?}; it takes {}", known.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `Appointment/x`, `x` or a full URL ending in `Appointment/x` → `x`.
 fn appointment_id(reference: &str, parameter: &str) -> Result<String> {
     let id = match reference.rsplit_once("Appointment/") {
@@ -179,13 +191,7 @@ pub async fn find(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
     let r = async {
         ctx.allow("Appointment", Interaction::Search)?;
         let params = parameters(&ctx, &body)?;
-        if let Some((name, _)) = params.iter().find(|(k, _)| !FIND_PARAMETERS.contains(&k.as_str())) {
-            return Err(Error::invalid(
-                "not-supported",
-                Some(name.clone()),
-                format!("$find has no parameter {name:?}; it takes {}", FIND_PARAMETERS.join(", ")),
-            ));
-        }
+        only(&params, FIND_PARAMETERS, "$find")?;
         let all = |name: &str| -> Vec<String> {
             params
                 .iter()
@@ -311,13 +317,7 @@ const WAITING_PARAMETERS: &[&str] =
 pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         let params = parameters(&ctx, &body)?;
-        if let Some((name, _)) = params.iter().find(|(k, _)| !WAITING_PARAMETERS.contains(&k.as_str())) {
-            return Err(Error::invalid(
-                "not-supported",
-                Some(name.clone()),
-                format!("$waiting-times has no parameter {name:?}; it takes {}", WAITING_PARAMETERS.join(", ")),
-            ));
-        }
+        only(&params, WAITING_PARAMETERS, "$waiting-times")?;
         let (from_us, to_us) = match text(&params, "period") {
             Some(p) => period(&p)?,
             None => {

@@ -22,6 +22,19 @@ pub struct PhaseFigures {
 const MRN: &str = "http://example.org/cupola/sid/bench-mrn";
 
 /// A Patient of about 1 KB, unique by its `n`.
+impl PhaseFigures {
+    /// The figures of a phase's latencies (µs), errors and length.
+    pub(super) fn of(hist: &Histogram<u64>, errors: u64, length: Duration) -> PhaseFigures {
+        PhaseFigures {
+            requests: hist.len(),
+            errors,
+            per_second: hist.len() as f64 / length.as_secs_f64(),
+            median_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
+            p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        }
+    }
+}
+
 pub fn sample_patient(n: u64) -> Value {
     json!({
         "resourceType": "Patient",
@@ -79,7 +92,7 @@ pub async fn run_phases(
 /// One client's HTTP/1.1 connection, kept alive for the whole phase: the load
 /// generator should spend as little CPU per request as it can, since it shares the
 /// machine with the gateway and the database.
-struct Conn {
+pub(super) struct Conn {
     send: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
     host: String,
     /// `Bearer <token>` of this client.
@@ -89,7 +102,7 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(base: &str, token: &str) -> anyhow::Result<Conn> {
+    pub(super) async fn open(base: &str, token: &str) -> anyhow::Result<Conn> {
         let url = url::Url::parse(base)?;
         let host = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(80));
         let stream = tokio::net::TcpStream::connect(&host).await?;
@@ -100,7 +113,7 @@ impl Conn {
     }
 
     /// Sends one request; returns its status once the whole body has been read.
-    async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<u16> {
+    pub(super) async fn send(&mut self, method: &str, path: &str, body: Option<String>) -> anyhow::Result<u16> {
         use http_body_util::BodyExt;
         let mut req = hyper::Request::builder()
             .method(method)
@@ -197,13 +210,5 @@ pub(super) async fn run_phase(
         errors += e;
         made.extend(m);
     }
-    let secs = start.elapsed().as_secs_f64();
-    let figures = PhaseFigures {
-        requests: hist.len(),
-        errors,
-        per_second: hist.len() as f64 / secs,
-        median_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
-        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
-    };
-    Ok((figures, made))
+    Ok((PhaseFigures::of(&hist, errors, start.elapsed()), made))
 }

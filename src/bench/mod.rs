@@ -5,6 +5,7 @@
 //! (`bench/pgbench-create.sql`), with the same number of clients, in the same run.
 //! Figures go to BENCHMARKS.md.
 
+mod booking;
 mod load;
 mod pgbench;
 mod report;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 pub use load::sample_patient;
-pub use pgbench::script as pgbench_script;
+pub use pgbench::{book_script as pgbench_book_script, script as pgbench_script};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -30,6 +31,10 @@ pub enum BenchCommand {
     Run(RunArgs),
     /// Print the pgbench script that replays one Patient create.
     PgbenchScript,
+    /// Print the pgbench script that replays one booking's writes.
+    PgbenchBookScript,
+    /// Bookings per second through `$book`, and `$find` latency, on each backend.
+    Booking(booking::BookingArgs),
     /// A year of the region's agendas in PostgreSQL: generation time, and the first
     /// free slot of a service in a district over HTTP.
     Slots(slots::SlotArgs),
@@ -75,6 +80,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Ok(())
         }
         BenchCommand::Run(r) => run_all(r).await,
+        BenchCommand::PgbenchBookScript => {
+            print!("{}", pgbench::book_script());
+            Ok(())
+        }
+        BenchCommand::Booking(b) => booking::run(b).await,
         BenchCommand::Slots(s) => slots::run(s).await,
     }
 }
@@ -89,8 +99,6 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         let pgbench_tps = match backend.as_str() {
             "postgres" => {
                 let db = server::BenchDb::create("postgres", &args.pg_url).await?;
-                let registry = std::sync::Arc::new(crate::store::Registry::r4());
-                drop(crate::store::Store::connect(&db.url, 1, Duration::from_secs(5), registry).await?);
                 let tps = pgbench::run(&db.url, args.clients, args.seconds).await;
                 db.drop_db().await;
                 Some(tps?)

@@ -15,28 +15,58 @@ fn shipped_pgbench_script_matches_the_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_script_writes_patients_the_gateway_finds() {
     let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    let url = url::Url::parse(app.db_url()).unwrap();
-    let script = std::env::temp_dir().join(format!("cupola-test-pgbench-{}.sql", uuid::Uuid::new_v4()));
-    std::fs::write(&script, cupola::bench::pgbench_script()).unwrap();
-    let out = std::process::Command::new("pgbench")
-        .args(["-n", "-M", "prepared", "-c", "2", "-t", "3", "-f"])
-        .arg(&script)
-        .args([
-            "-h",
-            url.host_str().unwrap(),
-            "-p",
-            &url.port().unwrap_or(5432).to_string(),
-            "-U",
-            "postgres",
-            url.path().trim_start_matches('/'),
-        ])
-        .output()
-        .expect("pgbench runs");
-    let _ = std::fs::remove_file(&script);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    pgbench(&app, &cupola::bench::pgbench_script());
     let found = app
         .get_json("Patient?identifier=http://example.org/cupola/sid/bench-mrn|B000000000000&_total=accurate", 200)
         .await;
     assert_eq!(found["total"], 6);
     assert_eq!(found["entry"][0]["resource"]["name"][0]["family"], "Rossi");
+}
+
+/// Runs `script` three times on each of two pgbench clients against the app's database.
+fn pgbench(app: &crate::helpers::TestApp, script: &str) {
+    let url = url::Url::parse(app.db_url()).unwrap();
+    let file = std::env::temp_dir().join(format!("cupola-test-pgbench-{}.sql", uuid::Uuid::new_v4()));
+    std::fs::write(&file, script).unwrap();
+    let out = std::process::Command::new("pgbench")
+        .args(["-n", "-M", "prepared", "-c", "2", "-t", "3", "-f"])
+        .arg(&file)
+        .args(["-h", url.host_str().unwrap(), "-p", &url.port().unwrap_or(5432).to_string(), "-U", "postgres"])
+        .arg(url.path().trim_start_matches('/'))
+        .output()
+        .expect("pgbench runs");
+    let _ = std::fs::remove_file(&file);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn shipped_booking_pgbench_script_matches_the_code() {
+    assert_eq!(
+        include_str!("../../bench/pgbench-book.sql"),
+        cupola::bench::pgbench_book_script(),
+        "regenerate: cargo run -- bench pgbench-book-script > bench/pgbench-book.sql"
+    );
+}
+
+/// pgbench replaying one booking's writes runs on the gateway's schema and leaves
+/// the rows a booking leaves: per transaction two Slot versions, the Appointment and
+/// its AuditEvent as resources, a place, a code and a booking row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_pgbench_script_writes_what_a_booking_writes() {
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
+    pgbench(&app, &cupola::bench::pgbench_book_script());
+    let count = |q: &'static str| {
+        let url = app.db_url().to_string();
+        async move {
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap();
+            sqlx::query_scalar::<_, i64>(q).fetch_one(&mut c).await.unwrap()
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM resources WHERE res_type IN ('Slot', 'Appointment')").await, 18);
+    assert_eq!(count("SELECT count(*) FROM slot_claims").await, 6);
+    assert_eq!(count("SELECT count(*) FROM bookings").await, 6);
+    let found = app
+        .get_json("Appointment?identifier=http://example.org/cupola/sid/booking-code|K7MD-QX9A&_total=accurate", 200)
+        .await;
+    assert_eq!(found["total"], 6, "the Appointments are indexed as the gateway indexes them");
 }

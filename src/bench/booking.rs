@@ -1,0 +1,208 @@
+//! `cupola bench booking`: sustained bookings per second through `$book` over HTTP
+//! (each client a booking point booking free slots one after another, tokens,
+//! visibility, audit and the booking rules on), then `$find` latency, on each
+//! backend; on PostgreSQL the same number of pgbench clients replay the writes of
+//! one booking (`bench/pgbench-book.sql`) in the same run.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use super::load::{Conn, PhaseFigures};
+use super::server::{BenchDb, Gateway};
+use crate::access::Access;
+use crate::store::Store;
+
+const BASE: &str = "http://example.org/cupola";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BookingArgs {
+    /// Concurrent booking points (and pgbench clients).
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 15)]
+    pub seconds: u64,
+    /// Backends: sqlite, postgres or both.
+    #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+    pub backends: Vec<String>,
+    /// Agendas to book into (each 5-minute slots round the clock).
+    #[arg(long, default_value_t = 16)]
+    pub agendas: usize,
+    /// Days of slots per agenda.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    #[arg(long, env = "CUPOLA_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+}
+
+/// What one backend measured.
+#[derive(Debug, Clone, Default)]
+pub struct BookingFigures {
+    pub backend: String,
+    pub book: PhaseFigures,
+    pub find: PhaseFigures,
+    pub pgbench_tps: Option<f64>,
+}
+
+pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for backend in &args.backends {
+        let pgbench_tps = match backend.as_str() {
+            "postgres" => {
+                let db = BenchDb::create("postgres", &args.pg_url).await?;
+                let tps =
+                    super::pgbench::run_script(&db.url, args.clients, args.seconds, &super::pgbench::book_script())
+                        .await;
+                db.drop_db().await;
+                Some(tps?)
+            }
+            _ => None,
+        };
+        let db = BenchDb::create(backend, &args.pg_url).await?;
+        let measured = measure(&args, &db.url).await;
+        db.drop_db().await;
+        let mut f = measured?;
+        f.backend = backend.clone();
+        f.pgbench_tps = pgbench_tps;
+        println!(
+            "{}: $book {:.0}/s (median {:.1} ms, p99 {:.1} ms, {} errors){}; $find median {:.1} ms, p99 {:.1} ms ({:.0}/s, {} errors)",
+            f.backend,
+            f.book.per_second,
+            f.book.median_ms,
+            f.book.p99_ms,
+            f.book.errors,
+            f.pgbench_tps
+                .map(|t| format!(", pgbench {t:.0} tps: {:.0} %", 100.0 * f.book.per_second / t))
+                .unwrap_or_default(),
+            f.find.median_ms,
+            f.find.p99_ms,
+            f.find.per_second,
+            f.find.errors,
+        );
+        all.push(f);
+    }
+    Ok(())
+}
+
+/// Agendas of 5-minute slots round the clock, from tomorrow; returns the slot ids.
+async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec<String>> {
+    let registry = Arc::new(crate::fhir::names::registry(BASE));
+    let store = Store::connect(url, 3, Duration::from_secs(30), registry).await?;
+    let sessions: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|d| {
+            json!({"url": "session", "extension": [
+                {"url": "day", "valueCode": d}, {"url": "start", "valueTime": "00:00:00"},
+                {"url": "end", "valueTime": "23:55:00"}, {"url": "slotMinutes", "valueInteger": 5}]})
+        })
+        .collect();
+    let mut parts = sessions;
+    parts.push(json!({"url": "horizonDays", "valueInteger": args.days}));
+    let list: Vec<(String, Value)> = (0..args.agendas)
+        .map(|n| {
+            let id = format!("bench-{n}");
+            let s = json!({"resourceType": "Schedule", "id": id, "active": true,
+                "extension": [{"url": format!("{BASE}/StructureDefinition/agenda-template"), "extension": parts}],
+                "serviceType": [{"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]}]});
+            (id, s)
+        })
+        .collect();
+    let ids: Vec<String> = list.iter().map(|(id, _)| id.clone()).collect();
+    let mut tx = store.begin().await?;
+    store.insert_many_with_ids(&mut tx, "Schedule", list).await?;
+    tx.commit().await?;
+    let from = (chrono::Utc::now() + chrono::Duration::days(1)).with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let report = crate::agenda::generate_all(&store, BASE, from, ids, 2).await?;
+    tracing::info!(slots = report.created, "agendas generated");
+    let mut tx = store.begin().await?;
+    let slots = store.search_ids_in(&mut tx, &Access::gateway(), "Slot", &[], 1_000_000).await?;
+    tx.commit().await?;
+    Ok(slots)
+}
+
+async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures> {
+    let slots = Arc::new(agendas(args, url).await?);
+    let gateway = Gateway::start(url).await?;
+    let tokens = Arc::new(gateway.tokens(args.clients)?);
+    let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
+    let (book, find) = tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+            let next = Arc::new(AtomicUsize::new(0));
+            // Warm-up, then the measured phase.
+            phase(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
+            let book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
+            let find = phase(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
+            Ok::<_, anyhow::Error>((book, find))
+        })
+    })
+    .await??;
+    Ok(BookingFigures { book, find, ..Default::default() })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Book,
+    Find,
+}
+
+async fn phase(
+    base: &str,
+    tokens: &Arc<Vec<String>>,
+    clients: usize,
+    length: Duration,
+    slots: &Arc<Vec<String>>,
+    next: &Arc<AtomicUsize>,
+    what: Phase,
+) -> anyhow::Result<PhaseFigures> {
+    let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
+    let start = Instant::now();
+    let today = chrono::Utc::now().date_naive();
+    let find = format!(
+        "{path}/Appointment/$find?start={today}&end={}&service-type=89.52&_count=1",
+        today + chrono::Duration::days(60)
+    );
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (base, path, slots, next, find) =
+            (base.to_string(), path.clone(), slots.clone(), next.clone(), find.clone());
+        let token = tokens.get(c).cloned().unwrap_or_default();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(&base, &token).await?;
+            let mut hist = Histogram::<u64>::new(3)?;
+            let mut errors = 0u64;
+            while start.elapsed() < length {
+                let (method, target, body, ok) = match what {
+                    Phase::Book => {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(slot) = slots.get(n) else { break };
+                        let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
+                            "resource": {"resourceType": "Appointment", "status": "proposed",
+                                "slot": [{"reference": format!("Slot/{slot}")}],
+                                "participant": [{"actor": {"reference": format!("Patient/bench-{n}")}, "status": "accepted"}]}}]});
+                        ("POST", format!("{path}/Appointment/$book"), Some(body.to_string()), 201)
+                    }
+                    Phase::Find => ("GET", find.clone(), None, 200),
+                };
+                let t = Instant::now();
+                let status = conn.send(method, &target, body).await.unwrap_or(0);
+                let _ = hist.record(t.elapsed().as_micros() as u64);
+                if status != ok {
+                    errors += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((hist, errors))
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await??;
+        hist.add(h)?;
+        errors += e;
+    }
+    Ok(PhaseFigures::of(&hist, errors, start.elapsed()))
+}
