@@ -238,6 +238,8 @@ pub(crate) struct ServiceFacts {
     pub kind: String,
     pub access: String,
     pub branch: String,
+    /// Retired from the catalog: no longer prescribed or booked.
+    pub retired: bool,
 }
 
 pub(crate) type Facts = Arc<HashMap<String, ServiceFacts>>;
@@ -282,6 +284,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
                     kind: prop(names::PROP_KIND),
                     access: prop(names::PROP_ACCESS),
                     branch: prop(names::PROP_BRANCH),
+                    retired: prop("status") == "retired",
                 },
             );
         }

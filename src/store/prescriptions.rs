@@ -16,7 +16,45 @@ fn unprocessable(expression: &str, diagnostics: String) -> Error {
 }
 
 impl Store {
+    /// A prescription names a code of the regional catalog that is still in use
+    /// (when the catalog is loaded).
+    async fn check_catalog_code(&self, tx: &mut Tx, request: &Value) -> Result<()> {
+        let system = crate::fhir::names::catalog_system(&self.settings.base);
+        let codings = request["code"]["coding"].as_array().cloned().unwrap_or_default();
+        let ours: Vec<&str> = codings
+            .iter()
+            .filter(|c| c["system"].as_str() == Some(system.as_str()))
+            .filter_map(|c| c["code"].as_str())
+            .collect();
+        if ours.is_empty() {
+            return Ok(());
+        }
+        let facts = catalog_facts(self, tx).await?;
+        if facts.is_empty() {
+            return Ok(());
+        }
+        for code in ours {
+            match facts.get(code) {
+                None => {
+                    return Err(unprocessable(
+                        "ServiceRequest.code",
+                        format!("{code} is not a code of the regional catalog ({system})"),
+                    ))
+                }
+                Some(f) if f.retired => {
+                    return Err(unprocessable(
+                        "ServiceRequest.code",
+                        format!("{code} was retired from the regional catalog: prescribe its replacement"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn service_request_write(&self, tx: &mut Tx, id: &str, request: &Value) -> Result<()> {
+        self.check_catalog_code(tx, request).await?;
         let rules = self.settings.rules.clone();
         let system = rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
         let Some(nre) = (request["requisition"]["system"].as_str() == Some(system.as_str()))

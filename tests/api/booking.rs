@@ -419,17 +419,19 @@ async fn two_gateways_on_one_postgres_never_double_book() {
 
 const NRE: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
 
-/// The catalog facts the rules read: 89.52 a cardiology exam, 89.7 a visit.
+/// The catalog facts the rules read: 89.52 a cardiology exam, 89.7 a visit, 89.01 retired.
 async fn catalog_codes(app: &TestApp) {
     let concept = |code: &str, branch: &str, kind: &str| {
         json!({"code": code, "display": code, "property": [
             {"code": "branch", "valueCode": branch}, {"code": "kind", "valueCode": kind},
             {"code": "access", "valueCode": "first"}]})
     };
+    let mut retired = concept("89.01", "general", "visit");
+    retired["property"].as_array_mut().unwrap().push(json!({"code": "status", "valueCode": "retired"}));
     let cs = json!({"resourceType": "CodeSystem", "id": "catalog", "url": format!("{BASE}/CodeSystem/catalog"),
-        "status": "active", "content": "complete",
-        "property": [{"code": "branch", "type": "code"}, {"code": "kind", "type": "code"}, {"code": "access", "type": "code"}],
-        "concept": [concept("89.52", "cardiology", "exam"), concept("89.7", "general", "visit")]});
+    "status": "active", "content": "complete",
+    "property": [{"code": "branch", "type": "code"}, {"code": "kind", "type": "code"}, {"code": "access", "type": "code"}],
+    "concept": [concept("89.52", "cardiology", "exam"), concept("89.7", "general", "visit"), retired]});
     let r = app.put("CodeSystem/catalog", &cs).await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
 }
@@ -556,6 +558,19 @@ async fn prescriptions_are_checked(backend: Backend) {
             .await;
     assert_eq!(status, 422, "{oo}");
     assert_eq!(expression(&oo), "ServiceRequest.requisition.value");
+    for (code, why) in [("99.99", "not a code of the regional catalog"), ("89.01", "retired")] {
+        let (status, oo) = send(
+            &app,
+            &counter(),
+            Method::PUT,
+            "ServiceRequest/x",
+            &prescription("x", "070A00000000009", code, "D", "p1"),
+        )
+        .await;
+        assert_eq!(status, 422, "{oo}");
+        assert_eq!(expression(&oo), "ServiceRequest.code");
+        assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains(why), "{oo}");
+    }
     for n in 1..=8 {
         let id = format!("sr-{n}");
         let (status, out) = send(
