@@ -403,7 +403,7 @@ fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
 }
 
 /// The actors of a Schedule (its service, place, practitioner), as participants.
-async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) -> Result<Vec<Value>> {
+pub(crate) async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) -> Result<Vec<Value>> {
     let id = schedule.strip_prefix("Schedule/").unwrap_or(schedule);
     let body = current(tx, store.dialect(), "Schedule", id, false).await?.and_then(|s| s.body);
     let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);

@@ -174,7 +174,8 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
                 "the appointment needs its patient as a participant (actor Patient/…)",
             )])
         })?;
-    let body = moved_to(without_proposal_marks(a, base), "booked");
+    let mut body = moved_to(without_proposal_marks(a, base), "booked");
+    complete_from_slot(store, tx, &mut body).await?;
     let condition = vec![
         ("slot".to_string(), slots.join(",")),
         ("patient".to_string(), patient),
@@ -184,6 +185,35 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
     let created = w.kind == crate::store::WriteKind::Created;
     let appointment = parse(w.stored.and_then(|s| s.body))?;
     Ok(Booked { appointment, created, replaced: None })
+}
+
+/// Links a booking made from a bare resource as a proposal is linked: its slot's
+/// times and service, and the agenda's actors (service, place, practitioner) as
+/// participants. A slot that does not exist is left to the booking rules to refuse.
+async fn complete_from_slot(store: &Store, tx: &mut Tx, a: &mut Value) -> Result<()> {
+    let Some(slot_id) = a["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/")).map(str::to_string)
+    else {
+        return Ok(());
+    };
+    let found = crate::store::current(tx, store.dialect(), "Slot", &slot_id, false).await?.and_then(|s| s.body);
+    let Some(slot) = found.and_then(|b| serde_json::from_str::<Value>(&b).ok()) else {
+        return Ok(());
+    };
+    for key in ["start", "end", "serviceType"] {
+        if a.get(key).is_none() && slot.get(key).is_some() {
+            a[key] = slot[key].clone();
+        }
+    }
+    let schedule = slot["schedule"]["reference"].as_str().unwrap_or_default().to_string();
+    let actors = super::find::schedule_actors(store, tx, &schedule).await?;
+    if let Some(list) = a.get_mut("participant").and_then(Value::as_array_mut) {
+        for actor in actors {
+            if !list.iter().any(|p| p["actor"]["reference"] == actor["reference"]) {
+                list.push(json!({"actor": actor, "status": "accepted"}));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `Appointment/{id}/$cancel` (or a reschedule): the appointment `cancelled` with

@@ -159,6 +159,10 @@ async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend)
     assert_eq!(status, 201, "{out}");
     let booked = booked_of(&out);
     assert_eq!(booked["status"], "booked");
+    // Linked to its slot's times and the agenda's service and place.
+    assert!(booked["start"].is_string() && booked["end"].is_string(), "{booked}");
+    let participants = booked["participant"].to_string();
+    assert!(participants.contains("HealthcareService/cardio") && participants.contains("Location/loc-x"), "{booked}");
     let code = with(&booked["identifier"], "system", &format!("{BASE}/sid/booking-code"))["value"]
         .as_str()
         .expect("a booking code")
