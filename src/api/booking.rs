@@ -34,7 +34,12 @@ pub(super) fn text(params: &[(String, Value)], name: &str) -> Option<String> {
     if let Some(r) = p.get("valueReference") {
         return r["reference"].as_str().map(str::to_string);
     }
-    p.as_object()?.iter().find(|(k, _)| k.starts_with("value")).and_then(|(_, v)| v.as_str()).map(str::to_string)
+    let (_, v) = p.as_object()?.iter().find(|(k, _)| k.starts_with("value"))?;
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
 }
 
 /// An unknown parameter is refused, naming it (FHIR's strict handling).

@@ -489,6 +489,20 @@ async fn find_proposes_free_slots_earliest_first_and_books_them(backend: Backend
             true
         );
     }
+    // The same by POST, narrowed to the provider; another provider has nothing.
+    let today = chrono::Utc::now().date_naive();
+    let post = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDate": today.to_string()},
+        {"name": "end", "valueDate": (today + chrono::Duration::days(10)).to_string()},
+        {"name": "service-type", "valueString": "89.52"},
+        {"name": "organization", "valueReference": {"reference": "Organization/prov-x"}},
+        {"name": "_count", "valueInteger": 2}]});
+    let (status, posted) = send(&app, &counter(), Method::POST, "Appointment/$find", &post).await;
+    assert_eq!(status, 200, "{posted}");
+    assert_eq!(posted["entry"].as_array().unwrap().len(), 2);
+    let (_, elsewhere) =
+        get(format!("Appointment/$find?{}&service-type=89.52&organization=Organization/prov-other", window())).await;
+    assert!(elsewhere["entry"].as_array().is_none_or(|e| e.is_empty()), "{elsewhere}");
     // Class U gets the kept slot first.
     let (_, urgent) = get(format!("Appointment/$find?{}&service-type=89.52&priority-class=U&_count=1", window())).await;
     assert_eq!(slot_of(&urgent["entry"][0]["resource"]), slots[0]);
