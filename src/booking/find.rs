@@ -135,6 +135,7 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     if let Some(origin) = origin {
         rank_by_distance(store, &mut tx, &mut slots, origin).await?;
     }
+    slots.truncate(req.count);
     let expires = now + settings.proposal_micros;
     let mut proposals = Vec::with_capacity(slots.len());
     for slot in &slots {
@@ -296,7 +297,11 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
     Ok(facts)
 }
 
-/// Free slots for `req` from `from`, earliest first: those open to every class,
+/// Slots fetched beyond `_count`, so that slots starting at the same time as the
+/// last one asked for can be ranked by distance before the page is cut.
+const TIE_MARGIN: usize = 20;
+
+/// Free slots for `req` from `from` (`_count` + [`TIE_MARGIN`]), earliest first: those open to every class,
 /// those released, and (for U and B) those kept for the class.
 async fn free_slots(
     store: &Store,
@@ -312,7 +317,7 @@ async fn free_slots(
         ("start".to_string(), format!("ge{}", meta::instant(from))),
         ("start".to_string(), format!("le{}", meta::instant(req.end))),
         ("_sort".to_string(), "start".to_string()),
-        ("_count".to_string(), req.count.to_string()),
+        ("_count".to_string(), (req.count + TIE_MARGIN).to_string()),
         ("_total".to_string(), "none".to_string()),
     ];
     if let Some(d) = district {
@@ -345,7 +350,7 @@ async fn free_slots(
         }
     }
     slots.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    slots.truncate(req.count);
+    slots.truncate(req.count + TIE_MARGIN);
     Ok(slots.into_iter().map(|(_, _, v)| v).collect())
 }
 

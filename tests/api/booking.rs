@@ -720,7 +720,66 @@ async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Back
     assert_eq!(expression(&r.json().await.unwrap()), "period");
 }
 
+/// At the same start time, the place nearest the patient's home comes first.
+async fn at_equal_times_the_nearest_place_comes_first(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 2, 1).await;
+    // A second agenda, same hours, at a place in Chiavari; the patient lives there.
+    let put = |path: &'static str, body: Value| {
+        let app = &app;
+        async move { assert!(app.put(path, &body).await.status().is_success(), "{path}") }
+    };
+    put(
+        "Location/loc-x",
+        json!({"resourceType": "Location", "id": "loc-x", "name": "Genova",
+        "address": {"district": "Genova Levante"}, "managingOrganization": {"reference": "Organization/prov-x"},
+        "position": {"latitude": 44.4056, "longitude": 8.9463}}),
+    )
+    .await;
+    put(
+        "Location/loc-y",
+        json!({"resourceType": "Location", "id": "loc-y", "name": "Chiavari",
+        "address": {"district": "Genova Levante"}, "managingOrganization": {"reference": "Organization/prov-x"},
+        "position": {"latitude": 44.3168, "longitude": 9.3220}}),
+    )
+    .await;
+    let mut second = app.get_json("Schedule/cardio-1", 200).await;
+    second["id"] = json!("cardio-2");
+    second["actor"] = json!([{"reference": "HealthcareService/cardio"}, {"reference": "Location/loc-y"}]);
+    second.as_object_mut().unwrap().remove("meta");
+    put("Schedule/cardio-2", second).await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let params =
+        json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
+    assert_eq!(app.post("Schedule/cardio-2/$generate-slots", &params).await.status(), 200);
+    put(
+        "Patient/p9",
+        json!({"resourceType": "Patient", "id": "p9", "address": [{"city": "Chiavari",
+        "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/geolocation", "extension": [
+            {"url": "latitude", "valueDecimal": 44.3170}, {"url": "longitude", "valueDecimal": 9.3210}]}]}]}),
+    )
+    .await;
+    let first = |query: String| {
+        let app = &app;
+        async move {
+            let r = app.req_as(
+                &counter(),
+                Method::GET,
+                &format!("Appointment/$find?{}&service-type=89.52&_count=1{query}", window()),
+            );
+            let found: Value = r.send().await.unwrap().json().await.unwrap();
+            found["entry"][0]["resource"]["slot"][0]["reference"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let near_home = first("&patient-reference=Patient/p9".into()).await;
+    assert!(near_home.starts_with("Slot/cardio-2-"), "{near_home}");
+    assert_eq!(near_home.trim_start_matches("Slot/cardio-2"), slots[1].trim_start_matches("cardio-1"), "the same time");
+    let near_genova = first("&near=44.41|8.94".into()).await;
+    assert_eq!(near_genova, format!("Slot/{}", slots[1]));
+}
+
 crate::on_both!(
+    at_equal_times_the_nearest_place_comes_first,
     waiting_times_count_bookings_waits_deadlines_and_channels,
     declining_a_proposal_in_time_leaves_the_guarantee,
     book_retry_cancel_and_the_same_rules_for_plain_writes,
