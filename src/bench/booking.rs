@@ -129,12 +129,23 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
     let gateway = Gateway::start(url).await?;
     let tokens = Arc::new(gateway.tokens(args.clients)?);
     let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
+    let url = url.to_string();
     let (book, find) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             let next = Arc::new(AtomicUsize::new(0));
             // Warm-up, then the measured phase.
             phase(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
             let book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
+            // What autovacuum does after such a burst of writes (the booked slots
+            // moved into `resources`), so that `$find` is planned on today's tables.
+            let registry = Arc::new(crate::fhir::names::registry(BASE));
+            let store = Store::connect(&url, 1, Duration::from_secs(30), registry).await?;
+            for table in
+                ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string", "slot_grid"]
+            {
+                store.analyze(table).await?;
+            }
+            drop(store);
             let find = phase(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
             Ok::<_, anyhow::Error>((book, find))
         })

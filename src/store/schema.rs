@@ -98,6 +98,13 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (6, clock.to_string()),
         (7, waivers.to_string()),
         (8, BOOKINGS.to_string()),
+        // 9: reserved slots in start order, for `$find`'s searches of slots kept for a
+        // class or released (few of them: the service index would scan every slot).
+        (
+            9,
+            "CREATE INDEX IF NOT EXISTS slot_grid_reserved ON slot_grid (svc_code, start_us) WHERE reserve IS NOT NULL"
+                .into(),
+        ),
     ]
 }
 

@@ -197,8 +197,10 @@ impl Builder {
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, "", "", "st")).collect();
                 format!("EXISTS (SELECT 1 FROM {STATUS_ROW} st WHERE {})", parts.join(" OR "))
             }
-            // The class a slot is kept for (a code without a system); `COALESCE` so that
-            // `:not` keeps the slots kept for no class.
+            // The class a slot is kept for (a code without a system). `IS NOT NULL` first:
+            // it lets the partial index of reserved slots serve the search (few slots
+            // are reserved: a start-ordered scan of all of them would find none), and
+            // under `:not` it keeps the slots kept for no class.
             "reserved-for" => {
                 let parts: Vec<String> = ors
                     .iter()
@@ -208,12 +210,13 @@ impl Builder {
                         _ => "1 = 0".into(),
                     })
                     .collect();
-                format!("COALESCE(({}), false)", parts.join(" OR "))
+                format!("(g.reserve IS NOT NULL AND ({}))", parts.join(" OR "))
             }
+            // Only reserved slots have a release time.
             "release" => {
                 let parts: Vec<String> =
                     ors.iter().map(|c| self.cond(c, "g.release_us", "g.release_us", "g")).collect();
-                format!("COALESCE(({}), false)", parts.join(" OR "))
+                format!("(g.reserve IS NOT NULL AND g.release_us IS NOT NULL AND ({}))", parts.join(" OR "))
             }
             _ => {
                 // service-type: the code alone lets the index give slots in start order.
