@@ -26,13 +26,15 @@ fn filters(q: &WaitingQuery) -> (String, Vec<Bind>) {
 }
 
 impl Store {
-    /// Records the booking of `appointment` (its first time `booked`).
+    /// Records the booking of `appointment` (its first time `booked`); `slot` is its
+    /// first slot when the caller has just read it.
     pub(crate) async fn record_booking(
         &self,
         tx: &mut Tx,
         access: &Access,
         id: &str,
         appointment: &Value,
+        slot: Option<&Value>,
     ) -> Result<()> {
         let base = self.settings.base.clone();
         let a = AppointmentFacts::of(appointment, &base);
@@ -41,7 +43,10 @@ impl Store {
         };
         let parse =
             |b: Option<String>| -> Value { b.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null) };
-        let slot = parse(current(tx, self.dialect, "Slot", slot_id, false).await?.and_then(|s| s.body));
+        let slot = match slot {
+            Some(s) => s.clone(),
+            None => parse(current(tx, self.dialect, "Slot", slot_id, false).await?.and_then(|s| s.body)),
+        };
         let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
             return Ok(());
         };

@@ -63,6 +63,8 @@ impl Store {
             _ => Vec::new(),
         };
         let touched: BTreeSet<&String> = to_claim.union(&to_release).copied().collect();
+        // The first slot claimed, as read under its lock (for the booking's facts).
+        let mut first_claimed: Option<Value> = None;
         for slot_id in touched {
             let slot = self.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
             if to_release.contains(slot_id) {
@@ -72,7 +74,8 @@ impl Store {
                     .execute(&mut **tx)
                     .await?;
                 if let Some(slot) = slot {
-                    self.sync_slot_status(tx, &slot, now).await?;
+                    let live = self.live_claims(tx, slot_id, None, now).await?;
+                    self.sync_slot_status(tx, &slot, live).await?;
                 }
                 continue;
             }
@@ -108,10 +111,13 @@ impl Store {
             .bind(holder)
             .execute(&mut **tx)
             .await?;
-            self.sync_slot_status(tx, &slot, now).await?;
+            self.sync_slot_status(tx, &slot, live + 1).await?;
+            if first_claimed.is_none() && new_f.as_ref().and_then(|n| n.slots.first()) == Some(slot_id) {
+                first_claimed = Some(slot_body(&slot));
+            }
         }
         if let Some(new) = new {
-            self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires).await?;
+            self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await?;
         }
         Ok(())
     }
@@ -164,12 +170,11 @@ impl Store {
         Ok(n)
     }
 
-    /// `free` ↔ `busy` as the slot fills and empties (a closed or tentative slot is
-    /// left as it is).
-    async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, now: i64) -> Result<()> {
+    /// `free` ↔ `busy` as the slot fills and empties, given the places now taken (a
+    /// closed or tentative slot is left as it is).
+    async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, live: i64) -> Result<()> {
         let body = slot_body(slot);
         let facts = SlotFacts::of(&slot.id, &body, &self.settings.base);
-        let live = self.live_claims(tx, &slot.id, None, now).await?;
         let wanted = match facts.status.as_str() {
             "free" if live >= facts.capacity => "busy",
             "busy" if live < facts.capacity => "free",
@@ -182,6 +187,7 @@ impl Store {
     }
 
     /// A booking's code (unique, kept in `booking_codes`) and who booked it.
+    #[allow(clippy::too_many_arguments)]
     async fn stamp_booking(
         &self,
         tx: &mut Tx,
@@ -190,6 +196,7 @@ impl Store {
         old: Option<&AppointmentFacts>,
         new: &mut Value,
         hold_expires: Option<i64>,
+        slot: Option<&Value>,
     ) -> Result<()> {
         let base = self.settings.base.clone();
         let status = new["status"].as_str().unwrap_or_default().to_string();
@@ -214,7 +221,7 @@ impl Store {
         if let Some(actor) = access.actor() {
             rules::add_booked_by(new, &base, actor);
         }
-        self.record_booking(tx, access, id, new).await?;
+        self.record_booking(tx, access, id, new, slot).await?;
         if rules::booking_code(new, &base).is_some() {
             return Ok(());
         }
