@@ -180,13 +180,14 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
 }
 
-/// Stores the ConceptMaps of `mappings/` and cupola's own SearchParameters as
-/// resources (only what changed).
+/// Stores the ConceptMaps of `mappings/`, cupola's own SearchParameters and booking
+/// CodeSystems as resources (only what changed).
 async fn serve_definitions(store: &Store, mappings: &Mappings, base: &str) -> anyhow::Result<()> {
     let mut tx = store.begin().await?;
     let gateway = crate::access::Access::gateway();
     let params = crate::fhir::names::search_parameters(base);
-    for m in mappings.resources().into_iter().chain(params.iter()) {
+    let code_systems = crate::booking::code_systems(base);
+    for m in mappings.resources().into_iter().chain(params.iter()).chain(code_systems.iter()) {
         let t = m.get("resourceType").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let id = m.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         store.upsert_in(&mut tx, &gateway, &t, &id, m.clone()).await?;

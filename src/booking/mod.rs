@@ -63,3 +63,30 @@ impl Settings {
         }
     }
 }
+
+/// cupola's booking CodeSystems, served as resources: the priority classes and the
+/// access types of a prescription.
+pub fn code_systems(base: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let concept = |code: &str, display: &str, definition: &str| json!({"code": code, "display": display, "definition": definition});
+    vec![
+        json!({"resourceType": "CodeSystem", "id": "priority-class",
+        "url": crate::fhir::names::priority_class_system(base), "name": "PriorityClass",
+        "title": "Classe di priorità", "status": "active", "content": "complete", "caseSensitive": true,
+        "description": "The urgency a GP writes on a prescription (national waiting-list plan); the deadline of each class for a first access is dated data in mappings/booking/rules.json",
+        "concept": [
+            concept("U", "Urgente", "as soon as possible, within 72 hours"),
+            concept("B", "Breve", "within 10 days"),
+            concept("D", "Differibile", "within 30 days for a visit, 60 for a diagnostic exam"),
+            concept("P", "Programmata", "within 120 days"),
+        ]}),
+        json!({"resourceType": "CodeSystem", "id": "access-type",
+        "url": format!("{base}/CodeSystem/access-type"), "name": "AccessType",
+        "title": "Primo accesso / accesso successivo", "status": "active", "content": "complete", "caseSensitive": true,
+        "description": "Whether a prescribed service is a first access (the priority deadline binds) or a follow-up",
+        "concept": [
+            concept("first", "Primo accesso", "the first access for the problem: the priority class's deadline applies"),
+            concept("follow-up", "Accesso successivo", "a follow-up: no priority deadline"),
+        ]}),
+    ]
+}

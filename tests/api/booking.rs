@@ -709,6 +709,9 @@ async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Back
     assert_eq!(param(&d, "bookings")["valueInteger"], 1, "{d}");
     let none = figures("&service=89.7".into()).await;
     assert_eq!(param(&none, "bookings")["valueInteger"], 0);
+    let classes = app.get_json("CodeSystem/priority-class", 200).await;
+    assert_eq!(classes["concept"].as_array().unwrap().len(), 4, "the priority classes are published");
+    assert_eq!(app.get_json("CodeSystem/access-type", 200).await["concept"][1]["code"], "follow-up");
     let cs = app.get_json("metadata", 200).await;
     assert!(cs["rest"][0]["operation"].to_string().contains("waiting-times"), "listed in the CapabilityStatement");
     let appointment = with(&cs["rest"][0]["resource"], "type", "Appointment");
