@@ -5,9 +5,9 @@
 //! patient's district meets the deadline, the search widens to the region and the
 //! answer says the guarantee pathway applies.
 //!
-//! Every filter is a search of the store (index lookups, in SQL); the three kinds of
-//! slot a class may take (open to all, released, kept for that class) are three
-//! searches in start order whose pages are merged.
+//! Every filter is a search of the store (index lookups, in SQL), one search: the
+//! three kinds of slot a class may take (open to all, released, kept for that class)
+//! are cupola's `Slot?open-to=<class>`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -301,8 +301,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
 /// last one asked for can be ranked by distance before the page is cut.
 const TIE_MARGIN: usize = 20;
 
-/// Free slots for `req` from `from` (`_count` + [`TIE_MARGIN`]), earliest first: those open to every class,
-/// those released, and (for U and B) those kept for the class.
+/// Free slots for `req` from `from` (`_count` + [`TIE_MARGIN`]), earliest first.
 async fn free_slots(
     store: &Store,
     tx: &mut Tx,
@@ -329,25 +328,16 @@ async fn free_slots(
     if let Some(o) = &req.organization {
         common.push(("provider".to_string(), o.clone()));
     }
-    let now = meta::instant(now_micros());
-    let mut kinds =
-        vec![("reserved-for:missing".to_string(), "true".to_string()), ("release".to_string(), format!("le{now}"))];
-    if let Some(class @ ("U" | "B")) = req.class.as_deref() {
-        kinds.push(("reserved-for".to_string(), class.to_string()));
-    }
+    // The slots this class may take now (cupola's `Slot-open-to`): kept for no class,
+    // released, or kept for this class; without a class, as for P.
+    common.push(("open-to".to_string(), req.class.clone().unwrap_or_else(|| "P".into())));
+    let parsed = store.parse_search(access, "Slot", &common, false)?;
     let mut slots: Vec<(i64, String, Value)> = Vec::new();
-    for kind in kinds {
-        let mut q = common.clone();
-        q.push(kind);
-        let parsed = store.parse_search(access, "Slot", &q, false)?;
-        for (_, body) in store.search_on(tx, &parsed).await?.matches {
-            let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
-            let start = v["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
-            let id = v["id"].as_str().unwrap_or_default().to_string();
-            if !slots.iter().any(|(_, i, _)| *i == id) {
-                slots.push((start, id, v));
-            }
-        }
+    for (_, body) in store.search_on(tx, &parsed).await?.matches {
+        let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+        let start = v["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        slots.push((start, id, v));
     }
     slots.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     slots.truncate(req.count + TIE_MARGIN);

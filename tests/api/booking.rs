@@ -503,6 +503,18 @@ async fn find_proposes_free_slots_earliest_first_and_books_them(backend: Backend
     let (_, elsewhere) =
         get(format!("Appointment/$find?{}&service-type=89.52&organization=Organization/prov-other", window())).await;
     assert!(elsewhere["entry"].as_array().is_none_or(|e| e.is_empty()), "{elsewhere}");
+    // The same rule as a Slot search parameter.
+    let open = |class: &'static str| {
+        let app = &app;
+        async move {
+            let q = format!("Slot?schedule=Schedule/cardio-1&open-to={class}&_sort=start&_count=1");
+            match_ids(&app.get_json(&q, 200).await)
+        }
+    };
+    assert_eq!(open("D").await, [slots[1].clone()]);
+    assert_eq!(open("U").await, [slots[0].clone()]);
+    let r = app.get("Slot?open-to=Z").await;
+    assert_eq!(r.status(), 400);
     // Class U gets the kept slot first.
     let (_, urgent) = get(format!("Appointment/$find?{}&service-type=89.52&priority-class=U&_count=1", window())).await;
     assert_eq!(slot_of(&urgent["entry"][0]["resource"]), slots[0]);

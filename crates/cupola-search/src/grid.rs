@@ -178,6 +178,10 @@ impl Builder {
                     inner
                 }
             }
+            Filter::AnyOf(alternatives) => {
+                let parts: Vec<String> = alternatives.iter().map(|f| self.grid_filter(f, extra, by_service)).collect();
+                format!("({})", parts.join(" OR "))
+            }
             // Everything else is about the agenda's shared index rows.
             // (`IS TRUE` keeps PostgreSQL from turning the test into a join: it stays a
             // hashed subplan.)

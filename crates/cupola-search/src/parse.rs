@@ -158,6 +158,9 @@ fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bo
         }
         return parse_chain(defs, def, key, modifier, chained, value);
     }
+    if def.kind == ParamKind::Special && def.code == "open-to" {
+        return open_to(key, modifier, value);
+    }
     if def.kind == ParamKind::Special {
         return crate::near::filter(key, &def.code, modifier, value, &ors());
     }
@@ -275,4 +278,25 @@ fn parse_chain(
     };
     let inner = parse_param(defs, &target_type, chained, value, false).map_err(|e| err(key, e.message))?;
     Ok(Filter::Chain { param: def.code.clone(), target_type, inner: Box::new(inner) })
+}
+
+/// cupola's `Slot?open-to=<class>`: the slots a prescription of that priority class
+/// may take now — those kept for no class, those whose reserve has been released,
+/// and those kept for that very class.
+fn open_to(key: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
+    let bad = |m: String| err(key, m);
+    if modifier.is_some() {
+        return Err(bad("open-to takes no modifier".into()));
+    }
+    if !matches!(value, "U" | "B" | "D" | "P") {
+        return Err(bad(format!("open-to takes a priority class (U, B, D or P), not '{value}'")));
+    }
+    let now = chrono::Utc::now().format("le%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    let released = values::date(&now).map_err(bad)?;
+    let token = values::token(value).map_err(bad)?;
+    Ok(Filter::AnyOf(vec![
+        Filter::Missing { table: Table::Token, param: "reserved-for".into(), missing: true },
+        Filter::Values { table: Table::Date, param: "release".into(), ors: vec![released], not: false },
+        Filter::Values { table: Table::Token, param: "reserved-for".into(), ors: vec![token], not: false },
+    ]))
 }

@@ -132,6 +132,8 @@ pub(crate) enum Filter {
     },
     /// `near` (Location), OR-ed values.
     Near(Vec<crate::near::Near>),
+    /// Any of these (cupola's `Slot?open-to=`, see `parse`).
+    AnyOf(Vec<Filter>),
 }
 
 #[derive(Debug, Clone, PartialEq)]

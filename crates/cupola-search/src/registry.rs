@@ -204,9 +204,9 @@ impl Defs {
     }
 
     /// Whether a parameter can be searched (has an expression or a table column,
-    /// and is not `special`, except `near`).
+    /// and is not `special`, except `near` and cupola's `open-to`).
     pub fn searchable(def: &ParamDef) -> bool {
-        (def.kind != ParamKind::Special || def.code == "near")
+        (def.kind != ParamKind::Special || def.code == "near" || def.code == "open-to")
             && (def.expr.is_some() || TABLE_PARAMS.contains(&def.code.as_str()))
     }
 }

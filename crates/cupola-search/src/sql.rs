@@ -147,6 +147,11 @@ impl Builder {
                 self.filter_on(&chain, rtype, pk, a, ix, extra)
             }
             Filter::Near(ors) => self.near(ors, rtype, pk, ix),
+            Filter::AnyOf(alternatives) => {
+                let parts: Vec<String> =
+                    alternatives.iter().map(|f| self.filter_on(f, rtype, pk, a, ix, extra)).collect();
+                format!("({})", parts.join(" OR "))
+            }
             Filter::Chain { param, target_type, inner } => {
                 let (t, p, tt, f) =
                     (self.text(rtype), self.text(param), self.text(target_type), self.bind(Bind::Bool(false)));
