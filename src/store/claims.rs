@@ -51,9 +51,14 @@ impl Store {
         // expired and the place gone to someone else.
         let was_hold = old_f.as_ref().is_some_and(|o| o.status == "pending");
         let now_hold = new_f.as_ref().is_some_and(|n| n.status == "pending");
-        let expires = now_hold.then(|| now + self.settings.hold_micros);
+        // A hold keeps its expiry through later edits: re-sending it does not extend it.
+        let expires = match (was_hold, now_hold) {
+            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings.hold_micros)),
+            (false, true) => Some(now + self.settings.hold_micros),
+            _ => None,
+        };
         let to_claim: BTreeSet<&String> =
-            after.iter().filter(|s| !before.contains(*s) || was_hold || now_hold).copied().collect();
+            after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
         let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
         if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
             self.check_holder(tx, access, id).await?;
@@ -120,6 +125,15 @@ impl Store {
             self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await?;
         }
         Ok(())
+    }
+
+    /// When the hold of appointment `id` lapses.
+    async fn hold_expiry(&self, tx: &mut Tx, id: &str) -> Result<Option<i64>> {
+        let e: Option<i64> = sqlx::query_scalar("SELECT MIN(expires_us) FROM slot_claims WHERE appointment = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(e)
     }
 
     /// Only the operator who holds an appointment may book it.

@@ -331,6 +331,12 @@ async fn a_hold_is_the_holders_and_frees_its_slot_when_it_expires(backend: Backe
     assert_eq!(status, 200, "{held}");
     assert_eq!(held["status"], "pending");
     assert!(held.to_string().contains("hold-expires"), "{held}");
+    // Sending the hold again does not extend it.
+    let expiry = |a: &Value| with(&a["extension"], "url", &format!("{BASE}/StructureDefinition/hold-expires"));
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, again) = send(&app, &operator, Method::PUT, &format!("Appointment/{id}"), &held).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(expiry(&again), expiry(&held));
     assert_eq!(slot_status(&app, &slots[1]).await, "busy");
     let other = As { role: "booking-point", org: Some("cc-other"), channel: Some("call-centre"), ..Default::default() };
     let (status, _) = send(&app, &other, Method::POST, "Appointment/$book", &reference).await;
