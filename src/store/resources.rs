@@ -5,7 +5,7 @@
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Store, Tx};
+use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::access::{Access, Rule};
 use crate::fhir::meta;
 use crate::{Error, Result};
@@ -418,8 +418,9 @@ impl Store {
         let deletes = self.registry.index_deletes(cur.pk, self.dialect);
         // A deletion keeps its reference rows: visibility is decided by them.
         let keep_refs = resource.is_none();
-        execute_all(tx, deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect())
-            .await?;
+        let deletes: Vec<Sql> =
+            deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
+        execute_all(tx, self.folded(deletes)).await?;
         match resource {
             Some(r) => self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r).await,
             None => {
@@ -435,6 +436,19 @@ impl Store {
                 Ok(Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() })
             }
         }
+    }
+
+    /// On PostgreSQL, statements that share their binds (an update's index deletes,
+    /// all `… WHERE res_pk = $1`) as one statement: one round trip instead of one per
+    /// index table.
+    fn folded(&self, statements: Vec<Sql>) -> Vec<Sql> {
+        let same = statements.windows(2).all(|w| w[0].binds == w[1].binds);
+        if self.dialect != Dialect::Postgres || statements.len() < 2 || !same {
+            return statements;
+        }
+        let ctes: Vec<String> = statements.iter().enumerate().map(|(i, s)| format!("d{i} AS ({})", s.text)).collect();
+        let binds = statements[0].binds.clone();
+        vec![Sql { text: format!("WITH {} SELECT 1", ctes.join(", ")), binds }]
     }
 
     /// Stamps `meta`, stores the version and indexes it.
