@@ -49,8 +49,9 @@ const BASE: &str = "http://example.org/cupola";
 
 pub async fn run(args: SlotArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.existing {
-        let search = search_phase(&args, url).await?;
-        println!("first free slot of a service in a district: median {:.2} ms, p99 {:.2} ms, {:.0} searches/s, {} errors ({} clients, {} s)", search.median_ms, search.p99_ms, search.per_second, search.errors, args.clients, args.seconds);
+        let (search, find) = search_phase(&args, url).await?;
+        println!("first free slot of a service in a district: {}", figures(&search, &args));
+        println!("$find in a district: {}", figures(&find, &args));
         return Ok(());
     }
     let db = BenchDb::create("postgres", &args.pg_url).await?;
@@ -60,23 +61,25 @@ pub async fn run(args: SlotArgs) -> anyhow::Result<()> {
     } else {
         db.drop_db().await;
     }
-    let (slots, generation, search) = result?;
+    let (slots, generation, (search, find)) = result?;
     println!(
-        "{slots} slots generated in {:.1} s ({:.0} slots/s); first free slot of a service in a district: \
-         median {:.2} ms, p99 {:.2} ms, {:.0} searches/s, {} errors ({} clients, {} s)",
+        "{slots} slots generated in {:.1} s ({:.0} slots/s)",
         generation.as_secs_f64(),
-        slots as f64 / generation.as_secs_f64(),
-        search.median_ms,
-        search.p99_ms,
-        search.per_second,
-        search.errors,
-        args.clients,
-        args.seconds
+        slots as f64 / generation.as_secs_f64()
     );
+    println!("first free slot of a service in a district: {}", figures(&search, &args));
+    println!("$find in a district: {}", figures(&find, &args));
     Ok(())
 }
 
-async fn measure(args: &SlotArgs, url: &str) -> anyhow::Result<(usize, Duration, PhaseFigures)> {
+fn figures(f: &PhaseFigures, args: &SlotArgs) -> String {
+    format!(
+        "median {:.2} ms, p99 {:.2} ms, {:.0}/s, {} errors ({} clients, {} s)",
+        f.median_ms, f.p99_ms, f.per_second, f.errors, args.clients, args.seconds
+    )
+}
+
+async fn measure(args: &SlotArgs, url: &str) -> anyhow::Result<(usize, Duration, (PhaseFigures, PhaseFigures))> {
     let registry = Arc::new(crate::fhir::names::registry(BASE));
     let pool = args.concurrency as u32 + 1;
     let store = Store::connect(url, pool, Duration::from_secs(30), registry).await?;
@@ -93,11 +96,13 @@ async fn measure(args: &SlotArgs, url: &str) -> anyhow::Result<(usize, Duration,
     Ok((report.created, generation, search))
 }
 
-/// The gateway on `url`, searched by booking points for first free slots.
-async fn search_phase(args: &SlotArgs, url: &str) -> anyhow::Result<PhaseFigures> {
+/// The gateway on `url`, searched by booking points for first free slots, then
+/// asked for `$find` proposals in the same districts.
+async fn search_phase(args: &SlotArgs, url: &str) -> anyhow::Result<(PhaseFigures, PhaseFigures)> {
     let registry = Arc::new(crate::fhir::names::registry(BASE));
     let store = Store::connect(url, 2, Duration::from_secs(30), registry).await?;
-    let queries = Arc::new(first_free_queries(&store).await?);
+    let (queries, finds) = first_free_queries(&store).await?;
+    let (queries, finds) = (Arc::new(queries), Arc::new(finds));
     drop(store);
     let gateway = Gateway::start(url).await?;
     let tokens = Arc::new(gateway.tokens(args.clients)?);
@@ -108,7 +113,10 @@ async fn search_phase(args: &SlotArgs, url: &str) -> anyhow::Result<PhaseFigures
             // Warm-up: the first searches load the indexes into memory.
             run_phase(&base, &tokens, Kind::Get, clients, Duration::from_secs(5), &counter, queries.clone()).await?;
             let (figures, _) = run_phase(&base, &tokens, Kind::Get, clients, length, &counter, queries).await?;
-            Ok::<_, anyhow::Error>(figures)
+            // `$find` (issue 5): the same services and districts, after a warm-up of its own.
+            run_phase(&base, &tokens, Kind::Get, clients, Duration::from_secs(5), &counter, finds.clone()).await?;
+            let (find, _) = run_phase(&base, &tokens, Kind::Get, clients, length, &counter, finds).await?;
+            Ok::<_, anyhow::Error>((figures, find))
         })
     })
     .await??;
@@ -174,7 +182,7 @@ fn set_horizon(schedule: &mut Value, days: u32) {
 
 /// The first-free-slot searches of the run: one per service and district the
 /// agendas offer (read from a slot of each demo agenda), from now on.
-async fn first_free_queries(store: &Store) -> anyhow::Result<Vec<(String, u64)>> {
+async fn first_free_queries(store: &Store) -> anyhow::Result<(Vec<(String, u64)>, Vec<(String, u64)>)> {
     let gateway = Access::gateway();
     let mut tx = store.begin().await?;
     let agendas = store.search_ids_in(&mut tx, &gateway, "Schedule", &[], 10_000).await?;
@@ -201,16 +209,31 @@ async fn first_free_queries(store: &Store) -> anyhow::Result<Vec<(String, u64)>>
         }
     }
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    let today = chrono::Utc::now().date_naive();
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    Ok(pairs
-        .into_iter()
+    let slots = pairs
+        .iter()
         .map(|(service, district)| {
             let path = format!(
                 "Slot?service-type={}&district={}&status=free&start=ge{now}&_sort=start&_count=1&_total=none",
-                enc(&service),
-                enc(&district)
+                enc(service),
+                enc(district)
             );
             (path, 0)
         })
-        .collect())
+        .collect();
+    // The same as a booking point's `$find` for a class D first access in the district.
+    let finds = pairs
+        .iter()
+        .map(|(service, district)| {
+            let path = format!(
+                "Appointment/$find?service-type={}&district={}&priority-class=D&start={today}&end={}&_count=1",
+                enc(service),
+                enc(district),
+                today + chrono::Duration::days(60)
+            );
+            (path, 0)
+        })
+        .collect();
+    Ok((slots, finds))
 }
