@@ -438,17 +438,20 @@ impl Store {
         }
     }
 
-    /// On PostgreSQL, statements that share their binds (an update's index deletes,
-    /// all `… WHERE res_pk = $1`) as one statement: one round trip instead of one per
-    /// index table.
+    /// On PostgreSQL, several statements as one (data-modifying CTEs, each statement's
+    /// placeholders shifted past the ones before): one round trip instead of one per
+    /// statement, e.g. a version and its index rows, or an update's index deletes.
     fn folded(&self, statements: Vec<Sql>) -> Vec<Sql> {
-        let same = statements.windows(2).all(|w| w[0].binds == w[1].binds);
-        if self.dialect != Dialect::Postgres || statements.len() < 2 || !same {
+        if self.dialect != Dialect::Postgres || statements.len() < 2 {
             return statements;
         }
-        let ctes: Vec<String> = statements.iter().enumerate().map(|(i, s)| format!("d{i} AS ({})", s.text)).collect();
-        let binds = statements[0].binds.clone();
-        vec![Sql { text: format!("WITH {} SELECT 1", ctes.join(", ")), binds }]
+        let mut parts = Vec::with_capacity(statements.len());
+        let mut binds = Vec::new();
+        for (i, s) in statements.into_iter().enumerate() {
+            parts.push(format!("c{i} AS ({})", shift_placeholders(&s.text, binds.len())));
+            binds.extend(s.binds);
+        }
+        vec![Sql { text: format!("WITH {} SELECT 1", parts.join(", ")), binds }]
     }
 
     /// Stamps `meta`, stores the version and indexes it.
@@ -466,17 +469,21 @@ impl Store {
     ) -> Result<Stored> {
         let resource = meta::stamp(resource, id, version, now);
         let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
-        sqlx::query(INSERT_VERSION)
-            .bind(pk)
-            .bind(version)
-            .bind(now)
-            .bind(false)
-            .bind(method)
-            .bind(&body)
-            .execute(&mut **tx)
-            .await?;
+        let version_row = Sql {
+            text: INSERT_VERSION.into(),
+            binds: vec![
+                Bind::Int(pk),
+                Bind::Int(version),
+                Bind::Int(now),
+                Bind::Bool(false),
+                Bind::Text(method.into()),
+                Bind::Text(body.clone()),
+            ],
+        };
         let rows = self.registry.extract(res_type, &resource);
-        execute_all(tx, self.registry.index_inserts(pk, res_type, &rows, self.dialect)).await?;
+        let mut statements = vec![version_row];
+        statements.extend(self.registry.index_inserts(pk, res_type, &rows, self.dialect));
+        execute_all(tx, self.folded(statements)).await?;
         Ok(Stored {
             pk,
             res_type: res_type.to_string(),
@@ -492,4 +499,42 @@ impl Store {
 /// The parsed body of a stored version (`None` for a deletion).
 fn body_of(st: &Stored) -> Option<Value> {
     st.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
+}
+
+/// `$n` → `$(n + offset)` in a statement's text (binds only: the store's statements
+/// hold no `$` in literals).
+fn shift_placeholders(text: &str, offset: usize) -> String {
+    if offset == 0 {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(n) => out.push_str(&format!("${}", n + offset)),
+            Err(_) => out.push('$'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shift_placeholders;
+
+    #[test]
+    fn placeholders_shift_past_the_statements_before() {
+        assert_eq!(shift_placeholders("VALUES ($1, $2, $10)", 3), "VALUES ($4, $5, $13)");
+        assert_eq!(shift_placeholders("x = $1", 0), "x = $1");
+        assert_eq!(shift_placeholders("a $ b", 2), "a $ b");
+    }
 }
