@@ -289,13 +289,15 @@ fn period(v: &str) -> Result<(i64, i64)> {
     };
     let parts: Vec<&str> = v.split('-').collect();
     let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u32>().ok());
+    // Four-digit years only: no date arithmetic near the calendar's limits.
+    let year = || num(0).filter(|y| (1..=9999).contains(y)).map(|y| y as i32).ok_or_else(bad);
     let (first, next) = match parts.len() {
         1 => {
-            let y = num(0).ok_or_else(bad)? as i32;
+            let y = year()?;
             (chrono::NaiveDate::from_ymd_opt(y, 1, 1), chrono::NaiveDate::from_ymd_opt(y + 1, 1, 1))
         }
         2 => {
-            let (y, m) = (num(0).ok_or_else(bad)? as i32, num(1).ok_or_else(bad)?);
+            let (y, m) = (year()?, num(1).ok_or_else(bad)?);
             let next = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
             (chrono::NaiveDate::from_ymd_opt(y, m, 1), chrono::NaiveDate::from_ymd_opt(next.0, next.1, 1))
         }

@@ -46,9 +46,6 @@ pub struct FindRequest {
 #[derive(Debug, Clone, Default)]
 pub struct Found {
     pub proposals: Vec<Value>,
-    /// Nothing in the district met the deadline: the search took the whole region.
-    pub guarantee_pathway: bool,
-    pub deadline: Option<i64>,
     pub notes: Vec<Issue>,
 }
 
@@ -109,7 +106,7 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     };
 
     let from = req.start.max(now);
-    let mut found = Found { deadline, ..Default::default() };
+    let mut found = Found::default();
     if let Some(response) = waiver {
         found.notes.push(Issue::information(format!(
             "the patient declined a proposal within the deadline (AppointmentResponse/{response}): the priority guarantee no longer applies to this prescription"
@@ -124,7 +121,6 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     };
     if district.is_some() && deadline.is_some() && !meets(&slots) {
         slots = free_slots(store, &mut tx, access, &req, from, None).await?;
-        found.guarantee_pathway = true;
         found.notes.push(Issue::information(format!(
             "no slot in the district {} meets the class {} deadline ({}): the search covers the whole region and the guarantee pathway (percorso di tutela) applies",
             district.as_deref().unwrap_or_default(),
@@ -332,16 +328,9 @@ async fn free_slots(
     // released, or kept for this class; without a class, as for P.
     common.push(("open-to".to_string(), req.class.clone().unwrap_or_else(|| "P".into())));
     let parsed = store.parse_search(access, "Slot", &common, false)?;
-    let mut slots: Vec<(i64, String, Value)> = Vec::new();
-    for (_, body) in store.search_on(tx, &parsed).await?.matches {
-        let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
-        let start = v["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
-        let id = v["id"].as_str().unwrap_or_default().to_string();
-        slots.push((start, id, v));
-    }
-    slots.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    slots.truncate(req.count + TIE_MARGIN);
-    Ok(slots.into_iter().map(|(_, _, v)| v).collect())
+    // Already in start order, and cut to the page, by the search.
+    let matches = store.search_on(tx, &parsed).await?.matches;
+    matches.into_iter().map(|(_, body)| Ok(serde_json::from_str(&body).map_err(anyhow::Error::from)?)).collect()
 }
 
 /// The patient's home, from the `geolocation` extension of their first address.

@@ -118,7 +118,7 @@ pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces
     let booked = match request {
         BookRequest::Reference(id) => book_stored(store, &mut tx, access, &id, &base).await?,
         BookRequest::Resource(a) => match a["id"].as_str().map(str::to_string) {
-            Some(id) if store.current_for_write(&mut tx, "Appointment", &id).await?.is_some() => {
+            Some(id) if store.current_version(&mut tx, "Appointment", &id).await?.is_some() => {
                 book_stored(store, &mut tx, access, &id, &base).await?
             }
             _ => book_new(store, &mut tx, access, a, &base).await?,

@@ -7,6 +7,7 @@ mod bookings;
 mod claims;
 mod conditional;
 mod create;
+mod fold;
 mod history;
 mod pool;
 mod prescriptions;

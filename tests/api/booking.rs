@@ -6,7 +6,7 @@ use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
 use crate::concurrency::Server;
-use crate::helpers::{expression, match_ids, mint, session, As, Backend, TestApp, TestDb, FHIR_JSON};
+use crate::helpers::{client_as, expression, match_ids, session, As, Backend, TestApp, TestDb, FHIR_JSON};
 
 const BASE: &str = "http://example.org/cupola";
 
@@ -399,12 +399,6 @@ async fn race(bases: &[String], client: &Client, slots: &[String], clients: usiz
     }
 }
 
-fn client_as(auth: &cupola::config::AuthConfig, who: &As) -> Client {
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", mint(auth, who)).parse().unwrap());
-    Client::builder().default_headers(headers).build().unwrap()
-}
-
 async fn a_hundred_clients_race_for_ten_slots(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let slots = region(&app.base, &app.client, 3, 1).await;
@@ -736,9 +730,11 @@ async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Back
     let ops: Vec<&str> =
         appointment["operation"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
     assert_eq!(ops, ["find", "hold", "book", "cancel"]);
-    let r = app.get("$waiting-times?period=2026-13").await;
-    assert_eq!(r.status(), 400);
-    assert_eq!(expression(&r.json().await.unwrap()), "period");
+    for period in ["2026-13", "4294967295", "2147483647-12"] {
+        let r = app.get(&format!("$waiting-times?period={period}")).await;
+        assert_eq!(r.status(), 400, "{period}");
+        assert_eq!(expression(&r.json().await.unwrap()), "period");
+    }
 }
 
 /// At the same start time, the place nearest the patient's home comes first.

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{match_ids, mint, As, Backend, TestApp, TestDb};
+use crate::helpers::{client_as, match_ids, As, Backend, TestApp, TestDb};
 
 fn patient_with(cf_value: &str) -> Value {
     json!({"resourceType": "Patient", "identifier": [{"system": "http://example.org/sid/mrn", "value": cf_value}], "active": true})
@@ -140,10 +140,7 @@ async fn two_processes_create_exactly_one(backend: Backend) {
     let key = dir.path().join("dev-key.json");
     // Both start at once and must agree on one development key.
     let (a, b) = futures::join!(Server::start(&db.url, &key), Server::start(&db.url, &key));
-    let token = mint(&cupola::config::AuthConfig::dev(&key), &As::admin());
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("header"));
-    let client = reqwest::Client::builder().default_headers(headers).build().expect("client");
+    let client = client_as(&cupola::config::AuthConfig::dev(&key), &As::admin());
     let body = patient_with("MRN-TWO");
     let sends = (0..30).map(|n| {
         let base = if n % 2 == 0 { &a.base } else { &b.base };

@@ -230,6 +230,13 @@ impl Drop for TestApp {
 }
 
 /// Mints a token with the development key of `auth`.
+/// A client that sends `who`'s token with every request.
+pub fn client_as(auth: &cupola::config::AuthConfig, who: &As) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", mint(auth, who)).parse().expect("header"));
+    Client::builder().default_headers(headers).build().expect("client")
+}
+
 pub fn mint(auth: &cupola::config::AuthConfig, who: &As) -> String {
     let role: cupola::auth::Role = who.role.parse().expect("known role");
     let req = cupola::auth::TokenRequest {

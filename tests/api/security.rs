@@ -643,6 +643,11 @@ async fn serve_demo_prints_a_token_for_each_role() {
     let r = get(tokens["patient-app"].clone(), "Appointment").await.expect("GET");
     let mine: Value = r.json().await.expect("json");
     assert_eq!(match_ids(&mine), vec!["appt-1"]);
+    // The demo's booking went through the booking rules: its slot is taken.
+    let slot = mine["entry"][0]["resource"]["slot"][0]["reference"].as_str().expect("a slot").to_string();
+    let r = get(tokens["admin"].clone(), &slot).await.expect("GET");
+    let slot: Value = r.json().await.expect("json");
+    assert_eq!(slot["status"], "busy", "{slot}");
     // The repository's mappings/ are loaded beside the demo: every provider has its map.
     let r = get(tokens["admin"].clone(), "ConceptMap/provider-galliera/$translate?code=89.52").await.expect("GET");
     let p: Value = r.json().await.expect("json");
