@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod bench;
+pub mod billing;
 pub mod booking;
 pub mod catalog;
 pub mod config;

@@ -1,4 +1,5 @@
-//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`, `catalog`).
+//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`, `catalog`,
+//! `settlement`, `recovery` …).
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,10 @@ enum Command {
     Demo(cupola::demo::DemoArgs),
     /// Agendas: generate slots from templates.
     Agenda(cupola::agenda::AgendaArgs),
+    /// Settle a month's tickets with each provider organisation (PaymentReconciliation, CSV).
+    Settlement(cupola::billing::cli::SettlementArgs),
+    /// Credit recovery: move unpaid tickets to their next notice or to collection.
+    Recovery(cupola::billing::cli::RecoveryArgs),
 }
 
 #[tokio::main]
@@ -42,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalog(args) => cupola::catalog::run(args).await,
         Command::Demo(args) => cupola::demo::run(args).await,
         Command::Agenda(args) => cupola::agenda::run(args).await,
+        Command::Settlement(args) => cupola::billing::cli::settlement(args).await,
+        Command::Recovery(args) => cupola::billing::cli::recovery(args).await,
     }
 }
 

@@ -219,7 +219,14 @@ impl Access {
             Who::Nobody => Rule::Nothing,
             Who::BookingPoint => all_if(matches!(
                 res_type,
-                "Patient" | "ServiceRequest" | "Appointment" | "AppointmentResponse" | "Coverage" | "Communication"
+                "Patient"
+                    | "ServiceRequest"
+                    | "Appointment"
+                    | "AppointmentResponse"
+                    | "Coverage"
+                    | "Communication"
+                    // A counter takes the ticket where it books.
+                    | "PaymentNotice"
             )),
             Who::PaymentPoint => all_if(res_type == "PaymentNotice"),
             Who::Provider { org } => match res_type {

@@ -43,7 +43,7 @@ pub(super) fn text(params: &[(String, Value)], name: &str) -> Option<String> {
 }
 
 /// An unknown parameter is refused, naming it (FHIR's strict handling).
-fn only(params: &[(String, Value)], known: &[&str], op: &str) -> Result<()> {
+pub(super) fn only(params: &[(String, Value)], known: &[&str], op: &str) -> Result<()> {
     match params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         Some((name, _)) => Err(Error::invalid(
             "not-supported",
@@ -131,6 +131,11 @@ pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
             let id = a["id"].as_str().unwrap_or_default();
             entities.push(format!("Appointment/{id}"));
             entry.push(json!({"fullUrl": s.url("Appointment", id), "resource": a}));
+        }
+        if let Some(inv) = &booked.invoice {
+            let id = inv["id"].as_str().unwrap_or_default();
+            entities.push(format!("Invoice/{id}"));
+            entry.push(json!({"fullUrl": s.url("Invoice", id), "resource": inv}));
         }
         let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": entry});
         let status = if booked.created { StatusCode::CREATED } else { StatusCode::OK };

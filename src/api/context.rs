@@ -47,8 +47,11 @@ pub struct Ctx {
     pub caller: Option<Arc<Caller>>,
     /// What the caller may see and change, for the store.
     pub access: Access,
-    /// A bad `_format` is reported when the handler answers.
+    /// A bad `_format` is reported when the handler answers (unless the handler
+    /// answers in a format of its own, see [`Ctx::wants`]).
     format_error: Option<String>,
+    /// `_format` as sent.
+    format: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -72,7 +75,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
         };
         let caller = parts.extensions.get::<Arc<Caller>>().cloned();
         let access = caller.as_deref().map_or_else(Access::nobody, Access::of);
-        Ok(Ctx { query, headers: parts.headers.clone(), out, caller, access, format_error })
+        Ok(Ctx { query, headers: parts.headers.clone(), out, caller, access, format_error, format })
     }
 }
 
@@ -92,6 +95,15 @@ impl Ctx {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Whether the client asks for a non-FHIR rendering (`_format=text` or
+    /// `text/plain`, `_format=csv` or `text/csv`), which some answers offer.
+    pub fn wants(&self, short: &str, mime: &str) -> bool {
+        match &self.format {
+            Some(f) => f == short || f == mime,
+            None => self.header("accept").is_some_and(|a| a.split(',').any(|m| m.trim().starts_with(mime))),
+        }
     }
 
     /// `Prefer: return=…` (`minimal`, `representation`, `OperationOutcome`).
@@ -119,7 +131,9 @@ impl Ctx {
     /// Turns a handler's result into the HTTP answer, errors as OperationOutcome.
     pub fn respond(&self, result: Result<Reply>) -> Response {
         if let Some(e) = &self.format_error {
-            return self.error(Error::NotAcceptable(e.clone()));
+            if !matches!(&result, Ok(r) if r.raw.is_some()) {
+                return self.error(Error::NotAcceptable(e.clone()));
+            }
         }
         match result {
             Ok(reply) => reply.into_http(),
@@ -168,12 +182,14 @@ pub struct Reply {
     status: StatusCode,
     headers: Vec<(HeaderName, String)>,
     body: Option<(Vec<u8>, Output)>,
+    /// A body that is not FHIR (a printed receipt, CSV), with its media type.
+    raw: Option<(Vec<u8>, &'static str)>,
     touched: Option<Touched>,
 }
 
 impl Reply {
     pub fn new(status: StatusCode) -> Reply {
-        Reply { status, headers: Vec::new(), body: None, touched: None }
+        Reply { status, headers: Vec::new(), body: None, raw: None, touched: None }
     }
 
     /// Says which resources the request touched (for the audit trail).
@@ -192,10 +208,17 @@ impl Reply {
         self
     }
 
+    /// A body in a media type of its own (`text/plain; charset=utf-8`, `text/csv`).
+    pub fn raw(mut self, bytes: Vec<u8>, content_type: &'static str) -> Reply {
+        self.raw = Some((bytes, content_type));
+        self
+    }
+
     fn into_http(self) -> Response {
-        let mut resp = match self.body {
-            Some((bytes, out)) => ([(header::CONTENT_TYPE, out.format.content_type())], bytes).into_response(),
-            None => ().into_response(),
+        let mut resp = match (self.raw, self.body) {
+            (Some((bytes, t)), _) => ([(header::CONTENT_TYPE, t)], bytes).into_response(),
+            (None, Some((bytes, out))) => ([(header::CONTENT_TYPE, out.format.content_type())], bytes).into_response(),
+            (None, None) => ().into_response(),
         };
         *resp.status_mut() = self.status;
         if let Some(t) = self.touched {

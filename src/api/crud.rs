@@ -110,11 +110,24 @@ pub async fn read(State(s): State<AppState>, Path((res_type, id)): Path<(String,
         served(&res_type)?;
         ctx.allow(&res_type, Interaction::Read)?;
         match s.store.read(&ctx.access, &res_type, &id).await? {
+            Some(st) if res_type == "Invoice" && ctx.wants("text", "text/plain") => receipt_reply(&s, &st).await,
             Some(st) => read_reply(&s, &ctx, &st),
             None => Err(Error::NotFound(format!("{res_type}/{id} is not known"))),
         }
     };
     ctx.respond(result.await)
+}
+
+/// An Invoice as the plain-text receipt a counter prints (`_format=text`).
+async fn receipt_reply(s: &AppState, st: &Stored) -> Result<Reply> {
+    let Some(body) = st.body.as_deref() else {
+        return Err(Error::Gone(format!("{}/{} was deleted", st.res_type, st.id)));
+    };
+    let invoice: serde_json::Value = serde_json::from_str(body).map_err(anyhow::Error::from)?;
+    let text = crate::billing::receipt_of(&s.store, &invoice).await?;
+    Ok(Reply::new(StatusCode::OK)
+        .header(header::ETAG, meta::etag(st.version))
+        .raw(text.into_bytes(), "text/plain; charset=utf-8"))
 }
 
 pub async fn vread(

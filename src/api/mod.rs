@@ -2,6 +2,7 @@
 //! transactions and health. Handlers are thin: they parse, call the store, answer.
 
 mod agenda;
+mod billing;
 mod booking;
 mod context;
 mod crud;
@@ -70,6 +71,11 @@ pub fn router(state: AppState) -> Router {
             "/ConceptMap/{id}/$translate",
             get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
+        .route("/$settlement", get(billing::settlement).post(billing::settlement))
+        .route("/$recovery", post(billing::recovery))
+        .route("/ChargeItemDefinition/$apply", get(billing::apply_type).post(billing::apply_type))
+        .route("/ChargeItemDefinition/{id}/$apply", get(billing::apply_instance).post(billing::apply_instance))
+        .route("/Patient/{id}/$outstanding", get(billing::outstanding).post(billing::outstanding))
         .route("/Appointment/$find", get(booking::find).post(booking::find))
         .route("/Appointment/$hold", post(booking::hold))
         .route("/Appointment/$book", post(booking::book))
@@ -147,6 +153,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         &config.canonical_base,
         &config.booking,
         Arc::new(mappings.booking.clone()),
+        Arc::new(mappings.billing.clone()),
     ));
     let base: Arc<str> = config.fhir_base(&bound).into();
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);

@@ -88,8 +88,9 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Agendas of 5-minute slots round the clock, from tomorrow; returns the slot ids.
-async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec<String>> {
+/// Agendas of 5-minute slots round the clock, from tomorrow, of one provider, with
+/// the service's tariff (so that each booking prices its ticket); returns the slot ids.
+pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec<String>> {
     let registry = Arc::new(crate::fhir::names::registry(BASE));
     let store = Store::connect(url, 3, Duration::from_secs(30), registry).await?;
     let sessions: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -107,12 +108,25 @@ async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec<String>> {
             let id = format!("bench-{n}");
             let s = json!({"resourceType": "Schedule", "id": id, "active": true,
                 "extension": [{"url": format!("{BASE}/StructureDefinition/agenda-template"), "extension": parts}],
-                "serviceType": [{"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]}]});
+                "serviceType": [{"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]}],
+                "actor": [{"reference": "HealthcareService/bench-ecg"}]});
             (id, s)
         })
         .collect();
     let ids: Vec<String> = list.iter().map(|(id, _)| id.clone()).collect();
     let mut tx = store.begin().await?;
+    let provider = json!({"resourceType": "Organization", "id": "galliera", "name": "E.O. Ospedali Galliera"});
+    store.insert_many_with_ids(&mut tx, "Organization", vec![("galliera".into(), provider)]).await?;
+    let service = json!({"resourceType": "HealthcareService", "id": "bench-ecg",
+        "providedBy": {"reference": "Organization/galliera"}});
+    store.insert_many_with_ids(&mut tx, "HealthcareService", vec![("bench-ecg".into(), service)]).await?;
+    let tariff = json!({"resourceType": "ChargeItemDefinition", "id": "tariff-89-52-20200101",
+        "url": format!("{BASE}/ChargeItemDefinition/tariff-89-52-20200101"),
+        "identifier": [{"system": format!("{BASE}/CodeSystem/catalog"), "value": "89.52"}], "status": "active",
+        "code": {"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]},
+        "effectivePeriod": {"start": "2020-01-01"},
+        "propertyGroup": [{"priceComponent": [{"type": "base", "amount": {"value": crate::catalog::decimal_value("11.62".parse()?), "currency": "EUR"}}]}]});
+    store.insert_many_with_ids(&mut tx, "ChargeItemDefinition", vec![("tariff-89-52-20200101".into(), tariff)]).await?;
     store.insert_many_with_ids(&mut tx, "Schedule", list).await?;
     tx.commit().await?;
     let from = (chrono::Utc::now() + chrono::Duration::days(1)).with_timezone(&chrono_tz::Europe::Rome).date_naive();
@@ -208,12 +222,5 @@ async fn phase(
             Ok::<_, anyhow::Error>((hist, errors))
         }));
     }
-    let mut hist = Histogram::<u64>::new(3)?;
-    let mut errors = 0;
-    for t in tasks {
-        let (h, e) = t.await??;
-        hist.add(h)?;
-        errors += e;
-    }
-    Ok(PhaseFigures::of(&hist, errors, start.elapsed()))
+    super::load::merged(tasks, start).await
 }

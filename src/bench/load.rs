@@ -35,6 +35,21 @@ impl PhaseFigures {
     }
 }
 
+/// One client of a phase: its latencies (µs) and errors.
+pub(super) type Client = tokio::task::JoinHandle<anyhow::Result<(Histogram<u64>, u64)>>;
+
+/// The figures of a phase from its clients.
+pub(super) async fn merged(tasks: Vec<Client>, start: Instant) -> anyhow::Result<PhaseFigures> {
+    let mut hist = Histogram::<u64>::new(3)?;
+    let mut errors = 0;
+    for t in tasks {
+        let (h, e) = t.await??;
+        hist.add(h)?;
+        errors += e;
+    }
+    Ok(PhaseFigures::of(&hist, errors, start.elapsed()))
+}
+
 pub fn sample_patient(n: u64) -> Value {
     json!({
         "resourceType": "Patient",

@@ -5,6 +5,7 @@
 //! (`bench/pgbench-create.sql`), with the same number of clients, in the same run.
 //! Figures go to BENCHMARKS.md.
 
+mod billing;
 mod booking;
 mod load;
 mod pgbench;
@@ -38,6 +39,10 @@ pub enum BenchCommand {
     /// A year of the region's agendas in PostgreSQL: generation time, and the first
     /// free slot of a service in a district over HTTP.
     Slots(slots::SlotArgs),
+    /// Ticket payments per second through `POST PaymentNotice`, on each backend.
+    Payments(billing::PaymentArgs),
+    /// The settlement of a month of the region's volume, on each backend.
+    Settlement(billing::SettlementArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -86,6 +91,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchCommand::Booking(b) => booking::run(b).await,
         BenchCommand::Slots(s) => slots::run(s).await,
+        BenchCommand::Payments(p) => billing::payments(p).await,
+        BenchCommand::Settlement(s) => billing::settlement(s).await,
     }
 }
 

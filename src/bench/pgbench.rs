@@ -41,8 +41,10 @@ fn create_sql(registry: &Registry, res_type: &str, resource: serde_json::Value) 
 /// for a booking point booking a generated slot, as whole rows of the store's own
 /// statements — the slot leaving the compact table (its row deleted, a resource with
 /// its version and index rows), the slot turned busy (a second version with its index
-/// rows), the booked Appointment, its AuditEvent, and the three small rows (the
-/// place taken, the booking code, the booking's facts) — in one transaction, with the
+/// rows), the booked Appointment, its ticket (the `tickets` row with its pagoPA
+/// notice, the line, the ChargeItem, the repricing and the Invoice), its AuditEvent,
+/// and the three small rows (the place taken, the booking code, the booking's
+/// facts) — in one transaction, with the
 /// slot's row lock taken as `$book` takes it. The second slot version is written as a
 /// row of its own rather than an update: the same bytes, one index-row delete less.
 pub fn book_script() -> String {
@@ -65,6 +67,47 @@ pub fn book_script() -> String {
         "extension": [{"url": sd("booked-by"), "extension": [{"url": "user", "valueString": "bench-counter-0"},
             {"url": "point", "valueReference": {"reference": "Organization/bench"}},
             {"url": "channel", "valueCoding": {"system": "http://example.org/cupola/CodeSystem/channel", "code": "counter"}}]}]});
+    let line = crate::billing::LineFacts {
+        charge_item: "bench-ci".into(),
+        appointment: "bench-1".into(),
+        request: None,
+        code: "89.52".into(),
+        provider: "galliera".into(),
+        tariff: rust_decimal::Decimal::new(1162, 2),
+        share: rust_decimal::Decimal::new(1162, 2),
+        exemption: None,
+        booking_code: Some("K7MD-QX9A".into()),
+    };
+    let tariff_url = "http://example.org/cupola/ChargeItemDefinition/tariff-89-52-20200101";
+    let mut charge_item = crate::billing::charge_item(
+        "http://example.org/cupola",
+        &line,
+        "bench-1",
+        tariff_url,
+        Some("2026-12-01T08:00:00+01:00"),
+        1,
+        "http://example.org/cupola/CodeSystem/exemption",
+    );
+    let facts = crate::billing::InvoiceFacts {
+        id: "bench-inv".into(),
+        patient: "bench-1".into(),
+        nre: None,
+        notice: "301000000000004285".into(),
+        iuv: "01000000000004285".into(),
+        status: "issued".into(),
+        booked_us: 1,
+        paid: rust_decimal::Decimal::ZERO,
+        stage: None,
+    };
+    let ticket = crate::billing::compute(
+        &[crate::billing::Line { provider: "galliera".into(), tariff: line.tariff, exempt: false }],
+        None,
+    );
+    let mut invoice = crate::billing::invoice("http://example.org/cupola", &facts, &[line], &ticket);
+    // `create_sql` gives each resource its own id, as the store does.
+    for r in [&mut charge_item, &mut invoice] {
+        r.as_object_mut().map(|o| o.remove("id"));
+    }
     let audit = json!({"resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
@@ -87,6 +130,25 @@ pub fn book_script() -> String {
          'Genova Centro', NULL, 'counter', 'Organization/galliera', NULL, NULL)"
             .to_string(),
         create_sql(&registry, "Appointment", appointment),
+        // The ticket: its row and pagoPA notice, the line, the ChargeItem, the
+        // repricing, the Invoice.
+        "INSERT INTO tickets (invoice, prescription, nre, patient, status, owed_cents, paid_cents, booked_us) \
+         VALUES ('bench-inv-' || :t, 'Appointment/bench-' || :t, NULL, 'bench-1', 'issued', 0, 0, 1) RETURNING seq"
+            .to_string(),
+        "UPDATE tickets SET notice = '3' || lpad(CAST(:t AS text), 17, '0'), iuv = lpad(CAST(:t AS text), 17, '0') \
+         WHERE invoice = 'bench-inv-' || :t"
+            .to_string(),
+        "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
+         share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) VALUES \
+         ('bench-ci-' || :t, 'bench-inv-' || :t, 'bench-ap-' || :t, NULL, '89.52', 'galliera', 1162, 0, NULL, 1, 0, \
+         'counter', 'bench', 'K7MD-QX9A', 1)"
+            .to_string(),
+        create_sql(&registry, "ChargeItem", charge_item),
+        "UPDATE ticket_lines SET share_cents = 1162 WHERE charge_item = 'bench-ci-' || :t".to_string(),
+        "UPDATE tickets SET owed_cents = 1162, paid_cents = 0, status = 'issued', stage = NULL \
+         WHERE invoice = 'bench-inv-' || :t"
+            .to_string(),
+        create_sql(&registry, "Invoice", invoice),
         create_sql(&registry, "AuditEvent", audit),
     ];
     format!(
@@ -94,6 +156,7 @@ pub fn book_script() -> String {
          -- `cupola bench pgbench-book-script`; a test keeps this file equal to what the code\n\
          -- generates; see `bench::pgbench::book_script` for what it stands for).\n\
          \\set n random(1, 1000000000)\n\
+         \\set t random(1, 9000000000000000)\n\
          BEGIN;\n{};\nEND;\n",
         statements.join(";\n")
     )

@@ -90,16 +90,43 @@ impl Gateway {
 
     /// One booking-point token per client (a counter each), as the gateway accepts them.
     pub fn tokens(&self, clients: usize) -> anyhow::Result<Vec<String>> {
-        use crate::auth::{default_scope, mint, Role, TokenRequest};
+        self.tokens_of(
+            clients,
+            crate::auth::Role::BookingPoint,
+            |c| (format!("bench-counter-{c}"), "bench".into()),
+            "counter",
+        )
+    }
+
+    /// One payment-point token per client (a pharmacy each, `pharmacy-<n>`).
+    pub fn payment_tokens(&self, clients: usize) -> anyhow::Result<Vec<String>> {
+        self.tokens_of(
+            clients,
+            crate::auth::Role::PaymentPoint,
+            |c| (format!("bench-cashier-{c}"), format!("pharmacy-{c}")),
+            "pharmacy",
+        )
+    }
+
+    /// One token of `role` per client: its (user, organisation) and channel.
+    fn tokens_of(
+        &self,
+        clients: usize,
+        role: crate::auth::Role,
+        who: impl Fn(usize) -> (String, String),
+        channel: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        use crate::auth::{default_scope, mint, TokenRequest};
         (0..clients)
             .map(|c| {
+                let (sub, org) = who(c);
                 let req = TokenRequest {
-                    sub: format!("bench-counter-{c}"),
-                    role: Role::BookingPoint,
-                    org: Some("Organization/bench".into()),
-                    channel: Some("counter".into()),
+                    sub,
+                    role,
+                    org: Some(format!("Organization/{org}")),
+                    channel: Some(channel.into()),
                     patient: None,
-                    scope: default_scope(Role::BookingPoint).into(),
+                    scope: default_scope(role).into(),
                     ttl_secs: 24 * 3600,
                     client_id: Some("cupola-bench".into()),
                 };

@@ -235,6 +235,7 @@ pub(crate) struct ServiceFacts {
     pub kind: String,
     pub access: String,
     pub branch: String,
+    pub display: String,
     /// Retired from the catalog: no longer prescribed or booked.
     pub retired: bool,
 }
@@ -281,6 +282,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
                     kind: prop(names::PROP_KIND),
                     access: prop(names::PROP_ACCESS),
                     branch: prop(names::PROP_BRANCH),
+                    display: c["display"].as_str().unwrap_or_default().to_string(),
                     retired: prop("status") == "retired",
                 },
             );

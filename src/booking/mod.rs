@@ -34,7 +34,13 @@ pub struct Settings {
     pub rules: std::sync::Arc<crate::mappings::BookingRules>,
     /// The catalog facts `$find` reads (kind, access), kept per catalog version.
     pub catalog_cache: find::CatalogCache,
+    /// The dated ticket rules of `mappings/billing/rules.json`.
+    pub billing: std::sync::Arc<crate::mappings::BillingRules>,
 }
+
+/// The cancellation reason of an appointment moved by a reschedule (never a late
+/// cancellation: its ticket moves with it).
+pub const RESCHEDULED: &str = "rescheduled";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -44,6 +50,7 @@ impl Default for Settings {
             proposal_micros: 900_000_000,
             rules: Default::default(),
             catalog_cache: Default::default(),
+            billing: Default::default(),
         }
     }
 }
@@ -53,9 +60,11 @@ impl Settings {
         base: &str,
         c: &crate::config::BookingConfig,
         rules: std::sync::Arc<crate::mappings::BookingRules>,
+        billing: std::sync::Arc<crate::mappings::BillingRules>,
     ) -> Settings {
         Settings {
             rules,
+            billing,
             catalog_cache: Default::default(),
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,

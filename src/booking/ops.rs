@@ -26,6 +26,8 @@ pub struct Booked {
     pub created: bool,
     /// The appointment `cancelled-appt-id` named, now cancelled.
     pub replaced: Option<Value>,
+    /// The Invoice of the booking's ticket (none without a tariff, or for an administrator).
+    pub invoice: Option<Value>,
 }
 
 fn parse(body: Option<String>) -> Result<Value> {
@@ -111,10 +113,6 @@ async fn write(store: &Store, tx: &mut Tx, access: &Access, id: &str, body: Valu
 pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces: Option<&str>) -> Result<Booked> {
     let base = store.settings().base.clone();
     let mut tx = store.begin().await?;
-    let replaced = match replaces {
-        Some(old) => Some(cancel_in(store, &mut tx, access, old, "rescheduled").await?),
-        None => None,
-    };
     let booked = match request {
         BookRequest::Reference(id) => book_stored(store, &mut tx, access, &id, &base).await?,
         BookRequest::Resource(a) => match a["id"].as_str().map(str::to_string) {
@@ -124,8 +122,16 @@ pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces
             _ => book_new(store, &mut tx, access, a, &base).await?,
         },
     };
+    // The old appointment goes after the new one is booked, so that a paid ticket
+    // moves with the booking instead of being refunded and owed again.
+    let replaced = match replaces {
+        Some(old) => Some(cancel_in(store, &mut tx, access, old, super::RESCHEDULED).await?),
+        None => None,
+    };
+    let id = booked.appointment["id"].as_str().unwrap_or_default().to_string();
+    let invoice = store.invoice_of(&mut tx, &id).await?;
     tx.commit().await?;
-    Ok(Booked { replaced, ..booked })
+    Ok(Booked { replaced, invoice, ..booked })
 }
 
 async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, base: &str) -> Result<Booked> {
@@ -137,9 +143,9 @@ async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, base
             }
             let body = moved_to(without_proposal_marks(cur, base), "booked");
             let appointment = write(store, tx, access, id, body).await?;
-            Ok(Booked { appointment, created: true, replaced: None })
+            Ok(Booked { appointment, created: true, replaced: None, invoice: None })
         }
-        "booked" => Ok(Booked { appointment: cur, created: false, replaced: None }),
+        "booked" => Ok(Booked { appointment: cur, created: false, replaced: None, invoice: None }),
         other => Err(Error::Conflict(format!("Appointment/{id} is {other}: it cannot be booked"))),
     }
 }
@@ -184,7 +190,7 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
     let w = store.create_conditional_in(tx, access, "Appointment", body, &condition).await?;
     let created = w.kind == crate::store::WriteKind::Created;
     let appointment = parse(w.stored.and_then(|s| s.body))?;
-    Ok(Booked { appointment, created, replaced: None })
+    Ok(Booked { appointment, created, replaced: None, invoice: None })
 }
 
 /// Links a booking made from a bare resource as a proposal is linked: its slot's

@@ -21,7 +21,11 @@ const OPERATIONS: &[(Option<&str>, &str, &str)] = &[
     (Some("ConceptMap"), "translate", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate"),
     (Some("Schedule"), "generate-slots", "{cupola}/OperationDefinition/Schedule-generate-slots"),
     (Some("Schedule"), "close", "{cupola}/OperationDefinition/Schedule-close"),
+    (Some("ChargeItemDefinition"), "apply", "http://hl7.org/fhir/OperationDefinition/ChargeItemDefinition-apply"),
+    (Some("Patient"), "outstanding", "{cupola}/OperationDefinition/Patient-outstanding"),
     (None, "waiting-times", "{cupola}/OperationDefinition/waiting-times"),
+    (None, "settlement", "{cupola}/OperationDefinition/settlement"),
+    (None, "recovery", "{cupola}/OperationDefinition/recovery"),
 ];
 
 fn operations(of: Option<&str>, canonical: &str) -> Vec<Value> {

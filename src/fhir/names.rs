@@ -68,3 +68,8 @@ pub fn booking_code_system(base: &str) -> String {
 pub fn priority_class_system(base: &str) -> String {
     format!("{base}/CodeSystem/priority-class")
 }
+
+/// One of cupola's identifier systems (`pagopa-notice`, `iuv`, `remittance` …).
+pub fn sid(base: &str, name: &str) -> String {
+    format!("{base}/sid/{name}")
+}

@@ -74,7 +74,7 @@ fn date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
 }
 
 /// The rule of `list` in force on `day`.
-fn in_force<T>(list: &[Dated<T>], day: NaiveDate) -> Option<&T> {
+pub(super) fn in_force<T>(list: &[Dated<T>], day: NaiveDate) -> Option<&T> {
     list.iter().filter(|d| d.effective <= day).max_by_key(|d| d.effective).map(|d| &d.value)
 }
 

@@ -7,10 +7,12 @@
 //!   the configured canonical base.
 //!
 //! - `booking/rules.json`: the dated booking rules (see `booking`).
+//! - `billing/rules.json`: the dated ticket rules (see `billing`).
 //!
 //! Later issues add their rules here the same way: one folder per concern, one file
 //! per subject, FHIR resources where FHIR has one.
 
+pub mod billing;
 pub mod booking;
 pub mod conceptmap;
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub use billing::BillingRules;
 pub use booking::BookingRules;
 pub use conceptmap::ProviderMap;
 
@@ -30,6 +33,8 @@ pub struct Mappings {
     pub providers: Vec<ProviderMap>,
     /// `booking/rules.json`: priority-class deadlines, prescription limits, NRE format.
     pub booking: BookingRules,
+    /// `billing/rules.json`: ticket cap and quota, exemptions, cancellation, fees, recovery.
+    pub billing: BillingRules,
 }
 
 /// A file of `mappings/` that cannot be used.
@@ -70,8 +75,9 @@ impl Mappings {
             }
         }
         let booking = BookingRules::load(&dir.join("booking").join("rules.json"))?;
+        let billing = BillingRules::load(&dir.join("billing").join("rules.json"), base)?;
         tracing::info!(providers = providers.len(), dir = %dir.display(), "mappings loaded");
-        Ok(Mappings { providers, booking })
+        Ok(Mappings { providers, booking, billing })
     }
 
     /// The map of a provider, by its short code.

@@ -121,8 +121,16 @@ impl Store {
                 first_claimed = Some(slot_body(&slot));
             }
         }
-        if let Some(new) = new {
-            self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await?;
+        let status_changed = old_f.as_ref().map(|o| o.status.as_str()) != new_f.as_ref().map(|n| n.status.as_str());
+        match new {
+            Some(new) => {
+                self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await?;
+                if old_f.is_some() && status_changed {
+                    self.ticket_on_change(tx, access, id, Some(&*new)).await?;
+                }
+            }
+            None if old_f.is_some() => self.ticket_on_change(tx, access, id, None).await?,
+            None => {}
         }
         Ok(())
     }
@@ -236,9 +244,15 @@ impl Store {
             rules::add_booked_by(new, &base, actor);
         }
         self.record_booking(tx, access, id, new, slot).await?;
-        if rules::booking_code(new, &base).is_some() {
-            return Ok(());
+        if rules::booking_code(new, &base).is_none() {
+            self.assign_booking_code(tx, id, new).await?;
         }
+        self.ticket_on_booking(tx, access, id, new, slot).await
+    }
+
+    /// A new booking code (unique, kept in `booking_codes`) on the appointment.
+    async fn assign_booking_code(&self, tx: &mut Tx, id: &str, new: &mut Value) -> Result<()> {
+        let base = self.settings.base.clone();
         for _ in 0..8 {
             let code = rules::new_booking_code();
             let taken: Option<String> = sqlx::query_scalar(

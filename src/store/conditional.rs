@@ -20,21 +20,24 @@ impl Store {
         resource: Value,
         condition: Option<&[(String, String)]>,
     ) -> Result<Write> {
-        // What the booking rules watch never takes the one-statement path.
+        // What the booking and billing rules watch never takes the one-statement path.
         if condition.is_none()
             && self.dialect == Dialect::Postgres
             && access.write(res_type) == Rule::All
-            && !matches!(res_type, "Appointment" | "ServiceRequest" | "AppointmentResponse")
+            && !super::resources::WATCHED.contains(&res_type)
         {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }
         let mut tx = self.begin().await?;
         let w = match condition {
             Some(q) => self.create_conditional_in(&mut tx, access, res_type, resource, q).await?,
-            None => Write {
-                kind: WriteKind::Created,
-                stored: Some(self.create_in(&mut tx, access, res_type, resource, None).await?),
-            },
+            None => {
+                let id = super::new_id();
+                let stored = self.insert_checked(&mut tx, access, res_type, resource, &id, "POST").await?;
+                // A payment whose reference was recorded before answers with that one.
+                let kind = if stored.id == id { WriteKind::Created } else { WriteKind::Matched };
+                Write { kind, stored: Some(stored) }
+            }
         };
         tx.commit().await?;
         Ok(w)

@@ -16,6 +16,7 @@ pub(crate) use resources::{current, current_visible, version_of};
 mod schema;
 mod search;
 mod slots;
+mod tickets;
 mod upsert;
 
 use std::sync::Arc;

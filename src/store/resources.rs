@@ -56,6 +56,10 @@ const CURRENT: &str =
      FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
      WHERE r.res_type = $1 AND r.res_id = $2";
 
+/// The types whose writes the store checks against domain rules (booking,
+/// prescriptions, payments) in the write's transaction.
+pub(crate) const WATCHED: &[&str] = &["Appointment", "ServiceRequest", "AppointmentResponse", "PaymentNotice"];
+
 /// A new server-assigned logical id.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -83,7 +87,13 @@ pub(crate) async fn current(
     lock: bool,
 ) -> Result<Option<Stored>> {
     let sql = if lock && d == Dialect::Postgres { format!("{CURRENT} FOR UPDATE OF r") } else { CURRENT.to_string() };
-    let row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(&mut *conn).await?;
+    let mut row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(&mut *conn).await?;
+    if row.is_none() && lock && d == Dialect::Postgres {
+        // Waiting for the lock, PostgreSQL rechecks the join with the row's new
+        // version but this statement's older snapshot of `resource_versions`, and
+        // drops the row: asked again (the lock now held), the new snapshot has it.
+        row = sqlx::query(&sql).bind(res_type).bind(id).fetch_optional(&mut *conn).await?;
+    }
     match row {
         Some(row) => Ok(Some(stored_from_row(&row)?)),
         // For a write, the caller moved it out of the grid first (`current_for_write`).
@@ -262,6 +272,11 @@ impl Store {
         if res_type == "AppointmentResponse" {
             self.appointment_response_write(tx, id, &resource).await?;
         }
+        if res_type == "PaymentNotice" {
+            if let Some(recorded) = self.payment_write(tx, access, id, &mut resource).await? {
+                return Ok(recorded);
+            }
+        }
         let stored = self.insert_new(tx, res_type, resource, id, method).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -341,6 +356,9 @@ impl Store {
         if res_type == "AppointmentResponse" {
             self.appointment_response_write(tx, id, &resource).await?;
         }
+        if res_type == "PaymentNotice" {
+            self.recorded_payment_unchanged(tx, id).await?;
+        }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
         if !matches_rule(tx, cur.pk, &rule).await? {
             return Err(not_writable(res_type, id));
@@ -366,6 +384,9 @@ impl Store {
                 }
                 if res_type == "Appointment" {
                     self.appointment_write(tx, access, id, body_of(&cur).as_ref(), None).await?;
+                }
+                if res_type == "PaymentNotice" {
+                    self.recorded_payment_unchanged(tx, id).await?;
                 }
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
                 Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })

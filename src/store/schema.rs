@@ -72,6 +72,76 @@ CREATE TABLE IF NOT EXISTS bookings (
 CREATE INDEX IF NOT EXISTS bookings_booked ON bookings (booked_us)
 ";
 
+/// Tickets (see `tickets`): amounts in cents, summed in SQL. `seq` numbers the
+/// pagoPA notices.
+const TICKETS: &str = "
+CREATE TABLE IF NOT EXISTS tickets (
+    seq {pk},
+    invoice TEXT NOT NULL UNIQUE,
+    prescription TEXT NOT NULL UNIQUE,  -- the NRE, or Appointment/<id> without one
+    nre TEXT,
+    patient TEXT NOT NULL,
+    notice TEXT UNIQUE,
+    iuv TEXT UNIQUE,
+    status TEXT NOT NULL,               -- issued, balanced, cancelled
+    owed_cents BIGINT NOT NULL,
+    paid_cents BIGINT NOT NULL,
+    booked_us BIGINT NOT NULL,          -- the rules of this day apply
+    service_us BIGINT,                  -- the last service performed or missed
+    stage TEXT,                         -- credit recovery
+    stage_us BIGINT
+);
+CREATE INDEX IF NOT EXISTS tickets_patient ON tickets (patient, status);
+CREATE INDEX IF NOT EXISTS tickets_overdue ON tickets (status, service_us);
+CREATE TABLE IF NOT EXISTS ticket_lines (
+    charge_item TEXT PRIMARY KEY,
+    invoice TEXT NOT NULL,
+    appointment TEXT NOT NULL,
+    request TEXT,
+    code TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    tariff_cents BIGINT NOT NULL,
+    share_cents BIGINT NOT NULL,
+    exemption TEXT,
+    billable BIGINT NOT NULL,
+    missed BIGINT NOT NULL,
+    channel TEXT NOT NULL,
+    point TEXT,
+    booking_code TEXT,
+    booked_us BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_lines_invoice ON ticket_lines (invoice);
+CREATE INDEX IF NOT EXISTS ticket_lines_appointment ON ticket_lines (appointment);
+CREATE INDEX IF NOT EXISTS ticket_lines_booked ON ticket_lines (booked_us);
+CREATE TABLE IF NOT EXISTS payments (
+    point TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    notice TEXT NOT NULL,               -- the PaymentNotice
+    invoice TEXT NOT NULL,
+    amount_cents BIGINT NOT NULL,       -- negative: a refund
+    channel TEXT NOT NULL,
+    day TEXT NOT NULL,
+    paid_us BIGINT NOT NULL,
+    PRIMARY KEY (point, reference)
+);
+CREATE INDEX IF NOT EXISTS payments_paid ON payments (paid_us);
+CREATE INDEX IF NOT EXISTS payments_invoice ON payments (invoice);
+CREATE TABLE IF NOT EXISTS payment_shares (
+    notice TEXT NOT NULL,
+    invoice TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    amount_cents BIGINT NOT NULL,
+    PRIMARY KEY (notice, provider)
+);
+CREATE INDEX IF NOT EXISTS payment_shares_invoice ON payment_shares (invoice);
+CREATE TABLE IF NOT EXISTS remittances (
+    point TEXT NOT NULL,
+    day TEXT NOT NULL,
+    reconciliation TEXT NOT NULL,
+    PRIMARY KEY (point, day)
+)
+";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -105,6 +175,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
             "CREATE INDEX IF NOT EXISTS slot_grid_reserved ON slot_grid (svc_code, start_us) WHERE reserve IS NOT NULL"
                 .into(),
         ),
+        (10, TICKETS.replace("{pk}", pk)),
     ]
 }
 

@@ -50,7 +50,8 @@ fn shipped_booking_pgbench_script_matches_the_code() {
 
 /// pgbench replaying one booking's writes runs on the gateway's schema and leaves
 /// the rows a booking leaves: per transaction two Slot versions, the Appointment and
-/// its AuditEvent as resources, a place, a code and a booking row.
+/// its AuditEvent as resources, a place, a code and a booking row, and the ticket: a
+/// ChargeItem and an Invoice, a ticket row and its line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_pgbench_script_writes_what_a_booking_writes() {
     let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
@@ -65,6 +66,9 @@ async fn booking_pgbench_script_writes_what_a_booking_writes() {
     assert_eq!(count("SELECT count(*) FROM resources WHERE res_type IN ('Slot', 'Appointment')").await, 18);
     assert_eq!(count("SELECT count(*) FROM slot_claims").await, 6);
     assert_eq!(count("SELECT count(*) FROM bookings").await, 6);
+    assert_eq!(count("SELECT count(*) FROM resources WHERE res_type IN ('ChargeItem', 'Invoice')").await, 12);
+    assert_eq!(count("SELECT count(*) FROM tickets WHERE owed_cents = 1162 AND length(notice) = 18").await, 6);
+    assert_eq!(count("SELECT count(*) FROM ticket_lines").await, 6);
     let found = app
         .get_json("Appointment?identifier=http://example.org/cupola/sid/booking-code|K7MD-QX9A&_total=accurate", 200)
         .await;

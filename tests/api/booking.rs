@@ -8,9 +8,9 @@ use serde_json::{json, Value};
 use crate::concurrency::Server;
 use crate::helpers::{client_as, expression, match_ids, session, As, Backend, TestApp, TestDb, FHIR_JSON};
 
-const BASE: &str = "http://example.org/cupola";
+pub(crate) const BASE: &str = "http://example.org/cupola";
 
-fn catalog(code: &str) -> Value {
+pub(crate) fn catalog(code: &str) -> Value {
     json!({"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": code}]})
 }
 
@@ -96,7 +96,7 @@ async fn region(base: &str, client: &Client, days: i64, capacity: i64) -> Vec<St
 }
 
 /// An Appointment for `patient` on `slot`, as a booking point proposes it.
-fn proposal(slot: &str, patient: &str, request: Option<&str>) -> Value {
+pub(crate) fn proposal(slot: &str, patient: &str, request: Option<&str>) -> Value {
     let mut a = json!({"resourceType": "Appointment", "status": "proposed",
         "slot": [{"reference": format!("Slot/{slot}")}],
         "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "needs-action"}]});
@@ -106,7 +106,7 @@ fn proposal(slot: &str, patient: &str, request: Option<&str>) -> Value {
     a
 }
 
-fn book_params(appointment: Value, replaces: Option<&str>) -> Value {
+pub(crate) fn book_params(appointment: Value, replaces: Option<&str>) -> Value {
     let mut p = vec![json!({"name": "appointment-resource", "resource": appointment})];
     if let Some(r) = replaces {
         p.push(json!({"name": "cancelled-appt-id", "valueString": r}));
@@ -114,7 +114,7 @@ fn book_params(appointment: Value, replaces: Option<&str>) -> Value {
     json!({"resourceType": "Parameters", "parameter": p})
 }
 
-async fn send(app: &TestApp, who: &As, method: Method, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn send(app: &TestApp, who: &As, method: Method, path: &str, body: &Value) -> (u16, Value) {
     let r =
         app.req_as(who, method, path).header("content-type", FHIR_JSON).body(body.to_string()).send().await.unwrap();
     let status = r.status().as_u16();
@@ -126,13 +126,13 @@ async fn book_at_counter(app: &TestApp, appointment: Value, replaces: Option<&st
     send(app, &counter(), Method::POST, "Appointment/$book", &book_params(appointment, replaces)).await
 }
 
-fn booked_of(bundle: &Value) -> Value {
+pub(crate) fn booked_of(bundle: &Value) -> Value {
     assert_eq!(bundle["resourceType"], "Bundle", "{bundle}");
     bundle["entry"][0]["resource"].clone()
 }
 
 /// The element of `list` whose `key` is `value`.
-fn with(list: &Value, key: &str, value: &str) -> Value {
+pub(crate) fn with(list: &Value, key: &str, value: &str) -> Value {
     list.as_array()
         .into_iter()
         .flatten()
@@ -141,11 +141,11 @@ fn with(list: &Value, key: &str, value: &str) -> Value {
         .unwrap_or_else(|| panic!("no {key} {value}"))
 }
 
-async fn slot_status(app: &TestApp, id: &str) -> String {
+pub(crate) async fn slot_status(app: &TestApp, id: &str) -> String {
     app.get_json(&format!("Slot/{id}"), 200).await["status"].as_str().unwrap_or_default().to_string()
 }
 
-fn counter() -> As {
+pub(crate) fn counter() -> As {
     As::booking_point("bp-genova")
 }
 

@@ -123,6 +123,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut cupola::Config)) -> TestApp {
+        // `RUST_LOG=warn cargo test … -- --nocapture` shows the gateway's logs.
+        if std::env::var_os("RUST_LOG").is_some() {
+            cupola::telemetry::init();
+        }
         let db = TestDb::new(backend).await;
         let key_dir = tempfile::tempdir().expect("temp dir");
         let mut config = cupola::Config::for_database(&db.url);

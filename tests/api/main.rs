@@ -4,6 +4,7 @@ mod helpers;
 
 mod agenda;
 mod bench;
+mod billing;
 mod booking;
 mod catalog;
 mod concurrency;
