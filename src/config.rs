@@ -62,6 +62,17 @@ pub struct Config {
     /// written (audit rows are written off the request path, in batches).
     #[arg(long, env = "CUPOLA_AUDIT_FLUSH_MS", default_value_t = 100)]
     pub audit_flush_ms: u64,
+
+    /// RabbitMQ (`amqp://user:password@host:5672/vhost`) the outbox relay publishes
+    /// the providers' messages to. Without it, messages wait in the outbox
+    /// (`GET /fhir/$outbox`) and flow once a broker is configured.
+    #[arg(long, env = "CUPOLA_AMQP_URL")]
+    pub amqp_url: Option<String>,
+
+    /// The topic exchange (and prefix of the queues) the gateway declares and
+    /// publishes to; default the `exchange` of `mappings/messaging/routing.json`.
+    #[arg(long, env = "CUPOLA_AMQP_EXCHANGE")]
+    pub amqp_exchange: Option<String>,
 }
 
 /// Who may call: how bearer tokens are checked (and, without an issuer, the
@@ -163,6 +174,8 @@ impl Config {
             booking: BookingConfig::default(),
             limits: LimitsConfig::default(),
             audit_flush_ms: 100,
+            amqp_url: None,
+            amqp_exchange: None,
         }
     }
 }

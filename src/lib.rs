@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod fhir;
 pub mod mappings;
+pub mod messaging;
 pub mod store;
 pub mod telemetry;
 

@@ -146,3 +146,51 @@ pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> 
     };
     ctx.respond(r.await)
 }
+
+/// `$outbox?status=pending|sent|failed&_count=N` (administrators): the messages
+/// for the providers, newest first — what waits for the broker, what was sent, and
+/// what is held (with the reason, e.g. a code the provider does not map).
+pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        administrators_only(&ctx, "$outbox")?;
+        let params = parameters(&ctx, &body)?;
+        only(&params, &["status", "_count"], "$outbox")?;
+        let status = text(&params, "status");
+        if let Some(st) = &status {
+            if !["pending", "sent", "failed"].contains(&st.as_str()) {
+                return Err(Error::invalid("code-invalid", Some("status".into()), "status is pending, sent or failed"));
+            }
+        }
+        let count = match text(&params, "_count") {
+            Some(c) => c.parse::<i64>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+                Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 1000"))
+            })?,
+            None => 100,
+        };
+        let rows = s.store.outbox(status.as_deref(), count).await?;
+        let parameter: Vec<Value> = rows
+            .iter()
+            .map(|m| {
+                let mut part = vec![
+                    json!({"name": "message-id", "valueString": m.message_id}),
+                    json!({"name": "provider", "valueString": m.provider}),
+                    json!({"name": "routing-key", "valueString": m.routing_key}),
+                    json!({"name": "event", "valueCode": m.event}),
+                    json!({"name": "focus", "valueReference": {"reference": m.focus}}),
+                    json!({"name": "status", "valueCode": m.status}),
+                    json!({"name": "attempts", "valueInteger": m.attempts}),
+                    json!({"name": "created", "valueInstant": crate::fhir::meta::instant(m.created_us)}),
+                ];
+                if let Some(r) = &m.reason {
+                    part.push(json!({"name": "reason", "valueString": r}));
+                }
+                if let Some(t) = m.sent_us {
+                    part.push(json!({"name": "sent", "valueInstant": crate::fhir::meta::instant(t)}));
+                }
+                json!({"name": "message", "part": part})
+            })
+            .collect();
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
+    };
+    ctx.respond(r.await)
+}

@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/$settlement", get(billing::settlement).post(billing::settlement))
         .route("/$recovery", post(billing::recovery))
+        .route("/$outbox", get(billing::outbox))
         .route("/ChargeItemDefinition/$apply", get(billing::apply_type).post(billing::apply_type))
         .route("/ChargeItemDefinition/{id}/$apply", get(billing::apply_instance).post(billing::apply_instance))
         .route("/Patient/{id}/$outstanding", get(billing::outstanding).post(billing::outstanding))
@@ -154,6 +155,13 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         &config.booking,
         Arc::new(mappings.booking.clone()),
         Arc::new(mappings.billing.clone()),
+        Arc::new(crate::messaging::Settings {
+            routing: crate::mappings::Routing {
+                exchange: config.amqp_exchange.clone().unwrap_or_else(|| mappings.routing.exchange.clone()),
+                ..mappings.routing.clone()
+            },
+            providers: mappings.providers.clone(),
+        }),
     ));
     let base: Arc<str> = config.fhir_base(&bound).into();
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
@@ -219,12 +227,25 @@ pub async fn run(
         state.store.clone(),
         std::time::Duration::from_millis(state.config.booking.sweep_ms.max(10)),
     ));
+    let relay = state.config.amqp_url.clone().map(|url| {
+        let settings = state.store.settings();
+        let topology = std::sync::Arc::new(settings.messaging.topology());
+        tokio::spawn(crate::messaging::relay::run_forever(
+            state.store.clone(),
+            url,
+            topology,
+            settings.outbox_wake.clone(),
+        ))
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
         Some(tls) => tls::serve(listener, app, tls, shutdown).await,
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(anyhow::Error::from),
     };
     sweeper.abort();
+    if let Some(r) = relay {
+        r.abort();
+    }
     served?;
     // Every request has answered: write what they left in the audit queue.
     auditor.flush().await;

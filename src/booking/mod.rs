@@ -36,6 +36,10 @@ pub struct Settings {
     pub catalog_cache: find::CatalogCache,
     /// The dated ticket rules of `mappings/billing/rules.json`.
     pub billing: std::sync::Arc<crate::mappings::BillingRules>,
+    /// Routing and the providers' code maps, for the messages changes send.
+    pub messaging: std::sync::Arc<crate::messaging::Settings>,
+    /// Woken when a transaction that wrote the outbox commits (the relay waits on it).
+    pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The cancellation reason of an appointment moved by a reschedule (never a late
@@ -51,6 +55,8 @@ impl Default for Settings {
             rules: Default::default(),
             catalog_cache: Default::default(),
             billing: Default::default(),
+            messaging: Default::default(),
+            outbox_wake: Default::default(),
         }
     }
 }
@@ -61,10 +67,13 @@ impl Settings {
         c: &crate::config::BookingConfig,
         rules: std::sync::Arc<crate::mappings::BookingRules>,
         billing: std::sync::Arc<crate::mappings::BillingRules>,
+        messaging: std::sync::Arc<crate::messaging::Settings>,
     ) -> Settings {
         Settings {
             rules,
             billing,
+            messaging,
+            outbox_wake: Default::default(),
             catalog_cache: Default::default(),
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,

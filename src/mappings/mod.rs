@@ -8,6 +8,7 @@
 //!
 //! - `booking/rules.json`: the dated booking rules (see `booking`).
 //! - `billing/rules.json`: the dated ticket rules (see `billing`).
+//! - `messaging/routing.json`: which provider receives which events (see `routing`).
 //!
 //! Later issues add their rules here the same way: one folder per concern, one file
 //! per subject, FHIR resources where FHIR has one.
@@ -15,6 +16,7 @@
 pub mod billing;
 pub mod booking;
 pub mod conceptmap;
+pub mod routing;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,7 @@ use serde_json::Value;
 pub use billing::BillingRules;
 pub use booking::BookingRules;
 pub use conceptmap::ProviderMap;
+pub use routing::Routing;
 
 use crate::fhir::check::Checker;
 
@@ -35,6 +38,8 @@ pub struct Mappings {
     pub booking: BookingRules,
     /// `billing/rules.json`: ticket cap and quota, exemptions, cancellation, fees, recovery.
     pub billing: BillingRules,
+    /// `messaging/routing.json`: the exchange, and which provider receives which events.
+    pub routing: Routing,
 }
 
 /// A file of `mappings/` that cannot be used.
@@ -76,8 +81,9 @@ impl Mappings {
         }
         let booking = BookingRules::load(&dir.join("booking").join("rules.json"))?;
         let billing = BillingRules::load(&dir.join("billing").join("rules.json"), base)?;
+        let routing = Routing::load(&dir.join("messaging").join("routing.json"))?;
         tracing::info!(providers = providers.len(), dir = %dir.display(), "mappings loaded");
-        Ok(Mappings { providers, booking, billing })
+        Ok(Mappings { providers, booking, billing, routing })
     }
 
     /// The map of a provider, by its short code.

@@ -128,6 +128,9 @@ impl Store {
                 if old_f.is_some() && status_changed {
                     self.ticket_on_change(tx, access, id, Some(&*new)).await?;
                 }
+                if status_changed {
+                    self.appointment_message(tx, id, old_f.as_ref().map(|o| o.status.as_str()), new).await?;
+                }
             }
             None if old_f.is_some() => self.ticket_on_change(tx, access, id, None).await?,
             None => {}

@@ -9,6 +9,8 @@ mod conditional;
 mod create;
 mod fold;
 mod history;
+mod messages;
+mod outbox;
 mod pool;
 mod prescriptions;
 mod resources;
@@ -33,6 +35,7 @@ use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
+pub use outbox::OutboxRow;
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub use upsert::Upsert;

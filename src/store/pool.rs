@@ -128,6 +128,8 @@ pub struct Tx {
     conn: Option<Conn>,
     /// SQLite: this process's turn to write (see `Inner::writers`); released with the transaction.
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// Woken once the transaction commits (the outbox relay, when it wrote messages).
+    wake: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Tx {
@@ -147,13 +149,22 @@ impl Tx {
         let r = conn.execute(begin).await;
         conn.finished = r.is_ok();
         r?;
-        Ok(Tx { conn: Some(conn), turn })
+        Ok(Tx { conn: Some(conn), turn, wake: None })
     }
 
     pub async fn commit(mut self) -> Result<()> {
         let Some(mut conn) = self.conn.take() else { return Ok(()) };
         let r = conn.execute("COMMIT").await;
-        conn.done(r).map(|_| ())
+        conn.done(r)?;
+        if let Some(w) = self.wake.take() {
+            w.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Wakes `w` when this transaction commits (never when it rolls back).
+    pub(crate) fn on_commit(&mut self, w: std::sync::Arc<tokio::sync::Notify>) {
+        self.wake = Some(w);
     }
 }
 

@@ -142,6 +142,26 @@ CREATE TABLE IF NOT EXISTS remittances (
 )
 ";
 
+/// The outbox (see `outbox`): one row per message, written with the change it tells of.
+const OUTBOX: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    seq {pk},
+    message_id TEXT NOT NULL UNIQUE,    -- the MessageHeader id, the AMQP message id
+    provider TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    event TEXT NOT NULL,
+    focus TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,               -- pending, sent, failed (held, with the reason)
+    reason TEXT,
+    attempts BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
+    lease_us BIGINT,                    -- claimed by a relay until then
+    sent_us BIGINT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq)
+";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -176,6 +196,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
                 .into(),
         ),
         (10, TICKETS.replace("{pk}", pk)),
+        (11, OUTBOX.replace("{pk}", pk)),
     ]
 }
 

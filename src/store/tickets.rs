@@ -21,6 +21,7 @@ use crate::booking::rules::{self, AppointmentFacts};
 use crate::error::Issue;
 use crate::fhir::meta::{instant, parse_instant};
 use crate::fhir::names;
+use crate::messaging::Event;
 use crate::{Error, Result};
 
 const TICKET: &str = "SELECT invoice, nre, patient, notice, iuv, status, owed_cents, paid_cents, booked_us, stage \
@@ -176,7 +177,8 @@ impl Store {
             &rules.exemptions.system,
         );
         self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST").await?;
-        self.reprice(tx, t, id).await
+        self.reprice(tx, t, id).await?;
+        self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item).await
     }
 
     /// The ticket row of `prescription`, created (with its pagoPA notice) by the
@@ -264,7 +266,7 @@ impl Store {
     /// Recomputes ticket `t` from its billable lines under the rules of its day:
     /// each line's share, what is owed, a refund to the payment point when more was
     /// paid than is now owed (`cause` names it), the status, and the Invoice.
-    async fn reprice(&self, tx: &mut Tx, t: TicketRow, cause: &str) -> Result<()> {
+    async fn reprice(&self, tx: &mut Tx, t: TicketRow, cause: &str) -> Result<i64> {
         let rules = self.settings.billing.clone();
         let day = rome_day(t.booked_us);
         let mut lines = self.lines(tx, &t.invoice).await?;
@@ -290,8 +292,9 @@ impl Store {
         }
         let owed = to_cents(ticket.owed);
         let mut paid = t.paid_cents;
-        if paid > owed {
-            self.refund(tx, &t, &lines, paid - owed, cause).await?;
+        let refunded = (paid - owed).max(0);
+        if refunded > 0 {
+            self.refund(tx, &t, &lines, refunded, cause).await?;
             paid = owed;
         }
         let status = if lines.is_empty() && paid == 0 {
@@ -322,7 +325,8 @@ impl Store {
         };
         let line_facts: Vec<LineFacts> = lines.into_iter().map(|l| l.facts).collect();
         let body = billing::invoice(&self.settings.base, &facts, &line_facts, &ticket);
-        self.write_owned(tx, "Invoice", &t.invoice, body).await
+        self.write_owned(tx, "Invoice", &t.invoice, body).await?;
+        Ok(refunded)
     }
 
     /// Writes the gateway's own resource `res_type/id`: a new version, or the first.
@@ -477,7 +481,9 @@ impl Store {
                 }
                 _ => continue,
             }
-            self.reprice(tx, t, &format!("Appointment/{id}")).await?;
+            if self.reprice(tx, t, &format!("Appointment/{id}")).await? > 0 {
+                self.charge_message(tx, Event::CHARGE_REFUNDED, &charge_item).await?;
+            }
         }
         Ok(())
     }
@@ -630,10 +636,7 @@ impl Store {
         id: &str,
         resource: &mut Value,
     ) -> Result<Option<Stored>> {
-        let Some(invoice) = resource["request"]["reference"].as_str().and_then(|r| r.strip_prefix("Invoice/")) else {
-            return Ok(None);
-        };
-        let invoice = invoice.to_string();
+        let Some(invoice) = self.paid_invoice(tx, resource).await? else { return Ok(None) };
         let Some(t) = self.lock_ticket(tx, &invoice).await? else { return Ok(None) };
         let Some(actor) = access.actor() else {
             return Err(unprocessable(
@@ -705,7 +708,40 @@ impl Store {
         // Paid: the chase (if any) stops.
         let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
         self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
+        for l in &lines {
+            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item).await?;
+        }
         Ok(None)
+    }
+
+    /// The Invoice a PaymentNotice pays: its `request` reference, or — for a channel
+    /// that knows only the pagoPA notice — the ticket whose notice number or IUV is
+    /// the `request` identifier (the reference is then filled in). Unknown notice → 422.
+    async fn paid_invoice(&self, tx: &mut Tx, resource: &mut Value) -> Result<Option<String>> {
+        if let Some(r) = resource["request"]["reference"].as_str() {
+            return Ok(r.strip_prefix("Invoice/").map(str::to_string));
+        }
+        let base = &self.settings.base;
+        let (system, value) =
+            (&resource["request"]["identifier"]["system"], &resource["request"]["identifier"]["value"]);
+        let column = match system.as_str() {
+            Some(s) if *s == names::sid(base, "pagopa-notice") => "notice",
+            Some(s) if *s == names::sid(base, "iuv") => "iuv",
+            _ => return Ok(None),
+        };
+        let number = value.as_str().unwrap_or_default().to_string();
+        let found: Option<String> = sqlx::query_scalar(&format!("SELECT invoice FROM tickets WHERE {column} = $1"))
+            .bind(&number)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(invoice) = found else {
+            return Err(unprocessable(
+                "PaymentNotice.request.identifier",
+                format!("no ticket has the pagoPA {column} {number:?}: check the number on the notice"),
+            ));
+        };
+        resource["request"]["reference"] = json!(format!("Invoice/{invoice}"));
+        Ok(Some(invoice))
     }
 
     /// A payment recorded against a ticket stays as it was: a mistake is mended by

@@ -303,6 +303,13 @@ async fn three_services_are_capped_shared_by_provider_and_paid_once(backend: Bac
     assert_eq!(r["detail"].as_array().unwrap().len(), 1);
     assert_eq!(paid["payment"]["reference"], format!("PaymentReconciliation/{}", r["id"].as_str().unwrap()));
 
+    // A PaymentNotice about something else is stored as any resource.
+    let mut other = pay_body(&id, "farmacia-1", "X-1", "5.00");
+    other["request"] = json!({"reference": "Organization/ssr-liguria"});
+    let (status, out) = send(&app, &point, Method::POST, "PaymentNotice", &other).await;
+    assert_eq!(status, 201, "{out}");
+    assert_eq!(owed(&app, "p1").await, "0.00");
+
     // The counter prints the receipt.
     let receipt = app.req(Method::GET, &format!("Invoice/{id}?_format=text")).send().await.unwrap();
     assert_eq!(receipt.status(), 200);
@@ -423,6 +430,22 @@ async fn cancellations_refund_in_time_and_keep_late_ones_and_no_shows_owed(backe
         .await;
     assert_eq!(amount(&remittance["entry"][0]["resource"]["paymentAmount"]), "0.00");
     assert_eq!(owed(&app, "p1").await, "0.00");
+
+    // A channel that knows only the pagoPA notice number pays by it.
+    let (again, inv) = book(&app, &counter(), &ecg[ecg.len() - 2], "p1", None).await;
+    let mut by_notice = pay_body("x", "farmacia-1", "R-2", "11.62");
+    by_notice["request"] = json!({"identifier": {"system": format!("{BASE}/sid/pagopa-notice"), "value": ident(&inv, "/sid/pagopa-notice")}});
+    let (status, paid2) = send(&app, &point, Method::POST, "PaymentNotice", &by_notice).await;
+    assert_eq!(status, 201, "{paid2}");
+    assert_eq!(paid2["request"]["reference"], format!("Invoice/{}", inv["id"].as_str().unwrap()));
+    assert_eq!(app.get_json(&format!("Invoice/{}", inv["id"].as_str().unwrap()), 200).await["status"], "balanced");
+    by_notice["request"]["identifier"]["value"] = json!("301999999999999999");
+    by_notice["identifier"][0]["value"] = json!("R-3");
+    let (status, oo) = send(&app, &point, Method::POST, "PaymentNotice", &by_notice).await;
+    assert_eq!(status, 422, "{oo}");
+    assert_eq!(expression(&oo), "PaymentNotice.request.identifier");
+    cancel(&app, &counter(), &again).await;
+    assert_eq!(owed(&app, "p1").await, "0.00", "refunded in turn");
 
     // Late (tomorrow's slot): the ticket stays owed.
     let (late, _) = book(&app, &counter(), &ecg[0], "p1", None).await;

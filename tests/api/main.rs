@@ -12,6 +12,7 @@ mod crud;
 mod examples;
 mod malformed;
 mod mappings;
+mod messaging;
 mod search;
 mod security;
 mod slots;

@@ -1,0 +1,212 @@
+//! The FHIR message a provider receives: a Bundle of type `message`, its
+//! `MessageHeader` first (event, source, destination, focus), then what the
+//! provider needs to act without calling back. Catalog codes are translated to
+//! the provider's own with its ConceptMap; a code it does not map holds the message.
+
+use serde_json::{json, Value};
+
+use crate::fhir::meta::instant;
+use crate::fhir::names;
+use crate::mappings::ProviderMap;
+
+/// A domain event: the resource it is about and what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// `appointment`, `chargeitem` or `agenda`.
+    pub resource: &'static str,
+    /// `booked`, `rescheduled`, `cancelled`, `status-changed`, `created`, `paid`,
+    /// `refunded`, `closure`, `daily-list`.
+    pub name: &'static str,
+}
+
+impl Event {
+    pub const BOOKED: Event = Event { resource: "appointment", name: "booked" };
+    pub const RESCHEDULED: Event = Event { resource: "appointment", name: "rescheduled" };
+    pub const CANCELLED: Event = Event { resource: "appointment", name: "cancelled" };
+    pub const STATUS_CHANGED: Event = Event { resource: "appointment", name: "status-changed" };
+    pub const CHARGE_CREATED: Event = Event { resource: "chargeitem", name: "created" };
+    pub const CHARGE_PAID: Event = Event { resource: "chargeitem", name: "paid" };
+    pub const CHARGE_REFUNDED: Event = Event { resource: "chargeitem", name: "refunded" };
+
+    /// The code in cupola's `message-event` CodeSystem: `appointment-booked`.
+    pub fn code(&self) -> String {
+        format!("{}-{}", self.resource, self.name)
+    }
+
+    /// `<provider>.<resource>.<event>`.
+    pub fn routing_key(&self, provider: &str) -> String {
+        format!("{provider}.{}.{}", self.resource, self.name)
+    }
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    /// The provider's short code (`{canonical-base}/sid/provider`).
+    pub code: String,
+    /// Its Organization id.
+    pub organization: String,
+    /// Its system's Endpoint address, when it has one.
+    pub endpoint: Option<String>,
+}
+
+/// The message of `event` for `to` about `resources[0]` (the focus), with the
+/// others, its catalog codes translated by `map`. `Err`: why it cannot be sent (a
+/// code the provider does not map), with the message as it would have been.
+pub fn build(
+    base: &str,
+    id: &str,
+    event: Event,
+    to: &Destination,
+    resources: Vec<Value>,
+    map: Option<&ProviderMap>,
+    now_us: i64,
+) -> Result<Value, (String, Value)> {
+    let mut resources: Vec<Value> = resources.into_iter().filter(|r| r.is_object()).collect();
+    let mut unmapped = Vec::new();
+    for r in &mut resources {
+        translate(r, base, map, &mut unmapped);
+    }
+    let reference = |r: &Value| {
+        format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())
+    };
+    let mut destination =
+        json!({"name": to.code, "receiver": {"reference": format!("Organization/{}", to.organization)}});
+    destination["endpoint"] = json!(to.endpoint.clone().unwrap_or_else(|| format!("urn:cupola:provider:{}", to.code)));
+    let header = json!({
+        "resourceType": "MessageHeader",
+        "id": id,
+        "eventCoding": {"system": format!("{base}/CodeSystem/message-event"), "code": event.code()},
+        "destination": [destination],
+        "source": {"name": "cupola", "endpoint": format!("{base}/Endpoint/cupola")},
+        "focus": [{"reference": resources.first().map(reference).unwrap_or_default()}],
+    });
+    let mut entry = vec![json!({"fullUrl": format!("urn:uuid:{id}"), "resource": header})];
+    for r in resources {
+        entry.push(json!({"fullUrl": format!("{base}/{}", reference(&r)), "resource": r}));
+    }
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "id": id,
+        "type": "message",
+        "timestamp": instant(now_us),
+        "entry": entry,
+    });
+    if unmapped.is_empty() {
+        Ok(bundle)
+    } else {
+        unmapped.sort();
+        unmapped.dedup();
+        Err((
+            format!(
+                "provider {} has no code for catalog code(s) {} in its ConceptMap (mappings/providers/{}.json)",
+                to.code,
+                unmapped.join(", "),
+                to.code
+            ),
+            bundle,
+        ))
+    }
+}
+
+/// Adds the provider's coding beside each catalog coding of `r`'s coded elements
+/// (Appointment and Slot `serviceType`, ServiceRequest and ChargeItem `code`),
+/// collecting the catalog codes it does not map.
+fn translate(r: &mut Value, base: &str, map: Option<&ProviderMap>, unmapped: &mut Vec<String>) {
+    let catalog = names::catalog_system(base);
+    let field = match r["resourceType"].as_str() {
+        Some("Appointment" | "Slot" | "Schedule") => "serviceType",
+        Some("ServiceRequest" | "ChargeItem" | "ActivityDefinition") => "code",
+        _ => return,
+    };
+    let concepts: Vec<&mut Value> = match r.get_mut(field) {
+        Some(Value::Array(list)) => list.iter_mut().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => return,
+    };
+    for concept in concepts {
+        let Some(codings) = concept.get_mut("coding").and_then(Value::as_array_mut) else { continue };
+        let mut added = Vec::new();
+        for c in codings.iter() {
+            if c["system"].as_str() != Some(catalog.as_str()) {
+                continue;
+            }
+            let code = c["code"].as_str().unwrap_or_default();
+            let found = map.map(|m| m.translate(code, base)).unwrap_or_default();
+            match found.into_iter().find(|m| m.code.is_some()) {
+                Some(m) => added.push(json!({"system": m.system, "code": m.code, "display": m.display})),
+                None => unmapped.push(code.to_string()),
+            }
+        }
+        for a in added {
+            let a: serde_json::Map<String, Value> = a
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            codings.insert(0, Value::Object(a));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map() -> ProviderMap {
+        ProviderMap {
+            provider: "galliera".into(),
+            concept_map: json!({"resourceType": "ConceptMap", "url": "b/ConceptMap/provider-galliera",
+                "group": [{"source": "b/CodeSystem/catalog", "target": "urn:galliera:codes",
+                    "element": [{"code": "89.52", "target": [{"code": "ECG01", "display": "ECG", "equivalence": "equivalent"}]}]}]}),
+        }
+    }
+
+    fn to() -> Destination {
+        Destination { code: "galliera".into(), organization: "org-galliera".into(), endpoint: None }
+    }
+
+    fn appointment(code: &str) -> Value {
+        json!({"resourceType": "Appointment", "id": "a1", "status": "booked",
+            "serviceType": [{"coding": [{"system": "b/CodeSystem/catalog", "code": code}]}]})
+    }
+
+    #[test]
+    fn a_booking_message_has_its_header_first_and_the_providers_codes() {
+        let m = build(
+            "b",
+            "m1",
+            Event::BOOKED,
+            &to(),
+            vec![appointment("89.52"), json!({"resourceType": "Patient", "id": "p1"})],
+            Some(&map()),
+            0,
+        )
+        .expect("mapped");
+        assert_eq!(m["type"], "message");
+        let header = &m["entry"][0]["resource"];
+        assert_eq!(header["resourceType"], "MessageHeader");
+        assert_eq!(header["id"], "m1");
+        assert_eq!(header["eventCoding"]["code"], "appointment-booked");
+        assert_eq!(header["focus"][0]["reference"], "Appointment/a1");
+        assert_eq!(header["destination"][0]["receiver"]["reference"], "Organization/org-galliera");
+        let codings = &m["entry"][1]["resource"]["serviceType"][0]["coding"];
+        assert_eq!(codings[0]["system"], "urn:galliera:codes");
+        assert_eq!(codings[0]["code"], "ECG01");
+        assert_eq!(codings[1]["code"], "89.52", "the catalog code stays beside it");
+        assert_eq!(m["entry"][2]["resource"]["resourceType"], "Patient");
+        assert_eq!(Event::BOOKED.routing_key("galliera"), "galliera.appointment.booked");
+    }
+
+    #[test]
+    fn an_unmapped_code_holds_the_message_with_the_reason() {
+        let (reason, _) =
+            build("b", "m1", Event::BOOKED, &to(), vec![appointment("89.7")], Some(&map()), 0).expect_err("unmapped");
+        assert!(reason.contains("89.7") && reason.contains("galliera"), "{reason}");
+        let (reason, _) =
+            build("b", "m1", Event::BOOKED, &to(), vec![appointment("89.52")], None, 0).expect_err("no map");
+        assert!(reason.contains("89.52"), "{reason}");
+    }
+}

@@ -1,0 +1,60 @@
+//! Messaging: the FHIR messages provider systems receive through RabbitMQ.
+//!
+//! Every domain event (an appointment booked, rescheduled, cancelled or changed; a
+//! charge item created, paid or refunded) is written to the outbox in the same
+//! database transaction as the change itself (`store::messages`, `store::outbox`),
+//! as a FHIR message Bundle (`message`) in the provider's own codes. The relay
+//! (`relay`) publishes the outbox with publisher confirms to a topic exchange,
+//! routing key `<provider>.<resource>.<event>`, one durable queue per provider and
+//! a dead-letter exchange. Without a broker configured, messages wait in the
+//! outbox (`GET /admin/outbox`) and flow once one is.
+
+pub mod message;
+pub mod relay;
+
+pub use message::{build, Destination, Event};
+
+use crate::mappings::{ProviderMap, Routing};
+
+/// What the store needs to write messages: the routing and the providers' code maps.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub routing: Routing,
+    pub providers: Vec<ProviderMap>,
+}
+
+impl Settings {
+    pub fn map_of(&self, provider: &str) -> Option<&ProviderMap> {
+        self.providers.iter().find(|p| p.provider == provider)
+    }
+
+    /// The broker objects the gateway declares at start-up.
+    pub fn topology(&self) -> Topology {
+        Topology {
+            exchange: self.routing.exchange.clone(),
+            providers: self.providers.iter().map(|p| p.provider.clone()).collect(),
+        }
+    }
+}
+
+/// The exchange and the providers whose queues the gateway declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Topology {
+    pub exchange: String,
+    pub providers: Vec<String>,
+}
+
+impl Topology {
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}.dlx", self.exchange)
+    }
+
+    pub fn dead_letter_queue(&self) -> String {
+        format!("{}.dead-letter", self.exchange)
+    }
+
+    /// The durable queue of `provider`: `<exchange>.provider.<code>`.
+    pub fn provider_queue(&self, provider: &str) -> String {
+        format!("{}.provider.{provider}", self.exchange)
+    }
+}

@@ -1,0 +1,155 @@
+//! The relay: publishes the outbox to RabbitMQ with publisher confirms. It claims
+//! pending rows (a lease, `SKIP LOCKED` on PostgreSQL, so that several gateways
+//! share the work), publishes each as a persistent message (message id = the
+//! MessageHeader id, content type `application/fhir+json`) and marks a row sent
+//! only after the broker's ack. A nack, a lost connection or a crash leaves the row
+//! pending: it goes again, with the same message id. It wakes when a transaction
+//! that wrote the outbox commits, and polls in case another gateway wrote it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::publisher_confirm::Confirmation;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Notify;
+
+use super::Topology;
+use crate::store::Store;
+
+/// Rows claimed at once, and how long a claim holds.
+const BATCH: i64 = 500;
+const LEASE_US: i64 = 30_000_000;
+/// How often an idle relay looks for rows other gateways wrote.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Connects, declares the topology, then publishes until the connection fails;
+/// reconnects with a growing pause (up to 5 s). Runs for the gateway's life.
+pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wake: Arc<Notify>) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match connect(&url, &topology).await {
+            Ok((conn, channel)) => {
+                tracing::info!(exchange = %topology.exchange, "relay connected to the broker");
+                pause = Duration::from_millis(100);
+                if let Err(e) = pump(&store, &channel, &topology, &wake).await {
+                    tracing::warn!(error = %e, "relay lost the broker; the outbox keeps the messages");
+                }
+                let _ = conn.close(0, "relay restarting").await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, url = %redacted(&url), "cannot reach the broker; messages wait in the outbox (check --amqp-url)");
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The URL without its password, for logs.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A connection and a confirming channel with the topology declared.
+pub async fn connect(url: &str, topology: &Topology) -> anyhow::Result<(Connection, Channel)> {
+    let conn = tokio::time::timeout(Duration::from_secs(10), Connection::connect(url, ConnectionProperties::default()))
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer from the broker in 10 s"))??;
+    let channel = conn.create_channel().await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    declare(&channel, topology).await?;
+    Ok((conn, channel))
+}
+
+/// The topic exchange, the dead-letter exchange and its queue, and one durable
+/// queue per provider bound to its routing keys (`<provider>.#`).
+pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(&t.exchange, ExchangeKind::Topic, durable, FieldTable::default()).await?;
+    channel.exchange_declare(&t.dead_letter_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    let queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    channel.queue_declare(&t.dead_letter_queue(), queue, FieldTable::default()).await?;
+    channel
+        .queue_bind(
+            &t.dead_letter_queue(),
+            &t.dead_letter_exchange(),
+            "",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for provider in &t.providers {
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(t.dead_letter_exchange().into()));
+        let name = t.provider_queue(provider);
+        channel.queue_declare(&name, queue, args).await?;
+        channel
+            .queue_bind(
+                &name,
+                &t.exchange,
+                &format!("{provider}.#"),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Publishes claimed batches until the channel fails.
+async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> anyhow::Result<()> {
+    loop {
+        let batch = store.claim(BATCH, LEASE_US).await?;
+        if batch.is_empty() {
+            let _ = tokio::time::timeout(POLL, wake.notified()).await;
+            continue;
+        }
+        let mut pending = Vec::with_capacity(batch.len());
+        let mut failed = Vec::new();
+        for m in &batch {
+            let props = BasicProperties::default()
+                .with_message_id(m.message_id.clone().into())
+                .with_content_type("application/fhir+json".into())
+                .with_delivery_mode(2);
+            let published = channel
+                .basic_publish(&t.exchange, &m.routing_key, BasicPublishOptions::default(), m.body.as_bytes(), props)
+                .await;
+            match published {
+                Ok(confirm) => pending.push((m.seq, confirm)),
+                Err(e) => {
+                    failed.push(m.seq);
+                    tracing::warn!(error = %e, "publish failed");
+                }
+            }
+        }
+        let mut sent = Vec::with_capacity(pending.len());
+        for (seq, confirm) in pending {
+            match confirm.await {
+                Ok(Confirmation::Ack(_)) => sent.push(seq),
+                Ok(other) => {
+                    tracing::warn!(?other, seq, "the broker did not take a message; it stays in the outbox");
+                    failed.push(seq);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, seq, "no confirm");
+                    failed.push(seq);
+                }
+            }
+        }
+        store.mark_sent(&sent).await?;
+        store.release(&failed).await?;
+        if !failed.is_empty() {
+            anyhow::bail!("{} messages were not confirmed", failed.len());
+        }
+    }
+}

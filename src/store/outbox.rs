@@ -1,0 +1,166 @@
+//! The transactional outbox: every message a provider is to receive is a row
+//! written in the same database transaction as the change it tells of, so that a
+//! change is never committed without its message nor a message sent for a change
+//! that was rolled back. The relay (`crate::messaging::relay`) claims pending rows,
+//! publishes them with publisher confirms, and marks them sent only after the
+//! broker's ack. Several gateways on one PostgreSQL share the rows (`FOR UPDATE SKIP
+//! LOCKED` and a lease): a row is published by one relay at a time; a relay that
+//! dies mid-publish leaves its lease to run out, and the row goes again (the same
+//! message id, so that a provider can drop the duplicate).
+
+use sqlx::Row;
+
+use super::{Dialect, Store, Tx};
+use crate::Result;
+
+/// A message about to be written to the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub message_id: String,
+    pub provider: String,
+    pub routing_key: String,
+    pub event: String,
+    /// The resource the message is about (`Appointment/x`).
+    pub focus: String,
+    pub body: String,
+    /// `Some(reason)`: held as failed (an unmapped code …), shown to operators.
+    pub failed: Option<String>,
+}
+
+/// A message claimed for publishing.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub seq: i64,
+    pub message_id: String,
+    pub routing_key: String,
+    pub body: String,
+}
+
+/// An outbox row as operators see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OutboxRow {
+    pub seq: i64,
+    pub message_id: String,
+    pub provider: String,
+    pub routing_key: String,
+    pub event: String,
+    pub focus: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub created_us: i64,
+    pub sent_us: Option<i64>,
+}
+
+impl Store {
+    /// Writes `m` in `tx`; the relay is woken when `tx` commits.
+    pub(crate) async fn enqueue(&self, tx: &mut Tx, m: Outgoing) -> Result<()> {
+        let status = if m.failed.is_some() { "failed" } else { "pending" };
+        sqlx::query(
+            "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
+             created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
+        )
+        .bind(&m.message_id)
+        .bind(&m.provider)
+        .bind(&m.routing_key)
+        .bind(&m.event)
+        .bind(&m.focus)
+        .bind(&m.body)
+        .bind(status)
+        .bind(&m.failed)
+        .bind(super::now_micros())
+        .execute(&mut **tx)
+        .await?;
+        if m.failed.is_none() {
+            tx.on_commit(self.settings.outbox_wake.clone());
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` pending messages, oldest first, that no other relay
+    /// holds, for `lease_us`.
+    pub(crate) async fn claim(&self, limit: i64, lease_us: i64) -> Result<Vec<Claimed>> {
+        let now = super::now_micros();
+        let lock = match self.dialect {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET lease_us = $1, attempts = attempts + 1 WHERE seq IN \
+             (SELECT seq FROM outbox WHERE status = 'pending' AND (lease_us IS NULL OR lease_us < $2) \
+             ORDER BY seq LIMIT $3{lock}) RETURNING seq, message_id, routing_key, body"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql).bind(now + lease_us).bind(now).bind(limit).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let mut out: Vec<Claimed> = rows
+            .iter()
+            .map(|r| {
+                Ok(Claimed {
+                    seq: r.try_get("seq")?,
+                    message_id: r.try_get("message_id")?,
+                    routing_key: r.try_get("routing_key")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|c| c.seq);
+        Ok(out)
+    }
+
+    /// Marks `seqs` sent (the broker confirmed them).
+    pub(crate) async fn mark_sent(&self, seqs: &[i64]) -> Result<()> {
+        self.set_outbox(seqs, "UPDATE outbox SET status = 'sent', sent_us = $1, lease_us = NULL WHERE seq IN").await
+    }
+
+    /// Gives `seqs` back for the next round (the broker refused or went away).
+    pub(crate) async fn release(&self, seqs: &[i64]) -> Result<()> {
+        self.set_outbox(seqs, "UPDATE outbox SET lease_us = NULL WHERE seq IN").await
+    }
+
+    async fn set_outbox(&self, seqs: &[i64], head: &str) -> Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+        let sql = format!("{head} ({})", list.join(", "));
+        let mut c = self.conn().await?;
+        let mut q = sqlx::query(&sql);
+        if sql.contains("$1") {
+            q = q.bind(super::now_micros());
+        }
+        let r = q.execute(&mut *c).await.map(|_| ());
+        c.done(r)
+    }
+
+    /// The outbox as operators see it: rows of `status` (all when none), newest first.
+    pub async fn outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
+        let mut c = self.conn().await?;
+        let r = sqlx::query(
+            "SELECT seq, message_id, provider, routing_key, event, focus, status, reason, attempts, created_us, \
+             sent_us FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(status.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await;
+        let rows = c.done(r)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    seq: r.try_get("seq")?,
+                    message_id: r.try_get("message_id")?,
+                    provider: r.try_get("provider")?,
+                    routing_key: r.try_get("routing_key")?,
+                    event: r.try_get("event")?,
+                    focus: r.try_get("focus")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    attempts: r.try_get("attempts")?,
+                    created_us: r.try_get("created_us")?,
+                    sent_us: r.try_get("sent_us")?,
+                })
+            })
+            .collect()
+    }
+}
