@@ -118,6 +118,17 @@ impl Access {
         Access { who: Who::Gateway, scopes: None, actor: None }
     }
 
+    /// A provider organisation acting through its system (an inbound message).
+    pub fn provider(org: &str) -> Access {
+        let actor = Actor {
+            sub: format!("provider-system:{org}"),
+            role: crate::auth::Role::Provider,
+            org: Some(org.to_string()),
+            channel: None,
+        };
+        Access { who: Who::Provider { org: org.to_string() }, scopes: None, actor: Some(actor) }
+    }
+
     /// No identity: sees nothing.
     pub fn nobody() -> Access {
         Access { who: Who::Nobody, scopes: None, actor: None }

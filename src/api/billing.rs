@@ -157,8 +157,12 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
         only(&params, &["status", "_count"], "$outbox")?;
         let status = text(&params, "status");
         if let Some(st) = &status {
-            if !["pending", "sent", "failed"].contains(&st.as_str()) {
-                return Err(Error::invalid("code-invalid", Some("status".into()), "status is pending, sent or failed"));
+            if !["pending", "sent", "failed", "parked"].contains(&st.as_str()) {
+                return Err(Error::invalid(
+                    "code-invalid",
+                    Some("status".into()),
+                    "status is pending, sent, failed or parked",
+                ));
             }
         }
         let count = match text(&params, "_count") {
@@ -183,6 +187,9 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
                 ];
                 if let Some(r) = &m.reason {
                     part.push(json!({"name": "reason", "valueString": r}));
+                }
+                if let Some(d) = &m.delivery {
+                    part.push(json!({"name": "delivery", "valueCode": d}));
                 }
                 if let Some(t) = m.sent_us {
                     part.push(json!({"name": "sent", "valueInstant": crate::fhir::meta::instant(t)}));

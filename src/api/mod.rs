@@ -10,6 +10,7 @@ mod entries;
 mod guard;
 mod health;
 mod history;
+mod messaging;
 mod search;
 mod terminology;
 mod tls;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/$settlement", get(billing::settlement).post(billing::settlement))
         .route("/$recovery", post(billing::recovery))
         .route("/$outbox", get(billing::outbox))
+        .route("/$process-message", post(messaging::process_message))
         .route("/ChargeItemDefinition/$apply", get(billing::apply_type).post(billing::apply_type))
         .route("/ChargeItemDefinition/{id}/$apply", get(billing::apply_instance).post(billing::apply_instance))
         .route("/Patient/{id}/$outstanding", get(billing::outstanding).post(billing::outstanding))

@@ -26,6 +26,8 @@ const OPERATIONS: &[(Option<&str>, &str, &str)] = &[
     (None, "waiting-times", "{cupola}/OperationDefinition/waiting-times"),
     (None, "settlement", "{cupola}/OperationDefinition/settlement"),
     (None, "recovery", "{cupola}/OperationDefinition/recovery"),
+    (None, "outbox", "{cupola}/OperationDefinition/outbox"),
+    (None, "process-message", "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"),
 ];
 
 fn operations(of: Option<&str>, canonical: &str) -> Vec<Value> {

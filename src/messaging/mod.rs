@@ -9,6 +9,8 @@
 //! a dead-letter exchange. Without a broker configured, messages wait in the
 //! outbox (`GET /admin/outbox`) and flow once one is.
 
+pub mod consumer;
+pub mod inbound;
 pub mod message;
 pub mod relay;
 
@@ -51,6 +53,15 @@ impl Topology {
 
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dead-letter", self.exchange)
+    }
+
+    /// Where provider systems publish their messages (fanout), and its queue.
+    pub fn inbound_exchange(&self) -> String {
+        format!("{}.inbound", self.exchange)
+    }
+
+    pub fn inbound_queue(&self) -> String {
+        format!("{}.inbound", self.exchange)
     }
 
     /// The durable queue of `provider`: `<exchange>.provider.<code>`.

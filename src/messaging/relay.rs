@@ -35,8 +35,19 @@ pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wak
             Ok((conn, channel)) => {
                 tracing::info!(exchange = %topology.exchange, "relay connected to the broker");
                 pause = Duration::from_millis(100);
+                // The inbound queue is consumed on a channel of its own.
+                let inbound = match conn.create_channel().await {
+                    Ok(ch) => Some(tokio::spawn(super::consumer::consume(store.clone(), ch, (*topology).clone()))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open the inbound channel");
+                        None
+                    }
+                };
                 if let Err(e) = pump(&store, &channel, &topology, &wake).await {
                     tracing::warn!(error = %e, "relay lost the broker; the outbox keeps the messages");
+                }
+                if let Some(i) = inbound {
+                    i.abort();
                 }
                 let _ = conn.close(0, "relay restarting").await;
             }
@@ -87,6 +98,13 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
             QueueBindOptions::default(),
             FieldTable::default(),
         )
+        .await?;
+    let mut dead = FieldTable::default();
+    dead.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(t.dead_letter_exchange().into()));
+    channel.exchange_declare(&t.inbound_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    channel.queue_declare(&t.inbound_queue(), queue, dead).await?;
+    channel
+        .queue_bind(&t.inbound_queue(), &t.inbound_exchange(), "", QueueBindOptions::default(), FieldTable::default())
         .await?;
     for provider in &t.providers {
         let mut args = FieldTable::default();

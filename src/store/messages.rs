@@ -24,6 +24,18 @@ fn ids<'a>(v: &'a Value, prefix: &str) -> Vec<&'a str> {
     }
 }
 
+/// An Organization's provider code (identifier `{canonical-base}/sid/provider`).
+pub(crate) fn provider_code(organization: &Value, base: &str) -> Option<String> {
+    let system = names::provider_identifier(base);
+    organization["identifier"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["system"].as_str() == Some(system.as_str()))
+        .and_then(|i| i["value"].as_str())
+        .map(str::to_string)
+}
+
 /// The event a change of an appointment's status is, if any.
 pub(crate) fn appointment_event(old: Option<&str>, new: &Value) -> Option<Event> {
     let status = new["status"].as_str().unwrap_or_default();
@@ -119,15 +131,7 @@ impl Store {
     async fn send(&self, tx: &mut Tx, event: Event, org: &str, focus: Value, related: Vec<Value>) -> Result<()> {
         let base = self.settings.base.clone();
         let organization = body_of(current(tx, self.dialect, "Organization", org, false).await?);
-        let system = names::provider_identifier(&base);
-        let code = organization["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["system"].as_str() == Some(system.as_str()))
-            .and_then(|i| i["value"].as_str())
-            .map(str::to_string);
-        let Some(code) = code else {
+        let Some(code) = provider_code(&organization, &base) else {
             tracing::debug!(org, "no provider code: no message");
             return Ok(());
         };

@@ -47,6 +47,8 @@ pub struct OutboxRow {
     pub focus: String,
     pub status: String,
     pub reason: Option<String>,
+    /// What the provider answered: `ok`, `transient-error`, `fatal-error`.
+    pub delivery: Option<String>,
     pub attempts: i64,
     pub created_us: i64,
     pub sent_us: Option<i64>,
@@ -137,8 +139,8 @@ impl Store {
     pub async fn outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
         let mut c = self.conn().await?;
         let r = sqlx::query(
-            "SELECT seq, message_id, provider, routing_key, event, focus, status, reason, attempts, created_us, \
-             sent_us FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
+            "SELECT seq, message_id, provider, routing_key, event, focus, status, reason, delivery, attempts, \
+             created_us, sent_us FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
         )
         .bind(status.unwrap_or_default())
         .bind(limit)
@@ -156,11 +158,124 @@ impl Store {
                     focus: r.try_get("focus")?,
                     status: r.try_get("status")?,
                     reason: r.try_get("reason")?,
+                    delivery: r.try_get("delivery")?,
                     attempts: r.try_get("attempts")?,
                     created_us: r.try_get("created_us")?,
                     sent_us: r.try_get("sent_us")?,
                 })
             })
             .collect()
+    }
+
+    /// A provider's acknowledgement of message `original`: `ok` records the
+    /// delivery; `transient-error` sends it again after a pause growing with its
+    /// attempts (up to 5 minutes); `fatal-error` parks it for an operator.
+    pub(crate) async fn acknowledge(
+        &self,
+        tx: &mut Tx,
+        provider: &str,
+        original: &str,
+        outcome: &str,
+        details: Option<&str>,
+    ) -> Result<()> {
+        let attempts: Option<i64> =
+            sqlx::query_scalar("SELECT attempts FROM outbox WHERE message_id = $1 AND provider = $2")
+                .bind(original)
+                .bind(provider)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let Some(attempts) = attempts else {
+            return Err(crate::Error::Unprocessable(vec![crate::error::Issue::error(
+                "not-found",
+                Some("MessageHeader.response.identifier".into()),
+                format!("no message {original} was sent to provider {provider}"),
+            )]));
+        };
+        let now = super::now_micros();
+        let (status, lease) = match outcome {
+            "ok" => ("sent", None),
+            "transient-error" => ("pending", Some(now + (1_000_000i64 << attempts.clamp(0, 8)).min(300_000_000))),
+            _ => ("parked", None),
+        };
+        sqlx::query(
+            "UPDATE outbox SET delivery = $1, status = $2, lease_us = $3, reason = COALESCE($4, reason) \
+             WHERE message_id = $5 AND provider = $6",
+        )
+        .bind(outcome)
+        .bind(status)
+        .bind(lease)
+        .bind(details)
+        .bind(original)
+        .bind(provider)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Records inbound message `id` as being processed in `tx`; when it was
+    /// processed before, its response instead (a retry has no second effect).
+    pub(crate) async fn inbound_claim(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        provider: &str,
+        event: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        let fresh: Option<String> = sqlx::query_scalar(
+            "INSERT INTO inbound_messages (message_id, provider, event, received_us, response) \
+             VALUES ($1, $2, $3, $4, '') ON CONFLICT (message_id) DO NOTHING RETURNING message_id",
+        )
+        .bind(id)
+        .bind(provider)
+        .bind(event)
+        .bind(super::now_micros())
+        .fetch_optional(&mut **tx)
+        .await?;
+        if fresh.is_some() {
+            return Ok(None);
+        }
+        let response: String = sqlx::query_scalar("SELECT response FROM inbound_messages WHERE message_id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(Some(serde_json::from_str(&response).map_err(anyhow::Error::from)?))
+    }
+
+    pub(crate) async fn inbound_done(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        _provider: &str,
+        _event: &str,
+        response: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("UPDATE inbound_messages SET response = $1 WHERE message_id = $2")
+            .bind(response.to_string())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The provider a message came from: its Organization id and provider code.
+    pub(crate) async fn provider_of(
+        &self,
+        sender: &crate::messaging::inbound::Sender,
+    ) -> Result<Option<(String, String)>> {
+        use crate::messaging::inbound::Sender;
+        let system = crate::fhir::names::provider_identifier(&self.settings.base);
+        let mut tx = self.begin().await?;
+        let org = match sender {
+            Sender::Organization(o) => Some(o.clone()),
+            Sender::ProviderCode(c) => {
+                let q = vec![("identifier".to_string(), format!("{system}|{c}"))];
+                let ids = self.search_ids_in(&mut tx, &crate::access::Access::gateway(), "Organization", &q, 2).await?;
+                ids.into_iter().next()
+            }
+        };
+        let Some(org) = org else { return Ok(None) };
+        let body = super::current(&mut tx, self.dialect, "Organization", &org, false).await?.and_then(|s| s.body);
+        let v: serde_json::Value = body.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        Ok(super::messages::provider_code(&v, &self.settings.base).map(|c| (org, c)))
     }
 }

@@ -197,6 +197,14 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         ),
         (10, TICKETS.replace("{pk}", pk)),
         (11, OUTBOX.replace("{pk}", pk)),
+        // 12: what providers answered (delivery), and the inbound messages processed once.
+        (
+            12,
+            "ALTER TABLE outbox ADD COLUMN delivery TEXT;\n\
+             CREATE TABLE IF NOT EXISTS inbound_messages (message_id TEXT PRIMARY KEY, provider TEXT NOT NULL, \
+             event TEXT NOT NULL, received_us BIGINT NOT NULL, response TEXT NOT NULL)"
+                .into(),
+        ),
     ]
 }
 

@@ -80,27 +80,33 @@ impl Broker {
 /// Galliera (provider code `galliera`, whose map has 89.52 but not 89.7) with an
 /// agenda for `code`; returns its slots.
 async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
+    provider(app, "org-galliera", "galliera", code).await
+}
+
+/// Provider Organization `org` (provider code `provider`) with an agenda for `code`,
+/// 5-minute slots round the clock for two days from tomorrow; returns its slots.
+async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<String> {
     let put = |path: String, body: Value| async move {
         let r = app.put(&path, &body).await;
         assert!(r.status().is_success(), "PUT {path}: {}", r.text().await.unwrap_or_default());
     };
     put(
-        "Organization/org-galliera".into(),
-        json!({"resourceType": "Organization", "id": "org-galliera", "name": "E.O. Ospedali Galliera",
-            "identifier": [{"system": format!("{BASE}/sid/provider"), "value": "galliera"}]}),
+        format!("Organization/{org}"),
+        json!({"resourceType": "Organization", "id": org, "name": provider,
+            "identifier": [{"system": format!("{BASE}/sid/provider"), "value": provider}]}),
     )
     .await;
     put(
-        "Location/loc-galliera".into(),
-        json!({"resourceType": "Location", "id": "loc-galliera", "name": "Galliera",
-            "managingOrganization": {"reference": "Organization/org-galliera"}}),
+        format!("Location/loc-{org}"),
+        json!({"resourceType": "Location", "id": format!("loc-{org}"), "name": provider,
+            "managingOrganization": {"reference": format!("Organization/{org}")}}),
     )
     .await;
-    let id = format!("gal-{}", code.replace('.', "-"));
+    let id = format!("{org}-{}", code.replace('.', "-"));
     put(
         format!("HealthcareService/{id}"),
-        json!({"resourceType": "HealthcareService", "id": id, "providedBy": {"reference": "Organization/org-galliera"},
-            "location": [{"reference": "Location/loc-galliera"}]}),
+        json!({"resourceType": "HealthcareService", "id": id, "providedBy": {"reference": format!("Organization/{org}")},
+            "location": [{"reference": format!("Location/loc-{org}")}]}),
     )
     .await;
     let mut parts: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -113,7 +119,7 @@ async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
         json!({"resourceType": "Schedule", "id": id, "active": true,
             "extension": [{"url": format!("{BASE}/StructureDefinition/agenda-template"), "extension": parts}],
             "serviceType": [catalog(code)],
-            "actor": [{"reference": format!("HealthcareService/{id}")}, {"reference": "Location/loc-galliera"}]}),
+            "actor": [{"reference": format!("HealthcareService/{id}")}, {"reference": format!("Location/loc-{org}")}]}),
     )
     .await;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
@@ -288,7 +294,179 @@ async fn bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back(backe
     broker.delete(&["galliera"]).await;
 }
 
+/// A provider's message: `event` about `focus` (included), from `sender`.
+fn message(id: &str, event: &str, sender: &str, focus: Option<&Value>, response: Option<Value>) -> Value {
+    let mut h = json!({"resourceType": "MessageHeader", "id": id,
+        "eventCoding": {"system": format!("{BASE}/CodeSystem/message-event"), "code": event},
+        "sender": {"reference": format!("Organization/{sender}")},
+        "source": {"endpoint": "urn:provider:system"}});
+    let mut entry = vec![];
+    if let Some(f) = focus {
+        h["focus"] = json!([{"reference": format!("Appointment/{}", f["id"].as_str().unwrap())}]);
+    }
+    if let Some(r) = response {
+        h["response"] = r;
+    }
+    entry.push(json!({"resource": h}));
+    if let Some(f) = focus {
+        entry.push(json!({"resource": f}));
+    }
+    json!({"resourceType": "Bundle", "type": "message", "entry": entry})
+}
+
+async fn process(app: &TestApp, org: &'static str, m: &Value) -> (u16, Value) {
+    send(app, &crate::helpers::As::provider(org), Method::POST, "$process-message", m).await
+}
+
+async fn providers_answer_over_http_once_per_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = galliera(&app, "89.52").await;
+    let booked = book(&app, &slots[0], "p1").await;
+    let id = booked["id"].as_str().unwrap().to_string();
+    let pending = outbox(&app, "pending").await;
+    assert_eq!(pending.len(), 1, "without a broker the message waits: {pending:?}");
+    let sent_id = part(&pending[0], "message-id")["valueString"].as_str().unwrap().to_string();
+
+    // A fatal error parks the message for an operator; an ok records the delivery.
+    let nack = message(
+        "ack-1",
+        "acknowledgement",
+        "org-galliera",
+        None,
+        Some(json!({"identifier": sent_id, "code": "fatal-error", "details": {"display": "unknown ward"}})),
+    );
+    let (status, out) = process(&app, "org-galliera", &nack).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["entry"][0]["resource"]["response"]["identifier"], "ack-1");
+    let parked = outbox(&app, "parked").await;
+    assert_eq!(parked.len(), 1);
+    assert_eq!(part(&parked[0], "delivery")["valueCode"], "fatal-error");
+    assert_eq!(part(&parked[0], "reason")["valueString"], "unknown ward");
+    let ack =
+        message("ack-2", "acknowledgement", "org-galliera", None, Some(json!({"identifier": sent_id, "code": "ok"})));
+    assert_eq!(process(&app, "org-galliera", &ack).await.0, 200);
+    assert_eq!(part(&outbox(&app, "sent").await[0], "delivery")["valueCode"], "ok");
+
+    // The patient arrives, then is seen: each message once, however often it comes.
+    let mut arrived = booked.clone();
+    arrived["status"] = json!("arrived");
+    let m = message("st-1", "appointment-status-changed", "org-galliera", Some(&arrived), None);
+    let (status, first) = process(&app, "org-galliera", &m).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = process(&app, "org-galliera", &m).await;
+    assert_eq!(status, 200);
+    assert_eq!(again, first, "the same message id answers the first response");
+    let history = app.get_json(&format!("Appointment/{id}/_history"), 200).await;
+    assert_eq!(history["entry"].as_array().unwrap().len(), 2, "booked, arrived: one effect");
+    assert_eq!(app.get_json(&format!("Appointment/{id}"), 200).await["status"], "arrived");
+
+    // Posing as another provider, a malformed message, an unknown event: refused, nothing changed.
+    let other = provider(&app, "org-other", "other", "89.52").await;
+    assert!(!other.is_empty());
+    let mut done = booked.clone();
+    done["status"] = json!("fulfilled");
+    let posing = message("st-2", "appointment-status-changed", "org-galliera", Some(&done), None);
+    assert_eq!(process(&app, "org-other", &posing).await.0, 403);
+    let not_theirs = message("st-3", "appointment-status-changed", "org-other", Some(&done), None);
+    assert_eq!(process(&app, "org-other", &not_theirs).await.0, 404, "another provider's appointment");
+    let (status, oo) = process(&app, "org-galliera", &json!({"resourceType": "Bundle", "type": "collection"})).await;
+    assert_eq!((status, crate::helpers::expression(&oo)), (400, "Bundle.type".to_string()));
+    let unknown = message("st-4", "lab-result", "org-galliera", Some(&done), None);
+    assert_eq!(process(&app, "org-galliera", &unknown).await.0, 422);
+    assert_eq!(app.get_json(&format!("Appointment/{id}"), 200).await["status"], "arrived");
+    // Only providers send messages.
+    let (status, _) = send(&app, &counter(), Method::POST, "$process-message", &m).await;
+    assert_eq!(status, 403);
+}
+
+async fn the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest(backend: Backend) {
+    let (app, broker) = gateway(backend, BROKER.into()).await;
+    // The broker user of these tests is `guest`: here it is the provider `guest`.
+    let slots = provider(&app, "org-guest", "guest", "89.52").await;
+    let booked = book(&app, &slots[0], "p1").await;
+    let id = booked["id"].as_str().unwrap().to_string();
+    let ch = broker.conn.create_channel().await.unwrap();
+    let publish = |body: Vec<u8>, user: Option<&str>| {
+        let ch = ch.clone();
+        let exchange = format!("{}.inbound", broker.exchange);
+        let mut props = lapin::BasicProperties::default().with_content_type("application/fhir+json".into());
+        if let Some(u) = user {
+            props = props.with_user_id(u.into());
+        }
+        async move {
+            // The gateway declares the inbound exchange when it connects.
+            for _ in 0..100 {
+                let sent = ch
+                    .basic_publish(&exchange, "", lapin::options::BasicPublishOptions::default(), &body, props.clone())
+                    .await;
+                if sent.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("the inbound exchange was never declared");
+        }
+    };
+    let mut arrived = booked.clone();
+    arrived["status"] = json!("arrived");
+    publish(
+        message("q-1", "appointment-status-changed", "org-guest", Some(&arrived), None).to_string().into_bytes(),
+        Some("guest"),
+    )
+    .await;
+    let mut status = String::new();
+    for _ in 0..100 {
+        status =
+            app.get_json(&format!("Appointment/{id}"), 200).await["status"].as_str().unwrap_or_default().to_string();
+        if status == "arrived" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "arrived");
+    // Poison, no user, or posing as galliera: each to the dead-letter queue with its reason.
+    publish(b"not json at all".to_vec(), Some("guest")).await;
+    let mut fulfilled = booked.clone();
+    fulfilled["status"] = json!("fulfilled");
+    publish(
+        message("q-2", "appointment-status-changed", "org-galliera", Some(&fulfilled), None).to_string().into_bytes(),
+        Some("guest"),
+    )
+    .await;
+    publish(
+        message("q-3", "appointment-status-changed", "org-guest", Some(&fulfilled), None).to_string().into_bytes(),
+        None,
+    )
+    .await;
+    let dead_queue = format!("{}.dead-letter", broker.exchange);
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        while let Ok(Some(m)) = ch.basic_get(&dead_queue, BasicGetOptions { no_ack: true }).await {
+            let why = m.delivery.properties.headers().as_ref().and_then(|h| h.inner().get("x-cupola-outcome").cloned());
+            dead.push(match why {
+                Some(lapin::types::AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).to_string(),
+                other => format!("{other:?}"),
+            });
+        }
+        if dead.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(dead.iter().all(|d| d.contains("OperationOutcome")), "{dead:?}");
+    assert!(dead.iter().any(|d| d.contains("org-galliera")), "the posing message says why: {dead:?}");
+    assert_eq!(app.get_json(&format!("Appointment/{id}"), 200).await["status"], "arrived", "nothing changed");
+    drop(app);
+    let ch2 = broker.conn.create_channel().await.unwrap();
+    let _ = ch2.queue_delete(&format!("{}.inbound", broker.exchange), QueueDeleteOptions::default()).await;
+    let _ = ch2.exchange_delete(&format!("{}.inbound", broker.exchange), ExchangeDeleteOptions::default()).await;
+    broker.delete(&["guest", "galliera"]).await;
+}
+
 crate::on_both!(
+    providers_answer_over_http_once_per_message,
+    the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest,
     a_booking_reaches_its_providers_queue_in_its_codes,
     an_unmapped_code_is_held_with_its_reason,
     bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back,

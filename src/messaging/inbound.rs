@@ -1,0 +1,142 @@
+//! Messages from provider systems — through `POST /fhir/$process-message` or the
+//! inbound queue, one handler: acknowledgements of cupola's messages (`ok`,
+//! `transient-error`: sent again later, `fatal-error`: parked for an operator) and
+//! appointment status changes (check-in, service performed, no-show).
+//!
+//! A message is processed once: its MessageHeader id is recorded in the same
+//! transaction as its effect, and the same id again answers the first response
+//! without doing anything. A message that is malformed, unauthorised (its sender is
+//! not the provider that sent it) or not understood changes nothing.
+
+use serde_json::{json, Value};
+
+use crate::access::Access;
+use crate::error::Issue;
+use crate::fhir::meta::instant;
+use crate::store::{now_micros, Store};
+use crate::{Error, Result};
+
+/// Who sent a message, as the channel it came by proved it: a provider's token
+/// (its Organization id) or its broker user (its provider code).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sender {
+    Organization(String),
+    ProviderCode(String),
+}
+
+fn invalid(expression: &str, message: impl Into<String>) -> Error {
+    Error::invalid("invalid", Some(expression.into()), message)
+}
+
+/// The MessageHeader of a message Bundle, checked for what the handler needs.
+fn header(bundle: &Value) -> Result<&Value> {
+    if bundle["resourceType"] != "Bundle" || bundle["type"] != "message" {
+        return Err(invalid("Bundle.type", "a message is a Bundle of type message"));
+    }
+    let h = &bundle["entry"][0]["resource"];
+    if h["resourceType"] != "MessageHeader" {
+        return Err(invalid("Bundle.entry[0]", "a message Bundle starts with its MessageHeader"));
+    }
+    if !h["id"].as_str().is_some_and(crate::fhir::types::is_valid_id) {
+        return Err(invalid("MessageHeader.id", "the MessageHeader needs an id: it makes the message idempotent"));
+    }
+    Ok(h)
+}
+
+/// Processes `bundle` from `sender`; the response message (a retry gets the first).
+pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<Value> {
+    let base = store.settings().base.clone();
+    let h = header(bundle)?;
+    let id = h["id"].as_str().unwrap_or_default().to_string();
+    let (org, code) = store
+        .provider_of(sender)
+        .await?
+        .ok_or_else(|| Error::Forbidden(format!("{sender:?} is not a provider with a code ({}/sid/provider)", base)))?;
+    // The sender the message claims must be the one that sent it.
+    let claimed_org = h["sender"]["reference"].as_str().and_then(|r| r.strip_prefix("Organization/"));
+    let claimed_code = h["source"]["name"].as_str();
+    if claimed_org.is_some_and(|o| o != org) || claimed_code.is_some_and(|c| c != code) {
+        return Err(Error::Forbidden(format!(
+            "message {id} claims to come from {} but was sent by provider {code}",
+            claimed_org.map(|o| format!("Organization/{o}")).or(claimed_code.map(str::to_string)).unwrap_or_default()
+        )));
+    }
+    if claimed_org.is_none() && claimed_code.is_none() {
+        return Err(invalid("MessageHeader.sender", "name the sending provider (sender or source.name)"));
+    }
+    let event = h["eventCoding"]["code"].as_str().unwrap_or_default().to_string();
+    let mut tx = store.begin().await?;
+    if let Some(first) = store.inbound_claim(&mut tx, &id, &code, &event).await? {
+        return Ok(first);
+    }
+    let access = Access::provider(&org);
+    let focus_ref = h["focus"][0]["reference"].as_str().unwrap_or_default().to_string();
+    let focus = bundle["entry"].as_array().into_iter().flatten().map(|e| &e["resource"]).find(|r| {
+        format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())
+            == focus_ref
+    });
+    match event.as_str() {
+        "acknowledgement" => {
+            let r = &h["response"];
+            let original = r["identifier"].as_str().ok_or_else(|| {
+                invalid("MessageHeader.response.identifier", "an acknowledgement names the message it answers")
+            })?;
+            let outcome = r["code"].as_str().unwrap_or_default();
+            if !["ok", "transient-error", "fatal-error"].contains(&outcome) {
+                return Err(invalid("MessageHeader.response.code", "ok, transient-error or fatal-error"));
+            }
+            let details = r["details"]["display"].as_str().or(r["details"]["reference"].as_str()).map(str::to_string);
+            store.acknowledge(&mut tx, &code, original, outcome, details.as_deref()).await?;
+        }
+        "appointment-status-changed" | "appointment-arrived" | "appointment-fulfilled" | "appointment-noshow" => {
+            let Some(a) = focus.filter(|r| r["resourceType"] == "Appointment") else {
+                return Err(invalid("MessageHeader.focus", "the focus is the Appointment, included in the Bundle"));
+            };
+            let status = a["status"].as_str().unwrap_or_default();
+            if !["arrived", "checked-in", "fulfilled", "noshow"].contains(&status) {
+                return Err(Error::Unprocessable(vec![Issue::error(
+                    "business-rule",
+                    Some("Appointment.status".into()),
+                    format!("a provider reports arrived, checked-in, fulfilled or noshow, not {status:?}"),
+                )]));
+            }
+            let aid = a["id"].as_str().unwrap_or_default();
+            let Some(cur) =
+                crate::store::current_visible(&mut tx, "Appointment", aid, &access.read("Appointment")).await?
+            else {
+                return Err(Error::NotFound(format!("Appointment/{aid} is not one of provider {code}'s")));
+            };
+            let mut body: Value =
+                serde_json::from_str(cur.body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+            if body["status"] != status {
+                body["status"] = json!(status);
+                store.update_in(&mut tx, &access, "Appointment", aid, body, None).await?;
+            }
+        }
+        other => {
+            return Err(Error::Unprocessable(vec![Issue::error(
+                "not-supported",
+                Some("MessageHeader.eventCoding".into()),
+                format!("cupola does not process {other:?} messages: acknowledgement or appointment-status-changed"),
+            )]))
+        }
+    }
+    let response = json!({
+        "resourceType": "Bundle",
+        "id": crate::store::new_id(),
+        "type": "message",
+        "timestamp": instant(now_micros()),
+        "entry": [{"resource": {
+            "resourceType": "MessageHeader",
+            "id": crate::store::new_id(),
+            "eventCoding": {"system": format!("{base}/CodeSystem/message-event"), "code": event},
+            "source": {"name": "cupola", "endpoint": format!("{base}/Endpoint/cupola")},
+            "destination": [{"name": code, "endpoint": format!("urn:cupola:provider:{code}"),
+                             "receiver": {"reference": format!("Organization/{org}")}}],
+            "response": {"identifier": id, "code": "ok"},
+        }}],
+    });
+    store.inbound_done(&mut tx, &id, &code, &event, &response).await?;
+    tx.commit().await?;
+    Ok(response)
+}
