@@ -101,6 +101,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) async fn start(database_url: &str, key_file: &std::path::Path) -> Server {
+        Server::start_with(database_url, key_file, &[]).await
+    }
+
+    /// [`Server::start`] with more `cupola serve` flags.
+    pub(crate) async fn start_with(database_url: &str, key_file: &std::path::Path, args: &[String]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -109,6 +114,7 @@ impl Server {
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .arg("--dev-key-file")
             .arg(key_file)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -13,7 +13,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::booking::{book_params, catalog, counter, proposal, send, BASE};
-use crate::helpers::{match_ids, session, Backend, TestApp};
+use crate::concurrency::Server;
+use crate::helpers::{client_as, match_ids, session, Backend, TestApp};
 
 const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -86,8 +87,19 @@ async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
 /// Provider Organization `org` (provider code `provider`) with an agenda for `code`,
 /// 5-minute slots round the clock for two days from tomorrow; returns its slots.
 async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<String> {
+    provider_at(&app.client, &app.base, org, provider, code).await
+}
+
+/// [`provider`] through `client` (an administrator's) at the FHIR base `base`.
+async fn provider_at(client: &reqwest::Client, base: &str, org: &str, provider: &str, code: &str) -> Vec<String> {
     let put = |path: String, body: Value| async move {
-        let r = app.put(&path, &body).await;
+        let r = client
+            .put(format!("{base}/{path}"))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "PUT {path}: {}", r.text().await.unwrap_or_default());
     };
     put(
@@ -125,8 +137,23 @@ async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<S
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
     let params =
         json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
-    assert_eq!(app.post(&format!("Schedule/{id}/$generate-slots"), &params).await.status(), 200);
-    match_ids(&app.get_json(&format!("Slot?schedule=Schedule/{id}&_sort=start&_count=1000"), 200).await)
+    let r = client
+        .post(format!("{base}/Schedule/{id}/$generate-slots"))
+        .header("content-type", "application/fhir+json")
+        .body(params.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let found: Value = client
+        .get(format!("{base}/Slot?schedule=Schedule/{id}&_sort=start&_count=1000"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    match_ids(&found)
 }
 
 async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
@@ -464,7 +491,43 @@ async fn the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest(
     broker.delete(&["guest", "galliera"]).await;
 }
 
+/// A gateway process killed after its bookings committed but before it could
+/// publish them (the broker cut off by a proxy): another started on the same
+/// database sends them.
+async fn a_gateway_killed_before_publishing_sends_after_restart(backend: Backend) {
+    let db = crate::helpers::TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dev-key.json");
+    let x = exchange();
+    let broker = Broker::open(&x).await;
+    let proxy = Proxy::start().await;
+    let args = |url: String| vec!["--amqp-url".to_string(), url, "--amqp-exchange".to_string(), x.clone()];
+    let first = Server::start_with(&db.url, &key, &args(proxy.url())).await;
+    let auth = cupola::config::AuthConfig::dev(&key);
+    let admin = client_as(&auth, &crate::helpers::As::admin());
+    let slots = provider_at(&admin, &first.base, "org-galliera", "galliera", "89.52").await;
+    let at_counter = client_as(&auth, &counter());
+    for (i, slot) in slots.iter().take(5).enumerate() {
+        let r = at_counter
+            .post(format!("{}/Appointment/$book", first.base))
+            .header("content-type", "application/fhir+json")
+            .body(book_params(proposal(slot, &format!("p{i}"), None), None).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    drop(first); // killed: SIGKILL, nothing flushed
+    let second = Server::start_with(&db.url, &key, &args(BROKER.to_string())).await;
+    let got = broker.wait_for("galliera", 5, 30).await;
+    let ids: std::collections::BTreeSet<&str> = got.iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(ids.len(), 5, "{got:?}");
+    drop(second);
+    broker.delete(&["galliera"]).await;
+}
+
 crate::on_both!(
+    a_gateway_killed_before_publishing_sends_after_restart,
     providers_answer_over_http_once_per_message,
     the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest,
     a_booking_reaches_its_providers_queue_in_its_codes,
