@@ -73,6 +73,11 @@ pub struct Config {
     /// publishes to; default the `exchange` of `mappings/messaging/routing.json`.
     #[arg(long, env = "CUPOLA_AMQP_EXCHANGE")]
     pub amqp_exchange: Option<String>,
+
+    /// Local time (Europe/Rome, `HH:MM`) at which every provider gets its daily
+    /// appointment list of the day; none: only on demand (`cupola dispatch-lists`).
+    #[arg(long, env = "CUPOLA_DAILY_LISTS_AT")]
+    pub daily_lists_at: Option<chrono::NaiveTime>,
 }
 
 /// Who may call: how bearer tokens are checked (and, without an issuer, the
@@ -176,6 +181,7 @@ impl Config {
             audit_flush_ms: 100,
             amqp_url: None,
             amqp_exchange: None,
+            daily_lists_at: None,
         }
     }
 }

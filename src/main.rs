@@ -32,6 +32,19 @@ enum Command {
     Settlement(cupola::billing::cli::SettlementArgs),
     /// Credit recovery: move unpaid tickets to their next notice or to collection.
     Recovery(cupola::billing::cli::RecoveryArgs),
+    /// Write each provider's daily appointment list of a day to the outbox.
+    DispatchLists(cupola::messaging::cli::DispatchArgs),
+    /// A provider system on RabbitMQ: acknowledges its messages, reports arrivals, visits, no-shows.
+    ProviderSim(SimArgs),
+}
+
+#[derive(clap::Args)]
+struct SimArgs {
+    #[command(flatten)]
+    sim: cupola::messaging::cli::SimArgs,
+    /// Base URL of cupola's CodeSystems (the event codes).
+    #[arg(long, env = "CUPOLA_CANONICAL_BASE", default_value = "http://example.org/cupola")]
+    canonical_base: String,
 }
 
 #[tokio::main]
@@ -49,6 +62,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Agenda(args) => cupola::agenda::run(args).await,
         Command::Settlement(args) => cupola::billing::cli::settlement(args).await,
         Command::Recovery(args) => cupola::billing::cli::recovery(args).await,
+        Command::DispatchLists(args) => cupola::messaging::cli::dispatch(args).await,
+        Command::ProviderSim(args) => cupola::messaging::cli::provider_sim(args.sim, &args.canonical_base).await,
     }
 }
 

@@ -201,3 +201,25 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
     };
     ctx.respond(r.await)
 }
+
+/// `$dispatch-lists?date=YYYY-MM-DD` (administrators): each provider's daily
+/// appointment list of that day (today by default) to the outbox, at once.
+pub async fn dispatch_lists(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        administrators_only(&ctx, "$dispatch-lists")?;
+        let params = parameters(&ctx, &body)?;
+        only(&params, &["date"], "$dispatch-lists")?;
+        let sent = s.store.dispatch_daily_lists(day_param(&params, "date")?, false).await?;
+        let parameter: Vec<Value> = sent
+            .iter()
+            .map(|(org, n)| {
+                json!({"name": "list", "part": [
+                    {"name": "provider", "valueReference": {"reference": format!("Organization/{org}")}},
+                    {"name": "appointments", "valueInteger": n},
+                ]})
+            })
+            .collect();
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
+    };
+    ctx.respond(r.await)
+}

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/$recovery", post(billing::recovery))
         .route("/$outbox", get(billing::outbox))
         .route("/$process-message", post(messaging::process_message))
+        .route("/$dispatch-lists", post(billing::dispatch_lists))
         .route("/ChargeItemDefinition/$apply", get(billing::apply_type).post(billing::apply_type))
         .route("/ChargeItemDefinition/{id}/$apply", get(billing::apply_instance).post(billing::apply_instance))
         .route("/Patient/{id}/$outstanding", get(billing::outstanding).post(billing::outstanding))
@@ -239,14 +240,18 @@ pub async fn run(
             settings.outbox_wake.clone(),
         ))
     });
+    let lists = state
+        .config
+        .daily_lists_at
+        .map(|at| tokio::spawn(crate::messaging::daily_lists_forever(state.store.clone(), at)));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
         Some(tls) => tls::serve(listener, app, tls, shutdown).await,
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(anyhow::Error::from),
     };
     sweeper.abort();
-    if let Some(r) = relay {
-        r.abort();
+    for task in [relay, lists].into_iter().flatten() {
+        task.abort();
     }
     served?;
     // Every request has answered: write what they left in the audit queue.

@@ -27,6 +27,7 @@ const OPERATIONS: &[(Option<&str>, &str, &str)] = &[
     (None, "settlement", "{cupola}/OperationDefinition/settlement"),
     (None, "recovery", "{cupola}/OperationDefinition/recovery"),
     (None, "outbox", "{cupola}/OperationDefinition/outbox"),
+    (None, "dispatch-lists", "{cupola}/OperationDefinition/dispatch-lists"),
     (None, "process-message", "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"),
 ];
 

@@ -9,6 +9,7 @@
 //! a dead-letter exchange. Without a broker configured, messages wait in the
 //! outbox (`GET /admin/outbox`) and flow once one is.
 
+pub mod cli;
 pub mod consumer;
 pub mod inbound;
 pub mod message;
@@ -67,5 +68,28 @@ impl Topology {
     /// The durable queue of `provider`: `<exchange>.provider.<code>`.
     pub fn provider_queue(&self, provider: &str) -> String {
         format!("{}.provider.{provider}", self.exchange)
+    }
+}
+
+/// Sends the daily appointment lists every day at `at` (Europe/Rome), for the
+/// gateway's life. Each list's message id is fixed by provider and day, so that
+/// gateways sharing a database send it once.
+pub async fn daily_lists_forever(store: crate::store::Store, at: chrono::NaiveTime) {
+    loop {
+        let now = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome);
+        let today = now.date_naive();
+        let next = [today, today.succ_opt().unwrap_or(today)]
+            .into_iter()
+            .filter_map(|d| d.and_time(at).and_local_timezone(chrono_tz::Europe::Rome).earliest())
+            .find(|t| *t > now);
+        let Some(next) = next else { return };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::time::sleep(wait).await;
+        match store.dispatch_daily_lists(next.date_naive(), true).await {
+            Ok(sent) => tracing::info!(providers = sent.len(), day = %next.date_naive(), "daily lists dispatched"),
+            Err(e) => {
+                tracing::warn!(error = %e, "daily lists not dispatched; run cupola dispatch-lists --date to send them")
+            }
+        }
     }
 }

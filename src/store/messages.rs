@@ -129,6 +129,20 @@ impl Store {
     /// organisation is a provider (it has a provider code) that takes this event;
     /// held as failed, with the reason, when a code cannot be mapped.
     async fn send(&self, tx: &mut Tx, event: Event, org: &str, focus: Value, related: Vec<Value>) -> Result<()> {
+        self.send_as(tx, &new_id(), event, org, focus, related).await
+    }
+
+    /// [`Store::send`] with the message id given (an id already in the outbox is
+    /// not written again).
+    async fn send_as(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        event: Event,
+        org: &str,
+        focus: Value,
+        related: Vec<Value>,
+    ) -> Result<()> {
         let base = self.settings.base.clone();
         let organization = body_of(current(tx, self.dialect, "Organization", org, false).await?);
         let Some(code) = provider_code(&organization, &base) else {
@@ -146,7 +160,7 @@ impl Store {
             None => None,
         };
         let to = Destination { code: code.clone(), organization: org.to_string(), endpoint };
-        let id = new_id();
+        let id = id.to_string();
         let focus_ref = format!(
             "{}/{}",
             focus["resourceType"].as_str().unwrap_or_default(),
@@ -177,5 +191,80 @@ impl Store {
             },
         )
         .await
+    }
+
+    /// The daily appointment lists of `day` (Europe/Rome): one message per provider
+    /// with its appointments of the day (a `List`, then the Appointments and their
+    /// patients). `scheduled`: the message id is `daily-<provider org>-<day>`, so
+    /// that gateways sharing the database send each list once. Returns the
+    /// providers and their number of appointments.
+    pub async fn dispatch_daily_lists(&self, day: chrono::NaiveDate, scheduled: bool) -> Result<Vec<(String, usize)>> {
+        let at = |d: chrono::NaiveDate| {
+            d.and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(chrono_tz::Europe::Rome).earliest())
+                .map(|t| t.timestamp_micros())
+                .unwrap_or_default()
+        };
+        let (from, to) = (at(day), at(day.succ_opt().unwrap_or(day)));
+        let mut c = self.conn().await?;
+        let r: std::result::Result<Vec<(String, Option<String>)>, sqlx::Error> = sqlx::query_as(
+            "SELECT appointment, provider FROM bookings WHERE start_us >= $1 AND start_us < $2 ORDER BY start_us, appointment",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *c)
+        .await;
+        let rows = c.done(r)?;
+        let mut by_provider: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (a, p) in rows {
+            if let Some(p) = p.and_then(|p| p.strip_prefix("Organization/").map(str::to_string)) {
+                by_provider.entry(p).or_default().push(a);
+            }
+        }
+        let base = self.settings.base.clone();
+        let mut out = Vec::new();
+        for (org, appointments) in by_provider {
+            let mut tx = self.begin().await?;
+            let mut related = Vec::new();
+            let mut items = Vec::new();
+            for a in appointments {
+                let body = body_of(current(&mut tx, self.dialect, "Appointment", &a, false).await?);
+                if !matches!(body["status"].as_str(), Some("booked" | "arrived" | "checked-in")) {
+                    continue;
+                }
+                items.push(serde_json::json!({"item": {"reference": format!("Appointment/{a}")}}));
+                let patient = body["participant"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string));
+                related.push(body);
+                if let Some(p) = patient {
+                    let pb = body_of(current(&mut tx, self.dialect, "Patient", &p, false).await?);
+                    if pb.is_object() && !related.iter().any(|r| r["resourceType"] == "Patient" && r["id"] == pb["id"])
+                    {
+                        related.push(pb);
+                    }
+                }
+            }
+            let count = items.len();
+            let list_id = format!("daily-{org}-{day}");
+            let mut list = serde_json::json!({
+                "resourceType": "List", "id": list_id, "status": "current", "mode": "snapshot",
+                "title": format!("Appointments of {day}"), "date": crate::fhir::meta::instant(now_micros()),
+                "source": {"reference": format!("{base}/Endpoint/cupola")},
+                "subject": {"reference": format!("Organization/{org}")},
+            });
+            if !items.is_empty() {
+                list["entry"] = Value::Array(items);
+            } else {
+                list["emptyReason"] = serde_json::json!({"text": "no appointments"});
+            }
+            let id = if scheduled { list_id.clone() } else { new_id() };
+            self.send_as(&mut tx, &id, Event::DAILY_LIST, &org, list, related).await?;
+            tx.commit().await?;
+            out.push((org, count));
+        }
+        Ok(out)
     }
 }

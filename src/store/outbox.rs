@@ -60,7 +60,7 @@ impl Store {
         let status = if m.failed.is_some() { "failed" } else { "pending" };
         sqlx::query(
             "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
-             created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9)",
+             created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (message_id) DO NOTHING",
         )
         .bind(&m.message_id)
         .bind(&m.provider)

@@ -205,6 +205,8 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
              event TEXT NOT NULL, received_us BIGINT NOT NULL, response TEXT NOT NULL)"
                 .into(),
         ),
+        // 13: the day's appointments, for the daily lists.
+        (13, "CREATE INDEX IF NOT EXISTS bookings_start ON bookings (start_us)".into()),
     ]
 }
 

@@ -65,13 +65,22 @@ impl Broker {
         got
     }
 
+    /// Deletes the test's queues (those of `providers` and of every provider in
+    /// `mappings/providers`, which the gateway declares) and exchanges.
     async fn delete(self, providers: &[&str]) {
         let ch = self.conn.create_channel().await.unwrap();
-        for p in providers {
+        let mapped: Vec<String> = std::fs::read_dir("mappings/providers")
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_string))
+            .collect();
+        for p in providers.iter().map(|p| p.to_string()).chain(mapped) {
             let _ = ch.queue_delete(&format!("{}.provider.{p}", self.exchange), QueueDeleteOptions::default()).await;
         }
-        let _ = ch.queue_delete(&format!("{}.dead-letter", self.exchange), QueueDeleteOptions::default()).await;
-        for x in [self.exchange.clone(), format!("{}.dlx", self.exchange)] {
+        for q in ["dead-letter", "inbound"] {
+            let _ = ch.queue_delete(&format!("{}.{q}", self.exchange), QueueDeleteOptions::default()).await;
+        }
+        for x in [self.exchange.clone(), format!("{}.dlx", self.exchange), format!("{}.inbound", self.exchange)] {
             let _ = ch.exchange_delete(&x, ExchangeDeleteOptions::default()).await;
         }
         let _ = self.conn.close(0, "test done").await;
@@ -485,9 +494,6 @@ async fn the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest(
     assert!(dead.iter().any(|d| d.contains("org-galliera")), "the posing message says why: {dead:?}");
     assert_eq!(app.get_json(&format!("Appointment/{id}"), 200).await["status"], "arrived", "nothing changed");
     drop(app);
-    let ch2 = broker.conn.create_channel().await.unwrap();
-    let _ = ch2.queue_delete(&format!("{}.inbound", broker.exchange), QueueDeleteOptions::default()).await;
-    let _ = ch2.exchange_delete(&format!("{}.inbound", broker.exchange), ExchangeDeleteOptions::default()).await;
     broker.delete(&["guest", "galliera"]).await;
 }
 
@@ -526,7 +532,82 @@ async fn a_gateway_killed_before_publishing_sends_after_restart(backend: Backend
     broker.delete(&["galliera"]).await;
 }
 
+/// The daily lists on demand, and the provider simulator answering everything its
+/// queue holds (the provider is `guest`, the broker user of the tests, with a code
+/// map of its own).
+async fn daily_lists_and_the_provider_simulator(backend: Backend) {
+    let mappings = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(mappings.path().join("providers")).unwrap();
+    let map = json!({"resourceType": "ConceptMap", "id": "provider-guest", "url": "{canonical-base}/ConceptMap/provider-guest",
+        "status": "active", "group": [{"source": "{canonical-base}/CodeSystem/catalog", "target": "urn:guest:codes",
+            "element": [{"code": "89.52", "target": [{"code": "G-8952", "equivalence": "equivalent"}]}]}]});
+    std::fs::write(mappings.path().join("providers/guest.json"), serde_json::to_string_pretty(&map).unwrap()).unwrap();
+    let x = exchange();
+    let broker = Broker::open(&x).await;
+    let (ex, dir) = (x.clone(), mappings.path().to_path_buf());
+    let app = TestApp::spawn_with(backend, move |c| {
+        c.amqp_url = Some(BROKER.into());
+        c.amqp_exchange = Some(ex);
+        c.mappings_dir = dir;
+    })
+    .await;
+    let slots = provider(&app, "org-guest", "guest", "89.52").await;
+    let a = book(&app, &slots[0], "p1").await;
+    let b = book(&app, &slots[1], "p2").await;
+    let day = chrono::DateTime::parse_from_rfc3339(a["start"].as_str().unwrap()).unwrap();
+    let day = day.with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let r = app.req(Method::POST, &format!("$dispatch-lists?date={day}")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let lists: Value = r.json().await.unwrap();
+    let list = &lists["parameter"][0]["part"];
+    assert_eq!(list[0]["valueReference"]["reference"], "Organization/org-guest");
+    assert_eq!(list[1]["valueInteger"], 2);
+    let sim = cupola::messaging::cli::SimArgs {
+        provider: "guest".into(),
+        amqp_url: BROKER.into(),
+        exchange: x.clone(),
+        arrive: 1.0,
+        fulfil: 1.0,
+        count: Some(3),
+    };
+    tokio::time::timeout(Duration::from_secs(30), cupola::messaging::cli::provider_sim(sim, BASE))
+        .await
+        .expect("the simulator answers its three messages")
+        .unwrap();
+    for (appointment, _) in [(&a, ()), (&b, ())] {
+        let id = appointment["id"].as_str().unwrap();
+        let mut status = String::new();
+        for _ in 0..100 {
+            status = app.get_json(&format!("Appointment/{id}"), 200).await["status"].as_str().unwrap().to_string();
+            if status == "fulfilled" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, "fulfilled");
+    }
+    let mut acked = 0;
+    for _ in 0..100 {
+        let rows = outbox(&app, "sent").await;
+        acked = rows.iter().filter(|m| part(m, "delivery")["valueCode"] == "ok").count();
+        if acked >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(acked >= 3, "the two bookings and the list acknowledged");
+    let events: Vec<String> = outbox(&app, "")
+        .await
+        .iter()
+        .map(|m| part(m, "event")["valueCode"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(events.contains(&"agenda-daily-list".to_string()), "{events:?}");
+    drop(app);
+    broker.delete(&["guest"]).await;
+}
+
 crate::on_both!(
+    daily_lists_and_the_provider_simulator,
     a_gateway_killed_before_publishing_sends_after_restart,
     providers_answer_over_http_once_per_message,
     the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest,
