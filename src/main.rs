@@ -36,6 +36,22 @@ enum Command {
     DispatchLists(cupola::messaging::cli::DispatchArgs),
     /// A provider system on RabbitMQ: acknowledges its messages, reports arrivals, visits, no-shows.
     ProviderSim(SimArgs),
+    /// Providers on the broker: `provider add CODE` creates its user, permissions and queue.
+    Provider {
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
+    /// Exit 0 when the gateway answers ready (for container health checks).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/health/ready")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProviderCommand {
+    /// The provider's broker user (reads only its queue, writes only to the inbound exchange) and its queue.
+    Add(cupola::messaging::cli::ProviderAddArgs),
 }
 
 #[derive(clap::Args)]
@@ -64,6 +80,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Recovery(args) => cupola::billing::cli::recovery(args).await,
         Command::DispatchLists(args) => cupola::messaging::cli::dispatch(args).await,
         Command::ProviderSim(args) => cupola::messaging::cli::provider_sim(args.sim, &args.canonical_base).await,
+        Command::Provider { command: ProviderCommand::Add(args) } => {
+            let code = args.code.clone();
+            let url = cupola::messaging::cli::provider_add(args).await?;
+            println!("provider {code}: broker user, permissions and queue ready; its system connects with {url}");
+            Ok(())
+        }
+        Command::Health { url } => cupola::messaging::cli::health(&url).await,
     }
 }
 

@@ -187,3 +187,84 @@ mod tests {
         assert!((0.0..1.0).contains(&chance("x", 3)));
     }
 }
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProviderAddArgs {
+    /// The provider code (as in `mappings/providers/<code>.json` and its Organization's
+    /// `sid/provider` identifier): the broker user's name.
+    pub code: String,
+    /// The new user's password (default: a random one, printed).
+    #[arg(long, env = "CUPOLA_PROVIDER_PASSWORD")]
+    pub password: Option<String>,
+    /// RabbitMQ's management API, as an administrator.
+    #[arg(long, env = "CUPOLA_AMQP_MANAGEMENT_URL", default_value = "http://guest:guest@127.0.0.1:15672")]
+    pub management_url: String,
+    /// The broker, as the gateway's user (to declare the provider's queue).
+    #[arg(long, env = "CUPOLA_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    #[arg(long, env = "CUPOLA_AMQP_EXCHANGE", default_value = "cupola")]
+    pub exchange: String,
+}
+
+/// `cupola provider add CODE`: the provider's broker user, allowed to read only its
+/// queue and write only to the inbound exchange, and its queue. Returns the
+/// provider's AMQP URL.
+pub async fn provider_add(args: ProviderAddArgs) -> anyhow::Result<String> {
+    let ok = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok(&args.code) {
+        anyhow::bail!("provider code {:?}: lower-case letters, digits and -", args.code);
+    }
+    let amqp = url::Url::parse(&args.amqp_url)?;
+    let vhost = match amqp.path().trim_start_matches('/') {
+        "" => "/".to_string(),
+        v => percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string(),
+    };
+    let mgmt = url::Url::parse(&args.management_url)?;
+    let (admin, admin_password) = (mgmt.username().to_string(), mgmt.password().unwrap_or_default().to_string());
+    let api =
+        format!("{}://{}:{}/api", mgmt.scheme(), mgmt.host_str().unwrap_or("127.0.0.1"), mgmt.port().unwrap_or(15672));
+    let password = args.password.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let client = reqwest::Client::new();
+    let put = |path: String, body: Value| {
+        let req = client.put(format!("{api}/{path}")).basic_auth(&admin, Some(&admin_password)).json(&body);
+        let api = api.clone();
+        async move {
+            let r = req.send().await.map_err(|e| anyhow::anyhow!("RabbitMQ's management API ({api}) does not answer: {e}; enable it with rabbitmq-plugins enable rabbitmq_management"))?;
+            if !r.status().is_success() {
+                anyhow::bail!("RabbitMQ refused {path}: {} {}", r.status(), r.text().await.unwrap_or_default());
+            }
+            Ok(())
+        }
+    };
+    put(format!("users/{}", enc(&args.code)), json!({"password": password, "tags": ""})).await?;
+    let x = regex_escape(&args.exchange);
+    put(
+        format!("permissions/{}/{}", enc(&vhost), enc(&args.code)),
+        json!({"configure": "^$", "write": format!("^{x}\\.inbound$"), "read": format!("^{x}\\.provider\\.{}$", regex_escape(&args.code))}),
+    )
+    .await?;
+    let topology = super::Topology { exchange: args.exchange.clone(), providers: vec![args.code.clone()] };
+    let (conn, _channel) = super::relay::connect(&args.amqp_url, &topology).await?;
+    let _ = conn.close(0, "provider added").await;
+    let mut url = amqp.clone();
+    let _ = url.set_username(&args.code);
+    let _ = url.set_password(Some(&password));
+    Ok(url.to_string())
+}
+
+/// `s` with the characters of a regular expression escaped.
+fn regex_escape(s: &str) -> String {
+    s.chars().flat_map(|c| if "\\.+*?()|[]{}^$".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
+}
+
+/// `cupola health [--url …]`: exit 0 when the gateway answers ready (a container's
+/// health check; the runtime image has no curl).
+pub async fn health(url: &str) -> anyhow::Result<()> {
+    let r = reqwest::Client::new().get(url).timeout(std::time::Duration::from_secs(5)).send().await?;
+    if r.status().is_success() {
+        Ok(())
+    } else {
+        anyhow::bail!("{url}: {}", r.status())
+    }
+}

@@ -9,6 +9,7 @@ mod booking;
 mod catalog;
 mod concurrency;
 mod crud;
+mod docker;
 mod examples;
 mod malformed;
 mod mappings;

@@ -615,3 +615,55 @@ crate::on_both!(
     an_unmapped_code_is_held_with_its_reason,
     bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back,
 );
+
+/// `cupola provider add`: the provider's broker user reads only its own queue and
+/// writes only to the inbound exchange, under its own name (RabbitMQ checks
+/// `user_id`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_user_reads_only_its_queue_and_writes_only_inbound() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let x = exchange();
+    let broker = Broker::open(&x).await;
+    let code = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let args = cupola::messaging::cli::ProviderAddArgs {
+        code: code.clone(),
+        password: None,
+        management_url: "http://guest:guest@127.0.0.1:15672".into(),
+        amqp_url: BROKER.into(),
+        exchange: x.clone(),
+    };
+    let url = cupola::messaging::cli::provider_add(args).await.expect("management API on 127.0.0.1:15672");
+    assert!(url.starts_with(&format!("amqp://{code}:")), "{url}");
+    let conn = Connection::connect(&url, ConnectionProperties::default()).await.expect("the provider connects");
+    let own = conn.create_channel().await.unwrap();
+    assert!(own.basic_get(&format!("{x}.provider.{code}"), BasicGetOptions { no_ack: true }).await.is_ok());
+    let other = conn.create_channel().await.unwrap();
+    assert!(
+        other.basic_get(&format!("{x}.dead-letter"), BasicGetOptions { no_ack: true }).await.is_err(),
+        "another queue is refused"
+    );
+    let publish = |exchange: String, user: String| {
+        let conn = &conn;
+        async move {
+            let ch = conn.create_channel().await.unwrap();
+            ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+            let props = lapin::BasicProperties::default().with_user_id(user.into());
+            match ch.basic_publish(&exchange, "", BasicPublishOptions::default(), b"{}", props).await {
+                Ok(confirm) => confirm.await.is_ok_and(|c| c.is_ack()),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(publish(format!("{x}.inbound"), code.clone()).await, "its own name to the inbound exchange");
+    assert!(!publish(x.clone(), code.clone()).await, "the outbound exchange is refused");
+    assert!(!publish(format!("{x}.inbound"), "galliera".into()).await, "another provider's name is refused");
+    let _ = conn.close(0, "done").await;
+    let r = reqwest::Client::new()
+        .delete(format!("http://127.0.0.1:15672/api/users/{code}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    broker.delete(&[&code]).await;
+}
