@@ -28,6 +28,7 @@ impl Event {
     pub const CHARGE_PAID: Event = Event { resource: "chargeitem", name: "paid" };
     pub const CHARGE_REFUNDED: Event = Event { resource: "chargeitem", name: "refunded" };
     pub const DAILY_LIST: Event = Event { resource: "agenda", name: "daily-list" };
+    pub const CLOSURE: Event = Event { resource: "agenda", name: "closure" };
 
     /// The code in cupola's `message-event` CodeSystem: `appointment-booked`.
     pub fn code(&self) -> String {

@@ -66,7 +66,27 @@ impl Store {
         old: Option<&str>,
         new: &Value,
     ) -> Result<()> {
-        let Some(event) = appointment_event(old, new) else { return Ok(()) };
+        match appointment_event(old, new) {
+            Some(event) => self.message_about(tx, event, id, new).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The message of a closure to the provider of each appointment it affects
+    /// (their slots closed): they are to be rebooked.
+    pub(crate) async fn closure_messages(&self, tx: &mut Tx, appointments: &[String]) -> Result<()> {
+        for id in appointments {
+            let body = body_of(current(tx, self.dialect, "Appointment", id, false).await?);
+            if body.is_object() {
+                self.message_about(tx, Event::CLOSURE, id, &body).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The message of `event` about appointment `id` (`new` its body), to the
+    /// provider of its slot, with what the provider needs.
+    async fn message_about(&self, tx: &mut Tx, event: Event, id: &str, new: &Value) -> Result<()> {
         let base = self.settings.base.clone();
         let slot = match ids(&new["slot"], "Slot/").first() {
             Some(s) => body_of(current(tx, self.dialect, "Slot", s, false).await?),

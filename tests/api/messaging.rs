@@ -94,7 +94,7 @@ async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
 }
 
 /// Provider Organization `org` (provider code `provider`) with an agenda for `code`,
-/// 5-minute slots round the clock for two days from tomorrow; returns its slots.
+/// 5-minute slots round the clock for four days from tomorrow; returns its slots.
 async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<String> {
     provider_at(&app.client, &app.base, org, provider, code).await
 }
@@ -134,7 +134,7 @@ async fn provider_at(client: &reqwest::Client, base: &str, org: &str, provider: 
         .iter()
         .map(|d| session(d, "00:00:00", "23:55:00", 5))
         .collect();
-    parts.push(json!({"url": "horizonDays", "valueInteger": 2}));
+    parts.push(json!({"url": "horizonDays", "valueInteger": 4}));
     put(
         format!("Schedule/{id}"),
         json!({"resourceType": "Schedule", "id": id, "active": true,
@@ -154,15 +154,30 @@ async fn provider_at(client: &reqwest::Client, base: &str, org: &str, provider: 
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let found: Value = client
-        .get(format!("{base}/Slot?schedule=Schedule/{id}&_sort=start&_count=1000"))
+    let mut slots = Vec::new();
+    let mut url = Some(format!("{base}/Slot?schedule=Schedule/{id}&_sort=start&_count=1000"));
+    while let Some(u) = url {
+        let page: Value = client.get(u).send().await.unwrap().json().await.unwrap();
+        slots.extend(match_ids(&page));
+        url = page["link"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["relation"] == "next"))
+            .and_then(|l| l["url"].as_str())
+            .map(str::to_string);
+    }
+    slots
+}
+
+/// `$book` through `client` (a booking point's) at the FHIR base `base`.
+async fn book_at(client: &reqwest::Client, base: &str, slot: &str, patient: &str) {
+    let r = client
+        .post(format!("{base}/Appointment/$book"))
+        .header("content-type", "application/fhir+json")
+        .body(book_params(proposal(slot, patient, None), None).to_string())
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    match_ids(&found)
+    assert_eq!(r.status(), 201);
 }
 
 async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
@@ -237,6 +252,21 @@ async fn a_booking_reaches_its_providers_queue_in_its_codes(backend: Backend) {
     assert_eq!(status, 200);
     let got = broker.wait_for("galliera", 1, 10).await;
     assert_eq!(got.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["galliera.appointment.cancelled"]);
+    // A closure of the agenda tells the provider which appointments to rebook.
+    let kept = book(&app, &slots[3], "p2").await;
+    let (start, end) = (kept["start"].as_str().unwrap(), kept["end"].as_str().unwrap());
+    let close = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "start", "valueDateTime": start}, {"name": "end", "valueDateTime": end},
+        {"name": "reason", "valueString": "device broken"}]});
+    let r = app.post("Schedule/org-galliera-89-52/$close", &close).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let got = broker.wait_for("galliera", 2, 10).await;
+    let keys: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(keys, ["galliera.appointment.booked", "galliera.agenda.closure"]);
+    assert_eq!(
+        got[1].3["entry"][0]["resource"]["focus"][0]["reference"],
+        format!("Appointment/{}", kept["id"].as_str().unwrap())
+    );
     drop(app);
     broker.delete(&["galliera"]).await;
 }
@@ -301,19 +331,22 @@ impl Proxy {
     }
 }
 
+/// 1,000 bookings made while the broker cannot be reached all arrive once it can.
 async fn bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back(backend: Backend) {
     let proxy = Proxy::start().await;
     let (app, broker) = gateway(backend, proxy.url()).await;
     let slots = galliera(&app, "89.52").await;
-    let n = 200;
+    let n = 1000;
+    assert!(slots.len() > n);
+    use futures::StreamExt;
     let jobs = slots.iter().take(n).enumerate().map(|(i, s)| {
         let app = &app;
         async move { book(app, s, &format!("p{i}")).await }
     });
-    futures::future::join_all(jobs).await;
+    futures::stream::iter(jobs).buffer_unordered(16).collect::<Vec<_>>().await;
     assert_eq!(outbox(&app, "pending").await.len(), n, "they wait in the outbox");
     proxy.set(true);
-    let got = broker.wait_for("galliera", n, 30).await;
+    let got = broker.wait_for("galliera", n, 60).await;
     let ids: std::collections::BTreeSet<&str> = got.iter().map(|m| m.1.as_str()).collect();
     assert_eq!(ids.len(), n, "every booking's message arrived (duplicates share their id)");
     assert!(got.iter().all(|m| m.0 == "galliera.appointment.booked"));
@@ -514,14 +547,7 @@ async fn a_gateway_killed_before_publishing_sends_after_restart(backend: Backend
     let slots = provider_at(&admin, &first.base, "org-galliera", "galliera", "89.52").await;
     let at_counter = client_as(&auth, &counter());
     for (i, slot) in slots.iter().take(5).enumerate() {
-        let r = at_counter
-            .post(format!("{}/Appointment/$book", first.base))
-            .header("content-type", "application/fhir+json")
-            .body(book_params(proposal(slot, &format!("p{i}"), None), None).to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        book_at(&at_counter, &first.base, slot, &format!("p{i}")).await;
     }
     drop(first); // killed: SIGKILL, nothing flushed
     let second = Server::start_with(&db.url, &key, &args(BROKER.to_string())).await;
@@ -666,4 +692,36 @@ async fn a_provider_user_reads_only_its_queue_and_writes_only_inbound() {
         .unwrap();
     assert!(r.status().is_success());
     broker.delete(&[&code]).await;
+}
+
+/// Two gateway processes on one PostgreSQL, each with its relay, share the outbox:
+/// every booking's message is published once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_the_outbox_without_sending_twice() {
+    let db = crate::helpers::TestDb::new(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("dev-key.json");
+    let x = exchange();
+    let broker = Broker::open(&x).await;
+    let args = vec!["--amqp-url".to_string(), BROKER.to_string(), "--amqp-exchange".to_string(), x.clone()];
+    let (a, b) = futures::join!(Server::start_with(&db.url, &key, &args), Server::start_with(&db.url, &key, &args));
+    let auth = cupola::config::AuthConfig::dev(&key);
+    let slots =
+        provider_at(&client_as(&auth, &crate::helpers::As::admin()), &a.base, "org-galliera", "galliera", "89.52")
+            .await;
+    let at_counter = client_as(&auth, &counter());
+    let n = 60;
+    let jobs = slots.iter().take(n).enumerate().map(|(i, slot)| {
+        let (client, base) = (&at_counter, if i % 2 == 0 { &a.base } else { &b.base });
+        async move { book_at(client, base, slot, &format!("p{i}")).await }
+    });
+    futures::future::join_all(jobs).await;
+    let got = broker.wait_for("galliera", n, 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let late = broker.drain("galliera").await;
+    let ids: std::collections::BTreeSet<&str> = got.iter().chain(late.iter()).map(|m| m.1.as_str()).collect();
+    assert_eq!(ids.len(), n, "every message");
+    assert_eq!(got.len() + late.len(), n, "none twice");
+    drop((a, b));
+    broker.delete(&["galliera"]).await;
 }
