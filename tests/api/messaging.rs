@@ -411,6 +411,18 @@ async fn providers_answer_over_http_once_per_message(backend: Backend) {
     assert_eq!(parked.len(), 1);
     assert_eq!(part(&parked[0], "delivery")["valueCode"], "fatal-error");
     assert_eq!(part(&parked[0], "reason")["valueString"], "unknown ward");
+    // A transient error puts it back among the messages to send, after a pause.
+    let retry = message(
+        "ack-t",
+        "acknowledgement",
+        "org-galliera",
+        None,
+        Some(json!({"identifier": sent_id, "code": "transient-error"})),
+    );
+    assert_eq!(process(&app, "org-galliera", &retry).await.0, 200);
+    let again = outbox(&app, "pending").await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(part(&again[0], "delivery")["valueCode"], "transient-error");
     let ack =
         message("ack-2", "acknowledgement", "org-galliera", None, Some(json!({"identifier": sent_id, "code": "ok"})));
     assert_eq!(process(&app, "org-galliera", &ack).await.0, 200);
