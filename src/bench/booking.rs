@@ -115,7 +115,9 @@ pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec
         .collect();
     let ids: Vec<String> = list.iter().map(|(id, _)| id.clone()).collect();
     let mut tx = store.begin().await?;
-    let provider = json!({"resourceType": "Organization", "id": "galliera", "name": "E.O. Ospedali Galliera"});
+    // A provider with its code, so that each booking also writes its message.
+    let provider = json!({"resourceType": "Organization", "id": "galliera", "name": "E.O. Ospedali Galliera",
+        "identifier": [{"system": format!("{BASE}/sid/provider"), "value": "galliera"}]});
     store.insert_many_with_ids(&mut tx, "Organization", vec![("galliera".into(), provider)]).await?;
     let service = json!({"resourceType": "HealthcareService", "id": "bench-ecg",
         "providedBy": {"reference": "Organization/galliera"}});

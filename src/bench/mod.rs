@@ -9,6 +9,7 @@ mod billing;
 mod booking;
 mod load;
 mod pgbench;
+mod relay;
 mod report;
 mod server;
 mod slots;
@@ -43,6 +44,8 @@ pub enum BenchCommand {
     Payments(billing::PaymentArgs),
     /// The settlement of a month of the region's volume, on each backend.
     Settlement(billing::SettlementArgs),
+    /// The outbox relay's throughput to RabbitMQ against a bare publisher with confirms.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Slots(s) => slots::run(s).await,
         BenchCommand::Payments(p) => billing::payments(p).await,
         BenchCommand::Settlement(s) => billing::settlement(s).await,
+        BenchCommand::Relay(r) => relay::run(r).await,
     }
 }
 

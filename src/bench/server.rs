@@ -56,6 +56,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(database_url: &str) -> anyhow::Result<Gateway> {
+        Gateway::start_with(database_url, &[]).await
+    }
+
+    /// [`Gateway::start`] with more `cupola serve` flags.
+    pub async fn start_with(database_url: &str, extra: &[String]) -> anyhow::Result<Gateway> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let exe = std::env::current_exe()?;
         let key_dir = tempfile::tempdir()?;
@@ -65,6 +70,7 @@ impl Gateway {
         let child = Command::new(exe)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .args(["--rate-limit", "100000", "--rate-burst", "100000"])
+            .args(extra)
             .arg("--dev-key-file")
             .arg(&auth.dev_key_file)
             .env("RUST_LOG", "warn")

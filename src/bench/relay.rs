@@ -1,0 +1,258 @@
+//! `cupola bench relay`: the outbox relay's throughput to the local RabbitMQ with
+//! publisher confirms, against a bare publisher with confirms on the same broker
+//! in the same run (1 KB messages, at most 500 unconfirmed).
+//!
+//! The bare publisher publishes `--messages` messages to an exchange and queue of
+//! its own. The relay publishes the same number from the product's outbox table of
+//! a fresh database (the rows written with one statement, as bookings would have
+//! written them one by one), through `messaging::relay` exactly as the gateway
+//! runs it; the time runs from its start to the last row marked sent.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+use super::server::BenchDb;
+use crate::messaging::Topology;
+use crate::store::{Dialect, Store};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    #[arg(long, default_value_t = 20_000)]
+    pub messages: usize,
+    /// Bytes per message body.
+    #[arg(long, default_value_t = 1024)]
+    pub size: usize,
+    /// Unconfirmed messages the bare publisher keeps in flight.
+    #[arg(long, default_value_t = 500)]
+    pub in_flight: usize,
+    #[arg(long, env = "CUPOLA_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// Backends for the outbox: sqlite, postgres or both.
+    #[arg(long, value_delimiter = ',', default_value = "postgres,sqlite")]
+    pub backends: Vec<String>,
+    #[arg(long, env = "CUPOLA_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub pg_url: String,
+    /// Bookings for the end-to-end delay (0: not measured).
+    #[arg(long, default_value_t = 1000)]
+    pub bookings: usize,
+    /// Bookings per second sent for the end-to-end delay (8 clients).
+    #[arg(long, default_value_t = 100)]
+    pub rate: u64,
+}
+
+pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
+    if args.bookings > 0 {
+        let db = BenchDb::create("postgres", &args.pg_url).await?;
+        let measured = end_to_end(&args, &db.url).await;
+        db.drop_db().await;
+        let (median, p99, n) = measured?;
+        println!(
+            "postgres: $book returning → message in the provider's queue: median {median:.1} ms, p99 {p99:.1} ms ({n} bookings at {}/s)",
+            args.rate
+        );
+    }
+    let bare = bare_publisher(&args).await?;
+    println!(
+        "bare publisher with confirms: {bare:.0} messages/s ({} × {} B, {} in flight)",
+        args.messages, args.size, args.in_flight
+    );
+    for backend in &args.backends {
+        let db = BenchDb::create(backend, &args.pg_url).await?;
+        let measured = relay(&args, &db.url).await;
+        db.drop_db().await;
+        let rate = measured?;
+        println!("{backend}: relay {rate:.0} messages/s: {:.0} % of the bare publisher", 100.0 * rate / bare);
+    }
+    Ok(())
+}
+
+async fn bare_publisher(args: &RelayArgs) -> anyhow::Result<f64> {
+    let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let t = Topology { exchange: format!("cupola-bench-bare-{}", std::process::id()), providers: vec!["bench".into()] };
+    crate::messaging::relay::declare(&ch, &t).await?;
+    let body = vec![b'x'; args.size];
+    let start = Instant::now();
+    let mut pending = VecDeque::with_capacity(args.in_flight);
+    for i in 0..args.messages {
+        if pending.len() >= args.in_flight {
+            if let Some(c) = pending.pop_front() {
+                let _: lapin::publisher_confirm::Confirmation = c.await?;
+            }
+        }
+        let props = BasicProperties::default().with_message_id(format!("m{i}").into()).with_delivery_mode(2);
+        pending.push_back(
+            ch.basic_publish(&t.exchange, "bench.appointment.booked", BasicPublishOptions::default(), &body, props)
+                .await?,
+        );
+    }
+    for c in pending {
+        c.await?;
+    }
+    let rate = args.messages as f64 / start.elapsed().as_secs_f64();
+    cleanup(&ch, &t).await;
+    let _ = conn.close(0, "bench done").await;
+    Ok(rate)
+}
+
+async fn cleanup(ch: &lapin::Channel, t: &Topology) {
+    for q in [t.provider_queue("bench"), t.dead_letter_queue(), t.inbound_queue()] {
+        let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
+    }
+    for x in [t.exchange.clone(), t.dead_letter_exchange(), t.inbound_exchange()] {
+        let _ = ch.exchange_delete(&x, ExchangeDeleteOptions::default()).await;
+    }
+}
+
+async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
+    let registry = Arc::new(crate::fhir::names::registry("http://example.org/cupola"));
+    let store = Store::connect(url, 4, Duration::from_secs(30), registry).await?;
+    let series = match store.dialect() {
+        Dialect::Postgres => format!("SELECT g FROM generate_series(1, {}) AS s(g)", args.messages),
+        Dialect::Sqlite => format!(
+            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {}) SELECT g FROM s",
+            args.messages
+        ),
+    };
+    let body = "x".repeat(args.size);
+    let sql = format!(
+        "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, attempts, created_us) \
+         SELECT 'm' || g, 'bench', 'bench.appointment.booked', 'appointment-booked', 'Appointment/x', '{body}', \
+         'pending', 0, 1 FROM ({series}) AS q"
+    );
+    let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+    sqlx::query(&sql).execute(&mut c).await?;
+    let t =
+        Topology { exchange: format!("cupola-bench-relay-{}", std::process::id()), providers: vec!["bench".into()] };
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let start = Instant::now();
+    let relay = tokio::spawn(crate::messaging::relay::run_forever(
+        store.clone(),
+        args.amqp_url.clone(),
+        Arc::new(t.clone()),
+        wake,
+    ));
+    loop {
+        let sent: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'sent'").fetch_one(&mut c).await?;
+        if sent as usize >= args.messages {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            anyhow::bail!("the relay sent {sent} of {} messages in 10 minutes", args.messages);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = args.messages as f64 / start.elapsed().as_secs_f64();
+    relay.abort();
+    let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
+    cleanup(&conn.create_channel().await?, &t).await;
+    let _ = conn.close(0, "bench done").await;
+    Ok(rate)
+}
+
+/// The gateway (its own process, relay on) booking at `--rate`/s through `$book`
+/// with 8 booking points; a consumer on the provider's queue times each message
+/// from the moment its `$book` returned. (median ms, p99 ms, bookings).
+async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, usize)> {
+    use futures_util::StreamExt;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let setup = super::booking::BookingArgs {
+        clients: 8,
+        seconds: 0,
+        backends: vec![],
+        agendas: 8,
+        days: ((args.bookings / (8 * 288)) + 2) as u32,
+        pg_url: args.pg_url.clone(),
+    };
+    let slots = super::booking::agendas(&setup, url).await?;
+    let t =
+        Topology { exchange: format!("cupola-bench-e2e-{}", std::process::id()), providers: vec!["galliera".into()] };
+    let extra =
+        vec!["--amqp-url".to_string(), args.amqp_url.clone(), "--amqp-exchange".to_string(), t.exchange.clone()];
+    let gateway = super::server::Gateway::start_with(url, &extra).await?;
+    let tokens = gateway.tokens(8)?;
+    let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    crate::messaging::relay::declare(&ch, &t).await?;
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut consumer = ch
+        .basic_consume(
+            &t.provider_queue("galliera"),
+            "bench",
+            lapin::options::BasicConsumeOptions { no_ack: true, ..Default::default() },
+            lapin::types::FieldTable::default(),
+        )
+        .await?;
+    let seen = arrived.clone();
+    let consuming = tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            let now = Instant::now();
+            let m: serde_json::Value = serde_json::from_slice(&d.data).unwrap_or_default();
+            if let Some(focus) = m["entry"][0]["resource"]["focus"][0]["reference"].as_str() {
+                if let Ok(mut s) = seen.lock() {
+                    s.entry(focus.trim_start_matches("Appointment/").to_string()).or_insert(now);
+                }
+            }
+        }
+    });
+    let client = reqwest::Client::new();
+    let returned: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let interval = Duration::from_secs_f64(8.0 / args.rate.max(1) as f64);
+    let mut tasks = Vec::new();
+    for (c, token) in tokens.into_iter().enumerate() {
+        let (client, base, slots, returned) = (client.clone(), gateway.base.clone(), slots.clone(), returned.clone());
+        let n = args.bookings;
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            for i in (c..n).step_by(8) {
+                tick.tick().await;
+                let Some(slot) = slots.get(i) else { break };
+                let body = serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
+                    "resource": {"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": format!("Slot/{slot}")}],
+                        "participant": [{"actor": {"reference": format!("Patient/e2e-{i}")}, "status": "accepted"}]}}]});
+                let r = client
+                    .post(format!("{base}/Appointment/$book"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/fhir+json")
+                    .body(body.to_string())
+                    .send()
+                    .await?;
+                let at = Instant::now();
+                let out: serde_json::Value = r.json().await?;
+                if let Some(id) = out["entry"][0]["resource"]["id"].as_str() {
+                    if let Ok(mut v) = returned.lock() {
+                        v.push((id.to_string(), at));
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let expected = returned.lock().map(|v| v.len()).unwrap_or_default();
+    let waited = Instant::now();
+    while arrived.lock().map(|a| a.len()).unwrap_or_default() < expected && waited.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    consuming.abort();
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    if let (Ok(r), Ok(a)) = (returned.lock(), arrived.lock()) {
+        for (id, at) in r.iter() {
+            if let Some(got) = a.get(id) {
+                let _ = hist.record(got.saturating_duration_since(*at).as_micros() as u64);
+            }
+        }
+    }
+    cleanup(&ch, &t).await;
+    let _ = conn.close(0, "bench done").await;
+    Ok((hist.value_at_quantile(0.5) as f64 / 1000.0, hist.value_at_quantile(0.99) as f64 / 1000.0, hist.len() as usize))
+}
