@@ -124,11 +124,18 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Publishes claimed batches until the channel fails.
+/// Publishes claimed batches until the channel fails. A batch's confirms are
+/// awaited (and its rows marked) while the next batch is claimed and published:
+/// at most two batches unconfirmed, as a publisher keeps a window in flight.
 async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> anyhow::Result<()> {
+    let mut previous: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
     loop {
         let batch = store.claim(BATCH, LEASE_US).await?;
         if batch.is_empty() {
+            if let Some(p) = previous.take() {
+                p.await??;
+                continue;
+            }
             let _ = tokio::time::timeout(POLL, wake.notified()).await;
             continue;
         }
@@ -150,24 +157,31 @@ async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> 
                 }
             }
         }
-        let mut sent = Vec::with_capacity(pending.len());
-        for (seq, confirm) in pending {
-            match confirm.await {
-                Ok(Confirmation::Ack(_)) => sent.push(seq),
-                Ok(other) => {
-                    tracing::warn!(?other, seq, "the broker did not take a message; it stays in the outbox");
-                    failed.push(seq);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, seq, "no confirm");
-                    failed.push(seq);
+        if let Some(p) = previous.take() {
+            p.await??;
+        }
+        let store = store.clone();
+        previous = Some(tokio::spawn(async move {
+            let mut sent = Vec::with_capacity(pending.len());
+            for (seq, confirm) in pending {
+                match confirm.await {
+                    Ok(Confirmation::Ack(_)) => sent.push(seq),
+                    Ok(other) => {
+                        tracing::warn!(?other, seq, "the broker did not take a message; it stays in the outbox");
+                        failed.push(seq);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, seq, "no confirm");
+                        failed.push(seq);
+                    }
                 }
             }
-        }
-        store.mark_sent(&sent).await?;
-        store.release(&failed).await?;
-        if !failed.is_empty() {
-            anyhow::bail!("{} messages were not confirmed", failed.len());
-        }
+            store.mark_sent(&sent).await?;
+            store.release(&failed).await?;
+            if !failed.is_empty() {
+                anyhow::bail!("{} messages were not confirmed", failed.len());
+            }
+            Ok(())
+        }));
     }
 }
