@@ -42,7 +42,8 @@ fn create_sql(registry: &Registry, res_type: &str, resource: serde_json::Value) 
 /// statements — the slot leaving the compact table (its row deleted, a resource with
 /// its version and index rows), the slot turned busy (a second version with its index
 /// rows), the booked Appointment, its ticket (the `tickets` row with its pagoPA
-/// notice, the line, the ChargeItem, the repricing and the Invoice), its AuditEvent,
+/// notice, the line, the ChargeItem, the repricing and the Invoice), its message to
+/// the provider (the outbox row and its body), its AuditEvent,
 /// and the three small rows (the place taken, the booking code, the booking's
 /// facts) — in one transaction, with the
 /// slot's row lock taken as `$book` takes it. The second slot version is written as a
@@ -108,6 +109,17 @@ pub fn book_script() -> String {
     for r in [&mut charge_item, &mut invoice] {
         r.as_object_mut().map(|o| o.remove("id"));
     }
+    let to = crate::messaging::Destination { code: "galliera".into(), organization: "galliera".into(), endpoint: None };
+    let message = crate::messaging::build(
+        "http://example.org/cupola",
+        "00000000-0000-4000-8000-000000000001",
+        crate::messaging::Event::BOOKED,
+        &to,
+        vec![appointment.clone(), slot("busy"), charge_item.clone()],
+        None,
+        1,
+    )
+    .unwrap_or_else(|(_, m)| m);
     let audit = json!({"resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
@@ -149,6 +161,16 @@ pub fn book_script() -> String {
          WHERE invoice = 'bench-inv-' || :t"
             .to_string(),
         create_sql(&registry, "Invoice", invoice),
+        // The provider's message, in the outbox.
+        "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
+         created_us) VALUES (gen_random_uuid()::text, 'galliera', 'galliera.appointment.booked', \
+         'appointment-booked', 'Appointment/bench-1', '', 'pending', NULL, 0, 1) ON CONFLICT (message_id) DO NOTHING"
+            .to_string(),
+        format!(
+            "INSERT INTO outbox_bodies (message_id, body) VALUES (gen_random_uuid()::text, {}) \
+             ON CONFLICT (message_id) DO NOTHING",
+            literal(&Bind::Text(message.to_string()))
+        ),
         create_sql(&registry, "AuditEvent", audit),
     ];
     format!(

@@ -122,11 +122,13 @@ async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
     let body = "x".repeat(args.size);
     let sql = format!(
         "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, attempts, created_us) \
-         SELECT 'm' || g, 'bench', 'bench.appointment.booked', 'appointment-booked', 'Appointment/x', '{body}', \
+         SELECT 'm' || g, 'bench', 'bench.appointment.booked', 'appointment-booked', 'Appointment/x', '', \
          'pending', 0, 1 FROM ({series}) AS q"
     );
+    let bodies = format!("INSERT INTO outbox_bodies (message_id, body) SELECT 'm' || g, '{body}' FROM ({series}) AS q");
     let mut c = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
     sqlx::query(&sql).execute(&mut c).await?;
+    sqlx::query(&bodies).execute(&mut c).await?;
     let t =
         Topology { exchange: format!("cupola-bench-relay-{}", std::process::id()), providers: vec!["bench".into()] };
     let wake = Arc::new(tokio::sync::Notify::new());

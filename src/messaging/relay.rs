@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 use super::Topology;
 use crate::store::Store;
 
-/// Rows claimed at once, and how long a claim holds.
-const BATCH: i64 = 500;
+/// Rows claimed at once, batches unconfirmed at once, and how long a claim holds.
+const BATCH: i64 = 250;
+const WINDOW: usize = 4;
 const LEASE_US: i64 = 30_000_000;
 /// How often an idle relay looks for rows other gateways wrote.
 const POLL: Duration = Duration::from_millis(200);
@@ -125,14 +126,15 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
 }
 
 /// Publishes claimed batches until the channel fails. A batch's confirms are
-/// awaited (and its rows marked) while the next batch is claimed and published:
-/// at most two batches unconfirmed, as a publisher keeps a window in flight.
+/// awaited (and its rows marked) while the next batches are claimed and published:
+/// up to [`WINDOW`] batches unconfirmed, as a publisher keeps a window in flight.
 async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> anyhow::Result<()> {
-    let mut previous: Option<tokio::task::JoinHandle<anyhow::Result<()>>> = None;
+    let mut unconfirmed: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<()>>> =
+        std::collections::VecDeque::new();
     loop {
         let batch = store.claim(BATCH, LEASE_US).await?;
         if batch.is_empty() {
-            if let Some(p) = previous.take() {
+            if let Some(p) = unconfirmed.pop_front() {
                 p.await??;
                 continue;
             }
@@ -157,11 +159,13 @@ async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> 
                 }
             }
         }
-        if let Some(p) = previous.take() {
-            p.await??;
+        while unconfirmed.len() >= WINDOW {
+            if let Some(p) = unconfirmed.pop_front() {
+                p.await??;
+            }
         }
         let store = store.clone();
-        previous = Some(tokio::spawn(async move {
+        unconfirmed.push_back(tokio::spawn(async move {
             let mut sent = Vec::with_capacity(pending.len());
             for (seq, confirm) in pending {
                 match confirm.await {

@@ -67,12 +67,19 @@ impl Store {
         .bind(&m.routing_key)
         .bind(&m.event)
         .bind(&m.focus)
-        .bind(&m.body)
+        .bind("")
         .bind(status)
         .bind(&m.failed)
         .bind(super::now_micros())
         .execute(&mut **tx)
         .await?;
+        // The body in a table of its own: claiming and marking rows rewrites only the
+        // small row, not the message.
+        sqlx::query("INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING")
+            .bind(&m.message_id)
+            .bind(&m.body)
+            .execute(&mut **tx)
+            .await?;
         if m.failed.is_none() {
             tx.on_commit(self.settings.outbox_wake.clone());
         }
@@ -90,7 +97,7 @@ impl Store {
         let sql = format!(
             "UPDATE outbox SET lease_us = $1, attempts = attempts + 1 WHERE seq IN \
              (SELECT seq FROM outbox WHERE status = 'pending' AND (lease_us IS NULL OR lease_us < $2) \
-             ORDER BY seq LIMIT $3{lock}) RETURNING seq, message_id, routing_key, body"
+             ORDER BY seq LIMIT $3{lock}) RETURNING seq, message_id, routing_key"
         );
         let mut tx = self.begin().await?;
         let rows = sqlx::query(&sql).bind(now + lease_us).bind(now).bind(limit).fetch_all(&mut *tx).await?;
@@ -102,10 +109,23 @@ impl Store {
                     seq: r.try_get("seq")?,
                     message_id: r.try_get("message_id")?,
                     routing_key: r.try_get("routing_key")?,
-                    body: r.try_get("body")?,
+                    body: String::new(),
                 })
             })
             .collect::<Result<_>>()?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let marks: Vec<String> = (1..=out.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT message_id, body FROM outbox_bodies WHERE message_id IN ({})", marks.join(", "));
+        let binds = out.iter().map(|c| super::Bind::Text(c.message_id.clone()));
+        let mut c = self.conn().await?;
+        let r = sqlx::query_with(&sql, super::into_arguments(binds)).fetch_all(&mut *c).await;
+        let bodies: std::collections::HashMap<String, String> =
+            c.done(r)?.iter().map(|r| Ok((r.try_get("message_id")?, r.try_get("body")?))).collect::<Result<_>>()?;
+        for m in &mut out {
+            m.body = bodies.get(&m.message_id).cloned().unwrap_or_default();
+        }
         out.sort_by_key(|c| c.seq);
         Ok(out)
     }

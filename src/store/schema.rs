@@ -207,6 +207,15 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         ),
         // 13: the day's appointments, for the daily lists.
         (13, "CREATE INDEX IF NOT EXISTS bookings_start ON bookings (start_us)".into()),
+        // 14: the outbox's message bodies apart from the rows the relay rewrites.
+        (
+            14,
+            "CREATE TABLE IF NOT EXISTS outbox_bodies (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);\n\
+             INSERT INTO outbox_bodies (message_id, body) SELECT message_id, body FROM outbox WHERE body <> '' \
+             ON CONFLICT (message_id) DO NOTHING;\n\
+             UPDATE outbox SET body = ''"
+                .into(),
+        ),
     ]
 }
 
