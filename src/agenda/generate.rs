@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::grid::{render, AgendaInfo, SlotRow};
 use super::template::{parse_template, Template};
 use crate::access::Access;
-use crate::store::{current, Store};
+use crate::store::{current, Dialect, Store};
 use crate::{Error, Result};
 
 /// FHIR ids are at most 64 characters; a slot id adds `-YYYYMMDDHHMM-n` (15) to the
@@ -121,7 +121,8 @@ pub struct GenerateReport {
     pub held: Vec<String>,
 }
 
-/// Generates (or regenerates) the slots of one Schedule, in one transaction: adds
+/// Generates (or regenerates) the slots of one Schedule, in one transaction (on
+/// PostgreSQL the new slots follow in a second one, see `GridCopy`): adds
 /// the slots its template makes over the horizon from the local date `from` that do
 /// not exist yet (new ones go to the compact slot table), keeps the existing ones
 /// untouched, and removes the generated slots within the horizon that the template
@@ -135,8 +136,20 @@ pub async fn generate_for_schedule(
     base: &str,
 ) -> Result<GenerateReport> {
     let mut tx = store.begin().await?;
-    let report = generate_in(store, &mut tx, schedule_id, from, base).await?;
-    tx.commit().await?;
+    let (mut report, new) = plan_in(store, &mut tx, schedule_id, from, base).await?;
+    match new {
+        // New slots on PostgreSQL: COPY, committed right after the agenda's
+        // transaction (see `GridCopy`).
+        Some((agenda_id, rows)) if store.dialect() == Dialect::Postgres && !rows.is_empty() => {
+            let copy = store.grid_copy(&mut tx, agenda_id, &rows, crate::store::now_micros()).await?;
+            tx.commit().await?;
+            report.created = copy.commit().await? as usize;
+        }
+        new => {
+            report.created = insert_new(store, &mut tx, new).await?;
+            tx.commit().await?;
+        }
+    }
     tracing::info!(
         schedule = schedule_id,
         created = report.created,
@@ -156,12 +169,36 @@ pub async fn generate_in(
     from: NaiveDate,
     base: &str,
 ) -> Result<GenerateReport> {
+    let (mut report, new) = plan_in(store, tx, schedule_id, from, base).await?;
+    report.created = insert_new(store, tx, new).await?;
+    Ok(report)
+}
+
+/// The new slots of an agenda, as `plan_in` found them: the grid's agenda id and rows.
+type NewRows = Option<(i64, Vec<SlotRow>)>;
+
+async fn insert_new(store: &Store, tx: &mut crate::store::Tx, new: NewRows) -> Result<usize> {
+    Ok(match new {
+        Some((agenda_id, rows)) => store.grid_insert(tx, agenda_id, &rows, crate::store::now_micros()).await? as usize,
+        None => 0,
+    })
+}
+
+/// Everything of a generation but writing the new slots: the report (without
+/// `created`) and the slots to add.
+async fn plan_in(
+    store: &Store,
+    tx: &mut crate::store::Tx,
+    schedule_id: &str,
+    from: NaiveDate,
+    base: &str,
+) -> Result<(GenerateReport, NewRows)> {
     let (sched_pk, schedule) = read_schedule_row(store, tx, schedule_id).await?;
     let Some(template) = parse_template(&schedule, base)? else {
-        return Ok(GenerateReport::default());
+        return Ok((GenerateReport::default(), None));
     };
     if schedule.get("active") == Some(&Value::Bool(false)) {
-        return Ok(GenerateReport::default());
+        return Ok((GenerateReport::default(), None));
     }
     let place = read_place(store, tx, &schedule).await?;
     let agenda = AgendaInfo {
@@ -202,8 +239,7 @@ pub async fn generate_in(
         }
     }
     let new: Vec<SlotRow> = rows.into_iter().filter(|r| !existing.contains(&(r.stamp, r.n))).collect();
-    report.created = store.grid_insert(tx, agenda_id, &new, crate::store::now_micros()).await? as usize;
-    Ok(report)
+    Ok((report, Some((agenda_id, new))))
 }
 
 /// The place of a Schedule, from its actors as stored.

@@ -35,6 +35,9 @@ struct Inner {
     /// write transaction still takes SQLite's lock (`BEGIN IMMEDIATE`), which is what
     /// serialises two gateway processes on one file.
     writers: Arc<tokio::sync::Mutex<()>>,
+    /// PostgreSQL: native connections for what the `Any` driver cannot send (COPY),
+    /// kept for the next bulk write. Few: only bulk generation takes them.
+    native_idle: Mutex<Vec<sqlx::PgConnection>>,
 }
 
 impl Pool {
@@ -46,6 +49,7 @@ impl Pool {
             dialect,
             wait,
             writers: Arc::new(tokio::sync::Mutex::new(())),
+            native_idle: Mutex::new(Vec::new()),
         };
         Pool { inner: Arc::new(inner) }
     }
@@ -62,6 +66,24 @@ impl Pool {
             None => self.connect().await?,
         };
         Ok(Conn { raw: Some(raw), pool: self.inner.clone(), _permit: permit, finished: true })
+    }
+
+    /// PostgreSQL: a native connection (an idle one, or a new one), outside the
+    /// pool's count; [`Pool::native_done`] keeps it for the next caller.
+    pub(crate) async fn native(&self) -> Result<sqlx::PgConnection> {
+        if let Some(c) = self.inner.native_idle.lock().ok().and_then(|mut v| v.pop()) {
+            return Ok(c);
+        }
+        let options =
+            <sqlx::postgres::PgConnectOptions as sqlx::ConnectOptions>::from_url(&self.inner.options.database_url)?;
+        Ok(sqlx::PgConnection::connect_with(&options).await?)
+    }
+
+    /// Hands back a native connection whose last operation finished cleanly.
+    pub(crate) fn native_done(&self, c: sqlx::PgConnection) {
+        if let Ok(mut idle) = self.inner.native_idle.lock() {
+            idle.push(c);
+        }
     }
 
     async fn connect(&self) -> Result<AnyConnection> {
