@@ -1,7 +1,8 @@
 //! Messages from provider systems — through `POST /fhir/$process-message` or the
 //! inbound queue, one handler: acknowledgements of cupola's messages (`ok`,
 //! `transient-error`: sent again later, `fatal-error`: parked for an operator) and
-//! appointment status changes (check-in, service performed, no-show).
+//! appointment status changes (check-in, service performed, no-show) and agenda
+//! changes (the provider's Schedules and Slots, written as an agenda sync would).
 //!
 //! A message is processed once: its MessageHeader id is recorded in the same
 //! transaction as its effect, and the same id again answers the first response
@@ -12,8 +13,9 @@ use serde_json::{json, Value};
 
 use crate::access::Access;
 use crate::error::Issue;
+use crate::fhir::check::{At, Checker};
 use crate::fhir::meta::instant;
-use crate::store::{now_micros, Store};
+use crate::store::{now_micros, Store, Tx};
 use crate::{Error, Result};
 
 /// Who sent a message, as the channel it came by proved it: a provider's token
@@ -113,11 +115,15 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
                 store.update_in(&mut tx, &access, "Appointment", aid, body, None).await?;
             }
         }
+        "agenda-changed" => agenda_change(store, &mut tx, &access, bundle, h).await?,
         other => {
             return Err(Error::Unprocessable(vec![Issue::error(
                 "not-supported",
                 Some("MessageHeader.eventCoding".into()),
-                format!("cupola does not process {other:?} messages: acknowledgement or appointment-status-changed"),
+                format!(
+                    "cupola does not process {other:?} messages: acknowledgement, appointment-status-changed \
+                     or agenda-changed"
+                ),
             )]))
         }
     }
@@ -139,4 +145,36 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
     store.inbound_done(&mut tx, &id, &code, &event, &response).await?;
     tx.commit().await?;
     Ok(response)
+}
+
+/// An agenda change: each Schedule and Slot the MessageHeader's focus names, in that
+/// order and included in the Bundle, is written as the provider, with every check a
+/// PUT has (created when new, replaced otherwise); a Slot sent as `entered-in-error`
+/// is removed, which is refused while it holds an appointment (409 naming it). All
+/// of the message or nothing: it shares one transaction.
+async fn agenda_change(store: &Store, tx: &mut Tx, access: &Access, bundle: &Value, h: &Value) -> Result<()> {
+    let focus = h["focus"].as_array().filter(|f| !f.is_empty()).ok_or_else(|| {
+        invalid("MessageHeader.focus", "an agenda change names the Schedules and Slots it changes as its focus")
+    })?;
+    let checker = Checker::shared();
+    let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
+    for (i, f) in focus.iter().enumerate() {
+        let at = format!("MessageHeader.focus[{i}]");
+        let reference = f["reference"].as_str().unwrap_or_default();
+        let Some((rt, id)) = reference.split_once('/').filter(|(rt, _)| ["Schedule", "Slot"].contains(rt)) else {
+            return Err(invalid(&at, format!("an agenda change is about Schedules and Slots, not {reference:?}")));
+        };
+        let Some((k, resource)) =
+            entries.iter().map(|e| &e["resource"]).enumerate().find(|(_, r)| r["resourceType"] == rt && r["id"] == id)
+        else {
+            return Err(invalid(&at, format!("{reference} is not included in the message")));
+        };
+        checker.check(resource, rt, Some(id), At::Entry(k))?;
+        if rt == "Slot" && resource["status"] == "entered-in-error" {
+            store.delete_in(tx, access, rt, id).await?;
+        } else {
+            store.update_in(tx, access, rt, id, resource.clone(), None).await?;
+        }
+    }
+    Ok(())
 }

@@ -653,7 +653,88 @@ async fn daily_lists_and_the_provider_simulator(backend: Backend) {
     broker.delete(&["guest"]).await;
 }
 
+/// An agenda change from `sender`: the message's focus is `resources`, in order.
+fn agenda_message(id: &str, sender: &str, resources: &[Value]) -> Value {
+    let focus: Vec<Value> = resources
+        .iter()
+        .map(|r| json!({"reference": format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap())}))
+        .collect();
+    let mut entry = vec![json!({"resource": {"resourceType": "MessageHeader", "id": id,
+        "eventCoding": {"system": format!("{BASE}/CodeSystem/message-event"), "code": "agenda-changed"},
+        "sender": {"reference": format!("Organization/{sender}")},
+        "source": {"endpoint": "urn:provider:system"}, "focus": focus}})];
+    entry.extend(resources.iter().map(|r| json!({"resource": r})));
+    json!({"resourceType": "Bundle", "type": "message", "entry": entry})
+}
+
+async fn a_provider_changes_its_agenda_by_message(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = galliera(&app, "89.52").await;
+    let booked = book(&app, &slots[0], "p1").await;
+    // A new slot like the generated ones, a week later; a free slot removed.
+    let mut added = app.get_json(&format!("Slot/{}", slots[1]), 200).await;
+    added.as_object_mut().unwrap().remove("meta");
+    added["id"] = json!("extra-1");
+    let later = |t: &Value| {
+        let t = chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap() + chrono::Duration::days(7);
+        json!(t.to_rfc3339())
+    };
+    added["start"] = later(&added["start"]);
+    added["end"] = later(&added["end"]);
+    let mut removed = app.get_json(&format!("Slot/{}", slots[2]), 200).await;
+    removed.as_object_mut().unwrap().remove("meta");
+    removed["status"] = json!("entered-in-error");
+    let m = agenda_message("ag-1", "org-galliera", &[added.clone(), removed.clone()]);
+    let (status, first) = process(&app, "org-galliera", &m).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(app.get_json("Slot/extra-1", 200).await["status"], "free");
+    app.get_json(&format!("Slot/{}", slots[2]), 410).await;
+    let found = app.get_json("Slot?schedule=Schedule/org-galliera-89-52&_id=extra-1", 200).await;
+    assert_eq!(match_ids(&found), vec!["extra-1".to_string()], "the new slot is found by its agenda");
+    // The same message again: the first answer, no second version.
+    let (status, again) = process(&app, "org-galliera", &m).await;
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(app.get_json("Slot/extra-1/_history", 200).await["entry"].as_array().unwrap().len(), 1);
+
+    // Removing the booked slot is refused, naming its appointment, and the whole
+    // message changes nothing (the slot it adds is not made).
+    let mut other = added.clone();
+    other["id"] = json!("extra-2");
+    let mut held = app.get_json(&format!("Slot/{}", slots[0]), 200).await;
+    held.as_object_mut().unwrap().remove("meta");
+    held["status"] = json!("entered-in-error");
+    let (status, oo) =
+        process(&app, "org-galliera", &agenda_message("ag-2", "org-galliera", &[other.clone(), held])).await;
+    assert_eq!(status, 409, "{oo}");
+    let booked_id = booked["id"].as_str().unwrap();
+    assert!(oo.to_string().contains(&format!("Appointment/{booked_id}")), "names the appointment: {oo}");
+    app.get_json("Slot/extra-2", 404).await;
+    app.get_json(&format!("Slot/{}", slots[0]), 200).await;
+
+    // A slot that breaks R4 is refused naming the element; a focus not included, or
+    // not an agenda resource, too; another provider cannot change Galliera's agenda.
+    let mut bad = other.clone();
+    bad["start"] = json!("2027-02-31T08:00:00+01:00");
+    let (status, oo) = process(&app, "org-galliera", &agenda_message("ag-3", "org-galliera", &[bad])).await;
+    assert_eq!((status, crate::helpers::expression(&oo)), (400, "Bundle.entry[1].resource.start".to_string()));
+    let mut missing = agenda_message("ag-4", "org-galliera", &[other.clone()]);
+    missing["entry"].as_array_mut().unwrap().truncate(1);
+    let (status, oo) = process(&app, "org-galliera", &missing).await;
+    assert_eq!((status, crate::helpers::expression(&oo)), (400, "MessageHeader.focus[0]".to_string()));
+    let (status, oo) =
+        process(&app, "org-galliera", &agenda_message("ag-5", "org-galliera", std::slice::from_ref(&booked))).await;
+    assert_eq!((status, crate::helpers::expression(&oo)), (400, "MessageHeader.focus[0]".to_string()));
+    provider(&app, "org-other", "other", "89.52").await;
+    let mut taken = added.clone();
+    taken["comment"] = json!("not theirs");
+    let (status, oo) = process(&app, "org-other", &agenda_message("ag-6", "org-other", &[taken])).await;
+    assert!(status == 403 || status == 404, "{status} {oo}");
+    assert!(app.get_json("Slot/extra-1", 200).await.get("comment").is_none());
+    app.get_json("Slot/extra-2", 404).await;
+}
+
 crate::on_both!(
+    a_provider_changes_its_agenda_by_message,
     daily_lists_and_the_provider_simulator,
     a_gateway_killed_before_publishing_sends_after_restart,
     providers_answer_over_http_once_per_message,
