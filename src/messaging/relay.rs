@@ -125,22 +125,55 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Publishes claimed batches until the channel fails. A batch's confirms are
-/// awaited (and its rows marked) while the next batches are claimed and published:
+/// Publishes claimed batches until the channel fails. The next batch is claimed
+/// while one is published, and a batch's confirms are awaited (and its rows marked)
+/// while the next batches are claimed and published:
 /// up to [`WINDOW`] batches unconfirmed, as a publisher keeps a window in flight.
 async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> anyhow::Result<()> {
+    let mut next = None;
+    let r = publish_claimed(store, channel, t, wake, &mut next).await;
+    // A batch claimed ahead and never published goes back at once, not when its
+    // lease runs out.
+    if let Some(Ok(Ok(rows))) = match next.take() {
+        Some(n) => Some(n.await),
+        None => None,
+    } {
+        let seqs: Vec<_> = rows.iter().map(|m| m.seq).collect();
+        if let Err(e) = store.release(&seqs).await {
+            tracing::warn!(error = %e, "claimed messages wait for their lease to end");
+        }
+    }
+    r
+}
+
+type Claim = tokio::task::JoinHandle<crate::Result<Vec<crate::store::Claimed>>>;
+
+fn claim(store: &Store) -> Claim {
+    let store = store.clone();
+    tokio::spawn(async move { store.claim(BATCH, LEASE_US).await })
+}
+
+async fn publish_claimed(
+    store: &Store,
+    channel: &Channel,
+    t: &Topology,
+    wake: &Notify,
+    next: &mut Option<Claim>,
+) -> anyhow::Result<()> {
     let mut unconfirmed: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<()>>> =
         std::collections::VecDeque::new();
     loop {
-        let batch = store.claim(BATCH, LEASE_US).await?;
+        let batch = next.take().unwrap_or_else(|| claim(store)).await??;
         if batch.is_empty() {
             if let Some(p) = unconfirmed.pop_front() {
                 p.await??;
-                continue;
+            } else {
+                let _ = tokio::time::timeout(POLL, wake.notified()).await;
             }
-            let _ = tokio::time::timeout(POLL, wake.notified()).await;
             continue;
         }
+        // The next batch is claimed while this one is published.
+        *next = Some(claim(store));
         let mut pending = Vec::with_capacity(batch.len());
         let mut failed = Vec::new();
         for m in &batch {

@@ -35,7 +35,7 @@ use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
-pub use outbox::OutboxRow;
+pub use outbox::{Claimed, OutboxRow};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub use upsert::Upsert;
