@@ -49,9 +49,10 @@ pub async fn run(args: RelayArgs) -> anyhow::Result<()> {
         let db = BenchDb::create("postgres", &args.pg_url).await?;
         let measured = end_to_end(&args, &db.url).await;
         db.drop_db().await;
-        let (median, p99, n) = measured?;
+        let (median, p99, n, achieved) = measured?;
         println!(
-            "postgres: $book returning → message in the provider's queue: median {median:.1} ms, p99 {p99:.1} ms ({n} bookings at {}/s)",
+            "postgres: $book returning → message in the provider's queue: median {median:.1} ms, p99 {p99:.1} ms \
+             ({n} bookings, asked at {}/s, made at {achieved:.0}/s)",
             args.rate
         );
     }
@@ -161,7 +162,8 @@ async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
 /// The gateway (its own process, relay on) booking at `--rate`/s through `$book`
 /// with 8 booking points; a consumer on the provider's queue times each message
 /// from the moment its `$book` returned. (median ms, p99 ms, bookings).
-async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, usize)> {
+/// The delay's median and p99 (ms), the bookings timed, and the booking rate reached.
+async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, usize, f64)> {
     use futures_util::StreamExt;
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -208,6 +210,7 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
     let returned: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let interval = Duration::from_secs_f64(8.0 / args.rate.max(1) as f64);
     let mut tasks = Vec::new();
+    let booking = Instant::now();
     for (c, token) in tokens.into_iter().enumerate() {
         let (client, base, slots, returned) = (client.clone(), gateway.base.clone(), slots.clone(), returned.clone());
         let n = args.bookings;
@@ -241,6 +244,7 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
         t.await??;
     }
     let expected = returned.lock().map(|v| v.len()).unwrap_or_default();
+    let achieved = expected as f64 / booking.elapsed().as_secs_f64();
     let waited = Instant::now();
     while arrived.lock().map(|a| a.len()).unwrap_or_default() < expected && waited.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -256,5 +260,10 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
     }
     cleanup(&ch, &t).await;
     let _ = conn.close(0, "bench done").await;
-    Ok((hist.value_at_quantile(0.5) as f64 / 1000.0, hist.value_at_quantile(0.99) as f64 / 1000.0, hist.len() as usize))
+    Ok((
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.len() as usize,
+        achieved,
+    ))
 }
