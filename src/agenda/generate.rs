@@ -122,7 +122,7 @@ pub struct GenerateReport {
 }
 
 /// Generates (or regenerates) the slots of one Schedule, in one transaction (on
-/// PostgreSQL the new slots follow in a second one, see `GridCopy`): adds
+/// PostgreSQL the new slots go in a second one, committed just before it): adds
 /// the slots its template makes over the horizon from the local date `from` that do
 /// not exist yet (new ones go to the compact slot table), keeps the existing ones
 /// untouched, and removes the generated slots within the horizon that the template
@@ -138,12 +138,12 @@ pub async fn generate_for_schedule(
     let mut tx = store.begin().await?;
     let (mut report, new) = plan_in(store, &mut tx, schedule_id, from, base).await?;
     match new {
-        // New slots on PostgreSQL: COPY, committed right after the agenda's
-        // transaction (see `GridCopy`).
+        // New slots on PostgreSQL: COPY, committed just before the agenda's
+        // transaction, which keeps the agenda locked until then (see `GridCopy`).
         Some((agenda_id, rows)) if store.dialect() == Dialect::Postgres && !rows.is_empty() => {
             let copy = store.grid_copy(&mut tx, agenda_id, &rows, crate::store::now_micros()).await?;
-            tx.commit().await?;
             report.created = copy.commit().await? as usize;
+            tx.commit().await?;
         }
         new => {
             report.created = insert_new(store, &mut tx, new).await?;

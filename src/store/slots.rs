@@ -35,9 +35,12 @@ pub(crate) struct GridCopy {
 }
 
 impl GridCopy {
-    /// Commits the rows; returns how many there were. Committed after the agenda's
-    /// own transaction: should this commit fail, the agenda lacks these slots until
-    /// generation runs again, which adds exactly the missing ones.
+    /// Commits the rows; returns how many there were. Committed just before the
+    /// agenda's own transaction, which holds the agenda's row lock until then: a
+    /// generation of the same agenda at the same time waits for that lock and then
+    /// finds these slots. Should the agenda's commit fail after this one, the slots
+    /// stay (a new agenda's unreachable, its agenda row not kept; generation run
+    /// again makes them anew).
     pub(crate) async fn commit(mut self) -> Result<u64> {
         let Some(mut conn) = self.conn.take() else { return Ok(0) };
         sqlx::Executor::execute(&mut conn, "COMMIT").await?;
@@ -161,30 +164,29 @@ impl Store {
     pub(crate) async fn grid_agenda(&self, tx: &mut Tx, sched_pk: i64, info: &AgendaInfo) -> Result<i64> {
         let shared = serde_json::to_string(&info.shared()).map_err(anyhow::Error::from)?;
         let tz = info.time_zone.name().to_string();
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM slot_agendas WHERE sched_pk = $1")
-            .bind(sched_pk)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let id = match found {
-            Some(id) => {
-                sqlx::query("UPDATE slot_agendas SET time_zone = $1, shared = $2 WHERE id = $3")
-                    .bind(&tz)
-                    .bind(&shared)
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
-                id
-            }
+        // A new agenda's row, or (when it exists, or another generation of it is
+        // making it at this moment: the insert waits for that one) the existing row,
+        // updated and so locked: generations of one agenda take turns from here.
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO slot_agendas (sched_pk, sched_id, prefix, time_zone, shared) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sched_pk) DO NOTHING RETURNING id",
+        )
+        .bind(sched_pk)
+        .bind(&info.schedule_id)
+        .bind(&info.prefix)
+        .bind(&tz)
+        .bind(&shared)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let id = match inserted {
+            Some(id) => id,
             None => {
                 sqlx::query_scalar(
-                    "INSERT INTO slot_agendas (sched_pk, sched_id, prefix, time_zone, shared) \
-                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    "UPDATE slot_agendas SET time_zone = $1, shared = $2 WHERE sched_pk = $3 RETURNING id",
                 )
-                .bind(sched_pk)
-                .bind(&info.schedule_id)
-                .bind(&info.prefix)
                 .bind(&tz)
                 .bind(&shared)
+                .bind(sched_pk)
                 .fetch_one(&mut **tx)
                 .await?
             }
@@ -294,9 +296,9 @@ impl Store {
 
     /// PostgreSQL: sends new grid rows of an agenda with COPY (a third of the time of
     /// the JSON insert, measured on 1 million rows) on a native connection, in a
-    /// transaction of its own left open: the caller commits `tx` first, then the copy
-    /// (see [`GridCopy`]). The rows must be new: the caller read the agenda's keys
-    /// in `tx`, whose lock on the agenda row keeps other generations of it waiting.
+    /// transaction of its own left open: the caller commits the copy, then `tx` (see
+    /// [`GridCopy`]). The rows must be new: the caller read the agenda's keys in
+    /// `tx` after locking the agenda row, which keeps other generations of it waiting.
     pub(crate) async fn grid_copy(&self, tx: &mut Tx, agenda: i64, rows: &[SlotRow], created: i64) -> Result<GridCopy> {
         let services = self.grid_services(tx, rows).await?;
         let mut data = String::with_capacity(rows.len() * 96);

@@ -178,12 +178,12 @@ crate::on_both!(
     bad_templates_and_missing_schedules,
     agenda_operations_over_http,
     a_sync_that_removes_a_booked_slot_is_refused,
-    agenda_generate_command
+    agenda_generate_command,
+    generations_of_one_agenda_at_once_take_turns
 );
 
-/// `cupola agenda generate`: every agenda of the store from a day, a report on
-/// stdout, the slots then served; a second run creates nothing.
-async fn agenda_generate_command(backend: Backend) {
+/// A gateway on `backend` with the HealthcareService `cardio`.
+async fn with_cardio(backend: Backend) -> TestApp {
     let app = TestApp::spawn(backend).await;
     put_ok(
         &app,
@@ -191,6 +191,40 @@ async fn agenda_generate_command(backend: Backend) {
         &json!({"resourceType": "HealthcareService", "id": "cardio", "active": true}),
     )
     .await;
+    app
+}
+
+/// Six administrators generate one agenda at the same moment, first when it is new,
+/// then after its horizon grew: every request succeeds, the slots are made once, and
+/// the reports add up to what was made.
+async fn generations_of_one_agenda_at_once_take_turns(backend: Backend) {
+    let app = with_cardio(backend).await;
+    let params = json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": "2026-11-30"}]});
+    for (weeks, total) in [(4, 16), (8, 32)] {
+        let mut sch = schedule("cardio-1", vec![session("mon", "08:00:00", "10:00:00", 30)]);
+        sch["extension"][0]["extension"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"url": "horizonDays", "valueInteger": weeks * 7}));
+        put_ok(&app, "Schedule/cardio-1", &sch).await;
+        let runs = (0..6).map(|_| async {
+            let r = app.post("Schedule/cardio-1/$generate-slots", &params).await;
+            let status = r.status().as_u16();
+            let out: Value = r.json().await.unwrap();
+            assert_eq!(status, 200, "{out}");
+            assert_eq!(out["parameter"][0]["name"], "created");
+            out["parameter"][0]["valueInteger"].as_i64().unwrap()
+        });
+        let created: i64 = futures::future::join_all(runs).await.into_iter().sum();
+        assert_eq!(created, 16, "each new slot made once over {weeks} weeks");
+        assert_eq!(slots_of(&app, "cardio-1").await, total);
+    }
+}
+
+/// `cupola agenda generate`: every agenda of the store from a day, a report on
+/// stdout, the slots then served; a second run creates nothing.
+async fn agenda_generate_command(backend: Backend) {
+    let app = with_cardio(backend).await;
     let template = vec![json!({"url": "horizonDays", "valueInteger": 7}), session("mon", "08:00:00", "09:00:00", 20)];
     put_ok(&app, "Schedule/cardio-1", &schedule("cardio-1", template)).await;
     let run = || {
