@@ -3,6 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+// The gateway allocates a JSON tree per request; glibc's malloc took ~20 % of its CPU.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cupola",
