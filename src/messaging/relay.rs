@@ -134,13 +134,12 @@ async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> 
     let r = publish_claimed(store, channel, t, wake, &mut next).await;
     // A batch claimed ahead and never published goes back at once, not when its
     // lease runs out.
-    if let Some(Ok(Ok(rows))) = match next.take() {
-        Some(n) => Some(n.await),
-        None => None,
-    } {
-        let seqs: Vec<_> = rows.iter().map(|m| m.seq).collect();
-        if let Err(e) = store.release(&seqs).await {
-            tracing::warn!(error = %e, "claimed messages wait for their lease to end");
+    if let Some(n) = next.take() {
+        if let Ok(Ok(rows)) = n.await {
+            let seqs: Vec<_> = rows.iter().map(|m| m.seq).collect();
+            if let Err(e) = store.release(&seqs).await {
+                tracing::warn!(error = %e, "claimed messages wait for their lease to end");
+            }
         }
     }
     r

@@ -29,7 +29,7 @@ const FROM: &str = "FROM slot_grid g JOIN slot_agendas a ON a.id = g.agenda JOIN
 /// Grid rows sent by [`Store::grid_copy`], not yet committed. Dropped without
 /// [`GridCopy::commit`], its connection closes and PostgreSQL rolls the rows back.
 pub(crate) struct GridCopy {
-    conn: Option<sqlx::PgConnection>,
+    conn: sqlx::PgConnection,
     pool: super::pool::Pool,
     added: u64,
 }
@@ -42,9 +42,8 @@ impl GridCopy {
     /// stay (a new agenda's unreachable, its agenda row not kept; generation run
     /// again makes them anew).
     pub(crate) async fn commit(mut self) -> Result<u64> {
-        let Some(mut conn) = self.conn.take() else { return Ok(0) };
-        sqlx::Executor::execute(&mut conn, "COMMIT").await?;
-        self.pool.native_done(conn);
+        sqlx::Executor::execute(&mut self.conn, "COMMIT").await?;
+        self.pool.native_done(self.conn);
         Ok(self.added)
     }
 }
@@ -325,7 +324,7 @@ impl Store {
             .await?;
         copy.send(data.into_bytes()).await?;
         let added = copy.finish().await?;
-        Ok(GridCopy { conn: Some(conn), pool: self.pool.clone(), added })
+        Ok(GridCopy { conn, pool: self.pool.clone(), added })
     }
 
     /// Moves the generated slot `id` (if it is one still in the grid) into
