@@ -167,7 +167,7 @@ impl Store {
     async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<RequestFacts>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let found = super::current(tx, self.dialect, "ServiceRequest", id, false).await?;
+            let found = super::current_seen(tx, self.dialect, "ServiceRequest", id).await?;
             let Some(body) = found.and_then(|s| s.body) else {
                 return Err(Error::Unprocessable(vec![Issue::error(
                     "not-found",

@@ -59,33 +59,11 @@ pub fn single_statement(statements: &[Sql]) -> Sql {
     let mut text = format!("WITH r AS ({})", first.text.replace(" ON CONFLICT (res_type, res_id) DO NOTHING", ""));
     let mut binds = first.binds.clone();
     for (i, s) in rest.iter().enumerate() {
-        text.push_str(&format!(", c{i} AS ({})", renumber(&s.text, binds.len())));
+        text.push_str(&format!(", c{i} AS ({})", super::fold::with_key(&s.text, "(SELECT pk FROM r)", binds.len())));
         binds.extend(s.binds.iter().skip(1).cloned());
     }
     text.push_str(" SELECT pk FROM r");
     Sql { text, binds }
-}
-
-/// `$1` (the key) → `(SELECT pk FROM r)`; `$n` → `$(n - 1 + offset)`.
-fn renumber(text: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut chars = text.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let mut n = 0usize;
-        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
-            n = n * 10 + (d as usize - '0' as usize);
-            chars.next();
-        }
-        match n {
-            1 => out.push_str("(SELECT pk FROM r)"),
-            n => out.push_str(&format!("${}", n - 1 + offset)),
-        }
-    }
-    out
 }
 
 /// Rows per multi-row `INSERT` of resources or versions (well under the bind limits).
@@ -164,6 +142,9 @@ impl Store {
             index.push((pk_of(id)?, self.registry.extract(res_type, r)));
         }
         super::execute_all(tx, self.registry.index_inserts_many(res_type, &index)).await?;
+        for (id, _, _) in &items {
+            tx.forget(res_type, id);
+        }
         Ok(items.into_iter().map(|(id, _, _)| id).collect())
     }
 }

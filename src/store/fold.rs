@@ -1,5 +1,6 @@
 //! Several statements as one round trip on PostgreSQL: a version with its index
-//! rows, an update's index deletes. SQLite, in process, gains nothing from it.
+//! rows, an update's index deletes, or a whole write keyed on the resource row it
+//! inserts or updates. SQLite, in process, gains nothing from it.
 
 use super::{Dialect, Sql, Store};
 
@@ -19,6 +20,55 @@ impl Store {
         }
         vec![Sql { text: format!("WITH {} SELECT 1", parts.join(", ")), binds }]
     }
+}
+
+/// On PostgreSQL, a write of one resource as one statement: `first` writes its
+/// `resources` row `RETURNING pk`; each of `rest` takes that key as its `$1`. The
+/// rows of `rest` are written only when `first` returned the key (an `INSERT …
+/// VALUES` becomes an `INSERT … SELECT` over a lateral `VALUES` joined to it, a
+/// `DELETE` matches the key), so a conflict or a stale version writes nothing and
+/// leaves the transaction usable. The statement yields the key, or no row.
+pub(super) fn keyed(first: Sql, rest: Vec<Sql>) -> Sql {
+    let mut text = format!("WITH r AS ({})", first.text);
+    let mut binds = first.binds;
+    for (i, s) in rest.into_iter().enumerate() {
+        let part = match s.text.split_once(" VALUES ") {
+            Some((head, rows)) if head.starts_with("INSERT INTO ") => format!(
+                "{head} SELECT v.* FROM r CROSS JOIN LATERAL (VALUES {}) AS v",
+                with_key(rows, "r.pk", binds.len())
+            ),
+            _ => with_key(&s.text, "(SELECT pk FROM r)", binds.len()),
+        };
+        text.push_str(&format!(", c{i} AS ({part})"));
+        binds.extend(s.binds.into_iter().skip(1));
+    }
+    text.push_str(" SELECT pk FROM r");
+    Sql { text, binds }
+}
+
+/// `$1` → `key`; `$n` → `$(n - 1 + offset)` (the statement's own `$1` is dropped).
+pub(super) fn with_key(text: &str, key: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = 0;
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            n = n * 10 + (d as usize - '0' as usize);
+            digits += 1;
+            chars.next();
+        }
+        match (digits, n) {
+            (0, _) => out.push('$'),
+            (_, 1) => out.push_str(key),
+            (_, n) => out.push_str(&format!("${}", n - 1 + offset)),
+        }
+    }
+    out
 }
 
 /// `$n` → `$(n + offset)` in a statement's text (binds only: the store's statements
@@ -49,7 +99,31 @@ fn shift_placeholders(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shift_placeholders;
+    use super::{keyed, shift_placeholders, with_key};
+    use crate::store::{Bind, Sql};
+
+    #[test]
+    fn a_keyed_write_takes_the_key_from_its_first_statement() {
+        let first = Sql {
+            text: "UPDATE t SET v = $1 WHERE pk = $2 RETURNING pk".into(),
+            binds: vec![Bind::Int(2), Bind::Int(7)],
+        };
+        let rest = vec![
+            Sql { text: "DELETE FROM i WHERE res_pk = $1".into(), binds: vec![Bind::Int(7)] },
+            Sql {
+                text: "INSERT INTO i (res_pk, a) VALUES ($1, $2), ($1, $3)".into(),
+                binds: vec![Bind::Int(7), Bind::Int(8), Bind::Int(9)],
+            },
+        ];
+        let one = keyed(first, rest);
+        assert_eq!(
+            one.text,
+            "WITH r AS (UPDATE t SET v = $1 WHERE pk = $2 RETURNING pk), c0 AS (DELETE FROM i WHERE res_pk = (SELECT pk FROM r)), \
+             c1 AS (INSERT INTO i (res_pk, a) SELECT v.* FROM r CROSS JOIN LATERAL (VALUES (r.pk, $3), (r.pk, $4)) AS v) SELECT pk FROM r"
+        );
+        assert_eq!(one.binds, vec![Bind::Int(2), Bind::Int(7), Bind::Int(8), Bind::Int(9)]);
+        assert_eq!(with_key("a $ b $12", "k", 0), "a $ b $11");
+    }
 
     #[test]
     fn placeholders_shift_past_the_statements_before() {

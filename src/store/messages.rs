@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{current, new_id, now_micros, outbox::Outgoing, Store, Tx};
+use super::{current, current_seen, new_id, now_micros, outbox::Outgoing, Store, Tx};
 use crate::booking::rules;
 use crate::fhir::names;
 use crate::messaging::{self, Destination, Event};
@@ -76,7 +76,7 @@ impl Store {
     /// (their slots closed): they are to be rebooked.
     pub(crate) async fn closure_messages(&self, tx: &mut Tx, appointments: &[String]) -> Result<()> {
         for id in appointments {
-            let body = body_of(current(tx, self.dialect, "Appointment", id, false).await?);
+            let body = body_of(current_seen(tx, self.dialect, "Appointment", id).await?);
             if body.is_object() {
                 self.message_about(tx, Event::CLOSURE, id, &body).await?;
             }
@@ -89,7 +89,7 @@ impl Store {
     async fn message_about(&self, tx: &mut Tx, event: Event, id: &str, new: &Value) -> Result<()> {
         let base = self.settings.base.clone();
         let slot = match ids(&new["slot"], "Slot/").first() {
-            Some(s) => body_of(current(tx, self.dialect, "Slot", s, false).await?),
+            Some(s) => body_of(current_seen(tx, self.dialect, "Slot", s).await?),
             None => return Ok(()),
         };
         let ext = |name: &str| rules::extension(&slot, &names::structure(&base, name)).cloned();
@@ -106,22 +106,22 @@ impl Store {
             .filter_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string))
             .collect();
         for p in patients {
-            related.push(body_of(current(tx, self.dialect, "Patient", &p, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "Patient", &p).await?));
         }
         for sr in ids(&new["basedOn"], "ServiceRequest/") {
-            related.push(body_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?));
         }
         let location = ext("slot-location").and_then(|e| e["valueReference"]["reference"].as_str().map(str::to_string));
         related.push(slot);
         if let Some(loc) = location.as_deref().and_then(|l| l.strip_prefix("Location/")) {
-            related.push(body_of(current(tx, self.dialect, "Location", loc, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "Location", loc).await?));
         }
         let items: Vec<String> = sqlx::query_scalar("SELECT charge_item FROM ticket_lines WHERE appointment = $1")
             .bind(id)
             .fetch_all(&mut **tx)
             .await?;
         for ci in items {
-            related.push(body_of(current(tx, self.dialect, "ChargeItem", &ci, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "ChargeItem", &ci).await?));
         }
         let mut focus = new.clone();
         focus["id"] = Value::String(id.to_string());
@@ -131,16 +131,16 @@ impl Store {
     /// The message of `event` about ChargeItem `id`, to its performing provider,
     /// with its patient and the appointment it is for.
     pub(crate) async fn charge_message(&self, tx: &mut Tx, event: Event, id: &str) -> Result<()> {
-        let item = body_of(current(tx, self.dialect, "ChargeItem", id, false).await?);
+        let item = body_of(current_seen(tx, self.dialect, "ChargeItem", id).await?);
         let Some(org) = ids(&item["performingOrganization"], "Organization/").first().map(|s| s.to_string()) else {
             return Ok(());
         };
         let mut related = Vec::new();
         for p in ids(&item["subject"], "Patient/") {
-            related.push(body_of(current(tx, self.dialect, "Patient", p, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "Patient", p).await?));
         }
         for a in ids(&item["supportingInformation"], "Appointment/") {
-            related.push(body_of(current(tx, self.dialect, "Appointment", a, false).await?));
+            related.push(body_of(current_seen(tx, self.dialect, "Appointment", a).await?));
         }
         self.send(tx, event, &org, item, related).await
     }
@@ -164,7 +164,7 @@ impl Store {
         related: Vec<Value>,
     ) -> Result<()> {
         let base = self.settings.base.clone();
-        let organization = body_of(current(tx, self.dialect, "Organization", org, false).await?);
+        let organization = body_of(current_seen(tx, self.dialect, "Organization", org).await?);
         let Some(code) = provider_code(&organization, &base) else {
             tracing::debug!(org, "no provider code: no message");
             return Ok(());
@@ -175,7 +175,7 @@ impl Store {
         }
         let endpoint = match ids(&organization["endpoint"], "Endpoint/").first() {
             Some(e) => {
-                body_of(current(tx, self.dialect, "Endpoint", e, false).await?)["address"].as_str().map(str::to_string)
+                body_of(current_seen(tx, self.dialect, "Endpoint", e).await?)["address"].as_str().map(str::to_string)
             }
             None => None,
         };

@@ -14,7 +14,7 @@ mod outbox;
 mod pool;
 mod prescriptions;
 mod resources;
-pub(crate) use resources::{current, current_visible, version_of};
+pub(crate) use resources::{current, current_seen, current_visible, version_of};
 mod schema;
 mod search;
 mod slots;

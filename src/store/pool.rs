@@ -152,6 +152,9 @@ pub struct Tx {
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Woken once the transaction commits (the outbox relay, when it wrote messages).
     wake: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// Resources as this transaction last read (unlocked) or wrote them, by type and
+    /// id (`None`: not there); see `resources::current_seen`.
+    seen: std::collections::HashMap<(String, String), Option<super::Stored>>,
 }
 
 impl Tx {
@@ -171,7 +174,7 @@ impl Tx {
         let r = conn.execute(begin).await;
         conn.finished = r.is_ok();
         r?;
-        Ok(Tx { conn: Some(conn), turn, wake: None })
+        Ok(Tx { conn: Some(conn), turn, wake: None, seen: Default::default() })
     }
 
     pub async fn commit(mut self) -> Result<()> {
@@ -182,6 +185,21 @@ impl Tx {
             w.notify_one();
         }
         Ok(())
+    }
+
+    /// `res_type/id` as this transaction last saw it, if it did.
+    pub(crate) fn seen(&self, res_type: &str, id: &str) -> Option<&Option<super::Stored>> {
+        self.seen.get(&(res_type.to_string(), id.to_string()))
+    }
+
+    /// Records `res_type/id` as read or just written (`None`: not there).
+    pub(crate) fn saw(&mut self, res_type: &str, id: &str, state: Option<super::Stored>) {
+        self.seen.insert((res_type.to_string(), id.to_string()), state);
+    }
+
+    /// Forgets `res_type/id`: written in a way whose result is not at hand.
+    pub(crate) fn forget(&mut self, res_type: &str, id: &str) {
+        self.seen.remove(&(res_type.to_string(), id.to_string()));
     }
 
     /// Wakes `w` when this transaction commits (never when it rolls back).

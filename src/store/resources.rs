@@ -51,6 +51,11 @@ pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO resources (res_type, res_i
 pub(crate) const INSERT_VERSION: &str =
     "INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)";
 
+/// A resource row moved to its next version, guarded on the version read: binds
+/// version, time, deleted, pk, version read.
+const NEXT_VERSION: &str =
+    "UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5";
+
 const CURRENT: &str =
     "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, v.body \
      FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
@@ -102,6 +107,19 @@ pub(crate) async fn current(
         }
         None => Ok(None),
     }
+}
+
+/// [`current`] without a lock, answered from what this transaction already read or
+/// wrote of the resource when it can: a change's messages and ticket re-read what
+/// the change has just read or written. Every write of a resource in a transaction
+/// records its result there (`insert_new`, `next_version`, slot moves, bulk inserts).
+pub(crate) async fn current_seen(tx: &mut Tx, d: Dialect, res_type: &str, id: &str) -> Result<Option<Stored>> {
+    if let Some(state) = tx.seen(res_type, id) {
+        return Ok(state.clone());
+    }
+    let found = current(tx, d, res_type, id, false).await?;
+    tx.saw(res_type, id, found.clone());
+    Ok(found)
 }
 
 /// The current version of `res_type/id` if `rule` lets it be seen.
@@ -294,6 +312,19 @@ impl Store {
         method: &str,
     ) -> Result<Stored> {
         let now = now_micros();
+        let taken = || Error::Conflict(format!("{res_type}/{id} already exists"));
+        if self.dialect == Dialect::Postgres {
+            // One round trip: the row, its version and index rows (none if the id is taken).
+            let first = Sql {
+                text: INSERT_RESOURCE.into(),
+                binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
+            };
+            let (stored, rest) = self.version_statements(0, res_type, id, 1, now, method, resource)?;
+            let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
+            let stored = Stored { pk, ..stored };
+            tx.saw(res_type, id, Some(stored.clone()));
+            return Ok(stored);
+        }
         let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
             .bind(res_type)
             .bind(id)
@@ -301,8 +332,17 @@ impl Store {
             .bind(false)
             .fetch_optional(&mut **tx)
             .await?;
-        let pk = pk.ok_or_else(|| Error::Conflict(format!("{res_type}/{id} already exists")))?;
-        self.write_version(tx, pk, res_type, id, 1, now, method, resource).await
+        let pk = pk.ok_or_else(taken)?;
+        let stored =
+            self.write_version(tx, self.version_statements(pk, res_type, id, 1, now, method, resource)?).await?;
+        tx.saw(res_type, id, Some(stored.clone()));
+        Ok(stored)
+    }
+
+    /// Runs [`fold::keyed`]`(first, rest)`: the key, or `None` when `first` wrote no row.
+    pub(super) async fn run_keyed(&self, tx: &mut Tx, first: Sql, rest: Vec<Sql>) -> Result<Option<i64>> {
+        let one = super::fold::keyed(first, rest);
+        Ok(sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_optional(&mut **tx).await?)
     }
 
     /// Updates `res_type/id` (creating it when new). `if_match` is the version the
@@ -422,19 +462,40 @@ impl Store {
     ) -> Result<Stored> {
         let now = now_micros().max(cur.last_updated + 1);
         let version = cur.version + 1;
-        let changed = sqlx::query(
-            "UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5",
-        )
-        .bind(version)
-        .bind(now)
-        .bind(resource.is_none())
-        .bind(cur.pk)
-        .bind(cur.version)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+        let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
+        let resource = match (self.dialect, resource) {
+            (Dialect::Postgres, Some(r)) => {
+                // One round trip: the row moved on, its old index rows out, the new version
+                // and its index rows in; nothing written if the version read is stale.
+                let binds = vec![
+                    Bind::Int(version),
+                    Bind::Int(now),
+                    Bind::Bool(false),
+                    Bind::Int(cur.pk),
+                    Bind::Int(cur.version),
+                ];
+                let first = Sql { text: format!("{NEXT_VERSION} RETURNING pk"), binds };
+                let (stored, writes) =
+                    self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
+                let mut rest = self.registry.index_deletes(cur.pk, self.dialect);
+                rest.extend(writes);
+                self.run_keyed(tx, first, rest).await?.ok_or_else(stale)?;
+                tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+                return Ok(stored);
+            }
+            (_, r) => r,
+        };
+        let changed = sqlx::query(NEXT_VERSION)
+            .bind(version)
+            .bind(now)
+            .bind(resource.is_none())
+            .bind(cur.pk)
+            .bind(cur.version)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         if changed != 1 {
-            return Err(Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id)));
+            return Err(stale());
         }
         let deletes = self.registry.index_deletes(cur.pk, self.dialect);
         // A deletion keeps its reference rows: visibility is decided by them.
@@ -442,8 +503,11 @@ impl Store {
         let deletes: Vec<Sql> =
             deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
         execute_all(tx, self.folded(deletes)).await?;
-        match resource {
-            Some(r) => self.write_version(tx, cur.pk, &cur.res_type, &cur.id, version, now, method, r).await,
+        let stored = match resource {
+            Some(r) => {
+                let v = self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
+                self.write_version(tx, v).await?
+            }
             None => {
                 sqlx::query(INSERT_VERSION)
                     .bind(cur.pk)
@@ -454,16 +518,24 @@ impl Store {
                     .bind(Option::<String>::None)
                     .execute(&mut **tx)
                     .await?;
-                Ok(Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() })
+                Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() }
             }
-        }
+        };
+        tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+        Ok(stored)
     }
 
-    /// Stamps `meta`, stores the version and indexes it.
+    /// Runs a version's statements (from [`Store::version_statements`]); the version as stored.
+    pub(super) async fn write_version(&self, tx: &mut Tx, (stored, statements): (Stored, Vec<Sql>)) -> Result<Stored> {
+        execute_all(tx, self.folded(statements)).await?;
+        Ok(stored)
+    }
+
+    /// The version row and index rows of `res_type/id` at `version` (its `meta`
+    /// stamped), each statement binding `pk` as its `$1`; and the version as stored.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn write_version(
+    pub(super) fn version_statements(
         &self,
-        tx: &mut Tx,
         pk: i64,
         res_type: &str,
         id: &str,
@@ -471,7 +543,7 @@ impl Store {
         now: i64,
         method: &str,
         resource: Value,
-    ) -> Result<Stored> {
+    ) -> Result<(Stored, Vec<Sql>)> {
         let resource = meta::stamp(resource, id, version, now);
         let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
         let version_row = Sql {
@@ -488,8 +560,7 @@ impl Store {
         let rows = self.registry.extract(res_type, &resource);
         let mut statements = vec![version_row];
         statements.extend(self.registry.index_inserts(pk, res_type, &rows, self.dialect));
-        execute_all(tx, self.folded(statements)).await?;
-        Ok(Stored {
+        let stored = Stored {
             pk,
             res_type: res_type.to_string(),
             id: id.to_string(),
@@ -497,7 +568,8 @@ impl Store {
             last_updated: now,
             deleted: false,
             body: Some(body),
-        })
+        };
+        Ok((stored, statements))
     }
 }
 

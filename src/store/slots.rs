@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::resources::{Stored, INSERT_RESOURCE};
-use super::{execute_all, into_arguments, Bind, Dialect, Store, Tx};
+use super::{execute_all, into_arguments, Bind, Dialect, Sql, Store, Tx};
 use cupola_search::ExtraCondition;
 
 use crate::access::Rule;
@@ -329,28 +329,45 @@ impl Store {
 
     /// Moves the generated slot `id` (if it is one still in the grid) into
     /// `resources` as version 1, as it was made; then it changes like any resource.
-    pub(crate) async fn materialize_slot(&self, tx: &mut Tx, id: &str) -> Result<()> {
+    /// Returns it when this transaction moved it: the row is new and unseen by others
+    /// until commit, so it needs no lock.
+    pub(crate) async fn materialize_slot(&self, tx: &mut Tx, id: &str) -> Result<Option<Stored>> {
         let Some(slot) = grid_find(tx, id, &Rule::All).await? else {
-            return Ok(());
+            return Ok(None);
         };
-        let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
-            .bind("Slot")
-            .bind(id)
-            .bind(slot.created)
-            .bind(false)
-            .fetch_optional(&mut **tx)
-            .await?;
-        // None: another request moved it first.
-        if let Some(pk) = pk {
-            self.write_version(tx, pk, "Slot", id, 1, slot.created, "POST", slot.body.clone()).await?;
+        let row = vec![Bind::Text("Slot".into()), Bind::Text(id.into()), Bind::Int(slot.created), Bind::Bool(false)];
+        if self.dialect == Dialect::Postgres {
+            // One round trip: row, version, index rows (none if another request moved
+            // it first), and the grid row out (the statement's `$1`, the key, unused).
+            let (stored, mut rest) =
+                self.version_statements(0, "Slot", id, 1, slot.created, "POST", slot.body.clone())?;
+            rest.push(Sql {
+                text: "DELETE FROM slot_grid WHERE agenda = $2 AND stamp = $3 AND n = $4".into(),
+                binds: vec![Bind::Int(0), Bind::Int(slot.agenda), Bind::Int(slot.stamp), Bind::Int(slot.n)],
+            });
+            let first = Sql { text: INSERT_RESOURCE.into(), binds: row };
+            let moved = self.run_keyed(tx, first, rest).await?.map(|pk| Stored { pk, ..stored });
+            tx.forget("Slot", id);
+            return Ok(moved);
         }
+        let pk: Option<i64> =
+            sqlx::query_scalar_with(INSERT_RESOURCE, into_arguments(row)).fetch_optional(&mut **tx).await?;
+        // None: another request moved it first.
+        let moved = match pk {
+            Some(pk) => {
+                let v = self.version_statements(pk, "Slot", id, 1, slot.created, "POST", slot.body.clone())?;
+                Some(self.write_version(tx, v).await?)
+            }
+            None => None,
+        };
         sqlx::query("DELETE FROM slot_grid WHERE agenda = $1 AND stamp = $2 AND n = $3")
             .bind(slot.agenda)
             .bind(slot.stamp)
             .bind(slot.n)
             .execute(&mut **tx)
             .await?;
-        Ok(())
+        tx.forget("Slot", id);
+        Ok(moved)
     }
 
     /// Refreshes the planner statistics of a table (PostgreSQL), e.g. after a bulk load.
@@ -367,7 +384,9 @@ impl Store {
     /// is first moved into `resources`).
     pub(crate) async fn current_for_write(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<Stored>> {
         if res_type == "Slot" {
-            self.materialize_slot(tx, id).await?;
+            if let Some(moved) = self.materialize_slot(tx, id).await? {
+                return Ok(Some(moved));
+            }
         }
         super::current(tx, self.dialect, res_type, id, true).await
     }

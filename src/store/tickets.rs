@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{current, new_id, now_micros, Dialect, Store, Stored, Tx};
+use super::{current, current_seen, new_id, now_micros, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, InvoiceFacts, LineFacts};
 use crate::booking::rules::{self, AppointmentFacts};
@@ -91,13 +91,13 @@ impl Store {
         let a = AppointmentFacts::of(appointment, &base);
         let slot = match (slot, a.slots.first()) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) => body_of(current(tx, self.dialect, "Slot", s, false).await?),
+            (None, Some(s)) => body_of(current_seen(tx, self.dialect, "Slot", s).await?),
             (None, None) => Value::Null,
         };
         let catalog = names::catalog_system(&base);
         let request = a.requests.first().cloned();
         let sr = match &request {
-            Some(sr) => body_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?),
+            Some(sr) => body_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?),
             None => Value::Null,
         };
         let nre = sr["requisition"]["value"].as_str().map(str::to_string);
@@ -325,7 +325,12 @@ impl Store {
         };
         let line_facts: Vec<LineFacts> = lines.into_iter().map(|l| l.facts).collect();
         let body = billing::invoice(&self.settings.base, &facts, &line_facts, &ticket);
-        self.write_owned(tx, "Invoice", &t.invoice, body).await?;
+        if t.status == "new" {
+            // A ticket made by this transaction: its Invoice (a new id) is not there yet.
+            self.insert_new(tx, "Invoice", body, &t.invoice, "POST").await?;
+        } else {
+            self.write_owned(tx, "Invoice", &t.invoice, body).await?;
+        }
         Ok(refunded)
     }
 
@@ -353,7 +358,7 @@ impl Store {
         let ids = self.search_ids_in(tx, &Access::gateway(), "ChargeItemDefinition", &query, 100).await?;
         let day = day.to_string();
         for id in ids {
-            let cid = body_of(current(tx, self.dialect, "ChargeItemDefinition", &id, false).await?);
+            let cid = body_of(current_seen(tx, self.dialect, "ChargeItemDefinition", &id).await?);
             let period = &cid["effectivePeriod"];
             let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
             let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());
@@ -393,7 +398,7 @@ impl Store {
         let day = day.to_string();
         let mut codes = Vec::new();
         for id in ids {
-            let c = body_of(current(tx, self.dialect, "Coverage", &id, false).await?);
+            let c = body_of(current_seen(tx, self.dialect, "Coverage", &id).await?);
             let p = &c["period"];
             let starts = p["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
             let ends = p["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());
@@ -499,7 +504,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         let Some((point, channel, paid_by)) = last else { return Ok(()) };
-        let original = body_of(current(tx, self.dialect, "PaymentNotice", &paid_by, false).await?);
+        let original = body_of(current_seen(tx, self.dialect, "PaymentNotice", &paid_by).await?);
         let now = now_micros();
         let id = new_id();
         let reference = format!("refund/{id}");
@@ -664,7 +669,7 @@ impl Store {
                 .fetch_optional(&mut **tx)
                 .await?;
         if let Some(n) = known {
-            return current(tx, self.dialect, "PaymentNotice", &n, false).await;
+            return current_seen(tx, self.dialect, "PaymentNotice", &n).await;
         }
         let owed = t.owed_cents - t.paid_cents;
         if t.status == "cancelled" {
@@ -785,7 +790,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         match invoice {
-            Some(i) => Ok(Some(body_of(current(tx, self.dialect, "Invoice", &i, false).await?))),
+            Some(i) => Ok(Some(body_of(current_seen(tx, self.dialect, "Invoice", &i).await?))),
             None => Ok(None),
         }
     }

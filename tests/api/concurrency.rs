@@ -86,7 +86,37 @@ async fn concurrent_creates_each_get_their_own_resource(b: Backend) {
     }
 }
 
+/// Many PUTs at once of one new id: one creates it, the others update it in turn.
+/// None fails, the history holds each once, and only the last is found by search.
+async fn concurrent_puts_of_a_new_id_create_it_once_and_update_it_in_turn(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let sends = (0..12).map(|n| {
+        let mut body = patient_with(&format!("PUT-{n}"));
+        body["id"] = json!("put-race");
+        app.req(Method::PUT, "Patient/put-race")
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+    });
+    let statuses: Vec<u16> =
+        join_all(sends).await.into_iter().map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0)).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 11, "{statuses:?}");
+    let current = app.get_json("Patient/put-race", 200).await;
+    assert_eq!(current["meta"]["versionId"], "12");
+    let history = app.get_json("Patient/put-race/_history?_count=50", 200).await;
+    assert_eq!(history["entry"].as_array().map(Vec::len), Some(12));
+    let last = current["identifier"][0]["value"].as_str().unwrap().to_string();
+    for n in 0..12 {
+        let value = format!("PUT-{n}");
+        let found = app.get_json(&format!("Patient?identifier=http://example.org/sid/mrn|{value}"), 200).await;
+        let expected: Vec<&str> = if value == last { vec!["put-race"] } else { vec![] };
+        assert_eq!(match_ids(&found), expected, "{value}");
+    }
+}
+
 crate::on_both!(
+    concurrent_puts_of_a_new_id_create_it_once_and_update_it_in_turn,
     concurrent_creates_each_get_their_own_resource,
     concurrent_conditional_creates_make_exactly_one,
     concurrent_if_match_updates_let_exactly_one_through,
