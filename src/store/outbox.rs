@@ -10,7 +10,7 @@
 
 use sqlx::Row;
 
-use super::{Dialect, Store, Tx};
+use super::{Bind, Dialect, Sql, Store, Tx};
 use crate::Result;
 
 /// A message about to be written to the outbox.
@@ -58,28 +58,31 @@ impl Store {
     /// Writes `m` in `tx`; the relay is woken when `tx` commits.
     pub(crate) async fn enqueue(&self, tx: &mut Tx, m: Outgoing) -> Result<()> {
         let status = if m.failed.is_some() { "failed" } else { "pending" };
-        sqlx::query(
-            "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
-             created_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9) ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(&m.message_id)
-        .bind(&m.provider)
-        .bind(&m.routing_key)
-        .bind(&m.event)
-        .bind(&m.focus)
-        .bind("")
-        .bind(status)
-        .bind(&m.failed)
-        .bind(super::now_micros())
-        .execute(&mut **tx)
-        .await?;
+        let text = |t: &str| Bind::Text(t.to_string());
+        let row = Sql {
+            text:
+                "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
+                   created_us) VALUES ($1, $2, $3, $4, $5, '', $6, $7, 0, $8) ON CONFLICT (message_id) DO NOTHING"
+                    .into(),
+            binds: vec![
+                text(&m.message_id),
+                text(&m.provider),
+                text(&m.routing_key),
+                text(&m.event),
+                text(&m.focus),
+                text(status),
+                m.failed.as_deref().map_or(Bind::NullText, text),
+                Bind::Int(super::now_micros()),
+            ],
+        };
         // The body in a table of its own: claiming and marking rows rewrites only the
-        // small row, not the message.
-        sqlx::query("INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING")
-            .bind(&m.message_id)
-            .bind(&m.body)
-            .execute(&mut **tx)
-            .await?;
+        // small row, not the message. Both rows in one round trip on PostgreSQL.
+        let body = Sql {
+            text: "INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING"
+                .into(),
+            binds: vec![text(&m.message_id), Bind::Text(m.body)],
+        };
+        super::execute_all(tx, self.folded(vec![row, body])).await?;
         if m.failed.is_none() {
             tx.on_commit(self.settings.outbox_wake.clone());
         }

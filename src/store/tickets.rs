@@ -177,7 +177,13 @@ impl Store {
             &rules.exemptions.system,
         );
         self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST").await?;
-        self.reprice(tx, t, id).await?;
+        if t.status == "new" {
+            // A ticket made by this booking has this one line, as just stored.
+            let stored = LineFacts { tariff: from_cents(to_cents(line.tariff)), share: from_cents(0), ..line.clone() };
+            self.reprice_lines(tx, t, id, vec![Line { facts: stored, missed: false }]).await?;
+        } else {
+            self.reprice(tx, t, id).await?;
+        }
         self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item).await
     }
 
@@ -267,9 +273,14 @@ impl Store {
     /// each line's share, what is owed, a refund to the payment point when more was
     /// paid than is now owed (`cause` names it), the status, and the Invoice.
     async fn reprice(&self, tx: &mut Tx, t: TicketRow, cause: &str) -> Result<i64> {
+        let lines = self.lines(tx, &t.invoice).await?;
+        self.reprice_lines(tx, t, cause, lines).await
+    }
+
+    /// [`Store::reprice`] given the ticket's billable lines.
+    async fn reprice_lines(&self, tx: &mut Tx, t: TicketRow, cause: &str, mut lines: Vec<Line>) -> Result<i64> {
         let rules = self.settings.billing.clone();
         let day = rome_day(t.booked_us);
-        let mut lines = self.lines(tx, &t.invoice).await?;
         let missed_owed = rules.cancellation(day).is_some_and(|c| c.missed_charges_exempt);
         let computed: Vec<billing::Line> = lines
             .iter()
