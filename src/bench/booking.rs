@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use super::cpu::{CpuCost, CpuTimes};
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
 use crate::access::Access;
@@ -46,21 +47,30 @@ pub struct BookingFigures {
     pub book: PhaseFigures,
     pub find: PhaseFigures,
     pub pgbench_tps: Option<f64>,
+    /// The machine's CPU per booking, and per pgbench transaction.
+    pub book_cpu: Option<CpuCost>,
+    pub pgbench_cpu: Option<CpuCost>,
 }
 
 pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for backend in &args.backends {
-        let pgbench_tps = match backend.as_str() {
+        let (pgbench_tps, pgbench_cpu) = match backend.as_str() {
             "postgres" => {
                 let db = BenchDb::create("postgres", &args.pg_url).await?;
+                let before = CpuTimes::now();
                 let tps =
                     super::pgbench::run_script(&db.url, args.clients, args.seconds, &super::pgbench::book_script())
                         .await;
+                let secs = args.seconds as f64;
+                let cpu = match (&tps, before) {
+                    (Ok(t), Some(b)) => b.per_op_since(t * secs, secs),
+                    _ => None,
+                };
                 db.drop_db().await;
-                Some(tps?)
+                (Some(tps?), cpu)
             }
-            _ => None,
+            _ => (None, None),
         };
         let db = BenchDb::create(backend, &args.pg_url).await?;
         let measured = measure(&args, &db.url).await;
@@ -68,6 +78,18 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
         let mut f = measured?;
         f.backend = backend.clone();
         f.pgbench_tps = pgbench_tps;
+        f.pgbench_cpu = pgbench_cpu;
+        if let (Some(b), Some(p)) = (f.book_cpu, f.pgbench_cpu) {
+            println!(
+                "{}: machine CPU {:.2} ms per booking, {:.2} ms per pgbench transaction: {:.0} % (steal {:.0} %, {:.0} %)",
+                f.backend,
+                b.ms_per_op,
+                p.ms_per_op,
+                100.0 * p.ms_per_op / b.ms_per_op,
+                100.0 * b.steal,
+                100.0 * p.steal
+            );
+        }
         println!(
             "{}: $book {:.0}/s (median {:.1} ms, p99 {:.1} ms, {} errors){}; $find median {:.1} ms, p99 {:.1} ms ({:.0}/s, {} errors)",
             f.backend,
@@ -146,12 +168,14 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
     let tokens = Arc::new(gateway.tokens(args.clients)?);
     let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
     let url = url.to_string();
-    let (book, find) = tokio::task::spawn_blocking(move || {
+    let (book, find, book_cpu) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             let next = Arc::new(AtomicUsize::new(0));
             // Warm-up, then the measured phase.
             phase(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
+            let before = CpuTimes::now();
             let book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
+            let book_cpu = before.and_then(|b| b.per_op_since(book.requests as f64, length.as_secs_f64()));
             // What autovacuum does after such a burst of writes (the booked slots
             // moved into `resources`), so that `$find` is planned on today's tables.
             let registry = Arc::new(crate::fhir::names::registry(BASE));
@@ -163,11 +187,11 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
             }
             drop(store);
             let find = phase(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
-            Ok::<_, anyhow::Error>((book, find))
+            Ok::<_, anyhow::Error>((book, find, book_cpu))
         })
     })
     .await??;
-    Ok(BookingFigures { book, find, ..Default::default() })
+    Ok(BookingFigures { book, find, book_cpu, ..Default::default() })
 }
 
 #[derive(Clone, Copy, PartialEq)]

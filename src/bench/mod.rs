@@ -7,6 +7,7 @@
 
 mod billing;
 mod booking;
+mod cpu;
 mod load;
 mod pgbench;
 mod relay;

@@ -1,0 +1,48 @@
+//! The machine's CPU time, from `/proc/stat`: what a phase cost in CPU, whatever
+//! else the host's other guests take (their share shows as steal, not as ours).
+//! The benchmark runs the gateway, PostgreSQL and the load on this one machine, so
+//! the busy time of the whole machine over a phase is what its work cost.
+
+/// Busy and stolen CPU seconds of the whole machine since boot (Linux).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuTimes {
+    busy: f64,
+    steal: f64,
+}
+
+impl CpuTimes {
+    pub fn now() -> Option<CpuTimes> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let n: Vec<f64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let tick = clock_tick()?;
+        let at = |i: usize| n.get(i).copied().unwrap_or(0.0) / tick;
+        Some(CpuTimes { busy: at(0) + at(1) + at(2) + at(5) + at(6), steal: at(7) })
+    }
+
+    /// Busy CPU milliseconds per operation since `self`, for `ops` operations, and
+    /// the share of wall time stolen by the host over `seconds` on `cores`.
+    pub fn per_op_since(self, ops: f64, seconds: f64) -> Option<CpuCost> {
+        let later = CpuTimes::now()?;
+        let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
+        (ops > 0.0).then(|| CpuCost {
+            ms_per_op: 1000.0 * (later.busy - self.busy) / ops,
+            steal: (later.steal - self.steal) / (seconds * cores).max(f64::EPSILON),
+        })
+    }
+}
+
+/// What a phase cost the machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuCost {
+    pub ms_per_op: f64,
+    /// Share of the machine's CPU time the host took for other guests.
+    pub steal: f64,
+}
+
+fn clock_tick() -> Option<f64> {
+    // SAFETY: sysconf takes no pointers.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (t > 0).then_some(t as f64)
+}
