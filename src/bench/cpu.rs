@@ -22,7 +22,7 @@ impl CpuTimes {
     }
 
     /// Busy CPU milliseconds per operation since `self`, for `ops` operations, and
-    /// the share of wall time stolen by the host over `seconds` on `cores`.
+    /// the share of the machine's CPU time the host stole over those `seconds`.
     pub fn per_op_since(self, ops: f64, seconds: f64) -> Option<CpuCost> {
         let later = CpuTimes::now()?;
         let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::resources::{INSERT_RESOURCE, INSERT_VERSION};
+use super::versions::{INSERT_RESOURCE, INSERT_VERSION};
 use sqlx::Row;
 
 use super::{into_arguments, new_id, now_micros, Bind, Dialect, Registry, Sql, Store, Stored, Tx};

@@ -14,6 +14,7 @@ mod outbox;
 mod pool;
 mod prescriptions;
 mod resources;
+mod versions;
 pub(crate) use resources::{current, current_seen, current_visible, version_of};
 mod schema;
 mod search;

@@ -8,7 +8,8 @@ use chrono_tz::Tz;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
-use super::resources::{Stored, INSERT_RESOURCE};
+use super::resources::Stored;
+use super::versions::INSERT_RESOURCE;
 use super::{execute_all, into_arguments, Bind, Dialect, Sql, Store, Tx};
 use cupola_search::ExtraCondition;
 

@@ -1,0 +1,189 @@
+//! How a resource's versions are written: version 1 of a new resource, the next
+//! version of one that exists (an update or a deletion), each with its index rows.
+//! On PostgreSQL each write is one statement keyed on the resource row it writes
+//! (`fold::keyed`); SQLite, in process, runs the statements one by one.
+
+use serde_json::Value;
+
+use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
+use crate::fhir::meta;
+use crate::{Error, Result};
+
+/// Version 1 of a new resource: binds type, id, time, deleted (false).
+pub(crate) const INSERT_RESOURCE: &str = "INSERT INTO resources (res_type, res_id, version, last_updated, deleted) \
+     VALUES ($1, $2, 1, $3, $4) ON CONFLICT (res_type, res_id) DO NOTHING RETURNING pk";
+
+/// One version's body: binds pk, version, time, deleted, method, body.
+pub(crate) const INSERT_VERSION: &str =
+    "INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// A resource row moved to its next version, guarded on the version read: binds
+/// version, time, deleted, pk, version read.
+const NEXT_VERSION: &str =
+    "UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5";
+
+impl Store {
+    /// Inserts version 1 of `res_type/id`, recording `method` in its history.
+    pub async fn insert_new(
+        &self,
+        tx: &mut Tx,
+        res_type: &str,
+        resource: Value,
+        id: &str,
+        method: &str,
+    ) -> Result<Stored> {
+        let now = now_micros();
+        let taken = || Error::Conflict(format!("{res_type}/{id} already exists"));
+        if self.dialect == Dialect::Postgres {
+            // One round trip: the row, its version and index rows (none if the id is taken).
+            let first = Sql {
+                text: INSERT_RESOURCE.into(),
+                binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
+            };
+            let (stored, rest) = self.version_statements(0, res_type, id, 1, now, method, resource)?;
+            let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
+            let stored = Stored { pk, ..stored };
+            tx.saw(res_type, id, Some(stored.clone()));
+            return Ok(stored);
+        }
+        let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
+            .bind(res_type)
+            .bind(id)
+            .bind(now)
+            .bind(false)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let pk = pk.ok_or_else(taken)?;
+        let stored =
+            self.write_version(tx, self.version_statements(pk, res_type, id, 1, now, method, resource)?).await?;
+        tx.saw(res_type, id, Some(stored.clone()));
+        Ok(stored)
+    }
+
+    /// Runs [`fold::keyed`]`(first, rest)`: the key, or `None` when `first` wrote no row.
+    pub(super) async fn run_keyed(&self, tx: &mut Tx, first: Sql, rest: Vec<Sql>) -> Result<Option<i64>> {
+        let one = super::fold::keyed(first, rest);
+        Ok(sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_optional(&mut **tx).await?)
+    }
+
+    /// Moves `cur` to its next version, guarded on the version read (a lost update is
+    /// impossible even without the row lock).
+    pub(super) async fn next_version(
+        &self,
+        tx: &mut Tx,
+        cur: &Stored,
+        method: &str,
+        resource: Option<Value>,
+    ) -> Result<Stored> {
+        let now = now_micros().max(cur.last_updated + 1);
+        let version = cur.version + 1;
+        let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
+        let resource = match (self.dialect, resource) {
+            (Dialect::Postgres, Some(r)) => {
+                // One round trip: the row moved on, its old index rows out, the new version
+                // and its index rows in; nothing written if the version read is stale.
+                let binds = vec![
+                    Bind::Int(version),
+                    Bind::Int(now),
+                    Bind::Bool(false),
+                    Bind::Int(cur.pk),
+                    Bind::Int(cur.version),
+                ];
+                let first = Sql { text: format!("{NEXT_VERSION} RETURNING pk"), binds };
+                let (stored, writes) =
+                    self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
+                let mut rest = self.registry.index_deletes(cur.pk, self.dialect);
+                rest.extend(writes);
+                self.run_keyed(tx, first, rest).await?.ok_or_else(stale)?;
+                tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+                return Ok(stored);
+            }
+            (_, r) => r,
+        };
+        let changed = sqlx::query(NEXT_VERSION)
+            .bind(version)
+            .bind(now)
+            .bind(resource.is_none())
+            .bind(cur.pk)
+            .bind(cur.version)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if changed != 1 {
+            return Err(stale());
+        }
+        let deletes = self.registry.index_deletes(cur.pk, self.dialect);
+        // A deletion keeps its reference rows: visibility is decided by them.
+        let keep_refs = resource.is_none();
+        let deletes: Vec<Sql> =
+            deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
+        execute_all(tx, self.folded(deletes)).await?;
+        let stored = match resource {
+            Some(r) => {
+                let v = self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
+                self.write_version(tx, v).await?
+            }
+            None => {
+                sqlx::query(INSERT_VERSION)
+                    .bind(cur.pk)
+                    .bind(version)
+                    .bind(now)
+                    .bind(true)
+                    .bind(method)
+                    .bind(Option::<String>::None)
+                    .execute(&mut **tx)
+                    .await?;
+                Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() }
+            }
+        };
+        tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+        Ok(stored)
+    }
+
+    /// Runs a version's statements (from [`Store::version_statements`]); the version as stored.
+    pub(super) async fn write_version(&self, tx: &mut Tx, (stored, statements): (Stored, Vec<Sql>)) -> Result<Stored> {
+        execute_all(tx, self.folded(statements)).await?;
+        Ok(stored)
+    }
+
+    /// The version row and index rows of `res_type/id` at `version` (its `meta`
+    /// stamped), each statement binding `pk` as its `$1`; and the version as stored.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn version_statements(
+        &self,
+        pk: i64,
+        res_type: &str,
+        id: &str,
+        version: i64,
+        now: i64,
+        method: &str,
+        resource: Value,
+    ) -> Result<(Stored, Vec<Sql>)> {
+        let resource = meta::stamp(resource, id, version, now);
+        let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
+        let version_row = Sql {
+            text: INSERT_VERSION.into(),
+            binds: vec![
+                Bind::Int(pk),
+                Bind::Int(version),
+                Bind::Int(now),
+                Bind::Bool(false),
+                Bind::Text(method.into()),
+                Bind::Text(body.clone()),
+            ],
+        };
+        let rows = self.registry.extract(res_type, &resource);
+        let mut statements = vec![version_row];
+        statements.extend(self.registry.index_inserts(pk, res_type, &rows, self.dialect));
+        let stored = Stored {
+            pk,
+            res_type: res_type.to_string(),
+            id: id.to_string(),
+            version,
+            last_updated: now,
+            deleted: false,
+            body: Some(body),
+        };
+        Ok((stored, statements))
+    }
+}
