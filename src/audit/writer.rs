@@ -73,12 +73,7 @@ async fn write(store: &Store, base: &str, batch: &mut Vec<Record>) {
     }
     let events = audit_events(batch, base);
     for attempt in 1..=5u32 {
-        let result = async {
-            let mut tx = store.begin().await?;
-            store.insert_many(&mut tx, "AuditEvent", events.clone()).await?;
-            tx.commit().await
-        }
-        .await;
+        let result = store.create_batch("AuditEvent", events.clone()).await;
         match result {
             Ok(()) => {
                 batch.clear();

@@ -26,27 +26,66 @@ pub fn create_statements(
     now: i64,
     pk: i64,
 ) -> (String, Vec<Sql>) {
-    let resource = meta::stamp(resource, id, 1, now);
-    let body = resource.to_string();
-    let mut out = vec![
-        Sql {
-            text: INSERT_RESOURCE.into(),
-            binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
-        },
-        Sql {
-            text: INSERT_VERSION.into(),
-            binds: vec![
-                Bind::Int(pk),
-                Bind::Int(1),
-                Bind::Int(now),
-                Bind::Bool(false),
-                Bind::Text("POST".into()),
-                Bind::Text(body.clone()),
-            ],
-        },
-    ];
-    out.extend(registry.index_inserts(pk, res_type, &registry.extract(res_type, &resource), d));
-    (body, out)
+    let new = NewResource::stamp(registry, res_type, resource, id, now);
+    let out = new.statements(registry, d, pk);
+    (new.body, out)
+}
+
+/// A resource ready to be created: stamped as version 1, serialised, indexed.
+pub(super) struct NewResource {
+    pub res_type: String,
+    pub id: String,
+    pub now: i64,
+    pub body: String,
+    pub rows: Vec<cupola_search::IndexRow>,
+}
+
+impl NewResource {
+    pub(super) fn stamp(registry: &Registry, res_type: &str, resource: Value, id: &str, now: i64) -> NewResource {
+        let resource = meta::stamp(resource, id, 1, now);
+        let rows = registry.extract(res_type, &resource);
+        NewResource { res_type: res_type.into(), id: id.into(), now, body: resource.to_string(), rows }
+    }
+
+    /// See [`create_statements`].
+    pub(super) fn statements(&self, registry: &Registry, d: Dialect, pk: i64) -> Vec<Sql> {
+        let mut out = vec![
+            Sql {
+                text: INSERT_RESOURCE.into(),
+                binds: vec![
+                    Bind::Text(self.res_type.clone()),
+                    Bind::Text(self.id.clone()),
+                    Bind::Int(self.now),
+                    Bind::Bool(false),
+                ],
+            },
+            Sql {
+                text: INSERT_VERSION.into(),
+                binds: vec![
+                    Bind::Int(pk),
+                    Bind::Int(1),
+                    Bind::Int(self.now),
+                    Bind::Bool(false),
+                    Bind::Text("POST".into()),
+                    Bind::Text(self.body.clone()),
+                ],
+            },
+        ];
+        out.extend(registry.index_inserts(pk, &self.res_type, &self.rows, d));
+        out
+    }
+
+    pub(super) fn stored(self, pk: i64) -> Stored {
+        Stored {
+            pk,
+            res_type: self.res_type,
+            id: self.id,
+            version: 1,
+            last_updated: self.now,
+            deleted: false,
+            body: Some(self.body),
+        }
+    }
 }
 
 /// Folds `create_statements` into one statement: `WITH r AS (INSERT … RETURNING pk),
@@ -82,6 +121,25 @@ impl Store {
             return Err(crate::Error::Conflict(format!("a new {res_type} id was already taken; retry")));
         }
         Ok(created)
+    }
+
+    /// Creates many new resources of one type at once, all or none, in their own
+    /// transaction (the audit writer's batches). On PostgreSQL this is the group
+    /// create's one statement of fixed text, planned once per connection: a batch's
+    /// multi-row inserts had a new text, parsed and planned anew, for each size.
+    pub(crate) async fn create_batch(&self, res_type: &str, resources: Vec<Value>) -> Result<()> {
+        if self.dialect != Dialect::Postgres {
+            let mut tx = self.begin().await?;
+            self.insert_many(&mut tx, res_type, resources).await?;
+            return tx.commit().await;
+        }
+        let now = now_micros();
+        let news: Vec<NewResource> =
+            resources.into_iter().map(|r| NewResource::stamp(&self.registry, res_type, r, &new_id(), now)).collect();
+        // One statement whatever the count: its binds are two JSON arrays.
+        let refs: Vec<&NewResource> = news.iter().collect();
+        super::group::together(self, &refs).await?;
+        Ok(())
     }
 
     /// [`Store::insert_many`] with ids chosen by the caller (e.g. deterministic Slot
@@ -150,23 +208,21 @@ impl Store {
 }
 
 impl Store {
-    /// Creates `resource` with a new id in one statement (PostgreSQL).
+    /// Creates `resource` with a new id (PostgreSQL): in one statement of its own, or,
+    /// when other creates are waiting at the same moment, in one statement with them
+    /// (see `group`).
     pub(crate) async fn create_single(&self, res_type: &str, resource: Value) -> Result<Stored> {
-        let (id, now) = (new_id(), now_micros());
-        let (body, statements) = create_statements(&self.registry, self.dialect, res_type, resource, &id, now, 0);
-        let one = single_statement(&statements);
+        let new = NewResource::stamp(&self.registry, res_type, resource, &new_id(), now_micros());
+        self.group.create(self, new).await
+    }
+
+    /// One create as one statement: what `bench/pgbench-create.sql` replays.
+    pub(super) async fn create_alone(&self, new: NewResource) -> Result<Stored> {
+        let one = single_statement(&new.statements(&self.registry, self.dialect, 0));
         let mut c = self.conn().await?;
         let r = sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_one(&mut *c).await;
         let pk: i64 = c.done(r)?;
-        Ok(Stored {
-            pk,
-            res_type: res_type.into(),
-            id,
-            version: 1,
-            last_updated: now,
-            deleted: false,
-            body: Some(body),
-        })
+        Ok(new.stored(pk))
     }
 }
 

@@ -8,6 +8,7 @@ mod claims;
 mod conditional;
 mod create;
 mod fold;
+mod group;
 mod history;
 mod messages;
 mod outbox;
@@ -52,6 +53,8 @@ pub struct Store {
     registry: Arc<Registry>,
     /// What the booking rules applied on every Appointment write need.
     settings: Arc<crate::booking::Settings>,
+    /// Plain creates written together when they arrive together (PostgreSQL).
+    group: group::Group,
 }
 
 impl Store {
@@ -77,7 +80,13 @@ impl Store {
         drop(pool.get().await.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
             format!("cannot open the database {url}; check --database-url and that the server is running")
         })?);
-        let store = Store { pool, dialect, registry, settings: Arc::new(crate::booking::Settings::default()) };
+        let store = Store {
+            pool,
+            dialect,
+            registry,
+            settings: Arc::new(crate::booking::Settings::default()),
+            group: Default::default(),
+        };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
     }

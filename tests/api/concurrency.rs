@@ -118,6 +118,7 @@ async fn concurrent_puts_of_a_new_id_create_it_once_and_update_it_in_turn(b: Bac
 crate::on_both!(
     concurrent_puts_of_a_new_id_create_it_once_and_update_it_in_turn,
     concurrent_creates_each_get_their_own_resource,
+    creates_arriving_together_are_each_found_by_every_value,
     concurrent_conditional_creates_make_exactly_one,
     concurrent_if_match_updates_let_exactly_one_through,
     many_concurrent_writers_never_get_a_500
@@ -204,4 +205,63 @@ async fn two_server_processes_on_one_postgres_create_exactly_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_server_processes_on_one_sqlite_file_create_exactly_one() {
     two_processes_create_exactly_one(Backend::Sqlite).await;
+}
+
+/// Many creates of several types at once (on PostgreSQL those that arrive together
+/// are written together): each is indexed as a create alone would be, so it is found
+/// by its own string, token, date, reference, quantity, number (position) and uri
+/// values, reads back as sent, and has its first version in the history.
+async fn creates_arriving_together_are_each_found_by_every_value(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let n = 12;
+    let mut bodies: Vec<Value> = Vec::new();
+    for i in 0..n {
+        let texts = [
+            format!(
+                r#"{{"resourceType":"Patient","identifier":[{{"system":"http://example.org/sid/mrn","value":"TOG-{i}"}}],
+                "name":[{{"family":"Insieme{i}"}}],"birthDate":"19{}-03-04","generalPractitioner":[{{"reference":"Practitioner/gp-{i}"}}]}}"#,
+                40 + i
+            ),
+            format!(
+                r#"{{"resourceType":"Invoice","status":"draft","totalGross":{{"value":{}.50,"currency":"EUR"}}}}"#,
+                100 + i
+            ),
+            format!(
+                r#"{{"resourceType":"Location","name":"Sede {i}","position":{{"longitude":{:.2},"latitude":44.40}}}}"#,
+                8.90 + 0.02 * f64::from(i)
+            ),
+            format!(r#"{{"resourceType":"ValueSet","status":"draft","url":"http://example.org/vs/tog-{i}"}}"#),
+        ];
+        bodies.extend(texts.iter().map(|t| serde_json::from_str::<Value>(t).unwrap()));
+    }
+    let answers = join_all(bodies.iter().map(|b| app.post(b["resourceType"].as_str().unwrap(), b))).await;
+    let mut created = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), 201);
+        created.push(r.json::<Value>().await.unwrap());
+    }
+    for (k, c) in created.iter().enumerate() {
+        let (i, rt, id) = (k / 4, c["resourceType"].as_str().unwrap(), c["id"].as_str().unwrap());
+        let read = app.get_json(&format!("{rt}/{id}"), 200).await;
+        assert_eq!(read["meta"]["versionId"], "1");
+        let first = app.get_json(&format!("{rt}/{id}/_history/1"), 200).await;
+        assert_eq!(first["meta"]["lastUpdated"], read["meta"]["lastUpdated"]);
+        let searches: Vec<String> = match rt {
+            "Patient" => vec![
+                format!("Patient?identifier=http://example.org/sid/mrn|TOG-{i}"),
+                format!("Patient?family:exact=Insieme{i}"),
+                format!("Patient?birthdate=19{}-03-04", 40 + i),
+                format!("Patient?general-practitioner=Practitioner/gp-{i}"),
+            ],
+            "Invoice" => {
+                assert_eq!(read["totalGross"]["value"].to_string(), format!("{}.50", 100 + i));
+                vec![format!("Invoice?totalgross={}.5", 100 + i)]
+            }
+            "Location" => vec![format!("Location?near=44.40|{:.2}|0.2|km", 8.90 + 0.02 * i as f64)],
+            _ => vec![format!("ValueSet?url=http://example.org/vs/tog-{i}")],
+        };
+        for q in searches {
+            assert_eq!(match_ids(&app.get_json(&q, 200).await), [id], "{q}");
+        }
+    }
 }

@@ -1,0 +1,132 @@
+//! Group commit of plain creates on PostgreSQL: the creates waiting at one moment
+//! are written together, in one statement of fixed text (`group_create_sql`), so
+//! that PostgreSQL's cost per statement and per commit (executor start, snapshot,
+//! WAL record, round trip, wake-ups) is shared between them. A create that finds
+//! no other waiting goes alone, in the one statement `bench/pgbench-create.sql`
+//! replays. A few groups run at once (`LANES`), each on its own connection: while
+//! they are in flight, the next creates queue up and form the next group. No lock
+//! is held across groups; each group is one atomic statement.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::create::NewResource;
+use super::{into_arguments, Dialect, Store, Stored};
+use crate::{Error, Result};
+
+/// Groups in flight at once (each holds one connection of the pool).
+const LANES: usize = 2;
+/// Creates per group at most.
+const MAX_GROUP: usize = 64;
+
+struct Job {
+    new: NewResource,
+    reply: oneshot::Sender<Result<Stored>>,
+}
+
+/// The store's group writer, started with the first create that uses it.
+#[derive(Clone, Default)]
+pub(super) struct Group {
+    queue: Arc<OnceLock<mpsc::Sender<Job>>>,
+    /// The writer's own copy of the store creates alone (and holds no queue, so the
+    /// writer stops when the last store handle is dropped).
+    off: bool,
+}
+
+impl Group {
+    pub(super) async fn create(&self, store: &Store, new: NewResource) -> Result<Stored> {
+        if self.off || store.dialect != Dialect::Postgres {
+            return store.create_alone(new).await;
+        }
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(1024);
+            let writer = Store { group: Group { queue: Default::default(), off: true }, ..store.clone() };
+            tokio::spawn(run(writer, rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError(job)) = queue.send(Job { new, reply }).await {
+            return store.create_alone(job.new).await;
+        }
+        answer.await.map_err(|_| Error::Busy("the store's writer stopped while creating; retry".into()))?
+    }
+}
+
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
+    let lanes = Arc::new(Semaphore::new(LANES));
+    loop {
+        let Ok(lane) = lanes.clone().acquire_owned().await else { return };
+        let Some(first) = queue.recv().await else { return };
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            write(&store, jobs).await;
+            drop(lane);
+        });
+    }
+}
+
+async fn write(store: &Store, mut jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        if let Some(j) = jobs.pop() {
+            let _ = j.reply.send(store.create_alone(j.new).await);
+        }
+        return;
+    }
+    let news: Vec<&NewResource> = jobs.iter().map(|j| &j.new).collect();
+    match together(store, &news).await {
+        Ok(mut pks) => {
+            for j in jobs {
+                let r = match pks.remove(&j.new.id) {
+                    Some(pk) => Ok(j.new.stored(pk)),
+                    None => Err(anyhow::anyhow!("the group create returned no key for {}", j.new.id).into()),
+                };
+                let _ = j.reply.send(r);
+            }
+        }
+        Err(e) => {
+            // The statement is atomic: nothing of the group was written. Each create
+            // goes again alone, so that one bad row fails only its own request.
+            tracing::warn!(error = %e, creates = jobs.len(), "group create failed; writing each alone");
+            for j in jobs {
+                let _ = j.reply.send(store.create_alone(j.new).await);
+            }
+        }
+    }
+}
+
+/// Writes `news` (distinct new ids) in one statement, so all or none (PostgreSQL);
+/// the key of each resource by id.
+pub(super) async fn together(store: &Store, news: &[&NewResource]) -> Result<HashMap<String, i64>> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(cupola_search::group_create_sql);
+    let items: Vec<cupola_search::GroupItem<'_>> = news
+        .iter()
+        .map(|n| cupola_search::GroupItem {
+            res_type: &n.res_type,
+            id: &n.id,
+            last_updated: n.now,
+            body: &n.body,
+            rows: &n.rows,
+        })
+        .collect();
+    let binds = cupola_search::group_create_binds(&items);
+    let mut c = store.conn().await?;
+    let r = sqlx::query_with(sql, into_arguments(binds)).fetch_all(&mut *c).await;
+    let rows = c.done(r)?;
+    tracing::debug!(creates = news.len(), "group create");
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        out.insert(row.try_get::<String, _>("res_id")?, row.try_get::<i64, _>("pk")?);
+    }
+    Ok(out)
+}
