@@ -31,19 +31,19 @@ struct Job {
 #[derive(Clone, Default)]
 pub(super) struct Group {
     queue: Arc<OnceLock<mpsc::Sender<Job>>>,
-    /// The writer's own copy of the store creates alone (and holds no queue, so the
-    /// writer stops when the last store handle is dropped).
-    off: bool,
 }
 
 impl Group {
     pub(super) async fn create(&self, store: &Store, new: NewResource) -> Result<Stored> {
-        if self.off || store.dialect != Dialect::Postgres {
+        if store.dialect != Dialect::Postgres {
             return store.create_alone(new).await;
         }
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::channel(1024);
-            let writer = Store { group: Group { queue: Default::default(), off: true }, ..store.clone() };
+            // The writer's copy of the store has a group of its own, never started (it
+            // writes with `create_alone` and `together`), so that it holds no sender of
+            // this queue and stops when the last store handle is dropped.
+            let writer = Store { group: Group::default(), ..store.clone() };
             tokio::spawn(run(writer, rx));
             tx
         });

@@ -75,6 +75,17 @@ impl Table {
         }
     }
 
+    /// `name type` of each value column, with the types given for text and integers.
+    fn column_decls(self, text: &str, int: &str) -> Vec<String> {
+        self.value_columns()
+            .iter()
+            .map(|(name, col)| match col {
+                Col::Text => format!("{name} {text}"),
+                Col::Int => format!("{name} {int}"),
+            })
+            .collect()
+    }
+
     /// Column sorted on ascending / descending (`MIN(asc)` / `MAX(desc)` per resource).
     pub fn sort_columns(self) -> (&'static str, &'static str) {
         match self {
@@ -127,14 +138,7 @@ pub fn index_schema(d: Dialect) -> Vec<String> {
     };
     let mut out = Vec::new();
     for t in Table::ALL {
-        let cols: Vec<String> = t
-            .value_columns()
-            .iter()
-            .map(|(name, col)| match col {
-                Col::Text => format!("{name} TEXT{collate}"),
-                Col::Int => format!("{name} BIGINT"),
-            })
-            .collect();
+        let cols = t.column_decls(&format!("TEXT{collate}"), "BIGINT");
         out.push(format!(
             "CREATE TABLE IF NOT EXISTS {} (res_pk BIGINT NOT NULL, res_type TEXT NOT NULL, param TEXT NOT NULL, grp BIGINT NOT NULL, {})",
             t.name(),
@@ -262,14 +266,7 @@ pub fn group_create_sql() -> String {
     );
     for (i, t) in Table::ALL.iter().enumerate() {
         let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
-        let typed: Vec<String> = t
-            .value_columns()
-            .iter()
-            .map(|(name, col)| match col {
-                Col::Text => format!("{name} text"),
-                Col::Int => format!("{name} bigint"),
-            })
-            .collect();
+        let typed = t.column_decls("text", "bigint");
         let picked: Vec<String> = cols.iter().map(|c| format!("x.{c}")).collect();
         text.push_str(&format!(
             ", i{i} AS (INSERT INTO {} (res_pk, res_type, param, grp, {}) SELECT r.pk, r.res_type, x.param, x.grp, {} \
