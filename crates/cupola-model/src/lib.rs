@@ -60,9 +60,35 @@ pub fn check_typed(resource: &Value) -> Result<(), String> {
 /// parse error.
 pub fn check_typed_after_schema(resource: &Value) -> Result<(), String> {
     guard(|| {
-        let prepared = Prepared::new(resource, false)?;
+        let mut prepared = Prepared::new(resource, false)?;
+        // Without a nested resource the direct typed parse is not affected by
+        // fhirbolt's bug (crate docs) and skips building the `Element` tree, most of
+        // the parse's time. What it refuses goes through the `Element` path, which
+        // has the last word and says what is wrong.
+        if !has_nested_resource(resource) {
+            if fhirbolt::json::from_json_value::<Resource>(prepared.value, strict()).is_ok() {
+                return Ok(());
+            }
+            prepared = Prepared::new(resource, false)?;
+        }
         parse_json_typed(prepared.value, resource, Walk::Skip).map(|_| ())
     })
+}
+
+/// Whether an object below the top of `resource` has a `resourceType` (a Bundle
+/// entry, a contained resource, a resource in `Parameters`).
+fn has_nested_resource(resource: &Value) -> bool {
+    fn below(v: &Value) -> bool {
+        match v {
+            Value::Object(o) => o.contains_key("resourceType") || o.values().any(below),
+            Value::Array(a) => a.iter().any(below),
+            _ => false,
+        }
+    }
+    match resource {
+        Value::Object(o) => o.iter().any(|(k, v)| k != "resourceType" && below(v)),
+        _ => false,
+    }
 }
 
 /// Whether the shape walk runs when fhirbolt's parse succeeds.

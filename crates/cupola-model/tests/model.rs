@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cupola_model::{check_typed, json_to_xml, xml_to_json, XmlOptions};
+use cupola_model::{check_typed, check_typed_after_schema, json_to_xml, xml_to_json, XmlOptions};
 use serde_json::{json, Value};
 
 const PRETTY: XmlOptions = XmlOptions { pretty: true };
@@ -286,5 +286,31 @@ fn print_messages() {
     }
     for x in ["<Patient", "<Patient xmlns=\"http://hl7.org/fhir\"><colour value=\"x\"/></Patient>"] {
         println!("{}", xml_to_json(x).expect_err("invalid"));
+    }
+}
+
+/// The check after the JSON Schema takes a shorter road for resources without a
+/// nested one: it must accept what the full check accepts, and still refuse, naming
+/// the value at fault, what fhirbolt's typed model cannot hold.
+#[test]
+fn check_after_schema_agrees_with_the_full_check() {
+    for (name, v) in examples() {
+        assert!(check_typed_after_schema(&v).is_ok(), "{name} refused");
+    }
+    let refused = [
+        (json!({"resourceType": "Patient", "active": "yes"}), "yes"),
+        (json!({"resourceType": "Patient", "name": [{"family": 42}]}), "42"),
+        (json!({"resourceType": "Patient", "active": true, "colour": "blue"}), "colour"),
+        (json!({"resourceType": "Appointment", "status": "booked", "participant": [{"status": 7}]}), "7"),
+        (
+            json!({"resourceType": "Bundle", "type": "collection",
+                   "entry": [{"resource": {"resourceType": "Patient", "bogus": 1}}]}),
+            "bogus",
+        ),
+    ];
+    for (r, named) in refused {
+        assert!(check_typed(&r).is_err(), "{r}");
+        let e = check_typed_after_schema(&r).expect_err("refused after the schema too");
+        assert!(e.contains(named), "{r}: {e}");
     }
 }

@@ -105,6 +105,11 @@ impl SchemaSet {
         let Some(validator) = self.validator(resource_type) else {
             return Vec::new();
         };
+        // `is_valid` stops at the first failure and builds no errors: most resources
+        // pass, and only those that fail pay for the full list.
+        if validator.is_valid(resource) {
+            return Vec::new();
+        }
         let mut issues = Vec::new();
         for error in validator.iter_errors(resource) {
             let pattern_owner = |pattern: &str| self.patterns.get(pattern).map(|t| format!("a valid {t}"));
