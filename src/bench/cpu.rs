@@ -41,6 +41,17 @@ pub struct CpuCost {
     pub steal: f64,
 }
 
+/// CPU seconds (user + system) process `pid` has used since it started (Linux).
+pub fn process_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // state is the first, utime and stime the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let n: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| n.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / clock_tick()?)
+}
+
 fn clock_tick() -> Option<f64> {
     // SAFETY: sysconf takes no pointers.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -17,6 +17,10 @@ pub struct PhaseFigures {
     pub per_second: f64,
     pub median_ms: f64,
     pub p99_ms: f64,
+    /// The gateway process's CPU time per request over the phase (ms).
+    pub gateway_cpu_ms: Option<f64>,
+    /// The whole machine's busy CPU time per request over the phase (ms).
+    pub machine_cpu_ms: Option<f64>,
 }
 
 const MRN: &str = "http://example.org/cupola/sid/bench-mrn";
@@ -31,6 +35,8 @@ impl PhaseFigures {
             per_second: hist.len() as f64 / length.as_secs_f64(),
             median_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
             p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+            gateway_cpu_ms: None,
+            machine_cpu_ms: None,
         }
     }
 }
@@ -89,19 +95,52 @@ pub async fn run_phases(
     tokens: Arc<Vec<String>>,
     clients: usize,
     phase: Duration,
+    gateway_pid: u32,
 ) -> anyhow::Result<BackendFigures> {
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up creates give the read and search phases a population to pick from.
     let warm =
         run_phase(base, &tokens, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
     tracing::info!(created = warm.0.requests, "warm-up done");
+    let cost = Cost::start(gateway_pid);
     let (create, ids) = run_phase(base, &tokens, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
+    let create = cost.finish(create, phase);
     let mut population = warm.1;
     population.extend(ids);
     let population = Arc::new(population);
+    let cost = Cost::start(gateway_pid);
     let (read, _) = run_phase(base, &tokens, Kind::Read, clients, phase, &counter, population.clone()).await?;
+    let read = cost.finish(read, phase);
+    let cost = Cost::start(gateway_pid);
     let (search, _) = run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?;
+    let search = cost.finish(search, phase);
     Ok(BackendFigures { create, read, search, ..Default::default() })
+}
+
+/// The CPU a phase cost the gateway and the whole machine: the gateway's own time is
+/// what a change to its code moves, without the noise of the others sharing the cores.
+struct Cost {
+    pid: u32,
+    gateway: Option<f64>,
+    machine: Option<super::cpu::CpuTimes>,
+}
+
+impl Cost {
+    fn start(pid: u32) -> Cost {
+        Cost { pid, gateway: super::cpu::process_seconds(pid), machine: super::cpu::CpuTimes::now() }
+    }
+
+    fn finish(self, mut f: PhaseFigures, phase: Duration) -> PhaseFigures {
+        let n = f.requests as f64;
+        if n > 0.0 {
+            f.gateway_cpu_ms = match (self.gateway, super::cpu::process_seconds(self.pid)) {
+                (Some(a), Some(b)) => Some(1000.0 * (b - a) / n),
+                _ => None,
+            };
+            f.machine_cpu_ms = self.machine.and_then(|m| m.per_op_since(n, phase.as_secs_f64())).map(|c| c.ms_per_op);
+        }
+        f
+    }
 }
 
 /// One client's HTTP/1.1 connection, kept alive for the whole phase: the load

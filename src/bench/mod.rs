@@ -80,6 +80,8 @@ pub struct BackendFigures {
     pub peak_rss_kb: u64,
     /// pgbench transactions per second for the same rows (PostgreSQL only).
     pub pgbench_tps: Option<f64>,
+    /// The machine's busy CPU time per pgbench transaction (ms).
+    pub pgbench_cpu_ms: Option<f64>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -108,14 +110,20 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         tracing::info!(backend, clients = args.clients, seconds = args.seconds, "benchmark starting");
         // pgbench first, on a fresh database of its own with the gateway's schema, so
         // that both start from the same empty tables.
-        let pgbench_tps = match backend.as_str() {
+        let (pgbench_tps, pgbench_cpu_ms) = match backend.as_str() {
             "postgres" => {
                 let db = server::BenchDb::create("postgres", &args.pg_url).await?;
+                let before = cpu::CpuTimes::now();
                 let tps = pgbench::run(&db.url, args.clients, args.seconds).await;
+                let seconds = args.seconds as f64;
+                let cost = match (&tps, before) {
+                    (Ok(t), Some(b)) => b.per_op_since(t * seconds, seconds).map(|c| c.ms_per_op),
+                    _ => None,
+                };
                 db.drop_db().await;
-                Some(tps?)
+                (Some(tps?), cost)
             }
-            _ => None,
+            _ => (None, None),
         };
         let db = server::BenchDb::create(backend, &args.pg_url).await?;
         let measured = measure(&db.url, args.clients, phase).await;
@@ -124,6 +132,7 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
         let mut figures = measured?;
         figures.backend = backend.clone();
         figures.pgbench_tps = pgbench_tps;
+        figures.pgbench_cpu_ms = pgbench_cpu_ms;
         tracing::info!(?figures, "benchmark done");
         all.push(figures);
     }
@@ -138,12 +147,13 @@ async fn measure(database_url: &str, clients: usize, phase: Duration) -> anyhow:
     // The clients run on one thread of their own: on 2 cores, a second one would
     // only compete with the gateway and the database for them.
     let base = gateway.base.clone();
+    let pid = gateway.pid();
     let tokens = std::sync::Arc::new(gateway.tokens(clients)?);
     let mut figures = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(load::run_phases(&base, tokens, clients, phase))
+            .block_on(load::run_phases(&base, tokens, clients, phase, pid))
     })
     .await??;
     (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();

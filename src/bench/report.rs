@@ -7,25 +7,37 @@ const BEGIN: &str = "<!-- cupola bench: begin -->";
 const END: &str = "<!-- cupola bench: end -->";
 
 pub fn table(all: &[BackendFigures]) -> String {
+    let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.3}"));
     let mut t = String::from(
-        "| backend | phase | requests | errors | per second | median ms | p99 ms |\n|---|---|---|---|---|---|---|\n",
+        "| backend | phase | requests | errors | per second | median ms | p99 ms | gateway CPU ms per request | machine CPU ms per request |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in all {
         for (name, p) in [("create", &f.create), ("read", &f.read), ("search by identifier", &f.search)] {
             t.push_str(&format!(
-                "| {} | {name} | {} | {} | {:.0} | {:.2} | {:.2} |\n",
-                f.backend, p.requests, p.errors, p.per_second, p.median_ms, p.p99_ms
+                "| {} | {name} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |\n",
+                f.backend,
+                p.requests,
+                p.errors,
+                p.per_second,
+                p.median_ms,
+                p.p99_ms,
+                ms(p.gateway_cpu_ms),
+                ms(p.machine_cpu_ms)
             ));
         }
     }
-    t.push_str("\n| backend | gateway RSS after run (MB) | peak RSS (MB) | pgbench create tps | gateway create/s | ratio |\n|---|---|---|---|---|---|\n");
+    t.push_str("\n| backend | gateway RSS after run (MB) | peak RSS (MB) | pgbench create tps | gateway create/s | ratio | machine CPU ms per pgbench transaction / per create |\n|---|---|---|---|---|---|---|\n");
     for f in all {
         let (tps, ratio) = match f.pgbench_tps {
             Some(t) => (format!("{t:.0}"), format!("{:.0} %", 100.0 * f.create.per_second / t)),
             None => ("–".into(), "–".into()),
         };
+        let cpu = match (f.pgbench_cpu_ms, f.create.machine_cpu_ms) {
+            (Some(p), Some(c)) if c > 0.0 => format!("{p:.3} / {c:.3} ({:.0} %)", 100.0 * p / c),
+            _ => "–".into(),
+        };
         t.push_str(&format!(
-            "| {} | {:.1} | {:.1} | {tps} | {:.0} | {ratio} |\n",
+            "| {} | {:.1} | {:.1} | {tps} | {:.0} | {ratio} | {cpu} |\n",
             f.backend,
             f.rss_kb as f64 / 1024.0,
             f.peak_rss_kb as f64 / 1024.0,
