@@ -141,12 +141,12 @@ impl Gateway {
             .collect()
     }
 
-    /// (current, peak) resident memory in kB, from /proc.
     /// The gateway's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// (current, peak) resident memory in kB, from /proc.
     pub fn memory_kb(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
         let field = |name: &str| {
