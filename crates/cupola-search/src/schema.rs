@@ -286,24 +286,24 @@ pub fn group_create_sql() -> String {
 /// written as JSON text directly: building `serde_json::Value`s first cost a tenth
 /// of the gateway's time per create.
 pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
-    use std::fmt::Write;
-    let mut resources = String::with_capacity(items.iter().map(|it| it.body.len() + 96).sum::<usize>() + 2);
-    resources.push('[');
+    use std::io::Write;
+    let mut resources: Vec<u8> = Vec::with_capacity(items.iter().map(|it| it.body.len() + 96).sum::<usize>() + 2);
+    resources.push(b'[');
     for (k, it) in items.iter().enumerate() {
         if k > 0 {
-            resources.push(',');
+            resources.push(b',');
         }
-        resources.push_str("{\"res_type\":");
+        resources.extend_from_slice(b"{\"res_type\":");
         json_str(&mut resources, it.res_type);
-        resources.push_str(",\"id\":");
+        resources.extend_from_slice(b",\"id\":");
         json_str(&mut resources, it.id);
         let _ = write!(resources, ",\"lu\":{},\"body\":", it.last_updated);
         // Already JSON: carried as it is, not as an escaped string.
-        resources.push_str(it.body);
-        resources.push('}');
+        resources.extend_from_slice(it.body.as_bytes());
+        resources.push(b'}');
     }
-    resources.push(']');
-    let mut tables: Vec<String> = vec![String::from("["); Table::ALL.len()];
+    resources.push(b']');
+    let mut tables: Vec<Vec<u8>> = vec![vec![b'[']; Table::ALL.len()];
     for it in items {
         for row in it.rows {
             let t = Table::of(&row.value);
@@ -311,11 +311,11 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
                 continue;
             };
             if out.len() > 1 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push_str("{\"id\":");
+            out.extend_from_slice(b"{\"id\":");
             json_str(out, it.id);
-            out.push_str(",\"param\":");
+            out.extend_from_slice(b",\"param\":");
             json_str(out, &row.param);
             let _ = write!(out, ",\"grp\":{}", row.group);
             for ((name, _), b) in t.value_columns().iter().zip(value_binds(&row.value)) {
@@ -325,41 +325,29 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
                     Bind::Int(i) => {
                         let _ = write!(out, "{i}");
                     }
-                    Bind::Bool(v) => out.push_str(if v { "true" } else { "false" }),
-                    Bind::NullText => out.push_str("null"),
+                    Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+                    Bind::NullText => out.extend_from_slice(b"null"),
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
     std::iter::once(resources)
         .chain(tables.into_iter().map(|mut t| {
-            t.push(']');
+            t.push(b']');
             t
         }))
-        .map(Bind::Text)
+        // Only UTF-8 went in: the bodies are `&str`, the rest serde_json's output.
+        .map(|bytes| {
+            Bind::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        })
         .collect()
 }
 
-/// Appends `s` as a JSON string.
-fn json_str(out: &mut String, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Appends `s` as a JSON string (serde_json's escaping).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
