@@ -181,27 +181,49 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
             )])
         })?;
     let mut body = moved_to(without_proposal_marks(a, base), "booked");
-    complete_from_slot(store, tx, &mut body).await?;
+    // Serialised per patient and slots, as a conditional create on the same search is.
     let condition = vec![
         ("slot".to_string(), slots.join(",")),
-        ("patient".to_string(), patient),
+        ("patient".to_string(), patient.clone()),
         ("status".to_string(), "booked,arrived,checked-in,fulfilled".to_string()),
     ];
-    let w = store.create_conditional_in(tx, access, "Appointment", body, &condition).await?;
-    let created = w.kind == crate::store::WriteKind::Created;
-    let appointment = parse(w.stored.and_then(|s| s.body))?;
-    Ok(Booked { appointment, created, replaced: None, invoice: None })
+    store.lock_condition(tx, "Appointment", &condition).await?;
+    let slot_ids: Vec<&str> = slots.iter().filter_map(|s| s.strip_prefix("Slot/")).collect();
+    let patient_id = patient.strip_prefix("Patient/").unwrap_or_default();
+    match store.bookings_of(tx, access, &slot_ids, patient_id).await?.as_slice() {
+        [] => {
+            complete_from_slot(store, tx, &mut body).await?;
+            let stored = store.create_in(tx, access, "Appointment", body, None).await?;
+            Ok(Booked { appointment: parse(stored.body)?, created: true, replaced: None, invoice: None })
+        }
+        [id] => {
+            let found = crate::store::current(tx, store.dialect(), "Appointment", id, false).await?;
+            Ok(Booked {
+                appointment: parse(found.and_then(|s| s.body))?,
+                created: false,
+                replaced: None,
+                invoice: None,
+            })
+        }
+        _ => Err(Error::PreconditionFailed(format!(
+            "{patient} has more than one booking on {}: cancel the extra one",
+            slots.join(", ")
+        ))),
+    }
 }
 
 /// Links a booking made from a bare resource as a proposal is linked: its slot's
 /// times and service, and the agenda's actors (service, place, practitioner) as
 /// participants. A slot that does not exist is left to the booking rules to refuse.
+/// The slot is read for the write (locked, a generated one moved into `resources`),
+/// so that the booking rules find it held by this transaction instead of reading it
+/// again.
 async fn complete_from_slot(store: &Store, tx: &mut Tx, a: &mut Value) -> Result<()> {
     let Some(slot_id) = a["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/")).map(str::to_string)
     else {
         return Ok(());
     };
-    let found = crate::store::current(tx, store.dialect(), "Slot", &slot_id, false).await?.and_then(|s| s.body);
+    let found = store.current_for_write(tx, "Slot", &slot_id).await?.and_then(|s| s.body);
     let Some(slot) = found.and_then(|b| serde_json::from_str::<Value>(&b).ok()) else {
         return Ok(());
     };

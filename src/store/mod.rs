@@ -10,6 +10,7 @@ mod create;
 mod fold;
 mod group;
 mod history;
+mod lookups;
 mod messages;
 mod outbox;
 mod pool;

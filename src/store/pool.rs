@@ -155,6 +155,9 @@ pub struct Tx {
     /// Resources as this transaction last read (unlocked) or wrote them, by type and
     /// id (`None`: not there); see `resources::current_seen`.
     seen: std::collections::HashMap<(String, String), Option<super::Stored>>,
+    /// Resources whose row this transaction has written or locked: `seen` is then
+    /// their current state for a write too, no lock left to take.
+    held: std::collections::HashSet<(String, String)>,
 }
 
 impl Tx {
@@ -174,7 +177,7 @@ impl Tx {
         let r = conn.execute(begin).await;
         conn.finished = r.is_ok();
         r?;
-        Ok(Tx { conn: Some(conn), turn, wake: None, seen: Default::default() })
+        Ok(Tx { conn: Some(conn), turn, wake: None, seen: Default::default(), held: Default::default() })
     }
 
     pub async fn commit(mut self) -> Result<()> {
@@ -200,6 +203,22 @@ impl Tx {
     /// Forgets `res_type/id`: written in a way whose result is not at hand.
     pub(crate) fn forget(&mut self, res_type: &str, id: &str) {
         self.seen.remove(&(res_type.to_string(), id.to_string()));
+    }
+
+    /// Records `res_type/id` as written or row-locked by this transaction, in the
+    /// state `state`.
+    pub(crate) fn hold(&mut self, res_type: &str, id: &str, state: super::Stored) {
+        self.held.insert((res_type.to_string(), id.to_string()));
+        self.saw(res_type, id, Some(state));
+    }
+
+    /// `res_type/id` as this transaction holds it (written or row-locked), if it does.
+    pub(crate) fn held(&self, res_type: &str, id: &str) -> Option<&super::Stored> {
+        let key = (res_type.to_string(), id.to_string());
+        if !self.held.contains(&key) {
+            return None;
+        }
+        self.seen.get(&key).and_then(Option::as_ref)
     }
 
     /// Wakes `w` when this transaction commits (never when it rolls back).

@@ -129,7 +129,7 @@ pub(crate) async fn current_visible(
 
 /// `sql` (on `resources r`) with `rule` added to its WHERE; `None` when the rule
 /// hides everything.
-fn restricted(sql: &str, mut binds: Vec<Bind>, rule: &Rule) -> Option<(String, Vec<Bind>)> {
+pub(super) fn restricted(sql: &str, mut binds: Vec<Bind>, rule: &Rule) -> Option<(String, Vec<Bind>)> {
     match rule {
         Rule::All => Some((sql.to_string(), binds)),
         Rule::Nothing => None,

@@ -216,6 +216,15 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
              UPDATE outbox SET body = ''"
                 .into(),
         ),
+        // 15: references by identifier (`:identifier`) are few; the rest of the rows
+        // (reference by id or url, audit agents…) need not be in that index at all.
+        (
+            15,
+            "DROP INDEX IF EXISTS idx_reference_4;\n\
+             CREATE INDEX IF NOT EXISTS idx_reference_4 ON idx_reference (res_type, param, ident_value) \
+             WHERE ident_value IS NOT NULL"
+                .into(),
+        ),
     ]
 }
 

@@ -341,14 +341,17 @@ impl Store {
             // One round trip: row, version, index rows (none if another request moved
             // it first), and the grid row out (the statement's `$1`, the key, unused).
             let (stored, mut rest) =
-                self.version_statements(0, "Slot", id, 1, slot.created, "POST", slot.body.clone())?;
+                self.version_statements(0, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)?;
             rest.push(Sql {
                 text: "DELETE FROM slot_grid WHERE agenda = $2 AND stamp = $3 AND n = $4".into(),
                 binds: vec![Bind::Int(0), Bind::Int(slot.agenda), Bind::Int(slot.stamp), Bind::Int(slot.n)],
             });
             let first = Sql { text: INSERT_RESOURCE.into(), binds: row };
             let moved = self.run_keyed(tx, first, rest).await?.map(|pk| Stored { pk, ..stored });
-            tx.forget("Slot", id);
+            match &moved {
+                Some(m) => tx.hold("Slot", id, m.clone()),
+                None => tx.forget("Slot", id),
+            }
             return Ok(moved);
         }
         let pk: Option<i64> =
@@ -356,7 +359,7 @@ impl Store {
         // None: another request moved it first.
         let moved = match pk {
             Some(pk) => {
-                let v = self.version_statements(pk, "Slot", id, 1, slot.created, "POST", slot.body.clone())?;
+                let v = self.version_statements(pk, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)?;
                 Some(self.write_version(tx, v).await?)
             }
             None => None,
@@ -367,7 +370,10 @@ impl Store {
             .bind(slot.n)
             .execute(&mut **tx)
             .await?;
-        tx.forget("Slot", id);
+        match &moved {
+            Some(m) => tx.hold("Slot", id, m.clone()),
+            None => tx.forget("Slot", id),
+        }
         Ok(moved)
     }
 
@@ -384,11 +390,18 @@ impl Store {
     /// The current version of `res_type/id` for a write, row-locked (a generated slot
     /// is first moved into `resources`).
     pub(crate) async fn current_for_write(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<Stored>> {
+        if let Some(s) = tx.held(res_type, id) {
+            return Ok(Some(s.clone()));
+        }
         if res_type == "Slot" {
             if let Some(moved) = self.materialize_slot(tx, id).await? {
                 return Ok(Some(moved));
             }
         }
-        super::current(tx, self.dialect, res_type, id, true).await
+        let found = super::current(tx, self.dialect, res_type, id, true).await?;
+        if let Some(s) = &found {
+            tx.hold(res_type, id, s.clone());
+        }
+        Ok(found)
     }
 }

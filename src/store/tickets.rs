@@ -148,10 +148,20 @@ impl Store {
             exemption,
             booking_code: rules::booking_code(appointment, &base),
         };
+        // A new ticket has this one line: its share is known now, and stored with it.
+        let first_share = (t.status == "new").then(|| {
+            let only = billing::Line {
+                provider: line.provider.clone(),
+                tariff: from_cents(to_cents(line.tariff)),
+                exempt: line.exemption.is_some(),
+            };
+            let priced = billing::compute(&[only], rules.terms(rome_day(t.booked_us)));
+            priced.shares.first().copied().unwrap_or(Decimal::ZERO)
+        });
         sqlx::query(
             "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
              share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 1, 0, $9, $10, $11, $12)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 0, $10, $11, $12, $13)",
         )
         .bind(&line.charge_item)
         .bind(&t.invoice)
@@ -160,6 +170,7 @@ impl Store {
         .bind(&line.code)
         .bind(&line.provider)
         .bind(to_cents(tariff))
+        .bind(to_cents(first_share.unwrap_or(Decimal::ZERO)))
         .bind(&line.exemption)
         .bind(&channel)
         .bind(&point)
@@ -179,7 +190,8 @@ impl Store {
         self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST").await?;
         if t.status == "new" {
             // A ticket made by this booking has this one line, as just stored.
-            let stored = LineFacts { tariff: from_cents(to_cents(line.tariff)), share: from_cents(0), ..line.clone() };
+            let share = from_cents(to_cents(first_share.unwrap_or(Decimal::ZERO)));
+            let stored = LineFacts { tariff: from_cents(to_cents(line.tariff)), share, ..line.clone() };
             self.reprice_lines(tx, t, id, vec![Line { facts: stored, missed: false }]).await?;
         } else {
             self.reprice(tx, t, id).await?;
@@ -210,13 +222,9 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         if let Some(seq) = seq {
+            // Its notice is written with its first pricing (`reprice_lines`), which a
+            // new ticket always gets in this transaction.
             let n = billing::pagopa::notice(&self.settings.billing.pagopa, seq as u64);
-            sqlx::query("UPDATE tickets SET notice = $1, iuv = $2 WHERE invoice = $3")
-                .bind(&n.number)
-                .bind(&n.iuv)
-                .bind(&invoice)
-                .execute(&mut **tx)
-                .await?;
             return Ok(TicketRow {
                 invoice,
                 nre: nre.map(str::to_string),
@@ -315,14 +323,19 @@ impl Store {
         } else {
             "issued"
         };
-        sqlx::query("UPDATE tickets SET owed_cents = $1, paid_cents = $2, status = $3, stage = $4 WHERE invoice = $5")
-            .bind(owed)
-            .bind(paid)
-            .bind(status)
-            .bind(&t.stage)
-            .bind(&t.invoice)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE tickets SET owed_cents = $1, paid_cents = $2, status = $3, stage = $4, notice = $5, iuv = $6 \
+             WHERE invoice = $7",
+        )
+        .bind(owed)
+        .bind(paid)
+        .bind(status)
+        .bind(&t.stage)
+        .bind(&t.notice)
+        .bind(&t.iuv)
+        .bind(&t.invoice)
+        .execute(&mut **tx)
+        .await?;
         let facts = InvoiceFacts {
             id: t.invoice.clone(),
             patient: t.patient.clone(),
@@ -365,11 +378,11 @@ impl Store {
         code: &str,
         day: chrono::NaiveDate,
     ) -> Result<Option<(Decimal, String)>> {
-        let query = vec![("identifier".to_string(), format!("{}|{code}", names::catalog_system(&self.settings.base)))];
-        let ids = self.search_ids_in(tx, &Access::gateway(), "ChargeItemDefinition", &query, 100).await?;
+        let system = names::catalog_system(&self.settings.base);
+        let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
         let day = day.to_string();
-        for id in ids {
-            let cid = body_of(current_seen(tx, self.dialect, "ChargeItemDefinition", &id).await?);
+        for stored in found {
+            let cid = body_of(Some(stored));
             let period = &cid["effectivePeriod"];
             let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
             let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());
@@ -400,16 +413,15 @@ impl Store {
         if patient.is_empty() {
             return Ok(Vec::new());
         }
-        let query = vec![
-            ("beneficiary".to_string(), format!("Patient/{patient}")),
-            ("status".to_string(), "active".to_string()),
-        ];
-        let ids = self.search_ids_in(tx, &Access::gateway(), "Coverage", &query, 50).await?;
+        let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
         let system = self.settings.billing.exemptions.system.clone();
         let day = day.to_string();
         let mut codes = Vec::new();
-        for id in ids {
-            let c = body_of(current_seen(tx, self.dialect, "Coverage", &id).await?);
+        for stored in found {
+            let c = body_of(Some(stored));
+            if c["status"] != "active" {
+                continue;
+            }
             let p = &c["period"];
             let starts = p["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
             let ends = p["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());

@@ -3,6 +3,7 @@
 //! On PostgreSQL each write is one statement keyed on the resource row it writes
 //! (`fold::keyed`); SQLite, in process, runs the statements one by one.
 
+use cupola_search::IndexRow;
 use serde_json::Value;
 
 use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
@@ -40,10 +41,10 @@ impl Store {
                 text: INSERT_RESOURCE.into(),
                 binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
             };
-            let (stored, rest) = self.version_statements(0, res_type, id, 1, now, method, resource)?;
+            let (stored, rest) = self.version_statements(0, res_type, id, 1, now, method, resource, None)?;
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
-            tx.saw(res_type, id, Some(stored.clone()));
+            tx.hold(res_type, id, stored.clone());
             return Ok(stored);
         }
         let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
@@ -55,8 +56,8 @@ impl Store {
             .await?;
         let pk = pk.ok_or_else(taken)?;
         let stored =
-            self.write_version(tx, self.version_statements(pk, res_type, id, 1, now, method, resource)?).await?;
-        tx.saw(res_type, id, Some(stored.clone()));
+            self.write_version(tx, self.version_statements(pk, res_type, id, 1, now, method, resource, None)?).await?;
+        tx.hold(res_type, id, stored.clone());
         Ok(stored)
     }
 
@@ -77,11 +78,34 @@ impl Store {
     ) -> Result<Stored> {
         let now = now_micros().max(cur.last_updated + 1);
         let version = cur.version + 1;
+        // The index rows the version replaced, from its body: only the parameters whose
+        // rows change are rewritten (a slot turning busy rewrites its `status` alone).
+        let old_rows = match (&resource, &cur.body) {
+            (Some(_), Some(b)) => {
+                serde_json::from_str::<Value>(b).ok().map(|v| self.registry.extract(&cur.res_type, &v))
+            }
+            _ => None,
+        };
         let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
-        let resource = match (self.dialect, resource) {
-            (Dialect::Postgres, Some(r)) => {
-                // One round trip: the row moved on, its old index rows out, the new version
-                // and its index rows in; nothing written if the version read is stale.
+        // The new version's statements (none for a deletion).
+        let written = match resource {
+            Some(r) => Some(self.version_statements(
+                cur.pk,
+                &cur.res_type,
+                &cur.id,
+                version,
+                now,
+                method,
+                r,
+                old_rows.as_deref(),
+            )?),
+            None => None,
+        };
+        let written = match (self.dialect, written) {
+            (Dialect::Postgres, Some((stored, writes))) => {
+                // One round trip: the row moved on, the new version and its index rows
+                // (the old ones out first where they are not compared); nothing written if
+                // the version read is stale.
                 let binds = vec![
                     Bind::Int(version),
                     Bind::Int(now),
@@ -90,20 +114,19 @@ impl Store {
                     Bind::Int(cur.version),
                 ];
                 let first = Sql { text: format!("{NEXT_VERSION} RETURNING pk"), binds };
-                let (stored, writes) =
-                    self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
-                let mut rest = self.registry.index_deletes(cur.pk, self.dialect);
+                let mut rest =
+                    if old_rows.is_some() { Vec::new() } else { self.registry.index_deletes(cur.pk, self.dialect) };
                 rest.extend(writes);
                 self.run_keyed(tx, first, rest).await?.ok_or_else(stale)?;
-                tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+                tx.hold(&cur.res_type, &cur.id, stored.clone());
                 return Ok(stored);
             }
-            (_, r) => r,
+            (_, w) => w,
         };
         let changed = sqlx::query(NEXT_VERSION)
             .bind(version)
             .bind(now)
-            .bind(resource.is_none())
+            .bind(written.is_none())
             .bind(cur.pk)
             .bind(cur.version)
             .execute(&mut **tx)
@@ -112,17 +135,16 @@ impl Store {
         if changed != 1 {
             return Err(stale());
         }
-        let deletes = self.registry.index_deletes(cur.pk, self.dialect);
-        // A deletion keeps its reference rows: visibility is decided by them.
-        let keep_refs = resource.is_none();
-        let deletes: Vec<Sql> =
-            deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
-        execute_all(tx, self.folded(deletes)).await?;
-        let stored = match resource {
-            Some(r) => {
-                let v = self.version_statements(cur.pk, &cur.res_type, &cur.id, version, now, method, r)?;
-                self.write_version(tx, v).await?
-            }
+        if old_rows.is_none() {
+            let deletes = self.registry.index_deletes(cur.pk, self.dialect);
+            // A deletion keeps its reference rows: visibility is decided by them.
+            let keep_refs = written.is_none();
+            let deletes: Vec<Sql> =
+                deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
+            execute_all(tx, self.folded(deletes)).await?;
+        }
+        let stored = match written {
+            Some(v) => self.write_version(tx, v).await?,
             None => {
                 sqlx::query(INSERT_VERSION)
                     .bind(cur.pk)
@@ -136,7 +158,7 @@ impl Store {
                 Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() }
             }
         };
-        tx.saw(&cur.res_type, &cur.id, Some(stored.clone()));
+        tx.hold(&cur.res_type, &cur.id, stored.clone());
         Ok(stored)
     }
 
@@ -148,6 +170,7 @@ impl Store {
 
     /// The version row and index rows of `res_type/id` at `version` (its `meta`
     /// stamped), each statement binding `pk` as its `$1`; and the version as stored.
+    /// With `old` (the rows of the version replaced), only the changed rows.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn version_statements(
         &self,
@@ -158,6 +181,7 @@ impl Store {
         now: i64,
         method: &str,
         resource: Value,
+        old: Option<&[IndexRow]>,
     ) -> Result<(Stored, Vec<Sql>)> {
         let resource = meta::stamp(resource, id, version, now);
         let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
@@ -174,7 +198,10 @@ impl Store {
         };
         let rows = self.registry.extract(res_type, &resource);
         let mut statements = vec![version_row];
-        statements.extend(self.registry.index_inserts(pk, res_type, &rows, self.dialect));
+        statements.extend(match old {
+            Some(old) => self.registry.index_changes(pk, res_type, old, &rows),
+            None => self.registry.index_inserts(pk, res_type, &rows, self.dialect),
+        });
         let stored = Stored {
             pk,
             res_type: res_type.to_string(),

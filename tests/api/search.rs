@@ -198,7 +198,52 @@ async fn locations_near_a_point(b: Backend) {
     assert_eq!(crate::helpers::expression(&oo), "near");
 }
 
+/// An update rewrites only the index rows that change: every search must still see
+/// the resource as its current version is, whichever parameters changed, appeared,
+/// vanished or stayed.
+async fn updates_keep_every_search_true(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let v1 = json!({"resourceType": "Patient", "id": "u1", "gender": "female", "birthDate": "1980-05-17",
+        "name": [{"family": "Rossi", "given": ["Anna"]}],
+        "identifier": [{"system": "http://example.org/sid/mrn", "value": "M1"}],
+        "generalPractitioner": [{"reference": "Practitioner/gp1"}]});
+    assert!(app.put("Patient/u1", &v1).await.status().is_success());
+    // Family changed, identifier removed, telecom added, gender and the GP kept.
+    let v2 = json!({"resourceType": "Patient", "id": "u1", "gender": "female", "birthDate": "1980-05-17",
+        "name": [{"family": "Bianchi", "given": ["Anna"]}],
+        "telecom": [{"system": "phone", "value": "010 555"}],
+        "generalPractitioner": [{"reference": "Practitioner/gp1"}]});
+    assert!(app.put("Patient/u1", &v2).await.status().is_success());
+    assert!(ids(&app, "Patient?family=rossi").await.is_empty(), "the old family is gone");
+    assert_eq!(ids(&app, "Patient?family=bianchi").await, ["u1"]);
+    assert!(ids(&app, "Patient?identifier=M1").await.is_empty(), "the removed identifier is gone");
+    assert_eq!(ids(&app, "Patient?phone=010 555").await, ["u1"], "the new telecom is found");
+    assert_eq!(ids(&app, "Patient?gender=female&general-practitioner=Practitioner/gp1").await, ["u1"]);
+    assert_eq!(ids(&app, "Patient?birthdate=1980-05-17&given=anna").await, ["u1"], "unchanged rows stay");
+    // Back again, then a second name: repeated values of one parameter.
+    let v3 = json!({"resourceType": "Patient", "id": "u1", "gender": "male", "birthDate": "1980-05-18",
+        "name": [{"family": "Rossi", "given": ["Anna"]}, {"family": "Verdi"}],
+        "identifier": [{"system": "http://example.org/sid/mrn", "value": "M1"}]});
+    assert!(app.put("Patient/u1", &v3).await.status().is_success());
+    assert_eq!(ids(&app, "Patient?family=rossi").await, ["u1"]);
+    assert_eq!(ids(&app, "Patient?family=verdi").await, ["u1"]);
+    assert!(ids(&app, "Patient?family=bianchi").await.is_empty());
+    assert!(ids(&app, "Patient?gender=female").await.is_empty());
+    assert!(ids(&app, "Patient?birthdate=1980-05-17").await.is_empty());
+    assert!(ids(&app, "Patient?general-practitioner=Practitioner/gp1").await.is_empty());
+    assert!(ids(&app, "Patient?phone=010 555").await.is_empty());
+    assert_eq!(ids(&app, "Patient?identifier=http://example.org/sid/mrn|M1").await, ["u1"]);
+    // Deleted, then written again: the new version alone is found.
+    assert_eq!(app.delete("Patient/u1").await.status(), 200);
+    assert!(ids(&app, "Patient?family=rossi").await.is_empty());
+    assert!(app.put("Patient/u1", &v2).await.status().is_success());
+    assert_eq!(ids(&app, "Patient?family=bianchi").await, ["u1"]);
+    assert!(ids(&app, "Patient?family=verdi").await.is_empty());
+    assert!(ids(&app, "Patient?identifier=M1").await.is_empty());
+}
+
 crate::on_both!(
+    updates_keep_every_search_true,
     locations_near_a_point,
     strings_tokens_and_ids,
     dates_with_every_prefix,

@@ -151,6 +151,13 @@ impl Registry {
         schema::inserts_many(resource_type, items)
     }
 
+    /// An update's index writes: the rows of each parameter whose rows changed
+    /// between `old` (those of the version replaced, extracted from its body) and
+    /// `new` deleted and inserted again; untouched parameters cost nothing.
+    pub fn index_changes(&self, res_pk: i64, resource_type: &str, old: &[IndexRow], new: &[IndexRow]) -> Vec<Sql> {
+        schema::changes(res_pk, resource_type, old, new)
+    }
+
     /// Deletes every index row of a resource (one `DELETE` per index table).
     pub fn index_deletes(&self, res_pk: i64, _d: Dialect) -> Vec<Sql> {
         schema::deletes(res_pk)

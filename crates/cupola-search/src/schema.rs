@@ -1,5 +1,7 @@
 //! The index tables: DDL, and the statements that write a resource's index rows.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::extract::{IndexRow, IndexValue};
 use crate::registry::ParamKind;
 use crate::{Bind, Dialect, Sql};
@@ -10,7 +12,7 @@ use crate::{Bind, Dialect, Sql};
 const MAX_BINDS: usize = 2_000;
 
 /// One index table per value type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Table {
     String,
     Token,
@@ -109,6 +111,7 @@ impl Table {
                 "res_type, param, target_id",
                 "target_type, target_id, param",
                 "res_type, param, raw",
+                // Partial (`WHERE ident_value IS NOT NULL`) since the store's migration 15.
                 "res_type, param, ident_value",
             ],
             Table::Uri => &["res_type, param, uri"],
@@ -237,6 +240,47 @@ pub(crate) fn deletes(res_pk: i64) -> Vec<Sql> {
         .iter()
         .map(|t| Sql { text: format!("DELETE FROM {} WHERE res_pk = $1", t.name()), binds: vec![Bind::Int(res_pk)] })
         .collect()
+}
+
+/// What an update changes in one resource's index rows: for each parameter whose
+/// rows differ between `old` (the rows of the version replaced) and `new`, a
+/// `DELETE` of its rows and the `INSERT` of its new ones; nothing for a parameter
+/// whose rows are the same. Each statement binds `pk` as its `$1`.
+pub(crate) fn changes(res_pk: i64, res_type: &str, old: &[IndexRow], new: &[IndexRow]) -> Vec<Sql> {
+    fn by_param(rows: &[IndexRow]) -> HashMap<(Table, &str), HashSet<&IndexRow>> {
+        let mut m: HashMap<(Table, &str), HashSet<&IndexRow>> = HashMap::new();
+        for r in rows {
+            m.entry((Table::of(&r.value), r.param.as_str())).or_default().insert(r);
+        }
+        m
+    }
+    let (before, after) = (by_param(old), by_param(new));
+    let mut changed: Vec<(Table, &str)> =
+        before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).copied().collect();
+    changed.sort();
+    changed.dedup();
+    let mut out = Vec::new();
+    for t in Table::ALL {
+        let params: Vec<&str> = changed.iter().filter(|(tt, _)| *tt == t).map(|(_, p)| *p).collect();
+        if params.is_empty() {
+            continue;
+        }
+        let mut binds = vec![Bind::Int(res_pk)];
+        let mut ph = Vec::with_capacity(params.len());
+        for p in params {
+            binds.push(Bind::Text(p.to_string()));
+            ph.push(format!("${}", binds.len()));
+        }
+        let text = format!("DELETE FROM {} WHERE res_pk = $1 AND param IN ({})", t.name(), ph.join(", "));
+        out.push(Sql { text, binds });
+    }
+    let rows: Vec<IndexRow> = new
+        .iter()
+        .filter(|r| changed.binary_search(&(Table::of(&r.value), r.param.as_str())).is_ok())
+        .cloned()
+        .collect();
+    out.extend(inserts(res_pk, res_type, &rows));
+    out
 }
 
 /// One resource of a group create (see [`group_create_sql`]).
