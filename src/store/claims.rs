@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::{now_micros, Store, Stored, Tx};
+use super::{now_micros, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::booking::rules::{self, AppointmentFacts, RequestFacts, SlotFacts};
 use crate::error::Issue;
@@ -98,24 +98,14 @@ impl Store {
                     rules::check_claim(n, &facts, &requests, now, access.is_privileged())?;
                 }
             }
-            let live = self.live_claims(tx, slot_id, Some(id), now).await?;
+            let holder = access.actor().map(holder_of);
+            let live = self.take_place(tx, slot_id, id, now, facts.capacity, expires, holder).await?;
             if live >= facts.capacity {
                 return Err(Error::Conflict(format!(
                     "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
                     facts.capacity
                 )));
             }
-            let holder = access.actor().map(holder_of);
-            sqlx::query(
-                "INSERT INTO slot_claims (appointment, slot, expires_us, holder) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (appointment, slot) DO UPDATE SET expires_us = excluded.expires_us, holder = excluded.holder",
-            )
-            .bind(id)
-            .bind(slot_id)
-            .bind(expires)
-            .bind(holder)
-            .execute(&mut **tx)
-            .await?;
             self.sync_slot_status(tx, &slot, live + 1).await?;
             if first_claimed.is_none() && new_f.as_ref().and_then(|n| n.slots.first()) == Some(slot_id) {
                 first_claimed = Some(slot_body(&slot));
@@ -179,6 +169,53 @@ impl Store {
             out.push(RequestFacts::of(id, &v, &self.settings.base));
         }
         Ok(out)
+    }
+
+    /// Takes a place in `slot` (row-locked by the caller) for `appointment` if fewer
+    /// than `capacity` are taken by others; returns how many were. On PostgreSQL the
+    /// count and the new place are one statement.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_place(
+        &self,
+        tx: &mut Tx,
+        slot: &str,
+        appointment: &str,
+        now: i64,
+        capacity: i64,
+        expires: Option<i64>,
+        holder: Option<String>,
+    ) -> Result<i64> {
+        const INSERT: &str = "INSERT INTO slot_claims (appointment, slot, expires_us, holder)";
+        const UPSERT: &str =
+            "ON CONFLICT (appointment, slot) DO UPDATE SET expires_us = excluded.expires_us, holder = excluded.holder";
+        if self.dialect == Dialect::Postgres {
+            let live: i64 = sqlx::query_scalar(&format!(
+                "WITH live AS (SELECT count(*) AS n FROM slot_claims WHERE slot = $1 AND appointment <> $2 \
+                 AND (expires_us IS NULL OR expires_us > $3)), \
+                 placed AS ({INSERT} SELECT $2, $1, $4, $5 FROM live WHERE live.n < $6 {UPSERT}) \
+                 SELECT n FROM live"
+            ))
+            .bind(slot)
+            .bind(appointment)
+            .bind(now)
+            .bind(expires)
+            .bind(holder)
+            .bind(capacity)
+            .fetch_one(&mut **tx)
+            .await?;
+            return Ok(live);
+        }
+        let live = self.live_claims(tx, slot, Some(appointment), now).await?;
+        if live < capacity {
+            sqlx::query(&format!("{INSERT} VALUES ($1, $2, $3, $4) {UPSERT}"))
+                .bind(appointment)
+                .bind(slot)
+                .bind(expires)
+                .bind(holder)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(live)
     }
 
     /// Places taken in `slot` (holds not expired), `except` one appointment.
