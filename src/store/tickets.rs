@@ -148,15 +148,14 @@ impl Store {
             exemption,
             booking_code: rules::booking_code(appointment, &base),
         };
-        // A new ticket has this one line: its share is known now, and stored with it.
-        let first_share = (t.status == "new").then(|| {
-            let only = billing::Line {
-                provider: line.provider.clone(),
-                tariff: from_cents(to_cents(line.tariff)),
-                exempt: line.exemption.is_some(),
-            };
-            let priced = billing::compute(&[only], rules.terms(rome_day(t.booked_us)));
-            priced.shares.first().copied().unwrap_or(Decimal::ZERO)
+        // A new ticket has this one line: priced now, it is stored with its share.
+        let first = (t.status == "new").then(|| {
+            let mut only =
+                Line { facts: LineFacts { tariff: from_cents(to_cents(line.tariff)), ..line.clone() }, missed: false };
+            if let Some(share) = self.priced(t.booked_us, std::slice::from_ref(&only)).shares.first() {
+                only.facts.share = from_cents(to_cents(*share));
+            }
+            only
         });
         sqlx::query(
             "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
@@ -170,7 +169,7 @@ impl Store {
         .bind(&line.code)
         .bind(&line.provider)
         .bind(to_cents(tariff))
-        .bind(to_cents(first_share.unwrap_or(Decimal::ZERO)))
+        .bind(to_cents(first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share)))
         .bind(&line.exemption)
         .bind(&channel)
         .bind(&point)
@@ -188,14 +187,11 @@ impl Store {
             &rules.exemptions.system,
         );
         self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST").await?;
-        if t.status == "new" {
+        match first {
             // A ticket made by this booking has this one line, as just stored.
-            let share = from_cents(to_cents(first_share.unwrap_or(Decimal::ZERO)));
-            let stored = LineFacts { tariff: from_cents(to_cents(line.tariff)), share, ..line.clone() };
-            self.reprice_lines(tx, t, id, vec![Line { facts: stored, missed: false }]).await?;
-        } else {
-            self.reprice(tx, t, id).await?;
-        }
+            Some(only) => self.reprice_lines(tx, t, id, vec![only]).await?,
+            None => self.reprice(tx, t, id).await?,
+        };
         self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item).await
     }
 
@@ -285,10 +281,11 @@ impl Store {
         self.reprice_lines(tx, t, cause, lines).await
     }
 
-    /// [`Store::reprice`] given the ticket's billable lines.
-    async fn reprice_lines(&self, tx: &mut Tx, t: TicketRow, cause: &str, mut lines: Vec<Line>) -> Result<i64> {
-        let rules = self.settings.billing.clone();
-        let day = rome_day(t.booked_us);
+    /// A ticket booked at `booked_us` with billable `lines`, priced under the rules of
+    /// its day.
+    fn priced(&self, booked_us: i64, lines: &[Line]) -> billing::Ticket {
+        let rules = &self.settings.billing;
+        let day = rome_day(booked_us);
         let missed_owed = rules.cancellation(day).is_some_and(|c| c.missed_charges_exempt);
         let computed: Vec<billing::Line> = lines
             .iter()
@@ -298,7 +295,12 @@ impl Store {
                 exempt: l.facts.exemption.is_some() && !(l.missed && missed_owed),
             })
             .collect();
-        let ticket = billing::compute(&computed, rules.terms(day));
+        billing::compute(&computed, rules.terms(day))
+    }
+
+    /// [`Store::reprice`] given the ticket's billable lines.
+    async fn reprice_lines(&self, tx: &mut Tx, t: TicketRow, cause: &str, mut lines: Vec<Line>) -> Result<i64> {
+        let ticket = self.priced(t.booked_us, &lines);
         for (l, share) in lines.iter_mut().zip(&ticket.shares) {
             if l.facts.share != *share {
                 l.facts.share = *share;

@@ -212,8 +212,14 @@ async fn updates_keep_every_search_true(b: Backend) {
     let v2 = json!({"resourceType": "Patient", "id": "u1", "gender": "female", "birthDate": "1980-05-17",
         "name": [{"family": "Bianchi", "given": ["Anna"]}],
         "telecom": [{"system": "phone", "value": "010 555"}],
+        "managingOrganization": {"identifier": {"system": "http://example.org/sid/asl", "value": "ASL3"}},
         "generalPractitioner": [{"reference": "Practitioner/gp1"}]});
     assert!(app.put("Patient/u1", &v2).await.status().is_success());
+    assert_eq!(
+        ids(&app, "Patient?organization:identifier=http://example.org/sid/asl|ASL3").await,
+        ["u1"],
+        "a reference given by identifier is found by it"
+    );
     assert!(ids(&app, "Patient?family=rossi").await.is_empty(), "the old family is gone");
     assert_eq!(ids(&app, "Patient?family=bianchi").await, ["u1"]);
     assert!(ids(&app, "Patient?identifier=M1").await.is_empty(), "the removed identifier is gone");
@@ -232,6 +238,7 @@ async fn updates_keep_every_search_true(b: Backend) {
     assert!(ids(&app, "Patient?birthdate=1980-05-17").await.is_empty());
     assert!(ids(&app, "Patient?general-practitioner=Practitioner/gp1").await.is_empty());
     assert!(ids(&app, "Patient?phone=010 555").await.is_empty());
+    assert!(ids(&app, "Patient?organization:identifier=ASL3").await.is_empty());
     assert_eq!(ids(&app, "Patient?identifier=http://example.org/sid/mrn|M1").await, ["u1"]);
     // Deleted, then written again: the new version alone is found.
     assert_eq!(app.delete("Patient/u1").await.status(), 200);
