@@ -41,9 +41,10 @@ fn create_sql(registry: &Registry, res_type: &str, resource: serde_json::Value) 
 /// for a booking point booking a generated slot, as whole rows of the store's own
 /// statements — the slot leaving the compact table (its row deleted, a resource with
 /// its version and index rows), the slot turned busy (a second version with its index
-/// rows), the booked Appointment, its ticket (the `tickets` row with its pagoPA
-/// notice, the line, the ChargeItem, the repricing and the Invoice), its message to
-/// the provider (the outbox row and its body), its AuditEvent,
+/// rows), the booked Appointment, its ticket (the `tickets` row, the line with its
+/// share, the ChargeItem, the pricing with the pagoPA notice, and the Invoice), its
+/// two messages to the provider (appointment booked, charge item created: each an
+/// outbox row and its body), its AuditEvent,
 /// and the three small rows (the place taken, the booking code, the booking's
 /// facts) — in one transaction, with the
 /// slot's row lock taken as `$book` takes it. The second slot version is written as a
@@ -110,16 +111,36 @@ pub fn book_script() -> String {
         r.as_object_mut().map(|o| o.remove("id"));
     }
     let to = crate::messaging::Destination { code: "galliera".into(), organization: "galliera".into(), endpoint: None };
-    let message = crate::messaging::build(
-        "http://example.org/cupola",
-        "00000000-0000-4000-8000-000000000001",
-        crate::messaging::Event::BOOKED,
-        &to,
-        vec![appointment.clone(), slot("busy"), charge_item.clone()],
-        None,
-        1,
-    )
-    .unwrap_or_else(|(_, m)| m);
+    let message = |event, resources| {
+        crate::messaging::build(
+            "http://example.org/cupola",
+            "00000000-0000-4000-8000-000000000001",
+            event,
+            &to,
+            resources,
+            None,
+            1,
+        )
+        .unwrap_or_else(|(_, m)| m)
+    };
+    let booked = message(crate::messaging::Event::BOOKED, vec![appointment.clone(), slot("busy"), charge_item.clone()]);
+    let charged = message(crate::messaging::Event::CHARGE_CREATED, vec![charge_item.clone(), appointment.clone()]);
+    let outbox = |event: crate::messaging::Event, focus: &str, body: &serde_json::Value| {
+        [
+            format!(
+                "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
+                 created_us) VALUES (gen_random_uuid()::text, 'galliera', '{}', '{}', '{focus}', '', 'pending', NULL, \
+                 0, 1) ON CONFLICT (message_id) DO NOTHING",
+                event.routing_key("galliera"),
+                event.code()
+            ),
+            format!(
+                "INSERT INTO outbox_bodies (message_id, body) VALUES (gen_random_uuid()::text, {}) \
+                 ON CONFLICT (message_id) DO NOTHING",
+                literal(&Bind::Text(body.to_string()))
+            ),
+        ]
+    };
     let audit = json!({"resourceType": "AuditEvent",
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
         "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
@@ -147,32 +168,24 @@ pub fn book_script() -> String {
         "INSERT INTO tickets (invoice, prescription, nre, patient, status, owed_cents, paid_cents, booked_us) \
          VALUES ('bench-inv-' || :t, 'Appointment/bench-' || :t, NULL, 'bench-1', 'issued', 0, 0, 1) RETURNING seq"
             .to_string(),
-        "UPDATE tickets SET notice = '3' || lpad(CAST(:t AS text), 17, '0'), iuv = lpad(CAST(:t AS text), 17, '0') \
-         WHERE invoice = 'bench-inv-' || :t"
-            .to_string(),
         "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
          share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) VALUES \
-         ('bench-ci-' || :t, 'bench-inv-' || :t, 'bench-ap-' || :t, NULL, '89.52', 'galliera', 1162, 0, NULL, 1, 0, \
-         'counter', 'bench', 'K7MD-QX9A', 1)"
+         ('bench-ci-' || :t, 'bench-inv-' || :t, 'bench-ap-' || :t, NULL, '89.52', 'galliera', 1162, 1162, NULL, 1, \
+         0, 'counter', 'bench', 'K7MD-QX9A', 1)"
             .to_string(),
-        create_sql(&registry, "ChargeItem", charge_item),
-        "UPDATE ticket_lines SET share_cents = 1162 WHERE charge_item = 'bench-ci-' || :t".to_string(),
-        "UPDATE tickets SET owed_cents = 1162, paid_cents = 0, status = 'issued', stage = NULL \
+        create_sql(&registry, "ChargeItem", charge_item.clone()),
+        "UPDATE tickets SET owed_cents = 1162, paid_cents = 0, status = 'issued', stage = NULL, \
+         notice = '3' || lpad(CAST(:t AS text), 17, '0'), iuv = lpad(CAST(:t AS text), 17, '0') \
          WHERE invoice = 'bench-inv-' || :t"
             .to_string(),
         create_sql(&registry, "Invoice", invoice),
-        // The provider's message, in the outbox.
-        "INSERT INTO outbox (message_id, provider, routing_key, event, focus, body, status, reason, attempts, \
-         created_us) VALUES (gen_random_uuid()::text, 'galliera', 'galliera.appointment.booked', \
-         'appointment-booked', 'Appointment/bench-1', '', 'pending', NULL, 0, 1) ON CONFLICT (message_id) DO NOTHING"
-            .to_string(),
-        format!(
-            "INSERT INTO outbox_bodies (message_id, body) VALUES (gen_random_uuid()::text, {}) \
-             ON CONFLICT (message_id) DO NOTHING",
-            literal(&Bind::Text(message.to_string()))
-        ),
         create_sql(&registry, "AuditEvent", audit),
-    ];
+    ]
+    .into_iter()
+    // The provider's two messages, in the outbox.
+    .chain(outbox(crate::messaging::Event::CHARGE_CREATED, "ChargeItem/bench-ci", &charged))
+    .chain(outbox(crate::messaging::Event::BOOKED, "Appointment/bench-1", &booked))
+    .collect::<Vec<_>>();
     format!(
         "-- One booking's writes as cupola's store runs them on PostgreSQL (generated by\n\
          -- `cupola bench pgbench-book-script`; a test keeps this file equal to what the code\n\
@@ -194,7 +207,7 @@ fn literal(b: &Bind) -> String {
         }
         Bind::Text(s) => format!("'{}'", s.replace('\'', "''")),
         Bind::Bool(v) => v.to_string(),
-        Bind::NullText => "NULL".into(),
+        Bind::NullText | Bind::NullInt => "NULL".into(),
     }
 }
 

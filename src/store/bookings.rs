@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{current, into_arguments, now_micros, Bind, Store, Tx};
+use super::{current, into_arguments, now_micros, Bind, Sql, Store, Tx};
 use crate::access::Access;
 use crate::booking::rules::{self, AppointmentFacts, RequestFacts};
 use crate::booking::{access_type, catalog_facts, deadline_of, WaitingQuery};
@@ -72,26 +72,31 @@ impl Store {
         }
         let deadline = if first_access { deadline_of(&self.settings, class.as_deref(), exam, requested) } else { None };
         let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
-        sqlx::query(
-            "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, district, \
-             class, channel, provider, deadline_us, met) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (appointment) DO NOTHING",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(start)
-        .bind(requested)
-        .bind((start - requested).max(0))
-        .bind(service)
-        .bind(branch)
-        .bind(district)
-        .bind(class)
-        .bind(channel)
-        .bind(provider)
-        .bind(deadline)
-        .bind(deadline.map(|d| i32::from(start <= d)))
-        .execute(&mut **tx)
-        .await?;
+        let text = |v: Option<String>| v.map_or(Bind::NullText, Bind::Text);
+        let int = |v: Option<i64>| v.map_or(Bind::NullInt, Bind::Int);
+        // Only the figures read these rows, never the booking's own transaction.
+        tx.defer(vec![Sql {
+            text:
+                "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, \
+                   district, class, channel, provider, deadline_us, met) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (appointment) DO NOTHING"
+                    .into(),
+            binds: vec![
+                Bind::Text(id.to_string()),
+                Bind::Int(now),
+                Bind::Int(start),
+                Bind::Int(requested),
+                Bind::Int((start - requested).max(0)),
+                text(service),
+                text(branch),
+                text(district),
+                text(class),
+                text(channel),
+                text(provider),
+                int(deadline),
+                int(deadline.map(|d| i64::from(start <= d))),
+            ],
+        }]);
         Ok(())
     }
 

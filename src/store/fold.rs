@@ -9,17 +9,70 @@ impl Store {
     /// placeholders shifted past the ones before): one round trip instead of one per
     /// statement, e.g. a version and its index rows, or an update's index deletes.
     pub(super) fn folded(&self, statements: Vec<Sql>) -> Vec<Sql> {
-        if self.dialect != Dialect::Postgres || statements.len() < 2 {
-            return statements;
-        }
-        let mut parts = Vec::with_capacity(statements.len());
-        let mut binds = Vec::new();
-        for (i, s) in statements.into_iter().enumerate() {
-            parts.push(format!("c{i} AS ({})", shift_placeholders(&s.text, binds.len())));
-            binds.extend(s.binds);
-        }
-        vec![Sql { text: format!("WITH {} SELECT 1", parts.join(", ")), binds }]
+        folded(self.dialect, statements)
     }
+}
+
+/// [`Store::folded`] for `dialect`.
+pub(super) fn folded(dialect: Dialect, statements: Vec<Sql>) -> Vec<Sql> {
+    if dialect != Dialect::Postgres || statements.len() < 2 {
+        return statements;
+    }
+    let mut parts = Vec::with_capacity(statements.len());
+    let mut binds = Vec::new();
+    for (i, s) in statements.into_iter().enumerate() {
+        parts.push(format!("c{i} AS ({})", shift_placeholders(&s.text, binds.len())));
+        binds.extend(s.binds);
+    }
+    vec![Sql { text: format!("WITH {} SELECT 1", parts.join(", ")), binds }]
+}
+
+/// Single-row `INSERT … VALUES (…) …` statements of the same text as one multi-row
+/// insert, at the place of the first, its rows in the order given (so that a key
+/// drawn from a sequence, an outbox message's `seq`, follows it). Other statements
+/// are kept as they are. For independent writes only: it reorders statements of
+/// different texts.
+pub(super) fn merged_rows(statements: Vec<Sql>) -> Vec<Sql> {
+    let mut out: Vec<Sql> = Vec::with_capacity(statements.len());
+    // For each merged statement: its original text, and where its rows end in the
+    // merged text (the tail after them, e.g. ON CONFLICT, follows).
+    let mut merged: Vec<(String, usize, String)> = Vec::new();
+    for s in statements {
+        let Some((head, row, tail)) = split_row(&s.text) else {
+            out.push(s);
+            continue;
+        };
+        match merged.iter().position(|(text, _, _)| *text == s.text) {
+            Some(i) => {
+                let at = merged[i].1;
+                let target = &mut out[at];
+                let row = format!(", {}", shift_placeholders(row, target.binds.len()));
+                let end = target.text.len() - merged[i].2.len();
+                target.text.insert_str(end, &row);
+                target.binds.extend(s.binds);
+            }
+            None => {
+                merged.push((s.text.clone(), out.len(), tail.to_string()));
+                out.push(Sql { text: format!("{head}{row}{tail}"), binds: s.binds });
+            }
+        }
+    }
+    out
+}
+
+/// `INSERT INTO … VALUES (row) tail` → (`INSERT INTO … VALUES `, `(row)`, ` tail`),
+/// for a row without parentheses inside.
+fn split_row(text: &str) -> Option<(&str, &str, &str)> {
+    if !text.starts_with("INSERT INTO ") {
+        return None;
+    }
+    let start = text.find(" VALUES (")? + " VALUES ".len();
+    let len = text[start..].find(')')? + 1;
+    let row = &text[start..start + len];
+    if row[1..].contains('(') {
+        return None;
+    }
+    Some((&text[..start], row, &text[start + len..]))
 }
 
 /// On PostgreSQL, a write of one resource as one statement: `first` writes its
@@ -99,8 +152,27 @@ fn shift_placeholders(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{keyed, shift_placeholders, with_key};
+    use super::{keyed, merged_rows, shift_placeholders, with_key};
     use crate::store::{Bind, Sql};
+
+    #[test]
+    fn inserts_of_one_text_become_one_multi_row_insert_in_order() {
+        let ins = |v: i64| Sql {
+            text: "INSERT INTO t (a, b, c) VALUES ($1, '', $2) ON CONFLICT (a) DO NOTHING".into(),
+            binds: vec![Bind::Int(v), Bind::Int(v * 10)],
+        };
+        let other = Sql { text: "INSERT INTO u (a) VALUES ($1)".into(), binds: vec![Bind::Int(9)] };
+        let update = Sql { text: "UPDATE t SET b = $1".into(), binds: vec![Bind::Int(7)] };
+        let out = merged_rows(vec![ins(1), other.clone(), ins(2), update.clone(), ins(3)]);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            out[0].text,
+            "INSERT INTO t (a, b, c) VALUES ($1, '', $2), ($3, '', $4), ($5, '', $6) ON CONFLICT (a) DO NOTHING"
+        );
+        assert_eq!(out[0].binds, [1, 10, 2, 20, 3, 30].map(Bind::Int));
+        assert_eq!(out[1], other);
+        assert_eq!(out[2], update);
+    }
 
     #[test]
     fn a_keyed_write_takes_the_key_from_its_first_statement() {

@@ -7,15 +7,40 @@
 //! every step of that join goes through a unique key, so its plan cannot turn bad
 //! as tables grow, as a cached plan joining on index rows did when first planned on
 //! nearly empty tables.
+//!
+//! The one-table lookups are sent with their values written into the text, as
+//! literals: a statement with binds that is not kept prepared costs two round trips
+//! (sqlx asks the database to describe it first), one in text.
+
+use sqlx::{Executor, Row};
 
 use super::resources::{restricted, stored_from_row};
-use super::{into_arguments, Bind, Store, Stored, Tx};
+use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::Result;
 
 /// `$1, $2, …` from `from` on, `n` of them.
 fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `s` as a string literal of `dialect`; none for a text holding NUL, which no
+/// stored text can (so nothing matches it).
+pub(super) fn literal(dialect: Dialect, s: &str) -> Option<String> {
+    if s.contains('\0') {
+        return None;
+    }
+    Some(match dialect {
+        // An escape string: its meaning does not hang on `standard_conforming_strings`.
+        Dialect::Postgres => format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''")),
+        Dialect::Sqlite => format!("'{}'", s.replace('\'', "''")),
+    })
+}
+
+/// The first column (a key) of each row `sql` (no binds) returns.
+async fn keys(tx: &mut Tx, sql: &str) -> Result<Vec<i64>> {
+    let rows = (&mut **tx).fetch_all(sql).await?;
+    Ok(rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<std::result::Result<_, _>>()?)
 }
 
 impl Store {
@@ -33,13 +58,17 @@ impl Store {
         if slots.is_empty() {
             return Ok(Vec::new());
         }
+        let list: Vec<String> = slots.iter().filter_map(|s| literal(self.dialect, s)).collect();
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
         let sql = format!(
             "SELECT DISTINCT appointment FROM slot_claims WHERE expires_us IS NULL AND slot IN ({})",
-            placeholders(1, slots.len())
+            list.join(", ")
         );
-        let binds: Vec<Bind> = slots.iter().map(|s| Bind::Text(s.to_string())).collect();
+        let rows = (&mut **tx).fetch_all(sql.as_str()).await?;
         let taken: Vec<String> =
-            sqlx::query_scalar_with(&sql, into_arguments(binds)).persistent(false).fetch_all(&mut **tx).await?;
+            rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?;
         if taken.is_empty() {
             return Ok(Vec::new());
         }
@@ -73,16 +102,14 @@ impl Store {
         system: &str,
         code: &str,
     ) -> Result<Vec<Stored>> {
-        let pks: Vec<i64> = sqlx::query_scalar(
-            "SELECT res_pk FROM idx_token WHERE res_type = $1 AND param = $2 AND code = $3 AND system = $4",
-        )
-        .bind(res_type)
-        .bind(param)
-        .bind(code)
-        .bind(system)
-        .persistent(false)
-        .fetch_all(&mut **tx)
-        .await?;
+        let l = |s: &str| literal(self.dialect, s);
+        let (Some(t), Some(p), Some(c), Some(s)) = (l(res_type), l(param), l(code), l(system)) else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT res_pk FROM idx_token WHERE res_type = {t} AND param = {p} AND code = {c} AND system = {s}"
+        );
+        let pks = keys(tx, &sql).await?;
         self.current_by_pk(tx, res_type, pks).await
     }
 
@@ -95,16 +122,14 @@ impl Store {
         param: &str,
         target: (&str, &str),
     ) -> Result<Vec<Stored>> {
-        let pks: Vec<i64> = sqlx::query_scalar(
-            "SELECT res_pk FROM idx_reference WHERE res_type = $1 AND param = $2 AND target_type = $3 AND target_id = $4",
-        )
-        .bind(res_type)
-        .bind(param)
-        .bind(target.0)
-        .bind(target.1)
-        .persistent(false)
-        .fetch_all(&mut **tx)
-        .await?;
+        let l = |s: &str| literal(self.dialect, s);
+        let (Some(t), Some(p), Some(tt), Some(ti)) = (l(res_type), l(param), l(target.0), l(target.1)) else {
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT res_pk FROM idx_reference WHERE res_type = {t} AND param = {p} AND target_type = {tt} AND target_id = {ti}"
+        );
+        let pks = keys(tx, &sql).await?;
         self.current_by_pk(tx, res_type, pks).await
     }
 
@@ -125,5 +150,17 @@ impl Store {
         binds.extend(pks.into_iter().map(Bind::Int));
         let rows = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
         rows.iter().map(stored_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_what_would_end_them() {
+        assert_eq!(literal(Dialect::Postgres, "O'Brien\\x").as_deref(), Some("E'O''Brien\\\\x'"));
+        assert_eq!(literal(Dialect::Sqlite, "O'Brien\\x").as_deref(), Some("'O''Brien\\x'"));
+        assert_eq!(literal(Dialect::Postgres, "a\0b"), None);
     }
 }

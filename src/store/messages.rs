@@ -116,10 +116,15 @@ impl Store {
         if let Some(loc) = location.as_deref().and_then(|l| l.strip_prefix("Location/")) {
             related.push(body_of(current_seen(tx, self.dialect, "Location", loc).await?));
         }
-        let items: Vec<String> = sqlx::query_scalar("SELECT charge_item FROM ticket_lines WHERE appointment = $1")
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
+        let items: Vec<String> = match tx.lines_of_fresh(id) {
+            Some(lines) => lines.into_iter().map(|(item, _)| item).collect(),
+            None => {
+                sqlx::query_scalar("SELECT charge_item FROM ticket_lines WHERE appointment = $1")
+                    .bind(id)
+                    .fetch_all(&mut **tx)
+                    .await?
+            }
+        };
         for ci in items {
             related.push(body_of(current_seen(tx, self.dialect, "ChargeItem", &ci).await?));
         }
@@ -129,8 +134,15 @@ impl Store {
     }
 
     /// The message of `event` about ChargeItem `id`, to its performing provider,
-    /// with its patient and the appointment it is for.
-    pub(crate) async fn charge_message(&self, tx: &mut Tx, event: Event, id: &str) -> Result<()> {
+    /// with its patient and the appointment it is for (`appointment`: its body as the
+    /// transaction is writing it, when not stored yet).
+    pub(crate) async fn charge_message(
+        &self,
+        tx: &mut Tx,
+        event: Event,
+        id: &str,
+        appointment: Option<&Value>,
+    ) -> Result<()> {
         let item = body_of(current_seen(tx, self.dialect, "ChargeItem", id).await?);
         let Some(org) = ids(&item["performingOrganization"], "Organization/").first().map(|s| s.to_string()) else {
             return Ok(());
@@ -140,7 +152,10 @@ impl Store {
             related.push(body_of(current_seen(tx, self.dialect, "Patient", p).await?));
         }
         for a in ids(&item["supportingInformation"], "Appointment/") {
-            related.push(body_of(current_seen(tx, self.dialect, "Appointment", a).await?));
+            match appointment.filter(|b| b["id"].as_str() == Some(a)) {
+                Some(b) => related.push(b.clone()),
+                None => related.push(body_of(current_seen(tx, self.dialect, "Appointment", a).await?)),
+            }
         }
         self.send(tx, event, &org, item, related).await
     }

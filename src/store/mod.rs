@@ -152,12 +152,13 @@ pub(crate) fn arguments(binds: &[Bind]) -> AnyArguments<'static> {
 pub(crate) fn into_arguments(binds: impl IntoIterator<Item = Bind>) -> AnyArguments<'static> {
     let mut args = AnyArguments::default();
     for b in binds {
-        // Adding to AnyArguments only fails for types Any cannot carry; these four it can.
+        // Adding to AnyArguments only fails for types Any cannot carry; these it can.
         let _ = match b {
             Bind::Int(i) => args.add(i),
             Bind::Text(s) => args.add(s),
             Bind::Bool(v) => args.add(v),
             Bind::NullText => args.add(Option::<String>::None),
+            Bind::NullInt => args.add(Option::<i64>::None),
         };
     }
     args

@@ -76,13 +76,14 @@ impl Store {
             ],
         };
         // The body in a table of its own: claiming and marking rows rewrites only the
-        // small row, not the message. Both rows in one round trip on PostgreSQL.
+        // small row, not the message. Nothing in the change's transaction reads the
+        // outbox: the rows go with its other deferred writes, just before COMMIT.
         let body = Sql {
             text: "INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING"
                 .into(),
             binds: vec![text(&m.message_id), Bind::Text(m.body)],
         };
-        super::execute_all(tx, self.folded(vec![row, body])).await?;
+        tx.defer(vec![row, body]);
         if m.failed.is_none() {
             tx.on_commit(self.settings.outbox_wake.clone());
         }

@@ -158,6 +158,14 @@ pub struct Tx {
     /// Resources whose row this transaction has written or locked: `seen` is then
     /// their current state for a write too, no lock left to take.
     held: std::collections::HashSet<(String, String)>,
+    /// Writes nothing in the transaction reads back (outbox messages, booking
+    /// facts), sent together just before COMMIT: one round trip for them all.
+    deferred: Vec<super::Sql>,
+    /// Ids this transaction gave to the resources it created (`create_in`): nothing
+    /// written before it refers to them.
+    fresh: std::collections::HashSet<String>,
+    /// Ticket lines this transaction wrote: appointment → (charge item, invoice).
+    lines: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 impl Tx {
@@ -177,11 +185,35 @@ impl Tx {
         let r = conn.execute(begin).await;
         conn.finished = r.is_ok();
         r?;
-        Ok(Tx { conn: Some(conn), turn, wake: None, seen: Default::default(), held: Default::default() })
+        Ok(Tx {
+            conn: Some(conn),
+            turn,
+            wake: None,
+            seen: Default::default(),
+            held: Default::default(),
+            deferred: Vec::new(),
+            fresh: Default::default(),
+            lines: Default::default(),
+        })
     }
 
     pub async fn commit(mut self) -> Result<()> {
         let Some(mut conn) = self.conn.take() else { return Ok(()) };
+        let dialect = conn.pool.dialect;
+        let deferred = match dialect {
+            Dialect::Postgres => {
+                super::fold::folded(dialect, super::fold::merged_rows(std::mem::take(&mut self.deferred)))
+            }
+            Dialect::Sqlite => std::mem::take(&mut self.deferred),
+        };
+        for s in deferred {
+            let r = sqlx::query_with(&s.text, super::into_arguments(s.binds)).execute(&mut *conn).await;
+            if let Err(e) = r {
+                // Rolled back as a dropped transaction is.
+                self.conn = Some(conn);
+                return Err(e.into());
+            }
+        }
         let r = conn.execute("COMMIT").await;
         conn.done(r)?;
         if let Some(w) = self.wake.take() {
@@ -219,6 +251,28 @@ impl Tx {
             return None;
         }
         self.seen.get(&key).and_then(Option::as_ref)
+    }
+
+    /// Runs `statements` just before COMMIT, with the other deferred writes (in one
+    /// statement on PostgreSQL): for rows nothing in this transaction reads back.
+    pub(crate) fn defer(&mut self, statements: Vec<super::Sql>) {
+        self.deferred.extend(statements);
+    }
+
+    /// Records `id` as given by this transaction to a resource it creates.
+    pub(crate) fn fresh(&mut self, id: &str) {
+        self.fresh.insert(id.to_string());
+    }
+
+    /// Records a ticket line written for `appointment`.
+    pub(crate) fn line_written(&mut self, appointment: &str, charge_item: &str, invoice: &str) {
+        self.lines.entry(appointment.to_string()).or_default().push((charge_item.to_string(), invoice.to_string()));
+    }
+
+    /// The ticket lines of `appointment` (charge item, invoice; oldest first) when
+    /// this transaction knows them all: the appointment is one it created.
+    pub(crate) fn lines_of_fresh(&self, appointment: &str) -> Option<Vec<(String, String)>> {
+        self.fresh.contains(appointment).then(|| self.lines.get(appointment).cloned().unwrap_or_default())
     }
 
     /// Wakes `w` when this transaction commits (never when it rolls back).

@@ -250,7 +250,11 @@ impl Store {
     ) -> Result<Stored> {
         match id {
             Some(id) => self.insert_checked(tx, access, res_type, resource, &id, "PUT").await,
-            None => self.insert_checked(tx, access, res_type, resource, &new_id(), "POST").await,
+            None => {
+                let id = new_id();
+                tx.fresh(&id);
+                self.insert_checked(tx, access, res_type, resource, &id, "POST").await
+            }
         }
     }
 

@@ -177,6 +177,7 @@ impl Store {
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        tx.line_written(id, &line.charge_item, &t.invoice);
         let item = billing::charge_item(
             &base,
             &line,
@@ -192,7 +193,10 @@ impl Store {
             Some(only) => self.reprice_lines(tx, t, id, vec![only]).await?,
             None => self.reprice(tx, t, id).await?,
         };
-        self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item).await
+        // The appointment is being written: the message carries it as it will be stored.
+        let mut booked = appointment.clone();
+        booked["id"] = Value::String(id.to_string());
+        self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item, Some(&booked)).await
     }
 
     /// The ticket row of `prescription`, created (with its pagoPA notice) by the
@@ -512,7 +516,7 @@ impl Store {
                 _ => continue,
             }
             if self.reprice(tx, t, &format!("Appointment/{id}")).await? > 0 {
-                self.charge_message(tx, Event::CHARGE_REFUNDED, &charge_item).await?;
+                self.charge_message(tx, Event::CHARGE_REFUNDED, &charge_item, None).await?;
             }
         }
         Ok(())
@@ -739,7 +743,7 @@ impl Store {
         let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
         self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
         for l in &lines {
-            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item).await?;
+            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
         }
         Ok(None)
     }
@@ -808,12 +812,17 @@ impl Store {
 
     /// The Invoice of the ticket appointment `id` is on, if it has one.
     pub(crate) async fn invoice_of(&self, tx: &mut Tx, id: &str) -> Result<Option<Value>> {
-        let invoice: Option<String> = sqlx::query_scalar(
-            "SELECT invoice FROM ticket_lines WHERE appointment = $1 ORDER BY booked_us DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await?;
+        let invoice: Option<String> = match tx.lines_of_fresh(id) {
+            Some(lines) => lines.last().map(|(_, invoice)| invoice.clone()),
+            None => {
+                sqlx::query_scalar(
+                    "SELECT invoice FROM ticket_lines WHERE appointment = $1 ORDER BY booked_us DESC LIMIT 1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+            }
+        };
         match invoice {
             Some(i) => Ok(Some(body_of(current_seen(tx, self.dialect, "Invoice", &i).await?))),
             None => Ok(None),

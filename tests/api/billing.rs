@@ -53,7 +53,7 @@ async fn catalog_and_tariffs(app: &TestApp) {
     }
 }
 
-async fn tariff(app: &TestApp, code: &str, start: &str, end: Option<&str>, price: &str) {
+pub(crate) async fn tariff(app: &TestApp, code: &str, start: &str, end: Option<&str>, price: &str) {
     let id = format!("tariff-{}-{}", code.replace('.', "-"), start.replace('-', ""));
     let mut period = json!({"start": start});
     if let Some(e) = end {

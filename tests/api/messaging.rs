@@ -271,6 +271,38 @@ async fn a_booking_reaches_its_providers_queue_in_its_codes(backend: Backend) {
     broker.delete(&["galliera"]).await;
 }
 
+/// A booking with a ticket sends two messages to the provider: the charge item
+/// created, carrying the appointment as booked (its booking code too), and the
+/// appointment booked, carrying its charge item.
+async fn a_ticket_reaches_its_provider_with_the_booked_appointment(backend: Backend) {
+    let (app, broker) = gateway(backend, BROKER.into()).await;
+    let slots = galliera(&app, "89.52").await;
+    crate::billing::tariff(&app, "89.52", "2020-01-01", None, "11.62").await;
+    let booked = book(&app, &slots[0], "p1").await;
+    let id = booked["id"].as_str().unwrap();
+    let got = broker.wait_for("galliera", 2, 20).await;
+    let keys: Vec<&str> = got.iter().map(|m| m.0.as_str()).collect();
+    assert_eq!(keys, ["galliera.chargeitem.created", "galliera.appointment.booked"]);
+    let resources = |bundle: &Value| -> Vec<Value> {
+        bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect()
+    };
+    let charge = resources(&got[0].3);
+    assert_eq!(charge[0]["resourceType"], "MessageHeader");
+    assert_eq!(charge[1]["resourceType"], "ChargeItem");
+    assert_eq!(charge[0]["focus"][0]["reference"], format!("ChargeItem/{}", charge[1]["id"].as_str().unwrap()));
+    let appointment =
+        charge.iter().find(|r| r["resourceType"] == "Appointment").unwrap_or_else(|| panic!("{charge:?}"));
+    assert_eq!(appointment["id"], id);
+    assert_eq!(appointment["status"], "booked");
+    assert_eq!(appointment["identifier"], booked["identifier"], "the booking code as the booking shows it");
+    let booking = resources(&got[1].3);
+    assert_eq!(booking[1]["id"], id);
+    let item = booking.iter().find(|r| r["resourceType"] == "ChargeItem").unwrap_or_else(|| panic!("{booking:?}"));
+    assert_eq!(item["id"], charge[1]["id"]);
+    drop(app);
+    broker.delete(&["galliera"]).await;
+}
+
 async fn an_unmapped_code_is_held_with_its_reason(backend: Backend) {
     let (app, broker) = gateway(backend, BROKER.into()).await;
     let slots = galliera(&app, "89.7").await;
@@ -740,6 +772,7 @@ crate::on_both!(
     providers_answer_over_http_once_per_message,
     the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest,
     a_booking_reaches_its_providers_queue_in_its_codes,
+    a_ticket_reaches_its_provider_with_the_booked_appointment,
     an_unmapped_code_is_held_with_its_reason,
     bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back,
 );

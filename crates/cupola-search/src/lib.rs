@@ -61,6 +61,7 @@ pub enum Bind {
     Text(String),
     Bool(bool),
     NullText,
+    NullInt,
 }
 
 /// A statement and its binds, in order.

@@ -370,7 +370,7 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
                         let _ = write!(out, "{i}");
                     }
                     Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-                    Bind::NullText => out.extend_from_slice(b"null"),
+                    Bind::NullText | Bind::NullInt => out.extend_from_slice(b"null"),
                 }
             }
             out.push(b'}');

@@ -30,6 +30,7 @@ pub(crate) async fn run(pool: &AnyPool, sql: &Sql) -> Vec<AnyRow> {
             Bind::Text(s) => q.bind(s.clone()),
             Bind::Bool(v) => q.bind(*v),
             Bind::NullText => q.bind(Option::<String>::None),
+            Bind::NullInt => q.bind(Option::<i64>::None),
         };
     }
     q.fetch_all(pool).await.unwrap_or_else(|e| panic!("{e}\n{}\n{:?}", sql.text, sql.binds))
