@@ -2,7 +2,7 @@
 //! rows, an update's index deletes, or a whole write keyed on the resource row it
 //! inserts or updates. SQLite, in process, gains nothing from it.
 
-use super::{Dialect, Sql, Store};
+use super::{Bind, Dialect, Sql, Store};
 
 impl Store {
     /// On PostgreSQL, several statements as one (data-modifying CTEs, each statement's
@@ -99,6 +99,15 @@ pub(super) fn keyed(first: Sql, rest: Vec<Sql>) -> Sql {
     Sql { text, binds }
 }
 
+/// A statement of its own (no use of the key) as one of [`keyed`]'s `rest`: its
+/// placeholders moved up by one, behind a `$1` it does not use.
+pub(super) fn rider(s: Sql) -> Sql {
+    let mut binds = Vec::with_capacity(s.binds.len() + 1);
+    binds.push(Bind::NullInt);
+    binds.extend(s.binds);
+    Sql { text: shift_placeholders(&s.text, 1), binds }
+}
+
 /// `$1` → `key`; `$n` → `$(n - 1 + offset)` (the statement's own `$1` is dropped).
 pub(super) fn with_key(text: &str, key: &str, offset: usize) -> String {
     let mut out = String::with_capacity(text.len() + 32);
@@ -152,8 +161,25 @@ fn shift_placeholders(text: &str, offset: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{keyed, merged_rows, shift_placeholders, with_key};
+    use super::{keyed, merged_rows, rider, shift_placeholders, with_key};
     use crate::store::{Bind, Sql};
+
+    #[test]
+    fn a_rider_keeps_its_own_binds_and_ignores_the_key() {
+        let first =
+            Sql { text: "INSERT INTO resources (id) VALUES ($1) RETURNING pk".into(), binds: vec![Bind::Int(5)] };
+        let index =
+            Sql { text: "INSERT INTO idx (res_pk, v) VALUES ($1, $2)".into(), binds: vec![Bind::Int(0), Bind::Int(6)] };
+        let update = Sql { text: "UPDATE t SET a = $1 WHERE b = $2".into(), binds: vec![Bind::Int(7), Bind::Int(8)] };
+        let one = keyed(first, vec![index, rider(update)]);
+        assert_eq!(
+            one.text,
+            "WITH r AS (INSERT INTO resources (id) VALUES ($1) RETURNING pk), \
+             c0 AS (INSERT INTO idx (res_pk, v) SELECT v.* FROM r CROSS JOIN LATERAL (VALUES (r.pk, $2)) AS v), \
+             c1 AS (UPDATE t SET a = $3 WHERE b = $4) SELECT pk FROM r"
+        );
+        assert_eq!(one.binds, [5, 6, 7, 8].map(Bind::Int));
+    }
 
     #[test]
     fn inserts_of_one_text_become_one_multi_row_insert_in_order() {

@@ -285,7 +285,7 @@ impl Store {
                 return Ok(recorded);
             }
         }
-        let stored = self.insert_new(tx, res_type, resource, id, method).await?;
+        let stored = self.insert_new(tx, res_type, resource, id, method, Vec::new()).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
             return Err(not_writable(res_type, id));
         }

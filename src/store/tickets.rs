@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{current, current_seen, new_id, now_micros, Dialect, Store, Stored, Tx};
+use super::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, InvoiceFacts, LineFacts};
 use crate::booking::rules::{self, AppointmentFacts};
@@ -157,27 +157,30 @@ impl Store {
             }
             only
         });
-        sqlx::query(
-            "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
-             share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 0, $10, $11, $12, $13)",
-        )
-        .bind(&line.charge_item)
-        .bind(&t.invoice)
-        .bind(id)
-        .bind(&line.request)
-        .bind(&line.code)
-        .bind(&line.provider)
-        .bind(to_cents(tariff))
-        .bind(to_cents(first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share)))
-        .bind(&line.exemption)
-        .bind(&channel)
-        .bind(&point)
-        .bind(&line.booking_code)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        tx.line_written(id, &line.charge_item, &t.invoice);
+        let text = |v: &Option<String>| v.clone().map_or(Bind::NullText, Bind::Text);
+        // Written with its ChargeItem, in one statement.
+        let line_row = Sql {
+            text:
+                "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
+                   share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 0, $10, $11, $12, $13)"
+                    .into(),
+            binds: vec![
+                Bind::Text(line.charge_item.clone()),
+                Bind::Text(t.invoice.clone()),
+                Bind::Text(id.to_string()),
+                text(&line.request),
+                Bind::Text(line.code.clone()),
+                Bind::Text(line.provider.clone()),
+                Bind::Int(to_cents(tariff)),
+                Bind::Int(to_cents(first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share))),
+                text(&line.exemption),
+                Bind::Text(channel.clone()),
+                text(&point),
+                text(&line.booking_code),
+                Bind::Int(now),
+            ],
+        };
         let item = billing::charge_item(
             &base,
             &line,
@@ -187,7 +190,8 @@ impl Store {
             now,
             &rules.exemptions.system,
         );
-        self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST").await?;
+        self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST", vec![line_row]).await?;
+        tx.line_written(id, &line.charge_item, &t.invoice);
         match first {
             // A ticket made by this booking has this one line, as just stored.
             Some(only) => self.reprice_lines(tx, t, id, vec![only]).await?,
@@ -329,19 +333,29 @@ impl Store {
         } else {
             "issued"
         };
-        sqlx::query(
-            "UPDATE tickets SET owed_cents = $1, paid_cents = $2, status = $3, stage = $4, notice = $5, iuv = $6 \
-             WHERE invoice = $7",
-        )
-        .bind(owed)
-        .bind(paid)
-        .bind(status)
-        .bind(&t.stage)
-        .bind(&t.notice)
-        .bind(&t.iuv)
-        .bind(&t.invoice)
-        .execute(&mut **tx)
-        .await?;
+        let text = |v: &Option<String>| v.clone().map_or(Bind::NullText, Bind::Text);
+        let row = Sql {
+            text:
+                "UPDATE tickets SET owed_cents = $1, paid_cents = $2, status = $3, stage = $4, notice = $5, iuv = $6 \
+                   WHERE invoice = $7"
+                    .into(),
+            binds: vec![
+                Bind::Int(owed),
+                Bind::Int(paid),
+                Bind::Text(status.into()),
+                text(&t.stage),
+                text(&t.notice),
+                text(&t.iuv),
+                Bind::Text(t.invoice.clone()),
+            ],
+        };
+        // A new ticket's row goes with its Invoice, in one statement.
+        let riders = if t.status == "new" {
+            vec![row]
+        } else {
+            super::execute_all(tx, vec![row]).await?;
+            Vec::new()
+        };
         let facts = InvoiceFacts {
             id: t.invoice.clone(),
             patient: t.patient.clone(),
@@ -357,7 +371,7 @@ impl Store {
         let body = billing::invoice(&self.settings.base, &facts, &line_facts, &ticket);
         if t.status == "new" {
             // A ticket made by this transaction: its Invoice (a new id) is not there yet.
-            self.insert_new(tx, "Invoice", body, &t.invoice, "POST").await?;
+            self.insert_new(tx, "Invoice", body, &t.invoice, "POST", riders).await?;
         } else {
             self.write_owned(tx, "Invoice", &t.invoice, body).await?;
         }
@@ -371,7 +385,7 @@ impl Store {
                 self.next_version(tx, &cur, "PUT", Some(body)).await?;
             }
             None => {
-                self.insert_new(tx, res_type, body, id, "POST").await?;
+                self.insert_new(tx, res_type, body, id, "POST", Vec::new()).await?;
             }
         }
         Ok(())
@@ -555,7 +569,7 @@ impl Store {
             "paymentStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/paymentstatus", "code": "paid"}],
                               "text": format!("refund: {cause}")},
         });
-        self.insert_new(tx, "PaymentNotice", notice, &id, "POST").await?;
+        self.insert_new(tx, "PaymentNotice", notice, &id, "POST", Vec::new()).await?;
         self.record_payment(tx, &point, &reference, &id, t, lines, -cents, &channel, now).await
     }
 
@@ -644,7 +658,7 @@ impl Store {
         let base = self.settings.base.clone();
         if opened.is_some() {
             let r = billing::remittance(&base, &rid, point, &day, vec![line], from_cents(cents), now);
-            self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST").await?;
+            self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
             return Ok(());
         }
         let Some(cur) = current(tx, self.dialect, "PaymentReconciliation", &rid, true).await? else {
@@ -922,7 +936,7 @@ impl Store {
             n["id"] = json!(id);
             n["subject"] = json!({"reference": format!("Patient/{}", t.patient)});
             n["recipient"] = json!([{"reference": format!("Patient/{}", t.patient)}]);
-            self.insert_new(&mut tx, "Communication", n, &id, "POST").await?;
+            self.insert_new(&mut tx, "Communication", n, &id, "POST", Vec::new()).await?;
         }
         let t = TicketRow { stage: Some(stage.to_string()), ..t };
         self.reprice(&mut tx, t, "recovery").await?;

@@ -24,7 +24,10 @@ const NEXT_VERSION: &str =
     "UPDATE resources SET version = $1, last_updated = $2, deleted = $3 WHERE pk = $4 AND version = $5";
 
 impl Store {
-    /// Inserts version 1 of `res_type/id`, recording `method` in its history.
+    /// Inserts version 1 of `res_type/id`, recording `method` in its history, with
+    /// `riders`: writes of other tables that go with it, in the same statement on
+    /// PostgreSQL (written only with the resource: a taken id writes none of them),
+    /// before it on SQLite.
     pub async fn insert_new(
         &self,
         tx: &mut Tx,
@@ -32,6 +35,7 @@ impl Store {
         resource: Value,
         id: &str,
         method: &str,
+        riders: Vec<Sql>,
     ) -> Result<Stored> {
         let now = now_micros();
         let taken = || Error::Conflict(format!("{res_type}/{id} already exists"));
@@ -41,12 +45,14 @@ impl Store {
                 text: INSERT_RESOURCE.into(),
                 binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
             };
-            let (stored, rest) = self.version_statements(0, res_type, id, 1, now, method, resource, None)?;
+            let (stored, mut rest) = self.version_statements(0, res_type, id, 1, now, method, resource, None)?;
+            rest.extend(riders.into_iter().map(super::fold::rider));
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
             tx.hold(res_type, id, stored.clone());
             return Ok(stored);
         }
+        super::execute_all(tx, riders).await?;
         let pk: Option<i64> = sqlx::query_scalar(INSERT_RESOURCE)
             .bind(res_type)
             .bind(id)
