@@ -72,8 +72,6 @@ impl Store {
         }
         let deadline = if first_access { deadline_of(&self.settings, class.as_deref(), exam, requested) } else { None };
         let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
-        let text = |v: Option<String>| v.map_or(Bind::NullText, Bind::Text);
-        let int = |v: Option<i64>| v.map_or(Bind::NullInt, Bind::Int);
         // Only the figures read these rows, never the booking's own transaction.
         tx.defer(vec![Sql {
             text:
@@ -87,14 +85,14 @@ impl Store {
                 Bind::Int(start),
                 Bind::Int(requested),
                 Bind::Int((start - requested).max(0)),
-                text(service),
-                text(branch),
-                text(district),
-                text(class),
-                text(channel),
-                text(provider),
-                int(deadline),
-                int(deadline.map(|d| i64::from(start <= d))),
+                Bind::text_or_null(service),
+                Bind::text_or_null(branch),
+                Bind::text_or_null(district),
+                Bind::text_or_null(class),
+                Bind::text_or_null(channel),
+                Bind::text_or_null(provider),
+                Bind::int_or_null(deadline),
+                Bind::int_or_null(deadline.map(|d| i64::from(start <= d))),
             ],
         }]);
         Ok(())

@@ -14,9 +14,14 @@
 
 use sqlx::{Executor, Row};
 
+use rust_decimal::Decimal;
+
 use super::resources::{restricted, stored_from_row};
+use super::tickets::body_of;
 use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
+use crate::billing;
+use crate::fhir::names;
 use crate::Result;
 
 /// `$1, $2, …` from `from` on, `n` of them.
@@ -150,6 +155,79 @@ impl Store {
         binds.extend(pks.into_iter().map(Bind::Int));
         let rows = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
         rows.iter().map(stored_from_row).collect()
+    }
+}
+
+/// Whether `period` (FHIR Period: dates or instants, either end open) covers `day`
+/// (YYYY-MM-DD).
+fn in_force(period: &serde_json::Value, day: &str) -> bool {
+    let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day);
+    let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day);
+    starts && ends
+}
+
+impl Store {
+    /// The tariff of catalog `code` in force on `day`: its amount and canonical URL.
+    pub(crate) async fn tariff_of(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<(Decimal, String)>> {
+        let system = names::catalog_system(&self.settings.base);
+        let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
+        let day = day.to_string();
+        for stored in found {
+            let cid = body_of(Some(stored));
+            let period = &cid["effectivePeriod"];
+            if !in_force(period, &day) {
+                continue;
+            }
+            let base = cid["propertyGroup"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
+                .find(|p| p["type"] == "base")
+                .and_then(|p| billing::amount_of(&p["amount"]));
+            if let Some(amount) = base {
+                return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The exemption codes on `patient`'s active Coverages in force on `day`.
+    pub(crate) async fn exemption_codes(
+        &self,
+        tx: &mut Tx,
+        patient: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<String>> {
+        if patient.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
+        let system = self.settings.billing.exemptions.system.clone();
+        let day = day.to_string();
+        let mut codes = Vec::new();
+        for stored in found {
+            let c = body_of(Some(stored));
+            if c["status"] != "active" {
+                continue;
+            }
+            if !in_force(&c["period"], &day) {
+                continue;
+            }
+            for coding in c["type"]["coding"].as_array().into_iter().flatten() {
+                if coding["system"].as_str() == Some(system.as_str()) {
+                    if let Some(code) = coding["code"].as_str() {
+                        codes.push(code.to_string());
+                    }
+                }
+            }
+        }
+        Ok(codes)
     }
 }
 

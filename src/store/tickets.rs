@@ -8,8 +8,6 @@
 //! SQLite has one writer); a payment reference is a unique key per payment point.
 //! The amounts are decided by `crate::billing`.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -60,16 +58,16 @@ fn ticket_row(r: &sqlx::any::AnyRow) -> Result<TicketRow> {
 }
 
 /// A line as the ticket is computed from it (with whether it was missed).
-struct Line {
-    facts: LineFacts,
-    missed: bool,
+pub(super) struct Line {
+    pub(super) facts: LineFacts,
+    pub(super) missed: bool,
 }
 
-fn unprocessable(expression: &str, diagnostics: impl Into<String>) -> Error {
+pub(super) fn unprocessable(expression: &str, diagnostics: impl Into<String>) -> Error {
     Error::Unprocessable(vec![Issue::error("business-rule", Some(expression.to_string()), diagnostics)])
 }
 
-fn body_of(s: Option<Stored>) -> Value {
+pub(super) fn body_of(s: Option<Stored>) -> Value {
     s.and_then(|s| s.body).and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null)
 }
 
@@ -157,7 +155,6 @@ impl Store {
             }
             only
         });
-        let text = |v: &Option<String>| v.clone().map_or(Bind::NullText, Bind::Text);
         // Written with its ChargeItem, in one statement.
         let line_row = Sql {
             text:
@@ -169,15 +166,15 @@ impl Store {
                 Bind::Text(line.charge_item.clone()),
                 Bind::Text(t.invoice.clone()),
                 Bind::Text(id.to_string()),
-                text(&line.request),
+                Bind::text_or_null(line.request.clone()),
                 Bind::Text(line.code.clone()),
                 Bind::Text(line.provider.clone()),
                 Bind::Int(to_cents(tariff)),
                 Bind::Int(to_cents(first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share))),
-                text(&line.exemption),
+                Bind::text_or_null(line.exemption.clone()),
                 Bind::Text(channel.clone()),
-                text(&point),
-                text(&line.booking_code),
+                Bind::text_or_null(point.clone()),
+                Bind::text_or_null(line.booking_code.clone()),
                 Bind::Int(now),
             ],
         };
@@ -259,7 +256,7 @@ impl Store {
         row.as_ref().map(ticket_row).transpose()
     }
 
-    async fn lines(&self, tx: &mut Tx, invoice: &str) -> Result<Vec<Line>> {
+    pub(super) async fn lines(&self, tx: &mut Tx, invoice: &str) -> Result<Vec<Line>> {
         let rows = sqlx::query(LINES).bind(invoice).fetch_all(&mut **tx).await?;
         rows.iter()
             .map(|r| {
@@ -284,7 +281,7 @@ impl Store {
     /// Recomputes ticket `t` from its billable lines under the rules of its day:
     /// each line's share, what is owed, a refund to the payment point when more was
     /// paid than is now owed (`cause` names it), the status, and the Invoice.
-    async fn reprice(&self, tx: &mut Tx, t: TicketRow, cause: &str) -> Result<i64> {
+    pub(super) async fn reprice(&self, tx: &mut Tx, t: TicketRow, cause: &str) -> Result<i64> {
         let lines = self.lines(tx, &t.invoice).await?;
         self.reprice_lines(tx, t, cause, lines).await
     }
@@ -333,7 +330,6 @@ impl Store {
         } else {
             "issued"
         };
-        let text = |v: &Option<String>| v.clone().map_or(Bind::NullText, Bind::Text);
         let row = Sql {
             text:
                 "UPDATE tickets SET owed_cents = $1, paid_cents = $2, status = $3, stage = $4, notice = $5, iuv = $6 \
@@ -343,9 +339,9 @@ impl Store {
                 Bind::Int(owed),
                 Bind::Int(paid),
                 Bind::Text(status.into()),
-                text(&t.stage),
-                text(&t.notice),
-                text(&t.iuv),
+                Bind::text_or_null(t.stage.clone()),
+                Bind::text_or_null(t.notice.clone()),
+                Bind::text_or_null(t.iuv.clone()),
                 Bind::Text(t.invoice.clone()),
             ],
         };
@@ -389,74 +385,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// The tariff of catalog `code` in force on `day`: its amount and canonical URL.
-    pub(crate) async fn tariff_of(
-        &self,
-        tx: &mut Tx,
-        code: &str,
-        day: chrono::NaiveDate,
-    ) -> Result<Option<(Decimal, String)>> {
-        let system = names::catalog_system(&self.settings.base);
-        let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
-        let day = day.to_string();
-        for stored in found {
-            let cid = body_of(Some(stored));
-            let period = &cid["effectivePeriod"];
-            let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
-            let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());
-            if !(starts && ends) {
-                continue;
-            }
-            let base = cid["propertyGroup"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
-                .find(|p| p["type"] == "base")
-                .and_then(|p| billing::amount_of(&p["amount"]));
-            if let Some(amount) = base {
-                return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The exemption codes on `patient`'s active Coverages in force on `day`.
-    pub(crate) async fn exemption_codes(
-        &self,
-        tx: &mut Tx,
-        patient: &str,
-        day: chrono::NaiveDate,
-    ) -> Result<Vec<String>> {
-        if patient.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
-        let system = self.settings.billing.exemptions.system.clone();
-        let day = day.to_string();
-        let mut codes = Vec::new();
-        for stored in found {
-            let c = body_of(Some(stored));
-            if c["status"] != "active" {
-                continue;
-            }
-            let p = &c["period"];
-            let starts = p["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day.as_str());
-            let ends = p["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day.as_str());
-            if !(starts && ends) {
-                continue;
-            }
-            for coding in c["type"]["coding"].as_array().into_iter().flatten() {
-                if coding["system"].as_str() == Some(system.as_str()) {
-                    if let Some(code) = coding["code"].as_str() {
-                        codes.push(code.to_string());
-                    }
-                }
-            }
-        }
-        Ok(codes)
     }
 
     /// A booked appointment changed status (`new` is its body; `None`: deleted):
@@ -573,257 +501,6 @@ impl Store {
         self.record_payment(tx, &point, &reference, &id, t, lines, -cents, &channel, now).await
     }
 
-    /// `remittance-<point>-<day>` and its identifier, for a payment at `now`.
-    fn remittance_of(&self, point: &str, now: i64) -> (String, Value) {
-        let day = rome_day(now).to_string();
-        (
-            format!("remittance-{point}-{day}"),
-            json!({"system": names::sid(&self.settings.base, "remittance"), "value": format!("{point}/{day}")}),
-        )
-    }
-
-    /// Records a payment (negative: a refund) of ticket `t`: its row, its parts per
-    /// provider (so that each provider's shares are paid exactly), and its line on
-    /// the point's remittance of the day, opened by the day's first payment.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_payment(
-        &self,
-        tx: &mut Tx,
-        point: &str,
-        reference: &str,
-        notice: &str,
-        t: &TicketRow,
-        lines: &[Line],
-        cents: i64,
-        channel: &str,
-        now: i64,
-    ) -> Result<()> {
-        let day = rome_day(now).to_string();
-        sqlx::query(
-            "INSERT INTO payments (point, reference, notice, invoice, amount_cents, channel, day, paid_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(point)
-        .bind(reference)
-        .bind(notice)
-        .bind(&t.invoice)
-        .bind(cents)
-        .bind(channel)
-        .bind(&day)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        // What each provider should have once this is recorded, less what it has.
-        let mut target: BTreeMap<String, i64> = BTreeMap::new();
-        for l in lines {
-            *target.entry(l.facts.provider.clone()).or_default() += to_cents(l.facts.share);
-        }
-        let paid: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT provider, CAST(SUM(amount_cents) AS BIGINT) FROM payment_shares WHERE invoice = $1 GROUP BY provider",
-        )
-        .bind(&t.invoice)
-        .fetch_all(&mut **tx)
-        .await?;
-        let mut parts: BTreeMap<String, i64> = target;
-        for (provider, cents) in paid {
-            *parts.entry(provider).or_default() -= cents;
-        }
-        // Rounding aside, the parts add up to the payment; any leftover goes to the largest.
-        let gap = cents - parts.values().sum::<i64>();
-        if gap != 0 {
-            if let Some(largest) = parts.iter().max_by_key(|(_, c)| c.abs()).map(|(p, _)| p.clone()) {
-                *parts.entry(largest).or_default() += gap;
-            }
-        }
-        for (provider, part) in parts.into_iter().filter(|(_, c)| *c != 0) {
-            sqlx::query("INSERT INTO payment_shares (notice, invoice, provider, amount_cents) VALUES ($1, $2, $3, $4)")
-                .bind(notice)
-                .bind(&t.invoice)
-                .bind(&provider)
-                .bind(part)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let (rid, _) = self.remittance_of(point, now);
-        let line = billing::payment_line(notice, &t.invoice, reference, from_cents(cents), now);
-        let opened: Option<String> = sqlx::query_scalar(
-            "INSERT INTO remittances (point, day, reconciliation) VALUES ($1, $2, $3) \
-             ON CONFLICT (point, day) DO NOTHING RETURNING reconciliation",
-        )
-        .bind(point)
-        .bind(&day)
-        .bind(&rid)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let base = self.settings.base.clone();
-        if opened.is_some() {
-            let r = billing::remittance(&base, &rid, point, &day, vec![line], from_cents(cents), now);
-            self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
-            return Ok(());
-        }
-        let Some(cur) = current(tx, self.dialect, "PaymentReconciliation", &rid, true).await? else {
-            return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
-        };
-        let mut r = body_of(Some(cur.clone()));
-        let mut lines: Vec<Value> = r["detail"].as_array().cloned().unwrap_or_default();
-        lines.push(line);
-        let total: Decimal = lines.iter().filter_map(|l| billing::amount_of(&l["amount"])).sum();
-        r = billing::remittance(&base, &rid, point, &day, lines, total, now);
-        self.next_version(tx, &cur, "PUT", Some(r)).await?;
-        Ok(())
-    }
-
-    /// A PaymentNotice about to be stored: when its `request` is a ticket's Invoice,
-    /// the payment is checked and recorded (the point's reference once, the amount
-    /// owed exactly, nothing on a cancelled or paid invoice) and the notice gets its
-    /// remittance. `Some`: the same reference was recorded before, this is it.
-    pub(crate) async fn payment_write(
-        &self,
-        tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        resource: &mut Value,
-    ) -> Result<Option<Stored>> {
-        let Some(invoice) = self.paid_invoice(tx, resource).await? else { return Ok(None) };
-        let Some(t) = self.lock_ticket(tx, &invoice).await? else { return Ok(None) };
-        let Some(actor) = access.actor() else {
-            return Err(unprocessable(
-                "PaymentNotice",
-                "a ticket is paid at a payment point: its token names the point",
-            ));
-        };
-        let Some(point) = actor.org.clone() else {
-            return Err(unprocessable(
-                "PaymentNotice",
-                "a ticket is paid at a payment point: the caller's token names no organisation (claim org)",
-            ));
-        };
-        let channel = actor.channel.clone().unwrap_or_else(|| actor.role.as_str().to_string());
-        let Some(reference) = resource["identifier"][0]["value"].as_str().map(str::to_string) else {
-            return Err(unprocessable(
-                "PaymentNotice.identifier",
-                "the payment point's own reference of this payment is required (identifier[0].value): it makes a retry safe",
-            ));
-        };
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
-                .bind(&point)
-                .bind(&reference)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(n) = known {
-            return current_seen(tx, self.dialect, "PaymentNotice", &n).await;
-        }
-        let owed = t.owed_cents - t.paid_cents;
-        if t.status == "cancelled" {
-            return Err(unprocessable(
-                "PaymentNotice.request",
-                format!("Invoice/{invoice} is cancelled: nothing is owed"),
-            ));
-        }
-        if owed <= 0 {
-            return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is already paid")));
-        }
-        let amount = billing::amount_of(&resource["amount"]);
-        if amount.map(to_cents) != Some(owed) || resource["amount"]["currency"].as_str().is_some_and(|c| c != "EUR") {
-            return Err(unprocessable(
-                "PaymentNotice.amount",
-                format!(
-                    "Invoice/{invoice} owes {} EUR; the payment is {}: nothing was recorded",
-                    from_cents(owed),
-                    amount.map(|a| format!("{a} EUR")).unwrap_or_else(|| "without an amount".into())
-                ),
-            ));
-        }
-        let now = now_micros();
-        let (rid, remittance_ref) = self.remittance_of(&point, now);
-        if let Some(sent) = resource["payment"]["identifier"]["value"].as_str() {
-            if Some(sent) != remittance_ref["value"].as_str() {
-                return Err(unprocessable(
-                    "PaymentNotice.payment",
-                    format!("a payment of today at {point} goes to remittance {}, not {sent}", remittance_ref["value"]),
-                ));
-            }
-        }
-        resource["payment"] =
-            json!({"reference": format!("PaymentReconciliation/{rid}"), "identifier": remittance_ref});
-        if resource.get("provider").is_none() {
-            resource["provider"] = json!({"reference": format!("Organization/{point}")});
-        }
-        resource["paymentDate"] = json!(rome_day(now).to_string());
-        let lines = self.lines(tx, &invoice).await?;
-        self.record_payment(tx, &point, &reference, id, &t, &lines, owed, &channel, now).await?;
-        // Paid: the chase (if any) stops.
-        let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
-        self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
-        for l in &lines {
-            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
-        }
-        Ok(None)
-    }
-
-    /// The Invoice a PaymentNotice pays: its `request` reference, or — for a channel
-    /// that knows only the pagoPA notice — the ticket whose notice number or IUV is
-    /// the `request` identifier (the reference is then filled in). Unknown notice → 422.
-    async fn paid_invoice(&self, tx: &mut Tx, resource: &mut Value) -> Result<Option<String>> {
-        if let Some(r) = resource["request"]["reference"].as_str() {
-            return Ok(r.strip_prefix("Invoice/").map(str::to_string));
-        }
-        let base = &self.settings.base;
-        let (system, value) =
-            (&resource["request"]["identifier"]["system"], &resource["request"]["identifier"]["value"]);
-        let column = match system.as_str() {
-            Some(s) if *s == names::sid(base, "pagopa-notice") => "notice",
-            Some(s) if *s == names::sid(base, "iuv") => "iuv",
-            _ => return Ok(None),
-        };
-        let number = value.as_str().unwrap_or_default().to_string();
-        let found: Option<String> = sqlx::query_scalar(&format!("SELECT invoice FROM tickets WHERE {column} = $1"))
-            .bind(&number)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(invoice) = found else {
-            return Err(unprocessable(
-                "PaymentNotice.request.identifier",
-                format!("no ticket has the pagoPA {column} {number:?}: check the number on the notice"),
-            ));
-        };
-        resource["request"]["reference"] = json!(format!("Invoice/{invoice}"));
-        Ok(Some(invoice))
-    }
-
-    /// A payment recorded against a ticket stays as it was: a mistake is mended by
-    /// a refund, not by editing the notice.
-    pub(crate) async fn recorded_payment_unchanged(&self, tx: &mut Tx, id: &str) -> Result<()> {
-        let recorded: Option<String> = sqlx::query_scalar("SELECT invoice FROM payments WHERE notice = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        match recorded {
-            Some(invoice) => Err(unprocessable(
-                "PaymentNotice",
-                format!(
-                    "PaymentNotice/{id} is a payment recorded on Invoice/{invoice}: it cannot be changed or deleted"
-                ),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// What `patient` owes: each unpaid invoice and its amount, in booking order.
-    pub async fn outstanding(&self, patient: &str) -> Result<Vec<(String, Decimal, Option<String>)>> {
-        let mut c = self.conn().await?;
-        let r: std::result::Result<Vec<(String, i64, Option<String>)>, sqlx::Error> = sqlx::query_as(
-            "SELECT invoice, owed_cents - paid_cents, notice FROM tickets WHERE patient = $1 AND status = 'issued' \
-             AND owed_cents > paid_cents ORDER BY booked_us",
-        )
-        .bind(patient)
-        .fetch_all(&mut *c)
-        .await;
-        let rows = c.done(r)?;
-        Ok(rows.into_iter().map(|(i, c, n)| (i, from_cents(c), n)).collect())
-    }
-
     /// The Invoice of the ticket appointment `id` is on, if it has one.
     pub(crate) async fn invoice_of(&self, tx: &mut Tx, id: &str) -> Result<Option<Value>> {
         let invoice: Option<String> = match tx.lines_of_fresh(id) {
@@ -841,73 +518,6 @@ impl Store {
             Some(i) => Ok(Some(body_of(current_seen(tx, self.dialect, "Invoice", &i).await?))),
             None => Ok(None),
         }
-    }
-
-    /// What a settlement of `[from_us, to_us)` counts, per provider: tickets
-    /// collected (refunds subtracted) and payments by channel of payment, bookings
-    /// by channel of booking.
-    pub(crate) async fn settlement_counts(
-        &self,
-        from_us: i64,
-        to_us: i64,
-    ) -> Result<(BTreeMap<String, billing::settlement::Counted>, i64)> {
-        let mut c = self.conn().await?;
-        let r = async {
-            let collected: Vec<(String, String, i64, i64)> = sqlx::query_as(
-                "SELECT s.provider, p.channel, CAST(SUM(s.amount_cents) AS BIGINT), \
-                 CAST(SUM(CASE WHEN p.amount_cents > 0 THEN 1 ELSE 0 END) AS BIGINT) \
-                 FROM payments p JOIN payment_shares s ON s.notice = p.notice \
-                 WHERE p.paid_us >= $1 AND p.paid_us < $2 GROUP BY s.provider, p.channel",
-            )
-            .bind(from_us)
-            .bind(to_us)
-            .fetch_all(&mut *c)
-            .await?;
-            let bookings: Vec<(String, String, i64)> = sqlx::query_as(
-                "SELECT provider, channel, CAST(COUNT(*) AS BIGINT) FROM ticket_lines \
-                 WHERE booked_us >= $1 AND booked_us < $2 GROUP BY provider, channel",
-            )
-            .bind(from_us)
-            .bind(to_us)
-            .fetch_all(&mut *c)
-            .await?;
-            let total: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(SUM(amount_cents) AS BIGINT) FROM payments WHERE paid_us >= $1 AND paid_us < $2",
-            )
-            .bind(from_us)
-            .bind(to_us)
-            .fetch_one(&mut *c)
-            .await?;
-            Ok::<_, sqlx::Error>((collected, bookings, total.unwrap_or_default()))
-        }
-        .await;
-        let (collected, bookings, total) = c.done(r)?;
-        let mut out: BTreeMap<String, billing::settlement::Counted> = BTreeMap::new();
-        for (provider, channel, cents, payments) in collected {
-            let e = out.entry(provider).or_default();
-            e.collected_cents.insert(channel.clone(), cents);
-            if payments > 0 {
-                e.tickets.insert(channel, payments);
-            }
-        }
-        for (provider, channel, n) in bookings {
-            out.entry(provider).or_default().bookings.insert(channel, n);
-        }
-        Ok((out, total))
-    }
-
-    /// Unpaid tickets whose service was performed or missed before `cutoff_us`,
-    /// with their recovery stage and when it was reached.
-    pub(crate) async fn overdue(&self, cutoff_us: i64) -> Result<Vec<(String, Option<String>, Option<i64>)>> {
-        let mut c = self.conn().await?;
-        let r = sqlx::query_as(
-            "SELECT invoice, stage, stage_us FROM tickets WHERE status = 'issued' AND owed_cents > paid_cents \
-             AND service_us IS NOT NULL AND service_us < $1 ORDER BY service_us, invoice",
-        )
-        .bind(cutoff_us)
-        .fetch_all(&mut *c)
-        .await;
-        c.done(r)
     }
 
     /// Moves ticket `invoice` to recovery `stage` at `at_us` (if it is still unpaid

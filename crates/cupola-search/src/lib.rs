@@ -64,6 +64,18 @@ pub enum Bind {
     NullInt,
 }
 
+impl Bind {
+    /// A text, or a text-typed NULL.
+    pub fn text_or_null(v: Option<String>) -> Bind {
+        v.map_or(Bind::NullText, Bind::Text)
+    }
+
+    /// An integer, or an integer-typed NULL.
+    pub fn int_or_null(v: Option<i64>) -> Bind {
+        v.map_or(Bind::NullInt, Bind::Int)
+    }
+}
+
 /// A statement and its binds, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sql {

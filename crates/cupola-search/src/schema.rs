@@ -156,7 +156,7 @@ pub fn index_schema(d: Dialect) -> Vec<String> {
 }
 
 fn opt(s: &Option<String>) -> Bind {
-    s.as_ref().map_or(Bind::NullText, |s| Bind::Text(s.clone()))
+    Bind::text_or_null(s.clone())
 }
 
 fn value_binds(v: &IndexValue) -> Vec<Bind> {
