@@ -199,10 +199,16 @@ pub struct BookingConfig {
     /// How often, in milliseconds, expired holds and proposals are swept.
     #[arg(long, env = "CUPOLA_SWEEP_MS", default_value_t = 1000)]
     pub sweep_ms: u64,
+    /// `$book` requests that arrive together are booked in one transaction (each
+    /// booking still all or nothing) and committed together: how many such groups
+    /// run at once (one on SQLite, whose writer is one); 0 books each request in a
+    /// transaction of its own.
+    #[arg(long, env = "CUPOLA_BOOK_LANES", default_value_t = 0)]
+    pub book_lanes: usize,
 }
 
 impl Default for BookingConfig {
     fn default() -> Self {
-        BookingConfig { hold_seconds: 300, proposal_seconds: 900, sweep_ms: 1000 }
+        BookingConfig { hold_seconds: 300, proposal_seconds: 900, sweep_ms: 1000, book_lanes: 0 }
     }
 }

@@ -40,6 +40,9 @@ pub struct Settings {
     pub messaging: std::sync::Arc<crate::messaging::Settings>,
     /// Woken when a transaction that wrote the outbox commits (the relay waits on it).
     pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
+    /// Groups of concurrent `$book` requests committed at once, each group one
+    /// transaction (at most one on SQLite); 0: each booking in a transaction of its own.
+    pub book_lanes: usize,
 }
 
 /// The cancellation reason of an appointment moved by a reschedule (never a late
@@ -57,6 +60,7 @@ impl Default for Settings {
             billing: Default::default(),
             messaging: Default::default(),
             outbox_wake: Default::default(),
+            book_lanes: 0,
         }
     }
 }
@@ -78,6 +82,7 @@ impl Settings {
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,
             proposal_micros: c.proposal_seconds as i64 * 1_000_000,
+            book_lanes: c.book_lanes,
         }
     }
 }

@@ -110,27 +110,48 @@ async fn write(store: &Store, tx: &mut Tx, access: &Access, id: &str, body: Valu
 /// `Appointment/$book`: books a proposal or hold (by reference) or a proposed
 /// Appointment (by resource) atomically, cancelling `replaces` in the same
 /// transaction when given (a reschedule). A retry returns the booking already made.
+/// Bookings that arrive together share a transaction and its commit, each one
+/// still all or nothing (`Store::grouped`).
 pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces: Option<&str>) -> Result<Booked> {
+    let (access, replaces) = (access.clone(), replaces.map(str::to_string));
+    let work = crate::store::work(move |store, tx| {
+        let (access, request, replaces) = (access.clone(), request.clone(), replaces.clone());
+        Box::pin(async move {
+            let booked = book_in(store, tx, &access, request, replaces.as_deref()).await?;
+            Ok(Box::new(booked) as crate::store::Output)
+        })
+    });
+    let out = store.grouped(work).await?;
+    out.downcast::<Booked>()
+        .map(|b| *b)
+        .map_err(|_| anyhow::anyhow!("a grouped booking answered with something else than a booking").into())
+}
+
+async fn book_in(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    request: BookRequest,
+    replaces: Option<&str>,
+) -> Result<Booked> {
     let base = store.settings().base.clone();
-    let mut tx = store.begin().await?;
     let booked = match request {
-        BookRequest::Reference(id) => book_stored(store, &mut tx, access, &id, &base).await?,
+        BookRequest::Reference(id) => book_stored(store, tx, access, &id, &base).await?,
         BookRequest::Resource(a) => match a["id"].as_str().map(str::to_string) {
-            Some(id) if store.current_version(&mut tx, "Appointment", &id).await?.is_some() => {
-                book_stored(store, &mut tx, access, &id, &base).await?
+            Some(id) if store.current_version(tx, "Appointment", &id).await?.is_some() => {
+                book_stored(store, tx, access, &id, &base).await?
             }
-            _ => book_new(store, &mut tx, access, a, &base).await?,
+            _ => book_new(store, tx, access, a, &base).await?,
         },
     };
     // The old appointment goes after the new one is booked, so that a paid ticket
     // moves with the booking instead of being refunded and owed again.
     let replaced = match replaces {
-        Some(old) => Some(cancel_in(store, &mut tx, access, old, super::RESCHEDULED).await?),
+        Some(old) => Some(cancel_in(store, tx, access, old, super::RESCHEDULED).await?),
         None => None,
     };
     let id = booked.appointment["id"].as_str().unwrap_or_default().to_string();
-    let invoice = store.invoice_of(&mut tx, &id).await?;
-    tx.commit().await?;
+    let invoice = store.invoice_of(tx, &id).await?;
     Ok(Booked { replaced, invoice, ..booked })
 }
 

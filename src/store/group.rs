@@ -42,8 +42,9 @@ impl Group {
             let (tx, rx) = mpsc::channel(1024);
             // The writer's copy of the store has a group of its own, never started (it
             // writes with `create_alone` and `together`), so that it holds no sender of
-            // this queue and stops when the last store handle is dropped.
-            let writer = Store { group: Group::default(), ..store.clone() };
+            // this queue (nor of the shared transactions') and stops when the last
+            // store handle is dropped.
+            let writer = Store { group: Group::default(), shared: Default::default(), ..store.clone() };
             tokio::spawn(run(writer, rx));
             tx
         });
@@ -55,21 +56,33 @@ impl Group {
     }
 }
 
-async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
-    let lanes = Arc::new(Semaphore::new(LANES));
+async fn run(store: Store, queue: mpsc::Receiver<Job>) {
+    batches(store, queue, LANES, MAX_GROUP, |store, jobs| async move { write(&store, jobs).await }).await
+}
+
+/// Takes what waits in `queue` in batches of at most `max` and hands each to `handle`
+/// on a task of its own, with at most `lanes` batches at work at once; returns when the
+/// queue's last sender is gone.
+pub(super) async fn batches<J, F, Fut>(store: Store, mut queue: mpsc::Receiver<J>, lanes: usize, max: usize, handle: F)
+where
+    J: Send + 'static,
+    F: Fn(Store, Vec<J>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let lanes = Arc::new(Semaphore::new(lanes));
     loop {
         let Ok(lane) = lanes.clone().acquire_owned().await else { return };
         let Some(first) = queue.recv().await else { return };
         let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
+        while jobs.len() < max {
             match queue.try_recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => break,
             }
         }
-        let store = store.clone();
+        let work = handle(store.clone(), jobs);
         tokio::spawn(async move {
-            write(&store, jobs).await;
+            work.await;
             drop(lane);
         });
     }

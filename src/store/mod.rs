@@ -22,6 +22,7 @@ mod payments;
 mod schema;
 mod search;
 mod settlement;
+mod shared;
 mod slots;
 mod tickets;
 mod upsert;
@@ -43,6 +44,7 @@ pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
 pub use outbox::{Claimed, OutboxRow};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
+pub(crate) use shared::{work, Output};
 pub use upsert::Upsert;
 
 use crate::Result;
@@ -58,6 +60,8 @@ pub struct Store {
     settings: Arc<crate::booking::Settings>,
     /// Plain creates written together when they arrive together (PostgreSQL).
     group: group::Group,
+    /// Units of work (`$book`) committed together when they arrive together.
+    shared: shared::Shared,
 }
 
 impl Store {
@@ -89,6 +93,7 @@ impl Store {
             registry,
             settings: Arc::new(crate::booking::Settings::default()),
             group: Default::default(),
+            shared: Default::default(),
         };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)

@@ -166,6 +166,17 @@ pub struct Tx {
     fresh: std::collections::HashSet<String>,
     /// Ticket lines this transaction wrote: appointment → (charge item, invoice).
     lines: std::collections::HashMap<String, Vec<(String, String)>>,
+    /// The state at the last `savepoint`, restored by `undo`.
+    mark: Option<Mark>,
+}
+
+/// What `Tx::undo` puts back besides the database's own state. `seen` is not kept:
+/// it is only a cache, emptied by `undo`.
+struct Mark {
+    deferred: usize,
+    held: std::collections::HashSet<(String, String)>,
+    fresh: std::collections::HashSet<String>,
+    lines: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 impl Tx {
@@ -194,6 +205,7 @@ impl Tx {
             deferred: Vec::new(),
             fresh: Default::default(),
             lines: Default::default(),
+            mark: None,
         })
     }
 
@@ -219,6 +231,36 @@ impl Tx {
         if let Some(w) = self.wake.take() {
             w.notify_one();
         }
+        Ok(())
+    }
+
+    /// Starts a unit of work that `undo` can take back alone, keeping the one before
+    /// (one savepoint at a time: the one before is released in the same round trip).
+    pub(crate) async fn savepoint(&mut self) -> Result<()> {
+        let sql = if self.mark.is_some() { "RELEASE SAVEPOINT unit; SAVEPOINT unit" } else { "SAVEPOINT unit" };
+        (&mut **self).execute(sql).await?;
+        self.mark = Some(Mark {
+            deferred: self.deferred.len(),
+            held: self.held.clone(),
+            fresh: self.fresh.clone(),
+            lines: self.lines.clone(),
+        });
+        Ok(())
+    }
+
+    /// Takes back everything since the last `savepoint` (which stays, for the next unit).
+    pub(crate) async fn undo(&mut self) -> Result<()> {
+        if self.mark.is_none() {
+            return Err(anyhow::anyhow!("undo without a savepoint").into());
+        }
+        (&mut **self).execute("ROLLBACK TO SAVEPOINT unit").await?;
+        if let Some(m) = &self.mark {
+            self.deferred.truncate(m.deferred);
+            self.held = m.held.clone();
+            self.fresh = m.fresh.clone();
+            self.lines = m.lines.clone();
+        }
+        self.seen.clear();
         Ok(())
     }
 

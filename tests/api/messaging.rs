@@ -685,6 +685,81 @@ async fn daily_lists_and_the_provider_simulator(backend: Backend) {
     broker.delete(&["guest"]).await;
 }
 
+/// Bookings sent at once are booked in shared transactions (`--book-lanes`), each one
+/// still all or nothing: of two bookings racing for a slot one wins, a slot that does
+/// not exist is refused, a reschedule of an appointment that does not exist is refused
+/// after its new booking was written, and the refused ones leave no appointment, no
+/// taken slot and no message.
+async fn bookings_sent_together_are_each_all_or_nothing(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| c.booking.book_lanes = 2).await;
+    let slots = galliera(&app, "89.52").await;
+    let requests: Vec<(String, String)> = (0..12)
+        .map(|n| (slots[n].clone(), format!("p-first-{n}")))
+        .chain((0..6).map(|n| (slots[n].clone(), format!("p-second-{n}"))))
+        .chain((0..6).map(|n| (format!("no-such-slot-{n}"), format!("p-none-{n}"))))
+        .collect();
+    // Four more move appointments that do not exist onto slots 12..16: refused only
+    // once their new booking is written, which must then leave nothing behind.
+    let moves = futures::future::join_all((12..16).map(|n| {
+        let (app, who) = (&app, counter());
+        let body = book_params(proposal(&slots[n], &format!("p-move-{n}"), None), Some("no-such-appointment"));
+        async move { send(app, &who, Method::POST, "Appointment/$book", &body).await }
+    }));
+    let answers = futures::future::join_all(requests.iter().map(|(slot, patient)| {
+        let (app, who, body) = (&app, counter(), book_params(proposal(slot, patient, None), None));
+        async move { send(app, &who, Method::POST, "Appointment/$book", &body).await }
+    }));
+    let (moves, answers) = futures::future::join(moves, answers).await;
+    for (status, out) in &moves {
+        assert!((400..500).contains(status), "a move of nothing: {status} {out}");
+        assert_eq!(out["resourceType"], "OperationOutcome");
+    }
+    let mut booked = std::collections::BTreeSet::new();
+    for (n, ((slot, _), (status, out))) in requests.iter().zip(&answers).enumerate() {
+        match (n, *status) {
+            (0..=17, 201) => {
+                let a = &out["entry"][0]["resource"];
+                assert_eq!(a["slot"][0]["reference"], format!("Slot/{slot}"), "{out}");
+                booked.insert(format!("Appointment/{}", a["id"].as_str().unwrap()));
+            }
+            (0..=5 | 12..=17, 409) => assert_eq!(out["resourceType"], "OperationOutcome"),
+            (18.., 422) => assert_eq!(out["issue"][0]["expression"][0], "Appointment.slot", "{out}"),
+            _ => panic!("request {n} ({slot}): {status} {out}"),
+        }
+    }
+    assert_eq!(booked.len(), 12, "one booking per slot: {answers:?}");
+    for n in 0..6 {
+        let one_won = [answers[n].0, answers[n + 12].0];
+        assert!(one_won.contains(&201) && one_won.contains(&409), "Slot/{}: {one_won:?}", slots[n]);
+    }
+    let all = app.get_json("Appointment?_summary=count", 200).await;
+    assert_eq!(all["total"], 12, "nothing kept of the refused bookings");
+    // The refused moves left their slots free.
+    for slot in &slots[12..16] {
+        let (status, out) = send(
+            &app,
+            &counter(),
+            Method::POST,
+            "Appointment/$book",
+            &book_params(proposal(slot, "p-later", None), None),
+        )
+        .await;
+        assert_eq!(status, 201, "Slot/{slot} after a refused move: {out}");
+        booked.insert(format!("Appointment/{}", out["entry"][0]["resource"]["id"].as_str().unwrap()));
+    }
+    // Every message is about something that was kept, and each booking has its one.
+    let messages = outbox(&app, "").await;
+    let mut announced = std::collections::BTreeSet::new();
+    for m in &messages {
+        let focus = part(m, "focus")["valueReference"]["reference"].as_str().unwrap().to_string();
+        app.get_json(&focus, 200).await;
+        if part(m, "event")["valueCode"] == "appointment-booked" {
+            assert!(announced.insert(focus.clone()), "{focus} announced twice");
+        }
+    }
+    assert_eq!(announced, booked);
+}
+
 /// An agenda change from `sender`: the message's focus is `resources`, in order.
 fn agenda_message(id: &str, sender: &str, resources: &[Value]) -> Value {
     let focus: Vec<Value> = resources
@@ -775,6 +850,7 @@ crate::on_both!(
     a_ticket_reaches_its_provider_with_the_booked_appointment,
     an_unmapped_code_is_held_with_its_reason,
     bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back,
+    bookings_sent_together_are_each_all_or_nothing,
 );
 
 /// `cupola provider add`: the provider's broker user reads only its own queue and
