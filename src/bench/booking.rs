@@ -178,20 +178,18 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
             // nearly empty, and plans cached on those figures (a sequential scan of
             // `idx_token` for an update's index rows) would stay until the next ANALYZE.
             let registry = Arc::new(crate::fhir::names::registry(BASE));
-            let store = Store::connect(&url, 1, Duration::from_secs(30), registry.clone()).await?;
-            for table in ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string"] {
+            let store = Store::connect(&url, 1, Duration::from_secs(30), registry).await?;
+            const INDEXED: [&str; 6] =
+                ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string"];
+            for table in INDEXED {
                 store.analyze(table).await?;
             }
-            drop(store);
             let before = CpuTimes::now();
             let book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
             let book_cpu = before.and_then(|b| b.per_op_since(book.requests as f64, length.as_secs_f64()));
             // What autovacuum does after such a burst of writes (the booked slots
             // moved into `resources`), so that `$find` is planned on today's tables.
-            let store = Store::connect(&url, 1, Duration::from_secs(30), registry).await?;
-            for table in
-                ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string", "slot_grid"]
-            {
+            for table in INDEXED.into_iter().chain(["slot_grid"]) {
                 store.analyze(table).await?;
             }
             drop(store);
