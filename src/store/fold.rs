@@ -110,27 +110,10 @@ pub(super) fn rider(s: Sql) -> Sql {
 
 /// `$1` → `key`; `$n` → `$(n - 1 + offset)` (the statement's own `$1` is dropped).
 pub(super) fn with_key(text: &str, key: &str, offset: usize) -> String {
-    let mut out = String::with_capacity(text.len() + 32);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let mut n = 0usize;
-        let mut digits = 0;
-        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-            n = n * 10 + (d as usize - '0' as usize);
-            digits += 1;
-            chars.next();
-        }
-        match (digits, n) {
-            (0, _) => out.push('$'),
-            (_, 1) => out.push_str(key),
-            (_, n) => out.push_str(&format!("${}", n - 1 + offset)),
-        }
-    }
-    out
+    renumbered(text, |out, n| match n {
+        1 => out.push_str(key),
+        n => push_placeholder(out, n - 1 + offset),
+    })
 }
 
 /// `$n` → `$(n + offset)` in a statement's text (binds only: the store's statements
@@ -139,24 +122,41 @@ fn shift_placeholders(text: &str, offset: usize) -> String {
     if offset == 0 {
         return text.to_string();
     }
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
+    renumbered(text, |out, n| push_placeholder(out, n + offset))
+}
+
+/// `text` with each placeholder `$n` replaced by what `put` writes for `n`; a `$`
+/// without digits is kept. Scans bytes and writes numbers in place: every write on
+/// PostgreSQL passes through here, several times per booking.
+fn renumbered(text: &str, mut put: impl FnMut(&mut String, usize)) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 32);
+    let (mut copied, mut i) = (0, 0);
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
             continue;
         }
-        let mut digits = String::new();
-        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
-            digits.push(d);
-            chars.next();
+        let digits = bytes[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            i += 1;
+            continue;
         }
-        match digits.parse::<usize>() {
-            Ok(n) => out.push_str(&format!("${}", n + offset)),
-            Err(_) => out.push('$'),
-        }
+        // `$` and ASCII digits are single bytes: the slices below cut at char boundaries.
+        out.push_str(&text[copied..i]);
+        let n = text[i + 1..i + 1 + digits].bytes().fold(0usize, |n, d| n * 10 + usize::from(d - b'0'));
+        put(&mut out, n);
+        i += 1 + digits;
+        copied = i;
     }
+    out.push_str(&text[copied..]);
     out
+}
+
+fn push_placeholder(out: &mut String, n: usize) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = write!(out, "${n}");
 }
 
 #[cfg(test)]
@@ -228,5 +228,7 @@ mod tests {
         assert_eq!(shift_placeholders("VALUES ($1, $2, $10)", 3), "VALUES ($4, $5, $13)");
         assert_eq!(shift_placeholders("x = $1", 0), "x = $1");
         assert_eq!(shift_placeholders("a $ b", 2), "a $ b");
+        assert_eq!(shift_placeholders("città = $1 · $2$", 1), "città = $2 · $3$");
+        assert_eq!(with_key("'€' $1, $2", "r.pk", 4), "'€' r.pk, $5");
     }
 }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::{current, current_seen, new_id, now_micros, outbox::Outgoing, Store, Tx};
+use super::{current, current_seen, new_id, now_micros, outbox::Outgoing, seen_ahead, Store, Tx};
 use crate::booking::rules;
 use crate::fhir::names;
 use crate::messaging::{self, Destination, Event};
@@ -105,15 +105,25 @@ impl Store {
             .flatten()
             .filter_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string))
             .collect();
+        let location = ext("slot-location").and_then(|e| e["valueReference"]["reference"].as_str().map(str::to_string));
+        let location_id = location.as_deref().and_then(|l| l.strip_prefix("Location/"));
+        // What the message carries, and the organisation `send` reads, in one round trip.
+        let ahead: Vec<(&str, &str)> = patients
+            .iter()
+            .map(|p| ("Patient", p.as_str()))
+            .chain(ids(&new["basedOn"], "ServiceRequest/").into_iter().map(|sr| ("ServiceRequest", sr)))
+            .chain(location_id.map(|l| ("Location", l)))
+            .chain([("Organization", org.trim_start_matches("Organization/"))])
+            .collect();
+        seen_ahead(tx, &ahead).await?;
         for p in patients {
             related.push(body_of(current_seen(tx, self.dialect, "Patient", &p).await?));
         }
         for sr in ids(&new["basedOn"], "ServiceRequest/") {
             related.push(body_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?));
         }
-        let location = ext("slot-location").and_then(|e| e["valueReference"]["reference"].as_str().map(str::to_string));
         related.push(slot);
-        if let Some(loc) = location.as_deref().and_then(|l| l.strip_prefix("Location/")) {
+        if let Some(loc) = location_id {
             related.push(body_of(current_seen(tx, self.dialect, "Location", loc).await?));
         }
         let items: Vec<String> = match tx.lines_of_fresh(id) {
@@ -147,6 +157,12 @@ impl Store {
         let Some(org) = ids(&item["performingOrganization"], "Organization/").first().map(|s| s.to_string()) else {
             return Ok(());
         };
+        let ahead: Vec<(&str, &str)> = ids(&item["subject"], "Patient/")
+            .into_iter()
+            .map(|p| ("Patient", p))
+            .chain([("Organization", org.as_str())])
+            .collect();
+        seen_ahead(tx, &ahead).await?;
         let mut related = Vec::new();
         for p in ids(&item["subject"], "Patient/") {
             related.push(body_of(current_seen(tx, self.dialect, "Patient", p).await?));

@@ -108,6 +108,38 @@ pub(crate) async fn current_seen(tx: &mut Tx, d: Dialect, res_type: &str, id: &s
     Ok(found)
 }
 
+/// Reads ahead, in one round trip, those of `wanted` (type, id) this transaction has
+/// not seen yet, and records each as [`current_seen`] would: a message that needs a
+/// patient and an organisation asks for both at once. Slots (which may still be in
+/// the grid) are left to [`current_seen`].
+pub(crate) async fn seen_ahead(tx: &mut Tx, wanted: &[(&str, &str)]) -> Result<()> {
+    let mut unseen: Vec<(&str, &str)> = Vec::with_capacity(wanted.len());
+    for &(t, id) in wanted {
+        if t != "Slot" && tx.seen(t, id).is_none() && !unseen.contains(&(t, id)) {
+            unseen.push((t, id));
+        }
+    }
+    if unseen.len() < 2 {
+        // One is read as well by the caller's own `current_seen`.
+        return Ok(());
+    }
+    let (head, _) = CURRENT.split_once(" WHERE ").unwrap_or((CURRENT, ""));
+    let arms: Vec<String> =
+        (0..unseen.len()).map(|i| format!("(r.res_type = ${} AND r.res_id = ${})", 2 * i + 1, 2 * i + 2)).collect();
+    let sql = format!("{head} WHERE {}", arms.join(" OR "));
+    let mut q = sqlx::query(&sql);
+    for &(t, id) in &unseen {
+        q = q.bind(t).bind(id);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    let mut found = rows.iter().map(stored_from_row).collect::<Result<Vec<_>>>()?;
+    for (t, id) in unseen {
+        let at = found.iter().position(|s| s.res_type == t && s.id == id);
+        tx.saw(t, id, at.map(|i| found.swap_remove(i)));
+    }
+    Ok(())
+}
+
 /// The current version of `res_type/id` if `rule` lets it be seen.
 pub(crate) async fn current_visible(
     conn: &mut AnyConnection,

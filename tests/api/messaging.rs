@@ -188,6 +188,14 @@ async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
     out["entry"][0]["resource"].clone()
 }
 
+/// Patient `id`, so that the messages about its bookings carry it.
+async fn patient(app: &TestApp, id: &str) {
+    let r = app
+        .put(&format!("Patient/{id}"), &json!({"resourceType": "Patient", "id": id, "name": [{"family": id}]}))
+        .await;
+    assert!(r.status().is_success(), "PUT Patient/{id}: {}", r.status());
+}
+
 async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
     let query = if status.is_empty() { String::new() } else { format!("status={status}&") };
     let p = app.get_json(&format!("$outbox?{query}_count=1000"), 200).await;
@@ -213,6 +221,7 @@ fn part<'a>(message: &'a Value, name: &str) -> &'a Value {
 async fn a_booking_reaches_its_providers_queue_in_its_codes(backend: Backend) {
     let (app, broker) = gateway(backend, BROKER.into()).await;
     let slots = galliera(&app, "89.52").await;
+    patient(&app, "p1").await;
     let booked = book(&app, &slots[0], "p1").await;
     let id = booked["id"].as_str().unwrap();
     let got = broker.wait_for("galliera", 1, 20).await;
@@ -235,6 +244,8 @@ async fn a_booking_reaches_its_providers_queue_in_its_codes(backend: Backend) {
     let types: Vec<&str> =
         bundle["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["resourceType"].as_str()).collect();
     assert!(types.contains(&"Slot") && types.contains(&"Location"), "{types:?}");
+    let patient = bundle["entry"].as_array().unwrap().iter().find(|e| e["resource"]["resourceType"] == "Patient");
+    assert_eq!(patient.map(|e| &e["resource"]["id"]), Some(&json!("p1")), "the patient the booking is for: {types:?}");
     // Sent, as the outbox shows once the broker's confirm is in (just after delivery).
     let mut sent = Vec::new();
     for _ in 0..50 {
@@ -278,6 +289,7 @@ async fn a_ticket_reaches_its_provider_with_the_booked_appointment(backend: Back
     let (app, broker) = gateway(backend, BROKER.into()).await;
     let slots = galliera(&app, "89.52").await;
     crate::billing::tariff(&app, "89.52", "2020-01-01", None, "11.62").await;
+    patient(&app, "p1").await;
     let booked = book(&app, &slots[0], "p1").await;
     let id = booked["id"].as_str().unwrap();
     let got = broker.wait_for("galliera", 2, 20).await;
@@ -295,6 +307,8 @@ async fn a_ticket_reaches_its_provider_with_the_booked_appointment(backend: Back
     assert_eq!(appointment["id"], id);
     assert_eq!(appointment["status"], "booked");
     assert_eq!(appointment["identifier"], booked["identifier"], "the booking code as the booking shows it");
+    let patient = charge.iter().find(|r| r["resourceType"] == "Patient").unwrap_or_else(|| panic!("{charge:?}"));
+    assert_eq!(patient["id"], "p1");
     let booking = resources(&got[1].3);
     assert_eq!(booking[1]["id"], id);
     let item = booking.iter().find(|r| r["resourceType"] == "ChargeItem").unwrap_or_else(|| panic!("{booking:?}"));
