@@ -10,7 +10,9 @@
 //!
 //! The one-table lookups are sent with their values written into the text, as
 //! literals: a statement with binds that is not kept prepared costs two round trips
-//! (sqlx asks the database to describe it first), one in text.
+//! (sqlx asks the database to describe it first), one in text. A booking's ticket
+//! needs both the tariff and the patient's Coverages: their lookups go as one
+//! statement (`UNION ALL`), the resources found as one more.
 
 use sqlx::{Executor, Row};
 
@@ -107,15 +109,7 @@ impl Store {
         system: &str,
         code: &str,
     ) -> Result<Vec<Stored>> {
-        let l = |s: &str| literal(self.dialect, s);
-        let (Some(t), Some(p), Some(c), Some(s)) = (l(res_type), l(param), l(code), l(system)) else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT res_pk FROM idx_token WHERE res_type = {t} AND param = {p} AND code = {c} AND system = {s}"
-        );
-        let pks = keys(tx, &sql).await?;
-        self.current_by_pk(tx, res_type, pks).await
+        self.looked_up(tx, &[token_lookup(self.dialect, res_type, param, system, code)]).await
     }
 
     /// The current `res_type` resources whose reference parameter `param` names
@@ -127,35 +121,66 @@ impl Store {
         param: &str,
         target: (&str, &str),
     ) -> Result<Vec<Stored>> {
-        let l = |s: &str| literal(self.dialect, s);
-        let (Some(t), Some(p), Some(tt), Some(ti)) = (l(res_type), l(param), l(target.0), l(target.1)) else {
-            return Ok(Vec::new());
-        };
-        let sql = format!(
-            "SELECT res_pk FROM idx_reference WHERE res_type = {t} AND param = {p} AND target_type = {tt} AND target_id = {ti}"
-        );
-        let pks = keys(tx, &sql).await?;
-        self.current_by_pk(tx, res_type, pks).await
+        self.looked_up(tx, &[reference_lookup(self.dialect, res_type, param, target)]).await
     }
 
-    /// The current versions of the live `res_type` resources among `pks`, oldest first.
-    async fn current_by_pk(&self, tx: &mut Tx, res_type: &str, mut pks: Vec<i64>) -> Result<Vec<Stored>> {
+    /// The current resources the one-table `lookups` find (their keys in one round
+    /// trip, their versions in a second), oldest first. A lookup that is `None` (a
+    /// value no stored text can hold) finds nothing.
+    async fn looked_up(&self, tx: &mut Tx, lookups: &[Option<Lookup>]) -> Result<Vec<Stored>> {
+        let lookups: Vec<&Lookup> = lookups.iter().flatten().collect();
+        if lookups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = lookups.iter().map(|l| l.sql.as_str()).collect::<Vec<_>>().join(" UNION ALL ");
+        let mut pks = keys(tx, &sql).await?;
         pks.sort_unstable();
         pks.dedup();
         if pks.is_empty() {
             return Ok(Vec::new());
         }
+        let mut types: Vec<&str> = lookups.iter().map(|l| l.res_type.as_str()).collect();
+        types.sort_unstable();
+        types.dedup();
         let sql = format!(
             "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, \
              v.body FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
-             WHERE r.pk IN ({}) AND r.res_type = $1 AND r.deleted = $2 ORDER BY r.pk",
-            placeholders(3, pks.len())
+             WHERE r.pk IN ({}) AND r.res_type IN ({}) AND r.deleted = $1 ORDER BY r.pk",
+            placeholders(2 + types.len(), pks.len()),
+            placeholders(2, types.len())
         );
-        let mut binds = vec![Bind::Text(res_type.into()), Bind::Bool(false)];
+        let mut binds = vec![Bind::Bool(false)];
+        binds.extend(types.into_iter().map(|t| Bind::Text(t.into())));
         binds.extend(pks.into_iter().map(Bind::Int));
         let rows = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
         rows.iter().map(stored_from_row).collect()
     }
+}
+
+/// One index table's rows for one parameter's value, as text with the values written
+/// in (see the module's comment), and the type of the resources it finds.
+struct Lookup {
+    res_type: String,
+    sql: String,
+}
+
+/// `res_type` resources whose token parameter `param` is `system|code`.
+fn token_lookup(d: Dialect, res_type: &str, param: &str, system: &str, code: &str) -> Option<Lookup> {
+    let l = |s: &str| literal(d, s);
+    let (t, p, c, s) = (l(res_type)?, l(param)?, l(code)?, l(system)?);
+    let sql =
+        format!("SELECT res_pk FROM idx_token WHERE res_type = {t} AND param = {p} AND code = {c} AND system = {s}");
+    Some(Lookup { res_type: res_type.to_string(), sql })
+}
+
+/// `res_type` resources whose reference parameter `param` names `target` (`Type/id`).
+fn reference_lookup(d: Dialect, res_type: &str, param: &str, target: (&str, &str)) -> Option<Lookup> {
+    let l = |s: &str| literal(d, s);
+    let (t, p, tt, ti) = (l(res_type)?, l(param)?, l(target.0)?, l(target.1)?);
+    let sql = format!(
+        "SELECT res_pk FROM idx_reference WHERE res_type = {t} AND param = {p} AND target_type = {tt} AND target_id = {ti}"
+    );
+    Some(Lookup { res_type: res_type.to_string(), sql })
 }
 
 /// Whether `period` (FHIR Period: dates or instants, either end open) covers `day`
@@ -176,25 +201,7 @@ impl Store {
     ) -> Result<Option<(Decimal, String)>> {
         let system = names::catalog_system(&self.settings.base);
         let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
-        let day = day.to_string();
-        for stored in found {
-            let cid = body_of(Some(stored));
-            let period = &cid["effectivePeriod"];
-            if !in_force(period, &day) {
-                continue;
-            }
-            let base = cid["propertyGroup"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
-                .find(|p| p["type"] == "base")
-                .and_then(|p| billing::amount_of(&p["amount"]));
-            if let Some(amount) = base {
-                return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
-            }
-        }
-        Ok(None)
+        Ok(tariff_in(found, day))
     }
 
     /// The exemption codes on `patient`'s active Coverages in force on `day`.
@@ -208,27 +215,71 @@ impl Store {
             return Ok(Vec::new());
         }
         let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
-        let system = self.settings.billing.exemptions.system.clone();
-        let day = day.to_string();
-        let mut codes = Vec::new();
-        for stored in found {
-            let c = body_of(Some(stored));
-            if c["status"] != "active" {
-                continue;
-            }
-            if !in_force(&c["period"], &day) {
-                continue;
-            }
-            for coding in c["type"]["coding"].as_array().into_iter().flatten() {
-                if coding["system"].as_str() == Some(system.as_str()) {
-                    if let Some(code) = coding["code"].as_str() {
-                        codes.push(code.to_string());
-                    }
+        Ok(exemptions_in(found, &self.settings.billing.exemptions.system, day))
+    }
+
+    /// [`Store::tariff_of`] and [`Store::exemption_codes`] together, as a booking's
+    /// ticket needs them: both lookups in one round trip, the resources found in one more.
+    pub(crate) async fn tariff_and_exemptions(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+        patient: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<(Option<(Decimal, String)>, Vec<String>)> {
+        let system = names::catalog_system(&self.settings.base);
+        let mut lookups = vec![token_lookup(self.dialect, "ChargeItemDefinition", "identifier", &system, code)];
+        if !patient.is_empty() {
+            lookups.push(reference_lookup(self.dialect, "Coverage", "beneficiary", ("Patient", patient)));
+        }
+        let (tariffs, coverages): (Vec<Stored>, Vec<Stored>) =
+            self.looked_up(tx, &lookups).await?.into_iter().partition(|s| s.res_type == "ChargeItemDefinition");
+        let exemptions = exemptions_in(coverages, &self.settings.billing.exemptions.system, day);
+        Ok((tariff_in(tariffs, day), exemptions))
+    }
+}
+
+/// The first of `found` (ChargeItemDefinitions, oldest first) in force on `day` with
+/// a base price: its amount and canonical URL.
+fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Option<(Decimal, String)> {
+    let day = day.to_string();
+    for stored in found {
+        let cid = body_of(Some(stored));
+        if !in_force(&cid["effectivePeriod"], &day) {
+            continue;
+        }
+        let base = cid["propertyGroup"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
+            .find(|p| p["type"] == "base")
+            .and_then(|p| billing::amount_of(&p["amount"]));
+        if let Some(amount) = base {
+            return Some((amount, cid["url"].as_str().unwrap_or_default().to_string()));
+        }
+    }
+    None
+}
+
+/// The codes of `system` on those of `found` (Coverages) active and in force on `day`.
+fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Vec<String> {
+    let day = day.to_string();
+    let mut codes = Vec::new();
+    for stored in found {
+        let c = body_of(Some(stored));
+        if c["status"] != "active" || !in_force(&c["period"], &day) {
+            continue;
+        }
+        for coding in c["type"]["coding"].as_array().into_iter().flatten() {
+            if coding["system"].as_str() == Some(system) {
+                if let Some(code) = coding["code"].as_str() {
+                    codes.push(code.to_string());
                 }
             }
         }
-        Ok(codes)
     }
+    codes
 }
 
 #[cfg(test)]

@@ -110,10 +110,6 @@ impl Store {
         let Some(code) = code else { return Ok(()) };
         let now = now_micros();
         let day = rome_day(now);
-        let Some((tariff, tariff_url)) = self.tariff_of(tx, &code, day).await? else {
-            tracing::warn!(code, %day, appointment = id, "no tariff in force: the booking has no ticket");
-            return Ok(());
-        };
         let patient = appointment["participant"]
             .as_array()
             .into_iter()
@@ -122,12 +118,16 @@ impl Store {
             .find_map(|r| r.strip_prefix("Patient/"))
             .unwrap_or_default()
             .to_string();
+        let (tariff, codes) = self.tariff_and_exemptions(tx, &code, &patient, day).await?;
+        let Some((tariff, tariff_url)) = tariff else {
+            tracing::warn!(code, %day, appointment = id, "no tariff in force: the booking has no ticket");
+            return Ok(());
+        };
         let provider = rules::extension(&slot, &names::structure(&base, "slot-provider"))
             .and_then(|e| e["valueReference"]["reference"].as_str())
             .and_then(|r| r.strip_prefix("Organization/"))
             .unwrap_or_default()
             .to_string();
-        let codes = self.exemption_codes(tx, &patient, day).await?;
         let exemption = billing::exemption(&codes, &code, &rules, day);
         let prescription = nre.clone().unwrap_or_else(|| format!("Appointment/{id}"));
         let t = self.ticket_for(tx, &prescription, nre.as_deref(), &patient, now).await?;
