@@ -41,7 +41,7 @@ pub struct Record {
 
 impl Record {
     /// Requests about one resource, which may share an AuditEvent with their like.
-    fn groupable(&self) -> bool {
+    pub(super) fn groupable(&self) -> bool {
         matches!(self.interaction, "read" | "vread" | "create" | "update" | "delete") && self.entities.len() <= 1
     }
 

@@ -13,13 +13,19 @@ use crate::store::Store;
 /// Events per transaction at most.
 const BATCH: usize = 500;
 
+/// Events with an AuditEvent of their own (searches, operations) per transaction at
+/// most: each is a resource to build, index and bind, where like reads share one.
+/// 500 of them held a batch's worth of resources, index rows and binds in memory at
+/// once (measured: the gateway's resident memory jumped by ~35 MB when searches began).
+const OWN_EVENTS: usize = 100;
+
 pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: Receiver<Msg>) {
-    let mut batch: Vec<Record> = Vec::new();
+    let mut batch = Batch::default();
     let mut waiting = Vec::new();
     // When the oldest queued event must be written at the latest.
     let mut deadline = Instant::now();
     loop {
-        let msg = if batch.is_empty() {
+        let msg = if batch.records.is_empty() {
             let m = rx.recv().await;
             deadline = Instant::now() + flush;
             m
@@ -36,7 +42,7 @@ pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: R
             Some(Msg::Event(r)) => {
                 batch.push(*r);
                 // Take what is already queued without waiting, up to a batch.
-                while batch.len() < BATCH {
+                while !batch.full() {
                     match rx.try_recv() {
                         Ok(Msg::Event(r)) => batch.push(*r),
                         Ok(Msg::Flush(done)) => {
@@ -46,7 +52,7 @@ pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: R
                         Err(_) => break,
                     }
                 }
-                if batch.len() >= BATCH || !waiting.is_empty() {
+                if batch.full() || !waiting.is_empty() {
                     write(&store, &base, &mut batch).await;
                 }
             }
@@ -65,13 +71,38 @@ pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: R
     }
 }
 
+/// The events waiting to be written, and how many of them make an AuditEvent of
+/// their own.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    own: usize,
+}
+
+impl Batch {
+    fn push(&mut self, r: Record) {
+        self.own += usize::from(!r.groupable());
+        self.records.push(r);
+    }
+
+    /// To be written now: [`BATCH`] events, or [`OWN_EVENTS`] of their own.
+    fn full(&self) -> bool {
+        self.records.len() >= BATCH || self.own >= OWN_EVENTS
+    }
+
+    fn clear(&mut self) {
+        self.records.clear();
+        self.own = 0;
+    }
+}
+
 /// Writes the batch in one transaction; on failure retries a few times, then logs
 /// each event it could not store (the log is the trail of last resort).
-async fn write(store: &Store, base: &str, batch: &mut Vec<Record>) {
-    if batch.is_empty() {
+async fn write(store: &Store, base: &str, batch: &mut Batch) {
+    if batch.records.is_empty() {
         return;
     }
-    let events = audit_events(batch, base);
+    let events = audit_events(&batch.records, base);
     for attempt in 1..=5u32 {
         let result = store.create_batch("AuditEvent", events.clone()).await;
         match result {

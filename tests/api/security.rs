@@ -452,6 +452,22 @@ async fn accesses_and_denials_leave_audit_events(b: Backend) {
     }
     assert_eq!(recorded, 60, "every read recorded once");
 
+    // Searches at once, each with an AuditEvent of its own, more of them than one
+    // batch of the audit writer takes: every one recorded, none twice.
+    let searched = "AuditEvent?subtype=search-type&entity=Patient/pat-a&_summary=count";
+    let before = app.get_json(searched, 200).await["total"].as_u64().unwrap_or_default();
+    let searches = (0..250).map(|_| get_as(&app, &a, "Patient?_id=pat-a"));
+    assert!(futures::future::join_all(searches).await.iter().all(|(s, _)| *s == 200));
+    let mut total = before;
+    for _ in 0..50 {
+        total = app.get_json(searched, 200).await["total"].as_u64().unwrap_or_default();
+        if total >= before + 250 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(total, before + 250, "every search recorded once");
+
     // Nobody changes the trail, not even an administrator.
     let id = read["entry"][0]["resource"]["id"].as_str().unwrap().to_string();
     let mut changed = read["entry"][0]["resource"].clone();
