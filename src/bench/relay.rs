@@ -102,7 +102,8 @@ async fn bare_publisher(args: &RelayArgs) -> anyhow::Result<f64> {
 }
 
 async fn cleanup(ch: &lapin::Channel, t: &Topology) {
-    for q in [t.provider_queue("bench"), t.dead_letter_queue(), t.inbound_queue()] {
+    let queues = t.providers.iter().map(|p| t.provider_queue(p));
+    for q in queues.chain([t.dead_letter_queue(), t.inbound_queue()]) {
         let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
     }
     for x in [t.exchange.clone(), t.dead_letter_exchange(), t.inbound_exchange()] {
@@ -258,6 +259,8 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
             }
         }
     }
+    // The gateway declared a queue for every provider of its mappings: all of them go.
+    let t = Topology { providers: mapped_providers().unwrap_or_else(|| t.providers.clone()), ..t };
     cleanup(&ch, &t).await;
     let _ = conn.close(0, "bench done").await;
     Ok((
@@ -266,4 +269,13 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
         hist.len() as usize,
         achieved,
     ))
+}
+
+/// The providers of the mappings the gateway started with (`CUPOLA_MAPPINGS_DIR`, or
+/// `mappings`), whose queues it declared.
+fn mapped_providers() -> Option<Vec<String>> {
+    let dir = std::env::var_os("CUPOLA_MAPPINGS_DIR").unwrap_or_else(|| "mappings".into());
+    let checker = crate::fhir::check::Checker::shared();
+    let m = crate::mappings::Mappings::load(std::path::Path::new(&dir), "http://example.org/cupola", &checker).ok()?;
+    Some(m.providers.into_iter().map(|p| p.provider).collect())
 }
