@@ -29,30 +29,57 @@ struct Job {
 
 /// The store's group writer, started with the first create that uses it.
 #[derive(Clone, Default)]
-pub(super) struct Group {
-    queue: Arc<OnceLock<mpsc::Sender<Job>>>,
-}
+pub(super) struct Group(Writer<Job>);
 
 impl Group {
     pub(super) async fn create(&self, store: &Store, new: NewResource) -> Result<Stored> {
         if store.dialect != Dialect::Postgres {
             return store.create_alone(new).await;
         }
-        let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(1024);
+        let (reply, answer) = oneshot::channel();
+        let start = |rx| {
             // The writer's copy of the store has a group of its own, never started (it
             // writes with `create_alone` and `together`), so that it holds no sender of
             // this queue (nor of the shared transactions') and stops when the last
             // store handle is dropped.
             let writer = Store { group: Group::default(), shared: Default::default(), ..store.clone() };
             tokio::spawn(run(writer, rx));
-            tx
-        });
-        let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = queue.send(Job { new, reply }).await {
+        };
+        if let Err(job) = self.0.send(Job { new, reply }, start).await {
             return store.create_alone(job.new).await;
         }
         answer.await.map_err(|_| Error::Busy("the store's writer stopped while creating; retry".into()))?
+    }
+}
+
+/// The queue to a batching writer task that starts with the first job sent to it
+/// (group creates, shared transactions).
+pub(super) struct Writer<J> {
+    queue: Arc<OnceLock<mpsc::Sender<J>>>,
+}
+
+impl<J> Clone for Writer<J> {
+    fn clone(&self) -> Self {
+        Writer { queue: self.queue.clone() }
+    }
+}
+
+impl<J> Default for Writer<J> {
+    fn default() -> Self {
+        Writer { queue: Arc::default() }
+    }
+}
+
+impl<J> Writer<J> {
+    /// Queues `job`, first starting the writer with `start` (given the receiving end)
+    /// if it is not running yet; gives the job back when the writer has stopped.
+    pub(super) async fn send(&self, job: J, start: impl FnOnce(mpsc::Receiver<J>)) -> std::result::Result<(), J> {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(1024);
+            start(rx);
+            tx
+        });
+        queue.send(job).await.map_err(|mpsc::error::SendError(job)| job)
     }
 }
 

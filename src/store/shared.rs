@@ -15,7 +15,7 @@
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,9 +47,7 @@ struct Job {
 
 /// The store's group writer for units of work, started with the first unit.
 #[derive(Clone, Default)]
-pub(super) struct Shared {
-    queue: Arc<OnceLock<mpsc::Sender<Job>>>,
-}
+pub(super) struct Shared(super::group::Writer<Job>);
 
 impl Store {
     /// Runs `work` in a transaction shared with the units that arrive with it
@@ -63,16 +61,14 @@ impl Store {
         if lanes == 0 {
             return alone(self, &work).await;
         }
-        let queue = self.shared.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(1024);
+        let (reply, answer) = oneshot::channel();
+        let start = |rx| {
             // The writer's copy holds no sender of this queue (nor of the create
             // group's), so that it stops when the last store handle is dropped.
             let writer = Store { shared: Shared::default(), group: Default::default(), ..self.clone() };
             tokio::spawn(run(writer, rx, lanes));
-            tx
-        });
-        let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = queue.send(Job { work, reply }).await {
+        };
+        if let Err(job) = self.shared.0.send(Job { work, reply }, start).await {
             return alone(self, &job.work).await;
         }
         answer.await.map_err(|_| Error::Busy("the store's writer stopped during the request; retry".into()))?
