@@ -93,7 +93,8 @@ fn owned_pks(res_type: &str) -> Option<String> {
         "AppointmentResponse" => {
             referring("AppointmentResponse", "appointment", "Appointment", &ids_of("Appointment", &appointments()))
         }
-        "Patient" => referred("Patient", "Appointment", "patient", &appointments()),
+        // `actor` rows of type Patient: Appointment's `patient` has no rows of its own.
+        "Patient" => referred("Patient", "Appointment", "actor", &appointments()),
         "ServiceRequest" => referred("ServiceRequest", "Appointment", "based-on", &appointments()),
         "ChargeItem" => referring("ChargeItem", "performing-organization", "Organization", &o),
         "MessageHeader" => format!(

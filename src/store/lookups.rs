@@ -83,7 +83,7 @@ impl Store {
         binds.extend(taken.iter().map(|a| Bind::Text(a.clone())));
         let sql = format!(
             "SELECT r.res_id FROM resources r WHERE r.res_type = $1 AND r.deleted = $2 AND r.res_id IN ({}) \
-             AND EXISTS (SELECT 1 FROM idx_reference p WHERE p.res_pk = r.pk AND p.param = 'patient' \
+             AND EXISTS (SELECT 1 FROM idx_reference p WHERE p.res_pk = r.pk AND p.param = 'actor' \
              AND p.target_type = 'Patient' AND p.target_id = $3) \
              AND EXISTS (SELECT 1 FROM idx_token t WHERE t.res_pk = r.pk AND t.param = 'status' \
              AND t.code IN ('booked', 'arrived', 'checked-in', 'fulfilled'))",

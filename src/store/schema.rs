@@ -162,6 +162,28 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (status, seq)
 ";
 
+/// The index rows migration 16 removed: those of the R4 parameters that narrow others
+/// (`cupola_search` finds them from their expressions; a test keeps the two equal).
+const NARROWED: &[(&str, &str)] = &[
+    ("Account", "patient"),
+    ("Appointment", "location"),
+    ("Appointment", "patient"),
+    ("Appointment", "practitioner"),
+    ("AppointmentResponse", "location"),
+    ("AppointmentResponse", "patient"),
+    ("AppointmentResponse", "practitioner"),
+    ("AuditEvent", "patient"),
+    ("ChargeItem", "patient"),
+    ("Communication", "patient"),
+    ("Invoice", "patient"),
+    ("ServiceRequest", "patient"),
+];
+
+fn narrowed_rows() -> String {
+    let each: Vec<String> = NARROWED.iter().map(|(t, p)| format!("(res_type = '{t}' AND param = '{p}')")).collect();
+    each.join(" OR ")
+}
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -225,6 +247,9 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
              WHERE ident_value IS NOT NULL"
                 .into(),
         ),
+        // 16: parameters that narrow others to one target type (`Appointment.patient`
+        // is `actor` to a Patient) are searched in those rows and have none of their own.
+        (16, format!("DELETE FROM idx_reference WHERE {}", narrowed_rows())),
     ]
 }
 
@@ -253,4 +278,16 @@ pub(super) async fn migrate(store: &Store) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Migration 16 removed the rows of exactly the parameters the search crate no
+    /// longer writes rows for.
+    #[test]
+    fn migration_16_lists_the_narrowing_parameters() {
+        let listed: Vec<(String, String)> =
+            super::NARROWED.iter().map(|(t, p)| (t.to_string(), p.to_string())).collect();
+        assert_eq!(cupola_search::Registry::r4().narrowing_params(), listed);
+    }
 }

@@ -33,6 +33,12 @@ async fn ids(app: &TestApp, query: &str) -> Vec<String> {
     v
 }
 
+/// The ids of a searchset's included resources.
+fn included(bundle: &Value) -> Vec<&str> {
+    let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
+    entries.iter().filter(|e| e["search"]["mode"] == "include").filter_map(|e| e["resource"]["id"].as_str()).collect()
+}
+
 async fn strings_tokens_and_ids(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
@@ -76,6 +82,47 @@ async fn references_and_chains(b: Backend) {
     );
 }
 
+/// `patient`, `practitioner` and `location` of an Appointment are its `actor`
+/// references of one type: searched, sorted, included and updated as such.
+async fn narrowing_parameters_are_the_actors_of_their_type(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    seed(&app).await;
+    let dr = json!({"resourceType": "Practitioner", "id": "dr1", "name": [{"family": "Verdi"}]});
+    assert!(app.put("Practitioner/dr1", &dr).await.status().is_success());
+    let l1 = json!({"resourceType": "Location", "id": "l1", "name": "Ambulatorio"});
+    assert!(app.put("Location/l1", &l1).await.status().is_success());
+    let actor = |r: &str| json!({"actor": {"reference": r}, "status": "accepted"});
+    let a4 = json!({"resourceType": "Appointment", "id": "a4", "status": "booked",
+        "participant": [actor("Patient/p2"), actor("Practitioner/dr1"), actor("Location/l1")]});
+    assert!(app.put("Appointment/a4", &a4).await.status().is_success());
+    let a5 =
+        json!({"resourceType": "Appointment", "id": "a5", "status": "proposed", "participant": [actor("Location/l1")]});
+    assert!(app.put("Appointment/a5", &a5).await.status().is_success());
+
+    assert_eq!(ids(&app, "Appointment?patient=p2").await, ["a4"]);
+    assert_eq!(ids(&app, "Appointment?practitioner=dr1").await, ["a4"]);
+    assert_eq!(ids(&app, "Appointment?location=Location/l1").await, ["a4", "a5"]);
+    assert!(ids(&app, "Appointment?patient=dr1").await.is_empty(), "a Practitioner is not a patient");
+    assert!(ids(&app, "Appointment?location=p2").await.is_empty(), "a Patient is not a location");
+    assert_eq!(ids(&app, "Appointment?patient:missing=true").await, ["a5"]);
+    assert_eq!(ids(&app, "Appointment?practitioner:missing=false").await, ["a4"]);
+    assert_eq!(ids(&app, "Appointment?practitioner.family=verdi").await, ["a4"]);
+    let sorted = app.get_json("Appointment?_id=a1,a3,a4&_sort=-patient", 200).await;
+    assert_eq!(match_ids(&sorted), ["a3", "a4", "a1"]);
+    let inc = app.get_json("Appointment?_id=a4&_include=Appointment:practitioner", 200).await;
+    assert_eq!(included(&inc), ["dr1"], "{inc}");
+    let rev = app.get_json("Location?_id=l1&_revinclude=Appointment:location", 200).await;
+    assert_eq!(rev["entry"].as_array().unwrap().len(), 3, "{rev}");
+
+    // A new patient on the appointment: found by the new one only.
+    let moved = json!({"resourceType": "Appointment", "id": "a4", "status": "booked",
+        "participant": [actor("Patient/p3"), actor("Practitioner/dr1")]});
+    assert!(app.put("Appointment/a4", &moved).await.status().is_success());
+    assert!(ids(&app, "Appointment?patient=p2").await.is_empty());
+    assert_eq!(ids(&app, "Appointment?patient=p3").await, ["a3", "a4"]);
+    assert_eq!(ids(&app, "Appointment?location=l1").await, ["a5"]);
+}
+
 async fn paging_is_stable_and_sorting_and_totals_work(b: Backend) {
     let app = TestApp::spawn(b).await;
     seed(&app).await;
@@ -111,14 +158,7 @@ async fn includes_revincludes_and_elements(b: Backend) {
     let entries = inc["entry"].as_array().unwrap();
     assert!(entries.iter().any(|e| e["search"]["mode"] == "include" && e["resource"]["id"] == "p1"), "{inc}");
     let rev = app.get_json("Patient?_id=p1&_revinclude=Appointment:patient", 200).await;
-    let included: Vec<&str> = rev["entry"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["search"]["mode"] == "include")
-        .map(|e| e["resource"]["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(included.len(), 2, "{rev}");
+    assert_eq!(included(&rev).len(), 2, "{rev}");
     let el = app.get_json("Patient?_id=p1&_elements=birthDate", 200).await;
     let r = &el["entry"][0]["resource"];
     assert_eq!(r["birthDate"], "1980-05-17");
@@ -255,6 +295,7 @@ crate::on_both!(
     strings_tokens_and_ids,
     dates_with_every_prefix,
     references_and_chains,
+    narrowing_parameters_are_the_actors_of_their_type,
     paging_is_stable_and_sorting_and_totals_work,
     includes_revincludes_and_elements,
     post_search_and_xml_format,

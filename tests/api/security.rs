@@ -427,6 +427,9 @@ async fn accesses_and_denials_leave_audit_events(b: Backend) {
     let (_, _) = get_as(&app, &a, "Patient").await;
     let search = eventually(&app, "AuditEvent?subtype=search-type&entity=Patient/pat-a").await;
     assert_eq!(search["entry"][0]["resource"]["agent"][0]["who"]["reference"], "Organization/prov-a");
+    // `patient` is the entities and agents that are Patients.
+    eventually(&app, "AuditEvent?patient=Patient/pat-a&subtype=search-type").await;
+    assert!(match_ids(&app.get_json("AuditEvent?patient=prov-a", 200).await).is_empty());
 
     // Many at once: every one recorded, none twice.
     let reads = (0..60).map(|_| get_as(&app, &a, "Patient/pat-a"));

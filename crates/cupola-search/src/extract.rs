@@ -79,7 +79,8 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
         }
     };
     for def in defs.of_type(rtype) {
-        if TABLE_PARAMS.contains(&def.code.as_str()) {
+        // A narrowing parameter is searched in the rows of the ones it narrows.
+        if TABLE_PARAMS.contains(&def.code.as_str()) || defs.narrowed(rtype, &def.code).is_some() {
             continue;
         }
         let Some(expr) = &def.expr else { continue };

@@ -103,8 +103,10 @@ impl Builder {
         // With a service, the (service, start) index finds slots in start order and an
         // agenda test per row must be a hash lookup; without one, the agenda tests
         // lead (e.g. one schedule's slots, by the table's key).
-        let by_service =
-            q.filters.iter().any(|f| matches!(f, Filter::Values { param, not: false, .. } if param == "service-type"));
+        let by_service = q
+            .filters
+            .iter()
+            .any(|f| matches!(f, Filter::Values { param, not: false, .. } if param.code == "service-type"));
         let mut conds: Vec<String> =
             q.filters.iter().map(|f| self.grid_filter(f, &q.restrictions, by_service)).collect();
         conds.push(self.grid_restrictions(&q.restrictions));
@@ -157,8 +159,8 @@ impl Builder {
                 let parts: Vec<String> = conds.iter().map(|c| self.cond(c, "g.created", "g.created", "g")).collect();
                 format!("({})", parts.join(" OR "))
             }
-            Filter::Missing { param, missing, .. } if own_param(param) => {
-                let column = match param.as_str() {
+            Filter::Missing { param, missing, .. } if own_param(&param.code) => {
+                let column = match param.code.as_str() {
                     "reserved-for" => Some("g.reserve"),
                     "release" => Some("g.release_us"),
                     _ => None,
@@ -170,8 +172,8 @@ impl Builder {
                     (None, false) => "1 = 1".into(),
                 }
             }
-            Filter::Values { param, ors, not, .. } if own_param(param) => {
-                let inner = self.own_values(param, ors);
+            Filter::Values { param, ors, not, .. } if own_param(&param.code) => {
+                let inner = self.own_values(&param.code, ors);
                 if *not {
                     format!("NOT {inner}")
                 } else {
@@ -279,22 +281,22 @@ impl Builder {
         match &k.expr {
             SortExpr::Id => ID_SQL.into(),
             SortExpr::LastUpdated => "g.created".into(),
-            SortExpr::Param { param, .. } if param == "start" => {
+            SortExpr::Param { param, .. } if param.code == "start" => {
                 if k.desc {
                     format!("(g.start_us + {SECOND})")
                 } else {
                     "g.start_us".into()
                 }
             }
-            SortExpr::Param { param, .. } if param == "status" => "'free'".into(),
-            SortExpr::Param { param, .. } if param == "service-type" => "g.svc_code".into(),
+            SortExpr::Param { param, .. } if param.code == "status" => "'free'".into(),
+            SortExpr::Param { param, .. } if param.code == "service-type" => "g.svc_code".into(),
             SortExpr::Param { table, param } => {
                 let (asc_col, desc_col) = table.sort_columns();
                 let agg = if k.desc { format!("MAX(s.{desc_col})") } else { format!("MIN(s.{asc_col})") };
                 format!(
-                    "(SELECT {agg} FROM {} s WHERE s.res_pk = {AGENDA_PK} AND s.param = {})",
+                    "(SELECT {agg} FROM {} s WHERE s.res_pk = {AGENDA_PK} AND {})",
                     table.name(),
-                    self.text(param)
+                    self.rows("s", param)
                 )
             }
         }

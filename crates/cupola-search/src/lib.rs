@@ -146,6 +146,13 @@ impl Registry {
             .collect()
     }
 
+    /// `(type, code)` of every reference parameter that only narrows others of its
+    /// type to one target type (`Appointment.patient`: `actor` to a Patient), sorted.
+    /// They have no index rows of their own: they are searched in those parameters'.
+    pub fn narrowing_params(&self) -> Vec<(String, String)> {
+        self.defs.narrowing_params()
+    }
+
     /// The index rows of a resource of type `resource_type` (deduplicated). Values
     /// that do not parse (an invalid date…) are skipped, never an error.
     pub fn extract(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow> {

@@ -27,7 +27,7 @@ use rust_decimal::Decimal;
 
 use crate::numbers::{parse_decimal, scaled_floor};
 use crate::parse::err;
-use crate::query::Filter;
+use crate::query::{Filter, ParamRows};
 use crate::schema::Table;
 use crate::sql::Builder;
 use crate::SearchError;
@@ -144,7 +144,7 @@ pub(crate) fn filter(
                 "false" => false,
                 _ => return Err(err(key, format!("':missing' takes true or false, not '{value}'"))),
             };
-            return Ok(Filter::Missing { table: Table::Number, param: "near$lat".into(), missing });
+            return Ok(Filter::Missing { table: Table::Number, param: ParamRows::own("near$lat"), missing });
         }
         Some(m) => return Err(err(key, format!("unsupported modifier ':{m}' for near"))),
     }

@@ -1,7 +1,7 @@
 //! `parse_search`: decoded query pairs → [`SearchQuery`].
 
 use crate::parse_result::{parse_include, parse_sort};
-use crate::query::{Cond, Filter, SearchQuery, SummaryMode, TotalMode, MAX_COUNT};
+use crate::query::{Cond, Filter, ParamRows, SearchQuery, SummaryMode, TotalMode, MAX_COUNT};
 use crate::registry::{Defs, ParamDef, ParamKind, RESOURCE_TYPES, TABLE_PARAMS};
 use crate::schema::Table;
 use crate::text::split_unescaped;
@@ -156,7 +156,7 @@ fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bo
         if !allow_chain {
             return Err(bad("only one level of chaining is supported".into()));
         }
-        return parse_chain(defs, def, key, modifier, chained, value);
+        return parse_chain(defs, rtype, def, key, modifier, chained, value);
     }
     if def.kind == ParamKind::Special && def.code == "open-to" {
         return open_to(key, modifier, value);
@@ -176,6 +176,7 @@ fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bo
             }
             k => (Table::for_kind(k), def.code.clone()),
         };
+        let param = ParamRows::of(defs, rtype, &param);
         let table = table.ok_or_else(|| unknown(key, rtype))?;
         return Ok(Filter::Missing { table, param, missing });
     }
@@ -228,12 +229,13 @@ fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bo
         not = true;
     }
     let conds = ors().iter().map(|v| parse_one(v)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
-    Ok(Filter::Values { table, param: def.code.clone(), ors: conds, not })
+    Ok(Filter::Values { table, param: ParamRows::of(defs, rtype, &def.code), ors: conds, not })
 }
 
 /// `ref[:Type].chained=value`.
 fn parse_chain(
     defs: &Defs,
+    rtype: &str,
     def: &ParamDef,
     key: &str,
     modifier: Option<&str>,
@@ -277,7 +279,7 @@ fn parse_chain(
         }
     };
     let inner = parse_param(defs, &target_type, chained, value, false).map_err(|e| err(key, e.message))?;
-    Ok(Filter::Chain { param: def.code.clone(), target_type, inner: Box::new(inner) })
+    Ok(Filter::Chain { param: ParamRows::of(defs, rtype, &def.code), target_type, inner: Box::new(inner) })
 }
 
 /// cupola's `Slot?open-to=<class>`: the slots a prescription of that priority class
@@ -295,8 +297,8 @@ fn open_to(key: &str, modifier: Option<&str>, value: &str) -> Result<Filter, Sea
     let released = values::date(&now).map_err(bad)?;
     let token = values::token(value).map_err(bad)?;
     Ok(Filter::AnyOf(vec![
-        Filter::Missing { table: Table::Token, param: "reserved-for".into(), missing: true },
-        Filter::Values { table: Table::Date, param: "release".into(), ors: vec![released], not: false },
-        Filter::Values { table: Table::Token, param: "reserved-for".into(), ors: vec![token], not: false },
+        Filter::Missing { table: Table::Token, param: ParamRows::own("reserved-for"), missing: true },
+        Filter::Values { table: Table::Date, param: ParamRows::own("release"), ors: vec![released], not: false },
+        Filter::Values { table: Table::Token, param: ParamRows::own("reserved-for"), ors: vec![token], not: false },
     ]))
 }

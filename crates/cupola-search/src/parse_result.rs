@@ -1,7 +1,7 @@
 //! Result parameters with a structure: `_sort`, `_include`, `_revinclude`.
 
 use crate::parse::err;
-use crate::query::{Include, SortExpr, SortKey};
+use crate::query::{Include, ParamRows, SortExpr, SortKey};
 use crate::registry::{Defs, ParamKind, RESOURCE_TYPES};
 use crate::schema::Table;
 use crate::SearchError;
@@ -26,7 +26,7 @@ pub(crate) fn parse_sort(defs: &Defs, rtype: &str, key: &str, value: &str) -> Re
                     k => Table::for_kind(k),
                 }
                 .ok_or_else(|| err(key, format!("cannot sort on {} parameter '{code}'", def.kind.as_str())))?;
-                SortExpr::Param { table, param: def.code.clone() }
+                SortExpr::Param { table, param: ParamRows::of(defs, rtype, &def.code) }
             }
         };
         keys.push(SortKey { expr, desc });
@@ -68,7 +68,7 @@ pub(crate) fn parse_include(
     } else {
         let def = defs.get(source, param).filter(|d| d.kind == ParamKind::Reference && d.expr.is_some());
         let def = def.ok_or_else(|| err(key, format!("'{param}' is not a reference parameter of {source}")))?;
-        Some(def.code.clone())
+        Some(ParamRows::of(defs, source, &def.code))
     };
     Ok(Include { rev, source_type: source.to_string(), param, target_type: target.map(str::to_string) })
 }

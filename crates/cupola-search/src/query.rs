@@ -4,6 +4,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::numbers::SearchNumber;
+use crate::registry::{Defs, Narrowed};
 use crate::schema::Table;
 use crate::sql::ExtraCondition;
 
@@ -103,6 +104,27 @@ pub(crate) enum Cond {
     UriAbove(Vec<String>),
 }
 
+/// Where a parameter's values are in the index: its own rows (`param = code`), or,
+/// for a parameter that narrows others to one target type, their rows of that type
+/// (see [`crate::registry::Narrowed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ParamRows {
+    pub code: String,
+    pub narrowed: Option<Narrowed>,
+}
+
+impl ParamRows {
+    /// A parameter with rows of its own.
+    pub fn own(code: &str) -> ParamRows {
+        ParamRows { code: code.to_string(), narrowed: None }
+    }
+
+    /// Parameter `code` of `rtype`.
+    pub fn of(defs: &Defs, rtype: &str, code: &str) -> ParamRows {
+        ParamRows { code: code.to_string(), narrowed: defs.narrowed(rtype, code).cloned() }
+    }
+}
+
 /// One AND-ed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Filter {
@@ -110,12 +132,12 @@ pub(crate) enum Filter {
     LastUpdated(Vec<Cond>),
     Missing {
         table: Table,
-        param: String,
+        param: ParamRows,
         missing: bool,
     },
     Values {
         table: Table,
-        param: String,
+        param: ParamRows,
         ors: Vec<Cond>,
         not: bool,
     },
@@ -126,7 +148,7 @@ pub(crate) enum Filter {
         ors: Vec<Vec<Cond>>,
     },
     Chain {
-        param: String,
+        param: ParamRows,
         target_type: String,
         inner: Box<Filter>,
     },
@@ -140,7 +162,7 @@ pub(crate) enum Filter {
 pub(crate) enum SortExpr {
     Id,
     LastUpdated,
-    Param { table: Table, param: String },
+    Param { table: Table, param: ParamRows },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +177,7 @@ pub(crate) struct SortKey {
 pub(crate) struct Include {
     pub rev: bool,
     pub source_type: String,
-    pub param: Option<String>,
+    pub param: Option<ParamRows>,
     pub target_type: Option<String>,
 }
 

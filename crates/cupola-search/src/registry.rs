@@ -114,6 +114,20 @@ pub(crate) struct Defs {
     pub defs: Vec<ParamDef>,
     /// resource type → code → index in `defs`.
     pub by_type: HashMap<String, BTreeMap<String, usize>>,
+    /// resource type → code → how a narrowing parameter's rows are found.
+    narrowed: HashMap<String, BTreeMap<String, Narrowed>>,
+}
+
+/// A reference parameter that only narrows other reference parameters of the same
+/// resource to one target type: `Appointment.patient` is
+/// `Appointment.participant.actor.where(resolve() is Patient)`, exactly the `actor`
+/// references to a Patient. It has no index rows of its own; it is searched in the
+/// rows of `from` whose target type is `target_type` (as HAPI FHIR searches its
+/// resource links by path), which saves an index row per such reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Narrowed {
+    pub from: Vec<String>,
+    pub target_type: String,
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -189,13 +203,97 @@ pub(crate) fn load(extra: &[Value]) -> Defs {
         }
         defs.push(def);
     }
-    Defs { defs, by_type }
+    let mut out = Defs { defs, by_type, narrowed: HashMap::new() };
+    out.narrowed = narrowing(&out);
+    out
+}
+
+/// The parts of `e` (a union, or one expression) that can yield anything for a
+/// resource of type `rtype`; `None` when a part's root is not a type name.
+fn parts_for<'e>(e: &'e Expr, rtype: &str) -> Option<Vec<&'e Expr>> {
+    let parts: Vec<&Expr> = match e {
+        Expr::Union(ps) => ps.iter().collect(),
+        e => vec![e],
+    };
+    let mut out = Vec::new();
+    for p in parts {
+        let mut root = p;
+        loop {
+            root = match root {
+                Expr::Member(b, _) | Expr::Func(b, _, _) | Expr::Index(b, _) | Expr::As(b, _) | Expr::Is(b, _) => b,
+                _ => break,
+            };
+        }
+        match root {
+            Expr::TypeRoot(t) if t == rtype || t == "Resource" || t == "DomainResource" => out.push(p),
+            Expr::TypeRoot(_) => {}
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// `base.where(resolve() is T)` → `(base, T)`.
+fn where_resolve_is(e: &Expr) -> Option<(&Expr, &str)> {
+    let Expr::Func(base, name, args) = e else { return None };
+    match (name.as_str(), args.as_slice()) {
+        ("where", [Expr::Is(inner, t)]) if matches!(&**inner, Expr::Func(this, f, a) if **this == Expr::This && f == "resolve" && a.is_empty()) => {
+            Some((base, t))
+        }
+        _ => None,
+    }
+}
+
+/// The narrowing reference parameters of every type (see [`Narrowed`]): each part of
+/// the expression is `E.where(resolve() is T)`, with one `T` for all, and `E` the
+/// whole expression (for that type) of another reference parameter.
+fn narrowing(defs: &Defs) -> HashMap<String, BTreeMap<String, Narrowed>> {
+    let mut out: HashMap<String, BTreeMap<String, Narrowed>> = HashMap::new();
+    for rtype in RESOURCE_TYPES {
+        let refs: Vec<(&str, Vec<&Expr>)> = defs
+            .of_type(rtype)
+            .filter(|d| d.kind == ParamKind::Reference)
+            .filter_map(|d| Some((d.code.as_str(), parts_for(d.expr.as_ref()?, rtype)?)))
+            .collect();
+        for (code, parts) in &refs {
+            let narrowed: Option<Vec<(&Expr, &str)>> = parts.iter().map(|p| where_resolve_is(p)).collect();
+            let Some(narrowed) = narrowed.filter(|n| !n.is_empty()) else { continue };
+            let target_type = narrowed[0].1;
+            if narrowed.iter().any(|(_, t)| *t != target_type) {
+                continue;
+            }
+            let from: Option<Vec<String>> = narrowed
+                .iter()
+                .map(|(base, _)| {
+                    refs.iter().find(|(c, ps)| c != code && ps.len() == 1 && ps[0] == *base).map(|(c, _)| c.to_string())
+                })
+                .collect();
+            if let Some(from) = from {
+                let n = Narrowed { from, target_type: target_type.to_string() };
+                out.entry(rtype.to_string()).or_default().insert(code.to_string(), n);
+            }
+        }
+    }
+    out
 }
 
 impl Defs {
     /// The definition of `code` for `rtype`.
     pub fn get(&self, rtype: &str, code: &str) -> Option<&ParamDef> {
         self.by_type.get(rtype)?.get(code).and_then(|i| self.defs.get(*i))
+    }
+
+    /// How `code` of `rtype` is searched when it narrows other parameters.
+    pub fn narrowed(&self, rtype: &str, code: &str) -> Option<&Narrowed> {
+        self.narrowed.get(rtype)?.get(code)
+    }
+
+    /// `(type, code)` of every narrowing parameter, sorted.
+    pub fn narrowing_params(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.narrowed.iter().flat_map(|(t, m)| m.keys().map(|c| (t.clone(), c.clone()))).collect();
+        out.sort();
+        out
     }
 
     /// Every definition for `rtype`, by code.

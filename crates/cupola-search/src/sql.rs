@@ -2,7 +2,7 @@
 //! only table / column names from this crate are written into the text.
 
 use crate::numbers::SearchNumber;
-use crate::query::{Cond, Filter, Prefix, SystemMatch};
+use crate::query::{Cond, Filter, ParamRows, Prefix, SystemMatch};
 use crate::schema::Table;
 use crate::text::{like_escape, prefix_upper};
 use crate::Bind;
@@ -81,6 +81,18 @@ impl Builder {
         extras.iter().map(|e| format!(" AND {}", self.extra(e, pk_col))).collect()
     }
 
+    /// The condition on index alias `a` that selects the rows of parameter `p`: its
+    /// own, or those of the parameters it narrows whose target has its type.
+    pub fn rows(&mut self, a: &str, p: &ParamRows) -> String {
+        match &p.narrowed {
+            None => format!("{a}.param = {}", self.text(&p.code)),
+            Some(n) => {
+                let from: Vec<String> = n.from.iter().map(|c| self.text(c)).collect();
+                format!("{a}.param IN ({}) AND {a}.target_type = {}", from.join(", "), self.text(&n.target_type))
+            }
+        }
+    }
+
     /// `col` starts with `prefix`, as a binary range (index friendly on both engines).
     fn prefix(&mut self, col: &str, prefix: &str) -> String {
         if prefix.is_empty() {
@@ -120,20 +132,20 @@ impl Builder {
                 format!("({})", parts.join(" OR "))
             }
             Filter::Missing { table, param, missing } => {
-                let (t, p) = (self.text(rtype), self.text(param));
+                let (t, p) = (self.text(rtype), self.rows(ix, param));
                 let not = if *missing { "NOT " } else { "" };
                 format!(
-                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p})",
+                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {p})",
                     table.name()
                 )
             }
             Filter::Values { table, param, ors, not } => {
-                let (t, p) = (self.text(rtype), self.text(param));
+                let (t, p) = (self.text(rtype), self.rows(ix, param));
                 let (lo, hi) = (format!("{ix}.lo"), format!("{ix}.hi"));
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, &lo, &hi, ix)).collect();
                 let not = if *not { "NOT " } else { "" };
                 format!(
-                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {ix}.param = {p} AND ({}))",
+                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {p} AND ({}))",
                     table.name(),
                     parts.join(" OR ")
                 )
@@ -142,8 +154,11 @@ impl Builder {
             // A Slot is near a point when its facility is (cupola's `Slot-near`).
             Filter::Near(ors) if rtype == "Slot" => {
                 let near = Filter::Near(ors.clone());
-                let chain =
-                    Filter::Chain { param: "location".into(), target_type: "Location".into(), inner: Box::new(near) };
+                let chain = Filter::Chain {
+                    param: ParamRows::own("location"),
+                    target_type: "Location".into(),
+                    inner: Box::new(near),
+                };
                 self.filter_on(&chain, rtype, pk, a, ix, extra)
             }
             Filter::Near(ors) => self.near(ors, rtype, pk, ix),
@@ -154,21 +169,21 @@ impl Builder {
             }
             Filter::Chain { param, target_type, inner } => {
                 let (t, p, tt, f) =
-                    (self.text(rtype), self.text(param), self.text(target_type), self.bind(Bind::Bool(false)));
+                    (self.text(rtype), self.rows("x", param), self.text(target_type), self.bind(Bind::Bool(false)));
                 let inner_sql = self.filter(inner, target_type, "t", "j", extra);
                 let extra_sql = self.extras(extra, "t.pk");
                 let stored = format!(
                     "{pk} IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
-                     WHERE x.res_type = {t} AND x.param = {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
+                     WHERE x.res_type = {t} AND {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
                 );
                 if target_type != "Slot" {
                     return stored;
                 }
                 // A generated slot is referred to by its id only.
                 let ids = self.grid_chain_ids(inner, extra);
-                let (t2, p2) = (self.text(rtype), self.text(param));
+                let (t2, p2) = (self.text(rtype), self.rows("x", param));
                 format!(
-                    "({stored} OR {pk} IN (SELECT x.res_pk FROM idx_reference x WHERE x.res_type = {t2} AND x.param = {p2} \
+                    "({stored} OR {pk} IN (SELECT x.res_pk FROM idx_reference x WHERE x.res_type = {t2} AND {p2} \
                      AND x.target_type = 'Slot' AND x.target_id IN ({ids})))"
                 )
             }

@@ -49,11 +49,7 @@ impl SearchQuery {
                 SortExpr::Param { table, param } => {
                     let (asc_col, desc_col) = table.sort_columns();
                     let agg = if k.desc { format!("MAX(s.{desc_col})") } else { format!("MIN(s.{asc_col})") };
-                    format!(
-                        "(SELECT {agg} FROM {} s WHERE s.res_pk = r.pk AND s.param = {})",
-                        table.name(),
-                        b.text(param)
-                    )
+                    format!("(SELECT {agg} FROM {} s WHERE s.res_pk = r.pk AND {})", table.name(), b.rows("s", param))
                 }
             });
         }
@@ -189,7 +185,7 @@ impl SearchQuery {
                 conds.push(format!("x.res_type = {}", b.text(&inc.source_type)));
             }
             if let Some(p) = &inc.param {
-                conds.push(format!("x.param = {}", b.text(p)));
+                conds.push(b.rows("x", p));
             }
             branches.push(format!("({})", conds.join(" AND ")));
         }
@@ -231,7 +227,7 @@ impl SearchQuery {
                 conds.push(format!("x.res_type = {}", b.text(&inc.source_type)));
             }
             if let Some(p) = &inc.param {
-                conds.push(format!("x.param = {}", b.text(p)));
+                conds.push(b.rows("x", p));
             }
             if let Some(t) = &inc.target_type {
                 conds.push(format!("x.target_type = {}", b.text(t)));

@@ -94,9 +94,10 @@ fn appointment_example() {
             .collect()
     };
     assert_eq!(refs("actor"), vec!["Patient/example", "Practitioner/example", "Location/1"]);
-    assert_eq!(refs("patient"), vec!["Patient/example"]);
-    assert_eq!(refs("practitioner"), vec!["Practitioner/example"]);
-    assert_eq!(refs("location"), vec!["Location/1"]);
+    // `patient`, `practitioner`, `location`: the `actor` rows of their type.
+    for narrowing in ["patient", "practitioner", "location"] {
+        assert!(refs(narrowing).is_empty(), "{narrowing}");
+    }
     assert!(tokens(&rows, "specialty").contains(&token(Some("http://snomed.info/sct"), "394814009")));
     let st = rows_of(&rows, "service-type");
     assert!(st.contains(&IndexValue::Token {
@@ -182,4 +183,26 @@ fn meta_and_periods() {
     assert_eq!(rows_of(&rows, "_source"), vec![IndexValue::Uri { uri: "http://s#1".into() }]);
     let lo = parse_range("2023-01-01").expect("d").lo;
     assert_eq!(rows_of(&rows, "date"), vec![IndexValue::Date { lo, hi: i64::MAX }]);
+}
+
+/// A parameter that narrows another to one target type has no rows of its own: the
+/// rows of the one it narrows serve it.
+#[test]
+fn narrowing_parameters_have_no_rows_of_their_own() {
+    let r = registry();
+    let narrowing = r.narrowing_params();
+    for (t, p) in [("Appointment", "patient"), ("Appointment", "location"), ("AuditEvent", "patient")] {
+        assert!(narrowing.contains(&(t.to_string(), p.to_string())), "{t}.{p} in {narrowing:?}");
+    }
+    assert!(!narrowing.iter().any(|(_, p)| p == "actor" || p == "subject" || p == "entity"));
+    let appt = json!({"resourceType": "Appointment", "status": "booked", "participant": [
+        {"actor": {"reference": "Patient/p1"}, "status": "accepted"},
+        {"actor": {"reference": "Location/l1"}, "status": "accepted"}]});
+    let rows = r.extract("Appointment", &appt);
+    assert_eq!(rows_of(&rows, "actor").len(), 2);
+    assert!(rows_of(&rows, "patient").is_empty() && rows_of(&rows, "location").is_empty());
+    let audit = json!({"resourceType": "AuditEvent", "entity": [{"what": {"reference": "Patient/p1"}}]});
+    let rows = r.extract("AuditEvent", &audit);
+    assert_eq!(rows_of(&rows, "entity").len(), 1);
+    assert!(rows_of(&rows, "patient").is_empty());
 }
