@@ -60,7 +60,7 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
                 let db = BenchDb::create("postgres", &args.pg_url).await?;
                 let before = CpuTimes::now();
                 let tps =
-                    super::pgbench::run_script(&db.url, args.clients, args.seconds, &super::pgbench::book_script())
+                    super::pgbench::run_script(&db.url, args.clients, args.seconds, &super::pgbench::book_script()?)
                         .await;
                 let secs = args.seconds as f64;
                 let cpu = match (&tps, before) {

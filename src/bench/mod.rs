@@ -92,7 +92,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchCommand::Run(r) => run_all(r).await,
         BenchCommand::PgbenchBookScript => {
-            print!("{}", pgbench::book_script());
+            print!("{}", pgbench::book_script()?);
             Ok(())
         }
         BenchCommand::Booking(b) => booking::run(b).await,

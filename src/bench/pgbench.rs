@@ -7,7 +7,9 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use crate::store::{create_statements, single_statement, Bind, Dialect, Registry};
+use crate::store::{
+    create_statements, next_version_sql, single_statement, version_statements, Bind, Dialect, Registry, Sql,
+};
 
 /// The pgbench script: one transaction = one Patient create, the single statement
 /// the store sends for it on PostgreSQL (see `store::create`).
@@ -24,17 +26,41 @@ pub fn script() -> String {
 /// One create of `resource` as the store writes it (resource row, version, index
 /// rows) in one statement, with a fresh id and the current time at each run.
 fn create_sql(registry: &Registry, res_type: &str, resource: serde_json::Value) -> String {
-    // Sentinels replaced by pgbench expressions below (the key comes from the statement itself).
-    let (id, now) = ("00000000-0000-4000-8000-000000000000", 1_700_000_000_000_000_i64);
-    let (_, statements) = create_statements(registry, Dialect::Postgres, res_type, resource, id, now, 0);
-    let one = single_statement(&statements);
+    let (_, statements) = create_statements(registry, Dialect::Postgres, res_type, resource, ID, NOW, 0);
+    literalized(&single_statement(&statements))
+}
+
+// Sentinels in the store's statements, replaced by pgbench expressions.
+const ID: &str = "00000000-0000-4000-8000-000000000000";
+const NOW: i64 = 1_700_000_000_000_000;
+/// A resource's key, which the script takes from the statement that wrote the row.
+const PK: i64 = 987_654_321_987_654_321;
+
+/// `one` with its binds written in, a fresh id and the current time at each run,
+/// and the key `PK` read from the variable `:pk`.
+fn literalized(one: &Sql) -> String {
     let mut text = one.text.clone();
     // Highest placeholder first, so that $1 does not eat the start of $10.
     for (n, b) in one.binds.iter().enumerate().rev() {
         text = text.replace(&format!("${}", n + 1), &literal(b));
     }
-    text.replace(&format!("'{id}'"), "gen_random_uuid()::text")
-        .replace(&now.to_string(), "(extract(epoch from now()) * 1000000)::bigint")
+    text.replace(&format!("'{ID}'"), "gen_random_uuid()::text")
+        .replace(&NOW.to_string(), "(extract(epoch from now()) * 1000000)::bigint")
+        .replace(&PK.to_string(), ":pk")
+}
+
+/// The update of `old` (as `create_sql` wrote it, key in `:pk`) to `new`, as the
+/// store runs it: the row moved on to version 2, the version, the changed index rows.
+fn update_sql(
+    registry: &Registry,
+    res_type: &str,
+    old: serde_json::Value,
+    new: serde_json::Value,
+) -> anyhow::Result<String> {
+    let (old_body, _) = create_statements(registry, Dialect::Postgres, res_type, old, ID, NOW, 0);
+    let old_rows = registry.extract(res_type, &serde_json::from_str(&old_body)?);
+    let (_, writes) = version_statements(registry, PK, res_type, ID, 2, NOW, "PUT", new, Some(&old_rows))?;
+    Ok(literalized(&next_version_sql(registry, PK, 1, NOW, writes, true)))
 }
 
 /// The pgbench script of one booking (`cupola bench booking`): what `$book` writes
@@ -47,9 +73,9 @@ fn create_sql(registry: &Registry, res_type: &str, resource: serde_json::Value) 
 /// outbox row and its body), its AuditEvent,
 /// and the three small rows (the place taken, the booking code, the booking's
 /// facts) — in one transaction, with the
-/// slot's row lock taken as `$book` takes it. The second slot version is written as a
-/// row of its own rather than an update: the same bytes, one index-row delete less.
-pub fn book_script() -> String {
+/// slot's row lock taken as `$book` takes it. The slot turning busy is the store's
+/// update: its row moved on, its second version, its `status` index row rewritten.
+pub fn book_script() -> anyhow::Result<String> {
     use serde_json::json;
     let registry = crate::fhir::names::registry("http://example.org/cupola");
     let sd = |n: &str| format!("http://example.org/cupola/StructureDefinition/{n}");
@@ -152,11 +178,12 @@ pub fn book_script() -> String {
     let statements = [
         "SELECT pg_advisory_xact_lock(:n)".to_string(),
         "DELETE FROM slot_grid WHERE agenda = -1 AND stamp = :n AND n = 0".to_string(),
-        create_sql(&registry, "Slot", slot("free")),
+        // The key of the slot's row, for its update.
+        format!("{} \\gset", create_sql(&registry, "Slot", slot("free"))),
         "SELECT count(*) FROM slot_claims WHERE slot = 'bench-' || :n".to_string(),
         "INSERT INTO slot_claims (appointment, slot, expires_us, holder) VALUES (gen_random_uuid()::text, 'bench-' || :n, NULL, 'bench')"
             .to_string(),
-        create_sql(&registry, "Slot", slot("busy")),
+        update_sql(&registry, "Slot", slot("free"), slot("busy"))?,
         "INSERT INTO booking_codes (code, appointment) VALUES (gen_random_uuid()::text, 'bench')".to_string(),
         "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, district, class, \
          channel, provider, deadline_us, met) VALUES (gen_random_uuid()::text, 1, 2, 1, 1, '89.52', 'cardiology', \
@@ -186,15 +213,17 @@ pub fn book_script() -> String {
     .chain(outbox(crate::messaging::Event::CHARGE_CREATED, "ChargeItem/bench-ci", &charged))
     .chain(outbox(crate::messaging::Event::BOOKED, "Appointment/bench-1", &booked))
     .collect::<Vec<_>>();
-    format!(
+    // A statement ends with `;`, or with `\gset` (its result into variables).
+    let body: String =
+        statements.iter().map(|s| if s.ends_with("\\gset") { format!("{s}\n") } else { format!("{s};\n") }).collect();
+    Ok(format!(
         "-- One booking's writes as cupola's store runs them on PostgreSQL (generated by\n\
          -- `cupola bench pgbench-book-script`; a test keeps this file equal to what the code\n\
          -- generates; see `bench::pgbench::book_script` for what it stands for).\n\
          \\set n random(1, 1000000000)\n\
          \\set t random(1, 9000000000000000)\n\
-         BEGIN;\n{};\nEND;\n",
-        statements.join(";\n")
-    )
+         BEGIN;\n{body}END;\n"
+    ))
 }
 
 fn literal(b: &Bind) -> String {

@@ -46,6 +46,7 @@ pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::{work, Output};
 pub use upsert::Upsert;
+pub use versions::{next_version_sql, version_statements};
 
 use crate::Result;
 

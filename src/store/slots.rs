@@ -337,11 +337,13 @@ impl Store {
             return Ok(None);
         };
         let row = vec![Bind::Text("Slot".into()), Bind::Text(id.into()), Bind::Int(slot.created), Bind::Bool(false)];
+        let first_version = |pk| {
+            super::version_statements(&self.registry, pk, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)
+        };
         if self.dialect == Dialect::Postgres {
             // One round trip: row, version, index rows (none if another request moved
             // it first), and the grid row out (the statement's `$1`, the key, unused).
-            let (stored, mut rest) =
-                self.version_statements(0, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)?;
+            let (stored, mut rest) = first_version(0)?;
             rest.push(Sql {
                 text: "DELETE FROM slot_grid WHERE agenda = $2 AND stamp = $3 AND n = $4".into(),
                 binds: vec![Bind::Int(0), Bind::Int(slot.agenda), Bind::Int(slot.stamp), Bind::Int(slot.n)],
@@ -358,10 +360,7 @@ impl Store {
             sqlx::query_scalar_with(INSERT_RESOURCE, into_arguments(row)).fetch_optional(&mut **tx).await?;
         // None: another request moved it first.
         let moved = match pk {
-            Some(pk) => {
-                let v = self.version_statements(pk, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)?;
-                Some(self.write_version(tx, v).await?)
-            }
+            Some(pk) => Some(self.write_version(tx, first_version(pk)?).await?),
             None => None,
         };
         sqlx::query("DELETE FROM slot_grid WHERE agenda = $1 AND stamp = $2 AND n = $3")

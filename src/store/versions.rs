@@ -3,7 +3,7 @@
 //! On PostgreSQL each write is one statement keyed on the resource row it writes
 //! (`fold::keyed`); SQLite, in process, runs the statements one by one.
 
-use cupola_search::IndexRow;
+use cupola_search::{IndexRow, Registry};
 use serde_json::Value;
 
 use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
@@ -45,7 +45,8 @@ impl Store {
                 text: INSERT_RESOURCE.into(),
                 binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
             };
-            let (stored, mut rest) = self.version_statements(0, res_type, id, 1, now, method, resource, None)?;
+            let (stored, mut rest) =
+                version_statements(&self.registry, 0, res_type, id, 1, now, method, resource, None)?;
             rest.extend(riders.into_iter().map(super::fold::rider));
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
@@ -61,16 +62,16 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?;
         let pk = pk.ok_or_else(taken)?;
-        let stored =
-            self.write_version(tx, self.version_statements(pk, res_type, id, 1, now, method, resource, None)?).await?;
+        let stored = self
+            .write_version(tx, version_statements(&self.registry, pk, res_type, id, 1, now, method, resource, None)?)
+            .await?;
         tx.hold(res_type, id, stored.clone());
         Ok(stored)
     }
 
     /// Runs [`fold::keyed`]`(first, rest)`: the key, or `None` when `first` wrote no row.
     pub(super) async fn run_keyed(&self, tx: &mut Tx, first: Sql, rest: Vec<Sql>) -> Result<Option<i64>> {
-        let one = super::fold::keyed(first, rest);
-        Ok(sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_optional(&mut **tx).await?)
+        key_of(tx, super::fold::keyed(first, rest)).await
     }
 
     /// Moves `cur` to its next version, guarded on the version read (a lost update is
@@ -95,7 +96,8 @@ impl Store {
         let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
         // The new version's statements (none for a deletion).
         let written = match resource {
-            Some(r) => Some(self.version_statements(
+            Some(r) => Some(version_statements(
+                &self.registry,
                 cur.pk,
                 &cur.res_type,
                 &cur.id,
@@ -109,21 +111,9 @@ impl Store {
         };
         let written = match (self.dialect, written) {
             (Dialect::Postgres, Some((stored, writes))) => {
-                // One round trip: the row moved on, the new version and its index rows
-                // (the old ones out first where they are not compared); nothing written if
-                // the version read is stale.
-                let binds = vec![
-                    Bind::Int(version),
-                    Bind::Int(now),
-                    Bind::Bool(false),
-                    Bind::Int(cur.pk),
-                    Bind::Int(cur.version),
-                ];
-                let first = Sql { text: format!("{NEXT_VERSION} RETURNING pk"), binds };
-                let mut rest =
-                    if old_rows.is_some() { Vec::new() } else { self.registry.index_deletes(cur.pk, self.dialect) };
-                rest.extend(writes);
-                self.run_keyed(tx, first, rest).await?.ok_or_else(stale)?;
+                // One round trip (see `next_version_sql`).
+                let one = next_version_sql(&self.registry, cur.pk, cur.version, now, writes, old_rows.is_some());
+                key_of(tx, one).await?.ok_or_else(stale)?;
                 tx.hold(&cur.res_type, &cur.id, stored.clone());
                 return Ok(stored);
             }
@@ -173,50 +163,68 @@ impl Store {
         execute_all(tx, self.folded(statements)).await?;
         Ok(stored)
     }
+}
 
-    /// The version row and index rows of `res_type/id` at `version` (its `meta`
-    /// stamped), each statement binding `pk` as its `$1`; and the version as stored.
-    /// With `old` (the rows of the version replaced), only the changed rows.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn version_statements(
-        &self,
-        pk: i64,
-        res_type: &str,
-        id: &str,
-        version: i64,
-        now: i64,
-        method: &str,
-        resource: Value,
-        old: Option<&[IndexRow]>,
-    ) -> Result<(Stored, Vec<Sql>)> {
-        let resource = meta::stamp(resource, id, version, now);
-        let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
-        let version_row = Sql {
-            text: INSERT_VERSION.into(),
-            binds: vec![
-                Bind::Int(pk),
-                Bind::Int(version),
-                Bind::Int(now),
-                Bind::Bool(false),
-                Bind::Text(method.into()),
-                Bind::Text(body.clone()),
-            ],
-        };
-        let rows = self.registry.extract(res_type, &resource);
-        let mut statements = vec![version_row];
-        statements.extend(match old {
-            Some(old) => self.registry.index_changes(pk, res_type, old, &rows),
-            None => self.registry.index_inserts(pk, res_type, &rows, self.dialect),
-        });
-        let stored = Stored {
-            pk,
-            res_type: res_type.to_string(),
-            id: id.to_string(),
-            version,
-            last_updated: now,
-            deleted: false,
-            body: Some(body),
-        };
-        Ok((stored, statements))
-    }
+/// Runs a statement of [`fold::keyed`]'s shape: the key, or `None` when it wrote no row.
+async fn key_of(tx: &mut Tx, one: Sql) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_optional(&mut **tx).await?)
+}
+
+/// On PostgreSQL, the one statement that moves resource `pk` on from version `read`
+/// with `writes` (the next version's statements, from [`version_statements`]): the
+/// row moved on, its version and index rows — all the old rows deleted first unless
+/// `writes` holds only the changed ones (`compared`). Writes nothing and yields no
+/// row when the version read is stale.
+pub fn next_version_sql(registry: &Registry, pk: i64, read: i64, now: i64, writes: Vec<Sql>, compared: bool) -> Sql {
+    let binds = vec![Bind::Int(read + 1), Bind::Int(now), Bind::Bool(false), Bind::Int(pk), Bind::Int(read)];
+    let first = Sql { text: format!("{NEXT_VERSION} RETURNING pk"), binds };
+    let mut rest = if compared { Vec::new() } else { registry.index_deletes(pk, Dialect::Postgres) };
+    rest.extend(writes);
+    super::fold::keyed(first, rest)
+}
+
+/// The version row and index rows of `res_type/id` at `version` (its `meta`
+/// stamped), each statement binding `pk` as its `$1`; and the version as stored.
+/// With `old` (the rows of the version replaced), only the changed rows.
+#[allow(clippy::too_many_arguments)]
+pub fn version_statements(
+    registry: &Registry,
+    pk: i64,
+    res_type: &str,
+    id: &str,
+    version: i64,
+    now: i64,
+    method: &str,
+    resource: Value,
+    old: Option<&[IndexRow]>,
+) -> Result<(Stored, Vec<Sql>)> {
+    let resource = meta::stamp(resource, id, version, now);
+    let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
+    let version_row = Sql {
+        text: INSERT_VERSION.into(),
+        binds: vec![
+            Bind::Int(pk),
+            Bind::Int(version),
+            Bind::Int(now),
+            Bind::Bool(false),
+            Bind::Text(method.into()),
+            Bind::Text(body.clone()),
+        ],
+    };
+    let rows = registry.extract(res_type, &resource);
+    let mut statements = vec![version_row];
+    statements.extend(match old {
+        Some(old) => registry.index_changes(pk, res_type, old, &rows),
+        None => registry.index_inserts(pk, res_type, &rows, Dialect::Postgres),
+    });
+    let stored = Stored {
+        pk,
+        res_type: res_type.to_string(),
+        id: id.to_string(),
+        version,
+        last_updated: now,
+        deleted: false,
+        body: Some(body),
+    };
+    Ok((stored, statements))
 }
