@@ -4,6 +4,7 @@
 //! backend; on PostgreSQL the same number of pgbench clients replay the writes of
 //! one booking (`bench/pgbench-book.sql`) in the same run.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,12 +51,78 @@ pub struct BookingFigures {
     /// The machine's CPU per booking, and per pgbench transaction.
     pub book_cpu: Option<CpuCost>,
     pub pgbench_cpu: Option<CpuCost>,
+    /// Rows per booking in each table, written by the gateway's bookings and by
+    /// pgbench's (PostgreSQL).
+    pub rows: Option<Rows>,
+    pub pgbench_rows: Option<Rows>,
+}
+
+/// Rows added per booking, by table (index tables and `resources` by resource type too:
+/// `idx_token:Appointment`).
+pub type Rows = BTreeMap<String, f64>;
+
+/// The tables a booking writes rows in.
+const WRITTEN: [&str; 16] = [
+    "resources",
+    "resource_versions",
+    "idx_string",
+    "idx_token",
+    "idx_date",
+    "idx_reference",
+    "idx_number",
+    "idx_uri",
+    "slot_claims",
+    "booking_codes",
+    "bookings",
+    "tickets",
+    "ticket_lines",
+    "outbox",
+    "outbox_bodies",
+    "slot_grid",
+];
+
+/// Each table's row count, and by resource type where the table has one (PostgreSQL).
+async fn row_counts(url: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    let mut out = BTreeMap::new();
+    for t in WRITTEN {
+        out.insert(
+            t.to_string(),
+            sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {t}")).fetch_one(&mut c).await?,
+        );
+        if t == "resources" || t.starts_with("idx_") {
+            let by_type = format!("SELECT res_type, count(*) FROM {t} GROUP BY res_type");
+            for (rt, n) in sqlx::query_as::<_, (String, i64)>(&by_type).fetch_all(&mut c).await? {
+                out.insert(format!("{t}:{rt}"), n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Rows per booking between two counts (each booking adds one `bookings` row).
+fn per_booking(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> Option<Rows> {
+    let delta = |t: &str| after.get(t).copied().unwrap_or(0) - before.get(t).copied().unwrap_or(0);
+    let bookings = delta("bookings");
+    (bookings > 0).then(|| after.keys().map(|t| (t.clone(), delta(t) as f64 / bookings as f64)).collect())
+}
+
+/// Where the gateway's bookings and pgbench's differ by more than a hundredth of a
+/// row, as `table gateway/pgbench`.
+fn row_differences(gateway: &Rows, pgbench: &Rows) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = gateway.keys().chain(pgbench.keys()).collect();
+    keys.into_iter()
+        .filter_map(|t| {
+            let (g, p) = (gateway.get(t).copied().unwrap_or(0.0), pgbench.get(t).copied().unwrap_or(0.0));
+            ((g - p).abs() > 0.01).then(|| format!("{t} {g:.2}/{p:.2}"))
+        })
+        .collect()
 }
 
 pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for backend in &args.backends {
-        let (pgbench_tps, pgbench_cpu) = match backend.as_str() {
+        let (pgbench_tps, pgbench_cpu, pgbench_rows) = match backend.as_str() {
             "postgres" => {
                 let db = BenchDb::create("postgres", &args.pg_url).await?;
                 let before = CpuTimes::now();
@@ -67,10 +134,11 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
                     (Ok(t), Some(b)) => b.per_op_since(t * secs, secs),
                     _ => None,
                 };
+                let rows = per_booking(&BTreeMap::new(), &row_counts(&db.url).await?);
                 db.drop_db().await;
-                (Some(tps?), cpu)
+                (Some(tps?), cpu, rows)
             }
-            _ => (None, None),
+            _ => (None, None, None),
         };
         let db = BenchDb::create(backend, &args.pg_url).await?;
         let measured = measure(&args, &db.url).await;
@@ -79,6 +147,17 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
         f.backend = backend.clone();
         f.pgbench_tps = pgbench_tps;
         f.pgbench_cpu = pgbench_cpu;
+        f.pgbench_rows = pgbench_rows;
+        if let (Some(g), Some(p)) = (&f.rows, &f.pgbench_rows) {
+            let differ = row_differences(g, p);
+            let all: Vec<String> =
+                g.iter().filter(|(t, n)| **n > 0.0 && !t.contains(':')).map(|(t, n)| format!("{t} {n:.2}")).collect();
+            println!("{}: rows per booking: {}", f.backend, all.join(", "));
+            match differ.as_slice() {
+                [] => println!("{}: pgbench writes the same rows per transaction", f.backend),
+                d => println!("{}: rows per booking / per pgbench transaction differ: {}", f.backend, d.join(", ")),
+            }
+        }
         if let (Some(b), Some(p)) = (f.book_cpu, f.pgbench_cpu) {
             println!(
                 "{}: machine CPU {:.2} ms per booking (the gateway's own {}), {:.2} ms per pgbench transaction: {:.0} % (steal {:.0} %, {:.0} %)",
@@ -170,7 +249,7 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
     let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
     let pid = gateway.pid();
     let url = url.to_string();
-    let (book, find, book_cpu) = tokio::task::spawn_blocking(move || {
+    let (book, find, book_cpu, rows) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             let next = Arc::new(AtomicUsize::new(0));
             // Warm-up, then the measured phase.
@@ -186,6 +265,8 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
             for table in INDEXED {
                 store.analyze(table).await?;
             }
+            let postgres = url.starts_with("postgres");
+            let rows_before = if postgres { Some(row_counts(&url).await?) } else { None };
             let (before, gateway_before) = (CpuTimes::now(), process_seconds(pid));
             let mut book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
             let book_cpu = before.and_then(|b| b.per_op_since(book.requests as f64, length.as_secs_f64()));
@@ -194,6 +275,14 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
                 (Some(a), Some(b)) if book.requests > 0 => Some(1000.0 * (b - a) / book.requests as f64),
                 _ => None,
             };
+            // The rows the bookings wrote, once the audit trail has caught up.
+            let rows = match rows_before {
+                Some(b) => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    per_booking(&b, &row_counts(&url).await?)
+                }
+                None => None,
+            };
             // What autovacuum does after such a burst of writes (the booked slots
             // moved into `resources`), so that `$find` is planned on today's tables.
             for table in INDEXED.into_iter().chain(["slot_grid"]) {
@@ -201,11 +290,11 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
             }
             drop(store);
             let find = phase(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
-            Ok::<_, anyhow::Error>((book, find, book_cpu))
+            Ok::<_, anyhow::Error>((book, find, book_cpu, rows))
         })
     })
     .await??;
-    Ok(BookingFigures { book, find, book_cpu, ..Default::default() })
+    Ok(BookingFigures { book, find, book_cpu, rows, ..Default::default() })
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -80,18 +80,20 @@ pub fn book_script() -> anyhow::Result<String> {
     let registry = crate::fhir::names::registry("http://example.org/cupola");
     let sd = |n: &str| format!("http://example.org/cupola/StructureDefinition/{n}");
     let service = json!([{"coding": [{"system": "http://example.org/cupola/CodeSystem/catalog", "code": "89.52"}]}]);
+    // The slot and Appointment as `bench booking` books them (`bench booking` prints
+    // the rows per booking of both, and where they differ).
     let slot = |status: &str| {
         json!({"resourceType": "Slot", "schedule": {"reference": "Schedule/bench-0"}, "status": status,
             "start": "2026-12-01T08:00:00+01:00", "end": "2026-12-01T08:05:00+01:00", "serviceType": service,
             "extension": [{"url": sd("slot-capacity"), "valueInteger": 1},
-                {"url": sd("slot-district"), "valueString": "Genova Centro"},
-                {"url": sd("slot-provider"), "valueReference": {"reference": "Organization/galliera"}},
-                {"url": sd("slot-location"), "valueReference": {"reference": "Location/loc-galliera"}}]})
+                {"url": sd("slot-provider"), "valueReference": {"reference": "Organization/galliera"}}]})
     };
     let appointment = json!({"resourceType": "Appointment", "status": "booked", "serviceType": service,
         "identifier": [{"system": "http://example.org/cupola/sid/booking-code", "value": "K7MD-QX9A"}],
         "slot": [{"reference": "Slot/bench-0-202612010800-0"}],
-        "participant": [{"actor": {"reference": "Patient/bench-1"}, "status": "accepted"}],
+        "start": "2026-12-01T08:00:00+01:00", "end": "2026-12-01T08:05:00+01:00",
+        "participant": [{"actor": {"reference": "Patient/bench-1"}, "status": "accepted"},
+            {"actor": {"reference": "HealthcareService/bench-ecg"}, "status": "accepted"}],
         "extension": [{"url": sd("booked-by"), "extension": [{"url": "user", "valueString": "bench-counter-0"},
             {"url": "point", "valueReference": {"reference": "Organization/bench"}},
             {"url": "channel", "valueCoding": {"system": "http://example.org/cupola/CodeSystem/channel", "code": "counter"}}]}]});
@@ -167,14 +169,32 @@ pub fn book_script() -> anyhow::Result<String> {
             ),
         ]
     };
-    let audit = json!({"resourceType": "AuditEvent",
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": "operation"}],
-        "action": "E", "recorded": "2026-12-01T08:00:00.000000Z", "outcome": "0",
-        "agent": [{"who": {"identifier": {"value": "bench-counter-0"}}, "requestor": true,
-            "network": {"address": "127.0.0.1", "type": "2"}}],
-        "source": {"observer": {"display": "cupola"}},
-        "entity": [{"what": {"reference": "Appointment/bench-1"}}, {"what": {"reference": "Slot/bench-0-202612010800-0"}}]});
+    // The `$book`'s AuditEvent, as the audit trail builds it for a booking point.
+    let caller = crate::auth::Caller {
+        sub: "bench-counter-0".into(),
+        client_id: Some("cupola-bench".into()),
+        role: crate::auth::Role::BookingPoint,
+        org: Some("bench".into()),
+        channel: Some("counter".into()),
+        patient: None,
+        scopes: crate::auth::Scopes::default(),
+        expires_at: 0,
+    };
+    let booked_audit = crate::audit::Record {
+        recorded: NOW,
+        interaction: "operation",
+        action: "E",
+        status: 201,
+        caller: Some(std::sync::Arc::new(caller)),
+        address: Some("127.0.0.1".into()),
+        entities: vec!["Appointment/bench-1".into(), "Invoice/bench-inv".into()],
+        request: "POST /Appointment/$book".into(),
+        detail: None,
+    };
+    let mut audit = crate::audit::audit_events(&[booked_audit], "http://example.org/cupola")
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no AuditEvent for a booking"))?;
+    audit.as_object_mut().map(|o| o.remove("id"));
     let statements = [
         "SELECT pg_advisory_xact_lock(:n)".to_string(),
         "DELETE FROM slot_grid WHERE agenda = -1 AND stamp = :n AND n = 0".to_string(),
