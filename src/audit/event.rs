@@ -99,7 +99,7 @@ fn single(r: &Record, base: &str) -> Value {
     }));
     let mut ev = head(r, base);
     ev["recorded"] = json!(meta::instant(r.recorded));
-    ev["entity"] = json!(entity);
+    ev["entity"] = Value::Array(entity);
     ev
 }
 
@@ -123,7 +123,7 @@ fn grouped(list: &[&Record], base: &str) -> Value {
     let mut ev = head(first, base);
     ev["period"] = json!({"start": meta::instant(from), "end": meta::instant(to)});
     ev["recorded"] = json!(meta::instant(to));
-    ev["entity"] = json!(entity);
+    ev["entity"] = Value::Array(entity);
     ev
 }
 

@@ -70,7 +70,7 @@ pub fn charge_item(
     if let Some(r) = &line.request {
         support.push(json!({"reference": format!("ServiceRequest/{r}")}));
     }
-    c["supportingInformation"] = json!(support);
+    c["supportingInformation"] = Value::Array(support);
     if let Some(e) = &line.exemption {
         if let Some(list) = c["extension"].as_array_mut() {
             list.push(json!({"url": names::structure(base, "exemption"), "valueCoding": {"system": exemption_system, "code": e}}));
@@ -129,13 +129,13 @@ pub fn invoice(base: &str, f: &InvoiceFacts, lines: &[LineFacts], t: &Ticket) ->
         "paymentTerms": format!("pagoPA notice {} (IUV {})", f.notice, f.iuv),
     });
     if !items.is_empty() {
-        inv["lineItem"] = json!(items);
+        inv["lineItem"] = Value::Array(items);
     }
     let mut ext = vec![json!({"url": names::structure(base, "amount-paid"), "valueMoney": money(f.paid)})];
     if let Some(stage) = &f.stage {
         ext.push(json!({"url": names::structure(base, "recovery-stage"), "valueCode": stage}));
     }
-    inv["extension"] = json!(ext);
+    inv["extension"] = Value::Array(ext);
     inv
 }
 

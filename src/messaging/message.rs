@@ -83,17 +83,18 @@ pub fn build(
         "source": {"name": "cupola", "endpoint": format!("{base}/Endpoint/cupola")},
         "focus": [{"reference": resources.first().map(reference).unwrap_or_default()}],
     });
-    let mut entry = vec![json!({"fullUrl": format!("urn:uuid:{id}"), "resource": header})];
+    // Moved into place: `json!` would copy each resource (it serialises what it is given).
+    let mut entry = vec![entry_of(format!("urn:uuid:{id}"), header)];
     for r in resources {
-        entry.push(json!({"fullUrl": format!("{base}/{}", reference(&r)), "resource": r}));
+        entry.push(entry_of(format!("{base}/{}", reference(&r)), r));
     }
-    let bundle = json!({
+    let mut bundle = json!({
         "resourceType": "Bundle",
         "id": id,
         "type": "message",
         "timestamp": instant(now_us),
-        "entry": entry,
     });
+    bundle["entry"] = Value::Array(entry);
     if unmapped.is_empty() {
         Ok(bundle)
     } else {
@@ -109,6 +110,14 @@ pub fn build(
             bundle,
         ))
     }
+}
+
+/// A Bundle entry holding `resource` (moved, not copied).
+fn entry_of(full_url: String, resource: Value) -> Value {
+    let mut e = serde_json::Map::new();
+    e.insert("fullUrl".into(), Value::String(full_url));
+    e.insert("resource".into(), resource);
+    Value::Object(e)
 }
 
 /// Adds the provider's coding beside each catalog coding of `r`'s coded elements
