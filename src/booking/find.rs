@@ -19,7 +19,7 @@ use super::rules::{self, RequestFacts};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::{meta, names};
-use crate::store::{current, now_micros, Store, Tx};
+use crate::store::{current, current_seen, now_micros, Store, Tx};
 use crate::{Error, Result};
 
 /// What `$find` was asked.
@@ -229,6 +229,9 @@ pub(crate) fn access_type(
     }
 }
 
+/// The id of the catalog CodeSystem (`cupola catalog import` writes it).
+pub(crate) const CATALOG_ID: &str = "catalog";
+
 /// What the catalog says of a code.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ServiceFacts {
@@ -253,7 +256,7 @@ type Cached = ((i64, i64), Facts);
 /// The catalog's `kind` and `access` per code, read once per catalog version.
 pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
     let cache = &store.settings().catalog_cache.0;
-    let Some(version) = store.current_version(tx, "CodeSystem", "catalog").await? else {
+    let Some(version) = store.current_version(tx, "CodeSystem", CATALOG_ID).await? else {
         return Ok(Arc::default());
     };
     if let Some((v, f)) = cache.lock().ok().and_then(|c| c.clone()) {
@@ -261,7 +264,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
             return Ok(f);
         }
     }
-    let body = current(tx, store.dialect(), "CodeSystem", "catalog", false).await?.and_then(|s| s.body);
+    let body = current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?.and_then(|s| s.body);
     let cs: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
     let mut map = HashMap::new();
     for c in cs["concept"].as_array().into_iter().flatten() {
@@ -391,7 +394,8 @@ fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
 /// The actors of a Schedule (its service, place, practitioner), as participants.
 pub(crate) async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) -> Result<Vec<Value>> {
     let id = schedule.strip_prefix("Schedule/").unwrap_or(schedule);
-    let body = current(tx, store.dialect(), "Schedule", id, false).await?.and_then(|s| s.body);
+    // Read with the slot when a booking moved it out of the grid (`materialize_slot`).
+    let body = current_seen(tx, store.dialect(), "Schedule", id).await?.and_then(|s| s.body);
     let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
     Ok(v["actor"].as_array().cloned().unwrap_or_default())
 }

@@ -14,7 +14,7 @@ mod ops;
 pub mod rules;
 mod sweep;
 
-pub(crate) use find::{access_type, catalog_facts, deadline_of};
+pub(crate) use find::{access_type, catalog_facts, deadline_of, CATALOG_ID};
 mod waiting;
 pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, hold, BookRequest, Booked};

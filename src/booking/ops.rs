@@ -208,10 +208,9 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
         ("patient".to_string(), patient.clone()),
         ("status".to_string(), "booked,arrived,checked-in,fulfilled".to_string()),
     ];
-    store.lock_condition(tx, "Appointment", &condition).await?;
     let slot_ids: Vec<&str> = slots.iter().filter_map(|s| s.strip_prefix("Slot/")).collect();
     let patient_id = patient.strip_prefix("Patient/").unwrap_or_default();
-    match store.bookings_of(tx, access, &slot_ids, patient_id).await?.as_slice() {
+    match store.bookings_of(tx, access, ("Appointment", &condition), &slot_ids, patient_id).await?.as_slice() {
         [] => {
             complete_from_slot(store, tx, &mut body).await?;
             let stored = store.create_in(tx, access, "Appointment", body, None).await?;

@@ -199,7 +199,7 @@ fn several(res_type: &str, query: &[(String, String)]) -> Error {
 
 /// A 64-bit key for the advisory lock of one condition: same type and same
 /// parameters (in any order) → same key.
-fn condition_key(res_type: &str, query: &[(String, String)]) -> i64 {
+pub(super) fn condition_key(res_type: &str, query: &[(String, String)]) -> i64 {
     let mut pairs: Vec<&(String, String)> = query.iter().collect();
     pairs.sort();
     let mut h = Sha256::new();

@@ -44,6 +44,24 @@ pub(super) fn literal(dialect: Dialect, s: &str) -> Option<String> {
     })
 }
 
+/// The rows of each statement of `sql` (several statements, no binds: one simple
+/// query, one round trip), in order.
+async fn results_of(tx: &mut Tx, sql: &str) -> Result<Vec<Vec<sqlx::any::AnyRow>>> {
+    use futures_util::TryStreamExt;
+    let mut out = vec![Vec::new()];
+    let mut stream = (&mut **tx).fetch_many(sql);
+    while let Some(item) = stream.try_next().await? {
+        match item {
+            sqlx::Either::Left(_) => out.push(Vec::new()),
+            sqlx::Either::Right(row) => out.last_mut().map_or((), |rows| rows.push(row)),
+        }
+    }
+    Ok(out)
+}
+
+/// The catalog CodeSystem's id.
+const CATALOG: &str = crate::booking::CATALOG_ID;
+
 /// The first column (a key) of each row `sql` (no binds) returns.
 async fn keys(tx: &mut Tx, sql: &str) -> Result<Vec<i64>> {
     let rows = (&mut **tx).fetch_all(sql).await?;
@@ -54,28 +72,50 @@ impl Store {
     /// Ids of the live bookings (booked, arrived, checked-in, fulfilled) of
     /// `Patient/patient` on any of `slots` (ids) that `access` may see: what a retried
     /// `$book` of the same slot for the same patient finds. The slots' places taken
-    /// (`slot_claims`, none on a free slot) are looked at first.
+    /// (`slot_claims`, none on a free slot) are looked at first, after the lock of
+    /// `condition` (see `Store::lock_condition`) is held. On PostgreSQL the lock, that
+    /// look and the catalog's version (read ahead for the booking rules'
+    /// `catalog_facts`) go in one round trip: statements of one simple query each
+    /// take their own snapshot, so the look sees what the lock's last holder committed.
     pub(crate) async fn bookings_of(
         &self,
         tx: &mut Tx,
         access: &Access,
+        condition: (&str, &[(String, String)]),
         slots: &[&str],
         patient: &str,
     ) -> Result<Vec<String>> {
-        if slots.is_empty() {
-            return Ok(Vec::new());
-        }
         let list: Vec<String> = slots.iter().filter_map(|s| literal(self.dialect, s)).collect();
         if list.is_empty() {
+            self.lock_condition(tx, condition.0, condition.1).await?;
             return Ok(Vec::new());
         }
-        let sql = format!(
+        let claimed = format!(
             "SELECT DISTINCT appointment FROM slot_claims WHERE expires_us IS NULL AND slot IN ({})",
             list.join(", ")
         );
-        let rows = (&mut **tx).fetch_all(sql.as_str()).await?;
-        let taken: Vec<String> =
-            rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?;
+        let taken: Vec<String> = match self.dialect {
+            Dialect::Postgres => {
+                let key = super::conditional::condition_key(condition.0, condition.1);
+                let sql = format!(
+                    "SELECT count(*) FROM pg_advisory_xact_lock({key}); {claimed}; \
+                     SELECT pk, version FROM resources WHERE res_type = 'CodeSystem' AND res_id = '{CATALOG}' \
+                     AND deleted = false"
+                );
+                let mut results = results_of(tx, &sql).await?.into_iter().skip(1);
+                let taken = results.next().unwrap_or_default();
+                let catalog = match results.next().unwrap_or_default().first() {
+                    Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)),
+                    None => None,
+                };
+                tx.saw_version("CodeSystem", CATALOG, catalog);
+                taken.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
+            }
+            Dialect::Sqlite => {
+                let rows = (&mut **tx).fetch_all(claimed.as_str()).await?;
+                rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
+            }
+        };
         if taken.is_empty() {
             return Ok(Vec::new());
         }

@@ -166,6 +166,9 @@ pub struct Tx {
     fresh: std::collections::HashSet<String>,
     /// Ticket lines this transaction wrote: appointment → (charge item, invoice).
     lines: std::collections::HashMap<String, Vec<(String, String)>>,
+    /// `(pk, version)` of resources read ahead without their bodies (`None`: not
+    /// there), for `Store::current_version`; `seen` comes first.
+    versions: std::collections::HashMap<(String, String), Option<(i64, i64)>>,
     /// The state at the last `savepoint`, restored by `undo`.
     mark: Option<Mark>,
 }
@@ -205,6 +208,7 @@ impl Tx {
             deferred: Vec::new(),
             fresh: Default::default(),
             lines: Default::default(),
+            versions: Default::default(),
             mark: None,
         })
     }
@@ -261,6 +265,7 @@ impl Tx {
             self.lines = m.lines.clone();
         }
         self.seen.clear();
+        self.versions.clear();
         Ok(())
     }
 
@@ -271,12 +276,31 @@ impl Tx {
 
     /// Records `res_type/id` as read or just written (`None`: not there).
     pub(crate) fn saw(&mut self, res_type: &str, id: &str, state: Option<super::Stored>) {
-        self.seen.insert((res_type.to_string(), id.to_string()), state);
+        let key = (res_type.to_string(), id.to_string());
+        self.versions.remove(&key);
+        self.seen.insert(key, state);
     }
 
     /// Forgets `res_type/id`: written in a way whose result is not at hand.
     pub(crate) fn forget(&mut self, res_type: &str, id: &str) {
-        self.seen.remove(&(res_type.to_string(), id.to_string()));
+        let key = (res_type.to_string(), id.to_string());
+        self.versions.remove(&key);
+        self.seen.remove(&key);
+    }
+
+    /// Records the current `(pk, version)` of `res_type/id` as read ahead (`None`: not there).
+    pub(crate) fn saw_version(&mut self, res_type: &str, id: &str, version: Option<(i64, i64)>) {
+        self.versions.insert((res_type.to_string(), id.to_string()), version);
+    }
+
+    /// The current `(pk, version)` of `res_type/id` as this transaction last read or
+    /// wrote it, if it did.
+    pub(crate) fn version_seen(&self, res_type: &str, id: &str) -> Option<Option<(i64, i64)>> {
+        let key = (res_type.to_string(), id.to_string());
+        match self.seen.get(&key) {
+            Some(state) => Some(state.as_ref().filter(|s| !s.deleted).map(|s| (s.pk, s.version))),
+            None => self.versions.get(&key).copied(),
+        }
     }
 
     /// Records `res_type/id` as written or row-locked by this transaction, in the

@@ -135,6 +135,44 @@ pub(crate) async fn grid_find_where(
     row.as_ref().map(grid_slot).transpose()
 }
 
+/// The generated slot `id` (any caller's) with its Schedule's id and current version
+/// (`None`: not there), read in the same statement: a booking of the slot reads the
+/// Schedule next, for its actors.
+async fn grid_find_with_schedule(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> Result<Option<(GridSlot, (String, Option<Stored>))>> {
+    let Some((prefix, stamp, n)) = cupola_search::split_slot_id(id) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {COLUMNS}, sr.pk AS sched_pk, sr.version AS sched_version, sr.last_updated AS sched_updated, \
+         CAST(sr.deleted AS INTEGER) AS sched_deleted, sv.body AS sched_body {FROM} \
+         LEFT JOIN resources sr ON sr.res_type = 'Schedule' AND sr.res_id = a.sched_id \
+         LEFT JOIN resource_versions sv ON sv.res_pk = sr.pk AND sv.version = sr.version \
+         WHERE a.prefix = $1 AND g.stamp = $2 AND g.n = $3"
+    );
+    let binds = vec![Bind::Text(prefix.into()), Bind::Int(stamp), Bind::Int(n)];
+    let Some(row) = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await? else {
+        return Ok(None);
+    };
+    let slot = grid_slot(&row)?;
+    let sched_id: String = row.try_get("sched_id")?;
+    let schedule = match row.try_get::<Option<i64>, _>("sched_pk")? {
+        Some(pk) => Some(Stored {
+            pk,
+            res_type: "Schedule".into(),
+            id: sched_id.clone(),
+            version: row.try_get("sched_version")?,
+            last_updated: row.try_get("sched_updated")?,
+            deleted: row.try_get::<i64, _>("sched_deleted")? != 0,
+            body: row.try_get("sched_body")?,
+        }),
+        None => None,
+    };
+    Ok(Some((slot, (sched_id, schedule))))
+}
+
 /// The renderings of the generated slots among `pks` (synthetic, negative), by pk.
 pub(crate) async fn grid_bodies(conn: &mut AnyConnection, pks: &[i64]) -> Result<HashMap<i64, GridSlot>> {
     let keys: Vec<(i64, i64, i64)> = pks.iter().filter_map(|p| cupola_search::grid_key(*p)).collect();
@@ -333,9 +371,10 @@ impl Store {
     /// Returns it when this transaction moved it: the row is new and unseen by others
     /// until commit, so it needs no lock.
     pub(crate) async fn materialize_slot(&self, tx: &mut Tx, id: &str) -> Result<Option<Stored>> {
-        let Some(slot) = grid_find(tx, id, &Rule::All).await? else {
+        let Some((slot, schedule)) = grid_find_with_schedule(tx, id).await? else {
             return Ok(None);
         };
+        tx.saw("Schedule", &schedule.0, schedule.1);
         let row = vec![Bind::Text("Slot".into()), Bind::Text(id.into()), Bind::Int(slot.created), Bind::Bool(false)];
         let first_version = |pk| {
             super::version_statements(&self.registry, pk, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)

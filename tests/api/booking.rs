@@ -411,6 +411,33 @@ async fn a_hundred_clients_race_for_ten_slots(backend: Backend) {
     race(std::slice::from_ref(&app.base), &client_as(&app.auth, &counter()), &open, 100).await;
 }
 
+/// The same `$book` sent many times at once (a client retrying before its first
+/// answer): one booking, and every request is answered with it, none with a 409.
+async fn the_same_booking_sent_many_times_at_once_is_made_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slots = region(&app.base, &app.client, 1, 1).await;
+    let client = client_as(&app.auth, &counter());
+    let body = book_params(proposal(&slots[1], "p1", Some("sr-d")), None).to_string();
+    let sends = (0..12).map(|_| {
+        let (client, body) = (client.clone(), body.clone());
+        let url = format!("{}/Appointment/$book", app.base);
+        async move {
+            let r = client.post(url).header("content-type", FHIR_JSON).body(body).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    });
+    let answers = join_all(sends).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 11, "{statuses:?}");
+    let ids: std::collections::BTreeSet<String> =
+        answers.iter().map(|(_, b)| booked_of(b)["id"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let found = app.get_json(&format!("Appointment?slot=Slot/{}&status=booked", slots[1]), 200).await;
+    assert_eq!(match_ids(&found).len(), 1, "{found}");
+}
+
 /// The race across two gateway processes on one PostgreSQL database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_on_one_postgres_never_double_book() {
@@ -808,6 +835,7 @@ crate::on_both!(
     slots_that_cannot_be_booked_are_refused_with_the_reason,
     a_hold_is_the_holders_and_frees_its_slot_when_it_expires,
     a_hundred_clients_race_for_ten_slots,
+    the_same_booking_sent_many_times_at_once_is_made_once,
     find_proposes_free_slots_earliest_first_and_books_them,
     an_expired_proposal_cannot_be_booked,
     prescriptions_are_checked,
