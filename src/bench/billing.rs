@@ -78,6 +78,7 @@ async fn measure_payments(args: &PaymentArgs, url: &str) -> anyhow::Result<(usiz
         agendas: 8,
         days: ((args.invoices / (8 * 288)) + 2) as u32,
         pg_url: args.pg_url.clone(),
+        rounds: 1,
     };
     let slots = Arc::new(super::booking::agendas(&setup, url).await?);
     let gateway = Gateway::start(url).await?;

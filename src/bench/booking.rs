@@ -2,7 +2,8 @@
 //! (each client a booking point booking free slots one after another, tokens,
 //! visibility, audit and the booking rules on), then `$find` latency, on each
 //! backend; on PostgreSQL the same number of pgbench clients replay the writes of
-//! one booking (`bench/pgbench-book.sql`) in the same run.
+//! one booking (`bench/pgbench-book.sql`) in the same run, in slices taken in turn with
+//! the measured bookings (`--rounds`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use super::cpu::{process_seconds, CpuCost, CpuTimes};
+use super::cpu::{process_seconds, CpuCost, CpuTimes, Spent};
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
 use crate::access::Access;
@@ -39,6 +40,11 @@ pub struct BookingArgs {
     pub days: u32,
     #[arg(long, env = "CUPOLA_BENCH_PG", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub pg_url: String,
+    /// Slices each of pgbench's run and of the measured bookings is cut into, run in
+    /// turn (pgbench, bookings, pgbench, …), so that the machine's drift over the run
+    /// weighs on both alike; 1: pgbench's whole run, then the bookings.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 /// What one backend measured.
@@ -122,31 +128,24 @@ fn row_differences(gateway: &Rows, pgbench: &Rows) -> Vec<String> {
 pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for backend in &args.backends {
-        let (pgbench_tps, pgbench_cpu, pgbench_rows) = match backend.as_str() {
-            "postgres" => {
-                let db = BenchDb::create("postgres", &args.pg_url).await?;
-                let before = CpuTimes::now();
-                let tps =
-                    super::pgbench::run_script(&db.url, args.clients, args.seconds, &super::pgbench::book_script()?)
-                        .await;
-                let secs = args.seconds as f64;
-                let cpu = match (&tps, before) {
-                    (Ok(t), Some(b)) => b.per_op_since(t * secs, secs),
-                    _ => None,
-                };
-                let rows = per_booking(&BTreeMap::new(), &row_counts(&db.url).await?);
-                db.drop_db().await;
-                (Some(tps?), cpu, rows)
-            }
-            _ => (None, None, None),
+        // pgbench replays a booking's writes on a database of its own, in slices
+        // between the gateway's (see `measure`).
+        let pgbench = match backend.as_str() {
+            "postgres" => Some(BenchDb::create("postgres", &args.pg_url).await?),
+            _ => None,
         };
         let db = BenchDb::create(backend, &args.pg_url).await?;
-        let measured = measure(&args, &db.url).await;
+        let measured = measure(&args, &db.url, pgbench.as_ref().map(|p| p.url.clone())).await;
         db.drop_db().await;
+        let pgbench_rows = match (&pgbench, &measured) {
+            (Some(p), Ok(_)) => per_booking(&BTreeMap::new(), &row_counts(&p.url).await?),
+            _ => None,
+        };
+        if let Some(p) = pgbench {
+            p.drop_db().await;
+        }
         let mut f = measured?;
         f.backend = backend.clone();
-        f.pgbench_tps = pgbench_tps;
-        f.pgbench_cpu = pgbench_cpu;
         f.pgbench_rows = pgbench_rows;
         if let (Some(g), Some(p)) = (&f.rows, &f.pgbench_rows) {
             let differ = row_differences(g, p);
@@ -242,18 +241,24 @@ pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec
     Ok(slots)
 }
 
-async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures> {
+async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyhow::Result<BookingFigures> {
     let slots = Arc::new(agendas(args, url).await?);
     let gateway = Gateway::start(url).await?;
     let tokens = Arc::new(gateway.tokens(args.clients)?);
     let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
     let pid = gateway.pid();
     let url = url.to_string();
-    let (book, find, book_cpu, rows) = tokio::task::spawn_blocking(move || {
+    let script = match pgbench {
+        Some(_) => Some(super::pgbench::book_script()?),
+        None => None,
+    };
+    let rounds = args.rounds.clamp(1, u32::try_from(args.seconds).unwrap_or(u32::MAX).max(1));
+    let (slice, slice_secs) = (length / rounds, (args.seconds / u64::from(rounds)).max(1));
+    let (book, find, book_cpu, pgbench_figures, rows) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             let next = Arc::new(AtomicUsize::new(0));
             // Warm-up, then the measured phase.
-            phase(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
+            phase_latencies(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
             // What autovacuum does in a store that is in use (its tables' statistics
             // match their size): the generation above analysed index tables that were
             // nearly empty, and plans cached on those figures (a sequential scan of
@@ -267,14 +272,44 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
             }
             let postgres = url.starts_with("postgres");
             let rows_before = if postgres { Some(row_counts(&url).await?) } else { None };
-            let (before, gateway_before) = (CpuTimes::now(), process_seconds(pid));
-            let mut book = phase(&base, &tokens, clients, length, &slots, &next, Phase::Book).await?;
-            let book_cpu = before.and_then(|b| b.per_op_since(book.requests as f64, length.as_secs_f64()));
+            // The measured bookings, and pgbench's run, in alternate slices.
+            let (mut hist, mut errors, mut took) = (Histogram::<u64>::new(3)?, 0, Duration::ZERO);
+            let (mut book_spent, mut gateway_secs, mut pg_spent, mut pg_tps) =
+                (Spent::default(), Some(0.0), Spent::default(), Vec::new());
+            for _ in 0..rounds {
+                if let (Some(db), Some(script)) = (&pgbench, &script) {
+                    let before = CpuTimes::now();
+                    let tps = super::pgbench::run_script(db, clients, slice_secs, script).await?;
+                    let secs = slice_secs as f64;
+                    if let Some(b) = before {
+                        pg_spent.add_since(b, tps * secs, secs);
+                    }
+                    pg_tps.push(tps);
+                }
+                let (before, gateway_before, start) = (CpuTimes::now(), process_seconds(pid), Instant::now());
+                let (h, e) = phase_latencies(&base, &tokens, clients, slice, &slots, &next, Phase::Book).await?;
+                let elapsed = start.elapsed();
+                if let Some(b) = before {
+                    book_spent.add_since(b, h.len() as f64, elapsed.as_secs_f64());
+                }
+                gateway_secs = match (gateway_secs, gateway_before, process_seconds(pid)) {
+                    (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
+                    _ => None,
+                };
+                hist.add(h)?;
+                errors += e;
+                took += elapsed;
+            }
+            let mut book = PhaseFigures::of(&hist, errors, took);
+            let book_cpu = book_spent.cost();
             // The gateway's own CPU per booking: what a change to its code moves.
-            book.gateway_cpu_ms = match (gateway_before, process_seconds(pid)) {
-                (Some(a), Some(b)) if book.requests > 0 => Some(1000.0 * (b - a) / book.requests as f64),
+            book.gateway_cpu_ms = match gateway_secs {
+                Some(secs) if book.requests > 0 => Some(1000.0 * secs / book.requests as f64),
                 _ => None,
             };
+            // pgbench's transactions per second over its slices together.
+            let pgbench_figures =
+                (!pg_tps.is_empty()).then(|| (pg_tps.iter().sum::<f64>() / pg_tps.len() as f64, pg_spent.cost()));
             // The rows the bookings wrote, once the audit trail has caught up.
             let rows = match rows_before {
                 Some(b) => {
@@ -289,12 +324,18 @@ async fn measure(args: &BookingArgs, url: &str) -> anyhow::Result<BookingFigures
                 store.analyze(table).await?;
             }
             drop(store);
-            let find = phase(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
-            Ok::<_, anyhow::Error>((book, find, book_cpu, rows))
+            let start = Instant::now();
+            let (h, e) = phase_latencies(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
+            let find = PhaseFigures::of(&h, e, start.elapsed());
+            Ok::<_, anyhow::Error>((book, find, book_cpu, pgbench_figures, rows))
         })
     })
     .await??;
-    Ok(BookingFigures { book, find, book_cpu, rows, ..Default::default() })
+    let (pgbench_tps, pgbench_cpu) = match pgbench_figures {
+        Some((tps, cpu)) => (Some(tps), cpu),
+        None => (None, None),
+    };
+    Ok(BookingFigures { book, find, book_cpu, rows, pgbench_tps, pgbench_cpu, ..Default::default() })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -303,7 +344,8 @@ enum Phase {
     Find,
 }
 
-async fn phase(
+/// The latencies (µs) and errors of `clients` sending `what` for `length`.
+async fn phase_latencies(
     base: &str,
     tokens: &Arc<Vec<String>>,
     clients: usize,
@@ -311,7 +353,7 @@ async fn phase(
     slots: &Arc<Vec<String>>,
     next: &Arc<AtomicUsize>,
     what: Phase,
-) -> anyhow::Result<PhaseFigures> {
+) -> anyhow::Result<(Histogram<u64>, u64)> {
     let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
     let start = Instant::now();
     let today = chrono::Utc::now().date_naive();
@@ -351,5 +393,5 @@ async fn phase(
             Ok::<_, anyhow::Error>((hist, errors))
         }));
     }
-    super::load::merged(tasks, start).await
+    super::load::merged_latencies(tasks).await
 }

@@ -24,11 +24,38 @@ impl CpuTimes {
     /// Busy CPU milliseconds per operation since `self`, for `ops` operations, and
     /// the share of the machine's CPU time the host stole over those `seconds`.
     pub fn per_op_since(self, ops: f64, seconds: f64) -> Option<CpuCost> {
+        let mut spent = Spent::default();
+        spent.add_since(self, ops, seconds)?;
+        spent.cost()
+    }
+}
+
+/// CPU time added up over several slices of a phase, and the operations done in them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spent {
+    busy: f64,
+    steal: f64,
+    ops: f64,
+    seconds: f64,
+}
+
+impl Spent {
+    /// Adds what the machine spent since `from` on `ops` operations over `seconds`.
+    pub fn add_since(&mut self, from: CpuTimes, ops: f64, seconds: f64) -> Option<()> {
         let later = CpuTimes::now()?;
+        self.busy += later.busy - from.busy;
+        self.steal += later.steal - from.steal;
+        self.ops += ops;
+        self.seconds += seconds;
+        Some(())
+    }
+
+    /// Busy CPU milliseconds per operation, and the share of the machine the host stole.
+    pub fn cost(&self) -> Option<CpuCost> {
         let cores = std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0);
-        (ops > 0.0).then(|| CpuCost {
-            ms_per_op: 1000.0 * (later.busy - self.busy) / ops,
-            steal: (later.steal - self.steal) / (seconds * cores).max(f64::EPSILON),
+        (self.ops > 0.0).then(|| CpuCost {
+            ms_per_op: 1000.0 * self.busy / self.ops,
+            steal: self.steal / (self.seconds * cores).max(f64::EPSILON),
         })
     }
 }

@@ -46,6 +46,12 @@ pub(super) type Client = tokio::task::JoinHandle<anyhow::Result<(Histogram<u64>,
 
 /// The figures of a phase from its clients.
 pub(super) async fn merged(tasks: Vec<Client>, start: Instant) -> anyhow::Result<PhaseFigures> {
+    let (hist, errors) = merged_latencies(tasks).await?;
+    Ok(PhaseFigures::of(&hist, errors, start.elapsed()))
+}
+
+/// The latencies (µs) and errors of a phase's clients, together.
+pub(super) async fn merged_latencies(tasks: Vec<Client>) -> anyhow::Result<(Histogram<u64>, u64)> {
     let mut hist = Histogram::<u64>::new(3)?;
     let mut errors = 0;
     for t in tasks {
@@ -53,7 +59,7 @@ pub(super) async fn merged(tasks: Vec<Client>, start: Instant) -> anyhow::Result
         hist.add(h)?;
         errors += e;
     }
-    Ok(PhaseFigures::of(&hist, errors, start.elapsed()))
+    Ok((hist, errors))
 }
 
 pub fn sample_patient(n: u64) -> Value {
@@ -96,25 +102,72 @@ pub async fn run_phases(
     clients: usize,
     phase: Duration,
     gateway_pid: u32,
+    pgbench: Option<Interleaved>,
 ) -> anyhow::Result<BackendFigures> {
     let counter = Arc::new(AtomicU64::new(0));
     // Warm-up creates give the read and search phases a population to pick from.
-    let warm =
-        run_phase(base, &tokens, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?;
+    let warm = outcome(
+        run_phase(base, &tokens, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?,
+    );
     tracing::info!(created = warm.0.requests, "warm-up done");
-    let cost = Cost::start(gateway_pid);
-    let (create, ids) = run_phase(base, &tokens, Kind::Create, clients, phase, &counter, Arc::new(Vec::new())).await?;
-    let create = cost.finish(create, phase);
+    // The measured creates, and pgbench's run, in alternate slices: the machine's
+    // drift over the run weighs on both alike.
+    let rounds = pgbench.as_ref().map_or(1, |p| p.rounds.clamp(1, u32::try_from(phase.as_secs()).unwrap_or(1).max(1)));
+    let (slice, slice_secs) = (phase / rounds, (phase.as_secs() / u64::from(rounds)).max(1));
+    let (mut hist, mut errors, mut ids, mut took) = (Histogram::<u64>::new(3)?, 0, Vec::new(), Duration::ZERO);
+    let (mut machine, mut gateway_secs, mut pg_spent, mut pg_tps) =
+        (super::cpu::Spent::default(), Some(0.0), super::cpu::Spent::default(), Vec::new());
+    for _ in 0..rounds {
+        if let Some(p) = &pgbench {
+            let before = super::cpu::CpuTimes::now();
+            let tps = super::pgbench::run(&p.db, clients, slice_secs).await?;
+            if let Some(b) = before {
+                pg_spent.add_since(b, tps * slice_secs as f64, slice_secs as f64);
+            }
+            pg_tps.push(tps);
+        }
+        let (before, gateway_before) = (super::cpu::CpuTimes::now(), super::cpu::process_seconds(gateway_pid));
+        let (h, e, made, t) =
+            run_phase(base, &tokens, Kind::Create, clients, slice, &counter, Arc::new(Vec::new())).await?;
+        if let Some(b) = before {
+            machine.add_since(b, h.len() as f64, t.as_secs_f64());
+        }
+        gateway_secs = match (gateway_secs, gateway_before, super::cpu::process_seconds(gateway_pid)) {
+            (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
+            _ => None,
+        };
+        hist.add(h)?;
+        errors += e;
+        ids.extend(made);
+        took += t;
+    }
+    let mut create = PhaseFigures::of(&hist, errors, took);
+    create.machine_cpu_ms = machine.cost().map(|c| c.ms_per_op);
+    create.gateway_cpu_ms = match gateway_secs {
+        Some(secs) if create.requests > 0 => Some(1000.0 * secs / create.requests as f64),
+        _ => None,
+    };
     let mut population = warm.1;
     population.extend(ids);
     let population = Arc::new(population);
     let cost = Cost::start(gateway_pid);
-    let (read, _) = run_phase(base, &tokens, Kind::Read, clients, phase, &counter, population.clone()).await?;
+    let (read, _) = outcome(run_phase(base, &tokens, Kind::Read, clients, phase, &counter, population.clone()).await?);
     let read = cost.finish(read, phase);
     let cost = Cost::start(gateway_pid);
-    let (search, _) = run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?;
+    let (search, _) = outcome(run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?);
     let search = cost.finish(search, phase);
-    Ok(BackendFigures { create, read, search, ..Default::default() })
+    let (pgbench_tps, pgbench_cpu_ms) = match pg_tps.is_empty() {
+        true => (None, None),
+        false => (Some(pg_tps.iter().sum::<f64>() / pg_tps.len() as f64), pg_spent.cost().map(|c| c.ms_per_op)),
+    };
+    Ok(BackendFigures { create, read, search, pgbench_tps, pgbench_cpu_ms, ..Default::default() })
+}
+
+/// pgbench's side of the create phase: its database, and the slices each side's run
+/// is cut into.
+pub struct Interleaved {
+    pub db: String,
+    pub rounds: u32,
 }
 
 /// The CPU a phase cost the gateway and the whole machine: the gateway's own time is
@@ -189,9 +242,16 @@ impl Conn {
     }
 }
 
-/// One phase: `clients` loops for `length`; returns its figures and, for creates,
-/// the (id, number) of what was created.
-#[allow(clippy::too_many_arguments)]
+/// One phase's latencies (µs), errors, what it created and how long it took.
+pub(super) type Raw = (Histogram<u64>, u64, Vec<(String, u64)>, Duration);
+
+/// A phase's figures, and what it created, from its [`Raw`] outcome.
+pub(super) fn outcome((hist, errors, made, took): Raw) -> (PhaseFigures, Vec<(String, u64)>) {
+    (PhaseFigures::of(&hist, errors, took), made)
+}
+
+/// One phase: `clients` loops for `length`; its latencies, errors and length and, for
+/// creates, the (id, number) of what was created.
 pub(super) async fn run_phase(
     base: &str,
     tokens: &Arc<Vec<String>>,
@@ -200,7 +260,7 @@ pub(super) async fn run_phase(
     length: Duration,
     counter: &Arc<AtomicU64>,
     population: Arc<Vec<(String, u64)>>,
-) -> anyhow::Result<(PhaseFigures, Vec<(String, u64)>)> {
+) -> anyhow::Result<Raw> {
     let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
     // The body text made once; each create changes only its number.
     let template = Arc::new(sample_patient(0).to_string());
@@ -264,5 +324,5 @@ pub(super) async fn run_phase(
         errors += e;
         made.extend(m);
     }
-    Ok((PhaseFigures::of(&hist, errors, start.elapsed()), made))
+    Ok((hist, errors, made, start.elapsed()))
 }

@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// Markdown file the figures are written to (its generated section is replaced).
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub write: String,
+    /// Slices each of pgbench's run and of the measured creates is cut into, run in
+    /// turn (pgbench, creates, pgbench, …), so that the machine's drift weighs on both
+    /// alike.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 /// Figures of one backend.
@@ -108,31 +113,22 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
     let mut all = Vec::new();
     for backend in &args.backends {
         tracing::info!(backend, clients = args.clients, seconds = args.seconds, "benchmark starting");
-        // pgbench first, on a fresh database of its own with the gateway's schema, so
-        // that both start from the same empty tables.
-        let (pgbench_tps, pgbench_cpu_ms) = match backend.as_str() {
-            "postgres" => {
-                let db = server::BenchDb::create("postgres", &args.pg_url).await?;
-                let before = cpu::CpuTimes::now();
-                let tps = pgbench::run(&db.url, args.clients, args.seconds).await;
-                let seconds = args.seconds as f64;
-                let cost = match (&tps, before) {
-                    (Ok(t), Some(b)) => b.per_op_since(t * seconds, seconds).map(|c| c.ms_per_op),
-                    _ => None,
-                };
-                db.drop_db().await;
-                (Some(tps?), cost)
-            }
-            _ => (None, None),
+        // pgbench on a fresh database of its own with the gateway's schema, in slices
+        // taken in turn with the gateway's creates (see `load::run_phases`).
+        let pgbench = match backend.as_str() {
+            "postgres" => Some(server::BenchDb::create("postgres", &args.pg_url).await?),
+            _ => None,
         };
+        let interleaved = pgbench.as_ref().map(|p| load::Interleaved { db: p.url.clone(), rounds: args.rounds });
         let db = server::BenchDb::create(backend, &args.pg_url).await?;
-        let measured = measure(&db.url, args.clients, phase).await;
-        // The database goes whatever happened, so that a failed run leaves nothing behind.
+        let measured = measure(&db.url, args.clients, phase, interleaved).await;
+        // The databases go whatever happened, so that a failed run leaves nothing behind.
         db.drop_db().await;
+        if let Some(p) = pgbench {
+            p.drop_db().await;
+        }
         let mut figures = measured?;
         figures.backend = backend.clone();
-        figures.pgbench_tps = pgbench_tps;
-        figures.pgbench_cpu_ms = pgbench_cpu_ms;
         tracing::info!(?figures, "benchmark done");
         all.push(figures);
     }
@@ -142,7 +138,12 @@ async fn run_all(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// The gateway on `database_url`, loaded by the clients; its memory read at the end.
-async fn measure(database_url: &str, clients: usize, phase: Duration) -> anyhow::Result<BackendFigures> {
+async fn measure(
+    database_url: &str,
+    clients: usize,
+    phase: Duration,
+    pgbench: Option<load::Interleaved>,
+) -> anyhow::Result<BackendFigures> {
     let gateway = server::Gateway::start(database_url).await?;
     // The clients run on one thread of their own: on 2 cores, a second one would
     // only compete with the gateway and the database for them.
@@ -153,7 +154,7 @@ async fn measure(database_url: &str, clients: usize, phase: Duration) -> anyhow:
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(load::run_phases(&base, tokens, clients, phase, pid))
+            .block_on(load::run_phases(&base, tokens, clients, phase, pid, pgbench))
     })
     .await??;
     (figures.rss_kb, figures.peak_rss_kb) = gateway.memory_kb();

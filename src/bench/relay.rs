@@ -175,6 +175,7 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
         agendas: 8,
         days: ((args.bookings / (8 * 288)) + 2) as u32,
         pg_url: args.pg_url.clone(),
+        rounds: 1,
     };
     let slots = super::booking::agendas(&setup, url).await?;
     let t =

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde_json::Value;
 
-use super::load::{run_phase, Kind, PhaseFigures};
+use super::load::{outcome, run_phase, Kind, PhaseFigures};
 use super::server::{BenchDb, Gateway};
 use crate::access::Access;
 use crate::store::Store;
@@ -112,11 +112,11 @@ async fn search_phase(args: &SlotArgs, url: &str) -> anyhow::Result<(PhaseFigure
             let counter = Arc::new(AtomicU64::new(0));
             // Warm-up: the first searches load the indexes into memory.
             run_phase(&base, &tokens, Kind::Get, clients, Duration::from_secs(5), &counter, queries.clone()).await?;
-            let (figures, _) = run_phase(&base, &tokens, Kind::Get, clients, length, &counter, queries).await?;
+            let (found, _) = outcome(run_phase(&base, &tokens, Kind::Get, clients, length, &counter, queries).await?);
             // `$find` (issue 5): the same services and districts, after a warm-up of its own.
             run_phase(&base, &tokens, Kind::Get, clients, Duration::from_secs(5), &counter, finds.clone()).await?;
-            let (find, _) = run_phase(&base, &tokens, Kind::Get, clients, length, &counter, finds).await?;
-            Ok::<_, anyhow::Error>((figures, find))
+            let (find, _) = outcome(run_phase(&base, &tokens, Kind::Get, clients, length, &counter, finds).await?);
+            Ok::<_, anyhow::Error>((found, find))
         })
     })
     .await??;
