@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use super::cpu::{process_seconds, CpuCost, CpuTimes, Spent};
+use super::cpu::CpuCost;
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
+use super::slices::{Slices, Tallied};
 use crate::access::Access;
 use crate::store::Store;
 
@@ -252,8 +253,7 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
         Some(_) => Some(super::pgbench::book_script()?),
         None => None,
     };
-    let rounds = args.rounds.clamp(1, u32::try_from(args.seconds).unwrap_or(u32::MAX).max(1));
-    let (slice, slice_secs) = (length / rounds, (args.seconds / u64::from(rounds)).max(1));
+    let mut slices = Slices::new(length, args.rounds, pid)?;
     let (book, find, book_cpu, pgbench_figures, rows) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
             let next = Arc::new(AtomicUsize::new(0));
@@ -273,43 +273,16 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
             let postgres = url.starts_with("postgres");
             let rows_before = if postgres { Some(row_counts(&url).await?) } else { None };
             // The measured bookings, and pgbench's run, in alternate slices.
-            let (mut hist, mut errors, mut took) = (Histogram::<u64>::new(3)?, 0, Duration::ZERO);
-            let (mut book_spent, mut gateway_secs, mut pg_spent, mut pg_tps) =
-                (Spent::default(), Some(0.0), Spent::default(), Vec::new());
-            for _ in 0..rounds {
+            for _ in 0..slices.rounds() {
                 if let (Some(db), Some(script)) = (&pgbench, &script) {
-                    let before = CpuTimes::now();
-                    let tps = super::pgbench::run_script(db, clients, slice_secs, script).await?;
-                    let secs = slice_secs as f64;
-                    if let Some(b) = before {
-                        pg_spent.add_since(b, tps * secs, secs);
-                    }
-                    pg_tps.push(tps);
+                    slices.pgbench(db, clients, script).await?;
                 }
-                let (before, gateway_before, start) = (CpuTimes::now(), process_seconds(pid), Instant::now());
-                let (h, e) = phase_latencies(&base, &tokens, clients, slice, &slots, &next, Phase::Book).await?;
-                let elapsed = start.elapsed();
-                if let Some(b) = before {
-                    book_spent.add_since(b, h.len() as f64, elapsed.as_secs_f64());
-                }
-                gateway_secs = match (gateway_secs, gateway_before, process_seconds(pid)) {
-                    (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
-                    _ => None,
-                };
-                hist.add(h)?;
-                errors += e;
-                took += elapsed;
+                let mark = slices.mark();
+                let (h, e) =
+                    phase_latencies(&base, &tokens, clients, slices.slice(), &slots, &next, Phase::Book).await?;
+                slices.add(mark, h, e)?;
             }
-            let mut book = PhaseFigures::of(&hist, errors, took);
-            let book_cpu = book_spent.cost();
-            // The gateway's own CPU per booking: what a change to its code moves.
-            book.gateway_cpu_ms = match gateway_secs {
-                Some(secs) if book.requests > 0 => Some(1000.0 * secs / book.requests as f64),
-                _ => None,
-            };
-            // pgbench's transactions per second over its slices together.
-            let pgbench_figures =
-                (!pg_tps.is_empty()).then(|| (pg_tps.iter().sum::<f64>() / pg_tps.len() as f64, pg_spent.cost()));
+            let Tallied { phase: book, machine: book_cpu, pgbench: pgbench_figures } = slices.done();
             // The rows the bookings wrote, once the audit trail has caught up.
             let rows = match rows_before {
                 Some(b) => {

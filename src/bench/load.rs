@@ -110,43 +110,21 @@ pub async fn run_phases(
         run_phase(base, &tokens, Kind::Create, clients, Duration::from_secs(3), &counter, Arc::new(Vec::new())).await?,
     );
     tracing::info!(created = warm.0.requests, "warm-up done");
-    // The measured creates, and pgbench's run, in alternate slices: the machine's
-    // drift over the run weighs on both alike.
-    let rounds = pgbench.as_ref().map_or(1, |p| p.rounds.clamp(1, u32::try_from(phase.as_secs()).unwrap_or(1).max(1)));
-    let (slice, slice_secs) = (phase / rounds, (phase.as_secs() / u64::from(rounds)).max(1));
-    let (mut hist, mut errors, mut ids, mut took) = (Histogram::<u64>::new(3)?, 0, Vec::new(), Duration::ZERO);
-    let (mut machine, mut gateway_secs, mut pg_spent, mut pg_tps) =
-        (super::cpu::Spent::default(), Some(0.0), super::cpu::Spent::default(), Vec::new());
-    for _ in 0..rounds {
+    // The measured creates, and pgbench's run, in alternate slices.
+    let mut slices = super::slices::Slices::new(phase, pgbench.as_ref().map_or(1, |p| p.rounds), gateway_pid)?;
+    let mut ids = Vec::new();
+    for _ in 0..slices.rounds() {
         if let Some(p) = &pgbench {
-            let before = super::cpu::CpuTimes::now();
-            let tps = super::pgbench::run(&p.db, clients, slice_secs).await?;
-            if let Some(b) = before {
-                pg_spent.add_since(b, tps * slice_secs as f64, slice_secs as f64);
-            }
-            pg_tps.push(tps);
+            slices.pgbench(&p.db, clients, &super::pgbench::script()).await?;
         }
-        let (before, gateway_before) = (super::cpu::CpuTimes::now(), super::cpu::process_seconds(gateway_pid));
-        let (h, e, made, t) =
-            run_phase(base, &tokens, Kind::Create, clients, slice, &counter, Arc::new(Vec::new())).await?;
-        if let Some(b) = before {
-            machine.add_since(b, h.len() as f64, t.as_secs_f64());
-        }
-        gateway_secs = match (gateway_secs, gateway_before, super::cpu::process_seconds(gateway_pid)) {
-            (Some(sum), Some(a), Some(b)) => Some(sum + b - a),
-            _ => None,
-        };
-        hist.add(h)?;
-        errors += e;
+        let mark = slices.mark();
+        let (h, e, made, _) =
+            run_phase(base, &tokens, Kind::Create, clients, slices.slice(), &counter, Arc::new(Vec::new())).await?;
+        slices.add(mark, h, e)?;
         ids.extend(made);
-        took += t;
     }
-    let mut create = PhaseFigures::of(&hist, errors, took);
-    create.machine_cpu_ms = machine.cost().map(|c| c.ms_per_op);
-    create.gateway_cpu_ms = match gateway_secs {
-        Some(secs) if create.requests > 0 => Some(1000.0 * secs / create.requests as f64),
-        _ => None,
-    };
+    let tallied = slices.done();
+    let create = tallied.phase;
     let mut population = warm.1;
     population.extend(ids);
     let population = Arc::new(population);
@@ -156,9 +134,9 @@ pub async fn run_phases(
     let cost = Cost::start(gateway_pid);
     let (search, _) = outcome(run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?);
     let search = cost.finish(search, phase);
-    let (pgbench_tps, pgbench_cpu_ms) = match pg_tps.is_empty() {
-        true => (None, None),
-        false => (Some(pg_tps.iter().sum::<f64>() / pg_tps.len() as f64), pg_spent.cost().map(|c| c.ms_per_op)),
+    let (pgbench_tps, pgbench_cpu_ms) = match tallied.pgbench {
+        Some((tps, cost)) => (Some(tps), cost.map(|c| c.ms_per_op)),
+        None => (None, None),
     };
     Ok(BackendFigures { create, read, search, pgbench_tps, pgbench_cpu_ms, ..Default::default() })
 }

@@ -13,6 +13,7 @@ mod pgbench;
 mod relay;
 mod report;
 mod server;
+mod slices;
 mod slots;
 
 use std::time::Duration;

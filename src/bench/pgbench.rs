@@ -260,11 +260,6 @@ fn literal(b: &Bind) -> String {
     }
 }
 
-/// Runs pgbench with the create script on `database_url`: transactions per second.
-pub async fn run(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<f64> {
-    run_script(database_url, clients, seconds, &script()).await
-}
-
 /// Runs pgbench with `script` on `database_url` (the gateway's schema is made first)
 /// and returns its transactions per second.
 pub async fn run_script(database_url: &str, clients: usize, seconds: u64, script: &str) -> anyhow::Result<f64> {

@@ -23,6 +23,7 @@ use super::tickets::body_of;
 use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::billing;
+use crate::booking::CATALOG_ID;
 use crate::fhir::names;
 use crate::Result;
 
@@ -58,9 +59,6 @@ async fn results_of(tx: &mut Tx, sql: &str) -> Result<Vec<Vec<sqlx::any::AnyRow>
     }
     Ok(out)
 }
-
-/// The catalog CodeSystem's id.
-const CATALOG: &str = crate::booking::CATALOG_ID;
 
 /// The first column (a key) of each row `sql` (no binds) returns.
 async fn keys(tx: &mut Tx, sql: &str) -> Result<Vec<i64>> {
@@ -99,7 +97,7 @@ impl Store {
                 let key = super::conditional::condition_key(condition.0, condition.1);
                 let sql = format!(
                     "SELECT count(*) FROM pg_advisory_xact_lock({key}); {claimed}; \
-                     SELECT pk, version FROM resources WHERE res_type = 'CodeSystem' AND res_id = '{CATALOG}' \
+                     SELECT pk, version FROM resources WHERE res_type = 'CodeSystem' AND res_id = '{CATALOG_ID}' \
                      AND deleted = false"
                 );
                 let mut results = results_of(tx, &sql).await?.into_iter().skip(1);
@@ -108,7 +106,7 @@ impl Store {
                     Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)),
                     None => None,
                 };
-                tx.saw_version("CodeSystem", CATALOG, catalog);
+                tx.saw_version("CodeSystem", CATALOG_ID, catalog);
                 taken.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
             }
             Dialect::Sqlite => {

@@ -121,18 +121,29 @@ pub(crate) async fn grid_find_where(
     id: &str,
     extras: &[ExtraCondition],
 ) -> Result<Option<GridSlot>> {
+    grid_row(conn, id, ("", ""), extras).await?.as_ref().map(grid_slot).transpose()
+}
+
+/// The grid row of the generated slot `id`, with `more` columns and joins, for a
+/// caller whose visibility is the conditions `extras`.
+async fn grid_row(
+    conn: &mut AnyConnection,
+    id: &str,
+    more: (&str, &str),
+    extras: &[ExtraCondition],
+) -> Result<Option<sqlx::any::AnyRow>> {
     let Some((prefix, stamp, n)) = cupola_search::split_slot_id(id) else {
         return Ok(None);
     };
-    let mut sql = format!("SELECT {COLUMNS} {FROM} WHERE a.prefix = $1 AND g.stamp = $2 AND g.n = $3");
+    let (columns, joins) = more;
+    let mut sql = format!("SELECT {COLUMNS}{columns} {FROM}{joins} WHERE a.prefix = $1 AND g.stamp = $2 AND g.n = $3");
     let mut binds = vec![Bind::Text(prefix.into()), Bind::Int(stamp), Bind::Int(n)];
     for c in extras {
         // Visibility of a slot is its agenda's (see `cupola_search`'s grid module).
         sql.push_str(&format!(" AND {}", c.render_on(cupola_search::grid::agenda_pk_sql(), "'Slot'", binds.len())));
         binds.extend(c.binds.iter().cloned());
     }
-    let row = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?;
-    row.as_ref().map(grid_slot).transpose()
+    Ok(sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await?)
 }
 
 /// The generated slot `id` (any caller's) with its Schedule's id and current version
@@ -142,18 +153,12 @@ async fn grid_find_with_schedule(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<(GridSlot, (String, Option<Stored>))>> {
-    let Some((prefix, stamp, n)) = cupola_search::split_slot_id(id) else {
-        return Ok(None);
-    };
-    let sql = format!(
-        "SELECT {COLUMNS}, sr.pk AS sched_pk, sr.version AS sched_version, sr.last_updated AS sched_updated, \
-         CAST(sr.deleted AS INTEGER) AS sched_deleted, sv.body AS sched_body {FROM} \
-         LEFT JOIN resources sr ON sr.res_type = 'Schedule' AND sr.res_id = a.sched_id \
-         LEFT JOIN resource_versions sv ON sv.res_pk = sr.pk AND sv.version = sr.version \
-         WHERE a.prefix = $1 AND g.stamp = $2 AND g.n = $3"
-    );
-    let binds = vec![Bind::Text(prefix.into()), Bind::Int(stamp), Bind::Int(n)];
-    let Some(row) = sqlx::query_with(&sql, into_arguments(binds)).fetch_optional(conn).await? else {
+    // The Schedule's current version beside the row (none if it is not there).
+    let columns = ", sr.pk AS sched_pk, sr.version AS sched_version, sr.last_updated AS sched_updated, \
+         CAST(sr.deleted AS INTEGER) AS sched_deleted, sv.body AS sched_body";
+    let joins = " LEFT JOIN resources sr ON sr.res_type = 'Schedule' AND sr.res_id = a.sched_id \
+         LEFT JOIN resource_versions sv ON sv.res_pk = sr.pk AND sv.version = sr.version";
+    let Some(row) = grid_row(conn, id, (columns, joins), &[]).await? else {
         return Ok(None);
     };
     let slot = grid_slot(&row)?;
