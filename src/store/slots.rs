@@ -209,10 +209,13 @@ impl Store {
         let tz = info.time_zone.name().to_string();
         // A new agenda's row, or (when it exists, or another generation of it is
         // making it at this moment: the insert waits for that one) the existing row,
-        // updated and so locked: generations of one agenda take turns from here.
+        // updated and so locked: generations of one agenda take turns from here. No
+        // conflict target: with `(sched_pk)` alone, PostgreSQL checks the other unique
+        // key (`prefix`) as a plain insert does, and two first generations at once
+        // failed there with a unique violation instead of one waiting for the other.
         let inserted: Option<i64> = sqlx::query_scalar(
             "INSERT INTO slot_agendas (sched_pk, sched_id, prefix, time_zone, shared) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sched_pk) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(sched_pk)
         .bind(&info.schedule_id)
@@ -223,16 +226,21 @@ impl Store {
         .await?;
         let id = match inserted {
             Some(id) => id,
-            None => {
-                sqlx::query_scalar(
-                    "UPDATE slot_agendas SET time_zone = $1, shared = $2 WHERE sched_pk = $3 RETURNING id",
-                )
-                .bind(&tz)
-                .bind(&shared)
-                .bind(sched_pk)
-                .fetch_one(&mut **tx)
-                .await?
-            }
+            None => sqlx::query_scalar(
+                "UPDATE slot_agendas SET time_zone = $1, shared = $2 WHERE sched_pk = $3 RETURNING id",
+            )
+            .bind(&tz)
+            .bind(&shared)
+            .bind(sched_pk)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| {
+                // Slot ids are made from the Schedule's id: another agenda holds them.
+                crate::Error::Conflict(format!(
+                    "the slot ids of Schedule/{} ({}-…) belong to another agenda's slots",
+                    info.schedule_id, info.prefix
+                ))
+            })?,
         };
         let pk = cupola_search::agenda_pk(id);
         execute_all(tx, self.registry.index_deletes(pk, self.dialect)).await?;
