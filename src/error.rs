@@ -179,6 +179,16 @@ fn is_busy(e: &sqlx::Error) -> bool {
     }
 }
 
+/// The database's code (SQLSTATE on PostgreSQL, the extended result code on SQLite)
+/// of the database error behind `e`, if one is: logged with every internal error,
+/// since it tells a constraint or a race from a broken connection.
+pub fn database_code(e: &anyhow::Error) -> Option<String> {
+    e.chain().find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    })
+}
+
 /// Whether a database error is a unique-key violation (another writer got there first).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
@@ -215,5 +225,25 @@ impl Error {
             Error::UnsupportedMedia(t) => Error::UnsupportedMedia(prefix(t)),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A database error mapped to 500 keeps its code for the log.
+    #[tokio::test]
+    async fn an_internal_database_error_keeps_its_code() {
+        let mut c = sqlx::SqliteConnection::connect("sqlite::memory:").await.expect("in-memory SQLite");
+        sqlx::query("CREATE TABLE t (a INTEGER PRIMARY KEY)").execute(&mut c).await.expect("table");
+        sqlx::query("INSERT INTO t VALUES (1)").execute(&mut c).await.expect("first row");
+        let twice = sqlx::query("INSERT INTO t VALUES (1)").execute(&mut c).await.expect_err("the key is taken");
+        match Error::from(twice) {
+            Error::Internal(cause) => assert_eq!(database_code(&cause).as_deref(), Some("1555")),
+            other => panic!("a unique violation outside a conflict check is internal, got {other:?}"),
+        }
+        assert_eq!(database_code(&anyhow::anyhow!("no database here")), None);
     }
 }

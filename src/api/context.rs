@@ -156,7 +156,8 @@ impl Ctx {
 pub fn error_response(e: Error, out: Output) -> Response {
     let status = e.status();
     if let Error::Internal(cause) = &e {
-        tracing::error!(error = format!("{cause:#}"), "request failed");
+        let code = crate::error::database_code(cause);
+        tracing::error!(error = format!("{cause:#}"), db_code = code.as_deref().unwrap_or("-"), "request failed");
     }
     let body = codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
     let mut r = Reply::new(status).body(body, out);
