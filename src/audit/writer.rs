@@ -111,7 +111,17 @@ async fn write(store: &Store, base: &str, batch: &mut Batch) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, attempt, events = events.len(), "writing AuditEvents failed; retrying");
+                let (error, db_code) = match &e {
+                    crate::Error::Internal(cause) => (format!("{cause:#}"), crate::error::database_code(cause)),
+                    other => (other.to_string(), None),
+                };
+                tracing::warn!(
+                    error,
+                    db_code = db_code.as_deref().unwrap_or("-"),
+                    attempt,
+                    events = events.len(),
+                    "writing AuditEvents failed; retrying"
+                );
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
             }
         }

@@ -179,7 +179,8 @@ crate::on_both!(
     agenda_operations_over_http,
     a_sync_that_removes_a_booked_slot_is_refused,
     agenda_generate_command,
-    generations_of_one_agenda_at_once_take_turns
+    generations_of_one_agenda_at_once_take_turns,
+    slot_ids_another_agenda_holds_are_a_conflict
 );
 
 /// A gateway on `backend` with the HealthcareService `cardio`.
@@ -219,6 +220,32 @@ async fn generations_of_one_agenda_at_once_take_turns(backend: Backend) {
         assert_eq!(created, 16, "each new slot made once over {weeks} weeks");
         assert_eq!(slots_of(&app, "cardio-1").await, total);
     }
+}
+
+/// A long Schedule id gives its slots a shortened, hashed id prefix; a Schedule
+/// whose own id is that prefix cannot generate into the same slot ids: 409 naming
+/// it, not a server error, and the first agenda keeps its slots.
+async fn slot_ids_another_agenda_holds_are_a_conflict(backend: Backend) {
+    let app = with_cardio(backend).await;
+    let params = json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": "2026-11-30"}]});
+    let long = format!("cardio-{}", "x".repeat(50));
+    let short = cupola::agenda::slot_id_prefix(&long);
+    assert_ne!(short, long, "a {}-character id is shortened", long.len());
+    for id in [&long, &short] {
+        put_ok(&app, &format!("Schedule/{id}"), &schedule(id, vec![session("mon", "08:00:00", "09:00:00", 30)])).await;
+    }
+    let first = app.post(&format!("Schedule/{long}/$generate-slots"), &params).await;
+    assert_eq!(first.status().as_u16(), 200, "{}", first.text().await.unwrap_or_default());
+    let made = slots_of(&app, &long).await;
+    assert!(made > 0);
+    let second = app.post(&format!("Schedule/{short}/$generate-slots"), &params).await;
+    assert_eq!(second.status().as_u16(), 409);
+    let outcome: Value = second.json().await.unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+    let said = outcome["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+    assert!(said.contains(&format!("Schedule/{short}")) && said.contains("another agenda"), "{said}");
+    assert_eq!(slots_of(&app, &long).await, made, "the first agenda's slots stay as they were");
+    assert_eq!(slots_of(&app, &short).await, 0);
 }
 
 /// `cupola agenda generate`: every agenda of the store from a day, a report on
