@@ -189,6 +189,15 @@ pub fn database_code(e: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// What to log of an error: its whole cause chain, and the database's code when a
+/// database error is behind it.
+pub fn log_fields(e: &Error) -> (String, Option<String>) {
+    match e {
+        Error::Internal(cause) => (format!("{cause:#}"), database_code(cause)),
+        other => (other.to_string(), None),
+    }
+}
+
 /// Whether a database error is a unique-key violation (another writer got there first).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
@@ -240,10 +249,12 @@ mod tests {
         sqlx::query("CREATE TABLE t (a INTEGER PRIMARY KEY)").execute(&mut c).await.expect("table");
         sqlx::query("INSERT INTO t VALUES (1)").execute(&mut c).await.expect("first row");
         let twice = sqlx::query("INSERT INTO t VALUES (1)").execute(&mut c).await.expect_err("the key is taken");
-        match Error::from(twice) {
-            Error::Internal(cause) => assert_eq!(database_code(&cause).as_deref(), Some("1555")),
-            other => panic!("a unique violation outside a conflict check is internal, got {other:?}"),
-        }
+        let e = Error::from(twice);
+        assert!(matches!(e, Error::Internal(_)), "a unique violation outside a conflict check is internal: {e:?}");
+        let (text, code) = log_fields(&e);
+        assert_eq!(code.as_deref(), Some("1555"));
+        assert!(text.starts_with("database error: ") && text.contains("UNIQUE constraint failed: t.a"), "{text}");
         assert_eq!(database_code(&anyhow::anyhow!("no database here")), None);
+        assert_eq!(log_fields(&Error::NotFound("Patient/x is not known".into())).1, None);
     }
 }

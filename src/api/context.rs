@@ -155,9 +155,9 @@ impl Ctx {
 /// Internal errors are logged with their cause chain and answered without it.
 pub fn error_response(e: Error, out: Output) -> Response {
     let status = e.status();
-    if let Error::Internal(cause) = &e {
-        let code = crate::error::database_code(cause);
-        tracing::error!(error = format!("{cause:#}"), db_code = code.as_deref().unwrap_or("-"), "request failed");
+    if let Error::Internal(_) = &e {
+        let (error, code) = crate::error::log_fields(&e);
+        tracing::error!(error, db_code = code.as_deref().unwrap_or("-"), "request failed");
     }
     let body = codec::render(&e.outcome(), out).unwrap_or_else(|_| e.outcome().to_string().into_bytes());
     let mut r = Reply::new(status).body(body, out);

@@ -111,10 +111,7 @@ async fn write(store: &Store, base: &str, batch: &mut Batch) {
                 return;
             }
             Err(e) => {
-                let (error, db_code) = match &e {
-                    crate::Error::Internal(cause) => (format!("{cause:#}"), crate::error::database_code(cause)),
-                    other => (other.to_string(), None),
-                };
+                let (error, db_code) = crate::error::log_fields(&e);
                 tracing::warn!(
                     error,
                     db_code = db_code.as_deref().unwrap_or("-"),

@@ -237,7 +237,8 @@ impl Store {
             .ok_or_else(|| {
                 // Slot ids are made from the Schedule's id: another agenda holds them.
                 crate::Error::Conflict(format!(
-                    "the slot ids of Schedule/{} ({}-…) belong to another agenda's slots",
+                    "Schedule/{} would give its slots ids ({}-…) that another agenda's slots have; \
+                     give the Schedule another id",
                     info.schedule_id, info.prefix
                 ))
             })?,
