@@ -161,8 +161,35 @@ impl From<sqlx::Error> for Error {
         if is_busy(&e) {
             return Error::Busy("the database is busy; retry in a moment".into());
         }
+        if is_lost(&e) {
+            tracing::warn!(error = %e, "the database connection was lost");
+            return Error::Busy("the connection to the database was lost; retry in a moment".into());
+        }
         Error::Internal(anyhow::Error::new(e).context("database error"))
     }
+}
+
+/// The database went away under a request (restarted, failed over, the connection
+/// cut): nothing the request did was kept, and the same request may succeed in a
+/// moment, so it is a 503, not a server fault.
+fn is_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // PostgreSQL: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
+            // connect now, 08xxx connection exceptions, 53300 too many connections.
+            matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "53300")
+        }
+        _ => false,
+    }
+}
+
+/// A new database connection could not be opened: 503 with the cause, so that the
+/// caller retries and the operator sees why.
+pub fn unreachable(e: sqlx::Error) -> Error {
+    tracing::warn!(error = %e, "the database cannot be reached");
+    Error::Busy(format!("the database cannot be reached ({e}); retry in a moment"))
 }
 
 /// SQLite's single writer answers BUSY/LOCKED when its wait runs out, and a pool with

@@ -33,7 +33,7 @@ pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: R
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(m) => m,
                 Err(_) => {
-                    write(&store, &base, &mut batch).await;
+                    write(&store, &base, &mut batch, &|| !rx.is_closed()).await;
                     continue;
                 }
             }
@@ -53,15 +53,15 @@ pub(super) async fn run(store: Store, base: Arc<str>, flush: Duration, mut rx: R
                     }
                 }
                 if batch.full() || !waiting.is_empty() {
-                    write(&store, &base, &mut batch).await;
+                    write(&store, &base, &mut batch, &|| !rx.is_closed()).await;
                 }
             }
             Some(Msg::Flush(done)) => {
                 waiting.push(done);
-                write(&store, &base, &mut batch).await;
+                write(&store, &base, &mut batch, &|| !rx.is_closed()).await;
             }
             None => {
-                write(&store, &base, &mut batch).await;
+                write(&store, &base, &mut batch, &|| !rx.is_closed()).await;
                 return;
             }
         }
@@ -96,14 +96,23 @@ impl Batch {
     }
 }
 
-/// Writes the batch in one transaction; on failure retries a few times, then logs
-/// each event it could not store (the log is the trail of last resort).
-async fn write(store: &Store, base: &str, batch: &mut Batch) {
+/// Attempts at a batch the database refused (or while the gateway stops).
+const ATTEMPTS: u32 = 5;
+
+/// Writes the batch in one transaction. While the database is busy or out of reach
+/// (a restart, a failover) and the gateway runs (`running`), it keeps trying, the
+/// queue filling behind it until requests wait for room: no record is dropped for
+/// an outage. A batch the database refuses, or one still unwritten when the gateway
+/// stops, is tried [`ATTEMPTS`] times, then each event is logged (the log is the
+/// trail of last resort).
+async fn write(store: &Store, base: &str, batch: &mut Batch, running: &dyn Fn() -> bool) {
     if batch.records.is_empty() {
         return;
     }
     let events = audit_events(&batch.records, base);
-    for attempt in 1..=5u32 {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
         let result = store.create_batch("AuditEvent", events.clone()).await;
         match result {
             Ok(()) => {
@@ -117,9 +126,13 @@ async fn write(store: &Store, base: &str, batch: &mut Batch) {
                     db_code = db_code.as_deref().unwrap_or("-"),
                     attempt,
                     events = events.len(),
-                    "writing AuditEvents failed; retrying"
+                    "writing AuditEvents failed"
                 );
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                let outage = matches!(e, crate::Error::Busy(_));
+                if attempt >= ATTEMPTS && !(outage && running()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20)))).await;
             }
         }
     }

@@ -87,7 +87,7 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<AnyConnection> {
-        let mut c = AnyConnection::connect_with(&self.inner.options).await?;
+        let mut c = AnyConnection::connect_with(&self.inner.options).await.map_err(crate::error::unreachable)?;
         if self.inner.dialect == Dialect::Sqlite {
             // WAL lets readers run beside the one writer; the busy timeout makes a
             // writer wait for the lock instead of failing at once.

@@ -697,3 +697,70 @@ async fn serve_demo_prints_a_token_for_each_role() {
         assert_eq!(r.status(), 200, "{role}");
     }
 }
+
+/// PostgreSQL goes away for a few seconds (it refuses connections and cuts the
+/// gateway's): requests in the meantime get 503 with `Retry-After`, not 500; once
+/// it is back, reads are served again and the AuditEvents of the requests made
+/// during the outage are in the trail, none dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn audit_records_wait_out_a_database_outage() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let name = app.db_url().rsplit('/').next().expect("a database name").to_string();
+    let r = app.put("Patient/out-1", &json!({"resourceType": "Patient", "id": "out-1", "active": true})).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let mut admin = sqlx::PgConnection::connect(&crate::helpers::pg_admin_url()).await.expect("admin connection");
+    let allow = |yes: bool| format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {yes}");
+    sqlx::query(&allow(false)).execute(&mut admin).await.expect("refuse connections");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .execute(&mut admin)
+    .await
+    .expect("cut the gateway's connections");
+    let mut during = Vec::new();
+    for _ in 0..3 {
+        let r = app.get("Patient/out-1").await;
+        during.push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+    }
+    let ready = format!("{}/health/ready", app.base.trim_end_matches("/fhir"));
+    let not_ready = reqwest::get(&ready).await.expect("GET /health/ready").status().as_u16();
+    // Longer than the audit writer's five attempts at a batch used to last (1.5 s).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    sqlx::query(&allow(true)).execute(&mut admin).await.expect("accept connections again");
+    assert!(during.iter().all(|(s, after)| *s == 503 && *after), "during the outage: {during:?}");
+    assert_eq!(not_ready, 503, "not ready while the database is away");
+
+    let mut back = 0;
+    for _ in 0..50 {
+        back = app.get("Patient/out-1").await.status().as_u16();
+        if back == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(back, 200, "served again once the database is back");
+    assert_eq!(reqwest::get(&ready).await.expect("GET /health/ready").status().as_u16(), 200);
+    let mut refused = 0;
+    for _ in 0..50 {
+        let found = app.get_json("AuditEvent?subtype=read&_count=1000", 200).await;
+        refused = found["entry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["resource"]["outcomeDesc"].as_str().is_some_and(|d| d.starts_with("HTTP 503")))
+            .flat_map(|e| e["resource"]["entity"].as_array().cloned().unwrap_or_default())
+            .filter(|en| {
+                en["detail"].as_array().into_iter().flatten().any(|d| {
+                    d["type"] == "request" && d["valueString"].as_str().is_some_and(|v| v.ends_with("/Patient/out-1"))
+                })
+            })
+            .count();
+        if refused >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(refused, 3, "each request of the outage is in the trail once");
+}
