@@ -170,7 +170,8 @@ impl From<sqlx::Error> for Error {
 }
 
 /// The database went away under a request (restarted, failed over, the connection
-/// cut): nothing the request did was kept, and the same request may succeed in a
+/// cut): its transaction is rolled back (unless the break came during COMMIT, whose
+/// fate is then unknown, as with any database) and the same request may succeed in a
 /// moment, so it is a 503, not a server fault.
 fn is_lost(e: &sqlx::Error) -> bool {
     match e {
