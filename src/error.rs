@@ -186,11 +186,11 @@ fn is_lost(e: &sqlx::Error) -> bool {
     }
 }
 
-/// A new database connection could not be opened: 503 with the cause, so that the
-/// caller retries and the operator sees why.
+/// A new database connection could not be opened: 503, so that the caller retries;
+/// the cause (which names the database and its host) goes to the log only.
 pub fn unreachable(e: sqlx::Error) -> Error {
     tracing::warn!(error = %e, "the database cannot be reached");
-    Error::Busy(format!("the database cannot be reached ({e}); retry in a moment"))
+    Error::Busy("the database cannot be reached; retry in a moment".into())
 }
 
 /// SQLite's single writer answers BUSY/LOCKED when its wait runs out, and a pool with

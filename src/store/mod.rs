@@ -84,10 +84,13 @@ impl Store {
         let url = sqlite_create_mode(url, dialect);
         let options =
             AnyConnectOptions::from_str(&url).with_context(|| format!("--database-url {url} is not a valid URL"))?;
-        let pool = Pool::new(options, dialect, max_connections, busy_timeout);
-        drop(pool.get().await.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| {
+        // One connection opened directly, so that a failure says why (the pool answers
+        // clients only that the database cannot be reached).
+        let probe = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await.with_context(|| {
             format!("cannot open the database {url}; check --database-url and that the server is running")
-        })?);
+        })?;
+        drop(probe);
+        let pool = Pool::new(options, dialect, max_connections, busy_timeout);
         let store = Store {
             pool,
             dialect,
