@@ -174,15 +174,18 @@ impl From<sqlx::Error> for Error {
 /// fate is then unknown, as with any database) and the same request may succeed in a
 /// moment, so it is a 503, not a server fault.
 fn is_lost(e: &sqlx::Error) -> bool {
+    // PostgreSQL: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect
+    // now, 08xxx connection exceptions, 53300 too many connections.
+    matches!(e, sqlx::Error::Io(_))
+        || matches!(code_of(e).as_deref(), Some("57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "53300"))
+}
+
+/// The database's own code of a database error: SQLSTATE on PostgreSQL, the
+/// (extended) result code on SQLite.
+fn code_of(e: &sqlx::Error) -> Option<String> {
     match e {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            // PostgreSQL: 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
-            // connect now, 08xxx connection exceptions, 53300 too many connections.
-            matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "08000" | "08003" | "08006" | "53300")
-        }
-        _ => false,
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
     }
 }
 
@@ -196,25 +199,16 @@ pub fn unreachable(e: sqlx::Error) -> Error {
 /// SQLite's single writer answers BUSY/LOCKED when its wait runs out, and a pool with
 /// no free connection times out: both mean "try again", never a server fault.
 fn is_busy(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            // SQLite: 5 BUSY, 6 LOCKED (+ extended codes); PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available
-            matches!(code.as_str(), "5" | "6" | "261" | "517" | "262" | "40001" | "40P01" | "55P03")
-        }
-        _ => false,
-    }
+    // SQLite: 5 BUSY, 6 LOCKED (+ extended codes); PostgreSQL: 40001 serialization, 40P01 deadlock, 55P03 lock not available
+    matches!(e, sqlx::Error::PoolTimedOut)
+        || matches!(code_of(e).as_deref(), Some("5" | "6" | "261" | "517" | "262" | "40001" | "40P01" | "55P03"))
 }
 
 /// The database's code (SQLSTATE on PostgreSQL, the extended result code on SQLite)
 /// of the database error behind `e`, if one is: logged with every internal error,
 /// since it tells a constraint or a race from a broken connection.
 pub fn database_code(e: &anyhow::Error) -> Option<String> {
-    e.chain().find_map(|c| match c.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => db.code().map(|c| c.into_owned()),
-        _ => None,
-    })
+    e.chain().find_map(|c| c.downcast_ref::<sqlx::Error>().and_then(code_of))
 }
 
 /// What to log of an error: its whole cause chain, and the database's code when a
@@ -228,13 +222,7 @@ pub fn log_fields(e: &Error) -> (String, Option<String>) {
 
 /// Whether a database error is a unique-key violation (another writer got there first).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => {
-            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            matches!(code.as_str(), "23505" | "2067" | "1555")
-        }
-        _ => false,
-    }
+    matches!(code_of(e).as_deref(), Some("23505" | "2067" | "1555"))
 }
 
 impl Error {
