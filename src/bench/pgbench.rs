@@ -269,12 +269,14 @@ pub async fn run_script(database_url: &str, clients: usize, seconds: u64, script
     std::fs::write(&path, script)?;
     let url = url::Url::parse(database_url)?;
     let db = url.path().trim_start_matches('/').to_string();
+    // A Unix socket's directory comes percent-encoded as the host (`%2Fvar%2Frun%2Fpostgresql`).
+    let host = percent_encoding::percent_decode_str(url.host_str().unwrap_or("127.0.0.1")).decode_utf8()?.into_owned();
     let output = Command::new("pgbench")
         .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
         .arg(&path)
         .args([
             "-h",
-            url.host_str().unwrap_or("127.0.0.1"),
+            &host,
             "-p",
             &url.port().unwrap_or(5432).to_string(),
             "-U",
