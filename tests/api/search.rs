@@ -289,8 +289,36 @@ async fn updates_keep_every_search_true(b: Backend) {
     assert!(ids(&app, "Patient?identifier=M1").await.is_empty());
 }
 
+/// References searched by their text: an absolute url, and a canonical with or
+/// without its `|version` (the rows that keep `raw` in its index).
+async fn references_by_url_and_canonical(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    for (id, gp) in [("ua", "http://other.org/fhir/Practitioner/9"), ("ub", "Practitioner/9"), ("uc", "Practitioner/8")]
+    {
+        let p = json!({"resourceType": "Patient", "id": id, "generalPractitioner": [{"reference": gp}]});
+        assert!(app.put(&format!("Patient/{id}"), &p).await.status().is_success());
+    }
+    assert_eq!(ids(&app, "Patient?general-practitioner=http://other.org/fhir/Practitioner/9").await, ["ua", "ub"]);
+    assert_eq!(ids(&app, "Patient?general-practitioner=Practitioner/9").await, ["ua", "ub"]);
+    assert!(ids(&app, "Patient?general-practitioner=http://other.org/fhir/Practitioner/7").await.is_empty());
+    for (id, from) in
+        [("ad1", "http://example.org/canonical/base-visit|2.0"), ("ad2", "http://example.org/canonical/base")]
+    {
+        let ad = json!({"resourceType": "ActivityDefinition", "id": id, "status": "active",
+            "relatedArtifact": [{"type": "derived-from", "resource": from}]});
+        let r = app.put(&format!("ActivityDefinition/{id}"), &ad).await;
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    }
+    let q = |v: &str| format!("ActivityDefinition?derived-from={}", v.replace('|', "%7C"));
+    assert_eq!(ids(&app, &q("http://example.org/canonical/base-visit")).await, ["ad1"], "any version");
+    assert_eq!(ids(&app, &q("http://example.org/canonical/base-visit|2.0")).await, ["ad1"], "that version");
+    assert!(ids(&app, &q("http://example.org/canonical/base-visit|1.0")).await.is_empty());
+    assert_eq!(ids(&app, &q("http://example.org/canonical/base")).await, ["ad2"], "not a prefix of another url");
+}
+
 crate::on_both!(
     updates_keep_every_search_true,
+    references_by_url_and_canonical,
     locations_near_a_point,
     strings_tokens_and_ids,
     dates_with_every_prefix,

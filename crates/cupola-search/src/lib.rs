@@ -41,7 +41,7 @@ pub use extract::{IndexRow, IndexValue};
 pub use grid::{agenda_pk, grid_key, grid_pk, grid_schema, slot_id, split_slot_id, GRID_KEY};
 pub use query::{Prefix, SearchQuery, TotalMode, DEFAULT_COUNT, MAX_COUNT};
 pub use registry::{ParamKind, RESOURCE_TYPES};
-pub use schema::{group_create_binds, group_create_sql, index_schema, GroupItem};
+pub use schema::{group_create_binds, group_create_sql, index_schema, GroupItem, RAW_INDEXED};
 pub use sql::ExtraCondition;
 pub use statements::snapshot_sql;
 pub use text::{like_escape, normalize};

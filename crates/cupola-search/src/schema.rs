@@ -110,6 +110,7 @@ impl Table {
             Table::Reference => &[
                 "res_type, param, target_id",
                 "target_type, target_id, param",
+                // Partial ([`RAW_INDEXED`]) since the store's migration 17.
                 "res_type, param, raw",
                 // Partial (`WHERE ident_value IS NOT NULL`) since the store's migration 15.
                 "res_type, param, ident_value",
@@ -130,6 +131,11 @@ impl Table {
         }
     }
 }
+
+/// The predicate of the partial index on `idx_reference.raw` (since the store's
+/// migration 17): the references with a colon, absolute urls and `urn:`s, which are
+/// the only ones searched by their text (`Cond::RefUrl`).
+pub const RAW_INDEXED: &str = "raw LIKE '%:%'";
 
 /// DDL of the index tables (one statement per item, no `;`), for `d`. Text value
 /// columns use the binary `"C"` collation on PostgreSQL (SQLite's default is binary)

@@ -294,9 +294,13 @@ impl Builder {
                 s
             }
             Cond::RefUrl { url, target } => {
+                // The url is absolute or a `urn:` (it has a colon), so only rows the
+                // partial index on `raw` holds can match; each alternative repeats the
+                // index's predicate word for word so that both planners use the index.
+                let indexed = crate::schema::RAW_INDEXED;
                 let mut alts = vec![
-                    format!("{ix}.raw = {}", self.text(url)),
-                    self.prefix(&format!("{ix}.raw"), &format!("{url}|")),
+                    format!("({ix}.{indexed} AND {ix}.raw = {})", self.text(url)),
+                    format!("({ix}.{indexed} AND {})", self.prefix(&format!("{ix}.raw"), &format!("{url}|"))),
                 ];
                 if let Some((t, i)) = target {
                     alts.push(format!("({ix}.target_type = {} AND {ix}.target_id = {})", self.text(t), self.text(i)));
