@@ -867,6 +867,34 @@ crate::on_both!(
     bookings_sent_together_are_each_all_or_nothing,
 );
 
+/// RabbitMQ's management API, through which `cupola provider add` creates users: a
+/// fresh machine's broker has the plugin but not enabled, so the first test to need it
+/// enables it (as `.ci/run` does) and waits for the API to answer.
+async fn management_api() {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            let up = || async { tokio::net::TcpStream::connect("127.0.0.1:15672").await.is_ok() };
+            if up().await {
+                return;
+            }
+            let enabled = tokio::process::Command::new("rabbitmq-plugins")
+                .args(["enable", "--quiet", "rabbitmq_management"])
+                .output()
+                .await
+                .expect("rabbitmq-plugins (RabbitMQ's own tool) enables the management API");
+            assert!(enabled.status.success(), "rabbitmq-plugins enable rabbitmq_management: {enabled:?}");
+            for _ in 0..120 {
+                if up().await {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            panic!("RabbitMQ's management API does not answer on 127.0.0.1:15672 a minute after enabling it");
+        })
+        .await;
+}
+
 /// `cupola provider add`: the provider's broker user reads only its own queue and
 /// writes only to the inbound exchange, under its own name (RabbitMQ checks
 /// `user_id`).
@@ -883,6 +911,7 @@ async fn a_provider_user_reads_only_its_queue_and_writes_only_inbound() {
         amqp_url: BROKER.into(),
         exchange: x.clone(),
     };
+    management_api().await;
     let url = cupola::messaging::cli::provider_add(args).await.expect("management API on 127.0.0.1:15672");
     assert!(url.starts_with(&format!("amqp://{code}:")), "{url}");
     let conn = Connection::connect(&url, ConnectionProperties::default()).await.expect("the provider connects");
