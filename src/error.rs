@@ -207,7 +207,7 @@ fn is_busy(e: &sqlx::Error) -> bool {
 /// The database's code (SQLSTATE on PostgreSQL, the extended result code on SQLite)
 /// of the database error behind `e`, if one is: logged with every internal error,
 /// since it tells a constraint or a race from a broken connection.
-pub fn database_code(e: &anyhow::Error) -> Option<String> {
+fn database_code(e: &anyhow::Error) -> Option<String> {
     e.chain().find_map(|c| c.downcast_ref::<sqlx::Error>().and_then(code_of))
 }
 
