@@ -396,8 +396,14 @@ pub(crate) async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) 
     let id = schedule.strip_prefix("Schedule/").unwrap_or(schedule);
     // Read with the slot when a booking moved it out of the grid (`materialize_slot`).
     let body = current_seen(tx, store.dialect(), "Schedule", id).await?.and_then(|s| s.body);
-    let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
-    Ok(v["actor"].as_array().cloned().unwrap_or_default())
+    // Only `actor` is kept: an agenda's body is mostly its template, skipped unbuilt.
+    #[derive(serde::Deserialize)]
+    struct Actors {
+        #[serde(default)]
+        actor: Vec<Value>,
+    }
+    let actors = body.and_then(|b| serde_json::from_str::<Actors>(&b).ok());
+    Ok(actors.map(|a| a.actor).unwrap_or_default())
 }
 
 fn proposal(

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::names;
-use crate::store::{current_visible, Store, Tx};
+use crate::store::{current_visible, value_of, Store, Tx};
 use crate::{Error, Result};
 
 /// What `$book` is asked to book.
@@ -30,10 +30,6 @@ pub struct Booked {
     pub invoice: Option<Value>,
 }
 
-fn parse(body: Option<String>) -> Result<Value> {
-    Ok(serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?)
-}
-
 /// The appointment `id` as `access` sees it, row-locked for a change.
 async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<Value> {
     let seen = current_visible(tx, "Appointment", id, &access.read("Appointment")).await?;
@@ -43,7 +39,7 @@ async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id:
         }
         Some(_) => {
             let cur = store.current_for_write(tx, "Appointment", id).await?;
-            parse(cur.and_then(|c| c.body))
+            Ok(value_of(cur))
         }
         None => Err(Error::NotFound(format!("Appointment/{id} does not exist"))),
     }
@@ -104,7 +100,7 @@ pub async fn hold(store: &Store, access: &Access, id: &str) -> Result<Value> {
 
 async fn write(store: &Store, tx: &mut Tx, access: &Access, id: &str, body: Value) -> Result<Value> {
     let w = store.update_in(tx, access, "Appointment", id, body, None).await?;
-    parse(w.stored.and_then(|s| s.body))
+    Ok(value_of(w.stored))
 }
 
 /// `Appointment/$book`: books a proposal or hold (by reference) or a proposed
@@ -214,16 +210,11 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
         [] => {
             complete_from_slot(store, tx, &mut body).await?;
             let stored = store.create_in(tx, access, "Appointment", body, None).await?;
-            Ok(Booked { appointment: parse(stored.body)?, created: true, replaced: None, invoice: None })
+            Ok(Booked { appointment: value_of(Some(stored)), created: true, replaced: None, invoice: None })
         }
         [id] => {
             let found = crate::store::current(tx, store.dialect(), "Appointment", id, false).await?;
-            Ok(Booked {
-                appointment: parse(found.and_then(|s| s.body))?,
-                created: false,
-                replaced: None,
-                invoice: None,
-            })
+            Ok(Booked { appointment: value_of(found), created: false, replaced: None, invoice: None })
         }
         _ => Err(Error::PreconditionFailed(format!(
             "{patient} has more than one booking on {}: cancel the extra one",
@@ -243,8 +234,7 @@ async fn complete_from_slot(store: &Store, tx: &mut Tx, a: &mut Value) -> Result
     else {
         return Ok(());
     };
-    let found = store.current_for_write(tx, "Slot", &slot_id).await?.and_then(|s| s.body);
-    let Some(slot) = found.and_then(|b| serde_json::from_str::<Value>(&b).ok()) else {
+    let Some(slot) = store.current_for_write(tx, "Slot", &slot_id).await?.and_then(|s| s.value()) else {
         return Ok(());
     };
     for key in ["start", "end", "serviceType"] {

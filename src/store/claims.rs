@@ -397,5 +397,5 @@ fn holder_of(actor: &crate::access::Actor) -> String {
 }
 
 fn slot_body(slot: &Stored) -> Value {
-    slot.body.as_deref().and_then(|b| serde_json::from_str(b).ok()).unwrap_or(Value::Null)
+    slot.value().unwrap_or(Value::Null)
 }

@@ -84,6 +84,7 @@ impl NewResource {
             last_updated: self.now,
             deleted: false,
             body: Some(self.body),
+            written: None,
         }
     }
 }

@@ -18,8 +18,8 @@ use sqlx::{Executor, Row};
 
 use rust_decimal::Decimal;
 
+use super::resources::value_of as body_of;
 use super::resources::{restricted, stored_from_row};
-use super::tickets::body_of;
 use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::billing;

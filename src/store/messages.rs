@@ -11,9 +11,7 @@ use crate::fhir::names;
 use crate::messaging::{self, Destination, Event};
 use crate::Result;
 
-fn body_of(s: Option<super::Stored>) -> Value {
-    s.and_then(|s| s.body).and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null)
-}
+use super::resources::value_of as body_of;
 
 /// The id-part of `Type/id` references in `list` (a reference or an array of them).
 fn ids<'a>(v: &'a Value, prefix: &str) -> Vec<&'a str> {

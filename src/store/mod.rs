@@ -17,7 +17,7 @@ mod pool;
 mod prescriptions;
 mod resources;
 mod versions;
-pub(crate) use resources::{current, current_seen, current_visible, seen_ahead, version_of};
+pub(crate) use resources::{current, current_seen, current_visible, seen_ahead, value_of, version_of};
 mod payments;
 mod schema;
 mod search;

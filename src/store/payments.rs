@@ -14,7 +14,8 @@ use crate::fhir::names;
 use crate::messaging::Event;
 use crate::Result;
 
-use super::tickets::{body_of, unprocessable, Line, TicketRow};
+use super::resources::value_of as body_of;
+use super::tickets::{unprocessable, Line, TicketRow};
 
 impl Store {
     /// `remittance-<point>-<day>` and its identifier, for a payment at `now`.

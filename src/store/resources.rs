@@ -2,6 +2,8 @@
 //! Each write runs inside the caller's transaction, so a transaction Bundle is all
 //! or nothing.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
@@ -21,6 +23,33 @@ pub struct Stored {
     pub deleted: bool,
     /// The resource as served (with `meta`); `None` for a deletion.
     pub body: Option<String>,
+    /// `body` as a value with its index rows, when this process wrote this version:
+    /// the transaction that wrote it reads it back (a slot turning busy, the booking's
+    /// ticket and messages) without parsing and extracting the text again.
+    pub(crate) written: Option<Arc<Written>>,
+}
+
+/// A version as this process wrote it: the body as a value, and the index rows
+/// extracted from it (those the database holds for this version).
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub value: Value,
+    pub rows: Vec<cupola_search::IndexRow>,
+}
+
+impl Stored {
+    /// The body as a value (`None` for a deletion).
+    pub fn value(&self) -> Option<Value> {
+        match &self.written {
+            Some(w) => Some(w.value.clone()),
+            None => self.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+        }
+    }
+}
+
+/// The body of `stored` as a value; `null` when there is none (not found, deleted).
+pub(crate) fn value_of(stored: Option<Stored>) -> Value {
+    stored.and_then(|s| s.value()).unwrap_or(Value::Null)
 }
 
 /// What a write did.
@@ -65,6 +94,7 @@ pub(crate) fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
         last_updated: row.try_get("last_updated")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
         body: row.try_get("body")?,
+        written: None,
     })
 }
 
@@ -366,7 +396,7 @@ impl Store {
         }
         let mut resource = resource;
         if res_type == "Appointment" {
-            let old = if cur.deleted { None } else { body_of(&cur) };
+            let old = if cur.deleted { None } else { cur.value() };
             self.appointment_write(tx, access, id, old.as_ref(), Some(&mut resource)).await?;
         }
         if res_type == "ServiceRequest" {
@@ -402,7 +432,7 @@ impl Store {
                     self.refuse_if_booked(tx, id).await?;
                 }
                 if res_type == "Appointment" {
-                    self.appointment_write(tx, access, id, body_of(&cur).as_ref(), None).await?;
+                    self.appointment_write(tx, access, id, cur.value().as_ref(), None).await?;
                 }
                 if res_type == "PaymentNotice" {
                     self.recorded_payment_unchanged(tx, id).await?;
@@ -429,9 +459,4 @@ impl Store {
             None => Ok(()),
         }
     }
-}
-
-/// The parsed body of a stored version (`None` for a deletion).
-fn body_of(st: &Stored) -> Option<Value> {
-    st.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
 }

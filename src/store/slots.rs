@@ -79,6 +79,7 @@ impl GridSlot {
             last_updated: self.created,
             deleted: false,
             body: Some(self.body.to_string()),
+            written: None,
         }
     }
 }
@@ -172,6 +173,7 @@ async fn grid_find_with_schedule(
             last_updated: row.try_get("sched_updated")?,
             deleted: row.try_get::<i64, _>("sched_deleted")? != 0,
             body: row.try_get("sched_body")?,
+            written: None,
         }),
         None => None,
     };

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
+use super::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, InvoiceFacts, LineFacts};
 use crate::booking::rules::{self, AppointmentFacts};
@@ -67,9 +67,7 @@ pub(super) fn unprocessable(expression: &str, diagnostics: impl Into<String>) ->
     Error::Unprocessable(vec![Issue::error("business-rule", Some(expression.to_string()), diagnostics)])
 }
 
-pub(super) fn body_of(s: Option<Stored>) -> Value {
-    s.and_then(|s| s.body).and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null)
-}
+use super::resources::value_of as body_of;
 
 impl Store {
     /// The ticket line of a booking (the appointment's first `booked`, by a booking

@@ -6,6 +6,7 @@
 use cupola_search::{IndexRow, Registry};
 use serde_json::Value;
 
+use super::resources::Written;
 use super::{execute_all, into_arguments, now_micros, Bind, Dialect, Sql, Store, Stored, Tx};
 use crate::fhir::meta;
 use crate::{Error, Result};
@@ -87,11 +88,16 @@ impl Store {
         let version = cur.version + 1;
         // The index rows the version replaced, from its body: only the parameters whose
         // rows change are rewritten (a slot turning busy rewrites its `status` alone).
-        let old_rows = match (&resource, &cur.body) {
-            (Some(_), Some(b)) => {
-                serde_json::from_str::<Value>(b).ok().map(|v| self.registry.extract(&cur.res_type, &v))
+        let extracted;
+        let old_rows: Option<&[IndexRow]> = match (&resource, &cur.written, &cur.body) {
+            (None, _, _) => None,
+            // Written by this process: its rows are at hand.
+            (Some(_), Some(w), _) => Some(&w.rows),
+            (Some(_), None, Some(b)) => {
+                extracted = serde_json::from_str::<Value>(b).ok().map(|v| self.registry.extract(&cur.res_type, &v));
+                extracted.as_deref()
             }
-            _ => None,
+            (Some(_), None, None) => None,
         };
         let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
         // The new version's statements (none for a deletion).
@@ -105,7 +111,7 @@ impl Store {
                 now,
                 method,
                 r,
-                old_rows.as_deref(),
+                old_rows,
             )?),
             None => None,
         };
@@ -151,7 +157,7 @@ impl Store {
                     .bind(Option::<String>::None)
                     .execute(&mut **tx)
                     .await?;
-                Stored { version, last_updated: now, deleted: true, body: None, ..cur.clone() }
+                Stored { version, last_updated: now, deleted: true, body: None, written: None, ..cur.clone() }
             }
         };
         tx.hold(&cur.res_type, &cur.id, stored.clone());
@@ -217,6 +223,7 @@ pub fn version_statements(
         Some(old) => registry.index_changes(pk, res_type, old, &rows),
         None => registry.index_inserts(pk, res_type, &rows, Dialect::Postgres),
     });
+    let written = Some(std::sync::Arc::new(Written { value: resource, rows }));
     let stored = Stored {
         pk,
         res_type: res_type.to_string(),
@@ -225,6 +232,7 @@ pub fn version_statements(
         last_updated: now,
         deleted: false,
         body: Some(body),
+        written,
     };
     Ok((stored, statements))
 }

@@ -145,6 +145,19 @@ pub(crate) async fn slot_status(app: &TestApp, id: &str) -> String {
     app.get_json(&format!("Slot/{id}"), 200).await["status"].as_str().unwrap_or_default().to_string()
 }
 
+/// The statuses under which a search finds slot `id` (free or busy): what its index
+/// rows say, where `slot_status` reads its body.
+async fn slot_found_as(app: &TestApp, id: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    for status in ["free", "busy"] {
+        let bundle = app.get_json(&format!("Slot?_id={id}&status={status}"), 200).await;
+        if bundle["entry"].as_array().is_some_and(|e| !e.is_empty()) {
+            out.push(status);
+        }
+    }
+    out
+}
+
 pub(crate) fn counter() -> As {
     As::booking_point("bp-genova")
 }
@@ -171,6 +184,8 @@ async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend)
     let by = with(&booked["extension"], "url", &format!("{BASE}/StructureDefinition/booked-by"));
     assert!(by.to_string().contains("\"counter\"") && by.to_string().contains("Organization/bp-genova"), "{by}");
     assert_eq!(slot_status(&app, free).await, "busy");
+    // Moved out of the agenda's grid and turned busy in one transaction: found as busy only.
+    assert_eq!(slot_found_as(&app, free).await, ["busy"]);
 
     // A client's retry gets the same booking.
     let (status, again) = book_at_counter(&app, proposal(free, "p1", Some("sr-d")), None).await;
@@ -230,6 +245,7 @@ async fn book_retry_cancel_and_the_same_rules_for_plain_writes(backend: Backend)
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(cancelled["cancelationReason"]["text"], "patient request");
     assert_eq!(slot_status(&app, free).await, "free");
+    assert_eq!(slot_found_as(&app, free).await, ["free"]);
     let history = app.get_json(&format!("Appointment/{id}/_history"), 200).await;
     let statuses: Vec<&str> = history["entry"]
         .as_array()
