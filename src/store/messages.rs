@@ -5,13 +5,12 @@
 
 use serde_json::Value;
 
+use super::resources::value_of as body_of;
 use super::{current, current_seen, new_id, now_micros, outbox::Outgoing, seen_ahead, Store, Tx};
 use crate::booking::rules;
 use crate::fhir::names;
 use crate::messaging::{self, Destination, Event};
 use crate::Result;
-
-use super::resources::value_of as body_of;
 
 /// The id-part of `Type/id` references in `list` (a reference or an array of them).
 fn ids<'a>(v: &'a Value, prefix: &str) -> Vec<&'a str> {

@@ -12,6 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::resources::value_of as body_of;
 use super::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, InvoiceFacts, LineFacts};
@@ -66,8 +67,6 @@ pub(super) struct Line {
 pub(super) fn unprocessable(expression: &str, diagnostics: impl Into<String>) -> Error {
     Error::Unprocessable(vec![Issue::error("business-rule", Some(expression.to_string()), diagnostics)])
 }
-
-use super::resources::value_of as body_of;
 
 impl Store {
     /// The ticket line of a booking (the appointment's first `booked`, by a booking
