@@ -71,14 +71,9 @@ pub enum IndexValue {
 pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
     let ctx = Ctx { root: res, rtype };
     let this = [Item::Node { v: res, ty: None }];
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    let mut push = |row: IndexRow| {
-        if seen.insert(row.clone()) {
-            out.push(row);
-        }
-    };
+    let mut rows = Rows::default();
     for def in defs.of_type(rtype) {
+        rows.next_param();
         // A narrowing parameter is searched in the rows of the ones it narrows.
         if TABLE_PARAMS.contains(&def.code.as_str()) || defs.narrowed(rtype, &def.code).is_some() {
             continue;
@@ -104,7 +99,7 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
                     }
                     for (ci, vals) in parts.into_iter().enumerate() {
                         for value in vals {
-                            push(IndexRow { param: format!("{}${ci}", def.code), group: g as i64 + 1, value });
+                            rows.push(IndexRow { param: format!("{}${ci}", def.code), group: g as i64 + 1, value });
                         }
                     }
                 }
@@ -115,7 +110,7 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
                     for (key, name) in [("latitude", "near$lat"), ("longitude", "near$long")] {
                         if let Some(d) = v.get(key).and_then(decimal_of) {
                             let value = IndexValue::Number { lo: scaled_floor(d), hi: scaled_ceil(d) };
-                            push(IndexRow { param: name.to_string(), group: g as i64 + 1, value });
+                            rows.push(IndexRow { param: name.to_string(), group: g as i64 + 1, value });
                         }
                     }
                 }
@@ -123,11 +118,50 @@ pub(crate) fn extract(defs: &Defs, rtype: &str, res: &Value) -> Vec<IndexRow> {
             kind => {
                 for item in &items {
                     for value in values(kind, item) {
-                        push(IndexRow { param: def.code.clone(), group: 0, value });
+                        rows.push(IndexRow { param: def.code.clone(), group: 0, value });
                     }
                 }
             }
         }
     }
-    out
+    rows.out
+}
+
+/// Rows at most this many for one parameter are looked through for a repeat; past
+/// it (a CodeSystem's `code` has thousands) a set is built.
+const SCAN_MAX: usize = 32;
+
+/// A resource's index rows, each once. Rows of different parameters never repeat one
+/// another, so a row is looked for among its own parameter's only, without hashing
+/// and copying every row into a set as a set of all the rows would.
+#[derive(Default)]
+struct Rows {
+    out: Vec<IndexRow>,
+    /// Where the current parameter's rows start in `out`.
+    from: usize,
+    /// The current parameter's rows, once they are more than `SCAN_MAX`.
+    seen: HashSet<IndexRow>,
+}
+
+impl Rows {
+    fn next_param(&mut self) {
+        self.from = self.out.len();
+        self.seen.clear();
+    }
+
+    fn push(&mut self, row: IndexRow) {
+        let own = &self.out[self.from..];
+        if own.len() < SCAN_MAX {
+            if !own.contains(&row) {
+                self.out.push(row);
+            }
+            return;
+        }
+        if self.seen.is_empty() {
+            self.seen.extend(own.iter().cloned());
+        }
+        if self.seen.insert(row.clone()) {
+            self.out.push(row);
+        }
+    }
 }

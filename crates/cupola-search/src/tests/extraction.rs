@@ -206,3 +206,23 @@ fn narrowing_parameters_have_no_rows_of_their_own() {
     assert_eq!(rows_of(&rows, "entity").len(), 1);
     assert!(rows_of(&rows, "patient").is_empty());
 }
+
+#[test]
+fn each_row_once_in_the_order_found_with_few_values_or_many() {
+    // Few values: the same identifier twice gives one row.
+    let id = json!({"system": "urn:x", "value": "1"});
+    let p = json!({"resourceType": "Patient", "identifier": [id, {"system": "urn:x", "value": "2"}, id]});
+    let rows = registry().extract("Patient", &p);
+    assert_eq!(tokens(&rows, "identifier"), vec![token(Some("urn:x"), "1"), token(Some("urn:x"), "2")]);
+    // Many values (past the scan, into the set): 80 codes, each given twice, in order.
+    let codes: Vec<String> = (0..80).map(|n| format!("c{n}")).collect();
+    let concept: Vec<Value> = codes.iter().chain(codes.iter()).map(|c| json!({"code": c})).collect();
+    let cs = json!({"resourceType": "CodeSystem", "url": "urn:cs", "status": "active", "content": "complete", "concept": concept});
+    let rows = registry().extract("CodeSystem", &cs);
+    let found: Vec<String> = tokens(&rows, "code").into_iter().filter_map(|(_, c)| c).collect();
+    assert_eq!(found, codes);
+    let mut all = rows.clone();
+    all.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    all.dedup();
+    assert_eq!(all.len(), rows.len(), "no row twice");
+}
