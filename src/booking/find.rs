@@ -19,7 +19,7 @@ use super::rules::{self, RequestFacts};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::{meta, names};
-use crate::store::{current, current_seen, now_micros, Store, Tx};
+use crate::store::{current, current_seen, now_micros, value_of, Store, Tx};
 use crate::{Error, Result};
 
 /// What `$find` was asked.
@@ -76,10 +76,7 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
         ));
     }
     let patient = match &req.patient {
-        Some(p) => current(&mut tx, store.dialect(), "Patient", p, false)
-            .await?
-            .and_then(|s| s.body)
-            .and_then(|b| serde_json::from_str::<Value>(&b).ok()),
+        Some(p) => current(&mut tx, store.dialect(), "Patient", p, false).await?.and_then(|s| s.value()),
         None => None,
     };
     let district = req
@@ -194,8 +191,7 @@ async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) ->
         if !store.search_ids_in(tx, &Access::gateway(), "Appointment", &booked, 1).await?.is_empty() {
             continue;
         }
-        let body = current(tx, store.dialect(), "ServiceRequest", &id, false).await?.and_then(|s| s.body);
-        let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+        let v = value_of(current(tx, store.dialect(), "ServiceRequest", &id, false).await?);
         out.push((RequestFacts::of(&id, &v, &base), v));
     }
     if out.is_empty() {
@@ -264,8 +260,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
             return Ok(f);
         }
     }
-    let body = current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?.and_then(|s| s.body);
-    let cs: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+    let cs = value_of(current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?);
     let mut map = HashMap::new();
     for c in cs["concept"].as_array().into_iter().flatten() {
         let prop = |name: &str| {
@@ -356,8 +351,7 @@ async fn rank_by_distance(store: &Store, tx: &mut Tx, slots: &mut [Value], origi
         if distance.contains_key(&loc) {
             continue;
         }
-        let body = current(tx, store.dialect(), "Location", &loc, false).await?.and_then(|l| l.body);
-        let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        let v = value_of(current(tx, store.dialect(), "Location", &loc, false).await?);
         if let (Some(lat), Some(lon)) = (v["position"]["latitude"].as_f64(), v["position"]["longitude"].as_f64()) {
             distance.insert(loc, km(origin, (lat, lon)));
         }

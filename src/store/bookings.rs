@@ -41,11 +41,9 @@ impl Store {
         let Some(slot_id) = a.slots.first() else {
             return Ok(());
         };
-        let parse =
-            |b: Option<String>| -> Value { b.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or(Value::Null) };
         let slot = match slot {
             Some(s) => s.clone(),
-            None => parse(current(tx, self.dialect, "Slot", slot_id, false).await?.and_then(|s| s.body)),
+            None => super::value_of(current(tx, self.dialect, "Slot", slot_id, false).await?),
         };
         let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
             return Ok(());
@@ -62,7 +60,7 @@ impl Store {
         let now = now_micros();
         let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
         if let Some(sr) = a.requests.first() {
-            let body = parse(current(tx, self.dialect, "ServiceRequest", sr, false).await?.and_then(|s| s.body));
+            let body = super::value_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?);
             let r = RequestFacts::of(sr, &body, &base);
             class = class.or(r.class.clone());
             first_access = access_type(&body, &base, &facts, &r) != "follow-up";

@@ -158,14 +158,13 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let found = super::current_seen(tx, self.dialect, "ServiceRequest", id).await?;
-            let Some(body) = found.and_then(|s| s.body) else {
+            let Some(v) = found.and_then(|s| s.value()) else {
                 return Err(Error::Unprocessable(vec![Issue::error(
                     "not-found",
                     Some("Appointment.basedOn".into()),
                     format!("ServiceRequest/{id} does not exist"),
                 )]));
             };
-            let v: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
             out.push(RequestFacts::of(id, &v, &self.settings.base));
         }
         Ok(out)

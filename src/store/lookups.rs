@@ -18,7 +18,7 @@ use sqlx::{Executor, Row};
 
 use rust_decimal::Decimal;
 
-use super::resources::value_of as body_of;
+use super::resources::value_of;
 use super::resources::{restricted, stored_from_row};
 use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
@@ -282,7 +282,7 @@ impl Store {
 fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Option<(Decimal, String)> {
     let day = day.to_string();
     for stored in found {
-        let cid = body_of(Some(stored));
+        let cid = value_of(Some(stored));
         if !in_force(&cid["effectivePeriod"], &day) {
             continue;
         }
@@ -305,7 +305,7 @@ fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Ve
     let day = day.to_string();
     let mut codes = Vec::new();
     for stored in found {
-        let c = body_of(Some(stored));
+        let c = value_of(Some(stored));
         if c["status"] != "active" || !in_force(&c["period"], &day) {
             continue;
         }

@@ -298,8 +298,7 @@ impl Store {
             }
         };
         let Some(org) = org else { return Ok(None) };
-        let body = super::current(&mut tx, self.dialect, "Organization", &org, false).await?.and_then(|s| s.body);
-        let v: serde_json::Value = body.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        let v = super::value_of(super::current(&mut tx, self.dialect, "Organization", &org, false).await?);
         Ok(super::messages::provider_code(&v, &self.settings.base).map(|c| (org, c)))
     }
 }

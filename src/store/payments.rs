@@ -14,7 +14,7 @@ use crate::fhir::names;
 use crate::messaging::Event;
 use crate::Result;
 
-use super::resources::value_of as body_of;
+use super::resources::value_of;
 use super::tickets::{unprocessable, Line, TicketRow};
 
 impl Store {
@@ -109,7 +109,7 @@ impl Store {
         let Some(cur) = current(tx, self.dialect, "PaymentReconciliation", &rid, true).await? else {
             return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
         };
-        let mut r = body_of(Some(cur.clone()));
+        let mut r = value_of(Some(cur.clone()));
         let mut lines: Vec<Value> = r["detail"].as_array().cloned().unwrap_or_default();
         lines.push(line);
         let total: Decimal = lines.iter().filter_map(|l| billing::amount_of(&l["amount"])).sum();

@@ -173,6 +173,11 @@ pub struct Tx {
     mark: Option<Mark>,
 }
 
+/// Resources a transaction keeps as values with their index rows (`Stored::written`):
+/// a booking holds about ten; a catalog import thousands, whose values would weigh
+/// several times their text.
+const KEEP_WRITTEN: usize = 64;
+
 /// What `Tx::undo` puts back besides the database's own state. `seen` is not kept:
 /// it is only a cache, emptied by `undo`.
 struct Mark {
@@ -274,8 +279,15 @@ impl Tx {
         self.seen.get(&(res_type.to_string(), id.to_string()))
     }
 
-    /// Records `res_type/id` as read or just written (`None`: not there).
-    pub(crate) fn saw(&mut self, res_type: &str, id: &str, state: Option<super::Stored>) {
+    /// Records `res_type/id` as read or just written (`None`: not there). Past
+    /// [`KEEP_WRITTEN`] resources (a bulk import in one transaction) only their text is
+    /// kept, not also their values and index rows.
+    pub(crate) fn saw(&mut self, res_type: &str, id: &str, mut state: Option<super::Stored>) {
+        if self.seen.len() >= KEEP_WRITTEN {
+            if let Some(s) = state.as_mut() {
+                s.written = None;
+            }
+        }
         let key = (res_type.to_string(), id.to_string());
         self.versions.remove(&key);
         self.seen.insert(key, state);

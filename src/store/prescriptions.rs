@@ -90,8 +90,7 @@ impl Store {
             if other == id {
                 continue;
             }
-            let body = current(tx, self.dialect, "ServiceRequest", &other, false).await?.and_then(|s| s.body);
-            let v: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+            let v = super::value_of(current(tx, self.dialect, "ServiceRequest", &other, false).await?);
             if branch_of(&v).as_deref() == Some(branch.as_str()) {
                 same += 1;
             }
@@ -118,8 +117,7 @@ impl Store {
         else {
             return Ok(());
         };
-        let body = current(tx, self.dialect, "Appointment", appointment, false).await?.and_then(|s| s.body);
-        let a: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        let a = super::value_of(current(tx, self.dialect, "Appointment", appointment, false).await?);
         let base = self.settings.base.clone();
         let within = crate::booking::rules::extension(&a, &crate::fhir::names::structure(&base, "within-guarantee"))
             .and_then(|e| e["valueBoolean"].as_bool())
@@ -128,8 +126,7 @@ impl Store {
         let (true, Some(request)) = (within, request) else {
             return Ok(());
         };
-        let body = current(tx, self.dialect, "ServiceRequest", request, false).await?.and_then(|s| s.body);
-        let sr: Value = serde_json::from_str(body.as_deref().unwrap_or("null")).unwrap_or(Value::Null);
+        let sr = super::value_of(current(tx, self.dialect, "ServiceRequest", request, false).await?);
         let Some(nre) = sr["requisition"]["value"].as_str() else {
             return Ok(());
         };
