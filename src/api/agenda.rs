@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::context::{operation_parameters, Body};
+use super::context::operation_parameters;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply};
 use crate::access::Rule;
 use crate::auth::{Interaction, Role};

@@ -8,7 +8,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::booking::{only, parameters, text};
-use super::context::Body;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply, Touched};
 use crate::auth::Interaction;
 use crate::billing;

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::context::{parameters_body, Body};
+use super::context::parameters_body;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply, Touched};
 use crate::auth::Interaction;
 use crate::booking::{self, BookRequest};

@@ -1,8 +1,7 @@
 //! What every FHIR handler needs from the request besides its path: the query pairs,
 //! the headers it reads, the negotiated output format; and how it answers.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -231,29 +230,6 @@ impl Reply {
             }
         }
         resp
-    }
-}
-
-/// The request body, with our own errors: over the size limit → 413, unreadable → 400.
-pub struct Body(pub Bytes);
-
-impl<S: Send + Sync> FromRequest<S> for Body {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(error_response(
-                Error::PayloadTooLarge(
-                    "the request body is larger than the configured limit (--max-body-bytes)".into(),
-                ),
-                Output::default(),
-            )),
-            Err(rej) => Err(error_response(
-                Error::invalid("structure", None, format!("the request body could not be read: {rej}")),
-                Output::default(),
-            )),
-        }
     }
 }
 

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::context::Body;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply};
 use crate::auth::Interaction;
 use crate::fhir::check::At;
@@ -68,7 +68,7 @@ fn write_reply(s: &AppState, ctx: &Ctx, status: StatusCode, st: &Stored) -> Resu
 
 /// The answer to a read: the body, shaped by `_elements`/`_summary`.
 fn read_reply(s: &AppState, ctx: &Ctx, st: &Stored) -> Result<Reply> {
-    let Some(body) = st.body.as_deref() else {
+    let Some(body) = st.checked_body()? else {
         return Err(Error::Gone(format!("{}/{} was deleted", st.res_type, st.id)));
     };
     let param = |name: &str| ctx.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -120,10 +120,9 @@ pub async fn read(State(s): State<AppState>, Path((res_type, id)): Path<(String,
 
 /// An Invoice as the plain-text receipt a counter prints (`_format=text`).
 async fn receipt_reply(s: &AppState, st: &Stored) -> Result<Reply> {
-    let Some(body) = st.body.as_deref() else {
+    let Some(invoice) = st.value()? else {
         return Err(Error::Gone(format!("{}/{} was deleted", st.res_type, st.id)));
     };
-    let invoice: serde_json::Value = serde_json::from_str(body).map_err(anyhow::Error::from)?;
     let text = crate::billing::receipt_of(&s.store, &invoice).await?;
     Ok(Reply::new(StatusCode::OK)
         .header(header::ETAG, meta::etag(st.version))

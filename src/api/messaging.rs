@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::context::Body;
+use super::limit::Body;
 use super::{AppState, Ctx};
 use crate::fhir::codec;
 use crate::messaging::inbound::{self, Sender};

@@ -10,6 +10,7 @@ mod entries;
 mod guard;
 mod health;
 mod history;
+mod limit;
 mod messaging;
 mod search;
 mod terminology;
@@ -104,7 +105,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(health::ready))
         .fallback(health::unknown_path)
         .method_not_allowed_fallback(health::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
+        // Our own limit (see `limit`): axum's would answer before the body is read.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(limit, limit::oversize))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(health::panic_response))
         .layer(cors)
         .with_state(state)

@@ -5,8 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::context::Body;
 use super::crud::served;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply, Touched};
 use crate::access::Access;
 use crate::auth::Interaction;

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::context::{operation_parameters, Body};
+use super::context::operation_parameters;
+use super::limit::Body;
 use super::{AppState, Ctx, Reply};
 use crate::auth::Interaction;
 use crate::fhir::codec;

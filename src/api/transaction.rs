@@ -8,8 +8,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::context::Body;
 use super::entries::{local_target, parse_bundle, parse_entry, EntryOp, Op};
+use super::limit::Body;
 use super::{AppState, Ctx, Reply};
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::check::At;

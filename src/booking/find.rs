@@ -76,7 +76,9 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
         ));
     }
     let patient = match &req.patient {
-        Some(p) => current(&mut tx, store.dialect(), "Patient", p, false).await?.and_then(|s| s.value()),
+        Some(p) => {
+            current(&mut tx, store.dialect(), "Patient", p, false).await?.map(|s| s.value()).transpose()?.flatten()
+        }
         None => None,
     };
     let district = req
@@ -191,7 +193,7 @@ async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) ->
         if !store.search_ids_in(tx, &Access::gateway(), "Appointment", &booked, 1).await?.is_empty() {
             continue;
         }
-        let v = value_of(current(tx, store.dialect(), "ServiceRequest", &id, false).await?);
+        let v = value_of(current(tx, store.dialect(), "ServiceRequest", &id, false).await?)?;
         out.push((RequestFacts::of(&id, &v, &base), v));
     }
     if out.is_empty() {
@@ -260,7 +262,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
             return Ok(f);
         }
     }
-    let cs = value_of(current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?);
+    let cs = value_of(current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?)?;
     let mut map = HashMap::new();
     for c in cs["concept"].as_array().into_iter().flatten() {
         let prop = |name: &str| {
@@ -351,7 +353,7 @@ async fn rank_by_distance(store: &Store, tx: &mut Tx, slots: &mut [Value], origi
         if distance.contains_key(&loc) {
             continue;
         }
-        let v = value_of(current(tx, store.dialect(), "Location", &loc, false).await?);
+        let v = value_of(current(tx, store.dialect(), "Location", &loc, false).await?)?;
         if let (Some(lat), Some(lon)) = (v["position"]["latitude"].as_f64(), v["position"]["longitude"].as_f64()) {
             distance.insert(loc, km(origin, (lat, lon)));
         }

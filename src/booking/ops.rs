@@ -39,7 +39,7 @@ async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id:
         }
         Some(_) => {
             let cur = store.current_for_write(tx, "Appointment", id).await?;
-            Ok(value_of(cur))
+            value_of(cur)
         }
         None => Err(Error::NotFound(format!("Appointment/{id} does not exist"))),
     }
@@ -100,7 +100,7 @@ pub async fn hold(store: &Store, access: &Access, id: &str) -> Result<Value> {
 
 async fn write(store: &Store, tx: &mut Tx, access: &Access, id: &str, body: Value) -> Result<Value> {
     let w = store.update_in(tx, access, "Appointment", id, body, None).await?;
-    Ok(value_of(w.stored))
+    value_of(w.stored)
 }
 
 /// `Appointment/$book`: books a proposal or hold (by reference) or a proposed
@@ -210,11 +210,11 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
         [] => {
             complete_from_slot(store, tx, &mut body).await?;
             let stored = store.create_in(tx, access, "Appointment", body, None).await?;
-            Ok(Booked { appointment: value_of(Some(stored)), created: true, replaced: None, invoice: None })
+            Ok(Booked { appointment: value_of(Some(stored))?, created: true, replaced: None, invoice: None })
         }
         [id] => {
             let found = crate::store::current(tx, store.dialect(), "Appointment", id, false).await?;
-            Ok(Booked { appointment: value_of(found), created: false, replaced: None, invoice: None })
+            Ok(Booked { appointment: value_of(found)?, created: false, replaced: None, invoice: None })
         }
         _ => Err(Error::PreconditionFailed(format!(
             "{patient} has more than one booking on {}: cancel the extra one",
@@ -234,7 +234,8 @@ async fn complete_from_slot(store: &Store, tx: &mut Tx, a: &mut Value) -> Result
     else {
         return Ok(());
     };
-    let Some(slot) = store.current_for_write(tx, "Slot", &slot_id).await?.and_then(|s| s.value()) else {
+    let Some(slot) = store.current_for_write(tx, "Slot", &slot_id).await?.map(|s| s.value()).transpose()?.flatten()
+    else {
         return Ok(());
     };
     for key in ["start", "end", "serviceType"] {

@@ -29,7 +29,7 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
     for id in store.expired_holds(now, BATCH).await? {
         let mut tx = store.begin().await?;
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
-        let body = cur.and_then(|c| c.value());
+        let body = cur.map(|c| c.value()).transpose()?.flatten();
         if let Some(mut body) = body.filter(|b| b["status"] == "pending") {
             body["status"] = json!("cancelled");
             body["cancelationReason"] = json!({"text": "hold expired"});
@@ -42,7 +42,7 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
         let mut tx = store.begin().await?;
         store.forget_proposal(&mut tx, &id).await?;
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
-        let body = cur.and_then(|c| c.value());
+        let body = cur.map(|c| c.value()).transpose()?.flatten();
         // A proposal since held or booked is no longer one.
         if body.is_some_and(|b| b["status"] == "proposed") {
             store.delete_in(&mut tx, &gateway, "Appointment", &id).await?;

@@ -114,7 +114,7 @@ impl Bundle {
                 None => out.push_str(&m),
                 Some(r) => {
                     let text = match r {
-                        Res::Raw(s) => s.clone(),
+                        Res::Raw(s) => checked_raw(s)?,
                         Res::Value(v) => serde_json::to_string(v).map_err(anyhow::Error::from)?,
                     };
                     out.push_str(&m[..m.len() - 1]);
@@ -138,6 +138,18 @@ impl Bundle {
         }
         render(&self.to_value()?, out)
     }
+}
+
+/// A stored body spliced into a Bundle, once checked to be JSON: a version that
+/// does not parse fails the request (500) instead of breaking the Bundle's text.
+/// Stored bodies begin with their type, id and `meta.versionId`, which the log shows.
+fn checked_raw(s: &str) -> Result<String> {
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(s) {
+        let head: String = s.chars().take(120).collect();
+        tracing::error!(error = %e, stored = %head, "a stored version does not parse as JSON");
+        return Err(anyhow::anyhow!("a stored version does not parse ({e}): {head}").into());
+    }
+    Ok(s.to_string())
 }
 
 #[cfg(test)]

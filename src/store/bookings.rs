@@ -43,7 +43,7 @@ impl Store {
         };
         let slot = match slot {
             Some(s) => s.clone(),
-            None => super::value_of(current(tx, self.dialect, "Slot", slot_id, false).await?),
+            None => super::value_of(current(tx, self.dialect, "Slot", slot_id, false).await?)?,
         };
         let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
             return Ok(());
@@ -60,7 +60,7 @@ impl Store {
         let now = now_micros();
         let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
         if let Some(sr) = a.requests.first() {
-            let body = super::value_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?);
+            let body = super::value_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?)?;
             let r = RequestFacts::of(sr, &body, &base);
             class = class.or(r.class.clone());
             first_access = access_type(&body, &base, &facts, &r) != "follow-up";

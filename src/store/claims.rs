@@ -91,7 +91,7 @@ impl Store {
                     format!("Slot/{slot_id} does not exist"),
                 )]));
             };
-            let facts = SlotFacts::of(slot_id, &slot_body(&slot), &base);
+            let facts = SlotFacts::of(slot_id, &slot_body(&slot)?, &base);
             if let Some(n) = &new_f {
                 // A place already held by this appointment is not checked again.
                 if !before.contains(slot_id) {
@@ -108,7 +108,7 @@ impl Store {
             }
             self.sync_slot_status(tx, &slot, live + 1).await?;
             if first_claimed.is_none() && new_f.as_ref().and_then(|n| n.slots.first()) == Some(slot_id) {
-                first_claimed = Some(slot_body(&slot));
+                first_claimed = Some(slot_body(&slot)?);
             }
         }
         let status_changed = old_f.as_ref().map(|o| o.status.as_str()) != new_f.as_ref().map(|n| n.status.as_str());
@@ -158,7 +158,7 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let found = super::current_seen(tx, self.dialect, "ServiceRequest", id).await?;
-            let Some(v) = found.and_then(|s| s.value()) else {
+            let Some(v) = found.map(|s| s.value()).transpose()?.flatten() else {
                 return Err(Error::Unprocessable(vec![Issue::error(
                     "not-found",
                     Some("Appointment.basedOn".into()),
@@ -234,7 +234,7 @@ impl Store {
     /// `free` ↔ `busy` as the slot fills and empties, given the places now taken (a
     /// closed or tentative slot is left as it is).
     async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, live: i64) -> Result<()> {
-        let body = slot_body(slot);
+        let body = slot_body(slot)?;
         let facts = SlotFacts::of(&slot.id, &body, &self.settings.base);
         let wanted = match facts.status.as_str() {
             "free" if live >= facts.capacity => "busy",
@@ -395,6 +395,6 @@ fn holder_of(actor: &crate::access::Actor) -> String {
     format!("{}|{}", actor.org.as_deref().unwrap_or("-"), actor.sub)
 }
 
-fn slot_body(slot: &Stored) -> Value {
-    slot.value().unwrap_or(Value::Null)
+fn slot_body(slot: &Stored) -> Result<Value> {
+    Ok(slot.value()?.unwrap_or(Value::Null))
 }

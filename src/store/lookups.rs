@@ -239,7 +239,7 @@ impl Store {
     ) -> Result<Option<(Decimal, String)>> {
         let system = names::catalog_system(&self.settings.base);
         let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
-        Ok(tariff_in(found, day))
+        tariff_in(found, day)
     }
 
     /// The exemption codes on `patient`'s active Coverages in force on `day`.
@@ -253,7 +253,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
-        Ok(exemptions_in(found, &self.settings.billing.exemptions.system, day))
+        exemptions_in(found, &self.settings.billing.exemptions.system, day)
     }
 
     /// [`Store::tariff_of`] and [`Store::exemption_codes`] together, as a booking's
@@ -272,17 +272,17 @@ impl Store {
         }
         let (tariffs, coverages): (Vec<Stored>, Vec<Stored>) =
             self.looked_up(tx, &lookups).await?.into_iter().partition(|s| s.res_type == "ChargeItemDefinition");
-        let exemptions = exemptions_in(coverages, &self.settings.billing.exemptions.system, day);
-        Ok((tariff_in(tariffs, day), exemptions))
+        let exemptions = exemptions_in(coverages, &self.settings.billing.exemptions.system, day)?;
+        Ok((tariff_in(tariffs, day)?, exemptions))
     }
 }
 
 /// The first of `found` (ChargeItemDefinitions, oldest first) in force on `day` with
 /// a base price: its amount and canonical URL.
-fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Option<(Decimal, String)> {
+fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Result<Option<(Decimal, String)>> {
     let day = day.to_string();
     for stored in found {
-        let cid = value_of(Some(stored));
+        let cid = value_of(Some(stored))?;
         if !in_force(&cid["effectivePeriod"], &day) {
             continue;
         }
@@ -294,18 +294,18 @@ fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Option<(Decimal, Str
             .find(|p| p["type"] == "base")
             .and_then(|p| billing::amount_of(&p["amount"]));
         if let Some(amount) = base {
-            return Some((amount, cid["url"].as_str().unwrap_or_default().to_string()));
+            return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
         }
     }
-    None
+    Ok(None)
 }
 
 /// The codes of `system` on those of `found` (Coverages) active and in force on `day`.
-fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Vec<String> {
+fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Result<Vec<String>> {
     let day = day.to_string();
     let mut codes = Vec::new();
     for stored in found {
-        let c = value_of(Some(stored));
+        let c = value_of(Some(stored))?;
         if c["status"] != "active" || !in_force(&c["period"], &day) {
             continue;
         }
@@ -317,7 +317,7 @@ fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Ve
             }
         }
     }
-    codes
+    Ok(codes)
 }
 
 #[cfg(test)]

@@ -298,7 +298,7 @@ impl Store {
             }
         };
         let Some(org) = org else { return Ok(None) };
-        let v = super::value_of(super::current(&mut tx, self.dialect, "Organization", &org, false).await?);
+        let v = super::value_of(super::current(&mut tx, self.dialect, "Organization", &org, false).await?)?;
         Ok(super::messages::provider_code(&v, &self.settings.base).map(|c| (org, c)))
     }
 }

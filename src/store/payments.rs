@@ -109,7 +109,7 @@ impl Store {
         let Some(cur) = current(tx, self.dialect, "PaymentReconciliation", &rid, true).await? else {
             return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
         };
-        let mut r = value_of(Some(cur.clone()));
+        let mut r = value_of(Some(cur.clone()))?;
         let mut lines: Vec<Value> = r["detail"].as_array().cloned().unwrap_or_default();
         lines.push(line);
         let total: Decimal = lines.iter().filter_map(|l| billing::amount_of(&l["amount"])).sum();

@@ -90,7 +90,7 @@ impl Store {
             if other == id {
                 continue;
             }
-            let v = super::value_of(current(tx, self.dialect, "ServiceRequest", &other, false).await?);
+            let v = super::value_of(current(tx, self.dialect, "ServiceRequest", &other, false).await?)?;
             if branch_of(&v).as_deref() == Some(branch.as_str()) {
                 same += 1;
             }
@@ -117,7 +117,7 @@ impl Store {
         else {
             return Ok(());
         };
-        let a = super::value_of(current(tx, self.dialect, "Appointment", appointment, false).await?);
+        let a = super::value_of(current(tx, self.dialect, "Appointment", appointment, false).await?)?;
         let base = self.settings.base.clone();
         let within = crate::booking::rules::extension(&a, &crate::fhir::names::structure(&base, "within-guarantee"))
             .and_then(|e| e["valueBoolean"].as_bool())
@@ -126,7 +126,7 @@ impl Store {
         let (true, Some(request)) = (within, request) else {
             return Ok(());
         };
-        let sr = super::value_of(current(tx, self.dialect, "ServiceRequest", request, false).await?);
+        let sr = super::value_of(current(tx, self.dialect, "ServiceRequest", request, false).await?)?;
         let Some(nre) = sr["requisition"]["value"].as_str() else {
             return Ok(());
         };

@@ -38,18 +38,40 @@ pub(crate) struct Written {
 }
 
 impl Stored {
-    /// The body as a value (`None` for a deletion).
-    pub fn value(&self) -> Option<Value> {
-        match &self.written {
-            Some(w) => Some(w.value.clone()),
-            None => self.body.as_deref().and_then(|b| serde_json::from_str(b).ok()),
+    /// The body as a value (`None` for a deletion). A stored body that does not
+    /// parse is an error of the store, never read as absent: the request answers
+    /// 500 and the log names the version (the 500 log carries the cause).
+    pub fn value(&self) -> Result<Option<Value>> {
+        if let Some(w) = &self.written {
+            return Ok(Some(w.value.clone()));
         }
+        let Some(body) = self.body.as_deref() else { return Ok(None) };
+        serde_json::from_str(body).map(Some).map_err(|e| self.unreadable(e))
+    }
+
+    /// The body as text to serve as it is (`None` for a deletion), once checked to
+    /// be JSON: a version that does not parse is a 500, not garbage with a 200.
+    pub fn checked_body(&self) -> Result<Option<&str>> {
+        let Some(body) = self.body.as_deref() else { return Ok(None) };
+        if self.written.is_none() {
+            serde_json::from_str::<serde::de::IgnoredAny>(body).map_err(|e| self.unreadable(e))?;
+        }
+        Ok(Some(body))
+    }
+
+    fn unreadable(&self, e: serde_json::Error) -> Error {
+        let (res_type, id, version) = (&self.res_type, &self.id, self.version);
+        tracing::error!(%res_type, %id, version, error = %e, "a stored version does not parse as JSON");
+        Error::Internal(anyhow::anyhow!("stored {res_type}/{id} version {version} does not parse: {e}"))
     }
 }
 
 /// The body of `stored` as a value; `null` when there is none (not found, deleted).
-pub(crate) fn value_of(stored: Option<Stored>) -> Value {
-    stored.and_then(|s| s.value()).unwrap_or(Value::Null)
+pub(crate) fn value_of(stored: Option<Stored>) -> Result<Value> {
+    Ok(match stored {
+        Some(s) => s.value()?.unwrap_or(Value::Null),
+        None => Value::Null,
+    })
 }
 
 /// What a write did.
@@ -396,7 +418,7 @@ impl Store {
         }
         let mut resource = resource;
         if res_type == "Appointment" {
-            let old = if cur.deleted { None } else { cur.value() };
+            let old = if cur.deleted { None } else { cur.value()? };
             self.appointment_write(tx, access, id, old.as_ref(), Some(&mut resource)).await?;
         }
         if res_type == "ServiceRequest" {
@@ -432,7 +454,7 @@ impl Store {
                     self.refuse_if_booked(tx, id).await?;
                 }
                 if res_type == "Appointment" {
-                    self.appointment_write(tx, access, id, cur.value().as_ref(), None).await?;
+                    self.appointment_write(tx, access, id, cur.value()?.as_ref(), None).await?;
                 }
                 if res_type == "PaymentNotice" {
                     self.recorded_payment_unchanged(tx, id).await?;

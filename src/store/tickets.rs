@@ -86,13 +86,13 @@ impl Store {
         let a = AppointmentFacts::of(appointment, &base);
         let slot = match (slot, a.slots.first()) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) => value_of(current_seen(tx, self.dialect, "Slot", s).await?),
+            (None, Some(s)) => value_of(current_seen(tx, self.dialect, "Slot", s).await?)?,
             (None, None) => Value::Null,
         };
         let catalog = names::catalog_system(&base);
         let request = a.requests.first().cloned();
         let sr = match &request {
-            Some(sr) => value_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?),
+            Some(sr) => value_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?)?,
             None => Value::Null,
         };
         let nre = sr["requisition"]["value"].as_str().map(str::to_string);
@@ -441,7 +441,7 @@ impl Store {
                         .execute(&mut **tx)
                         .await?;
                     if let Some(cur) = current(tx, self.dialect, "ChargeItem", &charge_item, true).await? {
-                        let mut body = value_of(Some(cur.clone()));
+                        let mut body = value_of(Some(cur.clone()))?;
                         body["status"] = json!("not-billable");
                         self.next_version(tx, &cur, "PUT", Some(body)).await?;
                     }
@@ -472,7 +472,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         let Some((point, channel, paid_by)) = last else { return Ok(()) };
-        let original = value_of(current_seen(tx, self.dialect, "PaymentNotice", &paid_by).await?);
+        let original = value_of(current_seen(tx, self.dialect, "PaymentNotice", &paid_by).await?)?;
         let now = now_micros();
         let id = new_id();
         let reference = format!("refund/{id}");
@@ -512,7 +512,7 @@ impl Store {
             }
         };
         match invoice {
-            Some(i) => Ok(Some(value_of(current_seen(tx, self.dialect, "Invoice", &i).await?))),
+            Some(i) => Ok(Some(value_of(current_seen(tx, self.dialect, "Invoice", &i).await?)?)),
             None => Ok(None),
         }
     }

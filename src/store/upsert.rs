@@ -36,7 +36,7 @@ impl Store {
     ) -> Result<Upsert> {
         resource["id"] = Value::String(id.to_string());
         if let Some(cur) = self.current_for_write(tx, res_type, id).await? {
-            let same = cur.value().is_some_and(|old| content(old) == content(resource.clone()));
+            let same = cur.value()?.is_some_and(|old| content(old) == content(resource.clone()));
             if same {
                 return Ok(Upsert::Unchanged);
             }

@@ -14,6 +14,8 @@ pub(crate) struct Element {
     /// JSON name without `[x]` (e.g. `status`, `value`).
     pub(crate) name: String,
     pub(crate) min: u32,
+    /// `max` is not `1` (nor `0`): the element repeats, and JSON carries it as an array.
+    pub(crate) many: bool,
     pub(crate) choice: bool,
     /// The JSON keys this element may appear under, each with its type code
     /// (one key for ordinary elements, one per type for choice elements).
@@ -132,6 +134,7 @@ fn digest(raw: &[Value], terminology: &Terminology) -> Vec<Element> {
         elements.push(Element {
             name,
             min: e.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
+            many: !matches!(e.get("max").and_then(Value::as_str), Some("0" | "1")),
             choice,
             keys,
             inline: None,

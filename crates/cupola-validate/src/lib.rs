@@ -13,10 +13,12 @@ mod defs;
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
+mod narrative;
 mod path;
 mod profiles;
 mod reftable;
 mod schema;
+mod shape;
 mod terminology;
 mod walk;
 

@@ -37,6 +37,7 @@ impl SchemaSet {
         let mut definitions = schema.get_mut("definitions").map(Value::take).expect("fhir.schema.json has definitions");
         let defs = definitions.as_object_mut().expect("definitions is an object");
         defs.insert("ResourceList".into(), json!({"type": "object"}));
+        canonical_extensions(defs);
         let patterns: HashMap<String, String> = defs
             .iter()
             .filter_map(|(name, d)| {
@@ -116,6 +117,30 @@ impl SchemaSet {
             map_error(&error, base, &pattern_owner, &mut issues);
         }
         issues
+    }
+}
+
+/// The official schema has no `_name` (id and extensions) beside its `canonical`
+/// elements, which FHIR JSON allows as for every other primitive: add them, an
+/// Element where the canonical has one value and an array where it repeats.
+fn canonical_extensions(defs: &mut serde_json::Map<String, Value>) {
+    const CANONICAL: &str = "#/definitions/canonical";
+    for def in defs.values_mut() {
+        let Some(props) = def.get_mut("properties").and_then(Value::as_object_mut) else { continue };
+        let missing: Vec<(String, bool)> = props
+            .iter()
+            .filter(|(name, _)| !props.contains_key(&format!("_{name}")))
+            .filter_map(|(name, p)| match (p.get("$ref"), p.pointer("/items/$ref")) {
+                (Some(r), _) if r == CANONICAL => Some((name.clone(), false)),
+                (_, Some(r)) if r == CANONICAL => Some((name.clone(), true)),
+                _ => None,
+            })
+            .collect();
+        for (name, many) in missing {
+            let element = json!({"$ref": "#/definitions/Element"});
+            let shape = if many { json!({"type": "array", "items": element}) } else { element };
+            props.insert(format!("_{name}"), shape);
+        }
     }
 }
 

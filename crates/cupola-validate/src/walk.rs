@@ -5,8 +5,10 @@ use serde_json::{Map, Value};
 
 use crate::dates;
 use crate::defs::{Element, Key, TypeDef};
+use crate::narrative;
 use crate::path::{child, indexed};
 use crate::schema::short_json;
+use crate::shape;
 use crate::terminology::Verdict;
 use crate::{Issue, Validator};
 
@@ -61,7 +63,7 @@ impl Walker<'_> {
                     self.values(td, child_el, key, value, &at, depth);
                 }
                 if let Some(ext) = ext {
-                    self.primitive_extensions(ext, &at, depth);
+                    self.primitive_extensions(child_el, ext, &at, depth);
                 }
             }
             if found.is_empty() && child_el.min >= 1 {
@@ -92,6 +94,12 @@ impl Walker<'_> {
     }
 
     fn values(&mut self, td: &TypeDef, el: &Element, key: &Key, value: &Value, at: &str, depth: usize) {
+        // A wrong shape says everything there is to say about this element: its
+        // content is not walked, so one mistake gives one issue.
+        if let Some(issue) = shape::cardinality(el, value, at) {
+            self.out.push(issue);
+            return;
+        }
         match value {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -112,6 +120,11 @@ impl Walker<'_> {
             ));
             return;
         }
+        let object_expected = el.inline.is_some() || key.ty == "Resource" || defs.data_type(&key.ty).is_some();
+        if object_expected && !value.is_object() {
+            self.out.push(shape::not_an_object(&key.ty, value, at));
+            return;
+        }
         if let Some(inline) = el.inline {
             if let Value::Object(obj) = value {
                 self.object(td, inline, obj, at, depth + 1);
@@ -122,6 +135,21 @@ impl Walker<'_> {
         } else if let Some(dt) = defs.data_type(&key.ty) {
             if let Value::Object(obj) = value {
                 self.object(dt, 0, obj, at, depth + 1);
+            }
+        } else if let (Value::String(div), "xhtml") = (value, key.ty.as_str()) {
+            match narrative::check(div) {
+                Ok(true) => {}
+                Ok(false) => self.out.push(Issue {
+                    severity: crate::Severity::Warning,
+                    code: "value",
+                    expression: at.to_string(),
+                    diagnostics: format!("The narrative at {at} has no content; it should say something (txt-2)."),
+                }),
+                Err(reason) => self.out.push(Issue::error(
+                    "value",
+                    at.to_string(),
+                    format!("The narrative at {at} is refused: {reason}."),
+                )),
             }
         } else if let Value::String(s) = value {
             if let Err(reason) = dates::check(&key.ty, s) {
@@ -138,7 +166,11 @@ impl Walker<'_> {
     }
 
     /// `_name`: the id/extensions of a primitive (an object, or an array with nulls).
-    fn primitive_extensions(&mut self, ext: &Value, at: &str, depth: usize) {
+    fn primitive_extensions(&mut self, el: &Element, ext: &Value, at: &str, depth: usize) {
+        if let Some(issue) = shape::primitive_extension(el, ext, at) {
+            self.out.push(issue);
+            return;
+        }
         let Some(extension) = self.validator.defs.data_type("Extension") else {
             return;
         };

@@ -206,3 +206,40 @@ fn validator_is_send_and_sync() {
     check::<Validator>();
     check::<cupola_validate::Profiles>();
 }
+
+/// Narrative: R4's XHTML subset only (txt-1); active content is refused at the div.
+#[test]
+fn narrative_with_active_content_is_refused_at_the_div() {
+    let v = cupola_validate::Validator::r4();
+    let with = |div: &str| serde_json::json!({"resourceType": "Patient", "text": {"status": "generated", "div": div}});
+    let ns = "xmlns=\"http://www.w3.org/1999/xhtml\"";
+    let refused = [
+        format!("<div {ns}><script>alert(1)</script></div>"),
+        format!("<div {ns}><p onclick=\"alert(1)\">x</p></div>"),
+        format!("<div {ns}><a href=\"javascript:alert(1)\">x</a></div>"),
+        format!("<div {ns}><a href=\" JaVa&#x09;script:alert(1)\">x</a></div>"),
+        format!("<div {ns}><iframe src=\"http://example.org\"></iframe></div>"),
+        format!("<div {ns}><form><input/></form></div>"),
+        format!("<div {ns}><p style=\"background:url(http://x/y)\">x</p></div>"),
+        format!("<div {ns}><img src=\"data:text/html,x\"/></div>"),
+        format!("<div {ns}>x</div><div {ns}>y</div>"),
+        "<div>no namespace</div>".to_string(),
+        format!("<div {ns}><p>unclosed</div>"),
+    ];
+    for div in &refused {
+        let issues = v.validate(&with(div));
+        assert!(
+            issues.iter().any(|i| i.severity == cupola_validate::Severity::Error && i.expression == "Patient.text.div"),
+            "accepted: {div}: {issues:?}"
+        );
+    }
+    let accepted = [
+        format!("<div {ns}><p>Mario <b>Rossi</b> &amp; <a href=\"http://example.org\">link</a></p></div>"),
+        format!("<div {ns} lang=\"it\"><table border=\"1\"><tr><td style=\"color:red\">x</td></tr></table></div>"),
+        format!("<div {ns}><img src=\"data:image/png;base64,AAAA\" alt=\"x\"/></div>"),
+    ];
+    for div in &accepted {
+        let issues = v.validate(&with(div));
+        assert!(issues.iter().all(|i| i.severity != cupola_validate::Severity::Error), "refused: {div}: {issues:?}");
+    }
+}
