@@ -205,10 +205,33 @@ pub struct BookingConfig {
     /// transaction of its own.
     #[arg(long, env = "CUPOLA_BOOK_LANES", default_value_t = 0)]
     pub book_lanes: usize,
+
+    /// Which local references must name a resource that exists: `workflow` (the
+    /// default) those of the booking workflow's resources (a booked Appointment, a
+    /// prescription, the ticket's ChargeItems and Invoices, PaymentNotices, exemption
+    /// Coverages); `strict` every local reference of every resource.
+    #[arg(long, env = "CUPOLA_REFERENTIAL_INTEGRITY", value_enum, default_value_t = Integrity::Workflow)]
+    pub referential_integrity: Integrity,
+}
+
+/// `--referential-integrity`: see [`BookingConfig::referential_integrity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Integrity {
+    /// The booking workflow's references; FHIR's open world for the rest.
+    #[default]
+    Workflow,
+    /// Every local reference to a served type.
+    Strict,
 }
 
 impl Default for BookingConfig {
     fn default() -> Self {
-        BookingConfig { hold_seconds: 300, proposal_seconds: 900, sweep_ms: 1000, book_lanes: 0 }
+        BookingConfig {
+            hold_seconds: 300,
+            proposal_seconds: 900,
+            sweep_ms: 1000,
+            book_lanes: 0,
+            referential_integrity: Integrity::Workflow,
+        }
     }
 }

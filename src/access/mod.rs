@@ -167,6 +167,17 @@ impl Access {
         self.scopes.as_ref().is_none_or(|s| any_of.iter().any(|i| s.allows(res_type, *i)))
     }
 
+    /// Which resources of `res_type` a reference this caller writes may name: those
+    /// it may read, so that one it may not see answers as one that does not exist;
+    /// for a provider, which sees a patient only through its own appointments, any
+    /// that exists.
+    pub fn referable(&self, res_type: &str) -> Rule {
+        match self.who {
+            Who::Provider { .. } => Rule::All,
+            _ => self.read(res_type),
+        }
+    }
+
     /// Whether this access sees and changes everything (no predicate at all).
     pub fn is_unrestricted(&self) -> bool {
         matches!(self.who, Who::Gateway)

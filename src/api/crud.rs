@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::limit::Body;
 use super::{AppState, Ctx, Reply};
 use crate::auth::Interaction;
+use crate::booking::integrity;
 use crate::fhir::check::At;
 use crate::fhir::{codec, elements, meta, types};
 use crate::store::{Stored, Write, WriteKind};
@@ -92,6 +93,7 @@ async fn create_inner(s: &AppState, ctx: &Ctx, res_type: &str, body: &[u8]) -> R
     served(res_type)?;
     ctx.allow(res_type, Interaction::Create)?;
     let resource = parse_checked(s, ctx, body, res_type, None)?;
+    integrity::check(&s.store, None, &ctx.access, res_type, &resource).await?;
     let condition = ctx.header("if-none-exist").map(parse_condition);
     let w = s.store.create(&ctx.access, res_type, resource, condition.as_deref()).await?;
     let st = w.stored.ok_or_else(|| anyhow::anyhow!("create returned no version"))?;
@@ -161,6 +163,7 @@ async fn update_inner(s: &AppState, ctx: &Ctx, res_type: &str, id: &str, body: &
     ctx.allow(res_type, Interaction::Update)?;
     valid_id(id)?;
     let resource = parse_checked(s, ctx, body, res_type, Some(id))?;
+    integrity::check(&s.store, None, &ctx.access, res_type, &resource).await?;
     let if_match = match ctx.header("if-match") {
         Some(h) => Some(meta::parse_etag(h).ok_or_else(|| {
             Error::invalid("value", None, format!("If-Match {h:?} is not a version ETag like W/\"3\""))
@@ -195,6 +198,7 @@ pub async fn conditional_update(
         let value = codec::parse_body(&body, ctx.header("content-type"))?;
         let body_id = value.get("id").and_then(Value::as_str).map(str::to_string);
         s.checker.check(&value, &res_type, body_id.as_deref(), At::Body)?;
+        integrity::check(&s.store, None, &ctx.access, &res_type, &value).await?;
         let w = s.store.conditional_update(&ctx.access, &res_type, value, &ctx.query).await?;
         written(&s, &ctx, w)
     };

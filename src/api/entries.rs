@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::fhir::{meta, references, types};
+use crate::fhir::{meta, types};
 use crate::{Error, Result};
 
 pub type Query = Vec<(String, String)>;
@@ -146,7 +146,4 @@ pub fn parse_bundle(value: &Value) -> Result<(String, Vec<Value>)> {
     Ok((kind.to_string(), entries))
 }
 
-/// The type and id a literal reference points to, if it is a server-local one.
-pub fn local_target<'a>(reference: &'a str, base: &str) -> Option<(&'a str, &'a str)> {
-    references::split_relative(reference, base).filter(|(t, _)| types::is_served(t))
-}
+pub use crate::fhir::references::local_target;

@@ -149,14 +149,8 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         Mappings::load(&config.mappings_dir, &config.canonical_base, &checker)
             .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
     );
-    let store = Store::connect(
-        &config.database_url,
-        config.db_max_connections,
-        std::time::Duration::from_secs(config.db_busy_timeout_secs),
-        registry.clone(),
-    )
-    .await?
-    .with_settings(crate::booking::Settings::from_config(
+    let base: Arc<str> = config.fhir_base(&bound).into();
+    let settings = crate::booking::Settings::from_config(
         &config.canonical_base,
         &config.booking,
         Arc::new(mappings.booking.clone()),
@@ -168,8 +162,15 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
             },
             providers: mappings.providers.clone(),
         }),
-    ));
-    let base: Arc<str> = config.fhir_base(&bound).into();
+    );
+    let store = Store::connect(
+        &config.database_url,
+        config.db_max_connections,
+        std::time::Duration::from_secs(config.db_busy_timeout_secs),
+        registry.clone(),
+    )
+    .await?
+    .with_settings(crate::booking::Settings { public_base: base.to_string(), ..settings });
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;

@@ -203,7 +203,7 @@ async fn check_references(
             if in_bundle.contains(&key) {
                 continue;
             }
-            let exists = current_visible(tx, t, id, &ctx.access.read(t)).await?.is_some_and(|c| !c.deleted);
+            let exists = current_visible(tx, t, id, &ctx.access.referable(t)).await?.is_some_and(|c| !c.deleted);
             if !exists {
                 return Err(Error::invalid(
                     "not-found",

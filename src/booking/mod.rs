@@ -10,6 +10,7 @@
 //! shape requests into such writes.
 
 mod find;
+pub mod integrity;
 mod ops;
 pub mod rules;
 mod sweep;
@@ -43,6 +44,10 @@ pub struct Settings {
     /// Groups of concurrent `$book` requests committed at once, each group one
     /// transaction (at most one on SQLite); 0: each booking in a transaction of its own.
     pub book_lanes: usize,
+    /// Which local references must resolve (`--referential-integrity`).
+    pub integrity: crate::config::Integrity,
+    /// The FHIR base clients see (`--public-url`): an absolute reference under it is local.
+    pub public_base: String,
 }
 
 /// The cancellation reason of an appointment moved by a reschedule (never a late
@@ -61,6 +66,8 @@ impl Default for Settings {
             messaging: Default::default(),
             outbox_wake: Default::default(),
             book_lanes: 0,
+            integrity: Default::default(),
+            public_base: String::new(),
         }
     }
 }
@@ -83,6 +90,8 @@ impl Settings {
             hold_micros: c.hold_seconds as i64 * 1_000_000,
             proposal_micros: c.proposal_seconds as i64 * 1_000_000,
             book_lanes: c.book_lanes,
+            integrity: c.referential_integrity,
+            public_base: String::new(),
         }
     }
 }

@@ -208,6 +208,7 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
     let patient_id = patient.strip_prefix("Patient/").unwrap_or_default();
     match store.bookings_of(tx, access, ("Appointment", &condition), &slot_ids, patient_id).await?.as_slice() {
         [] => {
+            super::integrity::check(store, Some(tx), access, "Appointment", &body).await?;
             complete_from_slot(store, tx, &mut body).await?;
             let stored = store.create_in(tx, access, "Appointment", body, None).await?;
             Ok(Booked { appointment: value_of(Some(stored))?, created: true, replaced: None, invoice: None })

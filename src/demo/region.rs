@@ -326,6 +326,9 @@ const GIVEN: &[&str] =
 /// The health region the providers belong to.
 pub const REGION_ORG: &str = "regione-liguria";
 
+/// The regional health service that is paid the tickets.
+pub const PAYER_ORG: &str = "ssr-liguria";
+
 /// The id of the Organization of a provider (its short code).
 pub fn provider_org(code: &str) -> String {
     format!("prov-{code}")
@@ -341,11 +344,21 @@ pub fn booking_point_org(channel: &str, n: usize) -> String {
 /// templates, one per facility and branch, serving `services[branch]`), Endpoints
 /// and booking points.
 pub fn resources(base: &str, services: &dyn Fn(&str) -> Vec<(String, String)>) -> Vec<Value> {
-    let mut out = vec![json!({
-        "resourceType": "Organization", "id": REGION_ORG, "active": true,
-        "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "govt"}]}],
-        "name": "Regione Liguria - Centro Unico di Prenotazione"
-    })];
+    let mut out = vec![
+        json!({
+            "resourceType": "Organization", "id": REGION_ORG, "active": true,
+            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "govt"}]}],
+            "name": "Regione Liguria - Centro Unico di Prenotazione"
+        }),
+        json!({
+            // The regional health service: the payor of exemptions and the recipient of
+            // ticket payments (README's PaymentNotice example names it).
+            "resourceType": "Organization", "id": PAYER_ORG, "active": true,
+            "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "pay"}]}],
+            "name": "Servizio Sanitario Regionale della Liguria",
+            "partOf": {"reference": format!("Organization/{REGION_ORG}")}
+        }),
+    ];
     let mut doctor = 0usize;
     for p in PROVIDERS {
         out.push(json!({

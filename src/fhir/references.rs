@@ -64,6 +64,12 @@ pub fn split_relative<'a>(reference: &'a str, base: &str) -> Option<(&'a str, &'
     (first.is_ascii_uppercase() && !id.is_empty()).then_some((t, id))
 }
 
+/// The type and id a literal reference points to, if it is a server-local one to
+/// a type cupola serves.
+pub fn local_target<'a>(reference: &'a str, base: &str) -> Option<(&'a str, &'a str)> {
+    split_relative(reference, base).filter(|(t, _)| super::types::is_served(t))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

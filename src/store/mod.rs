@@ -15,6 +15,7 @@ mod messages;
 mod outbox;
 mod pool;
 mod prescriptions;
+mod resolve;
 mod resources;
 mod versions;
 pub(crate) use resources::{current, current_seen, current_visible, seen_ahead, value_of, version_of};

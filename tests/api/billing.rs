@@ -33,6 +33,13 @@ async fn put_ok(app: &TestApp, path: &str, body: Value) {
 /// The catalog (three codes) and their tariffs from 2020: 89.7 visit 20.66, 88.72.2
 /// echocardiography 43.90, 89.52 ECG 11.62.
 async fn catalog_and_tariffs(app: &TestApp) {
+    // The payor of exemptions and the recipient of payments.
+    put_ok(
+        app,
+        "Organization/ssr-liguria",
+        json!({"resourceType": "Organization", "id": "ssr-liguria", "name": "SSR"}),
+    )
+    .await;
     let concept = |code: &str, display: &str, kind: &str| {
         json!({"code": code, "display": display, "property": [
             {"code": "branch", "valueCode": "cardiology"}, {"code": "kind", "valueCode": kind},

@@ -18,7 +18,7 @@ pub(crate) fn catalog(code: &str) -> Value {
 /// for the next `days` days (the first slot of each day reserved for class U), and
 /// two prescriptions for patient p1 (class D and class U). Returns the slot ids in
 /// start order.
-async fn region(base: &str, client: &Client, days: i64, capacity: i64) -> Vec<String> {
+pub(crate) async fn region(base: &str, client: &Client, days: i64, capacity: i64) -> Vec<String> {
     let put = |path: String, body: Value| {
         let client = client.clone();
         let url = format!("{base}/{path}");
@@ -30,6 +30,11 @@ async fn region(base: &str, client: &Client, days: i64, capacity: i64) -> Vec<St
     };
     put("Organization/prov-x".into(), json!({"resourceType": "Organization", "id": "prov-x", "name": "Ospedale X"}))
         .await;
+    // The patients the tests book for: a booking's references must resolve.
+    for n in 1..=9 {
+        let id = format!("p{n}");
+        put(format!("Patient/{id}"), json!({"resourceType": "Patient", "id": id, "name": [{"family": id}]})).await;
+    }
     put(
         "Location/loc-x".into(),
         json!({"resourceType": "Location", "id": "loc-x", "name": "Poliambulatorio",
@@ -294,11 +299,11 @@ async fn slots_that_cannot_be_booked_are_refused_with_the_reason(backend: Backen
     };
     let (status, oo) = book("no-such-slot".into(), None).await;
     assert_eq!(status, 422, "{oo}");
-    assert_eq!(expression(&oo), "Appointment.slot");
+    assert_eq!(expression(&oo), "Appointment.slot[0]");
     // Quotes and backslashes in a slot's id are only text to the store's lookups.
     let (status, oo) = book("it's-\\'; DROP TABLE slot_claims; --".into(), None).await;
     assert_eq!(status, 422, "{oo}");
-    assert_eq!(expression(&oo), "Appointment.slot");
+    assert_eq!(expression(&oo), "Appointment.slot[0]");
     // The first slot of each day is kept for class U until it starts.
     let (status, oo) = book(slots[0].clone(), Some("sr-d")).await;
     assert_eq!(status, 422, "{oo}");
@@ -395,6 +400,12 @@ async fn a_hold_is_the_holders_and_frees_its_slot_when_it_expires(backend: Backe
 /// `clients` booking points race for the first `slots` open slots through `bases`
 /// (one or more gateways): exactly one booking per place.
 async fn race(bases: &[String], client: &Client, slots: &[String], clients: usize) {
+    for n in 0..clients {
+        let url = format!("{}/Patient/racer-{n}", bases[0]);
+        let body = json!({"resourceType": "Patient", "id": format!("racer-{n}")});
+        let r = client.put(url).header("content-type", FHIR_JSON).body(body.to_string()).send().await.unwrap();
+        assert!(r.status().is_success(), "Patient/racer-{n}: {}", r.status());
+    }
     let sends = (0..clients).map(|n| {
         let url = format!("{}/Appointment/$book", bases[n % bases.len()]);
         let body = book_params(proposal(&slots[n % slots.len()], &format!("racer-{n}"), None), None);
@@ -506,7 +517,7 @@ async fn find_proposes_free_slots_earliest_first_and_books_them(backend: Backend
     catalog_codes(&app).await;
     let patient =
         json!({"resourceType": "Patient", "id": "p1", "address": [{"city": "Genova", "district": "Genova Levante"}]});
-    assert_eq!(app.put("Patient/p1", &patient).await.status(), 201);
+    assert_eq!(app.put("Patient/p1", &patient).await.status(), 200, "region() made p1; this gives it an address");
     assert_eq!(
         app.put("ServiceRequest/sr-n1", &prescription("sr-n1", "070A12345678901", "89.52", "D", "p1")).await.status(),
         201
@@ -630,6 +641,7 @@ async fn an_expired_proposal_cannot_be_booked(backend: Backend) {
 async fn prescriptions_are_checked(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     catalog_codes(&app).await;
+    assert_eq!(app.put("Patient/p1", &json!({"resourceType": "Patient", "id": "p1"})).await.status(), 201);
     let (status, oo) =
         send(&app, &counter(), Method::PUT, "ServiceRequest/bad", &prescription("bad", "12345", "89.52", "D", "p1"))
             .await;

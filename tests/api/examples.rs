@@ -18,7 +18,11 @@ fn examples() -> Vec<(String, Value)> {
         let text = std::fs::read_to_string(&path).expect("read example");
         out.push((name, serde_json::from_str(&text).expect("example is JSON")));
     }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    // The booking workflow's resources last: their references must resolve, and the
+    // examples they name (Patient/example, Slot/example …) are among the others.
+    let workflow =
+        |name: &str| ["Appointment-", "ChargeItem-", "Invoice-", "PaymentNotice-"].iter().any(|p| name.starts_with(p));
+    out.sort_by(|a, b| (workflow(&a.0), &a.0).cmp(&(workflow(&b.0), &b.0)));
     out
 }
 

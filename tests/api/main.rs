@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway, over HTTP, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod integrity;
 
 mod agenda;
 mod bench;

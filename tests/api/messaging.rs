@@ -170,6 +170,7 @@ async fn provider_at(client: &reqwest::Client, base: &str, org: &str, provider: 
 
 /// `$book` through `client` (a booking point's) at the FHIR base `base`.
 async fn book_at(client: &reqwest::Client, base: &str, slot: &str, patient: &str) {
+    ensure_patient(client, base, patient).await;
     let r = client
         .post(format!("{base}/Appointment/$book"))
         .header("content-type", "application/fhir+json")
@@ -180,7 +181,19 @@ async fn book_at(client: &reqwest::Client, base: &str, slot: &str, patient: &str
     assert_eq!(r.status(), 201);
 }
 
+/// Patient `id` created unless it exists: a booking's patient must exist.
+async fn ensure_patient(client: &reqwest::Client, base: &str, id: &str) {
+    let url = format!("{base}/Patient/{id}");
+    if client.get(&url).send().await.unwrap().status() != 404 {
+        return;
+    }
+    let body = json!({"resourceType": "Patient", "id": id, "name": [{"family": id}]}).to_string();
+    let r = client.put(&url).header("content-type", "application/fhir+json").body(body).send().await.unwrap();
+    assert!(r.status().is_success(), "PUT Patient/{id}: {}", r.status());
+}
+
 async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
+    ensure_patient(&app.client, &app.base, patient).await;
     let (status, out) =
         send(app, &counter(), Method::POST, "Appointment/$book", &book_params(proposal(slot, patient, None), None))
             .await;
@@ -712,6 +725,10 @@ async fn bookings_sent_together_are_each_all_or_nothing(backend: Backend) {
         .chain((0..6).map(|n| (slots[n].clone(), format!("p-second-{n}"))))
         .chain((0..6).map(|n| (format!("no-such-slot-{n}"), format!("p-none-{n}"))))
         .collect();
+    let others = (12..16).map(|n| format!("p-move-{n}")).chain(["p-later".to_string()]);
+    for patient in requests.iter().map(|(_, p)| p.clone()).chain(others) {
+        ensure_patient(&app.client, &app.base, &patient).await;
+    }
     // Four more move appointments that do not exist onto slots 12..16: refused only
     // once their new booking is written, which must then leave nothing behind.
     let moves = futures::future::join_all((12..16).map(|n| {
@@ -737,7 +754,7 @@ async fn bookings_sent_together_are_each_all_or_nothing(backend: Backend) {
                 booked.insert(format!("Appointment/{}", a["id"].as_str().unwrap()));
             }
             (0..=5 | 12..=17, 409) => assert_eq!(out["resourceType"], "OperationOutcome"),
-            (18.., 422) => assert_eq!(out["issue"][0]["expression"][0], "Appointment.slot", "{out}"),
+            (18.., 422) => assert_eq!(out["issue"][0]["expression"][0], "Appointment.slot[0]", "{out}"),
             _ => panic!("request {n} ({slot}): {status} {out}"),
         }
     }
