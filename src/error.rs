@@ -165,8 +165,23 @@ impl From<sqlx::Error> for Error {
             tracing::warn!(error = %e, "the database connection was lost");
             return Error::Busy("the connection to the database was lost; retry in a moment".into());
         }
+        if is_too_long(&e) {
+            tracing::warn!(error = %e, "a value too long for an index");
+            return Error::Unprocessable(vec![Issue::error(
+                "too-long",
+                None,
+                "a value of the request is too long for the database to index",
+            )]);
+        }
         Error::Internal(anyhow::Error::new(e).context("database error"))
     }
+}
+
+/// A value too long for an index (PostgreSQL 54000: an index row over its size
+/// limit). Values a client sends are cut or refused before they get there; this
+/// keeps one that was missed a client's error, not a server fault.
+fn is_too_long(e: &sqlx::Error) -> bool {
+    matches!(code_of(e).as_deref(), Some("54000"))
 }
 
 /// The database went away under a request (restarted, failed over, the connection

@@ -12,6 +12,9 @@ pub const DEFAULT_TIME_ZONE: &str = "Europe/Rome";
 pub const DEFAULT_HORIZON_DAYS: u32 = 56;
 /// The longest planning horizon a template may ask for, in days.
 pub const MAX_HORIZON_DAYS: u32 = 400;
+/// The longest service Coding (as JSON) a template may give: generated slots' services
+/// are told apart by that text, in a unique index (PostgreSQL's entries stop at ~2.7 kB).
+const MAX_SERVICE_BYTES: usize = 2000;
 
 /// A Schedule's agenda template, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -252,7 +255,28 @@ fn session(ext: &Value, at: &str, default_service: Option<&Value>) -> Result<Ses
             return Err(err(at, "the session has no service, and the Schedule no serviceType.coding to default to"))
         }
     };
+    fits_the_grid(&service, at)?;
     Ok(Session { day, start, end, slot_minutes, capacity, service, element: at.to_string() })
+}
+
+/// Generated slots keep their service's Coding, system and code in indexed columns
+/// whole: longer ones than those columns hold could be no catalog code.
+fn fits_the_grid(service: &Value, at: &str) -> Result<(), TemplateError> {
+    for key in ["system", "code"] {
+        let n = service.get(key).and_then(Value::as_str).map_or(0, |s| s.chars().count());
+        if n > cupola_search::INDEXED_CHARS {
+            let most = cupola_search::INDEXED_CHARS;
+            return Err(err(at, format!("the service's {key} is {n} characters long; a catalog's has at most {most}")));
+        }
+    }
+    let n = service.to_string().len();
+    if n > MAX_SERVICE_BYTES {
+        return Err(err(
+            at,
+            format!("the service Coding is {n} bytes long; a catalog's has at most {MAX_SERVICE_BYTES}"),
+        ));
+    }
+    Ok(())
 }
 
 fn reserve(ext: &Value, at: &str) -> Result<Reserve, TemplateError> {

@@ -205,9 +205,9 @@ struct Lookup {
 /// `res_type` resources whose token parameter `param` is `system|code`.
 fn token_lookup(d: Dialect, res_type: &str, param: &str, system: &str, code: &str) -> Option<Lookup> {
     let l = |s: &str| literal(d, s);
-    let (t, p, c, s) = (l(res_type)?, l(param)?, l(code)?, l(system)?);
-    let sql =
-        format!("SELECT res_pk FROM idx_token WHERE res_type = {t} AND param = {p} AND code = {c} AND system = {s}");
+    let (t, p) = (l(res_type)?, l(param)?);
+    let (c, s) = (cupola_search::exact_match("code", code, l)?, cupola_search::exact_match("system", system, l)?);
+    let sql = format!("SELECT res_pk FROM idx_token WHERE res_type = {t} AND param = {p} AND {c} AND {s}");
     Some(Lookup { res_type: res_type.to_string(), sql })
 }
 

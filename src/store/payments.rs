@@ -150,6 +150,17 @@ impl Store {
                 "the payment point's own reference of this payment is required (identifier[0].value): it makes a retry safe",
             ));
         };
+        // The reference is a key of an index, which holds a bounded text.
+        let length = reference.chars().count();
+        if length > cupola_search::INDEXED_CHARS {
+            return Err(unprocessable(
+                "PaymentNotice.identifier[0].value",
+                format!(
+                    "the payment point's reference is {length} characters long; it may be {} at most",
+                    cupola_search::INDEXED_CHARS
+                ),
+            ));
+        }
         let known: Option<String> =
             sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
                 .bind(&point)

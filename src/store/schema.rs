@@ -261,6 +261,9 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
                 cupola_search::RAW_INDEXED
             ),
         ),
+        // 18: index columns hold a text's first characters, the whole value beside
+        // them when longer (a long one broke PostgreSQL's index: see `cupola_search`).
+        (18, cupola_search::long_values_schema(d).join(";\n")),
     ]
 }
 

@@ -12,6 +12,7 @@ mod concurrency;
 mod crud;
 mod docker;
 mod examples;
+mod long_values;
 mod malformed;
 mod mappings;
 mod messaging;

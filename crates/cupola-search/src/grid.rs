@@ -63,8 +63,14 @@ const PK_SQL: &str = "(-(g.agenda * 10000000000000 + g.stamp * 10 + g.n))";
 const AGENDA_PK: &str = "(-g.agenda)";
 /// The id of grid row `g`, in SQL.
 const ID_SQL: &str = "((SELECT ga.prefix FROM slot_agendas ga WHERE ga.id = g.agenda) || '-' || CAST(g.stamp AS TEXT) || '-' || CAST(g.n AS TEXT))";
-/// A generated slot's status, and its index row as a table (system, code, text).
-const STATUS_ROW: &str = "(SELECT CAST(NULL AS TEXT) AS system, 'free' AS code, CAST(NULL AS TEXT) AS text_norm)";
+/// A generated slot's status, and its index row as a table (system, code, text; no
+/// value is long: see [`crate::long`]).
+const STATUS_ROW: &str = "(SELECT CAST(NULL AS TEXT) AS system, 'free' AS code, CAST(NULL AS TEXT) AS text_norm, \
+     CAST(NULL AS TEXT) AS system_full, CAST(NULL AS TEXT) AS code_full)";
+/// The service Codings as token index rows. Their systems and codes are never cut
+/// (`cupola`'s agenda templates refuse longer ones), so have no whole values apart.
+const SERVICE_ROWS: &str = "(SELECT id, system, code, text_norm, CAST(NULL AS TEXT) AS system_full, \
+     CAST(NULL AS TEXT) AS code_full FROM slot_services)";
 /// The precision of a slot's `start` (an instant to the second), as the index has it.
 const SECOND: i64 = 999_999;
 
@@ -235,7 +241,7 @@ impl Builder {
                     .collect::<Option<Vec<_>>>()
                     .unwrap_or_default();
                 let parts: Vec<String> = ors.iter().map(|c| self.cond(c, "", "", "sv")).collect();
-                let full = format!("g.service IN (SELECT sv.id FROM slot_services sv WHERE {})", parts.join(" OR "));
+                let full = format!("g.service IN (SELECT sv.id FROM {SERVICE_ROWS} sv WHERE {})", parts.join(" OR "));
                 if codes.is_empty() {
                     return full;
                 }

@@ -24,7 +24,7 @@ pub(crate) enum Table {
 }
 
 #[derive(Clone, Copy)]
-enum Col {
+pub(crate) enum Col {
     Text,
     Int,
 }
@@ -59,7 +59,7 @@ impl Table {
         })
     }
 
-    fn value_columns(self) -> &'static [(&'static str, Col)] {
+    pub(crate) fn value_columns(self) -> &'static [(&'static str, Col)] {
         use Col::*;
         match self {
             Table::String => &[("value_norm", Text), ("value_exact", Text)],
@@ -77,9 +77,33 @@ impl Table {
         }
     }
 
-    /// `name type` of each value column, with the types given for text and integers.
-    fn column_decls(self, text: &str, int: &str) -> Vec<String> {
-        self.value_columns()
+    /// The indexed text columns a client's value fills, each with the column that
+    /// keeps the whole value when the indexed one holds only its head (see
+    /// [`crate::long`]). A reference's `target_type` is compared with type names only,
+    /// all shorter than a cut value, so its whole value is never read.
+    pub(crate) fn long_columns(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Table::String => &[("value_norm", "value_norm_full"), ("value_exact", "value_exact_full")],
+            Table::Token => &[("system", "system_full"), ("code", "code_full")],
+            Table::Reference => {
+                &[("target_type", "target_type_full"), ("raw", "raw_full"), ("ident_value", "ident_value_full")]
+            }
+            Table::Uri => &[("uri", "uri_full")],
+            Table::Date | Table::Number | Table::Quantity => &[],
+        }
+    }
+
+    /// Every column a row writes besides the resource, parameter and group: the value
+    /// columns, then the whole values of the long ones.
+    pub(crate) fn columns(self) -> Vec<(&'static str, Col)> {
+        let full = self.long_columns().iter().map(|(_, full)| (*full, Col::Text));
+        self.value_columns().iter().copied().chain(full).collect()
+    }
+
+    /// `name type` of each of [`Table::columns`], with the types given for text and
+    /// integers.
+    pub(crate) fn column_decls(self, text: &str, int: &str) -> Vec<String> {
+        self.columns()
             .iter()
             .map(|(name, col)| match col {
                 Col::Text => format!("{name} {text}"),
@@ -89,6 +113,8 @@ impl Table {
     }
 
     /// Column sorted on ascending / descending (`MIN(asc)` / `MAX(desc)` per resource).
+    /// Text columns hold a long value's first characters only (see [`crate::long`]):
+    /// values alike in those sort in the order of their resources.
     pub fn sort_columns(self) -> (&'static str, &'static str) {
         match self {
             Table::String => ("value_norm", "value_norm"),
@@ -119,7 +145,7 @@ impl Table {
         }
     }
 
-    fn of(v: &IndexValue) -> Table {
+    pub(crate) fn of(v: &IndexValue) -> Table {
         match v {
             IndexValue::String { .. } => Table::String,
             IndexValue::Token { .. } => Table::Token,
@@ -137,17 +163,26 @@ impl Table {
 /// the only ones searched by their text (`Cond::RefUrl`).
 pub const RAW_INDEXED: &str = "raw LIKE '%:%'";
 
-/// DDL of the index tables (one statement per item, no `;`), for `d`. Text value
-/// columns use the binary `"C"` collation on PostgreSQL (SQLite's default is binary)
-/// so that prefix ranges and ordering agree on both engines.
-pub fn index_schema(d: Dialect) -> Vec<String> {
-    let collate = match d {
+/// The collation clause of the index tables' text columns: the binary `"C"` on
+/// PostgreSQL (SQLite's default is binary), so that prefix ranges and ordering agree
+/// on both engines.
+pub(crate) fn text_collation(d: Dialect) -> &'static str {
+    match d {
         Dialect::Sqlite => "",
         Dialect::Postgres => " COLLATE \"C\"",
-    };
+    }
+}
+
+/// DDL of the index tables as the store's migration 2 made them (one statement per
+/// item, no `;`), for `d`; [`crate::long_values_schema`] brings them up to date.
+pub fn index_schema(d: Dialect) -> Vec<String> {
+    let collate = text_collation(d);
     let mut out = Vec::new();
     for t in Table::ALL {
-        let cols = t.column_decls(&format!("TEXT{collate}"), "BIGINT");
+        // The columns as the store's migration 2 made them; `long_values_schema` adds
+        // the rest.
+        let cols: Vec<String> =
+            t.column_decls(&format!("TEXT{collate}"), "BIGINT").into_iter().take(t.value_columns().len()).collect();
         out.push(format!(
             "CREATE TABLE IF NOT EXISTS {} (res_pk BIGINT NOT NULL, res_type TEXT NOT NULL, param TEXT NOT NULL, grp BIGINT NOT NULL, {})",
             t.name(),
@@ -163,6 +198,11 @@ pub fn index_schema(d: Dialect) -> Vec<String> {
 
 fn opt(s: &Option<String>) -> Bind {
     Bind::text_or_null(s.clone())
+}
+
+/// The binds of a row's [`Table::columns`].
+pub(crate) fn row_binds(v: &IndexValue) -> Vec<Bind> {
+    crate::long::stored_binds(Table::of(v), value_binds(v))
 }
 
 fn value_binds(v: &IndexValue) -> Vec<Bind> {
@@ -202,8 +242,8 @@ pub(crate) fn inserts_many(res_type: &str, items: &[(i64, Vec<IndexRow>)]) -> Ve
 /// row is of one resource, whose pk is bound once as `$1` (and the type as `$2`).
 fn table_inserts(t: Table, res_type: &str, rows: &[(i64, &IndexRow)], shared_pk: bool) -> Vec<Sql> {
     let mine: Vec<&(i64, &IndexRow)> = rows.iter().filter(|(_, r)| Table::of(&r.value) == t).collect();
-    let per_row = 3 + t.value_columns().len();
-    let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
+    let per_row = 3 + t.columns().len();
+    let cols: Vec<&str> = t.columns().iter().map(|c| c.0).collect();
     let mut out = Vec::new();
     for chunk in mine.chunks((MAX_BINDS / per_row).max(1)) {
         let mut binds = Vec::with_capacity(2 + chunk.len() * per_row);
@@ -222,7 +262,7 @@ fn table_inserts(t: Table, res_type: &str, rows: &[(i64, &IndexRow)], shared_pk:
             };
             let mut ph = vec![pk_ph, type_ph.clone()];
             let mut vals = vec![Bind::Text(row.param.clone()), Bind::Int(row.group)];
-            vals.extend(value_binds(&row.value));
+            vals.extend(row_binds(&row.value));
             for b in vals {
                 binds.push(b);
                 ph.push(format!("${}", binds.len()));
@@ -287,166 +327,4 @@ pub(crate) fn changes(res_pk: i64, res_type: &str, old: &[IndexRow], new: &[Inde
         .collect();
     out.extend(inserts(res_pk, res_type, &rows));
     out
-}
-
-/// One resource of a group create (see [`group_create_sql`]).
-pub struct GroupItem<'a> {
-    pub res_type: &'a str,
-    pub id: &'a str,
-    pub last_updated: i64,
-    pub body: &'a str,
-    pub rows: &'a [IndexRow],
-}
-
-/// PostgreSQL: creates many new resources (version 1, their index rows) in one
-/// statement whose text does not depend on how many there are, so that each
-/// connection prepares and plans it once. Multi-row `VALUES` lists would give a new
-/// statement per batch size, each parsed and planned anew (measured slower than one
-/// create per statement). `$1` is a JSON array of the resources, `$2`… one JSON
-/// array of index rows per table, in `Table::ALL` order ([`group_create_binds`]).
-/// The body is read as `json`, which keeps its text exactly as sent (decimals too).
-/// Returns `pk, res_id` of each resource created.
-pub fn group_create_sql() -> String {
-    let mut text = String::from(
-        "WITH d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(res_type text, id text, lu bigint, body json)), \
-         r AS (INSERT INTO resources (res_type, res_id, version, last_updated, deleted) \
-         SELECT res_type, id, 1, lu, false FROM d RETURNING pk, res_type, res_id), \
-         v AS (INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) \
-         SELECT r.pk, 1, d.lu, false, 'POST', d.body::text FROM d JOIN r ON r.res_id = d.id AND r.res_type = d.res_type)",
-    );
-    for (i, t) in Table::ALL.iter().enumerate() {
-        let cols: Vec<&str> = t.value_columns().iter().map(|c| c.0).collect();
-        let typed = t.column_decls("text", "bigint");
-        let picked: Vec<String> = cols.iter().map(|c| format!("x.{c}")).collect();
-        text.push_str(&format!(
-            ", i{i} AS (INSERT INTO {} (res_pk, res_type, param, grp, {}) SELECT r.pk, r.res_type, x.param, x.grp, {} \
-             FROM json_to_recordset(${}::json) AS x(id text, param text, grp bigint, {}) JOIN r ON r.res_id = x.id)",
-            t.name(),
-            cols.join(", "),
-            picked.join(", "),
-            i + 2,
-            typed.join(", ")
-        ));
-    }
-    text.push_str(" SELECT pk, res_id FROM r");
-    text
-}
-
-/// The binds of [`group_create_sql`] for `items` (ids distinct within the group),
-/// written as JSON text directly: building `serde_json::Value`s first cost a tenth
-/// of the gateway's time per create.
-pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
-    use std::io::Write;
-    let mut resources: Vec<u8> = Vec::with_capacity(items.iter().map(|it| it.body.len() + 96).sum::<usize>() + 2);
-    resources.push(b'[');
-    for (k, it) in items.iter().enumerate() {
-        if k > 0 {
-            resources.push(b',');
-        }
-        resources.extend_from_slice(b"{\"res_type\":");
-        json_str(&mut resources, it.res_type);
-        resources.extend_from_slice(b",\"id\":");
-        json_str(&mut resources, it.id);
-        let _ = write!(resources, ",\"lu\":{},\"body\":", it.last_updated);
-        // Already JSON: carried as it is, not as an escaped string.
-        resources.extend_from_slice(it.body.as_bytes());
-        resources.push(b'}');
-    }
-    resources.push(b']');
-    let mut tables: Vec<Vec<u8>> = vec![vec![b'[']; Table::ALL.len()];
-    for it in items {
-        for row in it.rows {
-            let t = Table::of(&row.value);
-            let Some(out) = Table::ALL.iter().position(|x| *x == t).and_then(|pos| tables.get_mut(pos)) else {
-                continue;
-            };
-            if out.len() > 1 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"id\":");
-            json_str(out, it.id);
-            out.extend_from_slice(b",\"param\":");
-            json_str(out, &row.param);
-            let _ = write!(out, ",\"grp\":{}", row.group);
-            for ((name, _), b) in t.value_columns().iter().zip(value_binds(&row.value)) {
-                let _ = write!(out, ",\"{name}\":");
-                match b {
-                    Bind::Text(s) => json_str(out, &s),
-                    Bind::Int(i) => {
-                        let _ = write!(out, "{i}");
-                    }
-                    Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-                    Bind::NullText | Bind::NullInt => out.extend_from_slice(b"null"),
-                }
-            }
-            out.push(b'}');
-        }
-    }
-    std::iter::once(resources)
-        .chain(tables.into_iter().map(|mut t| {
-            t.push(b']');
-            t
-        }))
-        // Only UTF-8 went in: the bodies are `&str`, the rest serde_json's output.
-        .map(|bytes| {
-            Bind::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-        })
-        .collect()
-}
-
-/// Appends `s` as a JSON string (serde_json's escaping).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn group_binds_are_json_with_bodies_kept_verbatim_and_strings_escaped() {
-        let rows = vec![
-            IndexRow {
-                param: "family".into(),
-                group: 0,
-                value: IndexValue::String { norm: "o\"brien\\".into(), exact: "O\"Brien\\\n\u{1}".into() },
-            },
-            IndexRow { param: "birthdate".into(), group: 1, value: IndexValue::Date { lo: -5, hi: 7 } },
-            IndexRow {
-                param: "identifier".into(),
-                group: 2,
-                value: IndexValue::Token { system: None, code: Some("è1".into()), text: None },
-            },
-        ];
-        let body = r#"{"resourceType":"Patient","x":20.00}"#;
-        let items = [GroupItem { res_type: "Patient", id: "a\"b", last_updated: 42, body, rows: &rows }];
-        let binds = group_create_binds(&items);
-        assert_eq!(binds.len(), 1 + Table::ALL.len());
-        let texts: Vec<&str> = binds
-            .iter()
-            .map(|b| match b {
-                Bind::Text(t) => t.as_str(),
-                _ => panic!("every bind is JSON text"),
-            })
-            .collect();
-        // The body is embedded as JSON, byte for byte.
-        assert!(texts[0].contains(body));
-        let res: serde_json::Value = serde_json::from_str(texts[0]).unwrap();
-        assert_eq!(res[0]["id"], "a\"b");
-        assert_eq!(res[0]["lu"], 42);
-        let strings: serde_json::Value = serde_json::from_str(texts[1]).unwrap();
-        assert_eq!(strings[0]["value_exact"], "O\"Brien\\\n\u{1}");
-        assert_eq!(strings[0]["param"], "family");
-        let tokens: serde_json::Value = serde_json::from_str(texts[2]).unwrap();
-        assert_eq!(tokens[0]["code"], "è1");
-        assert!(tokens[0]["system"].is_null());
-        let dates: serde_json::Value = serde_json::from_str(texts[3]).unwrap();
-        assert_eq!(
-            (dates[0]["lo"].as_i64(), dates[0]["hi"].as_i64(), dates[0]["grp"].as_i64()),
-            (Some(-5), Some(7), Some(1))
-        );
-        // Tables without rows get an empty array.
-        assert_eq!(texts[7], "[]");
-    }
 }

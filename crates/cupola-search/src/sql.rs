@@ -4,7 +4,7 @@
 use crate::numbers::SearchNumber;
 use crate::query::{Cond, Filter, ParamRows, Prefix, SystemMatch};
 use crate::schema::Table;
-use crate::text::{like_escape, prefix_upper};
+use crate::text::prefix_upper;
 use crate::Bind;
 
 /// An extra condition the caller adds to every statement of a search (e.g.
@@ -94,7 +94,7 @@ impl Builder {
     }
 
     /// `col` starts with `prefix`, as a binary range (index friendly on both engines).
-    fn prefix(&mut self, col: &str, prefix: &str) -> String {
+    pub(crate) fn prefix(&mut self, col: &str, prefix: &str) -> String {
         if prefix.is_empty() {
             return format!("{col} IS NOT NULL");
         }
@@ -235,20 +235,18 @@ impl Builder {
     /// One value condition on index alias `ix` (`lo`/`hi`: the range columns).
     pub(crate) fn cond(&mut self, c: &Cond, lo: &str, hi: &str, ix: &str) -> String {
         match c {
-            Cond::StrPrefix(p) => self.prefix(&format!("{ix}.value_norm"), p),
-            Cond::StrExact(s) => format!("{ix}.value_exact = {}", self.text(s)),
-            Cond::StrContains(s) => {
-                format!("{ix}.value_norm LIKE {} ESCAPE '\\'", self.text(&format!("%{}%", like_escape(s))))
-            }
+            Cond::StrPrefix(p) => self.long_prefix(&format!("{ix}.value_norm"), p),
+            Cond::StrExact(s) => self.long_eq(&format!("{ix}.value_exact"), s),
+            Cond::StrContains(s) => self.long_contains(&format!("{ix}.value_norm"), s),
             Cond::Token { system, code } => {
                 let mut parts = Vec::new();
                 if let Some(code) = code {
-                    parts.push(format!("{ix}.code = {}", self.text(code)));
+                    parts.push(self.long_eq(&format!("{ix}.code"), code));
                 }
                 match system {
                     SystemMatch::Any => {}
                     SystemMatch::Null => parts.push(format!("{ix}.system IS NULL")),
-                    SystemMatch::Is(s) => parts.push(format!("{ix}.system = {}", self.text(s))),
+                    SystemMatch::Is(s) => parts.push(self.long_eq(&format!("{ix}.system"), s)),
                 }
                 if parts.is_empty() {
                     parts.push(format!("{ix}.code IS NOT NULL"));
@@ -297,10 +295,17 @@ impl Builder {
                 // The url is absolute or a `urn:` (it has a colon), so only rows the
                 // partial index on `raw` holds can match; each alternative repeats the
                 // index's predicate word for word so that both planners use the index.
-                let indexed = crate::schema::RAW_INDEXED;
+                // Unless the colon is past what `raw` holds of a long value.
+                let head = crate::long::cut(url).unwrap_or(url);
+                let indexed = if head.contains(':') {
+                    format!("{ix}.{} AND ", crate::schema::RAW_INDEXED)
+                } else {
+                    String::new()
+                };
+                let raw = format!("{ix}.raw");
                 let mut alts = vec![
-                    format!("({ix}.{indexed} AND {ix}.raw = {})", self.text(url)),
-                    format!("({ix}.{indexed} AND {})", self.prefix(&format!("{ix}.raw"), &format!("{url}|"))),
+                    format!("({indexed}{})", self.long_eq(&raw, url)),
+                    format!("({indexed}{})", self.long_prefix(&raw, &format!("{url}|"))),
                 ];
                 if let Some((t, i)) = target {
                     alts.push(format!("({ix}.target_type = {} AND {ix}.target_id = {})", self.text(t), self.text(i)));
@@ -310,7 +315,7 @@ impl Builder {
             Cond::RefIdentifier { system, value } => {
                 let mut parts = Vec::new();
                 if let Some(v) = value {
-                    parts.push(format!("{ix}.ident_value = {}", self.text(v)));
+                    parts.push(self.long_eq(&format!("{ix}.ident_value"), v));
                 }
                 if let Some(s) = system {
                     parts.push(format!("{ix}.ident_system = {}", self.text(s)));
@@ -320,12 +325,9 @@ impl Builder {
                 }
                 format!("({})", parts.join(" AND "))
             }
-            Cond::Uri(u) => format!("{ix}.uri = {}", self.text(u)),
-            Cond::UriBelow(p) => self.prefix(&format!("{ix}.uri"), p),
-            Cond::UriAbove(list) => {
-                let ph: Vec<String> = list.iter().map(|u| self.text(u)).collect();
-                format!("{ix}.uri IN ({})", ph.join(", "))
-            }
+            Cond::Uri(u) => self.long_eq(&format!("{ix}.uri"), u),
+            Cond::UriBelow(p) => self.long_prefix(&format!("{ix}.uri"), p),
+            Cond::UriAbove(list) => self.long_in(&format!("{ix}.uri"), list),
         }
     }
 

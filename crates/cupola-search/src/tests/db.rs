@@ -9,7 +9,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use super::{example, pairs, registry};
-use crate::{grid_schema, index_schema, Bind, Dialect, Sql};
+use crate::{grid_schema, index_schema, long_values_schema, Bind, Dialect, Sql};
 
 fn core(d: Dialect) -> Vec<String> {
     let pk = match d {
@@ -55,6 +55,10 @@ impl Db {
         }
         // Twice: the DDL is idempotent.
         for s in index_schema(dialect) {
+            run(&pool, &plain(&s)).await;
+        }
+        for s in long_values_schema(dialect) {
+            assert!(!s.contains(';'));
             run(&pool, &plain(&s)).await;
         }
         Db { pool, dialect, next_pk: 1, schema }
