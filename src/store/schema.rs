@@ -261,6 +261,15 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
                 cupola_search::RAW_INDEXED
             ),
         ),
+        // 18: the relay's claim token (a mark must present the token of the claim that
+        // still holds the row), and how often in a row the broker returned a message
+        // no queue took (status `unroutable`; its backoff grows with it).
+        (
+            18,
+            "ALTER TABLE outbox ADD COLUMN claim_token BIGINT;\n\
+             ALTER TABLE outbox ADD COLUMN unrouted BIGINT NOT NULL DEFAULT 0"
+                .into(),
+        ),
     ]
 }
 
