@@ -18,3 +18,4 @@ mod search;
 mod security;
 mod slots;
 mod transaction;
+mod unroutable;
