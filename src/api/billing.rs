@@ -147,9 +147,10 @@ pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> 
     ctx.respond(r.await)
 }
 
-/// `$outbox?status=pending|sent|failed&_count=N` (administrators): the messages
-/// for the providers, newest first — what waits for the broker, what was sent, and
-/// what is held (with the reason, e.g. a code the provider does not map).
+/// `$outbox?status=pending|sent|unroutable|failed|parked&_count=N` (administrators):
+/// the messages for the providers, newest first — what waits for the broker, what
+/// was sent, what no queue takes (retried, with the broker's reason and the next
+/// attempt), and what is held (with the reason, e.g. a code the provider does not map).
 pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         administrators_only(&ctx, "$outbox")?;
@@ -157,11 +158,11 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
         only(&params, &["status", "_count"], "$outbox")?;
         let status = text(&params, "status");
         if let Some(st) = &status {
-            if !["pending", "sent", "failed", "parked"].contains(&st.as_str()) {
+            if !["pending", "sent", "unroutable", "failed", "parked"].contains(&st.as_str()) {
                 return Err(Error::invalid(
                     "code-invalid",
                     Some("status".into()),
-                    "status is pending, sent, failed or parked",
+                    "status is pending, sent, unroutable, failed or parked",
                 ));
             }
         }
@@ -193,6 +194,9 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
                 }
                 if let Some(t) = m.sent_us {
                     part.push(json!({"name": "sent", "valueInstant": crate::fhir::meta::instant(t)}));
+                }
+                if let Some(t) = m.next_attempt_us {
+                    part.push(json!({"name": "next-attempt", "valueInstant": crate::fhir::meta::instant(t)}));
                 }
                 json!({"name": "message", "part": part})
             })

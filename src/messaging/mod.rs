@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod inbound;
 pub mod message;
 pub mod relay;
+mod settle;
 
 pub use message::{build, Destination, Event};
 

@@ -1,10 +1,12 @@
 //! The relay: publishes the outbox to RabbitMQ with publisher confirms. It claims
-//! pending rows (a lease, `SKIP LOCKED` on PostgreSQL, so that several gateways
-//! share the work), publishes each as a persistent message (message id = the
-//! MessageHeader id, content type `application/fhir+json`) and marks a row sent
-//! only after the broker's ack. A nack, a lost connection or a crash leaves the row
-//! pending: it goes again, with the same message id. It wakes when a transaction
-//! that wrote the outbox commits, and polls in case another gateway wrote it.
+//! pending rows (a lease by the database's clock, `SKIP LOCKED` on PostgreSQL, so
+//! that several gateways share the work), publishes each as a persistent,
+//! `mandatory` message (message id = the MessageHeader id, content type
+//! `application/fhir+json`) and marks a row sent only after the broker's ack of a
+//! routed message (see `settle` for one the broker returns). A nack, a lost
+//! connection or a crash leaves the row pending: it goes again, with the same
+//! message id. It wakes when a transaction that wrote the outbox commits, and polls
+//! in case another gateway wrote it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +14,13 @@ use std::time::Duration;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::publisher_confirm::Confirmation;
+use lapin::publisher_confirm::PublisherConfirm;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Notify;
 
 use super::Topology;
-use crate::store::Store;
+use crate::store::{Claimed, Lease, Store};
 
 /// Rows claimed at once, batches unconfirmed at once, and how long a claim holds.
 const BATCH: i64 = 250;
@@ -34,6 +36,7 @@ pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wak
     loop {
         match connect(&url, &topology).await {
             Ok((conn, channel)) => {
+                let conn = Arc::new(conn);
                 tracing::info!(exchange = %topology.exchange, "relay connected to the broker");
                 pause = Duration::from_millis(100);
                 // The inbound queue is consumed on a channel of its own.
@@ -44,7 +47,8 @@ pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wak
                         None
                     }
                 };
-                if let Err(e) = pump(&store, &channel, &topology, &wake).await {
+                let link = Link { store: store.clone(), conn: conn.clone(), channel, topology: topology.clone() };
+                if let Err(e) = pump(&link, &wake).await {
                     tracing::warn!(error = %e, "relay lost the broker; the outbox keeps the messages");
                 }
                 if let Some(i) = inbound {
@@ -125,19 +129,42 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What publishing needs: the store, the connection (a channel of its own declares
+/// the topology again when the broker returns a message), the confirming channel
+/// and the topology.
+#[derive(Clone)]
+pub(super) struct Link {
+    pub store: Store,
+    pub conn: Arc<Connection>,
+    pub channel: Channel,
+    pub topology: Arc<Topology>,
+}
+
+/// Publishes `m` persistent and `mandatory`: a message no queue takes (a provider's
+/// queue deleted, a binding gone) comes back with its confirm instead of being
+/// dropped by the broker and confirmed as if delivered.
+pub(super) async fn publish(channel: &Channel, exchange: &str, m: &Claimed) -> lapin::Result<PublisherConfirm> {
+    let props = BasicProperties::default()
+        .with_message_id(m.message_id.clone().into())
+        .with_content_type("application/fhir+json".into())
+        .with_delivery_mode(2);
+    let mandatory = BasicPublishOptions { mandatory: true, ..Default::default() };
+    channel.basic_publish(exchange, &m.routing_key, mandatory, m.body.as_bytes(), props).await
+}
+
 /// Publishes claimed batches until the channel fails. The next batch is claimed
 /// while one is published, and a batch's confirms are awaited (and its rows marked)
 /// while the next batches are claimed and published:
 /// up to [`WINDOW`] batches unconfirmed, as a publisher keeps a window in flight.
-async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> anyhow::Result<()> {
+async fn pump(link: &Link, wake: &Notify) -> anyhow::Result<()> {
     let mut next = None;
-    let r = publish_claimed(store, channel, t, wake, &mut next).await;
+    let r = publish_claimed(link, wake, &mut next).await;
     // A batch claimed ahead and never published goes back at once, not when its
     // lease runs out.
     if let Some(n) = next.take() {
-        if let Ok(Ok(rows)) = n.await {
-            let seqs: Vec<_> = rows.iter().map(|m| m.seq).collect();
-            if let Err(e) = store.release(&seqs).await {
+        if let Ok(Ok(lease)) = n.await {
+            let seqs: Vec<_> = lease.rows.iter().map(|m| m.seq).collect();
+            if let Err(e) = link.store.release(lease.token, &seqs).await {
                 tracing::warn!(error = %e, "claimed messages wait for their lease to end");
             }
         }
@@ -145,25 +172,19 @@ async fn pump(store: &Store, channel: &Channel, t: &Topology, wake: &Notify) -> 
     r
 }
 
-type Claim = tokio::task::JoinHandle<crate::Result<Vec<crate::store::Claimed>>>;
+type Claim = tokio::task::JoinHandle<crate::Result<Lease>>;
 
 fn claim(store: &Store) -> Claim {
     let store = store.clone();
     tokio::spawn(async move { store.claim(BATCH, LEASE_US).await })
 }
 
-async fn publish_claimed(
-    store: &Store,
-    channel: &Channel,
-    t: &Topology,
-    wake: &Notify,
-    next: &mut Option<Claim>,
-) -> anyhow::Result<()> {
+async fn publish_claimed(link: &Link, wake: &Notify, next: &mut Option<Claim>) -> anyhow::Result<()> {
     let mut unconfirmed: std::collections::VecDeque<tokio::task::JoinHandle<anyhow::Result<()>>> =
         std::collections::VecDeque::new();
     loop {
-        let batch = next.take().unwrap_or_else(|| claim(store)).await??;
-        if batch.is_empty() {
+        let lease = next.take().unwrap_or_else(|| claim(&link.store)).await??;
+        if lease.rows.is_empty() {
             if let Some(p) = unconfirmed.pop_front() {
                 p.await??;
             } else {
@@ -172,19 +193,12 @@ async fn publish_claimed(
             continue;
         }
         // The next batch is claimed while this one is published.
-        *next = Some(claim(store));
-        let mut pending = Vec::with_capacity(batch.len());
+        *next = Some(claim(&link.store));
+        let mut pending = Vec::with_capacity(lease.rows.len());
         let mut failed = Vec::new();
-        for m in &batch {
-            let props = BasicProperties::default()
-                .with_message_id(m.message_id.clone().into())
-                .with_content_type("application/fhir+json".into())
-                .with_delivery_mode(2);
-            let published = channel
-                .basic_publish(&t.exchange, &m.routing_key, BasicPublishOptions::default(), m.body.as_bytes(), props)
-                .await;
-            match published {
-                Ok(confirm) => pending.push((m.seq, confirm)),
+        for m in lease.rows {
+            match publish(&link.channel, &link.topology.exchange, &m).await {
+                Ok(confirm) => pending.push((m, confirm)),
                 Err(e) => {
                     failed.push(m.seq);
                     tracing::warn!(error = %e, "publish failed");
@@ -196,28 +210,6 @@ async fn publish_claimed(
                 p.await??;
             }
         }
-        let store = store.clone();
-        unconfirmed.push_back(tokio::spawn(async move {
-            let mut sent = Vec::with_capacity(pending.len());
-            for (seq, confirm) in pending {
-                match confirm.await {
-                    Ok(Confirmation::Ack(_)) => sent.push(seq),
-                    Ok(other) => {
-                        tracing::warn!(?other, seq, "the broker did not take a message; it stays in the outbox");
-                        failed.push(seq);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, seq, "no confirm");
-                        failed.push(seq);
-                    }
-                }
-            }
-            store.mark_sent(&sent).await?;
-            store.release(&failed).await?;
-            if !failed.is_empty() {
-                anyhow::bail!("{} messages were not confirmed", failed.len());
-            }
-            Ok(())
-        }));
+        unconfirmed.push_back(tokio::spawn(super::settle::settle(link.clone(), lease.token, pending, failed)));
     }
 }

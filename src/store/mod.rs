@@ -10,6 +10,7 @@ mod create;
 mod fold;
 mod group;
 mod history;
+mod lease;
 mod lookups;
 mod messages;
 mod outbox;
@@ -42,7 +43,8 @@ use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
-pub use outbox::{Claimed, OutboxRow};
+pub use lease::{Claimed, Lease};
+pub use outbox::OutboxRow;
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::{work, Output};

@@ -1,16 +1,16 @@
 //! The transactional outbox: every message a provider is to receive is a row
 //! written in the same database transaction as the change it tells of, so that a
 //! change is never committed without its message nor a message sent for a change
-//! that was rolled back. The relay (`crate::messaging::relay`) claims pending rows,
-//! publishes them with publisher confirms, and marks them sent only after the
-//! broker's ack. Several gateways on one PostgreSQL share the rows (`FOR UPDATE SKIP
+//! that was rolled back. The relay (`crate::messaging::relay`) claims pending rows
+//! (see `lease`), publishes them with publisher confirms, and marks them sent only
+//! after the broker's ack of a routed message. Several gateways on one PostgreSQL share the rows (`FOR UPDATE SKIP
 //! LOCKED` and a lease): a row is published by one relay at a time; a relay that
 //! dies mid-publish leaves its lease to run out, and the row goes again (the same
 //! message id, so that a provider can drop the duplicate).
 
 use sqlx::Row;
 
-use super::{Bind, Dialect, Sql, Store, Tx};
+use super::{Bind, Sql, Store, Tx};
 use crate::Result;
 
 /// A message about to be written to the outbox.
@@ -25,15 +25,6 @@ pub struct Outgoing {
     pub body: String,
     /// `Some(reason)`: held as failed (an unmapped code …), shown to operators.
     pub failed: Option<String>,
-}
-
-/// A message claimed for publishing.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub seq: i64,
-    pub message_id: String,
-    pub routing_key: String,
-    pub body: String,
 }
 
 /// An outbox row as operators see it.
@@ -52,6 +43,8 @@ pub struct OutboxRow {
     pub attempts: i64,
     pub created_us: i64,
     pub sent_us: Option<i64>,
+    /// When an unroutable message goes again (the database's clock).
+    pub next_attempt_us: Option<i64>,
 }
 
 impl Store {
@@ -90,81 +83,13 @@ impl Store {
         Ok(())
     }
 
-    /// Claims up to `limit` pending messages, oldest first, that no other relay
-    /// holds, for `lease_us`.
-    pub(crate) async fn claim(&self, limit: i64, lease_us: i64) -> Result<Vec<Claimed>> {
-        let now = super::now_micros();
-        let lock = match self.dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE outbox SET lease_us = $1, attempts = attempts + 1 WHERE seq IN \
-             (SELECT seq FROM outbox WHERE status = 'pending' AND (lease_us IS NULL OR lease_us < $2) \
-             ORDER BY seq LIMIT $3{lock}) RETURNING seq, message_id, routing_key"
-        );
-        let mut tx = self.begin().await?;
-        let rows = sqlx::query(&sql).bind(now + lease_us).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        let mut out: Vec<Claimed> = rows
-            .iter()
-            .map(|r| {
-                Ok(Claimed {
-                    seq: r.try_get("seq")?,
-                    message_id: r.try_get("message_id")?,
-                    routing_key: r.try_get("routing_key")?,
-                    body: String::new(),
-                })
-            })
-            .collect::<Result<_>>()?;
-        if out.is_empty() {
-            return Ok(out);
-        }
-        let marks: Vec<String> = (1..=out.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("SELECT message_id, body FROM outbox_bodies WHERE message_id IN ({})", marks.join(", "));
-        let binds = out.iter().map(|c| super::Bind::Text(c.message_id.clone()));
-        let mut c = self.conn().await?;
-        let r = sqlx::query_with(&sql, super::into_arguments(binds)).fetch_all(&mut *c).await;
-        let bodies: std::collections::HashMap<String, String> =
-            c.done(r)?.iter().map(|r| Ok((r.try_get("message_id")?, r.try_get("body")?))).collect::<Result<_>>()?;
-        for m in &mut out {
-            m.body = bodies.get(&m.message_id).cloned().unwrap_or_default();
-        }
-        out.sort_by_key(|c| c.seq);
-        Ok(out)
-    }
-
-    /// Marks `seqs` sent (the broker confirmed them).
-    pub(crate) async fn mark_sent(&self, seqs: &[i64]) -> Result<()> {
-        self.set_outbox(seqs, "UPDATE outbox SET status = 'sent', sent_us = $1, lease_us = NULL WHERE seq IN").await
-    }
-
-    /// Gives `seqs` back for the next round (the broker refused or went away).
-    pub(crate) async fn release(&self, seqs: &[i64]) -> Result<()> {
-        self.set_outbox(seqs, "UPDATE outbox SET lease_us = NULL WHERE seq IN").await
-    }
-
-    async fn set_outbox(&self, seqs: &[i64], head: &str) -> Result<()> {
-        if seqs.is_empty() {
-            return Ok(());
-        }
-        let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
-        let sql = format!("{head} ({})", list.join(", "));
-        let mut c = self.conn().await?;
-        let mut q = sqlx::query(&sql);
-        if sql.contains("$1") {
-            q = q.bind(super::now_micros());
-        }
-        let r = q.execute(&mut *c).await.map(|_| ());
-        c.done(r)
-    }
-
     /// The outbox as operators see it: rows of `status` (all when none), newest first.
     pub async fn outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
         let mut c = self.conn().await?;
         let r = sqlx::query(
             "SELECT seq, message_id, provider, routing_key, event, focus, status, reason, delivery, attempts, \
-             created_us, sent_us FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
+             created_us, sent_us, CASE WHEN status = 'unroutable' THEN lease_us END AS next_attempt_us \
+             FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
         )
         .bind(status.unwrap_or_default())
         .bind(limit)
@@ -186,6 +111,7 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     created_us: r.try_get("created_us")?,
                     sent_us: r.try_get("sent_us")?,
+                    next_attempt_us: r.try_get("next_attempt_us")?,
                 })
             })
             .collect()
@@ -215,24 +141,29 @@ impl Store {
                 format!("no message {original} was sent to provider {provider}"),
             )]));
         };
-        let now = super::now_micros();
+        // The pause is reckoned by the database's clock, as the relay's claims are.
+        // The claim token goes: a relay still holding the row must not mark it sent
+        // over the provider's answer.
         let (status, lease) = match outcome {
-            "ok" => ("sent", None),
-            "transient-error" => ("pending", Some(now + (1_000_000i64 << attempts.clamp(0, 8)).min(300_000_000))),
-            _ => ("parked", None),
+            "ok" => ("sent", "NULL".to_string()),
+            "transient-error" => {
+                let pause = (1_000_000i64 << attempts.clamp(0, 8)).min(300_000_000);
+                ("pending", format!("{} + {pause}", super::lease::clock(self.dialect)))
+            }
+            _ => ("parked", "NULL".to_string()),
         };
-        sqlx::query(
-            "UPDATE outbox SET delivery = $1, status = $2, lease_us = $3, reason = COALESCE($4, reason) \
-             WHERE message_id = $5 AND provider = $6",
-        )
-        .bind(outcome)
-        .bind(status)
-        .bind(lease)
-        .bind(details)
-        .bind(original)
-        .bind(provider)
-        .execute(&mut **tx)
-        .await?;
+        let sql = format!(
+            "UPDATE outbox SET delivery = $1, status = $2, lease_us = {lease}, claim_token = NULL, \
+             reason = COALESCE($3, reason) WHERE message_id = $4 AND provider = $5"
+        );
+        sqlx::query(&sql)
+            .bind(outcome)
+            .bind(status)
+            .bind(details)
+            .bind(original)
+            .bind(provider)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 

@@ -264,6 +264,15 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         // 18: index columns hold a text's first characters, the whole value beside
         // them when longer (a long one broke PostgreSQL's index: see `cupola_search`).
         (18, cupola_search::long_values_schema(d).join(";\n")),
+        // 19: the relay's claim token (a mark must present the token of the claim that
+        // still holds the row), and how often in a row the broker returned a message
+        // no queue took (status `unroutable`; its backoff grows with it).
+        (
+            19,
+            "ALTER TABLE outbox ADD COLUMN claim_token BIGINT;\n\
+             ALTER TABLE outbox ADD COLUMN unrouted BIGINT NOT NULL DEFAULT 0"
+                .into(),
+        ),
     ]
 }
 

@@ -21,3 +21,4 @@ mod security;
 mod slots;
 mod transaction;
 mod trust;
+mod unroutable;

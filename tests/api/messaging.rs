@@ -16,16 +16,16 @@ use crate::booking::{book_params, catalog, counter, proposal, send, BASE};
 use crate::concurrency::Server;
 use crate::helpers::{client_as, match_ids, session, Backend, TestApp};
 
-const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 fn exchange() -> String {
     format!("cupola-test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The test's exchange, queues and dead-letter objects, deleted when it ends.
-struct Broker {
+pub struct Broker {
     conn: Connection,
-    exchange: String,
+    pub exchange: String,
 }
 
 impl Broker {
@@ -36,7 +36,7 @@ impl Broker {
     }
 
     /// Every message now in `provider`'s queue (routing key, message id, content type, body).
-    async fn drain(&self, provider: &str) -> Vec<(String, String, String, Value)> {
+    pub async fn drain(&self, provider: &str) -> Vec<(String, String, String, Value)> {
         let ch = self.conn.create_channel().await.unwrap();
         let queue = format!("{}.provider.{provider}", self.exchange);
         let mut out = Vec::new();
@@ -53,7 +53,7 @@ impl Broker {
     }
 
     /// Waits (up to `secs`) until `provider`'s queue has had `n` messages; returns them.
-    async fn wait_for(&self, provider: &str, n: usize, secs: u64) -> Vec<(String, String, String, Value)> {
+    pub async fn wait_for(&self, provider: &str, n: usize, secs: u64) -> Vec<(String, String, String, Value)> {
         let mut got = Vec::new();
         for _ in 0..secs * 10 {
             got.extend(self.drain(provider).await);
@@ -67,7 +67,7 @@ impl Broker {
 
     /// Deletes the test's queues (those of `providers` and of every provider in
     /// `mappings/providers`, which the gateway declares) and exchanges.
-    async fn delete(self, providers: &[&str]) {
+    pub async fn delete(self, providers: &[&str]) {
         let ch = self.conn.create_channel().await.unwrap();
         let mapped: Vec<String> = std::fs::read_dir("mappings/providers")
             .into_iter()
@@ -89,7 +89,7 @@ impl Broker {
 
 /// Galliera (provider code `galliera`, whose map has 89.52 but not 89.7) with an
 /// agenda for `code`; returns its slots.
-async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
+pub async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
     provider(app, "org-galliera", "galliera", code).await
 }
 
@@ -192,7 +192,7 @@ async fn ensure_patient(client: &reqwest::Client, base: &str, id: &str) {
     assert!(r.status().is_success(), "PUT Patient/{id}: {}", r.status());
 }
 
-async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
+pub async fn book(app: &TestApp, slot: &str, patient: &str) -> Value {
     ensure_patient(&app.client, &app.base, patient).await;
     let (status, out) =
         send(app, &counter(), Method::POST, "Appointment/$book", &book_params(proposal(slot, patient, None), None))
@@ -209,14 +209,14 @@ async fn patient(app: &TestApp, id: &str) {
     assert!(r.status().is_success(), "PUT Patient/{id}: {}", r.status());
 }
 
-async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
+pub async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
     let query = if status.is_empty() { String::new() } else { format!("status={status}&") };
     let p = app.get_json(&format!("$outbox?{query}_count=1000"), 200).await;
     p["parameter"].as_array().cloned().unwrap_or_default()
 }
 
 /// A gateway on `backend` publishing through `url` to an exchange of its own.
-async fn gateway(backend: Backend, url: String) -> (TestApp, Broker) {
+pub async fn gateway(backend: Backend, url: String) -> (TestApp, Broker) {
     let x = exchange();
     let broker = Broker::open(&x).await;
     let app = TestApp::spawn_with(backend, move |c| {
@@ -227,7 +227,7 @@ async fn gateway(backend: Backend, url: String) -> (TestApp, Broker) {
     (app, broker)
 }
 
-fn part<'a>(message: &'a Value, name: &str) -> &'a Value {
+pub fn part<'a>(message: &'a Value, name: &str) -> &'a Value {
     message["part"].as_array().and_then(|l| l.iter().find(|p| p["name"] == name)).unwrap_or(&Value::Null)
 }
 
