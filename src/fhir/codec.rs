@@ -77,6 +77,17 @@ pub fn parse_body(bytes: &[u8], content_type: Option<&str>) -> Result<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::invalid("required", None, "the request body is empty; send a FHIR resource"));
     }
+    let deepest = match format {
+        Format::Json => super::depth::json_depth(bytes),
+        Format::Xml => super::depth::xml_depth(&String::from_utf8_lossy(bytes)),
+    };
+    if deepest > super::depth::MAX_DEPTH {
+        return Err(Error::invalid(
+            "structure",
+            None,
+            format!("the body nests {deepest} levels deep; at most {} are accepted", super::depth::MAX_DEPTH),
+        ));
+    }
     match format {
         Format::Json => serde_json::from_slice(bytes)
             .map_err(|e| Error::invalid("structure", None, format!("the body is not valid JSON: {e}"))),

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod capability;
 pub mod check;
 pub mod codec;
+pub mod depth;
 pub mod elements;
 pub mod meta;
 pub mod names;

@@ -9,8 +9,8 @@ use crate::helpers::{match_ids, Backend, TestApp};
 const MIB: usize = 1024 * 1024;
 const MRN: &str = "http://example.org/sid/mrn";
 
-/// A value of `len` characters or so whose first 200 (where the index cuts it) mix
-/// case and accents, with `marker` a megabyte in.
+/// A value of about `len / 2` characters whose first 200 (where the index cuts it)
+/// mix case and accents, with `marker` half a megabyte in.
 fn long_value(len: usize, marker: &str) -> String {
     let head = format!("{}ÉÀ", "Rè".repeat(99));
     let fill = len.saturating_sub(head.len()) / 2;
@@ -88,24 +88,30 @@ async fn identifier_searches_are_exact(app: &TestApp, mrn: &str, id: &str, near:
 
 async fn megabyte_values_are_stored_and_searched_exactly(b: Backend) {
     let app = TestApp::spawn(b).await;
-    let (family, mrn) = (long_value(2 * MIB, "MARKER-ONE"), long_value(2 * MIB, "MRN-ONE"));
+    let (family, mrn) = (long_value(MIB, "MARKER-ONE"), long_value(MIB, "MRN-ONE"));
     let p = created(&app, patient(&family, &mrn), "/name").await;
     let near = created(&app, patient(&head(&family, 300), &head(&mrn, 300)), "/name").await;
     string_searches_are_exact(&app, "Patient", "family", &family, &p, &near).await;
 
     identifier_searches_are_exact(&app, &mrn, &p, &near).await;
 
-    let name = long_value(2 * MIB, "MARKER-ONE");
+    let name = long_value(MIB, "MARKER-ONE");
     let loc = created(&app, json!({"resourceType": "Location", "name": name}), "/name").await;
     let loc_near = created(&app, json!({"resourceType": "Location", "name": head(&name, 300)}), "/name").await;
     string_searches_are_exact(&app, "Location", "name", &name, &loc, &loc_near).await;
 
-    let alias = long_value(2 * MIB, "MARKER-ONE");
+    let alias = long_value(MIB, "MARKER-ONE");
     let org = json!({"resourceType": "Organization", "name": "Long", "alias": [alias]});
     let org = created(&app, org, "/alias").await;
     let org_near = json!({"resourceType": "Organization", "name": "Near", "alias": [head(&alias, 300)]});
     let org_near = created(&app, org_near, "/alias").await;
     string_searches_are_exact(&app, "Organization", "name", &alias, &org, &org_near).await;
+
+    // Past R4's limit (`string.value` maxLength 1,048,576 characters): 400 at the element.
+    let too_long = json!({"resourceType": "Patient", "name": [{"family": "x".repeat(MIB + 1)}]});
+    let r = app.post("Patient", &too_long).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(crate::helpers::expression(&r.json().await.unwrap_or_default()), "Patient.name[0].family");
 }
 
 /// The indexed text columns that hold a value's first characters since migration 18,

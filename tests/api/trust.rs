@@ -129,7 +129,28 @@ async fn a_damaged_stored_version_is_never_read_as_if_fine(b: Backend) {
     app.get_json(&format!("Organization/{}", fine["id"].as_str().unwrap_or_default()), 200).await;
 }
 
+/// A body nested deeper than any resource needs is refused before it is walked: a
+/// hundred levels of extensions once overflowed a worker's stack and killed the
+/// gateway. Fifteen levels of extensions (thirty of JSON) are stored.
+async fn deep_nesting_is_refused_and_the_gateway_lives_on(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let nested = |levels: usize| {
+        let mut ext = json!({"url": "http://example.org/leaf", "valueString": "x"});
+        for i in 0..levels {
+            ext = json!({"url": format!("http://example.org/level{i}"), "extension": [ext]});
+        }
+        json!({"resourceType": "Patient", "extension": [ext]})
+    };
+    let r = app.post("Patient", &nested(100)).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap_or_default().contains("levels deep"));
+    app.create(&nested(15)).await;
+    let control = json!({"resourceType": "Patient", "name": [{"family": "Ros\u{0}si"}]});
+    assert_eq!(app.post("Patient", &control).await.status(), 400, "a NUL is no FHIR string");
+}
+
 crate::on_both!(
+    deep_nesting_is_refused_and_the_gateway_lives_on,
     wrong_json_shapes_are_refused_naming_the_element,
     unsafe_narrative_is_refused_at_the_div,
     oversize_bodies_always_get_their_413,

@@ -15,6 +15,7 @@ mod embedded {
 }
 mod narrative;
 mod path;
+mod primitive;
 mod profiles;
 mod reftable;
 mod schema;

@@ -7,6 +7,7 @@ use crate::dates;
 use crate::defs::{Element, Key, TypeDef};
 use crate::narrative;
 use crate::path::{child, indexed};
+use crate::primitive;
 use crate::schema::short_json;
 use crate::shape;
 use crate::terminology::Verdict;
@@ -151,8 +152,12 @@ impl Walker<'_> {
                     format!("The narrative at {at} is refused: {reason}."),
                 )),
             }
-        } else if let Value::String(s) = value {
-            if let Err(reason) = dates::check(&key.ty, s) {
+        } else {
+            let fault = match value {
+                Value::String(s) => dates::check(&key.ty, s).err().or_else(|| primitive::fault(&key.ty, value)),
+                other => primitive::fault(&key.ty, other),
+            };
+            if let Some(reason) = fault {
                 self.out.push(Issue::error(
                     "value",
                     at.to_string(),
