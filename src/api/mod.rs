@@ -12,6 +12,7 @@ mod health;
 mod history;
 mod limit;
 mod messaging;
+mod params;
 mod search;
 mod terminology;
 mod tls;

@@ -8,5 +8,6 @@ pub mod codec;
 pub mod elements;
 pub mod meta;
 pub mod names;
+pub mod operations;
 pub mod references;
 pub mod types;

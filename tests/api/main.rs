@@ -14,6 +14,7 @@ mod examples;
 mod malformed;
 mod mappings;
 mod messaging;
+mod operations;
 mod search;
 mod security;
 mod slots;
