@@ -161,7 +161,96 @@ async fn wrong_types_missing_and_unknown_parameters_are_refused_naming_them(back
     assert_eq!(expression(&r.json().await.unwrap()), "_count");
 }
 
+/// The id of an OperationDefinition canonical the CapabilityStatement names.
+fn id_of(canonical: &str) -> String {
+    let prefix = format!("{BASE}/OperationDefinition/");
+    canonical.strip_prefix(&prefix).unwrap_or_else(|| panic!("{canonical} is not cupola's")).to_string()
+}
+
+async fn every_listed_operation_is_served_as_a_valid_operation_definition(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let cs = app.get_json("metadata", 200).await;
+    let rest = &cs["rest"][0];
+    let mut listed: Vec<(String, String)> = Vec::new();
+    let resources = rest["resource"].as_array().unwrap();
+    for ops in std::iter::once(&rest["operation"]).chain(resources.iter().map(|r| &r["operation"])) {
+        for op in ops.as_array().map(Vec::as_slice).unwrap_or_default() {
+            listed.push((op["name"].as_str().unwrap().into(), op["definition"].as_str().unwrap().into()));
+        }
+    }
+    assert_eq!(listed.len(), 15, "{listed:?}");
+    let validator = cupola_validate::Validator::r4();
+    // OperationDefinition is not a type the validator takes at the top: it checks it
+    // in a Bundle, as a nested resource (the official R4 schema and calendar).
+    let errors = |od: &Value| -> Vec<String> {
+        let bundle = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": od}]});
+        validator
+            .validate(&bundle)
+            .into_iter()
+            .filter(|i| i.severity == cupola_validate::Severity::Error)
+            .map(|i| format!("{} {}", i.expression, i.diagnostics))
+            .collect()
+    };
+    for (name, canonical) in &listed {
+        let od = app.get_json(&format!("OperationDefinition/{}", id_of(canonical)), 200).await;
+        assert_eq!(od["resourceType"], "OperationDefinition");
+        assert_eq!(&od["url"], canonical);
+        assert_eq!(&od["code"], name);
+        assert_eq!(errors(&od), Vec::<String>::new(), "{canonical}");
+        let mut broken = od.clone();
+        broken["parameter"][0]["use"] = json!("sideways");
+        broken["kind"] = json!(7);
+        assert!(errors(&broken).len() >= 2, "the check sees errors: {:?}", errors(&broken));
+    }
+    // The listing: each served definition is the one the CapabilityStatement names.
+    let all = app.get_json("OperationDefinition", 200).await;
+    let served: Vec<&str> =
+        all["entry"].as_array().unwrap().iter().map(|e| e["resource"]["url"].as_str().unwrap()).collect();
+    assert_eq!(served.len(), listed.len());
+    for url in served {
+        assert!(listed.iter().any(|(_, c)| c == url), "{url} is not in the CapabilityStatement");
+    }
+    // What $find accepts, with its types; the IHE definition it follows in `base`.
+    let find = app.get_json("OperationDefinition/Appointment-find", 200).await;
+    assert_eq!(find["base"], "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-find");
+    let inputs: Vec<(String, String)> = find["parameter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["use"] == "in")
+        .map(|p| (p["name"].as_str().unwrap().into(), p["type"].as_str().unwrap_or_default().into()))
+        .collect();
+    let names: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "end",
+            "referral-identifier",
+            "service-type",
+            "patient-reference",
+            "location-reference",
+            "organization",
+            "priority-class",
+            "district",
+            "near",
+            "_count"
+        ]
+    );
+    assert!(inputs.contains(&("patient-reference".into(), "Reference".into())));
+    assert_eq!(app.get_json("OperationDefinition?code=close", 200).await["total"], 1);
+    // Read by any authenticated caller, whatever its scopes; written by nobody.
+    let patient = As::patient("p1").scope("patient/Patient.r");
+    let r = app.req_as(&patient, Method::GET, "OperationDefinition/Schedule-close").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.anonymous().get(app.url("OperationDefinition/Schedule-close")).send().await.unwrap().status(), 401);
+    assert_eq!(app.get("OperationDefinition/nope").await.status(), 404);
+    let r = app.put("OperationDefinition/Schedule-close", &find).await;
+    assert_eq!(r.status(), 405);
+}
+
 crate::on_both!(
     find_takes_a_token_as_identifier_coding_concept_or_text,
     wrong_types_missing_and_unknown_parameters_are_refused_naming_them,
+    every_listed_operation_is_served_as_a_valid_operation_definition,
 );
