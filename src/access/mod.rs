@@ -90,6 +90,11 @@ const DIRECTORY: &[&str] = &[
 
 const AGENDAS: &[&str] = &["Schedule", "Slot"];
 
+/// Types the gateway generates from its own code (the OperationDefinitions of its
+/// operations): what the API is, not data, so any authenticated caller reads them,
+/// whatever its role and scopes, and nobody writes them.
+pub const DEFINITIONS: &[&str] = &["OperationDefinition"];
+
 /// Types holding a patient's data: every access to them is audited.
 pub const PATIENT_DATA: &[&str] = &[
     "Patient",
@@ -185,6 +190,9 @@ impl Access {
 
     /// Which resources of `res_type` may be read (read, vread, search, history…).
     pub fn read(&self, res_type: &str) -> Rule {
+        if DEFINITIONS.contains(&res_type) {
+            return all_if(self.actor.is_some() || self.is_unrestricted());
+        }
         if !self.scoped(res_type, &[Interaction::Read, Interaction::Search]) {
             return Rule::Nothing;
         }
@@ -230,6 +238,9 @@ impl Access {
     /// Which resources of `res_type` may be created, changed or deleted: the current
     /// version must match before the write and the new one after it.
     pub fn write(&self, res_type: &str) -> Rule {
+        if DEFINITIONS.contains(&res_type) {
+            return Rule::Nothing;
+        }
         if res_type == "AuditEvent" && !matches!(self.who, Who::Gateway) {
             return Rule::Nothing;
         }

@@ -7,17 +7,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::context::operation_parameters;
 use super::limit::Body;
+use super::params::Args;
 use super::{AppState, Ctx, Reply};
 use crate::access::Rule;
 use crate::auth::{Interaction, Role};
-use crate::fhir::{codec, meta};
+use crate::fhir::{codec, meta, operations};
 use crate::{Error, Result};
-
-fn get<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
 
 pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
@@ -25,9 +21,9 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
         if ctx.caller.as_ref().map(|c| c.role) != Some(Role::Admin) {
             return Err(Error::Forbidden("generating agendas is for administrators (role admin)".into()));
         }
-        let params = operation_parameters(&ctx, &body)?;
-        let from = match get(&params, "from") {
-            Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+        let args = Args::read(&operations::GENERATE_SLOTS, &ctx, &body)?;
+        let from = match args.text("from") {
+            Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
                 Error::invalid("value", Some("from".into()), format!("from={d} is not a date like 2026-12-01"))
             })?,
             None => chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive(),
@@ -60,11 +56,11 @@ pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, 
         if !writable {
             return Err(Error::Forbidden(format!("this caller may not close Schedule/{id}")));
         }
-        let params = operation_parameters(&ctx, &body)?;
+        let args = Args::read(&operations::CLOSE, &ctx, &body)?;
         let instant = |name: &str| -> Result<chrono::DateTime<chrono::FixedOffset>> {
-            let v = get(&params, name)
-                .ok_or_else(|| Error::invalid("required", Some(name.into()), format!("$close needs {name}")))?;
-            meta::parse_instant(v)
+            // Declared 1..1: present once the parameters are read.
+            let v = args.text(name).unwrap_or_default();
+            meta::parse_instant(&v)
                 .and_then(chrono::DateTime::from_timestamp_micros)
                 .map(|t| t.fixed_offset())
                 .ok_or_else(|| {
@@ -74,7 +70,7 @@ pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, 
         let closure = crate::agenda::Closure {
             start: instant("start")?,
             end: instant("end")?,
-            reason: get(&params, "reason").unwrap_or("closed").to_string(),
+            reason: args.text("reason").unwrap_or_else(|| "closed".into()),
         };
         let report = crate::agenda::close(&s.store, &id, &closure).await?;
         let mut parameter: Vec<Value> = report

@@ -7,16 +7,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::booking::{only, parameters, text};
 use super::limit::Body;
+use super::params::Args;
 use super::{AppState, Ctx, Reply, Touched};
 use crate::auth::Interaction;
 use crate::billing;
-use crate::fhir::codec;
+use crate::fhir::{codec, operations};
 use crate::{Error, Result};
 
-fn day_param(params: &[(String, Value)], name: &str) -> Result<chrono::NaiveDate> {
-    match text(params, name) {
+/// A date parameter (checked as a date when read), today in Europe/Rome by default.
+fn day_param(args: &Args, name: &str) -> Result<chrono::NaiveDate> {
+    match args.text(name) {
         Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
             Error::invalid("value", Some(name.into()), format!("{name}={d} is not a date like 2026-11-26"))
         }),
@@ -37,13 +38,12 @@ fn administrators_only(ctx: &Ctx, op: &str) -> Result<()> {
 /// for a patient, as one prescription, without booking anything.
 pub async fn apply(s: &AppState, ctx: &Ctx, id: Option<&str>, body: &[u8]) -> Result<Reply> {
     ctx.allow("ChargeItemDefinition", Interaction::Read)?;
-    let params = parameters(ctx, body)?;
-    only(&params, &["code", "patient", "date"], "$apply")?;
-    let mut codes: Vec<String> = params
+    let args = Args::read(&operations::APPLY, ctx, body)?;
+    // Comma-separated codes in one value are several services; the system is the catalog's.
+    let mut codes: Vec<String> = args
+        .tokens("code")
         .iter()
-        .filter(|(k, _)| k == "code")
-        .filter_map(|(_, p)| text(std::slice::from_ref(&("code".to_string(), p.clone())), "code"))
-        .flat_map(|v| v.split(',').map(|c| c.rsplit('|').next().unwrap_or(c).to_string()).collect::<Vec<_>>())
+        .flat_map(|t| t.text().split(',').map(|c| c.rsplit('|').next().unwrap_or(c).to_string()).collect::<Vec<_>>())
         .collect();
     if let Some(id) = id {
         let Some(st) = s.store.read(&ctx.access, "ChargeItemDefinition", id).await? else {
@@ -61,14 +61,13 @@ pub async fn apply(s: &AppState, ctx: &Ctx, id: Option<&str>, body: &[u8]) -> Re
             "$apply needs the catalog code of a service (code)",
         ));
     }
-    let patient =
-        text(&params, "patient").map(|p| p.rsplit_once("Patient/").map(|(_, id)| id.to_string()).unwrap_or(p));
+    let patient = args.text("patient").map(|p| p.rsplit_once("Patient/").map(|(_, id)| id.to_string()).unwrap_or(p));
     if let Some(p) = &patient {
         if s.store.read(&ctx.access, "Patient", p).await?.is_none() {
             return Err(Error::invalid("not-found", Some("patient".into()), format!("Patient/{p} is not known")));
         }
     }
-    let out = billing::apply(&s.store, &codes, patient.as_deref(), day_param(&params, "date")?).await?;
+    let out = billing::apply(&s.store, &codes, patient.as_deref(), day_param(&args, "date")?).await?;
     ctx.resource(StatusCode::OK, &out)
 }
 
@@ -84,7 +83,7 @@ pub async fn apply_instance(State(s): State<AppState>, Path(id): Path<String>, c
 pub async fn outstanding(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Invoice", Interaction::Read)?;
-        only(&parameters(&ctx, &body)?, &[], "$outstanding")?;
+        Args::read(&operations::OUTSTANDING, &ctx, &body)?;
         let out = billing::outstanding(&s.store, &ctx.access, &id).await?;
         let touched = Touched { entities: vec![format!("Patient/{id}")], interaction: None };
         Ok(ctx.resource(StatusCode::OK, &out)?.touched(touched))
@@ -97,10 +96,9 @@ pub async fn outstanding(State(s): State<AppState>, Path(id): Path<String>, ctx:
 pub async fn settlement(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         administrators_only(&ctx, "$settlement")?;
-        let params = parameters(&ctx, &body)?;
-        only(&params, &["period"], "$settlement")?;
-        let period = text(&params, "period")
-            .ok_or_else(|| Error::invalid("required", Some("period".into()), "$settlement needs period=YYYY-MM"))?;
+        let args = Args::read(&operations::SETTLEMENT, &ctx, &body)?;
+        // Declared 1..1: present once the parameters are read.
+        let period = args.text("period").unwrap_or_default();
         let (all, total) = billing::settle(&s.store, &period).await?;
         if ctx.wants("csv", "text/csv") {
             let settlements: Vec<billing::settlement::Settlement> = all.into_iter().map(|(s, _)| s).collect();
@@ -129,9 +127,8 @@ pub async fn settlement(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -
 pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         administrators_only(&ctx, "$recovery")?;
-        let params = parameters(&ctx, &body)?;
-        only(&params, &["date"], "$recovery")?;
-        let steps = billing::recover(&s.store, day_param(&params, "date")?).await?;
+        let args = Args::read(&operations::RECOVERY, &ctx, &body)?;
+        let steps = billing::recover(&s.store, day_param(&args, "date")?).await?;
         let parameter: Vec<Value> = steps
             .iter()
             .map(|st| {
@@ -154,9 +151,8 @@ pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> 
 pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         administrators_only(&ctx, "$outbox")?;
-        let params = parameters(&ctx, &body)?;
-        only(&params, &["status", "_count"], "$outbox")?;
-        let status = text(&params, "status");
+        let args = Args::read(&operations::OUTBOX, &ctx, &body)?;
+        let status = args.text("status");
         if let Some(st) = &status {
             if !["pending", "sent", "unroutable", "failed", "parked"].contains(&st.as_str()) {
                 return Err(Error::invalid(
@@ -166,8 +162,8 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
                 ));
             }
         }
-        let count = match text(&params, "_count") {
-            Some(c) => c.parse::<i64>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
+        let count = match args.integer("_count") {
+            Some(c) => Some(c).filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
                 Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 1000"))
             })?,
             None => 100,
@@ -211,9 +207,8 @@ pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Re
 pub async fn dispatch_lists(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         administrators_only(&ctx, "$dispatch-lists")?;
-        let params = parameters(&ctx, &body)?;
-        only(&params, &["date"], "$dispatch-lists")?;
-        let sent = s.store.dispatch_daily_lists(day_param(&params, "date")?, false).await?;
+        let args = Args::read(&operations::DISPATCH_LISTS, &ctx, &body)?;
+        let sent = s.store.dispatch_daily_lists(day_param(&args, "date")?, false).await?;
         let parameter: Vec<Value> = sent
             .iter()
             .map(|(org, n)| {

@@ -7,53 +7,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::context::parameters_body;
 use super::limit::Body;
+use super::params::Args;
 use super::{AppState, Ctx, Reply, Touched};
 use crate::auth::Interaction;
 use crate::booking::{self, BookRequest};
 use crate::fhir::check::At;
-use crate::fhir::codec;
+use crate::fhir::{codec, operations};
 use crate::{Error, Result};
-
-/// An operation's parameters by name: the query's as `valueString`, then those of
-/// a POSTed `Parameters` as they are (so a `resource` or a `valueReference` keeps
-/// its shape).
-pub(super) fn parameters(ctx: &Ctx, body: &[u8]) -> Result<Vec<(String, Value)>> {
-    let mut out: Vec<(String, Value)> =
-        ctx.query.iter().map(|(k, v)| (k.clone(), json!({"name": k, "valueString": v}))).collect();
-    for p in parameters_body(ctx, body)? {
-        let name = p.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        out.push((name, p));
-    }
-    Ok(out)
-}
-
-/// A parameter as text: a reference's `reference`, else the primitive value.
-pub(super) fn text(params: &[(String, Value)], name: &str) -> Option<String> {
-    let p = params.iter().find(|(k, _)| k == name).map(|(_, p)| p)?;
-    if let Some(r) = p.get("valueReference") {
-        return r["reference"].as_str().map(str::to_string);
-    }
-    let (_, v) = p.as_object()?.iter().find(|(k, _)| k.starts_with("value"))?;
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
-        _ => None,
-    }
-}
-
-/// An unknown parameter is refused, naming it (FHIR's strict handling).
-pub(super) fn only(params: &[(String, Value)], known: &[&str], op: &str) -> Result<()> {
-    match params.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        Some((name, _)) => Err(Error::invalid(
-            "not-supported",
-            Some(name.clone()),
-            format!("{op} has no parameter {name:?}; it takes {}", known.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
 
 /// `Appointment/x`, `x` or a full URL ending in `Appointment/x` → `x`.
 fn appointment_id(reference: &str, parameter: &str) -> Result<String> {
@@ -74,10 +35,6 @@ fn appointment_id(reference: &str, parameter: &str) -> Result<String> {
     }
 }
 
-fn required(params: &[(String, Value)], name: &str, op: &str) -> Result<String> {
-    text(params, name).ok_or_else(|| Error::invalid("required", Some(name.into()), format!("{op} needs {name}")))
-}
-
 fn appointment_reply(s: &AppState, ctx: &Ctx, status: StatusCode, appointment: &Value) -> Result<Reply> {
     let id = appointment["id"].as_str().unwrap_or_default();
     let touched = Touched { entities: vec![format!("Appointment/{id}")], interaction: None };
@@ -91,8 +48,9 @@ fn appointment_reply(s: &AppState, ctx: &Ctx, status: StatusCode, appointment: &
 pub async fn hold(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Appointment", Interaction::Update)?;
-        let params = parameters(&ctx, &body)?;
-        let id = appointment_id(&required(&params, "appointment-reference", "$hold")?, "appointment-reference")?;
+        let args = Args::read(&operations::HOLD, &ctx, &body)?;
+        let reference = args.text("appointment-reference").unwrap_or_default();
+        let id = appointment_id(&reference, "appointment-reference")?;
         let held = booking::hold(&s.store, &ctx.access, &id).await?;
         appointment_reply(&s, &ctx, StatusCode::OK, &held)
     };
@@ -105,12 +63,11 @@ pub async fn hold(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
 pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Appointment", Interaction::Create)?;
-        let params = parameters(&ctx, &body)?;
-        let resource = params.iter().find(|(k, _)| k == "appointment-resource").map(|(_, p)| p["resource"].clone());
-        let request = match (resource, text(&params, "appointment-reference")) {
-            (Some(r), None) if r.is_object() => {
-                s.checker.check(&r, "Appointment", None, At::Body)?;
-                BookRequest::Resource(r)
+        let args = Args::read(&operations::BOOK, &ctx, &body)?;
+        let request = match (args.resource("appointment-resource"), args.text("appointment-reference")) {
+            (Some(r), None) => {
+                s.checker.check(r, "Appointment", None, At::Body)?;
+                BookRequest::Resource(r.clone())
             }
             (None, Some(reference)) => BookRequest::Reference(appointment_id(&reference, "appointment-reference")?),
             _ => {
@@ -121,7 +78,7 @@ pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
                 ))
             }
         };
-        let replaces = match text(&params, "cancelled-appt-id") {
+        let replaces = match args.text("cancelled-appt-id") {
             Some(r) => Some(appointment_id(&r, "cancelled-appt-id")?),
             None => None,
         };
@@ -151,35 +108,19 @@ pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
 pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Appointment", Interaction::Update)?;
-        let params = parameters(&ctx, &body)?;
-        let reason = text(&params, "reason").unwrap_or_else(|| "cancelled".into());
+        let args = Args::read(&operations::CANCEL, &ctx, &body)?;
+        let reason = args.text("reason").unwrap_or_else(|| "cancelled".into());
         let cancelled = booking::cancel(&s.store, &ctx.access, &id, &reason).await?;
         appointment_reply(&s, &ctx, StatusCode::OK, &cancelled)
     };
     ctx.respond(r.await)
 }
 
-/// The parameters `$find` knows (besides `_format` and `_pretty`).
-const FIND_PARAMETERS: &[&str] = &[
-    "start",
-    "end",
-    "referral-identifier",
-    "service-type",
-    "patient-reference",
-    "location-reference",
-    "organization",
-    "_count",
-    "priority-class",
-    "district",
-    "near",
-    "_format",
-    "_pretty",
-];
-
 /// A `$find` bound: an instant, or a local day (Europe/Rome) — its first moment for
 /// `start`, its last for `end`.
-fn bound(params: &[(String, Value)], name: &str) -> Result<i64> {
-    let v = required(params, name, "$find")?;
+fn bound(args: &Args, name: &str) -> Result<i64> {
+    // Declared 1..1: present once the parameters are read.
+    let v = args.text(name).unwrap_or_default();
     let bad = || {
         Error::invalid("value", Some(name.into()), format!("{name}={v} is not a date or an instant with its offset"))
     };
@@ -197,67 +138,62 @@ fn reference_id(v: &str, prefix: &str) -> String {
     v.rsplit_once(prefix).map(|(_, id)| id).unwrap_or(v).to_string()
 }
 
+/// `priority-class`, checked against the four classes.
+fn priority_class(args: &Args) -> Result<Option<String>> {
+    match args.text("priority-class") {
+        Some(c) if !["U", "B", "D", "P"].contains(&c.as_str()) => Err(Error::invalid(
+            "code-invalid",
+            Some("priority-class".into()),
+            format!("priority-class={c} is not one of U, B, D, P"),
+        )),
+        c => Ok(c),
+    }
+}
+
+/// `near=lat|lon`, within the globe.
+fn near(args: &Args) -> Result<Option<(f64, f64)>> {
+    let Some(n) = args.text("near") else { return Ok(None) };
+    let mut parts = n.split('|').map(|x| x.parse::<f64>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(lat)), Some(Ok(lon))) if lat.abs() <= 90.0 && lon.abs() <= 180.0 => Ok(Some((lat, lon))),
+        _ => Err(Error::invalid("value", Some("near".into()), format!("near={n} is not latitude|longitude"))),
+    }
+}
+
+fn find_request(args: &Args) -> Result<booking::FindRequest> {
+    let count = match args.integer("_count") {
+        Some(c) => usize::try_from(c).ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
+            Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 100"))
+        })?,
+        None => 10,
+    };
+    let reference = |name: &str, prefix: &str| args.text(name).map(|v| reference_id(&v, prefix));
+    Ok(booking::FindRequest {
+        start: bound(args, "start")?,
+        end: bound(args, "end")?,
+        // The NRE alone: its system, when given, is the national one.
+        nre: args.token("referral-identifier").map(|t| t.code),
+        // Comma-separated codes in one value are alternatives, as in a search.
+        services: args
+            .tokens("service-type")
+            .iter()
+            .flat_map(|t| t.text().split(',').map(str::to_string).collect::<Vec<_>>())
+            .collect(),
+        patient: reference("patient-reference", "Patient/"),
+        location: reference("location-reference", "Location/").map(|id| format!("Location/{id}")),
+        organization: reference("organization", "Organization/").map(|id| format!("Organization/{id}")),
+        class: priority_class(args)?,
+        district: args.text("district"),
+        near: near(args)?,
+        count,
+    })
+}
+
 /// `GET|POST Appointment/$find`: a searchset of proposed Appointments.
 pub async fn find(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Appointment", Interaction::Search)?;
-        let params = parameters(&ctx, &body)?;
-        only(&params, FIND_PARAMETERS, "$find")?;
-        let all = |name: &str| -> Vec<String> {
-            params
-                .iter()
-                .filter(|(k, _)| k == name)
-                .filter_map(|(_, p)| text(std::slice::from_ref(&(name.to_string(), p.clone())), name))
-                .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
-                .collect()
-        };
-        let class = text(&params, "priority-class");
-        if let Some(c) = &class {
-            if !["U", "B", "D", "P"].contains(&c.as_str()) {
-                return Err(Error::invalid(
-                    "code-invalid",
-                    Some("priority-class".into()),
-                    format!("priority-class={c} is not one of U, B, D, P"),
-                ));
-            }
-        }
-        let count = match text(&params, "_count") {
-            Some(c) => c.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
-                Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 100"))
-            })?,
-            None => 10,
-        };
-        let near = match text(&params, "near") {
-            Some(n) => {
-                let mut parts = n.split('|').map(|x| x.parse::<f64>());
-                match (parts.next(), parts.next()) {
-                    (Some(Ok(lat)), Some(Ok(lon))) if lat.abs() <= 90.0 && lon.abs() <= 180.0 => Some((lat, lon)),
-                    _ => {
-                        return Err(Error::invalid(
-                            "value",
-                            Some("near".into()),
-                            format!("near={n} is not latitude|longitude"),
-                        ))
-                    }
-                }
-            }
-            None => None,
-        };
-        let req = booking::FindRequest {
-            start: bound(&params, "start")?,
-            end: bound(&params, "end")?,
-            nre: text(&params, "referral-identifier").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
-            services: all("service-type"),
-            patient: text(&params, "patient-reference").map(|v| reference_id(&v, "Patient/")),
-            location: text(&params, "location-reference")
-                .map(|v| format!("Location/{}", reference_id(&v, "Location/"))),
-            organization: text(&params, "organization")
-                .map(|v| format!("Organization/{}", reference_id(&v, "Organization/"))),
-            class,
-            district: text(&params, "district"),
-            near,
-            count,
-        };
+        let req = find_request(&Args::read(&operations::FIND, &ctx, &body)?)?;
         if req.end < req.start {
             return Err(Error::invalid("value", Some("end".into()), "end is before start"));
         }
@@ -323,15 +259,11 @@ fn period(v: &str) -> Result<(i64, i64)> {
     Ok((at(first)?, at(next)?))
 }
 
-const WAITING_PARAMETERS: &[&str] =
-    &["service", "branch", "district", "priority-class", "period", "_format", "_pretty"];
-
 /// `GET /fhir/$waiting-times`: the waiting-time figures as a `Parameters`.
 pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        let params = parameters(&ctx, &body)?;
-        only(&params, WAITING_PARAMETERS, "$waiting-times")?;
-        let (from_us, to_us) = match text(&params, "period") {
+        let args = Args::read(&operations::WAITING_TIMES, &ctx, &body)?;
+        let (from_us, to_us) = match args.text("period") {
             Some(p) => period(&p)?,
             None => {
                 let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
@@ -341,10 +273,10 @@ pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body
         let q = booking::WaitingQuery {
             from_us,
             to_us,
-            service: text(&params, "service").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
-            branch: text(&params, "branch").map(|v| v.rsplit('|').next().unwrap_or(&v).to_string()),
-            district: text(&params, "district"),
-            class: text(&params, "priority-class"),
+            service: args.token("service").map(|t| t.code),
+            branch: args.token("branch").map(|t| t.code),
+            district: args.text("district"),
+            class: args.text("priority-class"),
         };
         let w = booking::waiting_times(&s.store, &q).await?;
         let dec = crate::catalog::decimal_value;

@@ -6,8 +6,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::limit::Body;
+use super::params::Args;
 use super::{AppState, Ctx};
-use crate::fhir::codec;
+use crate::fhir::operations;
 use crate::messaging::inbound::{self, Sender};
 use crate::{Error, Result};
 
@@ -23,7 +24,9 @@ pub async fn process_message(State(s): State<AppState>, ctx: Ctx, Body(body): Bo
                 "$process-message takes messages from provider systems (role provider)".into(),
             ));
         };
-        let bundle = codec::parse_body(&body, ctx.header("content-type"))?;
+        let args = Args::read(&operations::PROCESS_MESSAGE, &ctx, &body)?;
+        // Declared 1..1: present once the parameters are read.
+        let bundle = args.resource("content").cloned().unwrap_or_default();
         let response = inbound::process(&s.store, &Sender::Organization(org), &bundle).await?;
         ctx.resource(StatusCode::OK, &response)
     };

@@ -6,12 +6,14 @@ mod billing;
 mod booking;
 mod context;
 mod crud;
+mod definitions;
 mod entries;
 mod guard;
 mod health;
 mod history;
 mod limit;
 mod messaging;
+mod params;
 mod search;
 mod terminology;
 mod tls;
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
             "/ConceptMap/{id}/$translate",
             get(terminology::translate_instance_get).post(terminology::translate_instance_post),
         )
+        .route("/OperationDefinition", get(definitions::search))
+        .route("/OperationDefinition/{id}", get(definitions::read))
         .route("/$settlement", get(billing::settlement).post(billing::settlement))
         .route("/$recovery", post(billing::recovery))
         .route("/$outbox", get(billing::outbox))

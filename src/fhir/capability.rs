@@ -11,31 +11,13 @@ use crate::store::Registry;
 const INTERACTIONS: &[&str] =
     &["read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type"];
 
-/// The operations the router has, by type (`None`: system level), with where each
-/// is defined: IHE ITI Scheduling, FHIR R4, or cupola (README, *Booking*, *Agendas*).
-const OPERATIONS: &[(Option<&str>, &str, &str)] = &[
-    (Some("Appointment"), "find", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-find"),
-    (Some("Appointment"), "hold", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-hold"),
-    (Some("Appointment"), "book", "https://profiles.ihe.net/ITI/Scheduling/OperationDefinition/appointment-book"),
-    (Some("Appointment"), "cancel", "{cupola}/OperationDefinition/Appointment-cancel"),
-    (Some("ConceptMap"), "translate", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate"),
-    (Some("Schedule"), "generate-slots", "{cupola}/OperationDefinition/Schedule-generate-slots"),
-    (Some("Schedule"), "close", "{cupola}/OperationDefinition/Schedule-close"),
-    (Some("ChargeItemDefinition"), "apply", "http://hl7.org/fhir/OperationDefinition/ChargeItemDefinition-apply"),
-    (Some("Patient"), "outstanding", "{cupola}/OperationDefinition/Patient-outstanding"),
-    (None, "waiting-times", "{cupola}/OperationDefinition/waiting-times"),
-    (None, "settlement", "{cupola}/OperationDefinition/settlement"),
-    (None, "recovery", "{cupola}/OperationDefinition/recovery"),
-    (None, "outbox", "{cupola}/OperationDefinition/outbox"),
-    (None, "dispatch-lists", "{cupola}/OperationDefinition/dispatch-lists"),
-    (None, "process-message", "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message"),
-];
-
 fn operations(of: Option<&str>, canonical: &str) -> Vec<Value> {
-    OPERATIONS
+    // Each names cupola's own OperationDefinition (served read-only), whose `base`
+    // names the IHE or HL7 definition it follows.
+    super::operations::ALL
         .iter()
-        .filter(|(t, _, _)| *t == of)
-        .map(|(_, name, definition)| json!({"name": name, "definition": definition.replace("{cupola}", canonical)}))
+        .filter(|op| op.resource == of)
+        .map(|op| json!({"name": op.code, "definition": op.url(canonical)}))
         .collect()
 }
 

@@ -9,5 +9,6 @@ pub mod depth;
 pub mod elements;
 pub mod meta;
 pub mod names;
+pub mod operations;
 pub mod references;
 pub mod types;

@@ -479,10 +479,10 @@ async fn two_gateways_on_one_postgres_never_double_book() {
     race(&[a.base.clone(), b.base.clone()], &client_as(&auth, &counter()), &open, 100).await;
 }
 
-const NRE: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
+pub(crate) const NRE: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
 
 /// The catalog facts the rules read: 89.52 a cardiology exam, 89.7 a visit, 89.01 retired.
-async fn catalog_codes(app: &TestApp) {
+pub(crate) async fn catalog_codes(app: &TestApp) {
     let concept = |code: &str, branch: &str, kind: &str| {
         json!({"code": code, "display": code, "property": [
             {"code": "branch", "valueCode": branch}, {"code": "kind", "valueCode": kind},
@@ -498,7 +498,7 @@ async fn catalog_codes(app: &TestApp) {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
 }
 
-fn prescription(id: &str, nre: &str, code: &str, class: &str, patient: &str) -> Value {
+pub(crate) fn prescription(id: &str, nre: &str, code: &str, class: &str, patient: &str) -> Value {
     json!({"resourceType": "ServiceRequest", "id": id, "status": "active", "intent": "order",
         "requisition": {"system": NRE, "value": nre},
         "subject": {"reference": format!("Patient/{patient}")}, "code": catalog(code),
@@ -506,7 +506,7 @@ fn prescription(id: &str, nre: &str, code: &str, class: &str, patient: &str) -> 
             "valueCoding": {"system": format!("{BASE}/CodeSystem/priority-class"), "code": class}}]})
 }
 
-fn window() -> String {
+pub(crate) fn window() -> String {
     let today = chrono::Utc::now().date_naive();
     format!("start={}&end={}", today, today + chrono::Duration::days(10))
 }

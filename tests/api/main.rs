@@ -16,6 +16,7 @@ mod long_values;
 mod malformed;
 mod mappings;
 mod messaging;
+mod operations;
 mod search;
 mod security;
 mod slots;
