@@ -28,7 +28,7 @@ async fn find_takes_a_token_as_identifier_coding_concept_or_text(backend: Backen
     let app = TestApp::spawn(backend).await;
     region(&app.base, &app.client, 3, 1).await;
     catalog_codes(&app).await;
-    assert_eq!(app.put("Patient/p1", &json!({"resourceType": "Patient", "id": "p1"})).await.status(), 201);
+    // region() made Patient/p1, whom the prescription names.
     let sr = prescription("sr-n1", "070A12345678901", "89.52", "D", "p1");
     assert_eq!(app.put("ServiceRequest/sr-n1", &sr).await.status(), 201);
     let r = app.req_as(
