@@ -173,8 +173,11 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         std::time::Duration::from_secs(config.db_busy_timeout_secs),
         registry.clone(),
     )
-    .await?
-    .with_settings(crate::booking::Settings { public_base: base.to_string(), ..settings });
+    .await?;
+    let store = crate::booking::hooks::configured(
+        store,
+        crate::booking::Settings { public_base: base.to_string(), ..settings },
+    );
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;

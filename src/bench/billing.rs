@@ -224,11 +224,10 @@ async fn measure_settlement(
     let store = Store::connect(url, 4, Duration::from_secs(60), registry).await?;
     let rules = crate::mappings::BillingRules::load(std::path::Path::new("mappings/billing/rules.json"), BASE)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = store.with_settings(crate::booking::Settings {
-        base: BASE.into(),
-        billing: Arc::new(rules),
-        ..Default::default()
-    });
+    let store = crate::booking::hooks::configured(
+        store,
+        crate::booking::Settings { base: BASE.into(), billing: Arc::new(rules), ..Default::default() },
+    );
     let (_, _, from_us, to_us) = crate::billing::month(&args.period)
         .ok_or_else(|| anyhow::anyhow!("--period {} is not a month like 2026-10", args.period))?;
     let started = Instant::now();

@@ -35,7 +35,7 @@ impl StoreArgs {
             billing: Arc::new(rules),
             ..Default::default()
         };
-        Ok(store.with_settings(settings))
+        Ok(crate::booking::hooks::configured(store, settings))
     }
 }
 

@@ -10,6 +10,7 @@
 //! shape requests into such writes.
 
 mod find;
+pub mod hooks;
 pub mod integrity;
 mod ops;
 pub mod rules;

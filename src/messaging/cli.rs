@@ -31,11 +31,14 @@ pub async fn dispatch(args: DispatchArgs) -> anyhow::Result<()> {
     let store = Store::connect(&args.database_url, 2, std::time::Duration::from_secs(30), registry).await?;
     let mappings = Mappings::load(&args.mappings_dir, &args.canonical_base, &crate::fhir::check::Checker::shared())
         .map_err(|e| anyhow::anyhow!("{e}; fix the file and run again"))?;
-    let store = store.with_settings(crate::booking::Settings {
-        base: args.canonical_base.clone(),
-        messaging: Arc::new(super::Settings { routing: mappings.routing, providers: mappings.providers }),
-        ..Default::default()
-    });
+    let store = crate::booking::hooks::configured(
+        store,
+        crate::booking::Settings {
+            base: args.canonical_base.clone(),
+            messaging: Arc::new(super::Settings { routing: mappings.routing, providers: mappings.providers }),
+            ..Default::default()
+        },
+    );
     let day = date.unwrap_or_else(|| crate::billing::rome_day(crate::store::now_micros()));
     let sent = store.dispatch_daily_lists(day, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for (org, n) in &sent {

@@ -24,7 +24,7 @@ impl Store {
         if condition.is_none()
             && self.dialect == Dialect::Postgres
             && access.write(res_type) == Rule::All
-            && !super::resources::WATCHED.contains(&res_type)
+            && !self.hooks.watches(res_type)
         {
             return Ok(Write { kind: WriteKind::Created, stored: Some(self.create_single(res_type, resource).await?) });
         }

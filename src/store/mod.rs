@@ -10,6 +10,7 @@ mod create;
 mod fold;
 mod group;
 mod history;
+mod hooks;
 mod lease;
 mod lookups;
 mod messages;
@@ -43,6 +44,7 @@ use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
+pub use hooks::{Hooked, Hooks, Pending, Verdict, WriteHook};
 pub use lease::{Claimed, Lease};
 pub use outbox::OutboxRow;
 pub use resources::{new_id, Stored, Write, WriteKind};
@@ -66,6 +68,8 @@ pub struct Store {
     group: group::Group,
     /// Units of work (`$book`) committed together when they arrive together.
     shared: shared::Shared,
+    /// The domain's rules, run inside every write of their resource types.
+    hooks: Arc<hooks::Hooks>,
 }
 
 impl Store {
@@ -101,14 +105,15 @@ impl Store {
             settings: Arc::new(crate::booking::Settings::default()),
             group: Default::default(),
             shared: Default::default(),
+            hooks: Default::default(),
         };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
     }
 
     /// The same store with the booking settings of this gateway (canonical base,
-    /// hold time).
-    pub fn with_settings(mut self, settings: crate::booking::Settings) -> Store {
+    /// hold time); the domain sets them with its hooks (`booking::hooks::configured`).
+    pub(crate) fn with_settings(mut self, settings: crate::booking::Settings) -> Store {
         self.settings = Arc::new(settings);
         self
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
+use super::hooks::{Pending, Verdict};
 use super::{into_arguments, Bind, Dialect, Store, Tx};
 use crate::access::{Access, Rule};
 use crate::{Error, Result};
@@ -97,10 +98,6 @@ const CURRENT: &str =
     "SELECT r.pk, r.res_type, r.res_id, r.version, r.last_updated, CAST(r.deleted AS INTEGER) AS deleted, v.body \
      FROM resources r JOIN resource_versions v ON v.res_pk = r.pk AND v.version = r.version \
      WHERE r.res_type = $1 AND r.res_id = $2";
-
-/// The types whose writes the store checks against domain rules (booking,
-/// prescriptions, payments) in the write's transaction.
-pub(crate) const WATCHED: &[&str] = &["Appointment", "ServiceRequest", "AppointmentResponse", "PaymentNotice"];
 
 /// A new server-assigned logical id.
 pub fn new_id() -> String {
@@ -355,19 +352,9 @@ impl Store {
     ) -> Result<Stored> {
         let rule = may_write_some(access, res_type)?;
         let mut resource = resource;
-        if res_type == "Appointment" {
-            self.appointment_write(tx, access, id, None, Some(&mut resource)).await?;
-        }
-        if res_type == "ServiceRequest" {
-            self.service_request_write(tx, id, &resource).await?;
-        }
-        if res_type == "AppointmentResponse" {
-            self.appointment_response_write(tx, id, &resource).await?;
-        }
-        if res_type == "PaymentNotice" {
-            if let Some(recorded) = self.payment_write(tx, access, id, &mut resource).await? {
-                return Ok(recorded);
-            }
+        let write = Pending { access, id, creating: true, old: None, new: Some(&mut resource) };
+        if let Verdict::Recorded(recorded) = self.run_hook(tx, res_type, write).await? {
+            return Ok(recorded);
         }
         let stored = self.insert_new(tx, res_type, resource, id, method, Vec::new()).await?;
         if !matches_rule(tx, stored.pk, &rule).await? {
@@ -417,18 +404,10 @@ impl Store {
             }
         }
         let mut resource = resource;
-        if res_type == "Appointment" {
-            let old = if cur.deleted { None } else { cur.value()? };
-            self.appointment_write(tx, access, id, old.as_ref(), Some(&mut resource)).await?;
-        }
-        if res_type == "ServiceRequest" {
-            self.service_request_write(tx, id, &resource).await?;
-        }
-        if res_type == "AppointmentResponse" {
-            self.appointment_response_write(tx, id, &resource).await?;
-        }
-        if res_type == "PaymentNotice" {
-            self.recorded_payment_unchanged(tx, id).await?;
+        let old = if cur.deleted { None } else { cur.value()? };
+        let write = Pending { access, id, creating: false, old: old.as_ref(), new: Some(&mut resource) };
+        if let Verdict::Recorded(recorded) = self.run_hook(tx, res_type, write).await? {
+            return Ok(Write { kind: WriteKind::Updated, stored: Some(recorded) });
         }
         let stored = self.next_version(tx, &cur, "PUT", Some(resource)).await?;
         if !matches_rule(tx, cur.pk, &rule).await? {
@@ -450,14 +429,10 @@ impl Store {
                 if !matches_rule(tx, cur.pk, &rule).await? {
                     return Err(not_writable(res_type, id));
                 }
-                if res_type == "Slot" {
-                    self.refuse_if_booked(tx, id).await?;
-                }
-                if res_type == "Appointment" {
-                    self.appointment_write(tx, access, id, cur.value()?.as_ref(), None).await?;
-                }
-                if res_type == "PaymentNotice" {
-                    self.recorded_payment_unchanged(tx, id).await?;
+                let old = cur.value()?;
+                let write = Pending { access, id, creating: false, old: old.as_ref(), new: None };
+                if let Verdict::Recorded(recorded) = self.run_hook(tx, res_type, write).await? {
+                    return Ok(Write { kind: WriteKind::Nothing, stored: Some(recorded) });
                 }
                 let stored = self.next_version(tx, &cur, "DELETE", None).await?;
                 Ok(Write { kind: WriteKind::Deleted, stored: Some(stored) })
@@ -468,7 +443,7 @@ impl Store {
 
     /// A slot holding an appointment is not removed (by a DELETE, a conditional one or
     /// an agenda sync transaction): the appointment must be moved first.
-    async fn refuse_if_booked(&self, tx: &mut Tx, slot_id: &str) -> Result<()> {
+    pub(crate) async fn refuse_if_booked(&self, tx: &mut Tx, slot_id: &str) -> Result<()> {
         let query = [
             ("slot".to_string(), format!("Slot/{slot_id}")),
             ("status".to_string(), crate::agenda::HOLDING_STATES.to_string()),
