@@ -6,7 +6,6 @@ pub mod agenda;
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod bench;
 pub mod billing;
 pub mod booking;
 pub mod catalog;

@@ -1,4 +1,4 @@
-//! `cupola`: the gateway (`serve`) and its tools (`token`, `bench`, `catalog`,
+//! `cupola`: the gateway (`serve`) and its tools (`token`, `catalog`,
 //! `settlement`, `recovery` …).
 
 use clap::{Parser, Subcommand};
@@ -24,8 +24,12 @@ enum Command {
     Serve(cupola::Config),
     /// Mint a bearer token signed with the development key; prints only the token.
     Token(cupola::auth::TokenArgs),
-    /// Load-test a running gateway over HTTP and write the figures (see BENCHMARKS.md).
-    Bench(cupola::bench::BenchArgs),
+    /// Moved: the load generator is its own binary, `cupola-bench` (see BENCHMARKS.md).
+    #[command(hide = true, disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The regional catalog of services: `catalog import FILE` (CSV or FHIR Bundle).
     Catalog(cupola::catalog::CatalogArgs),
     /// Load the demo region into an empty store (as `serve --demo` does).
@@ -76,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", cupola::auth::mint(&args.auth, &args.request())?);
             Ok(())
         }
-        Command::Bench(args) => cupola::bench::run(args).await,
+        Command::Bench { args } => bench_moved(&args),
         Command::Catalog(args) => cupola::catalog::run(args).await,
         Command::Demo(args) => cupola::demo::run(args).await,
         Command::Agenda(args) => cupola::agenda::run(args).await,
@@ -92,6 +96,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Health { url } => cupola::messaging::cli::health(&url).await,
     }
+}
+
+/// `cupola bench …`: the load generator is its own binary now; says how to run it.
+fn bench_moved(args: &[String]) -> ! {
+    let sub = if args.is_empty() { "<subcommand>".to_string() } else { args.join(" ") };
+    eprintln!(
+        "error: `cupola bench` moved to its own binary, `cupola-bench`: run\n  \
+         cargo run --release -p cupola-bench -- {sub}\n\
+         or `cupola-bench {sub}` after `cargo build --release -p cupola -p cupola-bench` (see BENCHMARKS.md)"
+    );
+    std::process::exit(2)
 }
 
 async fn serve(config: cupola::Config) -> anyhow::Result<()> {

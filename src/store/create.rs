@@ -146,7 +146,7 @@ impl Store {
     /// [`Store::insert_many`] with ids chosen by the caller (e.g. deterministic Slot
     /// ids): an id that already exists (deleted or not), or that comes twice, is
     /// skipped, not overwritten. Returns the ids created, in order.
-    pub(crate) async fn insert_many_with_ids(
+    pub async fn insert_many_with_ids(
         &self,
         tx: &mut Tx,
         res_type: &str,

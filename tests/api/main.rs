@@ -4,7 +4,6 @@ mod helpers;
 mod integrity;
 
 mod agenda;
-mod bench;
 mod billing;
 mod booking;
 mod catalog;

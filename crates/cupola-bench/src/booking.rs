@@ -1,4 +1,4 @@
-//! `cupola bench booking`: sustained bookings per second through `$book` over HTTP
+//! `cupola-bench booking`: sustained bookings per second through `$book` over HTTP
 //! (each client a booking point booking free slots one after another, tokens,
 //! visibility, audit and the booking rules on), then `$find` latency, on each
 //! backend; on PostgreSQL the same number of pgbench clients replay the writes of
@@ -17,8 +17,8 @@ use super::cpu::CpuCost;
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
 use super::slices::{Slices, Tallied};
-use crate::access::Access;
-use crate::store::Store;
+use cupola::access::Access;
+use cupola::store::Store;
 
 const BASE: &str = "http://example.org/cupola";
 
@@ -193,7 +193,7 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
 /// Agendas of 5-minute slots round the clock, from tomorrow, of one provider, with
 /// the service's tariff (so that each booking prices its ticket); returns the slot ids.
 pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec<String>> {
-    let registry = Arc::new(crate::fhir::names::registry(BASE));
+    let registry = Arc::new(cupola::fhir::names::registry(BASE));
     let store = Store::connect(url, 3, Duration::from_secs(30), registry).await?;
     let sessions: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
         .iter()
@@ -229,12 +229,12 @@ pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec
         "identifier": [{"system": format!("{BASE}/CodeSystem/catalog"), "value": "89.52"}], "status": "active",
         "code": {"coding": [{"system": format!("{BASE}/CodeSystem/catalog"), "code": "89.52"}]},
         "effectivePeriod": {"start": "2020-01-01"},
-        "propertyGroup": [{"priceComponent": [{"type": "base", "amount": {"value": crate::catalog::decimal_value("11.62".parse()?), "currency": "EUR"}}]}]});
+        "propertyGroup": [{"priceComponent": [{"type": "base", "amount": {"value": cupola::catalog::decimal_value("11.62".parse()?), "currency": "EUR"}}]}]});
     store.insert_many_with_ids(&mut tx, "ChargeItemDefinition", vec![("tariff-89-52-20200101".into(), tariff)]).await?;
     store.insert_many_with_ids(&mut tx, "Schedule", list).await?;
     tx.commit().await?;
     let from = (chrono::Utc::now() + chrono::Duration::days(1)).with_timezone(&chrono_tz::Europe::Rome).date_naive();
-    let report = crate::agenda::generate_all(&store, BASE, from, ids, 2).await?;
+    let report = cupola::agenda::generate_all(&store, BASE, from, ids, 2).await?;
     tracing::info!(slots = report.created, "agendas generated");
     let mut tx = store.begin().await?;
     let slots = store.search_ids_in(&mut tx, &Access::gateway(), "Slot", &[], 1_000_000).await?;
@@ -263,7 +263,7 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
             // match their size): the generation above analysed index tables that were
             // nearly empty, and plans cached on those figures (a sequential scan of
             // `idx_token` for an update's index rows) would stay until the next ANALYZE.
-            let registry = Arc::new(crate::fhir::names::registry(BASE));
+            let registry = Arc::new(cupola::fhir::names::registry(BASE));
             let store = Store::connect(&url, 1, Duration::from_secs(30), registry).await?;
             const INDEXED: [&str; 6] =
                 ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string"];

@@ -1,8 +1,8 @@
-//! `cupola bench payments`: ticket payments per second through `POST PaymentNotice`
+//! `cupola-bench payments`: ticket payments per second through `POST PaymentNotice`
 //! over HTTP, each client a payment point of its own (tokens, visibility, audit and
 //! the payment rules on), on invoices made by real bookings through `$book`.
 //!
-//! `cupola bench settlement`: the settlement of one month of the region's volume
+//! `cupola-bench settlement`: the settlement of one month of the region's volume
 //! (`--bookings`, default 300,000, a third of them paid) as `cupola settlement` runs
 //! it. The month's bookings and payments are written straight into the tables the
 //! gateway keeps them in (`ticket_lines`, `payments`, `payment_shares`): booking
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
-use crate::store::{Dialect, Store};
+use cupola::store::{Dialect, Store};
 
 const BASE: &str = "http://example.org/cupola";
 
@@ -164,7 +164,7 @@ async fn pay_phase(
     invoices: &Arc<Vec<(String, String)>>,
 ) -> anyhow::Result<PhaseFigures> {
     let path = url::Url::parse(base)?.path().trim_end_matches('/').to_string();
-    let day = crate::billing::rome_day(crate::store::now_micros()).to_string();
+    let day = cupola::billing::rome_day(cupola::store::now_micros()).to_string();
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -220,24 +220,24 @@ async fn measure_settlement(
     args: &SettlementArgs,
     url: &str,
 ) -> anyhow::Result<(Duration, Duration, Duration, usize, bool)> {
-    let registry = Arc::new(crate::fhir::names::registry(BASE));
+    let registry = Arc::new(cupola::fhir::names::registry(BASE));
     let store = Store::connect(url, 4, Duration::from_secs(60), registry).await?;
-    let rules = crate::mappings::BillingRules::load(std::path::Path::new("mappings/billing/rules.json"), BASE)
+    let rules = cupola::mappings::BillingRules::load(std::path::Path::new("mappings/billing/rules.json"), BASE)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = crate::booking::hooks::configured(
+    let store = cupola::booking::hooks::configured(
         store,
-        crate::booking::Settings { base: BASE.into(), billing: Arc::new(rules), ..Default::default() },
+        cupola::booking::Settings { base: BASE.into(), billing: Arc::new(rules), ..Default::default() },
     );
-    let (_, _, from_us, to_us) = crate::billing::month(&args.period)
+    let (_, _, from_us, to_us) = cupola::billing::month(&args.period)
         .ok_or_else(|| anyhow::anyhow!("--period {} is not a month like 2026-10", args.period))?;
     let started = Instant::now();
     seed_month(&store, url, args.bookings, from_us, to_us).await?;
     let seed = started.elapsed();
     let t = Instant::now();
-    let (all, total) = crate::billing::settle(&store, &args.period).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (all, total) = cupola::billing::settle(&store, &args.period).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let first = t.elapsed();
     let t = Instant::now();
-    crate::billing::settle(&store, &args.period).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    cupola::billing::settle(&store, &args.period).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let second = t.elapsed();
     let collected: rust_decimal::Decimal = all.iter().map(|(s, _)| s.collected).sum();
     Ok((seed, first, second, all.len(), collected == total && !total.is_zero()))

@@ -1,12 +1,17 @@
-//! The benchmark's pgbench script stays in step with what a create really writes.
+//! The benchmark's pgbench scripts stay in step with what a create and a booking
+//! really write (moved from the gateway's `tests/api/bench.rs`).
+
+mod gateway;
+
+use gateway::TestApp;
 
 #[test]
 fn shipped_pgbench_script_matches_the_code() {
-    let shipped = include_str!("../../bench/pgbench-create.sql");
+    let shipped = include_str!("../../../bench/pgbench-create.sql");
     assert_eq!(
         shipped,
-        cupola::bench::pgbench_script(),
-        "regenerate: cargo run -- bench pgbench-script > bench/pgbench-create.sql"
+        cupola_bench::pgbench_script(),
+        "regenerate: cargo run -p cupola-bench -- pgbench-script > bench/pgbench-create.sql"
     );
 }
 
@@ -14,8 +19,8 @@ fn shipped_pgbench_script_matches_the_code() {
 /// search, as if it had created them itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgbench_script_writes_patients_the_gateway_finds() {
-    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    pgbench(&app, &cupola::bench::pgbench_script());
+    let app = TestApp::spawn().await;
+    pgbench(&app, &cupola_bench::pgbench_script());
     let found = app
         .get_json("Patient?identifier=http://example.org/cupola/sid/bench-mrn|B000000000000&_total=accurate", 200)
         .await;
@@ -24,7 +29,7 @@ async fn pgbench_script_writes_patients_the_gateway_finds() {
 }
 
 /// Runs `script` three times on each of two pgbench clients against the app's database.
-fn pgbench(app: &crate::helpers::TestApp, script: &str) {
+fn pgbench(app: &TestApp, script: &str) {
     let url = url::Url::parse(app.db_url()).unwrap();
     let file = std::env::temp_dir().join(format!("cupola-test-pgbench-{}.sql", uuid::Uuid::new_v4()));
     std::fs::write(&file, script).unwrap();
@@ -42,9 +47,9 @@ fn pgbench(app: &crate::helpers::TestApp, script: &str) {
 #[test]
 fn shipped_booking_pgbench_script_matches_the_code() {
     assert_eq!(
-        include_str!("../../bench/pgbench-book.sql"),
-        cupola::bench::pgbench_book_script().expect("the booking script"),
-        "regenerate: cargo run -- bench pgbench-book-script > bench/pgbench-book.sql"
+        include_str!("../../../bench/pgbench-book.sql"),
+        cupola_bench::pgbench_book_script().expect("the booking script"),
+        "regenerate: cargo run -p cupola-bench -- pgbench-book-script > bench/pgbench-book.sql"
     );
 }
 
@@ -55,8 +60,8 @@ fn shipped_booking_pgbench_script_matches_the_code() {
 /// ChargeItem and an Invoice, a ticket row and its line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_pgbench_script_writes_what_a_booking_writes() {
-    let app = crate::helpers::TestApp::spawn(crate::helpers::Backend::Postgres).await;
-    pgbench(&app, &cupola::bench::pgbench_book_script().expect("the booking script"));
+    let app = TestApp::spawn().await;
+    pgbench(&app, &cupola_bench::pgbench_book_script().expect("the booking script"));
     let count = |q: &'static str| {
         let url = app.db_url().to_string();
         async move {

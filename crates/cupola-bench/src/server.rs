@@ -1,5 +1,6 @@
 //! The gateway under test, as its own process, on a fresh database.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -45,12 +46,39 @@ impl BenchDb {
     }
 }
 
-/// `cupola serve` started from this same executable.
+/// The gateway binary given by `--gateway-bin`, if any (set once, by `run`).
+static GATEWAY_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+pub fn set_gateway_bin(path: Option<PathBuf>) {
+    if let Some(p) = path {
+        let _ = GATEWAY_BIN.set(p);
+    }
+}
+
+/// The `cupola` binary to start: `--gateway-bin`, or `cupola` next to this executable
+/// (`target/release/cupola` beside `target/release/cupola-bench`).
+fn gateway_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = GATEWAY_BIN.get() {
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("this executable has no directory")?;
+    let bin = dir.join(format!("cupola{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        bin.is_file(),
+        "no gateway binary at {}: build it with `cargo build --release -p cupola -p cupola-bench`, \
+         or pass --gateway-bin",
+        bin.display()
+    );
+    Ok(bin)
+}
+
+/// `cupola serve` started from the gateway's binary (see [`gateway_bin`]).
 pub struct Gateway {
     child: Child,
     pub base: String,
     /// The development key the gateway checks tokens with (its own, in a temp dir).
-    pub auth: crate::config::AuthConfig,
+    pub auth: cupola::config::AuthConfig,
     _key_dir: tempfile::TempDir,
 }
 
@@ -62,12 +90,12 @@ impl Gateway {
     /// [`Gateway::start`] with more `cupola serve` flags.
     pub async fn start_with(database_url: &str, extra: &[String]) -> anyhow::Result<Gateway> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let exe = std::env::current_exe()?;
+        let exe = gateway_bin()?;
         let key_dir = tempfile::tempdir()?;
-        let auth = crate::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));
+        let auth = cupola::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));
         // Tokens, scopes, visibility and audit stay on; the per-caller rate limit is
         // raised so that sixteen clients at full speed are not throttled.
-        let child = Command::new(exe)
+        let child = Command::new(&exe)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", database_url])
             .args(["--rate-limit", "100000", "--rate-burst", "100000"])
             .args(extra)
@@ -77,7 +105,7 @@ impl Gateway {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("starting the gateway")?;
+            .with_context(|| format!("starting the gateway {}", exe.display()))?;
         let gw = Gateway { child, base: format!("http://127.0.0.1:{port}/fhir"), auth, _key_dir: key_dir };
         let client = reqwest::Client::new();
         for _ in 0..600 {
@@ -98,7 +126,7 @@ impl Gateway {
     pub fn tokens(&self, clients: usize) -> anyhow::Result<Vec<String>> {
         self.tokens_of(
             clients,
-            crate::auth::Role::BookingPoint,
+            cupola::auth::Role::BookingPoint,
             |c| (format!("bench-counter-{c}"), "bench".into()),
             "counter",
         )
@@ -108,7 +136,7 @@ impl Gateway {
     pub fn payment_tokens(&self, clients: usize) -> anyhow::Result<Vec<String>> {
         self.tokens_of(
             clients,
-            crate::auth::Role::PaymentPoint,
+            cupola::auth::Role::PaymentPoint,
             |c| (format!("bench-cashier-{c}"), format!("pharmacy-{c}")),
             "pharmacy",
         )
@@ -118,11 +146,11 @@ impl Gateway {
     fn tokens_of(
         &self,
         clients: usize,
-        role: crate::auth::Role,
+        role: cupola::auth::Role,
         who: impl Fn(usize) -> (String, String),
         channel: &str,
     ) -> anyhow::Result<Vec<String>> {
-        use crate::auth::{default_scope, mint, TokenRequest};
+        use cupola::auth::{default_scope, mint, TokenRequest};
         (0..clients)
             .map(|c| {
                 let (sub, org) = who(c);

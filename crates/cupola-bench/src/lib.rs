@@ -1,9 +1,9 @@
-//! `cupola bench`: measures the gateway over HTTP as clients see it. The gateway runs
-//! as its own process (`cupola serve`, the same binary, on a fresh database); this
-//! process is the load generator. On PostgreSQL the create throughput is compared
-//! with `pgbench` replaying the statements a create really runs
-//! (`bench/pgbench-create.sql`), with the same number of clients, in the same run.
-//! Figures go to BENCHMARKS.md.
+//! `cupola-bench`: measures the gateway over HTTP as clients see it. The gateway runs
+//! as its own process (`cupola serve`, the `cupola` binary found next to this one or
+//! given by `--gateway-bin`, on a fresh database); this process is the load
+//! generator. On PostgreSQL the create throughput is compared with `pgbench`
+//! replaying the statements a create really runs (`bench/pgbench-create.sql`), with
+//! the same number of clients, in the same run. Figures go to BENCHMARKS.md.
 
 mod billing;
 mod booking;
@@ -18,13 +18,23 @@ mod slots;
 
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 pub use load::sample_patient;
 pub use pgbench::{book_script as pgbench_book_script, script as pgbench_script};
+pub use server::BenchDb;
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "cupola-bench",
+    version,
+    about = "cupola's load generator: measures the gateway over HTTP (see BENCHMARKS.md)"
+)]
 pub struct BenchArgs {
+    /// The gateway binary started for each measurement (`cupola serve`); default: `cupola`
+    /// next to this executable (build both with `cargo build --release -p cupola -p cupola-bench`).
+    #[arg(long, global = true, env = "CUPOLA_GATEWAY_BIN")]
+    pub gateway_bin: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: BenchCommand,
 }
@@ -91,6 +101,7 @@ pub struct BackendFigures {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    server::set_gateway_bin(args.gateway_bin);
     match args.command {
         BenchCommand::PgbenchScript => {
             print!("{}", pgbench::script());

@@ -1,4 +1,4 @@
-//! `cupola bench relay`: the outbox relay's throughput to the local RabbitMQ with
+//! `cupola-bench relay`: the outbox relay's throughput to the local RabbitMQ with
 //! publisher confirms, against a bare publisher with confirms on the same broker
 //! in the same run (1 KB messages, at most 500 unconfirmed).
 //!
@@ -16,8 +16,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOp
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
 use super::server::BenchDb;
-use crate::messaging::Topology;
-use crate::store::{Dialect, Store};
+use cupola::messaging::Topology;
+use cupola::store::{Dialect, Store};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
@@ -76,7 +76,7 @@ async fn bare_publisher(args: &RelayArgs) -> anyhow::Result<f64> {
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let t = Topology { exchange: format!("cupola-bench-bare-{}", std::process::id()), providers: vec!["bench".into()] };
-    crate::messaging::relay::declare(&ch, &t).await?;
+    cupola::messaging::relay::declare(&ch, &t).await?;
     let body = vec![b'x'; args.size];
     let start = Instant::now();
     let mut pending = VecDeque::with_capacity(args.in_flight);
@@ -112,7 +112,7 @@ async fn cleanup(ch: &lapin::Channel, t: &Topology) {
 }
 
 async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
-    let registry = Arc::new(crate::fhir::names::registry("http://example.org/cupola"));
+    let registry = Arc::new(cupola::fhir::names::registry("http://example.org/cupola"));
     let store = Store::connect(url, 4, Duration::from_secs(30), registry).await?;
     let series = match store.dialect() {
         Dialect::Postgres => format!("SELECT g FROM generate_series(1, {}) AS s(g)", args.messages),
@@ -135,7 +135,7 @@ async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
         Topology { exchange: format!("cupola-bench-relay-{}", std::process::id()), providers: vec!["bench".into()] };
     let wake = Arc::new(tokio::sync::Notify::new());
     let start = Instant::now();
-    let relay = tokio::spawn(crate::messaging::relay::run_forever(
+    let relay = tokio::spawn(cupola::messaging::relay::run_forever(
         store.clone(),
         args.amqp_url.clone(),
         Arc::new(t.clone()),
@@ -186,7 +186,7 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
     let tokens = gateway.tokens(8)?;
     let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
-    crate::messaging::relay::declare(&ch, &t).await?;
+    cupola::messaging::relay::declare(&ch, &t).await?;
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut consumer = ch
         .basic_consume(
@@ -276,7 +276,7 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
 /// `mappings`), whose queues it declared.
 fn mapped_providers() -> Option<Vec<String>> {
     let dir = std::env::var_os("CUPOLA_MAPPINGS_DIR").unwrap_or_else(|| "mappings".into());
-    let checker = crate::fhir::check::Checker::shared();
-    let m = crate::mappings::Mappings::load(std::path::Path::new(&dir), "http://example.org/cupola", &checker).ok()?;
+    let checker = cupola::fhir::check::Checker::shared();
+    let m = cupola::mappings::Mappings::load(std::path::Path::new(&dir), "http://example.org/cupola", &checker).ok()?;
     Some(m.providers.into_iter().map(|p| p.provider).collect())
 }
