@@ -131,36 +131,131 @@ pub async fn load(store: &Store, base: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One of the demo's callers: its role, the organisation (or patient) it speaks for,
+/// what it is for, and the shell variable the README's tour reads its token from.
+struct DemoCaller {
+    role: Role,
+    sub: &'static str,
+    org: Option<&'static str>,
+    patient: Option<&'static str>,
+    what: &'static str,
+    var: &'static str,
+}
+
 /// The demo's callers: one per role, each with an organisation of the demo data.
-const DEMO_CALLERS: &[(Role, &str, Option<&str>, Option<&str>)] = &[
-    (Role::Admin, "demo-admin", Some(region::REGION_ORG), None),
-    (Role::BookingPoint, "demo-counter", Some("bp-counter-001"), None),
-    (Role::Provider, "demo-provider", Some("prov-galliera"), None),
-    (Role::PaymentPoint, "demo-payment-point", Some("bp-pharmacy-001"), None),
-    (Role::PatientApp, "demo-patient-app", None, Some("mario-rossi")),
+const DEMO_CALLERS: &[DemoCaller] = &[
+    DemoCaller {
+        role: Role::Admin,
+        sub: "demo-admin",
+        org: Some(region::REGION_ORG),
+        patient: None,
+        what: "the region's administrator, sees and changes everything",
+        var: "ADMIN",
+    },
+    DemoCaller {
+        role: Role::BookingPoint,
+        sub: "demo-counter",
+        org: Some("bp-counter-001"),
+        patient: None,
+        what: "a CUP counter (channel counter), books for patients",
+        var: "BOOKING",
+    },
+    DemoCaller {
+        role: Role::Provider,
+        sub: "demo-provider",
+        org: Some("prov-galliera"),
+        patient: None,
+        what: "the Galliera hospital, its agendas and the appointments on them",
+        var: "PROVIDER",
+    },
+    DemoCaller {
+        role: Role::PaymentPoint,
+        sub: "demo-payment-point",
+        org: Some("bp-pharmacy-001"),
+        patient: None,
+        what: "a pharmacy, takes ticket payments",
+        var: "PAYMENT",
+    },
+    DemoCaller {
+        role: Role::PatientApp,
+        sub: "demo-patient-app",
+        org: None,
+        patient: Some("mario-rossi"),
+        what: "Mario Rossi's app, his own appointments and tickets",
+        var: "PATIENT",
+    },
 ];
 
-/// Prints a ready token (valid for a day) for each role of the demo, signed with the
-/// development key. Nothing to print when tokens come from an external issuer.
+/// A demo token, with what it is for.
+pub struct DemoToken {
+    /// The role, as `cupola token --role` names it.
+    pub role: &'static str,
+    /// Whom the token speaks for: `Organization/…`, or `Patient/…` for the patient app.
+    pub on_behalf_of: String,
+    pub what: &'static str,
+    /// The shell variable the README's tour reads it from (`BOOKING`, …).
+    pub var: &'static str,
+    pub token: String,
+}
+
+/// A token (valid for a day) for each caller of the demo, signed with `cfg`'s key.
+pub fn tokens(cfg: &AuthConfig) -> anyhow::Result<Vec<DemoToken>> {
+    DEMO_CALLERS
+        .iter()
+        .map(|c| {
+            let req = TokenRequest {
+                sub: c.sub.into(),
+                role: c.role,
+                org: c.org.map(|o| format!("Organization/{o}")),
+                channel: (c.role == Role::BookingPoint).then(|| "counter".to_string()),
+                patient: c.patient.map(str::to_string),
+                scope: default_scope(c.role).into(),
+                ttl_secs: 24 * 3600,
+                client_id: Some("cupola-demo".into()),
+            };
+            let on_behalf_of = match (c.org, c.patient) {
+                (Some(o), _) => format!("Organization/{o}"),
+                (None, p) => format!("Patient/{}", p.unwrap_or_default()),
+            };
+            Ok(DemoToken { role: c.role.as_str(), on_behalf_of, what: c.what, var: c.var, token: mint(cfg, &req)? })
+        })
+        .collect()
+}
+
+/// The FHIR base and canonical base of a gateway started with the defaults.
+const DEFAULT_BASE: &str = "http://127.0.0.1:8080/fhir";
+const DEFAULT_CANONICAL_BASE: &str = "http://example.org/cupola";
+
+/// Prints a ready token for each role of the demo, labelled with its role and
+/// organisation, then the next command to try. Nothing to print when tokens come
+/// from an external issuer.
 pub fn print_tokens(cfg: &AuthConfig) -> anyhow::Result<()> {
     if cfg.issuer.is_some() {
         return Ok(());
     }
-    println!("demo tokens (valid 24 h; send as `Authorization: Bearer <token>`):");
-    for (role, sub, org, patient) in DEMO_CALLERS {
-        let req = TokenRequest {
-            sub: (*sub).into(),
-            role: *role,
-            org: org.map(|o| format!("Organization/{o}")),
-            channel: (*role == Role::BookingPoint).then(|| "counter".to_string()),
-            patient: patient.map(str::to_string),
-            scope: default_scope(*role).into(),
-            ttl_secs: 24 * 3600,
-            client_id: Some("cupola-demo".into()),
-        };
-        println!("  {:<14} {}", role.as_str(), mint(cfg, &req)?);
+    let tokens = tokens(cfg)?;
+    println!("demo tokens, one per role, valid 24 h (send as `Authorization: Bearer <token>`):");
+    for t in &tokens {
+        println!("\n  {} of {}: {}", t.role, t.on_behalf_of, t.what);
+        println!("  {:<14} {}", t.role, t.token);
     }
+    println!("{}", next_command(&tokens));
     Ok(())
+}
+
+/// What to paste next: the tokens under the names the README's tour reads, and the
+/// first free slots from now on.
+fn next_command(tokens: &[DemoToken]) -> String {
+    let vars: Vec<String> = tokens.iter().map(|t| format!("{}={}", t.var, t.token)).collect();
+    let catalog = names::catalog_system(DEFAULT_CANONICAL_BASE);
+    format!(
+        "\nnext, in another terminal: the tokens under the names the README's tour uses (another --listen: change B),\n\
+         then the first free cardiology visits from now on, as the counter sees them:\n\n  \
+         export B={DEFAULT_BASE} {}\n  \
+         curl -s -H \"Authorization: Bearer $BOOKING\" \
+         \"$B/Slot?service-type={catalog}|89.7A.3&status=free&start=ge$(date -u +%FT%TZ)&_sort=start&_count=3&_elements=start,status\"\n",
+        vars.join(" ")
+    )
 }
 
 /// `cupola demo load`: the demo region into any (empty) store.

@@ -7,7 +7,7 @@
 //! (`relay`) publishes the outbox with publisher confirms to a topic exchange,
 //! routing key `<provider>.<resource>.<event>`, one durable queue per provider and
 //! a dead-letter exchange. Without a broker configured, messages wait in the
-//! outbox (`GET /admin/outbox`) and flow once one is.
+//! outbox (administrators list it: `GET /fhir/$outbox`) and flow once one is.
 
 pub mod cli;
 pub mod consumer;

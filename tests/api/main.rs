@@ -16,6 +16,7 @@ mod malformed;
 mod mappings;
 mod messaging;
 mod operations;
+mod readme;
 mod search;
 mod security;
 mod slots;
