@@ -6,8 +6,8 @@ use chrono::{DateTime, Duration, FixedOffset};
 use serde_json::Value;
 
 use super::generate::{read_schedule, SEARCH_LIMIT};
-use super::grid::fhir_instant;
 use crate::access::Access;
+use crate::store::fhir_instant;
 use crate::store::{current, Store};
 use crate::{Error, Result};
 

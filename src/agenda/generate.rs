@@ -6,10 +6,10 @@ use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime
 use chrono_tz::Tz;
 use serde_json::Value;
 
-use super::grid::{render, AgendaInfo, SlotRow};
 use super::template::{parse_template, Template};
 use crate::access::Access;
 use crate::store::{current, Dialect, Store};
+use crate::store::{render_grid_slot as render, AgendaInfo, SlotRow};
 use crate::{Error, Result};
 
 /// FHIR ids are at most 64 characters; a slot id adds `-YYYYMMDDHHMM-n` (15) to the
@@ -93,7 +93,7 @@ pub fn generate_rows(t: &Template, from: NaiveDate) -> Vec<SlotRow> {
 
 /// The Slots of the template over its horizon from the local date `from`, in time
 /// order, each with its deterministic id, as [`generate_rows`] and
-/// [`super::grid::render`] make them.
+/// [`crate::store::render_grid_slot`] make them.
 pub fn generate_slots(schedule_id: &str, t: &Template, from: NaiveDate, base: &str) -> Vec<Value> {
     let agenda = AgendaInfo {
         schedule_id: schedule_id.to_string(),

@@ -55,16 +55,15 @@
 mod bulk;
 mod closure;
 mod generate;
-mod grid;
 mod place;
 mod template;
 #[cfg(test)]
 mod tests;
 
+pub use crate::store::{render_grid_slot, AgendaInfo, Shared, SlotRow};
 pub use bulk::{generate_all, run, AgendaArgs, AgendaCommand, BulkReport};
 pub use closure::{close, Closure, ClosureReport, HOLDING_STATES};
 pub use generate::{generate_for_schedule, generate_in, generate_rows, generate_slots, slot_id_prefix, GenerateReport};
-pub use grid::{render as render_grid_slot, AgendaInfo, Shared, SlotRow};
 pub use place::{place_of, place_slots, Place};
 pub use template::{
     parse_template, Reserve, Session, Template, TemplateError, DEFAULT_HORIZON_DAYS, DEFAULT_TIME_ZONE,

@@ -3,21 +3,9 @@
 //! or place are index lookups (cupola's SearchParameters `Slot-district`,
 //! `Slot-provider`, `Slot-location`).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::fhir::names;
-
-/// The place of an agenda, as far as its actors tell.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Place {
-    /// `Location.address.district` of its facility.
-    pub district: Option<String>,
-    /// Organization id of the provider (`HealthcareService.providedBy`, else the
-    /// Location's `managingOrganization`, else a PractitionerRole's `organization`).
-    pub provider: Option<String>,
-    /// Location id of its facility.
-    pub location: Option<String>,
-}
+pub use crate::store::Place;
 
 fn target<'a>(v: &'a Value, t: &str) -> Option<&'a str> {
     v.get("reference").and_then(Value::as_str).and_then(|r| r.strip_prefix(&format!("{t}/")))
@@ -52,21 +40,4 @@ pub fn place_of(schedule: &Value, get: &dyn Fn(&str) -> Option<Value>) -> Place 
     place
 }
 
-/// Marks each slot with its place.
-pub fn place_slots(slots: &mut [Value], place: &Place, base: &str) {
-    let mut ext = Vec::new();
-    if let Some(d) = &place.district {
-        ext.push(json!({"url": names::structure(base, "slot-district"), "valueString": d}));
-    }
-    if let Some(p) = &place.provider {
-        ext.push(json!({"url": names::structure(base, "slot-provider"), "valueReference": {"reference": format!("Organization/{p}")}}));
-    }
-    if let Some(l) = &place.location {
-        ext.push(json!({"url": names::structure(base, "slot-location"), "valueReference": {"reference": format!("Location/{l}")}}));
-    }
-    for s in slots {
-        if let Some(list) = s.get_mut("extension").and_then(Value::as_array_mut) {
-            list.extend(ext.iter().cloned());
-        }
-    }
-}
+pub use crate::store::place_slots;

@@ -248,7 +248,7 @@ pub async fn run(
             state.store.clone(),
             url,
             topology,
-            settings.outbox_wake.clone(),
+            state.store.outbox_wake(),
         ))
     });
     let lists = state

@@ -8,11 +8,15 @@
 //! functions over the dated rules of `mappings/billing/rules.json`.
 
 pub mod cli;
+mod ledger;
 mod ops;
 pub mod pagopa;
+mod payments;
 mod resources;
 pub mod settlement;
+mod tariffs;
 pub mod ticket;
+pub(crate) mod tickets;
 
 pub use ops::{apply, month, outstanding, receipt_of, recover, settle, RecoveryStep};
 pub use resources::{charge_item, invoice, payment_line, receipt, remittance, InvoiceFacts, LineFacts};

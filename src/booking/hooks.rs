@@ -71,7 +71,7 @@ impl WriteHook for Slots {
     fn before<'a>(&'a self, store: &'a Store, tx: &'a mut Tx, w: Pending<'a>) -> Hooked<'a> {
         Box::pin(async move {
             if w.new.is_none() {
-                store.refuse_if_booked(tx, w.id).await?;
+                refuse_if_booked(store, tx, w.id).await?;
             }
             Ok(Verdict::Proceed)
         })
@@ -79,6 +79,22 @@ impl WriteHook for Slots {
 
     fn on_create(&self) -> bool {
         false
+    }
+}
+
+/// A slot holding an appointment is not removed (by a DELETE, a conditional one or
+/// an agenda sync transaction): the appointment must be moved first.
+async fn refuse_if_booked(store: &Store, tx: &mut Tx, slot_id: &str) -> crate::Result<()> {
+    let query = [
+        ("slot".to_string(), format!("Slot/{slot_id}")),
+        ("status".to_string(), crate::agenda::HOLDING_STATES.to_string()),
+    ];
+    let held = store.search_ids_in(tx, &crate::access::Access::gateway(), "Appointment", &query, 1).await?;
+    match held.first() {
+        Some(a) => Err(crate::Error::Conflict(format!(
+            "Slot/{slot_id} holds Appointment/{a}: rebook or cancel it before removing the slot"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -95,5 +111,6 @@ pub fn all() -> Hooks {
 /// `store` with the booking settings of this gateway and the domain's write hooks:
 /// the one way the gateway and its commands get a store that applies the rules.
 pub fn configured(store: Store, settings: super::Settings) -> Store {
-    store.with_settings(settings).with_hooks(all())
+    let lanes = settings.book_lanes;
+    store.with_domain(settings, lanes).with_hooks(all())
 }

@@ -9,10 +9,13 @@
 //! cancellation, a deletion or a move gives it back. The operations here only
 //! shape requests into such writes.
 
+mod claims;
 mod find;
 pub mod hooks;
 pub mod integrity;
 mod ops;
+mod prescriptions;
+mod records;
 pub mod rules;
 mod sweep;
 
@@ -40,8 +43,6 @@ pub struct Settings {
     pub billing: std::sync::Arc<crate::mappings::BillingRules>,
     /// Routing and the providers' code maps, for the messages changes send.
     pub messaging: std::sync::Arc<crate::messaging::Settings>,
-    /// Woken when a transaction that wrote the outbox commits (the relay waits on it).
-    pub outbox_wake: std::sync::Arc<tokio::sync::Notify>,
     /// Groups of concurrent `$book` requests committed at once, each group one
     /// transaction (at most one on SQLite); 0: each booking in a transaction of its own.
     pub book_lanes: usize,
@@ -49,6 +50,15 @@ pub struct Settings {
     pub integrity: crate::config::Integrity,
     /// The FHIR base clients see (`--public-url`): an absolute reference under it is local.
     pub public_base: String,
+}
+
+impl crate::store::Store {
+    /// The booking settings this store carries (the defaults when it carries none:
+    /// a command that does not book).
+    pub fn settings(&self) -> &Settings {
+        static DEFAULT: std::sync::OnceLock<Settings> = std::sync::OnceLock::new();
+        self.domain::<Settings>().unwrap_or_else(|| DEFAULT.get_or_init(Settings::default))
+    }
 }
 
 /// The cancellation reason of an appointment moved by a reschedule (never a late
@@ -65,7 +75,6 @@ impl Default for Settings {
             catalog_cache: Default::default(),
             billing: Default::default(),
             messaging: Default::default(),
-            outbox_wake: Default::default(),
             book_lanes: 0,
             integrity: Default::default(),
             public_base: String::new(),
@@ -85,7 +94,6 @@ impl Settings {
             rules,
             billing,
             messaging,
-            outbox_wake: Default::default(),
             catalog_cache: Default::default(),
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,

@@ -206,7 +206,11 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
     ];
     let slot_ids: Vec<&str> = slots.iter().filter_map(|s| s.strip_prefix("Slot/")).collect();
     let patient_id = patient.strip_prefix("Patient/").unwrap_or_default();
-    match store.bookings_of(tx, access, ("Appointment", &condition), &slot_ids, patient_id).await?.as_slice() {
+    match store
+        .bookings_of(tx, access, ("Appointment", &condition), &slot_ids, patient_id, ("CodeSystem", super::CATALOG_ID))
+        .await?
+        .as_slice()
+    {
         [] => {
             super::integrity::check(store, Some(tx), access, "Appointment", &body).await?;
             complete_from_slot(store, tx, &mut body).await?;

@@ -44,7 +44,7 @@ impl Bundle {
         let mut b = Map::new();
         b.insert("resourceType".into(), json!("Bundle"));
         b.insert("id".into(), json!(uuid::Uuid::new_v4().to_string()));
-        b.insert("meta".into(), json!({"lastUpdated": super::meta::instant(crate::store::now_micros())}));
+        b.insert("meta".into(), json!({"lastUpdated": super::meta::instant(super::meta::now_micros())}));
         b.insert("type".into(), json!(self.kind));
         if let Some(t) = self.total {
             b.insert("total".into(), json!(t));

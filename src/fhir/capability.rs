@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::types::SERVED;
-use crate::store::Registry;
+use cupola_search::Registry;
 
 /// Instance and type interactions every served type supports.
 const INTERACTIONS: &[&str] =
@@ -56,7 +56,7 @@ pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": super::meta::instant(crate::store::now_micros()),
+        "date": super::meta::instant(super::meta::now_micros()),
         "publisher": "cupola",
         "kind": "instance",
         "software": {"name": "cupola", "version": env!("CARGO_PKG_VERSION")},

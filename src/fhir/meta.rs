@@ -61,6 +61,12 @@ pub fn parse_instant(s: &str) -> Option<i64> {
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
+/// Current time in µs since the Unix epoch (UTC): `meta.lastUpdated`'s clock, and
+/// the store's time unit.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,8 +50,7 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
     let base = store.settings().base.clone();
     let h = header(bundle)?;
     let id = h["id"].as_str().unwrap_or_default().to_string();
-    let (org, code) = store
-        .provider_of(sender)
+    let (org, code) = super::provider::provider_of(store, sender)
         .await?
         .ok_or_else(|| Error::Forbidden(format!("{sender:?} is not a provider with a code ({}/sid/provider)", base)))?;
     // The sender the message claims must be the one that sent it.

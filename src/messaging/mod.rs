@@ -9,10 +9,12 @@
 //! a dead-letter exchange. Without a broker configured, messages wait in the
 //! outbox (administrators list it: `GET /fhir/$outbox`) and flow once one is.
 
+mod changes;
 pub mod cli;
 pub mod consumer;
 pub mod inbound;
 pub mod message;
+mod provider;
 pub mod relay;
 mod settle;
 

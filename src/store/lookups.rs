@@ -16,15 +16,9 @@
 
 use sqlx::{Executor, Row};
 
-use rust_decimal::Decimal;
-
-use super::resources::value_of;
 use super::resources::{restricted, stored_from_row};
 use super::{into_arguments, Bind, Dialect, Store, Stored, Tx};
 use crate::access::Access;
-use crate::billing;
-use crate::booking::CATALOG_ID;
-use crate::fhir::names;
 use crate::Result;
 
 /// `$1, $2, …` from `from` on, `n` of them.
@@ -73,8 +67,9 @@ impl Store {
     /// (`slot_claims`, none on a free slot) are looked at first, after the lock of
     /// `condition` (see `Store::lock_condition`) is held. On PostgreSQL the lock, that
     /// look and the catalog's version (read ahead for the booking rules'
-    /// `catalog_facts`) go in one round trip: statements of one simple query each
-    /// take their own snapshot, so the look sees what the lock's last holder committed.
+    /// `catalog_facts`: `ahead`, a type and id) go in one round trip: statements of
+    /// one simple query each take their own snapshot, so the look sees what the lock's
+    /// last holder committed.
     pub(crate) async fn bookings_of(
         &self,
         tx: &mut Tx,
@@ -82,6 +77,7 @@ impl Store {
         condition: (&str, &[(String, String)]),
         slots: &[&str],
         patient: &str,
+        ahead: (&str, &str),
     ) -> Result<Vec<String>> {
         let list: Vec<String> = slots.iter().filter_map(|s| literal(self.dialect, s)).collect();
         if list.is_empty() {
@@ -95,10 +91,11 @@ impl Store {
         let taken: Vec<String> = match self.dialect {
             Dialect::Postgres => {
                 let key = super::conditional::condition_key(condition.0, condition.1);
+                let (t, id) = (literal(self.dialect, ahead.0), literal(self.dialect, ahead.1));
+                let (t, id) = (t.unwrap_or_else(|| "''".into()), id.unwrap_or_else(|| "''".into()));
                 let sql = format!(
                     "SELECT count(*) FROM pg_advisory_xact_lock({key}); {claimed}; \
-                     SELECT pk, version FROM resources WHERE res_type = 'CodeSystem' AND res_id = '{CATALOG_ID}' \
-                     AND deleted = false"
+                     SELECT pk, version FROM resources WHERE res_type = {t} AND res_id = {id} AND deleted = false"
                 );
                 let mut results = results_of(tx, &sql).await?.into_iter().skip(1);
                 let taken = results.next().unwrap_or_default();
@@ -106,7 +103,7 @@ impl Store {
                     Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)),
                     None => None,
                 };
-                tx.saw_version("CodeSystem", CATALOG_ID, catalog);
+                tx.saw_version(ahead.0, ahead.1, catalog);
                 taken.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
             }
             Dialect::Sqlite => {
@@ -165,7 +162,7 @@ impl Store {
     /// The current resources the one-table `lookups` find (their keys in one round
     /// trip, their versions in a second), oldest first. A lookup that is `None` (a
     /// value no stored text can hold) finds nothing.
-    async fn looked_up(&self, tx: &mut Tx, lookups: &[Option<Lookup>]) -> Result<Vec<Stored>> {
+    pub(crate) async fn looked_up(&self, tx: &mut Tx, lookups: &[Option<Lookup>]) -> Result<Vec<Stored>> {
         let lookups: Vec<&Lookup> = lookups.iter().flatten().collect();
         if lookups.is_empty() {
             return Ok(Vec::new());
@@ -197,13 +194,13 @@ impl Store {
 
 /// One index table's rows for one parameter's value, as text with the values written
 /// in (see the module's comment), and the type of the resources it finds.
-struct Lookup {
+pub(crate) struct Lookup {
     res_type: String,
     sql: String,
 }
 
 /// `res_type` resources whose token parameter `param` is `system|code`.
-fn token_lookup(d: Dialect, res_type: &str, param: &str, system: &str, code: &str) -> Option<Lookup> {
+pub(crate) fn token_lookup(d: Dialect, res_type: &str, param: &str, system: &str, code: &str) -> Option<Lookup> {
     let l = |s: &str| literal(d, s);
     let (t, p) = (l(res_type)?, l(param)?);
     let (c, s) = (cupola_search::exact_match("code", code, l)?, cupola_search::exact_match("system", system, l)?);
@@ -212,112 +209,13 @@ fn token_lookup(d: Dialect, res_type: &str, param: &str, system: &str, code: &st
 }
 
 /// `res_type` resources whose reference parameter `param` names `target` (`Type/id`).
-fn reference_lookup(d: Dialect, res_type: &str, param: &str, target: (&str, &str)) -> Option<Lookup> {
+pub(crate) fn reference_lookup(d: Dialect, res_type: &str, param: &str, target: (&str, &str)) -> Option<Lookup> {
     let l = |s: &str| literal(d, s);
     let (t, p, tt, ti) = (l(res_type)?, l(param)?, l(target.0)?, l(target.1)?);
     let sql = format!(
         "SELECT res_pk FROM idx_reference WHERE res_type = {t} AND param = {p} AND target_type = {tt} AND target_id = {ti}"
     );
     Some(Lookup { res_type: res_type.to_string(), sql })
-}
-
-/// Whether `period` (FHIR Period: dates or instants, either end open) covers `day`
-/// (YYYY-MM-DD).
-fn in_force(period: &serde_json::Value, day: &str) -> bool {
-    let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day);
-    let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day);
-    starts && ends
-}
-
-impl Store {
-    /// The tariff of catalog `code` in force on `day`: its amount and canonical URL.
-    pub(crate) async fn tariff_of(
-        &self,
-        tx: &mut Tx,
-        code: &str,
-        day: chrono::NaiveDate,
-    ) -> Result<Option<(Decimal, String)>> {
-        let system = names::catalog_system(&self.settings.base);
-        let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
-        tariff_in(found, day)
-    }
-
-    /// The exemption codes on `patient`'s active Coverages in force on `day`.
-    pub(crate) async fn exemption_codes(
-        &self,
-        tx: &mut Tx,
-        patient: &str,
-        day: chrono::NaiveDate,
-    ) -> Result<Vec<String>> {
-        if patient.is_empty() {
-            return Ok(Vec::new());
-        }
-        let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
-        exemptions_in(found, &self.settings.billing.exemptions.system, day)
-    }
-
-    /// [`Store::tariff_of`] and [`Store::exemption_codes`] together, as a booking's
-    /// ticket needs them: both lookups in one round trip, the resources found in one more.
-    pub(crate) async fn tariff_and_exemptions(
-        &self,
-        tx: &mut Tx,
-        code: &str,
-        patient: &str,
-        day: chrono::NaiveDate,
-    ) -> Result<(Option<(Decimal, String)>, Vec<String>)> {
-        let system = names::catalog_system(&self.settings.base);
-        let mut lookups = vec![token_lookup(self.dialect, "ChargeItemDefinition", "identifier", &system, code)];
-        if !patient.is_empty() {
-            lookups.push(reference_lookup(self.dialect, "Coverage", "beneficiary", ("Patient", patient)));
-        }
-        let (tariffs, coverages): (Vec<Stored>, Vec<Stored>) =
-            self.looked_up(tx, &lookups).await?.into_iter().partition(|s| s.res_type == "ChargeItemDefinition");
-        let exemptions = exemptions_in(coverages, &self.settings.billing.exemptions.system, day)?;
-        Ok((tariff_in(tariffs, day)?, exemptions))
-    }
-}
-
-/// The first of `found` (ChargeItemDefinitions, oldest first) in force on `day` with
-/// a base price: its amount and canonical URL.
-fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Result<Option<(Decimal, String)>> {
-    let day = day.to_string();
-    for stored in found {
-        let cid = value_of(Some(stored))?;
-        if !in_force(&cid["effectivePeriod"], &day) {
-            continue;
-        }
-        let base = cid["propertyGroup"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
-            .find(|p| p["type"] == "base")
-            .and_then(|p| billing::amount_of(&p["amount"]));
-        if let Some(amount) = base {
-            return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
-        }
-    }
-    Ok(None)
-}
-
-/// The codes of `system` on those of `found` (Coverages) active and in force on `day`.
-fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Result<Vec<String>> {
-    let day = day.to_string();
-    let mut codes = Vec::new();
-    for stored in found {
-        let c = value_of(Some(stored))?;
-        if c["status"] != "active" || !in_force(&c["period"], &day) {
-            continue;
-        }
-        for coding in c["type"]["coding"].as_array().into_iter().flatten() {
-            if coding["system"].as_str() == Some(system) {
-                if let Some(code) = coding["code"].as_str() {
-                    codes.push(code.to_string());
-                }
-            }
-        }
-    }
-    Ok(codes)
 }
 
 #[cfg(test)]

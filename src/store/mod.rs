@@ -3,31 +3,26 @@
 //! this code through sqlx's `Any` driver; only the SQL that must differ is written
 //! per backend (see `schema` and the `Dialect` checks).
 
-mod bookings;
-mod claims;
 mod conditional;
 mod create;
 mod fold;
+mod grid;
 mod group;
 mod history;
 mod hooks;
 mod lease;
 mod lookups;
-mod messages;
+pub(crate) use lookups::{reference_lookup, token_lookup};
 mod outbox;
 mod pool;
-mod prescriptions;
 mod resolve;
 mod resources;
 mod versions;
 pub(crate) use resources::{current, current_seen, current_visible, seen_ahead, value_of, version_of};
-mod payments;
 mod schema;
 mod search;
-mod settlement;
 mod shared;
 mod slots;
-mod tickets;
 mod upsert;
 
 use std::sync::Arc;
@@ -43,10 +38,12 @@ use sqlx::any::{AnyArguments, AnyConnectOptions};
 use sqlx::Arguments;
 
 pub use create::{create_statements, single_statement};
+pub(crate) use grid::fhir_instant;
+pub use grid::{place_slots, render as render_grid_slot, AgendaInfo, Place, Shared, SlotRow};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
 pub use hooks::{Hooked, Hooks, Pending, Verdict, WriteHook};
 pub use lease::{Claimed, Lease};
-pub use outbox::OutboxRow;
+pub use outbox::{OutboxRow, Outgoing};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::{work, Output};
@@ -62,8 +59,13 @@ pub struct Store {
     pool: Pool,
     dialect: Dialect,
     registry: Arc<Registry>,
-    /// What the booking rules applied on every Appointment write need.
-    settings: Arc<crate::booking::Settings>,
+    /// The domain's settings, which the store carries without knowing their type
+    /// (the domain reads them back: `booking::Settings` through `Store::settings`).
+    domain: Arc<dyn std::any::Any + Send + Sync>,
+    /// Woken when a transaction that wrote the outbox commits (the relay waits on it).
+    outbox_wake: Arc<tokio::sync::Notify>,
+    /// Groups of concurrent units of work committed together (0: each alone).
+    book_lanes: usize,
     /// Plain creates written together when they arrive together (PostgreSQL).
     group: group::Group,
     /// Units of work (`$book`) committed together when they arrive together.
@@ -102,7 +104,9 @@ impl Store {
             pool,
             dialect,
             registry,
-            settings: Arc::new(crate::booking::Settings::default()),
+            domain: Arc::new(()),
+            outbox_wake: Default::default(),
+            book_lanes: 0,
             group: Default::default(),
             shared: Default::default(),
             hooks: Default::default(),
@@ -111,15 +115,22 @@ impl Store {
         Ok(store)
     }
 
-    /// The same store with the booking settings of this gateway (canonical base,
-    /// hold time); the domain sets them with its hooks (`booking::hooks::configured`).
-    pub(crate) fn with_settings(mut self, settings: crate::booking::Settings) -> Store {
-        self.settings = Arc::new(settings);
+    /// The same store carrying `domain` (the domain's settings, read back with
+    /// [`Store::domain`]) and committing `book_lanes` groups of work at once.
+    pub fn with_domain<T: std::any::Any + Send + Sync>(mut self, domain: T, book_lanes: usize) -> Store {
+        self.domain = Arc::new(domain);
+        self.book_lanes = book_lanes;
         self
     }
 
-    pub fn settings(&self) -> &crate::booking::Settings {
-        &self.settings
+    /// The domain's settings, if they are of type `T`.
+    pub fn domain<T: std::any::Any>(&self) -> Option<&T> {
+        self.domain.downcast_ref::<T>()
+    }
+
+    /// Woken when a transaction that wrote the outbox commits.
+    pub fn outbox_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_wake.clone()
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -191,7 +202,6 @@ pub(crate) async fn execute_all(tx: &mut Tx, stmts: Vec<cupola_search::Sql>) -> 
     Ok(())
 }
 
-/// Current time in µs since the Unix epoch (UTC): the store's time unit.
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
+/// Current time in µs since the Unix epoch (UTC): the store's time unit, FHIR's
+/// `meta.lastUpdated` clock.
+pub use crate::fhir::meta::now_micros;

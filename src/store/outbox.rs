@@ -78,7 +78,7 @@ impl Store {
         };
         tx.defer(vec![row, body]);
         if m.failed.is_none() {
-            tx.on_commit(self.settings.outbox_wake.clone());
+            tx.on_commit(self.outbox_wake.clone());
         }
         Ok(())
     }
@@ -210,26 +210,5 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(())
-    }
-
-    /// The provider a message came from: its Organization id and provider code.
-    pub(crate) async fn provider_of(
-        &self,
-        sender: &crate::messaging::inbound::Sender,
-    ) -> Result<Option<(String, String)>> {
-        use crate::messaging::inbound::Sender;
-        let system = crate::fhir::names::provider_identifier(&self.settings.base);
-        let mut tx = self.begin().await?;
-        let org = match sender {
-            Sender::Organization(o) => Some(o.clone()),
-            Sender::ProviderCode(c) => {
-                let q = vec![("identifier".to_string(), format!("{system}|{c}"))];
-                let ids = self.search_ids_in(&mut tx, &crate::access::Access::gateway(), "Organization", &q, 2).await?;
-                ids.into_iter().next()
-            }
-        };
-        let Some(org) = org else { return Ok(None) };
-        let v = super::value_of(super::current(&mut tx, self.dialect, "Organization", &org, false).await?)?;
-        Ok(super::messages::provider_code(&v, &self.settings.base).map(|c| (org, c)))
     }
 }

@@ -440,20 +440,4 @@ impl Store {
             _ => Ok(Write { kind: WriteKind::Nothing, stored: None }),
         }
     }
-
-    /// A slot holding an appointment is not removed (by a DELETE, a conditional one or
-    /// an agenda sync transaction): the appointment must be moved first.
-    pub(crate) async fn refuse_if_booked(&self, tx: &mut Tx, slot_id: &str) -> Result<()> {
-        let query = [
-            ("slot".to_string(), format!("Slot/{slot_id}")),
-            ("status".to_string(), crate::agenda::HOLDING_STATES.to_string()),
-        ];
-        let held = self.search_ids_in(tx, &Access::gateway(), "Appointment", &query, 1).await?;
-        match held.first() {
-            Some(a) => Err(Error::Conflict(format!(
-                "Slot/{slot_id} holds Appointment/{a}: rebook or cancel it before removing the slot"
-            ))),
-            None => Ok(()),
-        }
-    }
 }

@@ -55,8 +55,8 @@ impl Store {
     pub(crate) async fn grouped(&self, work: Work) -> Result<Output> {
         let lanes = match self.dialect {
             // One writer at a time: more lanes would only queue for the lock.
-            super::Dialect::Sqlite => self.settings.book_lanes.min(1),
-            super::Dialect::Postgres => self.settings.book_lanes,
+            super::Dialect::Sqlite => self.book_lanes.min(1),
+            super::Dialect::Postgres => self.book_lanes,
         };
         if lanes == 0 {
             return alone(self, &work).await;

@@ -13,8 +13,8 @@ use super::versions::INSERT_RESOURCE;
 use super::{execute_all, into_arguments, Bind, Dialect, Sql, Store, Tx};
 use cupola_search::ExtraCondition;
 
+use super::grid::{render as render_grid_slot, AgendaInfo, Shared, SlotRow};
 use crate::access::Rule;
-use crate::agenda::{render_grid_slot, AgendaInfo, Shared, SlotRow};
 use crate::fhir::meta;
 use crate::Result;
 

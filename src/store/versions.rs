@@ -77,7 +77,7 @@ impl Store {
 
     /// Moves `cur` to its next version, guarded on the version read (a lost update is
     /// impossible even without the row lock).
-    pub(super) async fn next_version(
+    pub(crate) async fn next_version(
         &self,
         tx: &mut Tx,
         cur: &Stored,

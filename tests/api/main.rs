@@ -2,6 +2,7 @@
 
 mod helpers;
 mod integrity;
+mod layers;
 
 mod agenda;
 mod billing;

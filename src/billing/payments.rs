@@ -7,15 +7,15 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
-use super::{current, current_seen, now_micros, Store, Stored, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents};
 use crate::fhir::names;
 use crate::messaging::Event;
+use crate::store::{current, current_seen, now_micros, Store, Stored, Tx};
 use crate::Result;
 
-use super::resources::value_of;
-use super::tickets::{unprocessable, Line, TicketRow};
+use crate::billing::tickets::{unprocessable, Line, TicketRow};
+use crate::store::value_of;
 
 impl Store {
     /// `remittance-<point>-<day>` and its identifier, for a payment at `now`.
@@ -23,7 +23,7 @@ impl Store {
         let day = rome_day(now).to_string();
         (
             format!("remittance-{point}-{day}"),
-            json!({"system": names::sid(&self.settings.base, "remittance"), "value": format!("{point}/{day}")}),
+            json!({"system": names::sid(&self.settings().base, "remittance"), "value": format!("{point}/{day}")}),
         )
     }
 
@@ -100,13 +100,13 @@ impl Store {
         .bind(&rid)
         .fetch_optional(&mut **tx)
         .await?;
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         if opened.is_some() {
             let r = billing::remittance(&base, &rid, point, &day, vec![line], from_cents(cents), now);
             self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
             return Ok(());
         }
-        let Some(cur) = current(tx, self.dialect, "PaymentReconciliation", &rid, true).await? else {
+        let Some(cur) = current(tx, self.dialect(), "PaymentReconciliation", &rid, true).await? else {
             return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
         };
         let mut r = value_of(Some(cur.clone()))?;
@@ -168,7 +168,7 @@ impl Store {
                 .fetch_optional(&mut **tx)
                 .await?;
         if let Some(n) = known {
-            return current_seen(tx, self.dialect, "PaymentNotice", &n).await;
+            return current_seen(tx, self.dialect(), "PaymentNotice", &n).await;
         }
         let owed = t.owed_cents - t.paid_cents;
         if t.status == "cancelled" {
@@ -225,7 +225,7 @@ impl Store {
         if let Some(r) = resource["request"]["reference"].as_str() {
             return Ok(r.strip_prefix("Invoice/").map(str::to_string));
         }
-        let base = &self.settings.base;
+        let base = &self.settings().base;
         let (system, value) =
             (&resource["request"]["identifier"]["system"], &resource["request"]["identifier"]["value"]);
         let column = match system.as_str() {

@@ -5,10 +5,10 @@
 
 use serde_json::Value;
 
-use super::{current, Store, Tx};
 use crate::access::Access;
 use crate::booking::{catalog_facts, NRE_SYSTEM};
 use crate::error::Issue;
+use crate::store::{current, Store, Tx};
 use crate::{Error, Result};
 
 fn unprocessable(expression: &str, diagnostics: String) -> Error {
@@ -19,7 +19,7 @@ impl Store {
     /// A prescription names a code of the regional catalog that is still in use
     /// (when the catalog is loaded).
     async fn check_catalog_code(&self, tx: &mut Tx, request: &Value) -> Result<()> {
-        let system = crate::fhir::names::catalog_system(&self.settings.base);
+        let system = crate::fhir::names::catalog_system(&self.settings().base);
         let codings = request["code"]["coding"].as_array().cloned().unwrap_or_default();
         let ours: Vec<&str> = codings
             .iter()
@@ -55,7 +55,7 @@ impl Store {
 
     pub(crate) async fn service_request_write(&self, tx: &mut Tx, id: &str, request: &Value) -> Result<()> {
         self.check_catalog_code(tx, request).await?;
-        let rules = self.settings.rules.clone();
+        let rules = self.settings().rules.clone();
         let system = rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
         let Some(nre) = (request["requisition"]["system"].as_str() == Some(system.as_str()))
             .then(|| request["requisition"]["value"].as_str())
@@ -90,7 +90,7 @@ impl Store {
             if other == id {
                 continue;
             }
-            let v = super::value_of(current(tx, self.dialect, "ServiceRequest", &other, false).await?)?;
+            let v = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", &other, false).await?)?;
             if branch_of(&v).as_deref() == Some(branch.as_str()) {
                 same += 1;
             }
@@ -117,8 +117,8 @@ impl Store {
         else {
             return Ok(());
         };
-        let a = super::value_of(current(tx, self.dialect, "Appointment", appointment, false).await?)?;
-        let base = self.settings.base.clone();
+        let a = crate::store::value_of(current(tx, self.dialect(), "Appointment", appointment, false).await?)?;
+        let base = self.settings().base.clone();
         let within = crate::booking::rules::extension(&a, &crate::fhir::names::structure(&base, "within-guarantee"))
             .and_then(|e| e["valueBoolean"].as_bool())
             == Some(true);
@@ -126,7 +126,7 @@ impl Store {
         let (true, Some(request)) = (within, request) else {
             return Ok(());
         };
-        let sr = super::value_of(current(tx, self.dialect, "ServiceRequest", request, false).await?)?;
+        let sr = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", request, false).await?)?;
         let Some(nre) = sr["requisition"]["value"].as_str() else {
             return Ok(());
         };
@@ -135,7 +135,7 @@ impl Store {
         )
         .bind(nre)
         .bind(id)
-        .bind(super::now_micros())
+        .bind(crate::store::now_micros())
         .execute(&mut **tx)
         .await?;
         Ok(())

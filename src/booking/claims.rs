@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 
-use super::{now_micros, Dialect, Store, Stored, Tx};
 use crate::access::Access;
 use crate::booking::rules::{self, AppointmentFacts, RequestFacts, SlotFacts};
 use crate::error::Issue;
+use crate::store::{now_micros, Dialect, Store, Stored, Tx};
 use crate::{Error, Result};
 
 impl Store {
@@ -31,7 +31,7 @@ impl Store {
         old: Option<&Value>,
         new: Option<&mut Value>,
     ) -> Result<()> {
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         let old_f = old.map(|o| AppointmentFacts::of(o, &base));
         let new_f = new.as_deref().map(|n| AppointmentFacts::of(n, &base));
         let now = now_micros();
@@ -53,8 +53,8 @@ impl Store {
         let now_hold = new_f.as_ref().is_some_and(|n| n.status == "pending");
         // A hold keeps its expiry through later edits: re-sending it does not extend it.
         let expires = match (was_hold, now_hold) {
-            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings.hold_micros)),
-            (false, true) => Some(now + self.settings.hold_micros),
+            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings().hold_micros)),
+            (false, true) => Some(now + self.settings().hold_micros),
             _ => None,
         };
         let to_claim: BTreeSet<&String> =
@@ -157,7 +157,7 @@ impl Store {
     async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<RequestFacts>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let found = super::current_seen(tx, self.dialect, "ServiceRequest", id).await?;
+            let found = crate::store::current_seen(tx, self.dialect(), "ServiceRequest", id).await?;
             let Some(v) = found.map(|s| s.value()).transpose()?.flatten() else {
                 return Err(Error::Unprocessable(vec![Issue::error(
                     "not-found",
@@ -165,7 +165,7 @@ impl Store {
                     format!("ServiceRequest/{id} does not exist"),
                 )]));
             };
-            out.push(RequestFacts::of(id, &v, &self.settings.base));
+            out.push(RequestFacts::of(id, &v, &self.settings().base));
         }
         Ok(out)
     }
@@ -187,7 +187,7 @@ impl Store {
         const INSERT: &str = "INSERT INTO slot_claims (appointment, slot, expires_us, holder)";
         const UPSERT: &str =
             "ON CONFLICT (appointment, slot) DO UPDATE SET expires_us = excluded.expires_us, holder = excluded.holder";
-        if self.dialect == Dialect::Postgres {
+        if self.dialect() == Dialect::Postgres {
             let live: i64 = sqlx::query_scalar(&format!(
                 "WITH live AS (SELECT count(*) AS n FROM slot_claims WHERE slot = $1 AND appointment <> $2 \
                  AND (expires_us IS NULL OR expires_us > $3)), \
@@ -235,7 +235,7 @@ impl Store {
     /// closed or tentative slot is left as it is).
     async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, live: i64) -> Result<()> {
         let body = slot_body(slot)?;
-        let facts = SlotFacts::of(&slot.id, &body, &self.settings.base);
+        let facts = SlotFacts::of(&slot.id, &body, &self.settings().base);
         let wanted = match facts.status.as_str() {
             "free" if live >= facts.capacity => "busy",
             "busy" if live < facts.capacity => "free",
@@ -259,7 +259,7 @@ impl Store {
         hold_expires: Option<i64>,
         slot: Option<&Value>,
     ) -> Result<()> {
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         let status = new["status"].as_str().unwrap_or_default().to_string();
         let hold_url = crate::fhir::names::structure(&base, "hold-expires");
         if let Some(list) = new.get_mut("extension").and_then(Value::as_array_mut) {
@@ -291,7 +291,7 @@ impl Store {
 
     /// A new booking code (unique, kept in `booking_codes`) on the appointment.
     async fn assign_booking_code(&self, tx: &mut Tx, id: &str, new: &mut Value) -> Result<()> {
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         for _ in 0..8 {
             let code = rules::new_booking_code();
             let taken: Option<String> = sqlx::query_scalar(

@@ -1,20 +1,33 @@
 //! A generated slot as the store keeps it (one `slot_grid` row, see
 //! `cupola_search`'s `grid` module) and its FHIR rendering. Rendering a row gives
-//! exactly the Slot that generation would have stored as a resource.
+//! exactly the Slot that generation would have stored as a resource, so reading a
+//! Slot needs no domain code (agendas generate the rows: `crate::agenda`).
 
 use chrono::{DateTime, FixedOffset, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::Place;
 use crate::fhir::names;
+
+/// The place of an agenda, as far as its actors tell (worked out by the agenda
+/// rules, `agenda::place_of`; kept with its generated slots).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Place {
+    /// `Location.address.district` of its facility.
+    pub district: Option<String>,
+    /// Organization id of the provider (`HealthcareService.providedBy`, else the
+    /// Location's `managingOrganization`, else a PractitionerRole's `organization`).
+    pub provider: Option<String>,
+    /// Location id of its facility.
+    pub location: Option<String>,
+}
 
 /// What every slot of one agenda shares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgendaInfo {
     pub schedule_id: String,
-    /// The start of its slots' ids (see [`super::slot_id_prefix`]).
+    /// The start of its slots' ids (see `agenda::slot_id_prefix`).
     pub prefix: String,
     pub time_zone: Tz,
     /// The canonical base of cupola's extensions.
@@ -47,7 +60,7 @@ impl AgendaInfo {
             "extension": [],
             "schedule": {"reference": format!("Schedule/{}", self.schedule_id)},
         });
-        super::place_slots(std::slice::from_mut(&mut slot), &self.place, &self.base);
+        place_slots(std::slice::from_mut(&mut slot), &self.place, &self.base);
         slot
     }
 }
@@ -101,6 +114,25 @@ pub fn render(agenda: &AgendaInfo, row: &SlotRow) -> Value {
         "start": local(&agenda.time_zone, row.start_us),
         "end": local(&agenda.time_zone, row.end_us),
     });
-    super::place_slots(std::slice::from_mut(&mut slot), &agenda.place, base);
+    place_slots(std::slice::from_mut(&mut slot), &agenda.place, base);
     slot
+}
+
+/// Marks each slot with its place.
+pub fn place_slots(slots: &mut [Value], place: &Place, base: &str) {
+    let mut ext = Vec::new();
+    if let Some(d) = &place.district {
+        ext.push(json!({"url": names::structure(base, "slot-district"), "valueString": d}));
+    }
+    if let Some(p) = &place.provider {
+        ext.push(json!({"url": names::structure(base, "slot-provider"), "valueReference": {"reference": format!("Organization/{p}")}}));
+    }
+    if let Some(l) = &place.location {
+        ext.push(json!({"url": names::structure(base, "slot-location"), "valueReference": {"reference": format!("Location/{l}")}}));
+    }
+    for s in slots {
+        if let Some(list) = s.get_mut("extension").and_then(Value::as_array_mut) {
+            list.extend(ext.iter().cloned());
+        }
+    }
 }

@@ -12,8 +12,6 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::resources::value_of;
-use super::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, InvoiceFacts, LineFacts};
 use crate::booking::rules::{self, AppointmentFacts};
@@ -21,6 +19,8 @@ use crate::error::Issue;
 use crate::fhir::meta::{instant, parse_instant};
 use crate::fhir::names;
 use crate::messaging::Event;
+use crate::store::value_of;
+use crate::store::{current, current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::{Error, Result};
 
 const TICKET: &str = "SELECT invoice, nre, patient, notice, iuv, status, owed_cents, paid_cents, booked_us, stage \
@@ -81,18 +81,18 @@ impl Store {
         appointment: &Value,
         slot: Option<&Value>,
     ) -> Result<()> {
-        let base = self.settings.base.clone();
-        let rules = self.settings.billing.clone();
+        let base = self.settings().base.clone();
+        let rules = self.settings().billing.clone();
         let a = AppointmentFacts::of(appointment, &base);
         let slot = match (slot, a.slots.first()) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) => value_of(current_seen(tx, self.dialect, "Slot", s).await?)?,
+            (None, Some(s)) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
             (None, None) => Value::Null,
         };
         let catalog = names::catalog_system(&base);
         let request = a.requests.first().cloned();
         let sr = match &request {
-            Some(sr) => value_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?)?,
+            Some(sr) => value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?,
             None => Value::Null,
         };
         let nre = sr["requisition"]["value"].as_str().map(str::to_string);
@@ -222,7 +222,7 @@ impl Store {
         if let Some(seq) = seq {
             // Its notice is written with its first pricing (`reprice_lines`), which a
             // new ticket always gets in this transaction.
-            let n = billing::pagopa::notice(&self.settings.billing.pagopa, seq as u64);
+            let n = billing::pagopa::notice(&self.settings().billing.pagopa, seq as u64);
             return Ok(TicketRow {
                 invoice,
                 nre: nre.map(str::to_string),
@@ -245,7 +245,7 @@ impl Store {
 
     /// The ticket of Invoice `invoice`, row-locked; none when the Invoice is not a ticket.
     pub(crate) async fn lock_ticket(&self, tx: &mut Tx, invoice: &str) -> Result<Option<TicketRow>> {
-        let sql = match self.dialect {
+        let sql = match self.dialect() {
             Dialect::Postgres => format!("{TICKET} FOR UPDATE"),
             Dialect::Sqlite => TICKET.to_string(),
         };
@@ -286,7 +286,7 @@ impl Store {
     /// A ticket booked at `booked_us` with billable `lines`, priced under the rules of
     /// its day.
     fn priced(&self, booked_us: i64, lines: &[Line]) -> billing::Ticket {
-        let rules = &self.settings.billing;
+        let rules = &self.settings().billing;
         let day = rome_day(booked_us);
         let missed_owed = rules.cancellation(day).is_some_and(|c| c.missed_charges_exempt);
         let computed: Vec<billing::Line> = lines
@@ -346,7 +346,7 @@ impl Store {
         let riders = if t.status == "new" {
             vec![row]
         } else {
-            super::execute_all(tx, vec![row]).await?;
+            crate::store::execute_all(tx, vec![row]).await?;
             Vec::new()
         };
         let facts = InvoiceFacts {
@@ -361,7 +361,7 @@ impl Store {
             stage: t.stage.clone(),
         };
         let line_facts: Vec<LineFacts> = lines.into_iter().map(|l| l.facts).collect();
-        let body = billing::invoice(&self.settings.base, &facts, &line_facts, &ticket);
+        let body = billing::invoice(&self.settings().base, &facts, &line_facts, &ticket);
         if t.status == "new" {
             // A ticket made by this transaction: its Invoice (a new id) is not there yet.
             self.insert_new(tx, "Invoice", body, &t.invoice, "POST", riders).await?;
@@ -373,7 +373,7 @@ impl Store {
 
     /// Writes the gateway's own resource `res_type/id`: a new version, or the first.
     pub(crate) async fn write_owned(&self, tx: &mut Tx, res_type: &str, id: &str, body: Value) -> Result<()> {
-        match current(tx, self.dialect, res_type, id, true).await? {
+        match current(tx, self.dialect(), res_type, id, true).await? {
             Some(cur) => {
                 self.next_version(tx, &cur, "PUT", Some(body)).await?;
             }
@@ -420,7 +420,7 @@ impl Store {
                         && access.actor().is_some_and(|a| a.role != crate::auth::Role::Provider);
                     let rescheduled =
                         new.and_then(|n| n["cancelationReason"]["text"].as_str()) == Some(crate::booking::RESCHEDULED);
-                    let notice = self.settings.billing.cancellation(day).map(|c| c.notice_hours);
+                    let notice = self.settings().billing.cancellation(day).map(|c| c.notice_hours);
                     by_booking_side && !rescheduled && notice.is_some_and(|h| start - now < h * 3_600_000_000)
                 }
                 _ => false,
@@ -440,7 +440,7 @@ impl Store {
                         .bind(&charge_item)
                         .execute(&mut **tx)
                         .await?;
-                    if let Some(cur) = current(tx, self.dialect, "ChargeItem", &charge_item, true).await? {
+                    if let Some(cur) = current(tx, self.dialect(), "ChargeItem", &charge_item, true).await? {
                         let mut body = value_of(Some(cur.clone()))?;
                         body["status"] = json!("not-billable");
                         self.next_version(tx, &cur, "PUT", Some(body)).await?;
@@ -472,7 +472,7 @@ impl Store {
         .fetch_optional(&mut **tx)
         .await?;
         let Some((point, channel, paid_by)) = last else { return Ok(()) };
-        let original = value_of(current_seen(tx, self.dialect, "PaymentNotice", &paid_by).await?)?;
+        let original = value_of(current_seen(tx, self.dialect(), "PaymentNotice", &paid_by).await?)?;
         let now = now_micros();
         let id = new_id();
         let reference = format!("refund/{id}");
@@ -481,7 +481,7 @@ impl Store {
         let notice = json!({
             "resourceType": "PaymentNotice",
             "id": id,
-            "identifier": [{"system": names::sid(&self.settings.base, "refund"), "value": reference}],
+            "identifier": [{"system": names::sid(&self.settings().base, "refund"), "value": reference}],
             "status": "active",
             "request": {"reference": format!("Invoice/{}", t.invoice)},
             "response": {"reference": format!("PaymentNotice/{paid_by}")},
@@ -512,7 +512,7 @@ impl Store {
             }
         };
         match invoice {
-            Some(i) => Ok(Some(value_of(current_seen(tx, self.dialect, "Invoice", &i).await?)?)),
+            Some(i) => Ok(Some(value_of(current_seen(tx, self.dialect(), "Invoice", &i).await?)?)),
             None => Ok(None),
         }
     }

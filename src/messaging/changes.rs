@@ -5,11 +5,11 @@
 
 use serde_json::Value;
 
-use super::resources::value_of;
-use super::{current, current_seen, new_id, now_micros, outbox::Outgoing, seen_ahead, Store, Tx};
 use crate::booking::rules;
 use crate::fhir::names;
 use crate::messaging::{self, Destination, Event};
+use crate::store::value_of;
+use crate::store::{current, current_seen, new_id, now_micros, seen_ahead, Outgoing, Store, Tx};
 use crate::Result;
 
 /// The id-part of `Type/id` references in `list` (a reference or an array of them).
@@ -73,7 +73,7 @@ impl Store {
     /// (their slots closed): they are to be rebooked.
     pub(crate) async fn closure_messages(&self, tx: &mut Tx, appointments: &[String]) -> Result<()> {
         for id in appointments {
-            let body = value_of(current_seen(tx, self.dialect, "Appointment", id).await?)?;
+            let body = value_of(current_seen(tx, self.dialect(), "Appointment", id).await?)?;
             if body.is_object() {
                 self.message_about(tx, Event::CLOSURE, id, &body).await?;
             }
@@ -84,9 +84,9 @@ impl Store {
     /// The message of `event` about appointment `id` (`new` its body), to the
     /// provider of its slot, with what the provider needs.
     async fn message_about(&self, tx: &mut Tx, event: Event, id: &str, new: &Value) -> Result<()> {
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         let slot = match ids(&new["slot"], "Slot/").first() {
-            Some(s) => value_of(current_seen(tx, self.dialect, "Slot", s).await?)?,
+            Some(s) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
             None => return Ok(()),
         };
         let ext = |name: &str| rules::extension(&slot, &names::structure(&base, name)).cloned();
@@ -114,14 +114,14 @@ impl Store {
             .collect();
         seen_ahead(tx, &ahead).await?;
         for p in patients {
-            related.push(value_of(current_seen(tx, self.dialect, "Patient", &p).await?)?);
+            related.push(value_of(current_seen(tx, self.dialect(), "Patient", &p).await?)?);
         }
         for sr in ids(&new["basedOn"], "ServiceRequest/") {
-            related.push(value_of(current_seen(tx, self.dialect, "ServiceRequest", sr).await?)?);
+            related.push(value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?);
         }
         related.push(slot);
         if let Some(loc) = location_id {
-            related.push(value_of(current_seen(tx, self.dialect, "Location", loc).await?)?);
+            related.push(value_of(current_seen(tx, self.dialect(), "Location", loc).await?)?);
         }
         let items: Vec<String> = match tx.lines_of_fresh(id) {
             Some(lines) => lines.into_iter().map(|(item, _)| item).collect(),
@@ -133,7 +133,7 @@ impl Store {
             }
         };
         for ci in items {
-            related.push(value_of(current_seen(tx, self.dialect, "ChargeItem", &ci).await?)?);
+            related.push(value_of(current_seen(tx, self.dialect(), "ChargeItem", &ci).await?)?);
         }
         let mut focus = new.clone();
         focus["id"] = Value::String(id.to_string());
@@ -150,7 +150,7 @@ impl Store {
         id: &str,
         appointment: Option<&Value>,
     ) -> Result<()> {
-        let item = value_of(current_seen(tx, self.dialect, "ChargeItem", id).await?)?;
+        let item = value_of(current_seen(tx, self.dialect(), "ChargeItem", id).await?)?;
         let Some(org) = ids(&item["performingOrganization"], "Organization/").first().map(|s| s.to_string()) else {
             return Ok(());
         };
@@ -162,12 +162,12 @@ impl Store {
         seen_ahead(tx, &ahead).await?;
         let mut related = Vec::new();
         for p in ids(&item["subject"], "Patient/") {
-            related.push(value_of(current_seen(tx, self.dialect, "Patient", p).await?)?);
+            related.push(value_of(current_seen(tx, self.dialect(), "Patient", p).await?)?);
         }
         for a in ids(&item["supportingInformation"], "Appointment/") {
             match appointment.filter(|b| b["id"].as_str() == Some(a)) {
                 Some(b) => related.push(b.clone()),
-                None => related.push(value_of(current_seen(tx, self.dialect, "Appointment", a).await?)?),
+                None => related.push(value_of(current_seen(tx, self.dialect(), "Appointment", a).await?)?),
             }
         }
         self.send(tx, event, &org, item, related).await
@@ -191,20 +191,20 @@ impl Store {
         focus: Value,
         related: Vec<Value>,
     ) -> Result<()> {
-        let base = self.settings.base.clone();
-        let organization = value_of(current_seen(tx, self.dialect, "Organization", org).await?)?;
+        let base = self.settings().base.clone();
+        let organization = value_of(current_seen(tx, self.dialect(), "Organization", org).await?)?;
         let Some(code) = provider_code(&organization, &base) else {
             tracing::debug!(org, "no provider code: no message");
             return Ok(());
         };
-        let m = self.settings.messaging.clone();
+        let m = self.settings().messaging.clone();
         if !m.routing.wants(&code, event.resource, event.name) {
             return Ok(());
         }
         let endpoint = match ids(&organization["endpoint"], "Endpoint/").first() {
-            Some(e) => {
-                value_of(current_seen(tx, self.dialect, "Endpoint", e).await?)?["address"].as_str().map(str::to_string)
-            }
+            Some(e) => value_of(current_seen(tx, self.dialect(), "Endpoint", e).await?)?["address"]
+                .as_str()
+                .map(str::to_string),
             None => None,
         };
         let to = Destination { code: code.clone(), organization: org.to_string(), endpoint };
@@ -269,14 +269,14 @@ impl Store {
                 by_provider.entry(p).or_default().push(a);
             }
         }
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         let mut out = Vec::new();
         for (org, appointments) in by_provider {
             let mut tx = self.begin().await?;
             let mut related = Vec::new();
             let mut items = Vec::new();
             for a in appointments {
-                let body = value_of(current(&mut tx, self.dialect, "Appointment", &a, false).await?)?;
+                let body = value_of(current(&mut tx, self.dialect(), "Appointment", &a, false).await?)?;
                 if !matches!(body["status"].as_str(), Some("booked" | "arrived" | "checked-in")) {
                     continue;
                 }
@@ -288,7 +288,7 @@ impl Store {
                     .find_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string));
                 related.push(body);
                 if let Some(p) = patient {
-                    let pb = value_of(current(&mut tx, self.dialect, "Patient", &p, false).await?)?;
+                    let pb = value_of(current(&mut tx, self.dialect(), "Patient", &p, false).await?)?;
                     if pb.is_object() && !related.iter().any(|r| r["resourceType"] == "Patient" && r["id"] == pb["id"])
                     {
                         related.push(pb);

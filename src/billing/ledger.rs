@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 
-use super::Store;
 use crate::billing::{self, from_cents};
+use crate::store::Store;
 use crate::Result;
 
 impl Store {

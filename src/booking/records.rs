@@ -3,11 +3,11 @@
 
 use serde_json::Value;
 
-use super::{current, into_arguments, now_micros, Bind, Sql, Store, Tx};
 use crate::access::Access;
 use crate::booking::rules::{self, AppointmentFacts, RequestFacts};
 use crate::booking::{access_type, catalog_facts, deadline_of, WaitingQuery};
 use crate::fhir::names;
+use crate::store::{current, into_arguments, now_micros, Bind, Sql, Store, Tx};
 use crate::Result;
 
 /// The figures' filters, as SQL over `bookings` (the binds numbered from 1).
@@ -36,14 +36,14 @@ impl Store {
         appointment: &Value,
         slot: Option<&Value>,
     ) -> Result<()> {
-        let base = self.settings.base.clone();
+        let base = self.settings().base.clone();
         let a = AppointmentFacts::of(appointment, &base);
         let Some(slot_id) = a.slots.first() else {
             return Ok(());
         };
         let slot = match slot {
             Some(s) => s.clone(),
-            None => super::value_of(current(tx, self.dialect, "Slot", slot_id, false).await?)?,
+            None => crate::store::value_of(current(tx, self.dialect(), "Slot", slot_id, false).await?)?,
         };
         let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
             return Ok(());
@@ -60,7 +60,7 @@ impl Store {
         let now = now_micros();
         let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
         if let Some(sr) = a.requests.first() {
-            let body = super::value_of(current(tx, self.dialect, "ServiceRequest", sr, false).await?)?;
+            let body = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", sr, false).await?)?;
             let r = RequestFacts::of(sr, &body, &base);
             class = class.or(r.class.clone());
             first_access = access_type(&body, &base, &facts, &r) != "follow-up";
@@ -68,7 +68,8 @@ impl Store {
                 requested = self.prescription_clock(tx, nre, now).await?;
             }
         }
-        let deadline = if first_access { deadline_of(&self.settings, class.as_deref(), exam, requested) } else { None };
+        let deadline =
+            if first_access { deadline_of(self.settings(), class.as_deref(), exam, requested) } else { None };
         let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
         // Only the figures read these rows, never the booking's own transaction.
         tx.defer(vec![Sql {

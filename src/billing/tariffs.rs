@@ -1,0 +1,114 @@
+//! A booking's tariff and exemptions, found through the store's one-table lookups
+//! (see `store::lookups`): the ChargeItemDefinition of a catalog code in force on
+//! the booking's day, and the exemption codes on the patient's Coverages.
+
+use rust_decimal::Decimal;
+
+use crate::fhir::names;
+use crate::store::{value_of, Store, Stored, Tx};
+use crate::Result;
+
+/// Whether `period` (FHIR Period: dates or instants, either end open) covers `day`
+/// (YYYY-MM-DD).
+fn in_force(period: &serde_json::Value, day: &str) -> bool {
+    let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day);
+    let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day);
+    starts && ends
+}
+
+impl Store {
+    /// The tariff of catalog `code` in force on `day`: its amount and canonical URL.
+    pub(crate) async fn tariff_of(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Option<(Decimal, String)>> {
+        let system = names::catalog_system(&self.settings().base);
+        let found = self.with_token(tx, "ChargeItemDefinition", "identifier", &system, code).await?;
+        tariff_in(found, day)
+    }
+
+    /// The exemption codes on `patient`'s active Coverages in force on `day`.
+    pub(crate) async fn exemption_codes(
+        &self,
+        tx: &mut Tx,
+        patient: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<Vec<String>> {
+        if patient.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.with_reference(tx, "Coverage", "beneficiary", ("Patient", patient)).await?;
+        exemptions_in(found, &self.settings().billing.exemptions.system, day)
+    }
+
+    /// [`Store::tariff_of`] and [`Store::exemption_codes`] together, as a booking's
+    /// ticket needs them: both lookups in one round trip, the resources found in one more.
+    pub(crate) async fn tariff_and_exemptions(
+        &self,
+        tx: &mut Tx,
+        code: &str,
+        patient: &str,
+        day: chrono::NaiveDate,
+    ) -> Result<(Option<(Decimal, String)>, Vec<String>)> {
+        let system = names::catalog_system(&self.settings().base);
+        let mut lookups =
+            vec![crate::store::token_lookup(self.dialect(), "ChargeItemDefinition", "identifier", &system, code)];
+        if !patient.is_empty() {
+            lookups.push(crate::store::reference_lookup(
+                self.dialect(),
+                "Coverage",
+                "beneficiary",
+                ("Patient", patient),
+            ));
+        }
+        let (tariffs, coverages): (Vec<Stored>, Vec<Stored>) =
+            self.looked_up(tx, &lookups).await?.into_iter().partition(|s| s.res_type == "ChargeItemDefinition");
+        let exemptions = exemptions_in(coverages, &self.settings().billing.exemptions.system, day)?;
+        Ok((tariff_in(tariffs, day)?, exemptions))
+    }
+}
+
+/// The first of `found` (ChargeItemDefinitions, oldest first) in force on `day` with
+/// a base price: its amount and canonical URL.
+fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Result<Option<(Decimal, String)>> {
+    let day = day.to_string();
+    for stored in found {
+        let cid = value_of(Some(stored))?;
+        if !in_force(&cid["effectivePeriod"], &day) {
+            continue;
+        }
+        let base = cid["propertyGroup"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
+            .find(|p| p["type"] == "base")
+            .and_then(|p| super::amount_of(&p["amount"]));
+        if let Some(amount) = base {
+            return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
+        }
+    }
+    Ok(None)
+}
+
+/// The codes of `system` on those of `found` (Coverages) active and in force on `day`.
+fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Result<Vec<String>> {
+    let day = day.to_string();
+    let mut codes = Vec::new();
+    for stored in found {
+        let c = value_of(Some(stored))?;
+        if c["status"] != "active" || !in_force(&c["period"], &day) {
+            continue;
+        }
+        for coding in c["type"]["coding"].as_array().into_iter().flatten() {
+            if coding["system"].as_str() == Some(system) {
+                if let Some(code) = coding["code"].as_str() {
+                    codes.push(code.to_string());
+                }
+            }
+        }
+    }
+    Ok(codes)
+}

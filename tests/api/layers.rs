@@ -1,0 +1,50 @@
+//! The layers keep their direction (README, *Layout*): `src/store/` persists and
+//! imports no domain module (`agenda`, `booking`, `billing`, `catalog`, `messaging`,
+//! `mappings`) nor the API; `src/fhir/` (parsing, checking, the CapabilityStatement)
+//! imports nothing of the store. The domain registers its rules with the store as
+//! write hooks instead (`booking::hooks`).
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("source folder").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Each line of code (comments dropped) of `folder` that names one of `forbidden`.
+fn offending(folder: &str, forbidden: &[&str]) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join(folder), &mut files);
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if forbidden.iter().any(|f| code.contains(f)) {
+                out.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_store_imports_no_domain_module() {
+    let domain = ["agenda", "booking", "billing", "catalog", "messaging", "mappings", "demo", "api"];
+    let forbidden: Vec<String> = domain.iter().map(|m| format!("crate::{m}")).collect();
+    let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let found = offending("src/store", &forbidden);
+    assert!(found.is_empty(), "src/store imports the domain:\n{}", found.join("\n"));
+}
+
+#[test]
+fn fhir_imports_nothing_of_the_store() {
+    let found = offending("src/fhir", &["crate::store"]);
+    assert!(found.is_empty(), "src/fhir imports the store:\n{}", found.join("\n"));
+}
