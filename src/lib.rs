@@ -6,6 +6,7 @@ pub mod agenda;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod billing;
 pub mod booking;
 pub mod catalog;

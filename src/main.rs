@@ -115,7 +115,10 @@ async fn serve(config: cupola::Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}; choose another --listen address", config.listen))?;
     let bound = listener.local_addr()?;
     let state = cupola::api::build_state(config, bound).await?;
-    cupola::api::run(listener, state, shutdown_signal()).await
+    let background = cupola::background::start(&state);
+    let served = cupola::api::run(listener, state, shutdown_signal()).await;
+    background.stop();
+    served
 }
 
 async fn shutdown_signal() {

@@ -225,7 +225,8 @@ async fn serve_definitions(store: &Store, mappings: &Mappings, base: &str) -> an
     Ok(())
 }
 
-/// Serves until `shutdown` resolves, then finishes the requests in flight.
+/// Serves until `shutdown` resolves, then finishes the requests in flight. The
+/// background work (sweep, relay, daily lists) is the caller's: `crate::background`.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -237,33 +238,11 @@ pub async fn run(
         (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
         _ => None,
     };
-    let sweeper = tokio::spawn(crate::booking::sweep_forever(
-        state.store.clone(),
-        std::time::Duration::from_millis(state.config.booking.sweep_ms.max(10)),
-    ));
-    let relay = state.config.amqp_url.clone().map(|url| {
-        let settings = state.store.settings();
-        let topology = std::sync::Arc::new(settings.messaging.topology());
-        tokio::spawn(crate::messaging::relay::run_forever(
-            state.store.clone(),
-            url,
-            topology,
-            state.store.outbox_wake(),
-        ))
-    });
-    let lists = state
-        .config
-        .daily_lists_at
-        .map(|at| tokio::spawn(crate::messaging::daily_lists_forever(state.store.clone(), at)));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
         Some(tls) => tls::serve(listener, app, tls, shutdown).await,
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(anyhow::Error::from),
     };
-    sweeper.abort();
-    for task in [relay, lists].into_iter().flatten() {
-        task.abort();
-    }
     served?;
     // Every request has answered: write what they left in the audit queue.
     auditor.flush().await;

@@ -138,10 +138,12 @@ impl TestApp {
         let state = cupola::api::build_state(config, addr).await.expect("gateway starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
+            let background = cupola::background::start(&state);
             let _ = cupola::api::run(listener, state, async move {
                 let _ = rx.await;
             })
             .await;
+            background.stop();
         });
         let admin = mint(&auth, &As::admin());
         let mut headers = reqwest::header::HeaderMap::new();

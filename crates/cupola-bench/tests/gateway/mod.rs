@@ -31,10 +31,12 @@ impl TestApp {
         let state = cupola::api::build_state(config, addr).await.expect("gateway starts");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
+            let background = cupola::background::start(&state);
             let _ = cupola::api::run(listener, state, async move {
                 let _ = rx.await;
             })
             .await;
+            background.stop();
         });
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {admin}").parse().expect("header value"));
