@@ -112,15 +112,9 @@ pub async fn book(store: &Store, access: &Access, request: BookRequest, replaces
     let (access, replaces) = (access.clone(), replaces.map(str::to_string));
     let work = crate::store::work(move |store, tx| {
         let (access, request, replaces) = (access.clone(), request.clone(), replaces.clone());
-        Box::pin(async move {
-            let booked = book_in(store, tx, &access, request, replaces.as_deref()).await?;
-            Ok(Box::new(booked) as crate::store::Output)
-        })
+        Box::pin(async move { book_in(store, tx, &access, request, replaces.as_deref()).await })
     });
-    let out = store.grouped(work).await?;
-    out.downcast::<Booked>()
-        .map(|b| *b)
-        .map_err(|_| anyhow::anyhow!("a grouped booking answered with something else than a booking").into())
+    store.grouped(work).await
 }
 
 async fn book_in(

@@ -46,7 +46,7 @@ pub use lease::{Claimed, Lease};
 pub use outbox::{OutboxRow, Outgoing};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
-pub(crate) use shared::{work, Output};
+pub(crate) use shared::work;
 pub use upsert::Upsert;
 pub use versions::{next_version_sql, version_statements};
 
