@@ -16,7 +16,6 @@
 //! [`Registry::index_inserts`] with the rows of [`Registry::extract`].
 
 mod convert;
-mod dates;
 mod extract;
 mod fhirpath;
 pub mod grid;
