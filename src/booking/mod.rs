@@ -97,22 +97,21 @@ impl Settings {
     }
 }
 
-/// cupola's booking CodeSystems, served as resources: the priority classes and the
-/// access types of a prescription.
+/// cupola's booking CodeSystems, served as resources: the priority classes (as
+/// `mappings/booking/rules.json` names them) and the access types of a prescription.
 pub fn code_systems(base: &str) -> Vec<serde_json::Value> {
     use serde_json::json;
     let concept = |code: &str, display: &str, definition: &str| json!({"code": code, "display": display, "definition": definition});
+    let priority_classes: Vec<serde_json::Value> = crate::mappings::booking::priority_classes()
+        .iter()
+        .map(|c| concept(&c.code, &c.display, &c.definition))
+        .collect();
     vec![
         json!({"resourceType": "CodeSystem", "id": "priority-class",
         "url": crate::fhir::names::priority_class_system(base), "name": "PriorityClass",
         "title": "Classe di priorità", "status": "active", "content": "complete", "caseSensitive": true,
         "description": "The urgency a GP writes on a prescription (national waiting-list plan); the deadline of each class for a first access is dated data in mappings/booking/rules.json",
-        "concept": [
-            concept("U", "Urgente", "as soon as possible, within 72 hours"),
-            concept("B", "Breve", "within 10 days"),
-            concept("D", "Differibile", "within 30 days for a visit, 60 for a diagnostic exam"),
-            concept("P", "Programmata", "within 120 days"),
-        ]}),
+        "concept": priority_classes}),
         json!({"resourceType": "CodeSystem", "id": "access-type",
         "url": format!("{base}/CodeSystem/access-type"), "name": "AccessType",
         "title": "Primo accesso / accesso successivo", "status": "active", "content": "complete", "caseSensitive": true,
