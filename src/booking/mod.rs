@@ -9,6 +9,7 @@
 //! cancellation, a deletion or a move gives it back. The operations here only
 //! shape requests into such writes.
 
+mod facts;
 mod find;
 pub mod hooks;
 pub mod integrity;
@@ -16,7 +17,8 @@ mod ops;
 pub mod rules;
 mod sweep;
 
-pub(crate) use find::{access_type, catalog_facts, deadline_of, CATALOG_ID};
+pub(crate) use facts::{access_type, catalog_facts, CATALOG_ID};
+pub(crate) use find::deadline_of;
 mod waiting;
 pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, hold, BookRequest, Booked};
@@ -35,7 +37,7 @@ pub struct Settings {
     /// The dated rules of `mappings/booking/rules.json`.
     pub rules: std::sync::Arc<crate::mappings::BookingRules>,
     /// The catalog facts `$find` reads (kind, access), kept per catalog version.
-    pub catalog_cache: find::CatalogCache,
+    pub catalog_cache: facts::CatalogCache,
     /// The dated ticket rules of `mappings/billing/rules.json`.
     pub billing: std::sync::Arc<crate::mappings::BillingRules>,
     /// Routing and the providers' code maps, for the messages changes send.
