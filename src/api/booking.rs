@@ -138,14 +138,18 @@ fn reference_id(v: &str, prefix: &str) -> String {
     v.rsplit_once(prefix).map(|(_, id)| id).unwrap_or(v).to_string()
 }
 
-/// `priority-class`, checked against the four classes.
+/// `priority-class`, checked against the classes of `mappings/booking/rules.json`.
 fn priority_class(args: &Args) -> Result<Option<String>> {
+    let classes = crate::mappings::booking::priority_classes();
     match args.text("priority-class") {
-        Some(c) if !["U", "B", "D", "P"].contains(&c.as_str()) => Err(Error::invalid(
-            "code-invalid",
-            Some("priority-class".into()),
-            format!("priority-class={c} is not one of U, B, D, P"),
-        )),
+        Some(c) if !classes.iter().any(|k| k.code == c) => {
+            let codes: Vec<&str> = classes.iter().map(|k| k.code.as_str()).collect();
+            Err(Error::invalid(
+                "code-invalid",
+                Some("priority-class".into()),
+                format!("priority-class={c} is not one of {}", codes.join(", ")),
+            ))
+        }
         c => Ok(c),
     }
 }

@@ -221,11 +221,39 @@ pub(crate) fn caller_from_claims(
     audience: &str,
     now: i64,
 ) -> Result<Caller, AuthError> {
+    // In this order, so that a token wrong in several ways names the same fault first.
+    check_issuer(claims, issuer)?;
+    check_audience(claims, audience)?;
+    let exp = check_times(claims, now)?;
+    let sub = str_claim(claims, "sub")?.filter(|s| !s.is_empty()).ok_or_else(|| {
+        AuthError::claim("sub", "missing or empty; the token must name its subject (who or what calls)")
+    })?;
+    let role = role_claim(claims)?;
+    let (org, channel, patient) = (org_claim(claims)?, channel_claim(claims)?, patient_claim(claims)?);
+    check_role_needs(role, org.is_some(), channel.is_some(), patient.is_some())?;
+    let scope = str_claim(claims, "scope")?.ok_or_else(|| {
+        AuthError::claim("scope", "missing; the token must grant SMART scopes, such as `user/Appointment.rs`")
+    })?;
+    let scopes = Scopes::parse(scope).map_err(|e| AuthError::claim("scope", e))?;
+    let client_id = match str_claim(claims, "client_id")? {
+        Some(c) => Some(c.to_string()),
+        None => str_claim(claims, "azp")?.map(str::to_string),
+    };
+    Ok(Caller { sub: sub.to_string(), client_id, role, org, channel, patient, scopes, expires_at: exp })
+}
+
+/// `iss`: present and the configured issuer.
+fn check_issuer(claims: &Map<String, Value>, issuer: &str) -> Result<(), AuthError> {
     let iss =
         str_claim(claims, "iss")?.ok_or_else(|| AuthError::claim("iss", "missing; the token must name its issuer"))?;
     if iss != issuer {
         return Err(AuthError::WrongIssuer { found: iss.to_string(), expected: issuer.to_string() });
     }
+    Ok(())
+}
+
+/// `aud`: a string or an array of strings naming this server.
+fn check_audience(claims: &Map<String, Value>, audience: &str) -> Result<(), AuthError> {
     let auds: Vec<&str> = match claims.get("aud") {
         None | Some(Value::Null) => {
             return Err(AuthError::claim("aud", format!("missing; the token must name this server (`{audience}`)")))
@@ -245,6 +273,11 @@ pub(crate) fn caller_from_claims(
         };
         return Err(AuthError::WrongAudience { found, expected: audience.to_string() });
     }
+    Ok(())
+}
+
+/// `exp` (required), `nbf` and `iat` at `now`, within the leeway; returns `exp`.
+fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, AuthError> {
     let exp = time_claim(claims, "exp")?
         .ok_or_else(|| AuthError::claim("exp", "missing; tokens without an expiry are not accepted"))?;
     check_expiry(exp, now)?;
@@ -254,73 +287,73 @@ pub(crate) fn caller_from_claims(
         }
     }
     time_claim(claims, "iat")?;
-    let sub = str_claim(claims, "sub")?.filter(|s| !s.is_empty()).ok_or_else(|| {
-        AuthError::claim("sub", "missing or empty; the token must name its subject (who or what calls)")
-    })?;
+    Ok(exp)
+}
 
+/// `role`: one of cupola's roles.
+fn role_claim(claims: &Map<String, Value>) -> Result<Role, AuthError> {
     let role_list = Role::ALL.map(|r| r.as_str()).join(", ");
-    let role = str_claim(claims, "role")?
+    str_claim(claims, "role")?
         .ok_or_else(|| {
             AuthError::claim("role", format!("missing; cupola needs the caller's role, one of {role_list}"))
         })?
         .parse::<Role>()
-        .map_err(|e| AuthError::claim("role", e))?;
-    let org = match str_claim(claims, "org")? {
-        None => None,
-        Some(v) => match v.strip_prefix("Organization/") {
-            Some(id) if is_valid_id(id) => Some(id.to_string()),
-            _ => {
-                return Err(AuthError::claim(
-                    "org",
-                    format!("`{v}` is not `Organization/{{id}}` (an id is 1 to 64 letters, digits, `-` or `.`)"),
-                ))
-            }
-        },
-    };
-    let channel = match str_claim(claims, "channel")? {
-        None => None,
-        Some(c) if CHANNELS.contains(&c) => Some(c.to_string()),
+        .map_err(|e| AuthError::claim("role", e))
+}
+
+/// `org`: `Organization/{id}`, if given; the id.
+fn org_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
+    let Some(v) = str_claim(claims, "org")? else { return Ok(None) };
+    match v.strip_prefix("Organization/") {
+        Some(id) if is_valid_id(id) => Ok(Some(id.to_string())),
+        _ => Err(AuthError::claim(
+            "org",
+            format!("`{v}` is not `Organization/{{id}}` (an id is 1 to 64 letters, digits, `-` or `.`)"),
+        )),
+    }
+}
+
+/// `channel`: one of the booking channels, if given.
+fn channel_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
+    match str_claim(claims, "channel")? {
+        None => Ok(None),
+        Some(c) if CHANNELS.contains(&c) => Ok(Some(c.to_string())),
         Some(c) => {
-            return Err(AuthError::claim(
-                "channel",
-                format!("unknown channel `{c}`; expected one of {}", CHANNELS.join(", ")),
-            ))
+            Err(AuthError::claim("channel", format!("unknown channel `{c}`; expected one of {}", CHANNELS.join(", "))))
         }
-    };
-    let patient = match str_claim(claims, "patient")? {
-        None => None,
-        Some(p) if is_valid_id(p) => Some(p.to_string()),
-        Some(p) => {
-            return Err(AuthError::claim(
-                "patient",
-                format!("`{p}` is not a Patient id (1 to 64 letters, digits, `-` or `.`, without `Patient/`)"),
-            ))
-        }
-    };
-    if matches!(role, Role::Provider | Role::BookingPoint | Role::PaymentPoint) && org.is_none() {
+    }
+}
+
+/// `patient`: a Patient id, if given.
+fn patient_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
+    match str_claim(claims, "patient")? {
+        None => Ok(None),
+        Some(p) if is_valid_id(p) => Ok(Some(p.to_string())),
+        Some(p) => Err(AuthError::claim(
+            "patient",
+            format!("`{p}` is not a Patient id (1 to 64 letters, digits, `-` or `.`, without `Patient/`)"),
+        )),
+    }
+}
+
+/// What a role's token must name besides: its organization, its channel, its patient.
+fn check_role_needs(role: Role, org: bool, channel: bool, patient: bool) -> Result<(), AuthError> {
+    if matches!(role, Role::Provider | Role::BookingPoint | Role::PaymentPoint) && !org {
         return Err(AuthError::claim(
             "org",
             format!("missing; a {role} token must name its organization (`Organization/{{id}}`)"),
         ));
     }
-    if role == Role::BookingPoint && channel.is_none() {
+    if role == Role::BookingPoint && !channel {
         return Err(AuthError::claim(
             "channel",
             format!("missing; a booking-point token must say where it books, one of {}", CHANNELS.join(", ")),
         ));
     }
-    if role == Role::PatientApp && patient.is_none() {
+    if role == Role::PatientApp && !patient {
         return Err(AuthError::claim("patient", "missing; a patient-app token must name its patient (a Patient id)"));
     }
-    let scope = str_claim(claims, "scope")?.ok_or_else(|| {
-        AuthError::claim("scope", "missing; the token must grant SMART scopes, such as `user/Appointment.rs`")
-    })?;
-    let scopes = Scopes::parse(scope).map_err(|e| AuthError::claim("scope", e))?;
-    let client_id = match str_claim(claims, "client_id")? {
-        Some(c) => Some(c.to_string()),
-        None => str_claim(claims, "azp")?.map(str::to_string),
-    };
-    Ok(Caller { sub: sub.to_string(), client_id, role, org, channel, patient, scopes, expires_at: exp })
+    Ok(())
 }
 
 /// A string claim; `None` if absent or null.

@@ -10,11 +10,11 @@
 //! are cupola's `Slot?open-to=<class>`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::facts::{access_type, catalog_facts, code_part};
 use super::rules::{self, RequestFacts};
 use crate::access::Access;
 use crate::error::Issue;
@@ -52,22 +52,13 @@ pub struct Found {
 /// Searches and stores the proposals, in one transaction.
 pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Found> {
     let settings = store.settings().clone();
-    let base = settings.base.clone();
     let mut tx = store.begin().await?;
     let now = now_micros();
     let mut req = req;
-    let mut requests: Vec<(RequestFacts, Value)> = Vec::new();
-    if let Some(nre) = req.nre.clone() {
-        requests = prescription(store, &mut tx, access, &nre).await?;
-        for (r, body) in &requests {
-            req.services.extend(r.codes.iter().map(|(s, c)| if s.is_empty() { c.clone() } else { format!("{s}|{c}") }));
-            req.class = req.class.clone().or_else(|| r.class.clone());
-            if req.patient.is_none() {
-                req.patient =
-                    body["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Patient/")).map(str::to_string);
-            }
-        }
-    }
+    let requests = match req.nre.clone() {
+        Some(nre) => with_prescription(store, &mut tx, access, &mut req, &nre).await?,
+        None => Vec::new(),
+    };
     if req.services.is_empty() {
         return Err(Error::invalid(
             "required",
@@ -75,58 +66,11 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
             "$find needs referral-identifier (the NRE) or service-type",
         ));
     }
-    let patient = match &req.patient {
-        Some(p) => {
-            current(&mut tx, store.dialect(), "Patient", p, false).await?.map(|s| s.value()).transpose()?.flatten()
-        }
-        None => None,
-    };
-    let district = req
-        .district
-        .clone()
-        .or_else(|| patient.as_ref().and_then(|p| p["address"][0]["district"].as_str()).map(str::to_string));
-    let origin = req.near.or_else(|| patient.as_ref().and_then(residence));
-
-    // The deadline runs from the first request for the prescription.
-    let facts = catalog_facts(store, &mut tx).await?;
-    let first_access = requests.iter().all(|(r, body)| access_type(body, &base, &facts, r) != "follow-up");
-    let exam = req.services.iter().any(|s| facts.get(code_part(s)).is_some_and(|f| f.kind == "exam"));
-    let clock = match &req.nre {
-        Some(nre) => store.prescription_clock(&mut tx, nre, now).await?,
-        None => now,
-    };
-    let waiver = match &req.nre {
-        Some(nre) => store.guarantee_waiver(&mut tx, nre).await?,
-        None => None,
-    };
-    let deadline = match first_access && waiver.is_none() {
-        true => deadline_of(&settings, req.class.as_deref(), exam, clock),
-        false => None,
-    };
-
-    let from = req.start.max(now);
+    let (district, origin) = patient_place(store, &mut tx, &req).await?;
     let mut found = Found::default();
-    if let Some(response) = waiver {
-        found.notes.push(Issue::information(format!(
-            "the patient declined a proposal within the deadline (AppointmentResponse/{response}): the priority guarantee no longer applies to this prescription"
-        )));
-    }
-    let mut slots = free_slots(store, &mut tx, access, &req, from, district.as_deref()).await?;
-    let meets = |slots: &[Value]| match deadline {
-        Some(d) => {
-            slots.first().and_then(|s| s["start"].as_str()).and_then(meta::parse_instant).is_some_and(|t| t <= d)
-        }
-        None => !slots.is_empty(),
-    };
-    if district.is_some() && deadline.is_some() && !meets(&slots) {
-        slots = free_slots(store, &mut tx, access, &req, from, None).await?;
-        found.notes.push(Issue::information(format!(
-            "no slot in the district {} meets the class {} deadline ({}): the search covers the whole region and the guarantee pathway (percorso di tutela) applies",
-            district.as_deref().unwrap_or_default(),
-            req.class.as_deref().unwrap_or_default(),
-            deadline.map(meta::instant).unwrap_or_default()
-        )));
-    }
+    let deadline = guarantee(store, &mut tx, &req, &requests, now, &mut found.notes).await?;
+    let reach = Reach { req: &req, from: req.start.max(now), district: district.as_deref(), deadline };
+    let mut slots = slots_in_reach(store, &mut tx, access, &reach, &mut found.notes).await?;
     if let Some(origin) = origin {
         rank_by_distance(store, &mut tx, &mut slots, origin).await?;
     }
@@ -136,19 +80,8 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     for slot in &slots {
         let schedule = slot["schedule"]["reference"].as_str().unwrap_or_default().to_string();
         let actors = schedule_actors(store, &mut tx, &schedule).await?;
-        let request = requests.iter().find(|(r, _)| {
-            let slot_codes = rules::slot_services(slot);
-            r.codes.iter().any(|(_, c)| slot_codes.iter().any(|(_, sc)| sc == c))
-        });
-        proposals.push(proposal(
-            &base,
-            slot,
-            &actors,
-            req.patient.as_deref(),
-            request.map(|(r, _)| r.id.as_str()),
-            deadline,
-            expires,
-        ));
+        let request = request_for(slot, &requests);
+        proposals.push(proposal(&settings.base, slot, &actors, req.patient.as_deref(), request, deadline, expires));
     }
     let ids = store.insert_proposals(&mut tx, proposals.clone(), expires).await?;
     for (p, id) in proposals.iter_mut().zip(ids) {
@@ -159,16 +92,122 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     Ok(found)
 }
 
+/// The prescription's requests still to be booked; their services, class and
+/// patient complete what `req` did not say.
+async fn with_prescription(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    req: &mut FindRequest,
+    nre: &str,
+) -> Result<Vec<(RequestFacts, Value)>> {
+    let requests = prescription(store, tx, access, nre).await?;
+    for (r, body) in &requests {
+        req.services.extend(r.codes.iter().map(|(s, c)| if s.is_empty() { c.clone() } else { format!("{s}|{c}") }));
+        req.class = req.class.clone().or_else(|| r.class.clone());
+        if req.patient.is_none() {
+            req.patient =
+                body["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Patient/")).map(str::to_string);
+        }
+    }
+    Ok(requests)
+}
+
+/// The district to search in and the point to rank by distance from: those asked
+/// for, else the patient's residence.
+async fn patient_place(store: &Store, tx: &mut Tx, req: &FindRequest) -> Result<(Option<String>, Option<(f64, f64)>)> {
+    let patient = match &req.patient {
+        Some(p) => current(tx, store.dialect(), "Patient", p, false).await?.map(|s| s.value()).transpose()?.flatten(),
+        None => None,
+    };
+    let district = req
+        .district
+        .clone()
+        .or_else(|| patient.as_ref().and_then(|p| p["address"][0]["district"].as_str()).map(str::to_string));
+    let origin = req.near.or_else(|| patient.as_ref().and_then(residence));
+    Ok((district, origin))
+}
+
+/// The deadline (µs) the proposals are held to: the class's, counted from the first
+/// request for the prescription, for a first access whose guarantee the patient has
+/// not waived (a waiver is noted).
+async fn guarantee(
+    store: &Store,
+    tx: &mut Tx,
+    req: &FindRequest,
+    requests: &[(RequestFacts, Value)],
+    now: i64,
+    notes: &mut Vec<Issue>,
+) -> Result<Option<i64>> {
+    let settings = store.settings();
+    let facts = catalog_facts(store, tx).await?;
+    let first_access = requests.iter().all(|(r, body)| access_type(body, &settings.base, &facts, r) != "follow-up");
+    let exam = req.services.iter().any(|s| facts.get(code_part(s)).is_some_and(|f| f.kind == "exam"));
+    let (clock, waiver) = match &req.nre {
+        Some(nre) => (store.prescription_clock(tx, nre, now).await?, store.guarantee_waiver(tx, nre).await?),
+        None => (now, None),
+    };
+    if let Some(response) = &waiver {
+        notes.push(Issue::information(format!(
+            "the patient declined a proposal within the deadline (AppointmentResponse/{response}): the priority guarantee no longer applies to this prescription"
+        )));
+    }
+    Ok(match first_access && waiver.is_none() {
+        true => deadline_of(settings, req.class.as_deref(), exam, clock),
+        false => None,
+    })
+}
+
+/// Where and from when `$find` looks, and the deadline its first slot should meet.
+struct Reach<'a> {
+    req: &'a FindRequest,
+    from: i64,
+    district: Option<&'a str>,
+    deadline: Option<i64>,
+}
+
+/// The free slots in the district; in the whole region (noted: the guarantee pathway
+/// applies) when the district's first does not meet the deadline.
+async fn slots_in_reach(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    reach: &Reach<'_>,
+    notes: &mut Vec<Issue>,
+) -> Result<Vec<Value>> {
+    let (req, deadline) = (reach.req, reach.deadline);
+    let slots = free_slots(store, tx, access, req, reach.from, reach.district).await?;
+    let meets = match deadline {
+        Some(d) => {
+            slots.first().and_then(|s| s["start"].as_str()).and_then(meta::parse_instant).is_some_and(|t| t <= d)
+        }
+        None => !slots.is_empty(),
+    };
+    if reach.district.is_none() || deadline.is_none() || meets {
+        return Ok(slots);
+    }
+    notes.push(Issue::information(format!(
+        "no slot in the district {} meets the class {} deadline ({}): the search covers the whole region and the guarantee pathway (percorso di tutela) applies",
+        reach.district.unwrap_or_default(),
+        req.class.as_deref().unwrap_or_default(),
+        deadline.map(meta::instant).unwrap_or_default()
+    )));
+    free_slots(store, tx, access, req, reach.from, None).await
+}
+
+/// The id of the prescription's request whose services the slot offers.
+fn request_for<'a>(slot: &Value, requests: &'a [(RequestFacts, Value)]) -> Option<&'a str> {
+    let slot_codes = rules::slot_services(slot);
+    let request = requests.iter().find(|(r, _)| r.codes.iter().any(|(_, c)| slot_codes.iter().any(|(_, sc)| sc == c)));
+    request.map(|(r, _)| r.id.as_str())
+}
+
 /// When a first access of `class` asked for at `clock` must be served (µs), by the
 /// rule in force on that day; `None` without a class or a rule.
 pub(crate) fn deadline_of(settings: &super::Settings, class: Option<&str>, exam: bool, clock: i64) -> Option<i64> {
     let day = DateTime::<Utc>::from_timestamp_micros(clock)?.with_timezone(&chrono_tz::Europe::Rome).date_naive();
     let d = settings.rules.deadline(class?, exam, day)?;
     Some(clock.saturating_add(d.num_microseconds()?))
-}
-
-fn code_part(token: &str) -> &str {
-    token.rsplit('|').next().unwrap_or(token)
 }
 
 /// The ServiceRequests of a prescription still to be booked.
@@ -208,92 +247,6 @@ async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) ->
 
 /// HL7 Italia's system for the NRE (used when the rules do not name one).
 pub const NRE_SYSTEM: &str = "urn:oid:2.16.840.1.113883.2.9.4.3.9";
-
-/// First access or follow-up: the request's `access-type` extension, else the
-/// catalog code's default.
-pub(crate) fn access_type(
-    request: &Value,
-    base: &str,
-    facts: &HashMap<String, ServiceFacts>,
-    r: &RequestFacts,
-) -> String {
-    let written = rules::extension(request, &names::structure(base, "access-type"))
-        .and_then(|e| e["valueCoding"]["code"].as_str().or(e["valueCode"].as_str()));
-    match written {
-        Some(w) => w.to_string(),
-        None => {
-            r.codes.iter().find_map(|(_, c)| facts.get(c).map(|f| f.access.clone())).unwrap_or_else(|| "first".into())
-        }
-    }
-}
-
-/// The id of the catalog CodeSystem (`cupola catalog import` writes it).
-pub(crate) const CATALOG_ID: &str = "catalog";
-
-/// What the catalog says of a code.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct ServiceFacts {
-    pub kind: String,
-    pub access: String,
-    pub branch: String,
-    pub display: String,
-    /// Retired from the catalog: no longer prescribed or booked.
-    pub retired: bool,
-}
-
-pub(crate) type Facts = Arc<HashMap<String, ServiceFacts>>;
-
-/// The catalog facts last read, by the catalog CodeSystem's (pk, version): one per
-/// store (see `Settings`), so that each process re-reads them when the catalog changes.
-#[derive(Debug, Clone, Default)]
-pub struct CatalogCache(Arc<Mutex<Option<Cached>>>);
-
-/// The catalog CodeSystem's (pk, version) and the facts read from it.
-type Cached = ((i64, i64), Facts);
-
-/// The catalog's `kind` and `access` per code, read once per catalog version.
-pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
-    let cache = &store.settings().catalog_cache.0;
-    let Some(version) = store.current_version(tx, "CodeSystem", CATALOG_ID).await? else {
-        return Ok(Arc::default());
-    };
-    if let Some((v, f)) = cache.lock().ok().and_then(|c| c.clone()) {
-        if v == version {
-            return Ok(f);
-        }
-    }
-    let cs = value_of(current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?)?;
-    let mut map = HashMap::new();
-    for c in cs["concept"].as_array().into_iter().flatten() {
-        let prop = |name: &str| {
-            c["property"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["code"] == name)
-                .and_then(|p| p["valueCode"].as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        if let Some(code) = c["code"].as_str() {
-            map.insert(
-                code.to_string(),
-                ServiceFacts {
-                    kind: prop(names::PROP_KIND),
-                    access: prop(names::PROP_ACCESS),
-                    branch: prop(names::PROP_BRANCH),
-                    display: c["display"].as_str().unwrap_or_default().to_string(),
-                    retired: prop("status") == "retired",
-                },
-            );
-        }
-    }
-    let facts: Facts = Arc::new(map);
-    if let Ok(mut c) = cache.lock() {
-        *c = Some((version, facts.clone()));
-    }
-    Ok(facts)
-}
 
 /// Slots fetched beyond `_count`, so that slots starting at the same time as the
 /// last one asked for can be ranked by distance before the page is cut.

@@ -10,6 +10,7 @@
 //! shape requests into such writes.
 
 mod claims;
+mod facts;
 mod find;
 pub mod hooks;
 pub mod integrity;
@@ -19,7 +20,8 @@ mod records;
 pub mod rules;
 mod sweep;
 
-pub(crate) use find::{access_type, catalog_facts, deadline_of, CATALOG_ID};
+pub(crate) use facts::{access_type, catalog_facts, CATALOG_ID};
+pub(crate) use find::deadline_of;
 mod waiting;
 pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, hold, BookRequest, Booked};
@@ -38,7 +40,7 @@ pub struct Settings {
     /// The dated rules of `mappings/booking/rules.json`.
     pub rules: std::sync::Arc<crate::mappings::BookingRules>,
     /// The catalog facts `$find` reads (kind, access), kept per catalog version.
-    pub catalog_cache: find::CatalogCache,
+    pub catalog_cache: facts::CatalogCache,
     /// The dated ticket rules of `mappings/billing/rules.json`.
     pub billing: std::sync::Arc<crate::mappings::BillingRules>,
     /// Routing and the providers' code maps, for the messages changes send.
@@ -105,22 +107,21 @@ impl Settings {
     }
 }
 
-/// cupola's booking CodeSystems, served as resources: the priority classes and the
-/// access types of a prescription.
+/// cupola's booking CodeSystems, served as resources: the priority classes (as
+/// `mappings/booking/rules.json` names them) and the access types of a prescription.
 pub fn code_systems(base: &str) -> Vec<serde_json::Value> {
     use serde_json::json;
     let concept = |code: &str, display: &str, definition: &str| json!({"code": code, "display": display, "definition": definition});
+    let priority_classes: Vec<serde_json::Value> = crate::mappings::booking::priority_classes()
+        .iter()
+        .map(|c| concept(&c.code, &c.display, &c.definition))
+        .collect();
     vec![
         json!({"resourceType": "CodeSystem", "id": "priority-class",
         "url": crate::fhir::names::priority_class_system(base), "name": "PriorityClass",
         "title": "Classe di priorità", "status": "active", "content": "complete", "caseSensitive": true,
         "description": "The urgency a GP writes on a prescription (national waiting-list plan); the deadline of each class for a first access is dated data in mappings/booking/rules.json",
-        "concept": [
-            concept("U", "Urgente", "as soon as possible, within 72 hours"),
-            concept("B", "Breve", "within 10 days"),
-            concept("D", "Differibile", "within 30 days for a visit, 60 for a diagnostic exam"),
-            concept("P", "Programmata", "within 120 days"),
-        ]}),
+        "concept": priority_classes}),
         json!({"resourceType": "CodeSystem", "id": "access-type",
         "url": format!("{base}/CodeSystem/access-type"), "name": "AccessType",
         "title": "Primo accesso / accesso successivo", "status": "active", "content": "complete", "caseSensitive": true,

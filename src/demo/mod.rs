@@ -3,6 +3,7 @@
 //! eight weeks of agendas from today, a few patients with one booked appointment;
 //! loaded into an empty store in one transaction, in seconds.
 
+mod network;
 pub mod region;
 
 use std::collections::BTreeMap;

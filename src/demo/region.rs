@@ -8,320 +8,8 @@
 
 use serde_json::{json, Value};
 
+use super::network::{Facility, Provider, BOOKING_POINTS, FAMILY, GIVEN, PROVIDERS, TOWNS};
 use crate::fhir::names;
-
-/// A provider organisation: short code, name, and its facilities.
-struct Provider {
-    code: &'static str,
-    name: &'static str,
-    facilities: &'static [Facility],
-}
-
-/// A facility: id suffix, name, town, district, coordinates, branches offered.
-struct Facility {
-    id: &'static str,
-    name: &'static str,
-    town: &'static str,
-    postal_code: &'static str,
-    district: &'static str,
-    lat: f64,
-    lon: f64,
-    branches: &'static [&'static str],
-}
-
-const PROVIDERS: &[Provider] = &[
-    Provider {
-        code: "asl1",
-        name: "ASL1 Imperiese",
-        facilities: &[
-            Facility {
-                id: "sanremo",
-                name: "Ospedale Borea",
-                town: "Sanremo",
-                postal_code: "18038",
-                district: "Sanremese",
-                lat: 43.8203,
-                lon: 7.7769,
-                branches: &["cardiology", "radiology", "ophthalmology"],
-            },
-            Facility {
-                id: "imperia",
-                name: "Ospedale di Imperia",
-                town: "Imperia",
-                postal_code: "18100",
-                district: "Imperiese",
-                lat: 43.8810,
-                lon: 8.0180,
-                branches: &["cardiology", "orthopaedics", "laboratory"],
-            },
-            Facility {
-                id: "bordighera",
-                name: "Poliambulatorio di Bordighera",
-                town: "Bordighera",
-                postal_code: "18012",
-                district: "Ventimigliese",
-                lat: 43.7806,
-                lon: 7.6650,
-                branches: &["dermatology", "laboratory"],
-            },
-        ],
-    },
-    Provider {
-        code: "asl2",
-        name: "ASL2 Savonese",
-        facilities: &[
-            Facility {
-                id: "savona",
-                name: "Ospedale San Paolo",
-                town: "Savona",
-                postal_code: "17100",
-                district: "Savonese",
-                lat: 44.3079,
-                lon: 8.4810,
-                branches: &["cardiology", "radiology", "neurology"],
-            },
-            Facility {
-                id: "pietra",
-                name: "Ospedale Santa Corona",
-                town: "Pietra Ligure",
-                postal_code: "17027",
-                district: "Finalese",
-                lat: 44.1490,
-                lon: 8.2820,
-                branches: &["orthopaedics", "physical-medicine"],
-            },
-            Facility {
-                id: "cairo",
-                name: "Poliambulatorio di Cairo Montenotte",
-                town: "Cairo Montenotte",
-                postal_code: "17014",
-                district: "Val Bormida",
-                lat: 44.3980,
-                lon: 8.2770,
-                branches: &["laboratory", "ophthalmology"],
-            },
-            Facility {
-                id: "albenga",
-                name: "Ospedale di Albenga",
-                town: "Albenga",
-                postal_code: "17031",
-                district: "Albenganese",
-                lat: 44.0490,
-                lon: 8.2130,
-                branches: &["dermatology", "otolaryngology"],
-            },
-        ],
-    },
-    Provider {
-        code: "asl3",
-        name: "ASL3 Genovese",
-        facilities: &[
-            Facility {
-                id: "villascassi",
-                name: "Ospedale Villa Scassi",
-                town: "Genova",
-                postal_code: "16149",
-                district: "Genova Medio Ponente",
-                lat: 44.4140,
-                lon: 8.8830,
-                branches: &["cardiology", "radiology", "gastroenterology"],
-            },
-            Facility {
-                id: "voltri",
-                name: "Ospedale Evangelico di Voltri",
-                town: "Genova",
-                postal_code: "16158",
-                district: "Genova Ponente",
-                lat: 44.4290,
-                lon: 8.7500,
-                branches: &["ophthalmology", "laboratory"],
-            },
-            Facility {
-                id: "pontedecimo",
-                name: "Poliambulatorio di Pontedecimo",
-                town: "Genova",
-                postal_code: "16164",
-                district: "Valpolcevera e Valle Scrivia",
-                lat: 44.4980,
-                lon: 8.9040,
-                branches: &["dermatology", "endocrinology"],
-            },
-            Facility {
-                id: "nervi",
-                name: "Poliambulatorio di Nervi",
-                town: "Genova",
-                postal_code: "16167",
-                district: "Genova Levante",
-                lat: 44.3820,
-                lon: 9.0390,
-                branches: &["pneumology", "laboratory"],
-            },
-            Facility {
-                id: "struppa",
-                name: "Poliambulatorio di Struppa",
-                town: "Genova",
-                postal_code: "16165",
-                district: "Valbisagno",
-                lat: 44.4480,
-                lon: 9.0010,
-                branches: &["physical-medicine", "otolaryngology"],
-            },
-        ],
-    },
-    Provider {
-        code: "asl4",
-        name: "ASL4 Chiavarese",
-        facilities: &[
-            Facility {
-                id: "lavagna",
-                name: "Ospedale di Lavagna",
-                town: "Lavagna",
-                postal_code: "16033",
-                district: "Chiavarese",
-                lat: 44.3090,
-                lon: 9.3440,
-                branches: &["cardiology", "orthopaedics", "radiology"],
-            },
-            Facility {
-                id: "rapallo",
-                name: "Ospedale di Rapallo",
-                town: "Rapallo",
-                postal_code: "16035",
-                district: "Tigullio Occidentale",
-                lat: 44.3500,
-                lon: 9.2300,
-                branches: &["ophthalmology", "laboratory"],
-            },
-            Facility {
-                id: "sestri",
-                name: "Ospedale di Sestri Levante",
-                town: "Sestri Levante",
-                postal_code: "16039",
-                district: "Sestri Levante",
-                lat: 44.2720,
-                lon: 9.3940,
-                branches: &["urology", "gynaecology"],
-            },
-        ],
-    },
-    Provider {
-        code: "asl5",
-        name: "ASL5 Spezzino",
-        facilities: &[
-            Facility {
-                id: "laspezia",
-                name: "Ospedale Sant'Andrea",
-                town: "La Spezia",
-                postal_code: "19121",
-                district: "Spezzino",
-                lat: 44.1080,
-                lon: 9.8240,
-                branches: &["cardiology", "radiology", "oncology"],
-            },
-            Facility {
-                id: "sarzana",
-                name: "Ospedale San Bartolomeo",
-                town: "Sarzana",
-                postal_code: "19038",
-                district: "Val di Magra",
-                lat: 44.1110,
-                lon: 9.9600,
-                branches: &["orthopaedics", "laboratory"],
-            },
-            Facility {
-                id: "levanto",
-                name: "Poliambulatorio di Levanto",
-                town: "Levanto",
-                postal_code: "19015",
-                district: "Riviera e Val di Vara",
-                lat: 44.1700,
-                lon: 9.6110,
-                branches: &["dermatology", "physical-medicine"],
-            },
-        ],
-    },
-    Provider {
-        code: "sanmartino",
-        name: "IRCCS Ospedale Policlinico San Martino",
-        facilities: &[Facility {
-            id: "sanmartino",
-            name: "Policlinico San Martino",
-            town: "Genova",
-            postal_code: "16132",
-            district: "Genova Centro Est",
-            lat: 44.4050,
-            lon: 8.9740,
-            branches: &["cardiology", "neurology", "radiology", "oncology", "endocrinology"],
-        }],
-    },
-    Provider {
-        code: "galliera",
-        name: "E.O. Ospedali Galliera",
-        facilities: &[Facility {
-            id: "galliera",
-            name: "Ospedale Galliera",
-            town: "Genova",
-            postal_code: "16128",
-            district: "Genova Centro Ovest",
-            lat: 44.4010,
-            lon: 8.9370,
-            branches: &["cardiology", "gastroenterology", "urology", "laboratory"],
-        }],
-    },
-    Provider {
-        code: "gaslini",
-        name: "IRCCS Istituto Giannina Gaslini",
-        facilities: &[Facility {
-            id: "gaslini",
-            name: "Istituto Giannina Gaslini",
-            town: "Genova",
-            postal_code: "16147",
-            district: "Genova Levante",
-            lat: 44.3840,
-            lon: 8.9830,
-            branches: &["cardiology", "neurology", "otolaryngology"],
-        }],
-    },
-];
-
-/// The booking points of the seed network: channel, how many, what they are called.
-const BOOKING_POINTS: &[(&str, usize, &str)] = &[
-    ("counter", 314, "Sportello CUP"),
-    ("call-centre", 64, "Postazione call center"),
-    ("pharmacy", 311, "Farmacia"),
-    ("gp-office", 233, "Studio MMG/PLS"),
-    ("clinic", 328, "Ambulatorio specialistico"),
-];
-
-/// Towns the booking points are spread over, in turn.
-const TOWNS: &[&str] = &[
-    "Genova",
-    "La Spezia",
-    "Savona",
-    "Sanremo",
-    "Imperia",
-    "Chiavari",
-    "Rapallo",
-    "Sarzana",
-    "Albenga",
-    "Ventimiglia",
-    "Lavagna",
-    "Sestri Levante",
-    "Varazze",
-    "Finale Ligure",
-    "Alassio",
-    "Arenzano",
-    "Recco",
-    "Camogli",
-    "Lerici",
-    "Bordighera",
-];
-
-const FAMILY: &[&str] = &[
-    "Bianchi", "Ferrari", "Russo", "Romano", "Colombo", "Ricci", "Marino", "Greco", "Bruno", "Gallo", "Conti", "Costa",
-];
-const GIVEN: &[&str] =
-    &["Lucia", "Marco", "Giulia", "Andrea", "Chiara", "Paolo", "Elena", "Stefano", "Francesca", "Luca"];
 
 /// The health region the providers belong to.
 pub const REGION_ORG: &str = "regione-liguria";
@@ -344,7 +32,26 @@ pub fn booking_point_org(channel: &str, n: usize) -> String {
 /// templates, one per facility and branch, serving `services[branch]`), Endpoints
 /// and booking points.
 pub fn resources(base: &str, services: &dyn Fn(&str) -> Vec<(String, String)>) -> Vec<Value> {
-    let mut out = vec![
+    let mut out = region_organizations();
+    // Practitioners are numbered across the whole region, in this order.
+    let mut doctor = 0usize;
+    for p in PROVIDERS {
+        out.extend(provider_resources(base, p));
+        for f in p.facilities {
+            out.push(location(p, f));
+            for branch in f.branches {
+                doctor += 1;
+                out.extend(offer(base, Offer { provider: p, facility: f, branch, doctor }, services));
+            }
+        }
+    }
+    out.extend(booking_points(base));
+    out
+}
+
+/// The region's Organization and the regional health service's.
+fn region_organizations() -> Vec<Value> {
+    vec![
         json!({
             "resourceType": "Organization", "id": REGION_ORG, "active": true,
             "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "govt"}]}],
@@ -358,16 +65,19 @@ pub fn resources(base: &str, services: &dyn Fn(&str) -> Vec<(String, String)>) -
             "name": "Servizio Sanitario Regionale della Liguria",
             "partOf": {"reference": format!("Organization/{REGION_ORG}")}
         }),
-    ];
-    let mut doctor = 0usize;
-    for p in PROVIDERS {
-        out.push(json!({
+    ]
+}
+
+/// A provider's Organization and the Endpoint its messages go to.
+fn provider_resources(base: &str, p: &Provider) -> [Value; 2] {
+    [
+        json!({
             "resourceType": "Organization", "id": provider_org(p.code), "active": true,
             "identifier": [{"system": names::provider_identifier(base), "value": p.code}],
             "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov"}]}],
             "name": p.name, "partOf": {"reference": format!("Organization/{REGION_ORG}")}
-        }));
-        out.push(json!({
+        }),
+        json!({
             "resourceType": "Endpoint", "id": format!("ep-{}", p.code), "status": "active",
             "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "code": "hl7-fhir-msg"},
             "name": format!("{} - sistema ospedaliero", p.name),
@@ -375,47 +85,65 @@ pub fn resources(base: &str, services: &dyn Fn(&str) -> Vec<(String, String)>) -
             "payloadType": [{"coding": [{"system": "http://hl7.org/fhir/resource-types", "code": "Bundle"}]}],
             "payloadMimeType": ["application/fhir+json"],
             "address": format!("amqp://cupola/{}", p.code)
-        }));
-        for f in p.facilities {
-            let loc = format!("loc-{}", f.id);
-            out.push(json!({
-                "resourceType": "Location", "id": loc, "status": "active", "name": f.name, "mode": "instance",
-                "address": {"use": "work", "line": [f.name], "city": f.town, "district": f.district, "postalCode": f.postal_code, "country": "IT"},
-                "position": {"latitude": f.lat, "longitude": f.lon},
-                "managingOrganization": {"reference": format!("Organization/{}", provider_org(p.code))}
-            }));
-            for branch in f.branches {
-                doctor += 1;
-                let (pr, role, hs) =
-                    (format!("pr-{doctor:03}"), format!("prr-{doctor:03}"), format!("hs-{}-{branch}", f.id));
-                out.push(json!({
-                    "resourceType": "Practitioner", "id": pr, "active": true,
-                    "name": [{"family": FAMILY[doctor % FAMILY.len()], "given": [GIVEN[doctor % GIVEN.len()]], "prefix": ["Dott."]}]
-                }));
-                out.push(json!({
-                    "resourceType": "PractitionerRole", "id": role, "active": true,
-                    "practitioner": {"reference": format!("Practitioner/{pr}")},
-                    "organization": {"reference": format!("Organization/{}", provider_org(p.code))},
-                    "location": [{"reference": format!("Location/{loc}")}],
-                    "specialty": [{"coding": [{"system": names::branch_system(base), "code": branch}]}]
-                }));
-                let codes = services(branch);
-                let service_type: Vec<Value> = codes
-                    .iter()
-                    .map(|(c, d)| json!({"coding": [{"system": names::catalog_system(base), "code": c, "display": d}]}))
-                    .collect();
-                out.push(json!({
-                    "resourceType": "HealthcareService", "id": hs, "active": true,
-                    "providedBy": {"reference": format!("Organization/{}", provider_org(p.code))},
-                    "location": [{"reference": format!("Location/{loc}")}],
-                    "name": format!("{} - {branch}", f.name),
-                    "specialty": [{"coding": [{"system": names::branch_system(base), "code": branch}]}],
-                    "type": service_type.clone()
-                }));
-                out.push(schedule(base, &format!("ag-{}-{branch}", f.id), &hs, &loc, &role, &service_type, doctor));
-            }
-        }
-    }
+        }),
+    ]
+}
+
+/// A facility's Location.
+fn location(p: &Provider, f: &Facility) -> Value {
+    json!({
+        "resourceType": "Location", "id": format!("loc-{}", f.id), "status": "active", "name": f.name, "mode": "instance",
+        "address": {"use": "work", "line": [f.name], "city": f.town, "district": f.district, "postalCode": f.postal_code, "country": "IT"},
+        "position": {"latitude": f.lat, "longitude": f.lon},
+        "managingOrganization": {"reference": format!("Organization/{}", provider_org(p.code))}
+    })
+}
+
+/// One branch offered at one facility, by the region's `doctor`-th practitioner.
+struct Offer<'a> {
+    provider: &'a Provider,
+    facility: &'a Facility,
+    branch: &'a str,
+    doctor: usize,
+}
+
+/// An offer's Practitioner, PractitionerRole, HealthcareService and agenda.
+fn offer(base: &str, o: Offer, services: &dyn Fn(&str) -> Vec<(String, String)>) -> [Value; 4] {
+    let (f, branch, doctor) = (o.facility, o.branch, o.doctor);
+    let org = format!("Organization/{}", provider_org(o.provider.code));
+    let loc = format!("loc-{}", f.id);
+    let (pr, role, hs) = (format!("pr-{doctor:03}"), format!("prr-{doctor:03}"), format!("hs-{}-{branch}", f.id));
+    let service_type: Vec<Value> = services(branch)
+        .iter()
+        .map(|(c, d)| json!({"coding": [{"system": names::catalog_system(base), "code": c, "display": d}]}))
+        .collect();
+    [
+        json!({
+            "resourceType": "Practitioner", "id": pr, "active": true,
+            "name": [{"family": FAMILY[doctor % FAMILY.len()], "given": [GIVEN[doctor % GIVEN.len()]], "prefix": ["Dott."]}]
+        }),
+        json!({
+            "resourceType": "PractitionerRole", "id": role, "active": true,
+            "practitioner": {"reference": format!("Practitioner/{pr}")},
+            "organization": {"reference": org},
+            "location": [{"reference": format!("Location/{loc}")}],
+            "specialty": [{"coding": [{"system": names::branch_system(base), "code": branch}]}]
+        }),
+        json!({
+            "resourceType": "HealthcareService", "id": hs, "active": true,
+            "providedBy": {"reference": org},
+            "location": [{"reference": format!("Location/{loc}")}],
+            "name": format!("{} - {branch}", f.name),
+            "specialty": [{"coding": [{"system": names::branch_system(base), "code": branch}]}],
+            "type": service_type.clone()
+        }),
+        schedule(base, &format!("ag-{}-{branch}", f.id), &hs, &loc, &role, &service_type, doctor),
+    ]
+}
+
+/// The booking points' Organizations, by channel, spread over the towns.
+fn booking_points(base: &str) -> Vec<Value> {
+    let mut out = Vec::new();
     for (channel, count, label) in BOOKING_POINTS {
         for n in 1..=*count {
             let town = TOWNS[(n * 7 + channel.len()) % TOWNS.len()];

@@ -28,6 +28,9 @@ pub struct Deadline {
     /// For visits and for diagnostic exams, where they differ (class D).
     pub visit_days: Option<i64>,
     pub exam_days: Option<i64>,
+    /// The class's name and meaning under this entry, for cupola's CodeSystem.
+    pub display: Option<String>,
+    pub definition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -73,6 +76,54 @@ fn date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
         .map_err(|_| serde::de::Error::custom(format!("effective: {s:?} is not a date like 2019-02-21")))
 }
 
+/// The shipped rules, embedded at build time: their priority classes are the
+/// national plan's, whose codes make cupola's CodeSystem and the values `$find`
+/// takes whatever rules a deployment loads (a region dates their deadlines; it
+/// cannot invent a class).
+const SHIPPED: &str = include_str!("../../mappings/booking/rules.json");
+
+/// A priority class of the national plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorityClass {
+    pub code: String,
+    pub display: String,
+    pub definition: String,
+}
+
+/// The priority classes of the shipped `mappings/booking/rules.json`, in the order
+/// it first lists them (most urgent first), named as its latest entry names them.
+pub fn priority_classes() -> &'static [PriorityClass] {
+    static CLASSES: std::sync::OnceLock<Vec<PriorityClass>> = std::sync::OnceLock::new();
+    CLASSES.get_or_init(|| classes_of(SHIPPED))
+}
+
+/// The classes of a rules file's text; none when it does not parse (the shipped
+/// file's test says it does).
+fn classes_of(text: &str) -> Vec<PriorityClass> {
+    let rules: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let mut entries: Vec<&serde_json::Value> =
+        rules["priorityClasses"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    // Stable: entries of one date keep the file's order.
+    entries.sort_by_key(|e| e["effective"].as_str().unwrap_or_default().to_string());
+    let mut classes: Vec<PriorityClass> = Vec::new();
+    let deadlines = entries.iter().filter_map(|e| e["deadlines"].as_object()).flatten();
+    for (code, d) in deadlines {
+        let text = |key: &str| d[key].as_str().map(str::to_string);
+        match classes.iter_mut().find(|c| c.code == *code) {
+            Some(class) => {
+                class.display = text("display").unwrap_or(std::mem::take(&mut class.display));
+                class.definition = text("definition").unwrap_or(std::mem::take(&mut class.definition));
+            }
+            None => classes.push(PriorityClass {
+                code: code.clone(),
+                display: text("display").unwrap_or_default(),
+                definition: text("definition").unwrap_or_default(),
+            }),
+        }
+    }
+    classes
+}
+
 /// The rule of `list` in force on `day`.
 pub(super) fn in_force<T>(list: &[Dated<T>], day: NaiveDate) -> Option<&T> {
     list.iter().filter(|d| d.effective <= day).max_by_key(|d| d.effective).map(|d| &d.value)
@@ -92,7 +143,7 @@ impl BookingRules {
         for (i, d) in rules.priority_classes.iter().enumerate() {
             for (class, deadline) in &d.value.deadlines {
                 let place = line_of(&text, &format!("\"{class}\""), 1);
-                if !["U", "B", "D", "P"].contains(&class.as_str()) {
+                if !priority_classes().iter().any(|c| c.code == *class) {
                     return Err(MappingError::new(file, place, format!("priorityClasses[{i}]: unknown class {class}")));
                 }
                 let given = [deadline.hours, deadline.days, deadline.visit_days, deadline.exam_days];
@@ -190,5 +241,23 @@ mod tests {
             .expect("write");
         let e = BookingRules::load(&file).expect_err("unknown class");
         assert!(e.message.contains("unknown class Z"), "{e}");
+    }
+
+    #[test]
+    fn the_priority_classes_are_the_shipped_files_most_urgent_first_with_their_names() {
+        let classes = priority_classes();
+        let codes: Vec<&str> = classes.iter().map(|c| c.code.as_str()).collect();
+        assert_eq!(codes, ["U", "B", "D", "P"]);
+        assert_eq!(
+            (classes[0].display.as_str(), classes[0].definition.as_str()),
+            ("Urgente", "as soon as possible, within 72 hours")
+        );
+        assert!(classes.iter().all(|c| !c.display.is_empty() && !c.definition.is_empty()), "{classes:?}");
+        let later = r#"{"priorityClasses": [
+            {"effective": "2027-01-01", "deadlines": {"B": {"days": 7, "definition": "within 7 days"}}},
+            {"effective": "2019-01-01", "deadlines": {"U": {"hours": 72, "display": "Urgente"}, "B": {"days": 10, "display": "Breve", "definition": "within 10 days"}}}]}"#;
+        let classes = classes_of(later);
+        assert_eq!(classes.iter().map(|c| c.code.as_str()).collect::<Vec<_>>(), ["U", "B"]);
+        assert_eq!((classes[1].display.as_str(), classes[1].definition.as_str()), ("Breve", "within 7 days"));
     }
 }

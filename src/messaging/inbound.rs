@@ -50,6 +50,40 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
     let base = store.settings().base.clone();
     let h = header(bundle)?;
     let id = h["id"].as_str().unwrap_or_default().to_string();
+    let (org, code) = verified_sender(store, sender, h, &id).await?;
+    let event = h["eventCoding"]["code"].as_str().unwrap_or_default().to_string();
+    let mut tx = store.begin().await?;
+    if let Some(first) = store.inbound_claim(&mut tx, &id, &code, &event).await? {
+        return Ok(first);
+    }
+    let access = Access::provider(&org);
+    match event.as_str() {
+        "acknowledgement" => acknowledgement(store, &mut tx, &code, h).await?,
+        "appointment-status-changed" | "appointment-arrived" | "appointment-fulfilled" | "appointment-noshow" => {
+            status_change(store, &mut tx, &access, &code, bundle, h).await?
+        }
+        "agenda-changed" => agenda_change(store, &mut tx, &access, bundle, h).await?,
+        other => {
+            return Err(Error::Unprocessable(vec![Issue::error(
+                "not-supported",
+                Some("MessageHeader.eventCoding".into()),
+                format!(
+                    "cupola does not process {other:?} messages: acknowledgement, appointment-status-changed \
+                     or agenda-changed"
+                ),
+            )]))
+        }
+    }
+    let response = response(&base, &id, &event, &org, &code);
+    store.inbound_done(&mut tx, &id, &code, &event, &response).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// The provider (Organization id, provider code) that sent message `id`, which must
+/// be the one its MessageHeader names.
+async fn verified_sender(store: &Store, sender: &Sender, h: &Value, id: &str) -> Result<(String, String)> {
+    let base = &store.settings().base;
     let (org, code) = super::provider::provider_of(store, sender)
         .await?
         .ok_or_else(|| Error::Forbidden(format!("{sender:?} is not a provider with a code ({}/sid/provider)", base)))?;
@@ -65,68 +99,64 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
     if claimed_org.is_none() && claimed_code.is_none() {
         return Err(invalid("MessageHeader.sender", "name the sending provider (sender or source.name)"));
     }
-    let event = h["eventCoding"]["code"].as_str().unwrap_or_default().to_string();
-    let mut tx = store.begin().await?;
-    if let Some(first) = store.inbound_claim(&mut tx, &id, &code, &event).await? {
-        return Ok(first);
+    Ok((org, code))
+}
+
+/// A provider's answer to one of cupola's messages.
+async fn acknowledgement(store: &Store, tx: &mut Tx, code: &str, h: &Value) -> Result<()> {
+    let r = &h["response"];
+    let original = r["identifier"].as_str().ok_or_else(|| {
+        invalid("MessageHeader.response.identifier", "an acknowledgement names the message it answers")
+    })?;
+    let outcome = r["code"].as_str().unwrap_or_default();
+    if !["ok", "transient-error", "fatal-error"].contains(&outcome) {
+        return Err(invalid("MessageHeader.response.code", "ok, transient-error or fatal-error"));
     }
-    let access = Access::provider(&org);
-    let focus_ref = h["focus"][0]["reference"].as_str().unwrap_or_default().to_string();
+    let details = r["details"]["display"].as_str().or(r["details"]["reference"].as_str()).map(str::to_string);
+    store.acknowledge(tx, code, original, outcome, details.as_deref()).await
+}
+
+/// An appointment's new status as the provider reports it (the Appointment is the
+/// focus, included in the Bundle); written only if it changed.
+async fn status_change(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    code: &str,
+    bundle: &Value,
+    h: &Value,
+) -> Result<()> {
+    let focus_ref = h["focus"][0]["reference"].as_str().unwrap_or_default();
     let focus = bundle["entry"].as_array().into_iter().flatten().map(|e| &e["resource"]).find(|r| {
         format!("{}/{}", r["resourceType"].as_str().unwrap_or_default(), r["id"].as_str().unwrap_or_default())
             == focus_ref
     });
-    match event.as_str() {
-        "acknowledgement" => {
-            let r = &h["response"];
-            let original = r["identifier"].as_str().ok_or_else(|| {
-                invalid("MessageHeader.response.identifier", "an acknowledgement names the message it answers")
-            })?;
-            let outcome = r["code"].as_str().unwrap_or_default();
-            if !["ok", "transient-error", "fatal-error"].contains(&outcome) {
-                return Err(invalid("MessageHeader.response.code", "ok, transient-error or fatal-error"));
-            }
-            let details = r["details"]["display"].as_str().or(r["details"]["reference"].as_str()).map(str::to_string);
-            store.acknowledge(&mut tx, &code, original, outcome, details.as_deref()).await?;
-        }
-        "appointment-status-changed" | "appointment-arrived" | "appointment-fulfilled" | "appointment-noshow" => {
-            let Some(a) = focus.filter(|r| r["resourceType"] == "Appointment") else {
-                return Err(invalid("MessageHeader.focus", "the focus is the Appointment, included in the Bundle"));
-            };
-            let status = a["status"].as_str().unwrap_or_default();
-            if !["arrived", "checked-in", "fulfilled", "noshow"].contains(&status) {
-                return Err(Error::Unprocessable(vec![Issue::error(
-                    "business-rule",
-                    Some("Appointment.status".into()),
-                    format!("a provider reports arrived, checked-in, fulfilled or noshow, not {status:?}"),
-                )]));
-            }
-            let aid = a["id"].as_str().unwrap_or_default();
-            let Some(cur) =
-                crate::store::current_visible(&mut tx, "Appointment", aid, &access.read("Appointment")).await?
-            else {
-                return Err(Error::NotFound(format!("Appointment/{aid} is not one of provider {code}'s")));
-            };
-            let mut body: Value =
-                serde_json::from_str(cur.body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
-            if body["status"] != status {
-                body["status"] = json!(status);
-                store.update_in(&mut tx, &access, "Appointment", aid, body, None).await?;
-            }
-        }
-        "agenda-changed" => agenda_change(store, &mut tx, &access, bundle, h).await?,
-        other => {
-            return Err(Error::Unprocessable(vec![Issue::error(
-                "not-supported",
-                Some("MessageHeader.eventCoding".into()),
-                format!(
-                    "cupola does not process {other:?} messages: acknowledgement, appointment-status-changed \
-                     or agenda-changed"
-                ),
-            )]))
-        }
+    let Some(a) = focus.filter(|r| r["resourceType"] == "Appointment") else {
+        return Err(invalid("MessageHeader.focus", "the focus is the Appointment, included in the Bundle"));
+    };
+    let status = a["status"].as_str().unwrap_or_default();
+    if !["arrived", "checked-in", "fulfilled", "noshow"].contains(&status) {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "business-rule",
+            Some("Appointment.status".into()),
+            format!("a provider reports arrived, checked-in, fulfilled or noshow, not {status:?}"),
+        )]));
     }
-    let response = json!({
+    let aid = a["id"].as_str().unwrap_or_default();
+    let Some(cur) = crate::store::current_visible(tx, "Appointment", aid, &access.read("Appointment")).await? else {
+        return Err(Error::NotFound(format!("Appointment/{aid} is not one of provider {code}'s")));
+    };
+    let mut body: Value = serde_json::from_str(cur.body.as_deref().unwrap_or("null")).map_err(anyhow::Error::from)?;
+    if body["status"] != status {
+        body["status"] = json!(status);
+        store.update_in(tx, access, "Appointment", aid, body, None).await?;
+    }
+    Ok(())
+}
+
+/// The response message to message `id` of `event` from provider `code` (`org`).
+fn response(base: &str, id: &str, event: &str, org: &str, code: &str) -> Value {
+    json!({
         "resourceType": "Bundle",
         "id": crate::store::new_id(),
         "type": "message",
@@ -140,10 +170,7 @@ pub async fn process(store: &Store, sender: &Sender, bundle: &Value) -> Result<V
                              "receiver": {"reference": format!("Organization/{org}")}}],
             "response": {"identifier": id, "code": "ok"},
         }}],
-    });
-    store.inbound_done(&mut tx, &id, &code, &event, &response).await?;
-    tx.commit().await?;
-    Ok(response)
+    })
 }
 
 /// An agenda change: each Schedule and Slot the MessageHeader's focus names, in that

@@ -165,9 +165,6 @@ async fn relay(args: &RelayArgs, url: &str) -> anyhow::Result<f64> {
 /// from the moment its `$book` returned. (median ms, p99 ms, bookings).
 /// The delay's median and p99 (ms), the bookings timed, and the booking rate reached.
 async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, usize, f64)> {
-    use futures_util::StreamExt;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
     let setup = super::booking::BookingArgs {
         clients: 8,
         seconds: 0,
@@ -187,7 +184,43 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
     let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     cupola::messaging::relay::declare(&ch, &t).await?;
-    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let (arrived, consuming) = time_arrivals(&ch, &t).await?;
+    let booking = Instant::now();
+    let returned = book_at_rate(args, &gateway.base, tokens, slots).await?;
+    let expected = returned.len();
+    let achieved = expected as f64 / booking.elapsed().as_secs_f64();
+    let waited = Instant::now();
+    while arrived.lock().map(|a| a.len()).unwrap_or_default() < expected && waited.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    consuming.abort();
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    if let Ok(a) = arrived.lock() {
+        for (id, at) in &returned {
+            if let Some(got) = a.get(id) {
+                let _ = hist.record(got.saturating_duration_since(*at).as_micros() as u64);
+            }
+        }
+    }
+    // The gateway declared a queue for every provider of its mappings: all of them go.
+    let t = Topology { providers: mapped_providers().unwrap_or_else(|| t.providers.clone()), ..t };
+    cleanup(&ch, &t).await;
+    let _ = conn.close(0, "bench done").await;
+    Ok((
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.len() as usize,
+        achieved,
+    ))
+}
+
+/// When each appointment's first message reached the provider's queue, by
+/// appointment id, filled in by the returned task until it is aborted.
+type Arrivals = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+async fn time_arrivals(ch: &lapin::Channel, t: &Topology) -> anyhow::Result<(Arrivals, tokio::task::JoinHandle<()>)> {
+    use futures_util::StreamExt;
+    let arrived: Arrivals = Arc::default();
     let mut consumer = ch
         .basic_consume(
             &t.provider_queue("galliera"),
@@ -208,13 +241,24 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
             }
         }
     });
+    Ok((arrived, consuming))
+}
+
+/// `--bookings` `$book`s at `--rate`/s over the booking points' `tokens`, one slot
+/// each; the id of each appointment booked and when its `$book` returned.
+async fn book_at_rate(
+    args: &RelayArgs,
+    base: &str,
+    tokens: Vec<String>,
+    slots: Vec<String>,
+) -> anyhow::Result<Vec<(String, Instant)>> {
     let client = reqwest::Client::new();
-    let returned: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let returned: Arc<std::sync::Mutex<Vec<(String, Instant)>>> = Arc::default();
     let interval = Duration::from_secs_f64(8.0 / args.rate.max(1) as f64);
+    let slots = Arc::new(slots);
     let mut tasks = Vec::new();
-    let booking = Instant::now();
     for (c, token) in tokens.into_iter().enumerate() {
-        let (client, base, slots, returned) = (client.clone(), gateway.base.clone(), slots.clone(), returned.clone());
+        let (client, base, slots, returned) = (client.clone(), base.to_string(), slots.clone(), returned.clone());
         let n = args.bookings;
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -245,31 +289,8 @@ async fn end_to_end(args: &RelayArgs, url: &str) -> anyhow::Result<(f64, f64, us
     for t in tasks {
         t.await??;
     }
-    let expected = returned.lock().map(|v| v.len()).unwrap_or_default();
-    let achieved = expected as f64 / booking.elapsed().as_secs_f64();
-    let waited = Instant::now();
-    while arrived.lock().map(|a| a.len()).unwrap_or_default() < expected && waited.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    consuming.abort();
-    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
-    if let (Ok(r), Ok(a)) = (returned.lock(), arrived.lock()) {
-        for (id, at) in r.iter() {
-            if let Some(got) = a.get(id) {
-                let _ = hist.record(got.saturating_duration_since(*at).as_micros() as u64);
-            }
-        }
-    }
-    // The gateway declared a queue for every provider of its mappings: all of them go.
-    let t = Topology { providers: mapped_providers().unwrap_or_else(|| t.providers.clone()), ..t };
-    cleanup(&ch, &t).await;
-    let _ = conn.close(0, "bench done").await;
-    Ok((
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-        hist.len() as usize,
-        achieved,
-    ))
+    let out = returned.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(out)
 }
 
 /// The providers of the mappings the gateway started with (`CUPOLA_MAPPINGS_DIR`, or

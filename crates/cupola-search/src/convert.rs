@@ -5,12 +5,12 @@
 
 use serde_json::Value;
 
-use crate::dates::parse_range;
 use crate::extract::IndexValue;
 use crate::fhirpath::Item;
 use crate::numbers::{parse_decimal, scaled_ceil, scaled_floor};
 use crate::registry::ParamKind;
 use crate::text::normalize;
+use cupola_types::dates::parse_range;
 
 pub(crate) fn decimal_of(v: &Value) -> Option<rust_decimal::Decimal> {
     match v {

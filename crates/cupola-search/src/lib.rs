@@ -15,8 +15,10 @@
 //! On every write, in the same transaction: [`Registry::index_deletes`] then
 //! [`Registry::index_inserts`] with the rows of [`Registry::extract`].
 
+// Functions stay under clippy.toml's threshold (80 lines); CI denies warnings.
+#![warn(clippy::too_many_lines)]
+
 mod convert;
-mod dates;
 mod extract;
 mod fhirpath;
 pub mod grid;
@@ -34,7 +36,9 @@ mod statements;
 mod text;
 mod values;
 
+// The size rule is for the code, not for tests, which read as one scenario each.
 #[cfg(test)]
+#[allow(clippy::too_many_lines)]
 mod tests;
 
 use serde_json::Value;

@@ -7,37 +7,9 @@ use serde_json::Value;
 
 use crate::fhirpath::{self, Expr};
 
-/// The resource types this crate knows search parameters for.
-pub const RESOURCE_TYPES: &[&str] = &[
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Location",
-    "HealthcareService",
-    "Endpoint",
-    "CodeSystem",
-    "ValueSet",
-    "ConceptMap",
-    "SearchParameter",
-    "ActivityDefinition",
-    "ChargeItemDefinition",
-    "Schedule",
-    "Slot",
-    "ServiceRequest",
-    "Appointment",
-    "AppointmentResponse",
-    "Coverage",
-    "Account",
-    "ChargeItem",
-    "Invoice",
-    "PaymentNotice",
-    "PaymentReconciliation",
-    "Communication",
-    "AuditEvent",
-    "MessageHeader",
-    "Bundle",
-];
+/// The resource types this crate knows search parameters for: the served ones,
+/// listed once in `cupola-types`.
+pub use cupola_types::RESOURCE_TYPES;
 
 const BUNDLE: &str = include_str!("../../../profiles/r4/search-parameters.json");
 

@@ -238,50 +238,13 @@ impl Builder {
             Cond::StrPrefix(p) => self.long_prefix(&format!("{ix}.value_norm"), p),
             Cond::StrExact(s) => self.long_eq(&format!("{ix}.value_exact"), s),
             Cond::StrContains(s) => self.long_contains(&format!("{ix}.value_norm"), s),
-            Cond::Token { system, code } => {
-                let mut parts = Vec::new();
-                if let Some(code) = code {
-                    parts.push(self.long_eq(&format!("{ix}.code"), code));
-                }
-                match system {
-                    SystemMatch::Any => {}
-                    SystemMatch::Null => parts.push(format!("{ix}.system IS NULL")),
-                    SystemMatch::Is(s) => parts.push(self.long_eq(&format!("{ix}.system"), s)),
-                }
-                if parts.is_empty() {
-                    parts.push(format!("{ix}.code IS NOT NULL"));
-                }
-                format!("({})", parts.join(" AND "))
-            }
+            Cond::Token { system, code } => self.token(system, code.as_deref(), ix),
             Cond::TokenText(t) => self.prefix(&format!("{ix}.text_norm"), t),
-            Cond::Date { prefix, lo: slo, hi: shi } => {
-                let (l, h) = (self.int(*slo), self.int(*shi));
-                match prefix {
-                    Prefix::Eq => format!("({lo} >= {l} AND {hi} <= {h})"),
-                    Prefix::Ne => format!("({lo} < {l} OR {hi} > {h})"),
-                    Prefix::Gt => format!("{hi} > {h}"),
-                    Prefix::Lt => format!("{lo} < {l}"),
-                    Prefix::Ge => format!("({hi} > {h} OR ({lo} >= {l} AND {hi} <= {h}))"),
-                    Prefix::Le => format!("({lo} < {l} OR ({lo} >= {l} AND {hi} <= {h}))"),
-                    Prefix::Sa => format!("{lo} > {h}"),
-                    Prefix::Eb => format!("{hi} < {l}"),
-                    Prefix::Ap => format!("({lo} <= {h} AND {hi} >= {l})"),
-                }
-            }
+            Cond::Date { prefix, lo: slo, hi: shi } => self.date(*prefix, (*slo, *shi), lo, hi),
             Cond::Number { prefix, n } => self.number(*prefix, n, lo, hi),
             Cond::Quantity { prefix, n, system, code } => {
                 let mut parts = vec![self.number(*prefix, n, lo, hi)];
-                match (system, code) {
-                    (Some(s), Some(c)) => {
-                        parts.push(format!("{ix}.system = {} AND {ix}.code = {}", self.text(s), self.text(c)))
-                    }
-                    (Some(s), None) => parts.push(format!("{ix}.system = {}", self.text(s))),
-                    (None, Some(c)) => {
-                        let c = self.text(c);
-                        parts.push(format!("({ix}.code = {c} OR {ix}.unit = {c})"))
-                    }
-                    (None, None) => {}
-                }
+                parts.extend(self.unit(system.as_deref(), code.as_deref(), ix));
                 format!("({})", parts.join(" AND "))
             }
             Cond::Ref { target_type, id } => {
@@ -291,27 +254,7 @@ impl Builder {
                 }
                 s
             }
-            Cond::RefUrl { url, target } => {
-                // The url is absolute or a `urn:` (it has a colon), so only rows the
-                // partial index on `raw` holds can match; each alternative repeats the
-                // index's predicate word for word so that both planners use the index.
-                // Unless the colon is past what `raw` holds of a long value.
-                let head = crate::long::cut(url).unwrap_or(url);
-                let indexed = if head.contains(':') {
-                    format!("{ix}.{} AND ", crate::schema::RAW_INDEXED)
-                } else {
-                    String::new()
-                };
-                let raw = format!("{ix}.raw");
-                let mut alts = vec![
-                    format!("({indexed}{})", self.long_eq(&raw, url)),
-                    format!("({indexed}{})", self.long_prefix(&raw, &format!("{url}|"))),
-                ];
-                if let Some((t, i)) = target {
-                    alts.push(format!("({ix}.target_type = {} AND {ix}.target_id = {})", self.text(t), self.text(i)));
-                }
-                format!("({})", alts.join(" OR "))
-            }
+            Cond::RefUrl { url, target } => self.ref_url(url, target.as_ref(), ix),
             Cond::RefIdentifier { system, value } => {
                 let mut parts = Vec::new();
                 if let Some(v) = value {
@@ -329,6 +272,72 @@ impl Builder {
             Cond::UriBelow(p) => self.long_prefix(&format!("{ix}.uri"), p),
             Cond::UriAbove(list) => self.long_in(&format!("{ix}.uri"), list),
         }
+    }
+
+    /// `system|code`, either part possibly absent.
+    fn token(&mut self, system: &SystemMatch, code: Option<&str>, ix: &str) -> String {
+        let mut parts = Vec::new();
+        if let Some(code) = code {
+            parts.push(self.long_eq(&format!("{ix}.code"), code));
+        }
+        match system {
+            SystemMatch::Any => {}
+            SystemMatch::Null => parts.push(format!("{ix}.system IS NULL")),
+            SystemMatch::Is(s) => parts.push(self.long_eq(&format!("{ix}.system"), s)),
+        }
+        if parts.is_empty() {
+            parts.push(format!("{ix}.code IS NOT NULL"));
+        }
+        format!("({})", parts.join(" AND "))
+    }
+
+    /// The stored range `[lo, hi]` against the search range `(l, h)` under `prefix`.
+    fn date(&mut self, prefix: Prefix, (slo, shi): (i64, i64), lo: &str, hi: &str) -> String {
+        let (l, h) = (self.int(slo), self.int(shi));
+        match prefix {
+            Prefix::Eq => format!("({lo} >= {l} AND {hi} <= {h})"),
+            Prefix::Ne => format!("({lo} < {l} OR {hi} > {h})"),
+            Prefix::Gt => format!("{hi} > {h}"),
+            Prefix::Lt => format!("{lo} < {l}"),
+            Prefix::Ge => format!("({hi} > {h} OR ({lo} >= {l} AND {hi} <= {h}))"),
+            Prefix::Le => format!("({lo} < {l} OR ({lo} >= {l} AND {hi} <= {h}))"),
+            Prefix::Sa => format!("{lo} > {h}"),
+            Prefix::Eb => format!("{hi} < {l}"),
+            Prefix::Ap => format!("({lo} <= {h} AND {hi} >= {l})"),
+        }
+    }
+
+    /// A quantity's `system|code` (the code may be the unit), if given.
+    fn unit(&mut self, system: Option<&str>, code: Option<&str>, ix: &str) -> Option<String> {
+        match (system, code) {
+            (Some(s), Some(c)) => Some(format!("{ix}.system = {} AND {ix}.code = {}", self.text(s), self.text(c))),
+            (Some(s), None) => Some(format!("{ix}.system = {}", self.text(s))),
+            (None, Some(c)) => {
+                let c = self.text(c);
+                Some(format!("({ix}.code = {c} OR {ix}.unit = {c})"))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// A reference by absolute url (or `urn:`), maybe versioned, maybe local.
+    fn ref_url(&mut self, url: &str, target: Option<&(String, String)>, ix: &str) -> String {
+        // The url is absolute or a `urn:` (it has a colon), so only rows the
+        // partial index on `raw` holds can match; each alternative repeats the
+        // index's predicate word for word so that both planners use the index.
+        // Unless the colon is past what `raw` holds of a long value.
+        let head = crate::long::cut(url).unwrap_or(url);
+        let indexed =
+            if head.contains(':') { format!("{ix}.{} AND ", crate::schema::RAW_INDEXED) } else { String::new() };
+        let raw = format!("{ix}.raw");
+        let mut alts = vec![
+            format!("({indexed}{})", self.long_eq(&raw, url)),
+            format!("({indexed}{})", self.long_prefix(&raw, &format!("{url}|"))),
+        ];
+        if let Some((t, i)) = target {
+            alts.push(format!("({ix}.target_type = {} AND {ix}.target_id = {})", self.text(t), self.text(i)));
+        }
+        format!("({})", alts.join(" OR "))
     }
 
     /// Number / quantity comparison: the stored range `[lo, hi]` against the search

@@ -2,11 +2,11 @@
 //! type and modifier.
 
 use crate::convert::split_reference;
-use crate::dates::{now_micros, parse_range};
 use crate::numbers::search_number;
 use crate::query::{Cond, Prefix, SystemMatch};
 use crate::registry::{ParamKind, RESOURCE_TYPES};
 use crate::text::{normalize, split_unescaped, unescape};
+use cupola_types::dates::parse_range;
 
 /// Splits a leading prefix (`ge2020`, `lt5.4`); `eq` when there is none.
 pub(crate) fn split_prefix(v: &str) -> (Prefix, &str) {
@@ -34,7 +34,7 @@ pub(crate) fn date(v: &str) -> Result<Cond, String> {
     let r = parse_range(rest).map_err(|e| format!("invalid date '{v}': {e}"))?;
     let (mut lo, mut hi) = (r.lo, r.hi);
     if prefix == Prefix::Ap {
-        let gap = (now_micros().saturating_sub(lo)).unsigned_abs() / 10;
+        let gap = (chrono::Utc::now().timestamp_micros().saturating_sub(lo)).unsigned_abs() / 10;
         let gap = i64::try_from(gap).unwrap_or(i64::MAX);
         lo = lo.saturating_sub(gap);
         hi = hi.saturating_add(gap);

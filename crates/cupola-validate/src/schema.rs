@@ -7,9 +7,9 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::ValidationError;
 use serde_json::{json, Value};
 
-use crate::dates;
 use crate::path::{child, indexed, pointer_to_fhirpath};
 use crate::{Issue, Severity};
+use cupola_types::dates;
 
 /// The R4 schema, pre-digested: every definition compiled once, on first use.
 pub(crate) struct SchemaSet {

@@ -3,7 +3,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::dates;
 use crate::defs::{Element, Key, TypeDef};
 use crate::narrative;
 use crate::path::{child, indexed};
@@ -12,6 +11,7 @@ use crate::schema::short_json;
 use crate::shape;
 use crate::terminology::Verdict;
 use crate::{Issue, Validator};
+use cupola_types::dates;
 
 /// Deeper than this, the walk stops (serde_json's own parser stops at 128).
 const MAX_DEPTH: usize = 200;

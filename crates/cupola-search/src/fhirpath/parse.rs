@@ -26,66 +26,18 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
+        if let Some(tok) = punctuation(c) {
+            out.push(tok);
+            i += 1;
+            continue;
+        }
         match c {
             ' ' | '\t' | '\n' | '\r' => i += 1,
-            '.' => {
-                out.push(Tok::Dot);
-                i += 1
-            }
-            '(' => {
-                out.push(Tok::LParen);
-                i += 1
-            }
-            ')' => {
-                out.push(Tok::RParen);
-                i += 1
-            }
-            '[' => {
-                out.push(Tok::LBracket);
-                i += 1
-            }
-            ']' => {
-                out.push(Tok::RBracket);
-                i += 1
-            }
-            '|' => {
-                out.push(Tok::Pipe);
-                i += 1
-            }
-            ',' => {
-                out.push(Tok::Comma);
-                i += 1
-            }
-            '=' => {
-                out.push(Tok::Eq);
-                i += 1
-            }
             '!' if chars.get(i + 1) == Some(&'=') => {
                 out.push(Tok::Ne);
                 i += 2
             }
-            '\'' => {
-                let mut lit = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => return Err("unterminated string".into()),
-                        Some('\'') => break,
-                        Some('\\') => {
-                            if let Some(n) = chars.get(i + 1) {
-                                lit.push(*n);
-                            }
-                            i += 2;
-                        }
-                        Some(ch) => {
-                            lit.push(*ch);
-                            i += 1;
-                        }
-                    }
-                }
-                i += 1;
-                out.push(Tok::Str(lit));
-            }
+            '\'' => out.push(Tok::Str(string_literal(&chars, &mut i)?)),
             c if c.is_ascii_digit() => {
                 let start = i;
                 while i < chars.len()
@@ -107,6 +59,46 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
         }
     }
     Ok(out)
+}
+
+/// The token of a one-character punctuation mark.
+fn punctuation(c: char) -> Option<Tok> {
+    Some(match c {
+        '.' => Tok::Dot,
+        '(' => Tok::LParen,
+        ')' => Tok::RParen,
+        '[' => Tok::LBracket,
+        ']' => Tok::RBracket,
+        '|' => Tok::Pipe,
+        ',' => Tok::Comma,
+        '=' => Tok::Eq,
+        _ => return None,
+    })
+}
+
+/// The `'…'` literal starting at `*i` (`\` escapes the next character); `*i` ends
+/// past its closing quote.
+fn string_literal(chars: &[char], i: &mut usize) -> Result<String, String> {
+    let mut lit = String::new();
+    *i += 1;
+    loop {
+        match chars.get(*i) {
+            None => return Err("unterminated string".into()),
+            Some('\'') => break,
+            Some('\\') => {
+                if let Some(n) = chars.get(*i + 1) {
+                    lit.push(*n);
+                }
+                *i += 2;
+            }
+            Some(ch) => {
+                lit.push(*ch);
+                *i += 1;
+            }
+        }
+    }
+    *i += 1;
+    Ok(lit)
 }
 
 struct Parser {

@@ -124,7 +124,7 @@ impl Db {
         self.next_pk += 1;
         let rtype = res["resourceType"].as_str().expect("type").to_string();
         let id = res["id"].as_str().expect("id").to_string();
-        let lu = crate::dates::parse_range(last_updated).expect("lu").lo;
+        let lu = cupola_types::dates::parse_range(last_updated).expect("lu").lo;
         let ins = Sql {
             text: "INSERT INTO resources (pk, res_type, res_id, version, last_updated, deleted) VALUES ($1, $2, $3, 1, $4, $5)".into(),
             binds: vec![Bind::Int(pk), Bind::Text(rtype.clone()), Bind::Text(id), Bind::Int(lu), Bind::Bool(false)],

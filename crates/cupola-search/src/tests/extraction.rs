@@ -1,8 +1,8 @@
 use serde_json::{json, Value};
 
 use super::{example, examples_dir, registry};
-use crate::dates::parse_range;
 use crate::{IndexRow, IndexValue};
+use cupola_types::dates::parse_range;
 
 fn rows_of(rows: &[IndexRow], param: &str) -> Vec<IndexValue> {
     rows.iter().filter(|r| r.param == param).map(|r| r.value.clone()).collect()
