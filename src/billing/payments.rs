@@ -131,36 +131,7 @@ impl Store {
     ) -> Result<Option<Stored>> {
         let Some(invoice) = self.paid_invoice(tx, resource).await? else { return Ok(None) };
         let Some(t) = self.lock_ticket(tx, &invoice).await? else { return Ok(None) };
-        let Some(actor) = access.actor() else {
-            return Err(unprocessable(
-                "PaymentNotice",
-                "a ticket is paid at a payment point: its token names the point",
-            ));
-        };
-        let Some(point) = actor.org.clone() else {
-            return Err(unprocessable(
-                "PaymentNotice",
-                "a ticket is paid at a payment point: the caller's token names no organisation (claim org)",
-            ));
-        };
-        let channel = actor.channel.clone().unwrap_or_else(|| actor.role.as_str().to_string());
-        let Some(reference) = resource["identifier"][0]["value"].as_str().map(str::to_string) else {
-            return Err(unprocessable(
-                "PaymentNotice.identifier",
-                "the payment point's own reference of this payment is required (identifier[0].value): it makes a retry safe",
-            ));
-        };
-        // The reference is a key of an index, which holds a bounded text.
-        let length = reference.chars().count();
-        if length > cupola_search::INDEXED_CHARS {
-            return Err(unprocessable(
-                "PaymentNotice.identifier[0].value",
-                format!(
-                    "the payment point's reference is {length} characters long; it may be {} at most",
-                    cupola_search::INDEXED_CHARS
-                ),
-            ));
-        }
+        let (point, channel, reference) = paid_at(access, resource)?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
                 .bind(&point)
@@ -170,27 +141,7 @@ impl Store {
         if let Some(n) = known {
             return current_seen(tx, self.dialect(), "PaymentNotice", &n).await;
         }
-        let owed = t.owed_cents - t.paid_cents;
-        if t.status == "cancelled" {
-            return Err(unprocessable(
-                "PaymentNotice.request",
-                format!("Invoice/{invoice} is cancelled: nothing is owed"),
-            ));
-        }
-        if owed <= 0 {
-            return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is already paid")));
-        }
-        let amount = billing::amount_of(&resource["amount"]);
-        if amount.map(to_cents) != Some(owed) || resource["amount"]["currency"].as_str().is_some_and(|c| c != "EUR") {
-            return Err(unprocessable(
-                "PaymentNotice.amount",
-                format!(
-                    "Invoice/{invoice} owes {} EUR; the payment is {}: nothing was recorded",
-                    from_cents(owed),
-                    amount.map(|a| format!("{a} EUR")).unwrap_or_else(|| "without an amount".into())
-                ),
-            ));
-        }
+        let owed = owed_now(&t, &invoice, resource)?;
         let now = now_micros();
         let (rid, remittance_ref) = self.remittance_of(&point, now);
         if let Some(sent) = resource["payment"]["identifier"]["value"].as_str() {
@@ -265,4 +216,60 @@ impl Store {
             None => Ok(()),
         }
     }
+}
+
+/// The payment point, its channel and its own reference of the payment, as the
+/// caller's token and `identifier[0]` give them.
+fn paid_at(access: &Access, resource: &Value) -> Result<(String, String, String)> {
+    let Some(actor) = access.actor() else {
+        return Err(unprocessable("PaymentNotice", "a ticket is paid at a payment point: its token names the point"));
+    };
+    let Some(point) = actor.org.clone() else {
+        return Err(unprocessable(
+            "PaymentNotice",
+            "a ticket is paid at a payment point: the caller's token names no organisation (claim org)",
+        ));
+    };
+    let channel = actor.channel.clone().unwrap_or_else(|| actor.role.as_str().to_string());
+    let Some(reference) = resource["identifier"][0]["value"].as_str().map(str::to_string) else {
+        return Err(unprocessable(
+            "PaymentNotice.identifier",
+            "the payment point's own reference of this payment is required (identifier[0].value): it makes a retry safe",
+        ));
+    };
+    // The reference is a key of an index, which holds a bounded text.
+    let length = reference.chars().count();
+    if length > cupola_search::INDEXED_CHARS {
+        return Err(unprocessable(
+            "PaymentNotice.identifier[0].value",
+            format!(
+                "the payment point's reference is {length} characters long; it may be {} at most",
+                cupola_search::INDEXED_CHARS
+            ),
+        ));
+    }
+    Ok((point, channel, reference))
+}
+
+/// What ticket `t` (of `invoice`) still owes, which the payment must be exactly.
+fn owed_now(t: &TicketRow, invoice: &str, resource: &Value) -> Result<i64> {
+    let owed = t.owed_cents - t.paid_cents;
+    if t.status == "cancelled" {
+        return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is cancelled: nothing is owed")));
+    }
+    if owed <= 0 {
+        return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is already paid")));
+    }
+    let amount = billing::amount_of(&resource["amount"]);
+    if amount.map(to_cents) != Some(owed) || resource["amount"]["currency"].as_str().is_some_and(|c| c != "EUR") {
+        return Err(unprocessable(
+            "PaymentNotice.amount",
+            format!(
+                "Invoice/{invoice} owes {} EUR; the payment is {}: nothing was recorded",
+                from_cents(owed),
+                amount.map(|a| format!("{a} EUR")).unwrap_or_else(|| "without an amount".into())
+            ),
+        ));
+    }
+    Ok(owed)
 }

@@ -83,28 +83,8 @@ impl Store {
     ) -> Result<()> {
         let base = self.settings().base.clone();
         let rules = self.settings().billing.clone();
-        let a = AppointmentFacts::of(appointment, &base);
-        let slot = match (slot, a.slots.first()) {
-            (Some(s), _) => s.clone(),
-            (None, Some(s)) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
-            (None, None) => Value::Null,
-        };
-        let catalog = names::catalog_system(&base);
-        let request = a.requests.first().cloned();
-        let sr = match &request {
-            Some(sr) => value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?,
-            None => Value::Null,
-        };
-        let nre = sr["requisition"]["value"].as_str().map(str::to_string);
-        // The service prescribed, else the one booked, else the slot's.
-        let code = rules::RequestFacts::of("", &sr, &base)
-            .codes
-            .iter()
-            .chain(a.services.iter())
-            .chain(rules::slot_services(&slot).iter())
-            .find(|(s, _)| *s == catalog)
-            .map(|(_, c)| c.clone());
-        let Some(code) = code else { return Ok(()) };
+        let Some(service) = self.booked_service(tx, appointment, slot).await? else { return Ok(()) };
+        let BookedService { slot, request, nre, code } = service;
         let now = now_micros();
         let day = rome_day(now);
         let patient = appointment["participant"]
@@ -153,28 +133,8 @@ impl Store {
             only
         });
         // Written with its ChargeItem, in one statement.
-        let line_row = Sql {
-            text:
-                "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
-                   share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 0, $10, $11, $12, $13)"
-                    .into(),
-            binds: vec![
-                Bind::Text(line.charge_item.clone()),
-                Bind::Text(t.invoice.clone()),
-                Bind::Text(id.to_string()),
-                Bind::text_or_null(line.request.clone()),
-                Bind::Text(line.code.clone()),
-                Bind::Text(line.provider.clone()),
-                Bind::Int(to_cents(tariff)),
-                Bind::Int(to_cents(first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share))),
-                Bind::text_or_null(line.exemption.clone()),
-                Bind::Text(channel.clone()),
-                Bind::text_or_null(point.clone()),
-                Bind::text_or_null(line.booking_code.clone()),
-                Bind::Int(now),
-            ],
-        };
+        let share = first.as_ref().map_or(Decimal::ZERO, |l| l.facts.share);
+        let line_row = line_row(&t.invoice, id, &line, share, (&channel, point.as_deref()), now);
         let item = billing::charge_item(
             &base,
             &line,
@@ -195,6 +155,38 @@ impl Store {
         let mut booked = appointment.clone();
         booked["id"] = Value::String(id.to_string());
         self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item, Some(&booked)).await
+    }
+
+    /// What a booking bills: its slot, prescription (id and NRE) and catalog code —
+    /// the service prescribed, else the one booked, else the slot's; `None` without one.
+    async fn booked_service(
+        &self,
+        tx: &mut Tx,
+        appointment: &Value,
+        slot: Option<&Value>,
+    ) -> Result<Option<BookedService>> {
+        let base = self.settings().base.clone();
+        let a = AppointmentFacts::of(appointment, &base);
+        let slot = match (slot, a.slots.first()) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
+            (None, None) => Value::Null,
+        };
+        let catalog = names::catalog_system(&base);
+        let request = a.requests.first().cloned();
+        let sr = match &request {
+            Some(sr) => value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?,
+            None => Value::Null,
+        };
+        let nre = sr["requisition"]["value"].as_str().map(str::to_string);
+        let code = rules::RequestFacts::of("", &sr, &base)
+            .codes
+            .iter()
+            .chain(a.services.iter())
+            .chain(rules::slot_services(&slot).iter())
+            .find(|(s, _)| *s == catalog)
+            .map(|(_, c)| c.clone());
+        Ok(code.map(|code| BookedService { slot, request, nre, code }))
     }
 
     /// The ticket row of `prescription`, created (with its pagoPA notice) by the
@@ -549,5 +541,39 @@ impl Store {
         self.reprice(&mut tx, t, "recovery").await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// What a booking bills (see `Store::booked_service`).
+struct BookedService {
+    slot: Value,
+    request: Option<String>,
+    nre: Option<String>,
+    code: String,
+}
+
+/// The `ticket_lines` row of `line` on `invoice`, for appointment `id`; `by` is the
+/// channel and point that booked.
+fn line_row(invoice: &str, id: &str, line: &LineFacts, share: Decimal, by: (&str, Option<&str>), now: i64) -> Sql {
+    Sql {
+        text: "INSERT INTO ticket_lines (charge_item, invoice, appointment, request, code, provider, tariff_cents, \
+               share_cents, exemption, billable, missed, channel, point, booking_code, booked_us) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, 0, $10, $11, $12, $13)"
+            .into(),
+        binds: vec![
+            Bind::Text(line.charge_item.clone()),
+            Bind::Text(invoice.to_string()),
+            Bind::Text(id.to_string()),
+            Bind::text_or_null(line.request.clone()),
+            Bind::Text(line.code.clone()),
+            Bind::Text(line.provider.clone()),
+            Bind::Int(to_cents(line.tariff)),
+            Bind::Int(to_cents(share)),
+            Bind::text_or_null(line.exemption.clone()),
+            Bind::Text(by.0.to_string()),
+            Bind::text_or_null(by.1.map(str::to_string)),
+            Bind::text_or_null(line.booking_code.clone()),
+            Bind::Int(now),
+        ],
     }
 }

@@ -34,29 +34,15 @@ impl Store {
         let base = self.settings().base.clone();
         let old_f = old.map(|o| AppointmentFacts::of(o, &base));
         let new_f = new.as_deref().map(|n| AppointmentFacts::of(n, &base));
+        check_new(access, old_f.as_ref(), new_f.as_ref())?;
         let now = now_micros();
-        if let Some(n) = &new_f {
-            rules::check_status(access.actor(), old_f.as_ref().map(|o| o.status.as_str()), &n.status)?;
-            if n.slots.is_empty() && !access.is_privileged() {
-                return Err(Error::Unprocessable(vec![Issue::error(
-                    "required",
-                    Some("Appointment.slot".into()),
-                    "an appointment is booked on a slot (only an administrator may store one without, for data migration)",
-                )]));
-            }
-        }
         let before: BTreeSet<&String> = old_f.iter().flat_map(|o| o.claimed_slots()).collect();
         let after: BTreeSet<&String> = new_f.iter().flat_map(|n| n.claimed_slots()).collect();
         // A hold turning into a booking claims its place again: the hold may have
         // expired and the place gone to someone else.
         let was_hold = old_f.as_ref().is_some_and(|o| o.status == "pending");
         let now_hold = new_f.as_ref().is_some_and(|n| n.status == "pending");
-        // A hold keeps its expiry through later edits: re-sending it does not extend it.
-        let expires = match (was_hold, now_hold) {
-            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings().hold_micros)),
-            (false, true) => Some(now + self.settings().hold_micros),
-            _ => None,
-        };
+        let expires = self.hold_expiry_of(tx, id, was_hold, now_hold, now).await?;
         let to_claim: BTreeSet<&String> =
             after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
         let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
@@ -67,21 +53,34 @@ impl Store {
             Some(n) if !to_claim.is_empty() => self.requests(tx, &n.requests).await?,
             _ => Vec::new(),
         };
-        let touched: BTreeSet<&String> = to_claim.union(&to_release).copied().collect();
-        // The first slot claimed, as read under its lock (for the booking's facts).
+        let places = Places { access, id, base: &base, now, expires, before: &before, new: new_f.as_ref(), requests };
+        let first_claimed = self.move_places(tx, &places, &to_claim, &to_release).await?;
+        self.after_places(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await
+    }
+
+    /// A hold keeps its expiry through later edits: re-sending it does not extend it.
+    async fn hold_expiry_of(&self, tx: &mut Tx, id: &str, was: bool, is: bool, now: i64) -> Result<Option<i64>> {
+        Ok(match (was, is) {
+            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings().hold_micros)),
+            (false, true) => Some(now + self.settings().hold_micros),
+            _ => None,
+        })
+    }
+
+    /// Gives back the places of `to_release` and takes those of `to_claim`, each slot
+    /// read under its lock; answers the first slot claimed (for the booking's facts).
+    async fn move_places(
+        &self,
+        tx: &mut Tx,
+        p: &Places<'_>,
+        to_claim: &BTreeSet<&String>,
+        to_release: &BTreeSet<&String>,
+    ) -> Result<Option<Value>> {
         let mut first_claimed: Option<Value> = None;
-        for slot_id in touched {
+        for slot_id in to_claim.union(to_release) {
             let slot = self.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
             if to_release.contains(slot_id) {
-                sqlx::query("DELETE FROM slot_claims WHERE appointment = $1 AND slot = $2")
-                    .bind(id)
-                    .bind(slot_id)
-                    .execute(&mut **tx)
-                    .await?;
-                if let Some(slot) = slot {
-                    let live = self.live_claims(tx, slot_id, None, now).await?;
-                    self.sync_slot_status(tx, &slot, live).await?;
-                }
+                self.release_place(tx, p, slot_id, slot).await?;
                 continue;
             }
             let Some(slot) = slot else {
@@ -91,35 +90,66 @@ impl Store {
                     format!("Slot/{slot_id} does not exist"),
                 )]));
             };
-            let facts = SlotFacts::of(slot_id, &slot_body(&slot)?, &base);
-            if let Some(n) = &new_f {
-                // A place already held by this appointment is not checked again.
-                if !before.contains(slot_id) {
-                    rules::check_claim(n, &facts, &requests, now, access.is_privileged())?;
-                }
-            }
-            let holder = access.actor().map(holder_of);
-            let live = self.take_place(tx, slot_id, id, now, facts.capacity, expires, holder).await?;
-            if live >= facts.capacity {
-                return Err(Error::Conflict(format!(
-                    "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
-                    facts.capacity
-                )));
-            }
-            self.sync_slot_status(tx, &slot, live + 1).await?;
-            if first_claimed.is_none() && new_f.as_ref().and_then(|n| n.slots.first()) == Some(slot_id) {
+            self.claim_place(tx, p, slot_id, &slot).await?;
+            if first_claimed.is_none() && p.new.and_then(|n| n.slots.first()) == Some(*slot_id) {
                 first_claimed = Some(slot_body(&slot)?);
             }
         }
-        let status_changed = old_f.as_ref().map(|o| o.status.as_str()) != new_f.as_ref().map(|n| n.status.as_str());
+        Ok(first_claimed)
+    }
+
+    async fn release_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: Option<Stored>) -> Result<()> {
+        sqlx::query("DELETE FROM slot_claims WHERE appointment = $1 AND slot = $2")
+            .bind(p.id)
+            .bind(slot_id)
+            .execute(&mut **tx)
+            .await?;
+        if let Some(slot) = slot {
+            let live = self.live_claims(tx, slot_id, None, p.now).await?;
+            self.sync_slot_status(tx, &slot, live).await?;
+        }
+        Ok(())
+    }
+
+    async fn claim_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: &Stored) -> Result<()> {
+        let facts = SlotFacts::of(slot_id, &slot_body(slot)?, p.base);
+        // A place already held by this appointment is not checked again.
+        if let Some(n) = p.new.filter(|_| !p.before.contains(&slot_id.to_string())) {
+            rules::check_claim(n, &facts, &p.requests, p.now, p.access.is_privileged())?;
+        }
+        let holder = p.access.actor().map(holder_of);
+        let live = self.take_place(tx, slot_id, p.id, p.now, facts.capacity, p.expires, holder).await?;
+        if live >= facts.capacity {
+            return Err(Error::Conflict(format!(
+                "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
+                facts.capacity
+            )));
+        }
+        self.sync_slot_status(tx, slot, live + 1).await
+    }
+
+    /// What follows the places: the booking's stamp, its ticket and its message.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_places(
+        &self,
+        tx: &mut Tx,
+        access: &Access,
+        id: &str,
+        old_f: Option<&AppointmentFacts>,
+        new: Option<&mut Value>,
+        expires: Option<i64>,
+        first_claimed: Option<&Value>,
+    ) -> Result<()> {
+        let old_status = old_f.map(|o| o.status.as_str());
         match new {
             Some(new) => {
-                self.stamp_booking(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await?;
+                let status_changed = old_status != new["status"].as_str();
+                self.stamp_booking(tx, access, id, old_f, new, expires, first_claimed).await?;
                 if old_f.is_some() && status_changed {
                     self.ticket_on_change(tx, access, id, Some(&*new)).await?;
                 }
                 if status_changed {
-                    self.appointment_message(tx, id, old_f.as_ref().map(|o| o.status.as_str()), new).await?;
+                    self.appointment_message(tx, id, old_status, new).await?;
                 }
             }
             None if old_f.is_some() => self.ticket_on_change(tx, access, id, None).await?,
@@ -397,4 +427,32 @@ fn holder_of(actor: &crate::access::Actor) -> String {
 
 fn slot_body(slot: &Stored) -> Result<Value> {
     Ok(slot.value()?.unwrap_or(Value::Null))
+}
+
+/// What every place a write takes or gives back needs to know.
+struct Places<'a> {
+    access: &'a Access,
+    id: &'a str,
+    base: &'a str,
+    now: i64,
+    /// A hold's expiry (`None` for a booking).
+    expires: Option<i64>,
+    /// The places the appointment held before this write.
+    before: &'a BTreeSet<&'a String>,
+    new: Option<&'a AppointmentFacts>,
+    requests: Vec<RequestFacts>,
+}
+
+/// Who may set the new status, and that a new appointment names its slot.
+fn check_new(access: &Access, old: Option<&AppointmentFacts>, new: Option<&AppointmentFacts>) -> Result<()> {
+    let Some(n) = new else { return Ok(()) };
+    rules::check_status(access.actor(), old.map(|o| o.status.as_str()), &n.status)?;
+    if n.slots.is_empty() && !access.is_privileged() {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "required",
+            Some("Appointment.slot".into()),
+            "an appointment is booked on a slot (only an administrator may store one without, for data migration)",
+        )]));
+    }
+    Ok(())
 }
