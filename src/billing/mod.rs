@@ -12,6 +12,8 @@ mod ledger;
 mod ops;
 pub mod pagopa;
 mod payments;
+mod refunds;
+mod reprice;
 mod resources;
 pub mod settlement;
 mod tariffs;
