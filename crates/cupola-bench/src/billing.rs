@@ -124,7 +124,7 @@ async fn book_invoices(
                 let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
                     "resource": {"resourceType": "Appointment", "status": "proposed",
                         "slot": [{"reference": format!("Slot/{slot}")}],
-                        "participant": [{"actor": {"reference": format!("Patient/pay-{i}")}, "status": "accepted"}]}}]});
+                        "participant": [{"actor": {"reference": format!("Patient/bench-{}", i % super::booking::PATIENTS)}, "status": "accepted"}]}}]});
                 let r = client
                     .post(format!("{base}/Appointment/$book"))
                     .bearer_auth(&token)

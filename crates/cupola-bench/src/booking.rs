@@ -20,6 +20,9 @@ use super::slices::{Slices, Tallied};
 use cupola::access::Access;
 use cupola::store::Store;
 
+/// Patients the bookings cycle through (each exists: `agendas` creates them).
+pub(crate) const PATIENTS: usize = 20_000;
+
 const BASE: &str = "http://example.org/cupola";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -232,6 +235,11 @@ pub(super) async fn agendas(args: &BookingArgs, url: &str) -> anyhow::Result<Vec
         "propertyGroup": [{"priceComponent": [{"type": "base", "amount": {"value": cupola::catalog::decimal_value("11.62".parse()?), "currency": "EUR"}}]}]});
     store.insert_many_with_ids(&mut tx, "ChargeItemDefinition", vec![("tariff-89-52-20200101".into(), tariff)]).await?;
     store.insert_many_with_ids(&mut tx, "Schedule", list).await?;
+    // The patients booked for: a booking's patient must exist (referential integrity).
+    let patients: Vec<(String, Value)> = (0..PATIENTS)
+        .map(|n| (format!("bench-{n}"), json!({"resourceType": "Patient", "id": format!("bench-{n}")})))
+        .collect();
+    store.insert_many_with_ids(&mut tx, "Patient", patients).await?;
     tx.commit().await?;
     let from = (chrono::Utc::now() + chrono::Duration::days(1)).with_timezone(&chrono_tz::Europe::Rome).date_naive();
     let report = cupola::agenda::generate_all(&store, BASE, from, ids, 2).await?;
@@ -351,7 +359,7 @@ async fn phase_latencies(
                         let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
                             "resource": {"resourceType": "Appointment", "status": "proposed",
                                 "slot": [{"reference": format!("Slot/{slot}")}],
-                                "participant": [{"actor": {"reference": format!("Patient/bench-{n}")}, "status": "accepted"}]}}]});
+                                "participant": [{"actor": {"reference": format!("Patient/bench-{}", n % PATIENTS)}, "status": "accepted"}]}}]});
                         ("POST", format!("{path}/Appointment/$book"), Some(body.to_string()), 201)
                     }
                     Phase::Find => ("GET", find.clone(), None, 200),

@@ -267,7 +267,7 @@ async fn book_at_rate(
                 let Some(slot) = slots.get(i) else { break };
                 let body = serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
                     "resource": {"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": format!("Slot/{slot}")}],
-                        "participant": [{"actor": {"reference": format!("Patient/e2e-{i}")}, "status": "accepted"}]}}]});
+                        "participant": [{"actor": {"reference": format!("Patient/bench-{}", i % super::booking::PATIENTS)}, "status": "accepted"}]}}]});
                 let r = client
                     .post(format!("{base}/Appointment/$book"))
                     .bearer_auth(&token)
