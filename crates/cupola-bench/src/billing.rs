@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::load::{Conn, PhaseFigures};
 use super::server::{BenchDb, Gateway};
@@ -121,10 +121,7 @@ async fn book_invoices(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(slot) = slots.get(i).filter(|_| i < n) else { break };
-                let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
-                    "resource": {"resourceType": "Appointment", "status": "proposed",
-                        "slot": [{"reference": format!("Slot/{slot}")}],
-                        "participant": [{"actor": {"reference": format!("Patient/bench-{}", i % super::booking::PATIENTS)}, "status": "accepted"}]}}]});
+                let body = super::booking::book_body(slot, i);
                 let r = client
                     .post(format!("{base}/Appointment/$book"))
                     .bearer_auth(&token)

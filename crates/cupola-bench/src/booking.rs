@@ -23,6 +23,15 @@ use cupola::store::Store;
 /// Patients the bookings cycle through (each exists: `agendas` creates them).
 pub(crate) const PATIENTS: usize = 20_000;
 
+/// The `$book` Parameters of the `n`th booking, on `slot`: one of the patients
+/// `agendas` creates, in turn.
+pub(crate) fn book_body(slot: &str, n: usize) -> Value {
+    json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
+        "resource": {"resourceType": "Appointment", "status": "proposed",
+            "slot": [{"reference": format!("Slot/{slot}")}],
+            "participant": [{"actor": {"reference": format!("Patient/bench-{}", n % PATIENTS)}, "status": "accepted"}]}}]})
+}
+
 const BASE: &str = "http://example.org/cupola";
 
 #[derive(Debug, Clone, clap::Args)]
@@ -356,10 +365,7 @@ async fn phase_latencies(
                     Phase::Book => {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let Some(slot) = slots.get(n) else { break };
-                        let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
-                            "resource": {"resourceType": "Appointment", "status": "proposed",
-                                "slot": [{"reference": format!("Slot/{slot}")}],
-                                "participant": [{"actor": {"reference": format!("Patient/bench-{}", n % PATIENTS)}, "status": "accepted"}]}}]});
+                        let body = book_body(slot, n);
                         ("POST", format!("{path}/Appointment/$book"), Some(body.to_string()), 201)
                     }
                     Phase::Find => ("GET", find.clone(), None, 200),

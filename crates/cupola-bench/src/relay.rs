@@ -265,9 +265,7 @@ async fn book_at_rate(
             for i in (c..n).step_by(8) {
                 tick.tick().await;
                 let Some(slot) = slots.get(i) else { break };
-                let body = serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "appointment-resource",
-                    "resource": {"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": format!("Slot/{slot}")}],
-                        "participant": [{"actor": {"reference": format!("Patient/bench-{}", i % super::booking::PATIENTS)}, "status": "accepted"}]}}]});
+                let body = super::booking::book_body(slot, i);
                 let r = client
                     .post(format!("{base}/Appointment/$book"))
                     .bearer_auth(&token)
