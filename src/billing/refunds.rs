@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use super::tickets::{Line, TicketRow};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day};
-use crate::fhir::meta::{instant, parse_instant};
+use crate::booking::views::Appointment;
+use crate::fhir::meta::instant;
 use crate::fhir::names;
 use crate::messaging::Event;
 use crate::store::value_of;
@@ -25,9 +26,9 @@ impl Store {
         tx: &mut Tx,
         access: &Access,
         id: &str,
-        new: Option<&Value>,
+        new: Option<&Appointment>,
     ) -> Result<()> {
-        let status = new.and_then(|n| n["status"].as_str()).unwrap_or("deleted").to_string();
+        let status = new.map_or("deleted", |n| n.status.as_str()).to_string();
         if !["cancelled", "entered-in-error", "deleted", "noshow", "fulfilled", "arrived", "checked-in"]
             .contains(&status.as_str())
         {
@@ -42,7 +43,7 @@ impl Store {
             return Ok(());
         }
         let now = now_micros();
-        let start = new.and_then(|n| n["start"].as_str()).and_then(parse_instant);
+        let start = new.and_then(|n| n.start_us);
         for (charge_item, invoice) in found {
             let Some(t) = self.lock_ticket(tx, &invoice).await? else { continue };
             let day = rome_day(t.booked_us);
@@ -50,8 +51,7 @@ impl Store {
                 ("cancelled", Some(start)) => {
                     let by_booking_side = !access.is_privileged()
                         && access.actor().is_some_and(|a| a.role != crate::auth::Role::Provider);
-                    let rescheduled =
-                        new.and_then(|n| n["cancelationReason"]["text"].as_str()) == Some(crate::booking::RESCHEDULED);
+                    let rescheduled = new.and_then(|n| n.cancel_reason.as_deref()) == Some(crate::booking::RESCHEDULED);
                     let notice = self.settings().billing.cancellation(day).map(|c| c.notice_hours);
                     by_booking_side && !rescheduled && notice.is_some_and(|h| start - now < h * 3_600_000_000)
                 }

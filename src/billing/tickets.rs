@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents, LineFacts};
-use crate::booking::rules::{self, AppointmentFacts};
+use crate::booking::views::{Appointment, AppointmentMut, Prescription, Slot};
 use crate::error::Issue;
 use crate::fhir::names;
 use crate::messaging::Event;
@@ -77,8 +77,8 @@ impl Store {
         tx: &mut Tx,
         access: &Access,
         id: &str,
-        appointment: &Value,
-        slot: Option<&Value>,
+        (appointment, body): (&Appointment, &Value),
+        slot: Option<&Slot>,
     ) -> Result<()> {
         let base = self.settings().base.clone();
         let rules = self.settings().billing.clone();
@@ -86,24 +86,13 @@ impl Store {
         let BookedService { slot, request, nre, code } = service;
         let now = now_micros();
         let day = rome_day(now);
-        let patient = appointment["participant"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["actor"]["reference"].as_str())
-            .find_map(|r| r.strip_prefix("Patient/"))
-            .unwrap_or_default()
-            .to_string();
+        let patient = appointment.patient.clone().unwrap_or_default();
         let (tariff, codes) = self.tariff_and_exemptions(tx, &code, &patient, day).await?;
         let Some((tariff, tariff_url)) = tariff else {
             tracing::warn!(code, %day, appointment = id, "no tariff in force: the booking has no ticket");
             return Ok(());
         };
-        let provider = rules::extension(&slot, &names::structure(&base, "slot-provider"))
-            .and_then(|e| e["valueReference"]["reference"].as_str())
-            .and_then(|r| r.strip_prefix("Organization/"))
-            .unwrap_or_default()
-            .to_string();
+        let provider = slot.provider.unwrap_or_default();
         let exemption = billing::exemption(&codes, &code, &rules, day);
         let prescription = nre.clone().unwrap_or_else(|| format!("Appointment/{id}"));
         let t = self.ticket_for(tx, &prescription, nre.as_deref(), &patient, now).await?;
@@ -120,7 +109,7 @@ impl Store {
             tariff,
             share: Decimal::ZERO,
             exemption,
-            booking_code: rules::booking_code(appointment, &base),
+            booking_code: appointment.booking_code.clone(),
         };
         // A new ticket has this one line: priced now, it is stored with its share.
         let first = (t.status == "new").then(|| {
@@ -139,7 +128,7 @@ impl Store {
             &line,
             &t.patient,
             &tariff_url,
-            appointment["start"].as_str(),
+            appointment.start.as_deref(),
             now,
             &rules.exemptions.system,
         );
@@ -151,38 +140,34 @@ impl Store {
             None => self.reprice(tx, t, id).await?,
         };
         // The appointment is being written: the message carries it as it will be stored.
-        let mut booked = appointment.clone();
-        booked["id"] = Value::String(id.to_string());
+        let mut booked = body.clone();
+        AppointmentMut::new(&mut booked, &base)?.set_id(id);
         self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item, Some(&booked)).await
     }
 
     /// What a booking bills: its slot, prescription (id and NRE) and catalog code —
     /// the service prescribed, else the one booked, else the slot's; `None` without one.
-    async fn booked_service(
-        &self,
-        tx: &mut Tx,
-        appointment: &Value,
-        slot: Option<&Value>,
-    ) -> Result<Option<BookedService>> {
+    async fn booked_service(&self, tx: &mut Tx, a: &Appointment, slot: Option<&Slot>) -> Result<Option<BookedService>> {
         let base = self.settings().base.clone();
-        let a = AppointmentFacts::of(appointment, &base);
         let slot = match (slot, a.slots.first()) {
             (Some(s), _) => s.clone(),
-            (None, Some(s)) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
-            (None, None) => Value::Null,
+            (None, Some(s)) => Slot::of(s, &value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?, &base)?,
+            (None, None) => Slot::default(),
         };
         let catalog = names::catalog_system(&base);
         let request = a.requests.first().cloned();
         let sr = match &request {
-            Some(sr) => value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?,
-            None => Value::Null,
+            Some(sr) => {
+                Prescription::of(sr, &value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?, &base)?
+            }
+            None => Prescription::default(),
         };
-        let nre = sr["requisition"]["value"].as_str().map(str::to_string);
-        let code = rules::RequestFacts::of("", &sr, &base)
+        let nre = sr.number().map(str::to_string);
+        let code = sr
             .codes
             .iter()
             .chain(a.services.iter())
-            .chain(rules::slot_services(&slot).iter())
+            .chain(slot.services.iter())
             .find(|(s, _)| *s == catalog)
             .map(|(_, c)| c.clone());
         Ok(code.map(|code| BookedService { slot, request, nre, code }))
@@ -269,7 +254,7 @@ impl Store {
 
 /// What a booking bills (see `Store::booked_service`).
 struct BookedService {
-    slot: Value,
+    slot: Slot,
     request: Option<String>,
     nre: Option<String>,
     code: String,

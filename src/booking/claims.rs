@@ -11,18 +11,20 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::access::Access;
-use crate::booking::rules::{self, AppointmentFacts, RequestFacts, SlotFacts};
+use crate::booking::rules;
+use crate::booking::views::{Appointment, AppointmentMut, Prescription, Slot, SlotMut, Status};
 use crate::error::Issue;
-use crate::store::{now_micros, Dialect, Store, Stored, Tx};
+use crate::store::{now_micros, PlaceClaim, Store, Stored, Tx};
 use crate::{Error, Result};
 
 impl Store {
     /// Applies the booking rules to a write of `Appointment/id`: `old` is the current
     /// body (`None` on create), `new` the body about to be stored (`None` on delete),
-    /// into which a first booking gets its booking code and `booked-by`.
+    /// into which a first booking gets its booking code and `booked-by`. Each body is
+    /// read once into its view; the rules work on the views.
     pub(crate) async fn appointment_write(
         &self,
         tx: &mut Tx,
@@ -32,16 +34,16 @@ impl Store {
         new: Option<&mut Value>,
     ) -> Result<()> {
         let base = self.settings().base.clone();
-        let old_f = old.map(|o| AppointmentFacts::of(o, &base));
-        let new_f = new.as_deref().map(|n| AppointmentFacts::of(n, &base));
-        check_new(access, old_f.as_ref(), new_f.as_ref())?;
+        let old_v = old.map(|o| Appointment::of(o, &base)).transpose()?;
+        let new_v = new.as_deref().map(|n| Appointment::of(n, &base)).transpose()?;
+        check_new(access, old_v.as_ref(), new_v.as_ref())?;
         let now = now_micros();
-        let before: BTreeSet<&String> = old_f.iter().flat_map(|o| o.claimed_slots()).collect();
-        let after: BTreeSet<&String> = new_f.iter().flat_map(|n| n.claimed_slots()).collect();
+        let before: BTreeSet<&String> = old_v.iter().flat_map(|o| o.claimed_slots()).collect();
+        let after: BTreeSet<&String> = new_v.iter().flat_map(|n| n.claimed_slots()).collect();
         // A hold turning into a booking claims its place again: the hold may have
         // expired and the place gone to someone else.
-        let was_hold = old_f.as_ref().is_some_and(|o| o.status == "pending");
-        let now_hold = new_f.as_ref().is_some_and(|n| n.status == "pending");
+        let was_hold = old_v.as_ref().is_some_and(|o| o.status == Status::Pending);
+        let now_hold = new_v.as_ref().is_some_and(|n| n.status == Status::Pending);
         let expires = self.hold_expiry_of(tx, id, was_hold, now_hold, now).await?;
         let to_claim: BTreeSet<&String> =
             after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
@@ -49,13 +51,13 @@ impl Store {
         if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
             self.check_holder(tx, access, id).await?;
         }
-        let requests = match &new_f {
+        let requests = match &new_v {
             Some(n) if !to_claim.is_empty() => self.requests(tx, &n.requests).await?,
             _ => Vec::new(),
         };
-        let places = Places { access, id, base: &base, now, expires, before: &before, new: new_f.as_ref(), requests };
+        let places = Places { access, id, base: &base, now, expires, before: &before, new: new_v.as_ref(), requests };
         let first_claimed = self.move_places(tx, &places, &to_claim, &to_release).await?;
-        self.after_places(tx, access, id, old_f.as_ref(), new, expires, first_claimed.as_ref()).await
+        self.after_places(tx, &places, old_v.as_ref(), new, first_claimed.as_ref()).await
     }
 
     /// A hold keeps its expiry through later edits: re-sending it does not extend it.
@@ -75,8 +77,8 @@ impl Store {
         p: &Places<'_>,
         to_claim: &BTreeSet<&String>,
         to_release: &BTreeSet<&String>,
-    ) -> Result<Option<Value>> {
-        let mut first_claimed: Option<Value> = None;
+    ) -> Result<Option<Slot>> {
+        let mut first_claimed: Option<Slot> = None;
         for slot_id in to_claim.union(to_release) {
             let slot = self.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
             if to_release.contains(slot_id) {
@@ -90,89 +92,76 @@ impl Store {
                     format!("Slot/{slot_id} does not exist"),
                 )]));
             };
-            self.claim_place(tx, p, slot_id, &slot).await?;
+            let claimed = self.claim_place(tx, p, slot_id, &slot).await?;
             if first_claimed.is_none() && p.new.and_then(|n| n.slots.first()) == Some(*slot_id) {
-                first_claimed = Some(slot_body(&slot)?);
+                first_claimed = Some(claimed);
             }
         }
         Ok(first_claimed)
     }
 
     async fn release_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: Option<Stored>) -> Result<()> {
-        sqlx::query("DELETE FROM slot_claims WHERE appointment = $1 AND slot = $2")
-            .bind(p.id)
-            .bind(slot_id)
-            .execute(&mut **tx)
-            .await?;
+        self.give_back_place(tx, p.id, slot_id).await?;
         if let Some(slot) = slot {
             let live = self.live_claims(tx, slot_id, None, p.now).await?;
-            self.sync_slot_status(tx, &slot, live).await?;
+            let body = slot_body(&slot)?;
+            let view = Slot::of(slot_id, &body, p.base)?;
+            self.sync_slot_status(tx, &slot, body, &view, live).await?;
         }
         Ok(())
     }
 
-    async fn claim_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: &Stored) -> Result<()> {
-        let facts = SlotFacts::of(slot_id, &slot_body(slot)?, p.base);
+    /// Takes a place in `slot` (locked by the caller); answers the slot's view.
+    async fn claim_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: &Stored) -> Result<Slot> {
+        let body = slot_body(slot)?;
+        let view = Slot::of(slot_id, &body, p.base)?;
         // A place already held by this appointment is not checked again.
         if let Some(n) = p.new.filter(|_| !p.before.contains(&slot_id.to_string())) {
-            rules::check_claim(n, &facts, &p.requests, p.now, p.access.is_privileged())?;
+            rules::check_claim(n, &view, &p.requests, p.now, p.access.is_privileged())?;
         }
         let holder = p.access.actor().map(holder_of);
-        let live = self.take_place(tx, slot_id, p.id, p.now, facts.capacity, p.expires, holder).await?;
-        if live >= facts.capacity {
+        let place = PlaceClaim { slot: slot_id, appointment: p.id, now: p.now, expires: p.expires, holder };
+        let live = self.take_place(tx, place, view.capacity).await?;
+        if live >= view.capacity {
             return Err(Error::Conflict(format!(
                 "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
-                facts.capacity
+                view.capacity
             )));
         }
-        self.sync_slot_status(tx, slot, live + 1).await
+        self.sync_slot_status(tx, slot, body, &view, live + 1).await?;
+        Ok(view)
     }
 
     /// What follows the places: the booking's stamp, its ticket and its message.
-    #[allow(clippy::too_many_arguments)]
     async fn after_places(
         &self,
         tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        old_f: Option<&AppointmentFacts>,
+        p: &Places<'_>,
+        old: Option<&Appointment>,
         new: Option<&mut Value>,
-        expires: Option<i64>,
-        first_claimed: Option<&Value>,
+        first_claimed: Option<&Slot>,
     ) -> Result<()> {
-        let old_status = old_f.map(|o| o.status.as_str());
-        match new {
-            Some(new) => {
-                let status_changed = old_status != new["status"].as_str();
-                self.stamp_booking(tx, access, id, old_f, new, expires, first_claimed).await?;
-                if old_f.is_some() && status_changed {
-                    self.ticket_on_change(tx, access, id, Some(&*new)).await?;
+        let old_status = old.map(|o| o.status);
+        match (new, p.new) {
+            (Some(body), Some(view)) => {
+                let status_changed = old_status != Some(view.status);
+                self.stamp_booking(tx, p, old, body, first_claimed).await?;
+                if old.is_some() && status_changed {
+                    self.ticket_on_change(tx, p.access, p.id, Some(view)).await?;
                 }
                 if status_changed {
-                    self.appointment_message(tx, id, old_status, new).await?;
+                    self.appointment_message(tx, p.id, old_status, (view, body)).await?;
                 }
             }
-            None if old_f.is_some() => self.ticket_on_change(tx, access, id, None).await?,
-            None => {}
+            _ if old.is_some() => self.ticket_on_change(tx, p.access, p.id, None).await?,
+            _ => {}
         }
         Ok(())
-    }
-
-    /// When the hold of appointment `id` lapses.
-    async fn hold_expiry(&self, tx: &mut Tx, id: &str) -> Result<Option<i64>> {
-        let e: Option<i64> = sqlx::query_scalar("SELECT MIN(expires_us) FROM slot_claims WHERE appointment = $1")
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(e)
     }
 
     /// Only the operator who holds an appointment may book it.
     async fn check_holder(&self, tx: &mut Tx, access: &Access, id: &str) -> Result<()> {
-        let holders: Vec<Option<String>> = sqlx::query_scalar("SELECT holder FROM slot_claims WHERE appointment = $1")
-            .bind(id)
-            .fetch_all(&mut **tx)
-            .await?;
+        let holders = self.holders(tx, id).await?;
         let me = access.actor().map(holder_of);
         match holders.iter().flatten().find(|h| Some(*h) != me.as_ref()) {
             Some(h) => Err(Error::Forbidden(format!(
@@ -184,7 +173,7 @@ impl Store {
     }
 
     /// The ServiceRequests an appointment is based on, as the rules see them.
-    async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<RequestFacts>> {
+    async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<Prescription>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let found = crate::store::current_seen(tx, self.dialect(), "ServiceRequest", id).await?;
@@ -195,228 +184,69 @@ impl Store {
                     format!("ServiceRequest/{id} does not exist"),
                 )]));
             };
-            out.push(RequestFacts::of(id, &v, &self.settings().base));
+            out.push(Prescription::of(id, &v, &self.settings().base)?);
         }
         Ok(out)
     }
 
-    /// Takes a place in `slot` (row-locked by the caller) for `appointment` if fewer
-    /// than `capacity` are taken by others; returns how many were. On PostgreSQL the
-    /// count and the new place are one statement.
-    #[allow(clippy::too_many_arguments)]
-    async fn take_place(
-        &self,
-        tx: &mut Tx,
-        slot: &str,
-        appointment: &str,
-        now: i64,
-        capacity: i64,
-        expires: Option<i64>,
-        holder: Option<String>,
-    ) -> Result<i64> {
-        const INSERT: &str = "INSERT INTO slot_claims (appointment, slot, expires_us, holder)";
-        const UPSERT: &str =
-            "ON CONFLICT (appointment, slot) DO UPDATE SET expires_us = excluded.expires_us, holder = excluded.holder";
-        if self.dialect() == Dialect::Postgres {
-            let live: i64 = sqlx::query_scalar(&format!(
-                "WITH live AS (SELECT count(*) AS n FROM slot_claims WHERE slot = $1 AND appointment <> $2 \
-                 AND (expires_us IS NULL OR expires_us > $3)), \
-                 placed AS ({INSERT} SELECT $2, $1, $4, $5 FROM live WHERE live.n < $6 {UPSERT}) \
-                 SELECT n FROM live"
-            ))
-            .bind(slot)
-            .bind(appointment)
-            .bind(now)
-            .bind(expires)
-            .bind(holder)
-            .bind(capacity)
-            .fetch_one(&mut **tx)
-            .await?;
-            return Ok(live);
-        }
-        let live = self.live_claims(tx, slot, Some(appointment), now).await?;
-        if live < capacity {
-            sqlx::query(&format!("{INSERT} VALUES ($1, $2, $3, $4) {UPSERT}"))
-                .bind(appointment)
-                .bind(slot)
-                .bind(expires)
-                .bind(holder)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(live)
-    }
-
-    /// Places taken in `slot` (holds not expired), `except` one appointment.
-    pub(crate) async fn live_claims(&self, tx: &mut Tx, slot: &str, except: Option<&str>, now: i64) -> Result<i64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM slot_claims WHERE slot = $1 AND appointment <> $2 \
-             AND (expires_us IS NULL OR expires_us > $3)",
-        )
-        .bind(slot)
-        .bind(except.unwrap_or(""))
-        .bind(now)
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(n)
-    }
-
     /// `free` ↔ `busy` as the slot fills and empties, given the places now taken (a
     /// closed or tentative slot is left as it is).
-    async fn sync_slot_status(&self, tx: &mut Tx, slot: &Stored, live: i64) -> Result<()> {
-        let body = slot_body(slot)?;
-        let facts = SlotFacts::of(&slot.id, &body, &self.settings().base);
-        let wanted = match facts.status.as_str() {
-            "free" if live >= facts.capacity => "busy",
-            "busy" if live < facts.capacity => "free",
+    async fn sync_slot_status(
+        &self,
+        tx: &mut Tx,
+        slot: &Stored,
+        mut body: Value,
+        view: &Slot,
+        live: i64,
+    ) -> Result<()> {
+        let wanted = match view.status.as_str() {
+            "free" if live >= view.capacity => "busy",
+            "busy" if live < view.capacity => "free",
             _ => return Ok(()),
         };
-        let mut body = body;
-        body["status"] = json!(wanted);
+        SlotMut(&mut body).set_status(wanted);
         self.next_version(tx, slot, "PUT", Some(body)).await?;
         Ok(())
     }
 
-    /// A booking's code (unique, kept in `booking_codes`) and who booked it.
-    #[allow(clippy::too_many_arguments)]
+    /// A hold's expiry on the appointment; on its first booking (not an
+    /// administrator's: migrating data keeps the identifiers sent) who booked it, the
+    /// booking's record, its code (unique, kept in `booking_codes`) and its ticket.
     async fn stamp_booking(
         &self,
         tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        old: Option<&AppointmentFacts>,
-        new: &mut Value,
-        hold_expires: Option<i64>,
-        slot: Option<&Value>,
+        p: &Places<'_>,
+        old: Option<&Appointment>,
+        body: &mut Value,
+        slot: Option<&Slot>,
     ) -> Result<()> {
-        let base = self.settings().base.clone();
-        let status = new["status"].as_str().unwrap_or_default().to_string();
-        let hold_url = crate::fhir::names::structure(&base, "hold-expires");
-        if let Some(list) = new.get_mut("extension").and_then(Value::as_array_mut) {
-            list.retain(|e| e["url"].as_str() != Some(hold_url.as_str()));
-            if list.is_empty() {
-                new.as_object_mut().map(|o| o.remove("extension"));
-            }
-        }
-        if let Some(until) = hold_expires {
-            let ext = json!({"url": hold_url, "valueInstant": crate::fhir::meta::instant(until)});
-            match new.get_mut("extension").and_then(Value::as_array_mut) {
-                Some(a) => a.push(ext),
-                None => new["extension"] = json!([ext]),
-            }
-        }
-        // Administrators migrating data keep the identifiers they send.
-        if status != "booked" || old.is_some_and(|o| o.status == "booked") || access.is_privileged() {
+        let Some(new) = p.new else { return Ok(()) };
+        AppointmentMut::new(body, p.base)?.set_hold_expires(p.expires);
+        let first_booking = new.status == Status::Booked && !old.is_some_and(|o| o.status == Status::Booked);
+        if !first_booking || p.access.is_privileged() {
             return Ok(());
         }
-        if let Some(actor) = access.actor() {
-            rules::add_booked_by(new, &base, actor);
+        if let Some(actor) = p.access.actor() {
+            AppointmentMut::new(body, p.base)?.add_booked_by(actor);
         }
-        self.record_booking(tx, access, id, new, slot).await?;
-        if rules::booking_code(new, &base).is_none() {
-            self.assign_booking_code(tx, id, new).await?;
+        self.record_booking(tx, p.access, p.id, new, slot).await?;
+        let mut booked = new.clone();
+        if booked.booking_code.is_none() {
+            booked.booking_code = Some(self.assign_booking_code(tx, p, body).await?);
         }
-        self.ticket_on_booking(tx, access, id, new, slot).await
+        self.ticket_on_booking(tx, p.access, p.id, (&booked, body), slot).await
     }
 
     /// A new booking code (unique, kept in `booking_codes`) on the appointment.
-    async fn assign_booking_code(&self, tx: &mut Tx, id: &str, new: &mut Value) -> Result<()> {
-        let base = self.settings().base.clone();
+    async fn assign_booking_code(&self, tx: &mut Tx, p: &Places<'_>, body: &mut Value) -> Result<String> {
         for _ in 0..8 {
             let code = rules::new_booking_code();
-            let taken: Option<String> = sqlx::query_scalar(
-                "INSERT INTO booking_codes (code, appointment) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING RETURNING code",
-            )
-            .bind(&code)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if taken.is_some() {
-                rules::add_booking_code(new, &base, &code);
-                return Ok(());
+            if self.claim_booking_code(tx, &code, p.id).await? {
+                AppointmentMut::new(body, p.base)?.add_booking_code(&code);
+                return Ok(code);
             }
         }
         Err(Error::Busy("no free booking code was found; retry".into()))
-    }
-}
-
-impl Store {
-    /// Appointments whose hold has expired.
-    pub(crate) async fn expired_holds(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        let mut c = self.conn().await?;
-        let r = sqlx::query_scalar(
-            "SELECT DISTINCT appointment FROM slot_claims WHERE expires_us IS NOT NULL AND expires_us <= $1 LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *c)
-        .await;
-        c.done(r)
-    }
-
-    /// Proposals past their expiry.
-    pub(crate) async fn expired_proposals(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        let mut c = self.conn().await?;
-        let r = sqlx::query_scalar("SELECT appointment FROM proposals WHERE expires_us <= $1 LIMIT $2")
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await;
-        c.done(r)
-    }
-
-    /// Stores `$find`'s proposals (they take no place: no booking rule to apply) and
-    /// records them for the sweep at `expires_us`. Returns their ids.
-    pub(crate) async fn insert_proposals(
-        &self,
-        tx: &mut Tx,
-        proposals: Vec<Value>,
-        expires_us: i64,
-    ) -> Result<Vec<String>> {
-        let ids = self.insert_many(tx, "Appointment", proposals).await?;
-        for id in &ids {
-            sqlx::query("INSERT INTO proposals (appointment, expires_us) VALUES ($1, $2)")
-                .bind(id)
-                .bind(expires_us)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(ids)
-    }
-
-    /// When prescription `nre` was first asked for (now, if this is the first time).
-    pub(crate) async fn prescription_clock(&self, tx: &mut Tx, nre: &str, now: i64) -> Result<i64> {
-        sqlx::query("INSERT INTO prescription_clock (nre, first_us) VALUES ($1, $2) ON CONFLICT (nre) DO NOTHING")
-            .bind(nre)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        let first: i64 = sqlx::query_scalar("SELECT first_us FROM prescription_clock WHERE nre = $1")
-            .bind(nre)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(first)
-    }
-
-    /// `(pk, version)` of the current version of `res_type/id`.
-    /// Answered from what the transaction already read or wrote of it when it can.
-    pub(crate) async fn current_version(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<(i64, i64)>> {
-        if let Some(v) = tx.version_seen(res_type, id) {
-            return Ok(v);
-        }
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT pk, version FROM resources WHERE res_type = $1 AND res_id = $2 AND deleted = $3")
-                .bind(res_type)
-                .bind(id)
-                .bind(false)
-                .fetch_optional(&mut **tx)
-                .await?;
-        Ok(row)
-    }
-
-    pub(crate) async fn forget_proposal(&self, tx: &mut Tx, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM proposals WHERE appointment = $1").bind(id).execute(&mut **tx).await?;
-        Ok(())
     }
 }
 
@@ -439,14 +269,14 @@ struct Places<'a> {
     expires: Option<i64>,
     /// The places the appointment held before this write.
     before: &'a BTreeSet<&'a String>,
-    new: Option<&'a AppointmentFacts>,
-    requests: Vec<RequestFacts>,
+    new: Option<&'a Appointment>,
+    requests: Vec<Prescription>,
 }
 
 /// Who may set the new status, and that a new appointment names its slot.
-fn check_new(access: &Access, old: Option<&AppointmentFacts>, new: Option<&AppointmentFacts>) -> Result<()> {
+fn check_new(access: &Access, old: Option<&Appointment>, new: Option<&Appointment>) -> Result<()> {
     let Some(n) = new else { return Ok(()) };
-    rules::check_status(access.actor(), old.map(|o| o.status.as_str()), &n.status)?;
+    rules::check_status(access.actor(), old.map(|o| o.status), n.status)?;
     if n.slots.is_empty() && !access.is_privileged() {
         return Err(Error::Unprocessable(vec![Issue::error(
             "required",

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::rules::{self, RequestFacts};
+use super::views::Prescription;
 use crate::fhir::names;
 use crate::store::{current, value_of, Store, Tx};
 use crate::Result;
@@ -48,31 +49,7 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
         }
     }
     let cs = value_of(current(tx, store.dialect(), "CodeSystem", CATALOG_ID, false).await?)?;
-    let mut map = HashMap::new();
-    for c in cs["concept"].as_array().into_iter().flatten() {
-        let prop = |name: &str| {
-            c["property"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|p| p["code"] == name)
-                .and_then(|p| p["valueCode"].as_str())
-                .unwrap_or_default()
-                .to_string()
-        };
-        if let Some(code) = c["code"].as_str() {
-            map.insert(
-                code.to_string(),
-                ServiceFacts {
-                    kind: prop(names::PROP_KIND),
-                    access: prop(names::PROP_ACCESS),
-                    branch: prop(names::PROP_BRANCH),
-                    display: c["display"].as_str().unwrap_or_default().to_string(),
-                    retired: prop("status") == "retired",
-                },
-            );
-        }
-    }
+    let map = read_catalog(&cs)?;
     let facts: Facts = Arc::new(map);
     if let Ok(mut c) = cache.lock() {
         *c = Some((version, facts.clone()));
@@ -80,18 +57,54 @@ pub(crate) async fn catalog_facts(store: &Store, tx: &mut Tx) -> Result<Facts> {
     Ok(facts)
 }
 
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct RawCatalog {
+    concept: Vec<RawConcept>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawConcept {
+    code: Option<String>,
+    display: Option<String>,
+    property: Vec<RawProperty>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawProperty {
+    code: String,
+    value_code: Option<String>,
+}
+
+/// Each code of the catalog CodeSystem `cs` with what the catalog says of it.
+fn read_catalog(cs: &Value) -> Result<HashMap<String, ServiceFacts>> {
+    let raw = RawCatalog::deserialize(cs).map_err(anyhow::Error::from)?;
+    let mut map = HashMap::with_capacity(raw.concept.len());
+    for c in raw.concept {
+        let prop = |name: &str| {
+            c.property.iter().find(|p| p.code == name).and_then(|p| p.value_code.clone()).unwrap_or_default()
+        };
+        let facts = ServiceFacts {
+            kind: prop(names::PROP_KIND),
+            access: prop(names::PROP_ACCESS),
+            branch: prop(names::PROP_BRANCH),
+            display: c.display.clone().unwrap_or_default(),
+            retired: prop("status") == "retired",
+        };
+        if let Some(code) = c.code {
+            map.insert(code, facts);
+        }
+    }
+    Ok(map)
+}
+
 /// First access or follow-up: the request's `access-type` extension, else the
 /// catalog code's default.
-pub(crate) fn access_type(
-    request: &Value,
-    base: &str,
-    facts: &HashMap<String, ServiceFacts>,
-    r: &RequestFacts,
-) -> String {
-    let written = rules::extension(request, &names::structure(base, "access-type"))
-        .and_then(|e| e["valueCoding"]["code"].as_str().or(e["valueCode"].as_str()));
-    match written {
-        Some(w) => w.to_string(),
+pub(crate) fn access_type(facts: &HashMap<String, ServiceFacts>, r: &Prescription) -> String {
+    match &r.access_type {
+        Some(w) => w.clone(),
         None => {
             r.codes.iter().find_map(|(_, c)| facts.get(c).map(|f| f.access.clone())).unwrap_or_else(|| "first".into())
         }

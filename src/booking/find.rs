@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::facts::{access_type, catalog_facts, code_part};
-use super::rules::{self, RequestFacts};
+use super::views::{position_of, AppointmentMut, Prescription, Residence, Slot};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::{meta, names};
@@ -77,15 +77,14 @@ pub async fn find(store: &Store, access: &Access, req: FindRequest) -> Result<Fo
     slots.truncate(req.count);
     let expires = now + settings.proposal_micros;
     let mut proposals = Vec::with_capacity(slots.len());
-    for slot in &slots {
-        let schedule = slot["schedule"]["reference"].as_str().unwrap_or_default().to_string();
-        let actors = schedule_actors(store, &mut tx, &schedule).await?;
-        let request = request_for(slot, &requests);
-        proposals.push(proposal(&settings.base, slot, &actors, req.patient.as_deref(), request, deadline, expires));
+    for (view, slot) in &slots {
+        let actors = schedule_actors(store, &mut tx, view.schedule.as_deref().unwrap_or_default()).await?;
+        let to = Proposal { patient: req.patient.as_deref(), request: request_for(view, &requests), deadline, expires };
+        proposals.push(proposal(&settings.base, (view, slot), actors, &to)?);
     }
     let ids = store.insert_proposals(&mut tx, proposals.clone(), expires).await?;
     for (p, id) in proposals.iter_mut().zip(ids) {
-        p["id"] = json!(id);
+        AppointmentMut::new(p, &settings.base)?.set_id(&id);
     }
     tx.commit().await?;
     found.proposals = proposals;
@@ -100,14 +99,13 @@ async fn with_prescription(
     access: &Access,
     req: &mut FindRequest,
     nre: &str,
-) -> Result<Vec<(RequestFacts, Value)>> {
+) -> Result<Vec<Prescription>> {
     let requests = prescription(store, tx, access, nre).await?;
-    for (r, body) in &requests {
+    for r in &requests {
         req.services.extend(r.codes.iter().map(|(s, c)| if s.is_empty() { c.clone() } else { format!("{s}|{c}") }));
         req.class = req.class.clone().or_else(|| r.class.clone());
         if req.patient.is_none() {
-            req.patient =
-                body["subject"]["reference"].as_str().and_then(|s| s.strip_prefix("Patient/")).map(str::to_string);
+            req.patient = r.patient.clone();
         }
     }
     Ok(requests)
@@ -120,12 +118,8 @@ async fn patient_place(store: &Store, tx: &mut Tx, req: &FindRequest) -> Result<
         Some(p) => current(tx, store.dialect(), "Patient", p, false).await?.map(|s| s.value()).transpose()?.flatten(),
         None => None,
     };
-    let district = req
-        .district
-        .clone()
-        .or_else(|| patient.as_ref().and_then(|p| p["address"][0]["district"].as_str()).map(str::to_string));
-    let origin = req.near.or_else(|| patient.as_ref().and_then(residence));
-    Ok((district, origin))
+    let home = patient.as_ref().map(Residence::of).transpose()?.unwrap_or_default();
+    Ok((req.district.clone().or(home.district), req.near.or(home.point)))
 }
 
 /// The deadline (µs) the proposals are held to: the class's, counted from the first
@@ -135,13 +129,13 @@ async fn guarantee(
     store: &Store,
     tx: &mut Tx,
     req: &FindRequest,
-    requests: &[(RequestFacts, Value)],
+    requests: &[Prescription],
     now: i64,
     notes: &mut Vec<Issue>,
 ) -> Result<Option<i64>> {
     let settings = store.settings();
     let facts = catalog_facts(store, tx).await?;
-    let first_access = requests.iter().all(|(r, body)| access_type(body, &settings.base, &facts, r) != "follow-up");
+    let first_access = requests.iter().all(|r| access_type(&facts, r) != "follow-up");
     let exam = req.services.iter().any(|s| facts.get(code_part(s)).is_some_and(|f| f.kind == "exam"));
     let (clock, waiver) = match &req.nre {
         Some(nre) => (store.prescription_clock(tx, nre, now).await?, store.guarantee_waiver(tx, nre).await?),
@@ -174,13 +168,11 @@ async fn slots_in_reach(
     access: &Access,
     reach: &Reach<'_>,
     notes: &mut Vec<Issue>,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<(Slot, Value)>> {
     let (req, deadline) = (reach.req, reach.deadline);
     let slots = free_slots(store, tx, access, req, reach.from, reach.district).await?;
     let meets = match deadline {
-        Some(d) => {
-            slots.first().and_then(|s| s["start"].as_str()).and_then(meta::parse_instant).is_some_and(|t| t <= d)
-        }
+        Some(d) => slots.first().and_then(|(s, _)| s.start_us).is_some_and(|t| t <= d),
         None => !slots.is_empty(),
     };
     if reach.district.is_none() || deadline.is_none() || meets {
@@ -196,10 +188,9 @@ async fn slots_in_reach(
 }
 
 /// The id of the prescription's request whose services the slot offers.
-fn request_for<'a>(slot: &Value, requests: &'a [(RequestFacts, Value)]) -> Option<&'a str> {
-    let slot_codes = rules::slot_services(slot);
-    let request = requests.iter().find(|(r, _)| r.codes.iter().any(|(_, c)| slot_codes.iter().any(|(_, sc)| sc == c)));
-    request.map(|(r, _)| r.id.as_str())
+fn request_for<'a>(slot: &Slot, requests: &'a [Prescription]) -> Option<&'a str> {
+    let request = requests.iter().find(|r| r.codes.iter().any(|(_, c)| slot.services.iter().any(|(_, sc)| sc == c)));
+    request.map(|r| r.id.as_str())
 }
 
 /// When a first access of `class` asked for at `clock` must be served (µs), by the
@@ -211,7 +202,7 @@ pub(crate) fn deadline_of(settings: &super::Settings, class: Option<&str>, exam:
 }
 
 /// The ServiceRequests of a prescription still to be booked.
-async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) -> Result<Vec<(RequestFacts, Value)>> {
+async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) -> Result<Vec<Prescription>> {
     let base = store.settings().base.clone();
     let system = store.settings().rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
     let query = [("requisition".to_string(), format!("{system}|{nre}")), ("status".to_string(), "active".to_string())];
@@ -233,7 +224,7 @@ async fn prescription(store: &Store, tx: &mut Tx, access: &Access, nre: &str) ->
             continue;
         }
         let v = value_of(current(tx, store.dialect(), "ServiceRequest", &id, false).await?)?;
-        out.push((RequestFacts::of(&id, &v, &base), v));
+        out.push(Prescription::of(&id, &v, &base)?);
     }
     if out.is_empty() {
         return Err(Error::Unprocessable(vec![Issue::error(
@@ -260,7 +251,7 @@ async fn free_slots(
     req: &FindRequest,
     from: i64,
     district: Option<&str>,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<(Slot, Value)>> {
     let mut common = vec![
         ("service-type".to_string(), req.services.join(",")),
         ("status".to_string(), "free".to_string()),
@@ -280,58 +271,42 @@ async fn free_slots(
         common.push(("provider".to_string(), o.clone()));
     }
     // The slots this class may take now (cupola's `Slot-open-to`): kept for no class,
-    // released, or kept for this class; without a class, as for P.
-    common.push(("open-to".to_string(), req.class.clone().unwrap_or_else(|| "P".into())));
+    // released, or kept for this class; without a class, as for the least urgent.
+    let least_urgent = || crate::mappings::booking::priority_classes().last().map(|c| c.code.clone());
+    common.push(("open-to".to_string(), req.class.clone().or_else(least_urgent).unwrap_or_default()));
     let parsed = store.parse_search(access, "Slot", &common, false)?;
     // Already in start order, and cut to the page, by the search.
     let matches = store.search_on(tx, &parsed).await?.matches;
-    matches.into_iter().map(|(_, body)| Ok(serde_json::from_str(&body).map_err(anyhow::Error::from)?)).collect()
-}
-
-/// The patient's home, from the `geolocation` extension of their first address.
-fn residence(patient: &Value) -> Option<(f64, f64)> {
-    let geo = patient["address"][0]["extension"]
-        .as_array()?
-        .iter()
-        .find(|e| e["url"] == "http://hl7.org/fhir/StructureDefinition/geolocation")?;
-    let part = |name: &str| geo["extension"].as_array()?.iter().find(|e| e["url"] == name)?["valueDecimal"].as_f64();
-    Some((part("latitude")?, part("longitude")?))
+    let base = &store.settings().base;
+    let read = |body: String| -> Result<(Slot, Value)> {
+        let body: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+        Ok((Slot::found(&body, base)?, body))
+    };
+    matches.into_iter().map(|(_, body)| read(body)).collect()
 }
 
 /// Reorders slots of the same start by distance from `origin` (kilometres on a sphere).
-async fn rank_by_distance(store: &Store, tx: &mut Tx, slots: &mut [Value], origin: (f64, f64)) -> Result<()> {
+async fn rank_by_distance(store: &Store, tx: &mut Tx, slots: &mut [(Slot, Value)], origin: (f64, f64)) -> Result<()> {
     let mut distance: HashMap<String, f64> = HashMap::new();
-    for s in slots.iter() {
-        let Some(loc) = place_of(s) else { continue };
-        if distance.contains_key(&loc) {
+    for (s, _) in slots.iter() {
+        let Some(loc) = &s.location else { continue };
+        if distance.contains_key(loc) {
             continue;
         }
-        let v = value_of(current(tx, store.dialect(), "Location", &loc, false).await?)?;
-        if let (Some(lat), Some(lon)) = (v["position"]["latitude"].as_f64(), v["position"]["longitude"].as_f64()) {
-            distance.insert(loc, km(origin, (lat, lon)));
+        let v = value_of(current(tx, store.dialect(), "Location", loc, false).await?)?;
+        if let Some(point) = position_of(&v)? {
+            distance.insert(loc.clone(), km(origin, point));
         }
     }
-    let key = |s: &Value| {
-        let start = s["start"].as_str().and_then(meta::parse_instant).unwrap_or_default();
-        let d = place_of(s).and_then(|l| distance.get(&l).copied()).unwrap_or(f64::MAX);
-        (start, d)
+    let key = |s: &Slot| {
+        let d = s.location.as_ref().and_then(|l| distance.get(l).copied()).unwrap_or(f64::MAX);
+        (s.start_us.unwrap_or_default(), d)
     };
-    slots.sort_by(|a, b| {
+    slots.sort_by(|(a, _), (b, _)| {
         let (ka, kb) = (key(a), key(b));
         ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
     });
     Ok(())
-}
-
-fn place_of(slot: &Value) -> Option<String> {
-    slot["extension"]
-        .as_array()?
-        .iter()
-        .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/StructureDefinition/slot-location")))?
-        ["valueReference"]["reference"]
-        .as_str()?
-        .strip_prefix("Location/")
-        .map(str::to_string)
 }
 
 fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
@@ -355,38 +330,35 @@ pub(crate) async fn schedule_actors(store: &Store, tx: &mut Tx, schedule: &str) 
     Ok(actors.map(|a| a.actor).unwrap_or_default())
 }
 
-fn proposal(
-    base: &str,
-    slot: &Value,
-    actors: &[Value],
-    patient: Option<&str>,
-    request: Option<&str>,
+/// For whom a proposal is made, and until when.
+struct Proposal<'a> {
+    patient: Option<&'a str>,
+    request: Option<&'a str>,
     deadline: Option<i64>,
     expires: i64,
-) -> Value {
-    let start = slot["start"].as_str().and_then(meta::parse_instant);
+}
+
+fn proposal(base: &str, (view, slot): (&Slot, &Value), actors: Vec<Value>, to: &Proposal<'_>) -> Result<Value> {
     // No deadline (no class, a follow-up, a declined offer): no guarantee to meet.
-    let within = matches!((deadline, start), (Some(d), Some(s)) if s <= d);
+    let within = matches!((to.deadline, view.start_us), (Some(d), Some(s)) if s <= d);
     let mut participant: Vec<Value> = Vec::new();
-    if let Some(p) = patient {
+    if let Some(p) = to.patient {
         participant.push(json!({"actor": {"reference": format!("Patient/{p}")}, "status": "needs-action"}));
     }
-    participant.extend(actors.iter().map(|a| json!({"actor": a, "status": "accepted"})));
     let mut a = json!({
         "resourceType": "Appointment",
         "status": "proposed",
-        "serviceType": slot["serviceType"].clone(),
-        "slot": [{"reference": format!("Slot/{}", slot["id"].as_str().unwrap_or_default())}],
-        "start": slot["start"].clone(),
-        "end": slot["end"].clone(),
+        "slot": [{"reference": format!("Slot/{}", view.id)}],
         "participant": participant,
         "extension": [
             {"url": names::structure(base, "within-guarantee"), "valueBoolean": within},
-            {"url": names::structure(base, "proposal-expires"), "valueInstant": meta::instant(expires)}
+            {"url": names::structure(base, "proposal-expires"), "valueInstant": meta::instant(to.expires)}
         ]
     });
-    if let Some(r) = request {
-        a["basedOn"] = json!([{"reference": format!("ServiceRequest/{r}")}]);
+    let mut w = AppointmentMut::new(&mut a, base)?;
+    w.complete_from_slot(slot, actors);
+    if let Some(r) = to.request {
+        w.set_based_on(r);
     }
-    a
+    Ok(a)
 }

@@ -7,11 +7,13 @@
 
 use serde_json::Value;
 
+use super::views::{Appointment, Prescription};
 use super::Settings;
 use crate::access::Access;
 use crate::config::Integrity;
 use crate::error::Issue;
 use crate::fhir::references::{literal_references, local_target};
+use crate::fhir::view::{parse, Concept};
 use crate::store::{Store, Tx};
 use crate::{Error, Result};
 
@@ -20,21 +22,27 @@ pub fn must_resolve(settings: &Settings, res_type: &str, r: &Value) -> bool {
     if settings.integrity == Integrity::Strict {
         return true;
     }
-    let has_system = |codings: &Value, system: &str| {
-        codings.as_array().into_iter().flatten().any(|c| c["system"].as_str() == Some(system))
-    };
     match res_type {
         // One that takes a place in a slot (a booking, a hold, a proposal).
-        "Appointment" => r["slot"].as_array().is_some_and(|s| !s.is_empty()),
-        "ServiceRequest" => {
+        "Appointment" => Appointment::of(r, &settings.base).is_ok_and(|a| !a.slots.is_empty()),
+        "ServiceRequest" => Prescription::of("", r, &settings.base).is_ok_and(|p| {
             let nre = settings.rules.nre.as_ref().map_or(super::NRE_SYSTEM, |n| n.system.as_str());
-            r["requisition"]["system"].as_str() == Some(nre)
-                || has_system(&r["code"]["coding"], &crate::fhir::names::catalog_system(&settings.base))
-        }
+            let catalog = crate::fhir::names::catalog_system(&settings.base);
+            p.number_of(nre).is_some() || p.codes.iter().any(|(s, _)| *s == catalog)
+        }),
         "ChargeItem" | "Invoice" | "PaymentNotice" => true,
-        "Coverage" => has_system(&r["type"]["coding"], &settings.billing.exemptions.system),
+        "Coverage" => {
+            parse::<Typed>(r, "Coverage").is_ok_and(|c| c.r#type.has_system(&settings.billing.exemptions.system))
+        }
         _ => false,
     }
+}
+
+/// A resource's `type`, as a Coverage says what it is.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Typed {
+    r#type: Concept,
 }
 
 /// Refuses (422, naming each element) `r` when a local reference it must resolve

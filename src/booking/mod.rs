@@ -19,6 +19,7 @@ mod prescriptions;
 mod records;
 pub mod rules;
 mod sweep;
+pub mod views;
 
 pub(crate) use facts::{access_type, catalog_facts, CATALOG_ID};
 pub(crate) use find::deadline_of;

@@ -1,11 +1,11 @@
 //! `$hold`, `$book` and `$cancel`: each one transaction that turns the request into
 //! Appointment writes, to which the store applies the booking rules.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::views::{Appointment, AppointmentMut, Slot, Status};
 use crate::access::Access;
 use crate::error::Issue;
-use crate::fhir::names;
 use crate::store::{current_visible, value_of, Store, Tx};
 use crate::{Error, Result};
 
@@ -30,26 +30,24 @@ pub struct Booked {
     pub invoice: Option<Value>,
 }
 
-/// The appointment `id` as `access` sees it, row-locked for a change.
-async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<Value> {
+/// The appointment `id` as `access` sees it, row-locked for a change, with its view.
+async fn appointment_for_change(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<(Value, Appointment)> {
     let seen = current_visible(tx, "Appointment", id, &access.read("Appointment")).await?;
     match seen {
         Some(s) if s.deleted => {
             Err(Error::Gone(format!("Appointment/{id} was deleted (an expired proposal is removed)")))
         }
         Some(_) => {
-            let cur = store.current_for_write(tx, "Appointment", id).await?;
-            value_of(cur)
+            let cur = value_of(store.current_for_write(tx, "Appointment", id).await?)?;
+            let view = Appointment::of(&cur, &store.settings().base)?;
+            Ok((cur, view))
         }
         None => Err(Error::NotFound(format!("Appointment/{id} does not exist"))),
     }
 }
 
-fn not_expired(appointment: &Value, base: &str, id: &str) -> Result<()> {
-    let expiry = super::rules::extension(appointment, &names::structure(base, "proposal-expires"))
-        .and_then(|e| e["valueInstant"].as_str())
-        .and_then(crate::fhir::meta::parse_instant);
-    match expiry {
+fn not_expired(appointment: &Appointment, id: &str) -> Result<()> {
+    match appointment.proposal_expires {
         Some(t) if t <= crate::store::now_micros() => Err(Error::Unprocessable(vec![Issue::error(
             "business-rule",
             Some("appointment-reference".into()),
@@ -59,21 +57,10 @@ fn not_expired(appointment: &Value, base: &str, id: &str) -> Result<()> {
     }
 }
 
-/// Drops what only a proposal carries (its expiry).
-fn without_proposal_marks(mut a: Value, base: &str) -> Value {
-    let url = names::structure(base, "proposal-expires");
-    if let Some(list) = a.get_mut("extension").and_then(Value::as_array_mut) {
-        list.retain(|e| e["url"].as_str() != Some(url.as_str()));
-        if list.is_empty() {
-            a.as_object_mut().map(|o| o.remove("extension"));
-        }
-    }
-    a
-}
-
-fn moved_to(mut a: Value, status: &str) -> Value {
-    a["status"] = json!(status);
-    a
+/// `a` moved to `status`, without what only a proposal carries (its expiry).
+fn moved_to(mut a: Value, base: &str, status: Status) -> Result<Value> {
+    AppointmentMut::new(&mut a, base)?.drop_extension("proposal-expires").set_status(status);
+    Ok(a)
 }
 
 /// `Appointment/$hold`: the proposal `id` becomes `pending`, holding its slot for
@@ -81,16 +68,17 @@ fn moved_to(mut a: Value, status: &str) -> Value {
 pub async fn hold(store: &Store, access: &Access, id: &str) -> Result<Value> {
     let base = store.settings().base.clone();
     let mut tx = store.begin().await?;
-    let cur = appointment_for_change(store, &mut tx, access, id).await?;
-    let out = match cur["status"].as_str().unwrap_or_default() {
-        "proposed" => {
-            not_expired(&cur, &base, id)?;
-            let held = moved_to(without_proposal_marks(cur, &base), "pending");
+    let (cur, view) = appointment_for_change(store, &mut tx, access, id).await?;
+    let out = match view.status {
+        Status::Proposed => {
+            not_expired(&view, id)?;
+            let held = moved_to(cur, &base, Status::Pending)?;
             write(store, &mut tx, access, id, held).await?
         }
         // A retry of the same hold.
-        "pending" => cur,
+        Status::Pending => cur,
         other => {
+            let other = other.as_str();
             return Err(Error::Conflict(format!("Appointment/{id} is {other}: only a proposal can be held")));
         }
     };
@@ -127,7 +115,7 @@ async fn book_in(
     let base = store.settings().base.clone();
     let booked = match request {
         BookRequest::Reference(id) => book_stored(store, tx, access, &id, &base).await?,
-        BookRequest::Resource(a) => match a["id"].as_str().map(str::to_string) {
+        BookRequest::Resource(a) => match Appointment::of(&a, &base)?.id {
             Some(id) if store.current_version(tx, "Appointment", &id).await?.is_some() => {
                 book_stored(store, tx, access, &id, &base).await?
             }
@@ -140,66 +128,55 @@ async fn book_in(
         Some(old) => Some(cancel_in(store, tx, access, old, super::RESCHEDULED).await?),
         None => None,
     };
-    let id = booked.appointment["id"].as_str().unwrap_or_default().to_string();
+    let id = Appointment::of(&booked.appointment, &base)?.id.unwrap_or_default();
     let invoice = store.invoice_of(tx, &id).await?;
     Ok(Booked { replaced, invoice, ..booked })
 }
 
 async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, base: &str) -> Result<Booked> {
-    let cur = appointment_for_change(store, tx, access, id).await?;
-    match cur["status"].as_str().unwrap_or_default() {
-        "proposed" | "pending" => {
-            if cur["status"] == "proposed" {
-                not_expired(&cur, base, id)?;
+    let (cur, view) = appointment_for_change(store, tx, access, id).await?;
+    match view.status {
+        Status::Proposed | Status::Pending => {
+            if view.status == Status::Proposed {
+                not_expired(&view, id)?;
             }
-            let body = moved_to(without_proposal_marks(cur, base), "booked");
+            let body = moved_to(cur, base, Status::Booked)?;
             let appointment = write(store, tx, access, id, body).await?;
             Ok(Booked { appointment, created: true, replaced: None, invoice: None })
         }
-        "booked" => Ok(Booked { appointment: cur, created: false, replaced: None, invoice: None }),
-        other => Err(Error::Conflict(format!("Appointment/{id} is {other}: it cannot be booked"))),
+        Status::Booked => Ok(Booked { appointment: cur, created: false, replaced: None, invoice: None }),
+        other => Err(Error::Conflict(format!("Appointment/{id} is {}: it cannot be booked", other.as_str()))),
     }
 }
 
 /// A booking from a resource: one per patient and slot, so that a retry (or the
 /// same request sent twice at once) finds the first instead of taking a second place.
 async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &str) -> Result<Booked> {
-    let slots: Vec<String> = a["slot"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["reference"].as_str().map(str::to_string))
-        .collect();
-    if slots.is_empty() {
+    let view = Appointment::of(&a, base)?;
+    if view.slots.is_empty() {
         return Err(Error::Unprocessable(vec![Issue::error(
             "required",
             Some("Appointment.slot".into()),
             "appointment-resource needs the slot it books",
         )]));
     }
-    let patient = a["participant"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|p| p["actor"]["reference"].as_str())
-        .find(|r| r.starts_with("Patient/"))
-        .map(str::to_string)
-        .ok_or_else(|| {
-            Error::Unprocessable(vec![Issue::error(
-                "required",
-                Some("Appointment.participant".into()),
-                "the appointment needs its patient as a participant (actor Patient/…)",
-            )])
-        })?;
-    let mut body = moved_to(without_proposal_marks(a, base), "booked");
+    let Some(patient_id) = view.patient.as_deref() else {
+        return Err(Error::Unprocessable(vec![Issue::error(
+            "required",
+            Some("Appointment.participant".into()),
+            "the appointment needs its patient as a participant (actor Patient/…)",
+        )]));
+    };
+    let (patient, slots) =
+        (format!("Patient/{patient_id}"), view.slots.iter().map(|s| format!("Slot/{s}")).collect::<Vec<_>>());
+    let mut body = moved_to(a, base, Status::Booked)?;
     // Serialised per patient and slots, as a conditional create on the same search is.
     let condition = vec![
         ("slot".to_string(), slots.join(",")),
         ("patient".to_string(), patient.clone()),
         ("status".to_string(), "booked,arrived,checked-in,fulfilled".to_string()),
     ];
-    let slot_ids: Vec<&str> = slots.iter().filter_map(|s| s.strip_prefix("Slot/")).collect();
-    let patient_id = patient.strip_prefix("Patient/").unwrap_or_default();
+    let slot_ids: Vec<&str> = view.slots.iter().map(String::as_str).collect();
     match store
         .bookings_of(tx, access, ("Appointment", &condition), &slot_ids, patient_id, ("CodeSystem", super::CATALOG_ID))
         .await?
@@ -207,7 +184,7 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
     {
         [] => {
             super::integrity::check(store, Some(tx), access, "Appointment", &body).await?;
-            complete_from_slot(store, tx, &mut body).await?;
+            complete_from_slot(store, tx, &view, &mut body).await?;
             let stored = store.create_in(tx, access, "Appointment", body, None).await?;
             Ok(Booked { appointment: value_of(Some(stored))?, created: true, replaced: None, invoice: None })
         }
@@ -228,29 +205,18 @@ async fn book_new(store: &Store, tx: &mut Tx, access: &Access, a: Value, base: &
 /// The slot is read for the write (locked, a generated one moved into `resources`),
 /// so that the booking rules find it held by this transaction instead of reading it
 /// again.
-async fn complete_from_slot(store: &Store, tx: &mut Tx, a: &mut Value) -> Result<()> {
-    let Some(slot_id) = a["slot"][0]["reference"].as_str().and_then(|r| r.strip_prefix("Slot/")).map(str::to_string)
+async fn complete_from_slot(store: &Store, tx: &mut Tx, view: &Appointment, a: &mut Value) -> Result<()> {
+    let base = store.settings().base.clone();
+    let Some(slot_id) = view.slots.first() else {
+        return Ok(());
+    };
+    let Some(slot) = store.current_for_write(tx, "Slot", slot_id).await?.map(|s| s.value()).transpose()?.flatten()
     else {
         return Ok(());
     };
-    let Some(slot) = store.current_for_write(tx, "Slot", &slot_id).await?.map(|s| s.value()).transpose()?.flatten()
-    else {
-        return Ok(());
-    };
-    for key in ["start", "end", "serviceType"] {
-        if a.get(key).is_none() && slot.get(key).is_some() {
-            a[key] = slot[key].clone();
-        }
-    }
-    let schedule = slot["schedule"]["reference"].as_str().unwrap_or_default().to_string();
+    let schedule = Slot::of(slot_id, &slot, &base)?.schedule.unwrap_or_default();
     let actors = super::find::schedule_actors(store, tx, &schedule).await?;
-    if let Some(list) = a.get_mut("participant").and_then(Value::as_array_mut) {
-        for actor in actors {
-            if !list.iter().any(|p| p["actor"]["reference"] == actor["reference"]) {
-                list.push(json!({"actor": actor, "status": "accepted"}));
-            }
-        }
-    }
+    AppointmentMut::new(a, &base)?.complete_from_slot(&slot, actors);
     Ok(())
 }
 
@@ -264,17 +230,15 @@ pub async fn cancel(store: &Store, access: &Access, id: &str, reason: &str) -> R
 }
 
 async fn cancel_in(store: &Store, tx: &mut Tx, access: &Access, id: &str, reason: &str) -> Result<Value> {
-    let cur = appointment_for_change(store, tx, access, id).await?;
-    match cur["status"].as_str().unwrap_or_default() {
-        "cancelled" => Ok(cur),
-        "fulfilled" | "noshow" | "entered-in-error" | "arrived" | "checked-in" => Err(Error::Conflict(format!(
-            "Appointment/{id} is {}: it can no longer be cancelled",
-            cur["status"].as_str().unwrap_or_default()
-        ))),
+    let (mut cur, view) = appointment_for_change(store, tx, access, id).await?;
+    match view.status {
+        Status::Cancelled => Ok(cur),
+        s @ (Status::Fulfilled | Status::Noshow | Status::EnteredInError | Status::Arrived | Status::CheckedIn) => {
+            Err(Error::Conflict(format!("Appointment/{id} is {}: it can no longer be cancelled", s.as_str())))
+        }
         _ => {
-            let mut body = moved_to(cur, "cancelled");
-            body["cancelationReason"] = json!({"text": reason});
-            write(store, tx, access, id, body).await
+            AppointmentMut::new(&mut cur, &store.settings().base)?.cancel(reason);
+            write(store, tx, access, id, cur).await
         }
     }
 }

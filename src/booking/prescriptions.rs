@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use crate::access::Access;
+use crate::booking::views::{Appointment, Prescription, Response};
 use crate::booking::{catalog_facts, NRE_SYSTEM};
 use crate::error::Issue;
 use crate::store::{current, Store, Tx};
@@ -18,14 +19,9 @@ fn unprocessable(expression: &str, diagnostics: String) -> Error {
 impl Store {
     /// A prescription names a code of the regional catalog that is still in use
     /// (when the catalog is loaded).
-    async fn check_catalog_code(&self, tx: &mut Tx, request: &Value) -> Result<()> {
+    async fn check_catalog_code(&self, tx: &mut Tx, request: &Prescription) -> Result<()> {
         let system = crate::fhir::names::catalog_system(&self.settings().base);
-        let codings = request["code"]["coding"].as_array().cloned().unwrap_or_default();
-        let ours: Vec<&str> = codings
-            .iter()
-            .filter(|c| c["system"].as_str() == Some(system.as_str()))
-            .filter_map(|c| c["code"].as_str())
-            .collect();
+        let ours: Vec<&str> = request.codes.iter().filter(|(s, _)| *s == system).map(|(_, c)| c.as_str()).collect();
         if ours.is_empty() {
             return Ok(());
         }
@@ -54,19 +50,18 @@ impl Store {
     }
 
     pub(crate) async fn service_request_write(&self, tx: &mut Tx, id: &str, request: &Value) -> Result<()> {
-        self.check_catalog_code(tx, request).await?;
+        let base = self.settings().base.clone();
+        let request = Prescription::of(id, request, &base)?;
+        self.check_catalog_code(tx, &request).await?;
         let rules = self.settings().rules.clone();
         let system = rules.nre.as_ref().map(|n| n.system.clone()).unwrap_or_else(|| NRE_SYSTEM.into());
-        let Some(nre) = (request["requisition"]["system"].as_str() == Some(system.as_str()))
-            .then(|| request["requisition"]["value"].as_str())
-            .flatten()
-        else {
+        let Some(nre) = request.number_of(&system) else {
             return Ok(());
         };
         if let Some(fault) = rules.nre_fault(nre) {
             return Err(unprocessable("ServiceRequest.requisition.value", fault));
         }
-        let active = !matches!(request["status"].as_str(), Some("revoked" | "entered-in-error" | "completed"));
+        let active = request.active;
         let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
         let Some(max) = rules.max_per_branch(today).filter(|_| active) else {
             return Ok(());
@@ -74,14 +69,10 @@ impl Store {
         let query = [("requisition".to_string(), format!("{system}|{nre}"))];
         self.lock_condition(tx, "ServiceRequest", &query).await?;
         let facts = catalog_facts(self, tx).await?;
-        let branch_of = |r: &Value| -> Option<String> {
-            r["code"]["coding"]
-                .as_array()?
-                .iter()
-                .find_map(|c| facts.get(c["code"].as_str()?).map(|f| f.branch.clone()))
-                .filter(|b| !b.is_empty())
+        let branch_of = |r: &Prescription| -> Option<String> {
+            r.codes.iter().find_map(|(_, c)| facts.get(c).map(|f| f.branch.clone())).filter(|b| !b.is_empty())
         };
-        let Some(branch) = branch_of(request) else {
+        let Some(branch) = branch_of(&request) else {
             return Ok(());
         };
         let mut same = 1;
@@ -91,7 +82,7 @@ impl Store {
                 continue;
             }
             let v = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", &other, false).await?)?;
-            if branch_of(&v).as_deref() == Some(branch.as_str()) {
+            if branch_of(&Prescription::of(&other, &v, &base)?).as_deref() == Some(branch.as_str()) {
                 same += 1;
             }
         }
@@ -109,44 +100,21 @@ impl Store {
     /// A patient declining a proposal that met the deadline leaves the guarantee for
     /// that prescription: recorded against its NRE, for `$find` to see.
     pub(crate) async fn appointment_response_write(&self, tx: &mut Tx, id: &str, response: &Value) -> Result<()> {
-        if response["participantStatus"].as_str() != Some("declined") {
-            return Ok(());
-        }
-        let Some(appointment) =
-            response["appointment"]["reference"].as_str().and_then(|r| r.strip_prefix("Appointment/"))
-        else {
+        let response = Response::of(response)?;
+        let Some(appointment) = response.appointment.filter(|_| response.declined) else {
             return Ok(());
         };
-        let a = crate::store::value_of(current(tx, self.dialect(), "Appointment", appointment, false).await?)?;
         let base = self.settings().base.clone();
-        let within = crate::booking::rules::extension(&a, &crate::fhir::names::structure(&base, "within-guarantee"))
-            .and_then(|e| e["valueBoolean"].as_bool())
-            == Some(true);
-        let request = a["basedOn"][0]["reference"].as_str().and_then(|r| r.strip_prefix("ServiceRequest/"));
-        let (true, Some(request)) = (within, request) else {
+        let a = crate::store::value_of(current(tx, self.dialect(), "Appointment", &appointment, false).await?)?;
+        let a = Appointment::of(&a, &base)?;
+        let (Some(true), Some(request)) = (a.within_guarantee, a.requests.first()) else {
             return Ok(());
         };
         let sr = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", request, false).await?)?;
-        let Some(nre) = sr["requisition"]["value"].as_str() else {
+        let sr = Prescription::of(request, &sr, &base)?;
+        let Some(nre) = sr.number() else {
             return Ok(());
         };
-        sqlx::query(
-            "INSERT INTO guarantee_waivers (nre, response, at_us) VALUES ($1, $2, $3) ON CONFLICT (nre) DO NOTHING",
-        )
-        .bind(nre)
-        .bind(id)
-        .bind(crate::store::now_micros())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    /// The AppointmentResponse by which the patient left the guarantee of `nre`, if any.
-    pub(crate) async fn guarantee_waiver(&self, tx: &mut Tx, nre: &str) -> Result<Option<String>> {
-        let r: Option<String> = sqlx::query_scalar("SELECT response FROM guarantee_waivers WHERE nre = $1")
-            .bind(nre)
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(r)
+        self.waive_guarantee(tx, nre, id, crate::store::now_micros()).await
     }
 }

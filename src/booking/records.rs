@@ -1,13 +1,10 @@
 //! One row per booking made (`bookings`), written in the booking's transaction:
 //! the facts the waiting-time figures are counted from, in SQL.
 
-use serde_json::Value;
-
 use crate::access::Access;
-use crate::booking::rules::{self, AppointmentFacts, RequestFacts};
+use crate::booking::views::{Appointment, Prescription, Slot};
 use crate::booking::{access_type, catalog_facts, deadline_of, WaitingQuery};
-use crate::fhir::names;
-use crate::store::{current, into_arguments, now_micros, Bind, Sql, Store, Tx};
+use crate::store::{current, into_arguments, now_micros, value_of, Bind, Sql, Store, Tx};
 use crate::Result;
 
 /// The figures' filters, as SQL over `bookings` (the binds numbered from 1).
@@ -26,32 +23,28 @@ fn filters(q: &WaitingQuery) -> (String, Vec<Bind>) {
 }
 
 impl Store {
-    /// Records the booking of `appointment` (its first time `booked`); `slot` is its
-    /// first slot when the caller has just read it.
+    /// Records the booking of `a` (its first time `booked`); `slot` is its first
+    /// slot when the caller has just read it.
     pub(crate) async fn record_booking(
         &self,
         tx: &mut Tx,
         access: &Access,
         id: &str,
-        appointment: &Value,
-        slot: Option<&Value>,
+        a: &Appointment,
+        slot: Option<&Slot>,
     ) -> Result<()> {
         let base = self.settings().base.clone();
-        let a = AppointmentFacts::of(appointment, &base);
         let Some(slot_id) = a.slots.first() else {
             return Ok(());
         };
         let slot = match slot {
             Some(s) => s.clone(),
-            None => crate::store::value_of(current(tx, self.dialect(), "Slot", slot_id, false).await?)?,
+            None => Slot::of(slot_id, &value_of(current(tx, self.dialect(), "Slot", slot_id, false).await?)?, &base)?,
         };
-        let Some(start) = slot["start"].as_str().and_then(crate::fhir::meta::parse_instant) else {
+        let Some(start) = slot.start_us else {
             return Ok(());
         };
-        let ext = |name: &str| rules::extension(&slot, &names::structure(&base, name));
-        let district = ext("slot-district").and_then(|e| e["valueString"].as_str()).map(str::to_string);
-        let provider = ext("slot-provider").and_then(|e| e["valueReference"]["reference"].as_str()).map(str::to_string);
-        let service = rules::slot_services(&slot).into_iter().next().map(|(_, c)| c);
+        let service = slot.services.first().map(|(_, c)| c.clone());
         let facts = catalog_facts(self, tx).await?;
         let (branch, exam) = match service.as_deref().and_then(|c| facts.get(c)) {
             Some(f) => (Some(f.branch.clone()).filter(|b| !b.is_empty()), f.kind == "exam"),
@@ -60,14 +53,15 @@ impl Store {
         let now = now_micros();
         let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
         if let Some(sr) = a.requests.first() {
-            let body = crate::store::value_of(current(tx, self.dialect(), "ServiceRequest", sr, false).await?)?;
-            let r = RequestFacts::of(sr, &body, &base);
+            let body = value_of(current(tx, self.dialect(), "ServiceRequest", sr, false).await?)?;
+            let r = Prescription::of(sr, &body, &base)?;
             class = class.or(r.class.clone());
-            first_access = access_type(&body, &base, &facts, &r) != "follow-up";
-            if let Some(nre) = body["requisition"]["value"].as_str() {
+            first_access = access_type(&facts, &r) != "follow-up";
+            if let Some(nre) = r.number() {
                 requested = self.prescription_clock(tx, nre, now).await?;
             }
         }
+        let (district, provider) = (slot.district, slot.provider.map(|o| format!("Organization/{o}")));
         let deadline =
             if first_access { deadline_of(self.settings(), class.as_deref(), exam, requested) } else { None };
         let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use super::views::{Appointment, AppointmentMut, Status};
 
 use crate::access::Access;
 use crate::store::{now_micros, Store};
@@ -30,9 +30,8 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
         let mut tx = store.begin().await?;
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
         let body = cur.map(|c| c.value()).transpose()?.flatten();
-        if let Some(mut body) = body.filter(|b| b["status"] == "pending") {
-            body["status"] = json!("cancelled");
-            body["cancelationReason"] = json!({"text": "hold expired"});
+        if let Some(mut body) = body.filter(|b| status_of(store, b) == Status::Pending) {
+            AppointmentMut::new(&mut body, &store.settings().base)?.cancel("hold expired");
             store.update_in(&mut tx, &gateway, "Appointment", &id, body, None).await?;
             out.holds += 1;
         }
@@ -44,13 +43,18 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
         let body = cur.map(|c| c.value()).transpose()?.flatten();
         // A proposal since held or booked is no longer one.
-        if body.is_some_and(|b| b["status"] == "proposed") {
+        if body.is_some_and(|b| status_of(store, &b) == Status::Proposed) {
             store.delete_in(&mut tx, &gateway, "Appointment", &id).await?;
             out.proposals += 1;
         }
         tx.commit().await?;
     }
     Ok(out)
+}
+
+/// The status of a stored appointment (none when it cannot be read).
+fn status_of(store: &Store, body: &serde_json::Value) -> Status {
+    Appointment::of(body, &store.settings().base).map(|a| a.status).unwrap_or_default()
 }
 
 /// Sweeps every `every` until the process ends; a failed sweep is logged and tried

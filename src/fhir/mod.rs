@@ -12,3 +12,4 @@ pub mod names;
 pub mod operations;
 pub mod references;
 pub mod types;
+pub mod view;

@@ -5,48 +5,33 @@
 
 use serde_json::Value;
 
-use crate::booking::rules;
-use crate::fhir::names;
+use super::views::{address_of, reference_to, Charge, Provider};
+use crate::booking::views::{Appointment, AppointmentMut, Slot, Status};
 use crate::messaging::{self, Destination, Event};
 use crate::store::value_of;
 use crate::store::{current, current_seen, new_id, now_micros, seen_ahead, Outgoing, Store, Tx};
 use crate::Result;
 
-/// The id-part of `Type/id` references in `list` (a reference or an array of them).
-fn ids<'a>(v: &'a Value, prefix: &str) -> Vec<&'a str> {
-    let one = |r: &'a Value| r["reference"].as_str().and_then(|s| s.strip_prefix(prefix)).filter(|s| !s.contains('/'));
-    match v {
-        Value::Array(list) => list.iter().filter_map(one).collect(),
-        v => one(v).into_iter().collect(),
-    }
-}
-
 /// An Organization's provider code (identifier `{canonical-base}/sid/provider`).
-pub(crate) fn provider_code(organization: &Value, base: &str) -> Option<String> {
-    let system = names::provider_identifier(base);
-    organization["identifier"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["system"].as_str() == Some(system.as_str()))
-        .and_then(|i| i["value"].as_str())
-        .map(str::to_string)
+pub(crate) fn provider_code(organization: &Value, base: &str) -> Result<Option<String>> {
+    Ok(Provider::of(organization, base)?.code)
 }
 
 /// The event a change of an appointment's status is, if any.
-pub(crate) fn appointment_event(old: Option<&str>, new: &Value) -> Option<Event> {
-    let status = new["status"].as_str().unwrap_or_default();
-    let was_booked = matches!(old, Some("booked" | "arrived" | "checked-in"));
-    match status {
-        "booked" if !matches!(old, Some("booked")) => Some(Event::BOOKED),
-        "cancelled" if was_booked => {
-            if new["cancelationReason"]["text"].as_str() == Some(crate::booking::RESCHEDULED) {
+pub(crate) fn appointment_event(old: Option<Status>, new: &Appointment) -> Option<Event> {
+    let was_booked = matches!(old, Some(Status::Booked | Status::Arrived | Status::CheckedIn));
+    match new.status {
+        Status::Booked if old != Some(Status::Booked) => Some(Event::BOOKED),
+        Status::Cancelled if was_booked => {
+            if new.cancel_reason.as_deref() == Some(crate::booking::RESCHEDULED) {
                 Some(Event::RESCHEDULED)
             } else {
                 Some(Event::CANCELLED)
             }
         }
-        "arrived" | "checked-in" | "fulfilled" | "noshow" | "entered-in-error" if old.is_some_and(|o| o != status) => {
+        Status::Arrived | Status::CheckedIn | Status::Fulfilled | Status::Noshow | Status::EnteredInError
+            if old.is_some_and(|o| o != new.status) =>
+        {
             Some(Event::STATUS_CHANGED)
         }
         _ => None,
@@ -55,16 +40,16 @@ pub(crate) fn appointment_event(old: Option<&str>, new: &Value) -> Option<Event>
 
 impl Store {
     /// The message of a change of appointment `id` (`old` its status before,
-    /// `new` its body as it is being stored), to the provider of its slot.
+    /// `new` its view and body as it is being stored), to the provider of its slot.
     pub(crate) async fn appointment_message(
         &self,
         tx: &mut Tx,
         id: &str,
-        old: Option<&str>,
-        new: &Value,
+        old: Option<Status>,
+        (view, body): (&Appointment, &Value),
     ) -> Result<()> {
-        match appointment_event(old, new) {
-            Some(event) => self.message_about(tx, event, id, new).await,
+        match appointment_event(old, view) {
+            Some(event) => self.message_about(tx, event, id, (view, body)).await,
             None => Ok(()),
         }
     }
@@ -75,7 +60,8 @@ impl Store {
         for id in appointments {
             let body = value_of(current_seen(tx, self.dialect(), "Appointment", id).await?)?;
             if body.is_object() {
-                self.message_about(tx, Event::CLOSURE, id, &body).await?;
+                let view = Appointment::of(&body, &self.settings().base)?;
+                self.message_about(tx, Event::CLOSURE, id, (&view, &body)).await?;
             }
         }
         Ok(())
@@ -83,40 +69,35 @@ impl Store {
 
     /// The message of `event` about appointment `id` (`new` its body), to the
     /// provider of its slot, with what the provider needs.
-    async fn message_about(&self, tx: &mut Tx, event: Event, id: &str, new: &Value) -> Result<()> {
+    async fn message_about(&self, tx: &mut Tx, event: Event, id: &str, (a, new): (&Appointment, &Value)) -> Result<()> {
         let base = self.settings().base.clone();
-        let slot = match ids(&new["slot"], "Slot/").first() {
-            Some(s) => value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?,
+        let (slot, view) = match a.slots.first() {
+            Some(s) => {
+                let slot = value_of(current_seen(tx, self.dialect(), "Slot", s).await?)?;
+                let view = Slot::of(s, &slot, &base)?;
+                (slot, view)
+            }
             None => return Ok(()),
         };
-        let ext = |name: &str| rules::extension(&slot, &names::structure(&base, name)).cloned();
-        let Some(org) =
-            ext("slot-provider").and_then(|e| e["valueReference"]["reference"].as_str().map(str::to_string))
-        else {
+        let Some(org) = view.provider else {
             return Ok(());
         };
         let mut related = Vec::new();
-        let patients: Vec<String> = new["participant"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string))
-            .collect();
-        let location = ext("slot-location").and_then(|e| e["valueReference"]["reference"].as_str().map(str::to_string));
-        let location_id = location.as_deref().and_then(|l| l.strip_prefix("Location/"));
+        let patients: Vec<String> = a.patient.iter().cloned().collect();
+        let location_id = view.location.as_deref();
         // What the message carries, and the organisation `send` reads, in one round trip.
         let ahead: Vec<(&str, &str)> = patients
             .iter()
             .map(|p| ("Patient", p.as_str()))
-            .chain(ids(&new["basedOn"], "ServiceRequest/").into_iter().map(|sr| ("ServiceRequest", sr)))
+            .chain(a.requests.iter().map(|sr| ("ServiceRequest", sr.as_str())))
             .chain(location_id.map(|l| ("Location", l)))
-            .chain([("Organization", org.trim_start_matches("Organization/"))])
+            .chain([("Organization", org.as_str())])
             .collect();
         seen_ahead(tx, &ahead).await?;
         for p in patients {
             related.push(value_of(current_seen(tx, self.dialect(), "Patient", &p).await?)?);
         }
-        for sr in ids(&new["basedOn"], "ServiceRequest/") {
+        for sr in &a.requests {
             related.push(value_of(current_seen(tx, self.dialect(), "ServiceRequest", sr).await?)?);
         }
         related.push(slot);
@@ -136,8 +117,8 @@ impl Store {
             related.push(value_of(current_seen(tx, self.dialect(), "ChargeItem", &ci).await?)?);
         }
         let mut focus = new.clone();
-        focus["id"] = Value::String(id.to_string());
-        self.send(tx, event, org.trim_start_matches("Organization/"), focus, related).await
+        AppointmentMut::new(&mut focus, &base)?.set_id(id);
+        self.send(tx, event, &org, focus, related).await
     }
 
     /// The message of `event` about ChargeItem `id`, to its performing provider,
@@ -151,22 +132,22 @@ impl Store {
         appointment: Option<&Value>,
     ) -> Result<()> {
         let item = value_of(current_seen(tx, self.dialect(), "ChargeItem", id).await?)?;
-        let Some(org) = ids(&item["performingOrganization"], "Organization/").first().map(|s| s.to_string()) else {
+        let charge = Charge::of(&item)?;
+        let Some(org) = charge.provider else {
             return Ok(());
         };
-        let ahead: Vec<(&str, &str)> = ids(&item["subject"], "Patient/")
-            .into_iter()
-            .map(|p| ("Patient", p))
-            .chain([("Organization", org.as_str())])
-            .collect();
+        let ahead: Vec<(&str, &str)> =
+            charge.patient.iter().map(|p| ("Patient", p.as_str())).chain([("Organization", org.as_str())]).collect();
         seen_ahead(tx, &ahead).await?;
         let mut related = Vec::new();
-        for p in ids(&item["subject"], "Patient/") {
+        if let Some(p) = &charge.patient {
             related.push(value_of(current_seen(tx, self.dialect(), "Patient", p).await?)?);
         }
-        for a in ids(&item["supportingInformation"], "Appointment/") {
-            match appointment.filter(|b| b["id"].as_str() == Some(a)) {
-                Some(b) => related.push(b.clone()),
+        let base = self.settings().base.clone();
+        let writing = appointment.map(|b| Appointment::of(b, &base).map(|v| (v.id, b))).transpose()?;
+        for a in &charge.appointments {
+            match writing.as_ref().filter(|(id, _)| id.as_ref() == Some(a)) {
+                Some((_, b)) => related.push((*b).clone()),
                 None => related.push(value_of(current_seen(tx, self.dialect(), "Appointment", a).await?)?),
             }
         }
@@ -193,7 +174,8 @@ impl Store {
     ) -> Result<()> {
         let base = self.settings().base.clone();
         let organization = value_of(current_seen(tx, self.dialect(), "Organization", org).await?)?;
-        let Some(code) = provider_code(&organization, &base) else {
+        let provider = Provider::of(&organization, &base)?;
+        let Some(code) = provider.code else {
             tracing::debug!(org, "no provider code: no message");
             return Ok(());
         };
@@ -201,19 +183,13 @@ impl Store {
         if !m.routing.wants(&code, event.resource, event.name) {
             return Ok(());
         }
-        let endpoint = match ids(&organization["endpoint"], "Endpoint/").first() {
-            Some(e) => value_of(current_seen(tx, self.dialect(), "Endpoint", e).await?)?["address"]
-                .as_str()
-                .map(str::to_string),
+        let endpoint = match &provider.endpoint {
+            Some(e) => address_of(&value_of(current_seen(tx, self.dialect(), "Endpoint", e).await?)?)?,
             None => None,
         };
         let to = Destination { code: code.clone(), organization: org.to_string(), endpoint };
         let id = id.to_string();
-        let focus_ref = format!(
-            "{}/{}",
-            focus["resourceType"].as_str().unwrap_or_default(),
-            focus["id"].as_str().unwrap_or_default()
-        );
+        let focus_ref = reference_to(&focus)?;
         let (body, failed) = match messaging::build(
             &base,
             &id,
@@ -275,22 +251,18 @@ impl Store {
             let mut tx = self.begin().await?;
             let mut related = Vec::new();
             let mut items = Vec::new();
+            let mut patients = std::collections::HashSet::new();
             for a in appointments {
                 let body = value_of(current(&mut tx, self.dialect(), "Appointment", &a, false).await?)?;
-                if !matches!(body["status"].as_str(), Some("booked" | "arrived" | "checked-in")) {
+                let view = Appointment::of(&body, &base)?;
+                if !matches!(view.status, Status::Booked | Status::Arrived | Status::CheckedIn) {
                     continue;
                 }
                 items.push(serde_json::json!({"item": {"reference": format!("Appointment/{a}")}}));
-                let patient = body["participant"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find_map(|p| p["actor"]["reference"].as_str()?.strip_prefix("Patient/").map(str::to_string));
                 related.push(body);
-                if let Some(p) = patient {
+                if let Some(p) = view.patient.filter(|p| patients.insert(p.clone())) {
                     let pb = value_of(current(&mut tx, self.dialect(), "Patient", &p, false).await?)?;
-                    if pb.is_object() && !related.iter().any(|r| r["resourceType"] == "Patient" && r["id"] == pb["id"])
-                    {
+                    if pb.is_object() {
                         related.push(pb);
                     }
                 }

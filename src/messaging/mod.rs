@@ -17,6 +17,7 @@ pub mod message;
 mod provider;
 pub mod relay;
 mod settle;
+pub mod views;
 
 pub use message::{build, Destination, Event};
 

@@ -21,5 +21,5 @@ pub(crate) async fn provider_of(store: &Store, sender: &Sender) -> Result<Option
     };
     let Some(org) = org else { return Ok(None) };
     let v = value_of(current(&mut tx, store.dialect(), "Organization", &org, false).await?)?;
-    Ok(super::changes::provider_code(&v, &base).map(|c| (org, c)))
+    Ok(super::changes::provider_code(&v, &base)?.map(|c| (org, c)))
 }

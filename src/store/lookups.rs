@@ -218,6 +218,24 @@ pub(crate) fn reference_lookup(d: Dialect, res_type: &str, param: &str, target: 
     Some(Lookup { res_type: res_type.to_string(), sql })
 }
 
+impl Store {
+    /// `(pk, version)` of the current version of `res_type/id`.
+    /// Answered from what the transaction already read or wrote of it when it can.
+    pub(crate) async fn current_version(&self, tx: &mut Tx, res_type: &str, id: &str) -> Result<Option<(i64, i64)>> {
+        if let Some(v) = tx.version_seen(res_type, id) {
+            return Ok(v);
+        }
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT pk, version FROM resources WHERE res_type = $1 AND res_id = $2 AND deleted = $3")
+                .bind(res_type)
+                .bind(id)
+                .bind(false)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(row)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

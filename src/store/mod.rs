@@ -14,6 +14,8 @@ mod lease;
 mod lookups;
 pub(crate) use lookups::{reference_lookup, token_lookup};
 mod outbox;
+mod places;
+pub use places::PlaceClaim;
 mod pool;
 mod resolve;
 mod resources;
