@@ -197,7 +197,7 @@ async fn plan_in(
     let Some(template) = parse_template(&schedule, base)? else {
         return Ok((GenerateReport::default(), None));
     };
-    if schedule.get("active") == Some(&Value::Bool(false)) {
+    if !super::place::Agenda::of(&schedule)?.active {
         return Ok((GenerateReport::default(), None));
     }
     let place = read_place(store, tx, &schedule).await?;
@@ -248,13 +248,7 @@ async fn read_place(store: &Store, tx: &mut crate::store::Tx, schedule: &Value) 
     // Two rounds: the actors, then the Location a HealthcareService names.
     for _ in 0..2 {
         let place = super::place_of(schedule, &|r: &str| found.get(r).cloned());
-        let mut wanted: Vec<String> = schedule
-            .get("actor")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.get("reference").and_then(Value::as_str).map(str::to_string))
-            .collect();
+        let mut wanted = super::place::Agenda::of(schedule)?.actors;
         wanted.extend(place.location.map(|l| format!("Location/{l}")));
         for r in wanted {
             if found.contains_key(&r) {
