@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::settlement::{self, Settlement};
+use super::views::Invoice;
 use super::{compute, exemption, money, receipt, Line};
 use crate::access::Access;
 use crate::fhir::meta::instant;
@@ -89,17 +90,8 @@ pub async fn receipt_of(store: &Store, invoice: &Value) -> Result<String> {
     let mut tx = store.begin().await?;
     let facts = crate::booking::catalog_facts(store, &mut tx).await?;
     drop(tx);
-    let codes: Vec<(String, String)> = invoice["lineItem"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| {
-            let code = item["priceComponent"][0]["code"]["coding"][0]["code"].as_str().unwrap_or_default();
-            let display = facts.get(code).map(|f| f.display.clone()).unwrap_or_default();
-            (code.to_string(), display)
-        })
-        .collect();
-    Ok(receipt(invoice, &codes))
+    let display = |code: &str| facts.get(code).map(|f| f.display.clone()).unwrap_or_default();
+    Ok(receipt(&Invoice::of(invoice), display))
 }
 
 /// A month `YYYY-MM` as its first day, the first day of the next, and the
@@ -135,7 +127,7 @@ pub async fn settle(store: &Store, period: &str) -> Result<(Vec<(Settlement, Val
     for (provider, c) in counted {
         let s = settlement::settle(&provider, &c, &rules, first);
         let r = settlement::reconciliation(&base, period, first, last, &s, now);
-        let id = r["id"].as_str().unwrap_or_default().to_string();
+        let id = settlement::reconciliation_id(&s.provider, period);
         store.write_owned(&mut tx, "PaymentReconciliation", &id, r.clone()).await?;
         out.push((s, r));
     }

@@ -5,6 +5,7 @@
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::views::Invoice;
 use super::{money, Ticket};
 use crate::fhir::meta::instant;
 use crate::fhir::names;
@@ -178,43 +179,28 @@ pub fn remittance(
     r
 }
 
-/// The plain-text receipt of an invoice, as a counter prints it.
-pub fn receipt(invoice: &Value, codes: &[(String, String)]) -> String {
-    let amount = |m: &Value| super::amount_of(m).map(|d| format!("{d:>9.2} EUR")).unwrap_or_default();
-    let ident = |system_end: &str| {
-        invoice["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["system"].as_str().is_some_and(|s| s.ends_with(system_end)))
-            .and_then(|i| i["value"].as_str())
-            .unwrap_or("-")
-            .to_string()
-    };
+/// The plain-text receipt of an invoice, as a counter prints it, with the name
+/// `display` gives each service's code.
+pub fn receipt(invoice: &Invoice, display: impl Fn(&str) -> String) -> String {
+    let amount = |d: Option<Decimal>| d.map(|d| format!("{d:>9.2} EUR")).unwrap_or_default();
+    let ident = |system_end: &str| invoice.identifier(system_end).unwrap_or("-").to_string();
     let mut out = String::new();
     out.push_str("RICEVUTA TICKET / TICKET RECEIPT\n");
-    out.push_str(&format!("Invoice         {}\n", invoice["id"].as_str().unwrap_or_default()));
-    out.push_str(&format!("Date            {}\n", invoice["date"].as_str().unwrap_or_default()));
-    out.push_str(&format!("Patient         {}\n", invoice["subject"]["reference"].as_str().unwrap_or_default()));
+    out.push_str(&format!("Invoice         {}\n", invoice.id));
+    out.push_str(&format!("Date            {}\n", invoice.date));
+    out.push_str(&format!("Patient         {}\n", invoice.subject));
     out.push_str(&format!("Prescription    {}\n", ident("4.3.9")));
     out.push_str(&format!("pagoPA notice   {}\n", ident("/pagopa-notice")));
     out.push_str(&format!("IUV             {}\n", ident("/iuv")));
     out.push('\n');
-    for (item, (code, display)) in invoice["lineItem"].as_array().into_iter().flatten().zip(codes.iter()) {
-        let base = &item["priceComponent"][0]["amount"];
-        out.push_str(&format!("{:<12} {:<40} {}\n", code, display.chars().take(40).collect::<String>(), amount(base)));
+    for line in &invoice.lines {
+        let name: String = display(&line.code).chars().take(40).collect();
+        out.push_str(&format!("{:<12} {:<40} {}\n", line.code, name, amount(line.tariff)));
     }
     out.push('\n');
-    out.push_str(&format!("{:<53} {}\n", "Gross value", amount(&invoice["totalGross"])));
-    out.push_str(&format!("{:<53} {}\n", "Ticket owed", amount(&invoice["totalNet"])));
-    let paid = invoice["extension"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/amount-paid")))
-        .map(|e| amount(&e["valueMoney"]))
-        .unwrap_or_default();
-    out.push_str(&format!("{:<53} {}\n", "Paid", paid));
-    out.push_str(&format!("Status          {}\n", invoice["status"].as_str().unwrap_or_default()));
+    out.push_str(&format!("{:<53} {}\n", "Gross value", amount(invoice.gross)));
+    out.push_str(&format!("{:<53} {}\n", "Ticket owed", amount(invoice.net)));
+    out.push_str(&format!("{:<53} {}\n", "Paid", amount(invoice.paid)));
+    out.push_str(&format!("Status          {}\n", invoice.status));
     out
 }
