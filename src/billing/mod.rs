@@ -22,7 +22,7 @@ pub(crate) mod tickets;
 pub mod views;
 
 pub use ops::{apply, month, outstanding, receipt_of, recover, settle, RecoveryStep};
-pub use resources::{charge_item, invoice, payment_line, receipt, remittance, InvoiceFacts, LineFacts};
+pub use resources::{charge_item, invoice, payment_line, receipt, remittance, ChargeFacts, InvoiceFacts, LineFacts};
 pub use ticket::{cents, compute, share, Line, Ticket};
 
 use chrono::{DateTime, NaiveDate, Utc};

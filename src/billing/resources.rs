@@ -38,30 +38,38 @@ pub struct InvoiceFacts {
     pub stage: Option<String>,
 }
 
+/// What a booked service's ChargeItem says besides its line.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeFacts<'a> {
+    pub patient: &'a str,
+    /// The canonical URL of the tariff in force.
+    pub tariff_url: &'a str,
+    /// When the service is due (the appointment's start).
+    pub occurrence: Option<&'a str>,
+    pub entered_us: i64,
+    /// The system of the exemption codes.
+    pub exemption_system: &'a str,
+}
+
 /// The ChargeItem of a booked service: its catalog code, the patient, the provider
 /// performing it, the tariff in force (`definitionCanonical` and the amount), the
 /// appointment and request it comes from, and the exemption that zeroes it.
-#[allow(clippy::too_many_arguments)]
-pub fn charge_item(
-    base: &str,
-    line: &LineFacts,
-    patient: &str,
-    tariff_url: &str,
-    occurrence: Option<&str>,
-    entered_us: i64,
-    exemption_system: &str,
-) -> Value {
+pub fn charge_item(base: &str, line: &LineFacts, f: &ChargeFacts<'_>) -> Value {
+    let mut extension = vec![json!({"url": names::structure(base, "tariff"), "valueMoney": money(line.tariff)})];
+    if let Some(e) = &line.exemption {
+        extension.push(json!({"url": names::structure(base, "exemption"), "valueCoding": {"system": f.exemption_system, "code": e}}));
+    }
     let mut c = json!({
         "resourceType": "ChargeItem",
         "id": line.charge_item,
         "status": "billable",
         "code": {"coding": [{"system": names::catalog_system(base), "code": line.code}]},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "enteredDate": instant(entered_us),
-        "definitionCanonical": [tariff_url],
-        "extension": [{"url": names::structure(base, "tariff"), "valueMoney": money(line.tariff)}],
+        "subject": {"reference": format!("Patient/{}", f.patient)},
+        "enteredDate": instant(f.entered_us),
+        "definitionCanonical": [f.tariff_url],
+        "extension": extension,
     });
-    if let Some(o) = occurrence {
+    if let Some(o) = f.occurrence {
         c["occurrenceDateTime"] = json!(o);
     }
     if !line.provider.is_empty() {
@@ -72,11 +80,6 @@ pub fn charge_item(
         support.push(json!({"reference": format!("ServiceRequest/{r}")}));
     }
     c["supportingInformation"] = Value::Array(support);
-    if let Some(e) = &line.exemption {
-        if let Some(list) = c["extension"].as_array_mut() {
-            list.push(json!({"url": names::structure(base, "exemption"), "valueCoding": {"system": exemption_system, "code": e}}));
-        }
-    }
     c
 }
 
