@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::settlement::{self, Settlement};
 use super::views::Invoice;
-use super::{compute, exemption, money, receipt, Line};
+use super::{compute, exemption, money, receipt, Line, Ticket};
 use crate::access::Access;
 use crate::fhir::meta::instant;
 use crate::fhir::names;
@@ -49,7 +49,12 @@ pub async fn apply(store: &Store, codes: &[String], patient: Option<&str>, day: 
         parts.push(part);
     }
     drop(tx);
-    let t = compute(&lines, rules.terms(day));
+    Ok(applied(day, parts, &compute(&lines, rules.terms(day))))
+}
+
+/// `$apply`'s answer: the day, each service's `parts` with what is owed for it,
+/// and the ticket's totals.
+fn applied(day: NaiveDate, parts: Vec<Vec<Value>>, t: &Ticket) -> Value {
     let mut parameter = vec![json!({"name": "date", "valueDate": day.to_string()})];
     for (mut part, share) in parts.into_iter().zip(&t.shares) {
         part.push(json!({"name": "owed", "valueMoney": money(*share)}));
@@ -58,7 +63,7 @@ pub async fn apply(store: &Store, codes: &[String], patient: Option<&str>, day: 
     parameter.push(json!({"name": "gross", "valueMoney": money(t.gross)}));
     parameter.push(json!({"name": "quota", "valueMoney": money(t.quota)}));
     parameter.push(json!({"name": "owed", "valueMoney": money(t.owed)}));
-    Ok(json!({"resourceType": "Parameters", "parameter": parameter}))
+    json!({"resourceType": "Parameters", "parameter": parameter})
 }
 
 /// `Patient/{id}/$outstanding`: what the patient owes over all invoices.
@@ -135,6 +140,21 @@ pub async fn settle(store: &Store, period: &str) -> Result<(Vec<(Settlement, Val
     Ok((out, super::from_cents(total_cents)))
 }
 
+/// The Communication of recovery notice `number` (stage `stage`) about `invoice`,
+/// sent at `now`.
+fn recovery_notice(base: &str, invoice: &str, stage: &str, number: i32, now: i64) -> Value {
+    json!({
+        "resourceType": "Communication",
+        "status": "completed",
+        "category": [{"coding": [{"system": format!("{base}/CodeSystem/recovery-stage"), "code": stage}]}],
+        "about": [{"reference": format!("Invoice/{invoice}")}],
+        "sent": instant(now),
+        "payload": [{"contentString": format!(
+            "Notice {number}: the ticket of Invoice/{invoice} is unpaid. Pay it at any payment point with its pagoPA notice number."
+        )}],
+    })
+}
+
 /// One step a credit-recovery run took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecoveryStep {
@@ -174,18 +194,7 @@ pub async fn recover(store: &Store, day: NaiveDate) -> Result<Vec<RecoveryStep>>
             _ => None,
         };
         let Some((next, notice_no)) = next else { continue };
-        let notice = (notice_no > 0).then(|| {
-            json!({
-                "resourceType": "Communication",
-                "status": "completed",
-                "category": [{"coding": [{"system": format!("{}/CodeSystem/recovery-stage", store.settings().base), "code": next}]}],
-                "about": [{"reference": format!("Invoice/{invoice}")}],
-                "sent": instant(now),
-                "payload": [{"contentString": format!(
-                    "Notice {notice_no}: the ticket of Invoice/{invoice} is unpaid. Pay it at any payment point with its pagoPA notice number."
-                )}],
-            })
-        });
+        let notice = (notice_no > 0).then(|| recovery_notice(&store.settings().base, &invoice, next, notice_no, now));
         if store.advance_recovery(&invoice, stage.as_deref(), next, now, notice).await? {
             steps.push(RecoveryStep { invoice, stage: next.to_string() });
         }

@@ -98,28 +98,7 @@ pub fn invoice(base: &str, f: &InvoiceFacts, lines: &[LineFacts], t: &Ticket) ->
     for code in lines.iter().filter_map(|l| l.booking_code.as_ref()) {
         identifier.push(json!({"system": names::booking_code_system(base), "value": code}));
     }
-    let items: Vec<Value> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut parts = vec![json!({
-                "type": "base",
-                "code": {"coding": [{"system": names::catalog_system(base), "code": l.code}]},
-                "amount": money(l.tariff),
-            })];
-            let diff = l.share - l.tariff;
-            if diff < Decimal::ZERO {
-                parts.push(json!({"type": "deduction", "amount": money(-diff)}));
-            } else if diff > Decimal::ZERO {
-                parts.push(json!({"type": "surcharge", "amount": money(diff)}));
-            }
-            json!({
-                "sequence": i + 1,
-                "chargeItemReference": {"reference": format!("ChargeItem/{}", l.charge_item)},
-                "priceComponent": parts,
-            })
-        })
-        .collect();
+    let items: Vec<Value> = lines.iter().enumerate().map(|(i, l)| line_item(base, i + 1, l)).collect();
     let mut inv = json!({
         "resourceType": "Invoice",
         "id": f.id,
@@ -141,6 +120,27 @@ pub fn invoice(base: &str, f: &InvoiceFacts, lines: &[LineFacts], t: &Ticket) ->
     }
     inv["extension"] = Value::Array(ext);
     inv
+}
+
+/// Line `sequence` of an Invoice: its service's tariff, and the deduction or
+/// surcharge that makes it the line's share.
+fn line_item(base: &str, sequence: usize, l: &LineFacts) -> Value {
+    let mut parts = vec![json!({
+        "type": "base",
+        "code": {"coding": [{"system": names::catalog_system(base), "code": l.code}]},
+        "amount": money(l.tariff),
+    })];
+    let diff = l.share - l.tariff;
+    if diff < Decimal::ZERO {
+        parts.push(json!({"type": "deduction", "amount": money(-diff)}));
+    } else if diff > Decimal::ZERO {
+        parts.push(json!({"type": "surcharge", "amount": money(diff)}));
+    }
+    json!({
+        "sequence": sequence,
+        "chargeItemReference": {"reference": format!("ChargeItem/{}", l.charge_item)},
+        "priceComponent": parts,
+    })
 }
 
 /// One payment (or refund) as a line of a payment point's daily remittance.
