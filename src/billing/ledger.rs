@@ -63,18 +63,7 @@ impl Store {
         }
         .await;
         let (collected, bookings, total) = c.done(r)?;
-        let mut out: BTreeMap<String, billing::settlement::Counted> = BTreeMap::new();
-        for (provider, channel, cents, payments) in collected {
-            let e = out.entry(provider).or_default();
-            e.collected_cents.insert(channel.clone(), cents);
-            if payments > 0 {
-                e.tickets.insert(channel, payments);
-            }
-        }
-        for (provider, channel, n) in bookings {
-            out.entry(provider).or_default().bookings.insert(channel, n);
-        }
-        Ok((out, total))
+        Ok((by_provider(collected, bookings), total))
     }
 
     /// Unpaid tickets whose service was performed or missed before `cutoff_us`,
@@ -90,4 +79,24 @@ impl Store {
         .await;
         c.done(r)
     }
+}
+
+/// What was counted, per provider: `collected` (provider, channel, cents, payments)
+/// and `bookings` (provider, channel, count).
+fn by_provider(
+    collected: Vec<(String, String, i64, i64)>,
+    bookings: Vec<(String, String, i64)>,
+) -> BTreeMap<String, billing::settlement::Counted> {
+    let mut out: BTreeMap<String, billing::settlement::Counted> = BTreeMap::new();
+    for (provider, channel, cents, payments) in collected {
+        let e = out.entry(provider).or_default();
+        e.collected_cents.insert(channel.clone(), cents);
+        if payments > 0 {
+            e.tickets.insert(channel, payments);
+        }
+    }
+    for (provider, channel, n) in bookings {
+        out.entry(provider).or_default().bookings.insert(channel, n);
+    }
+    out
 }

@@ -19,9 +19,10 @@ pub mod settlement;
 mod tariffs;
 pub mod ticket;
 pub(crate) mod tickets;
+pub mod views;
 
 pub use ops::{apply, month, outstanding, receipt_of, recover, settle, RecoveryStep};
-pub use resources::{charge_item, invoice, payment_line, receipt, remittance, InvoiceFacts, LineFacts};
+pub use resources::{charge_item, invoice, payment_line, receipt, remittance, ChargeFacts, InvoiceFacts, LineFacts};
 pub use ticket::{cents, compute, share, Line, Ticket};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -64,14 +65,6 @@ pub fn money(d: Decimal) -> serde_json::Value {
     serde_json::json!({"value": crate::catalog::decimal_value(c), "currency": "EUR"})
 }
 
-/// A `Money` element's amount, exactly as written (`20.00` stays `20.00`).
-pub fn amount_of(money: &serde_json::Value) -> Option<Decimal> {
-    match &money["value"] {
-        serde_json::Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +84,6 @@ mod tests {
         assert_eq!(to_cents("36.15".parse().unwrap_or_default()), 3615);
         assert_eq!(from_cents(3615).to_string(), "36.15");
         let money: serde_json::Value = serde_json::from_str(r#"{"value": 20.00}"#).unwrap_or_default();
-        assert_eq!(amount_of(&money).map(|d| d.to_string()).as_deref(), Some("20.00"));
+        assert_eq!(views::amount(&money).map(|d| d.to_string()).as_deref(), Some("20.00"));
     }
 }

@@ -8,7 +8,8 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::settlement::{self, Settlement};
-use super::{compute, exemption, money, receipt, Line};
+use super::views::Invoice;
+use super::{compute, exemption, money, receipt, Line, Ticket};
 use crate::access::Access;
 use crate::fhir::meta::instant;
 use crate::fhir::names;
@@ -48,7 +49,12 @@ pub async fn apply(store: &Store, codes: &[String], patient: Option<&str>, day: 
         parts.push(part);
     }
     drop(tx);
-    let t = compute(&lines, rules.terms(day));
+    Ok(applied(day, parts, &compute(&lines, rules.terms(day))))
+}
+
+/// `$apply`'s answer: the day, each service's `parts` with what is owed for it,
+/// and the ticket's totals.
+fn applied(day: NaiveDate, parts: Vec<Vec<Value>>, t: &Ticket) -> Value {
     let mut parameter = vec![json!({"name": "date", "valueDate": day.to_string()})];
     for (mut part, share) in parts.into_iter().zip(&t.shares) {
         part.push(json!({"name": "owed", "valueMoney": money(*share)}));
@@ -57,7 +63,7 @@ pub async fn apply(store: &Store, codes: &[String], patient: Option<&str>, day: 
     parameter.push(json!({"name": "gross", "valueMoney": money(t.gross)}));
     parameter.push(json!({"name": "quota", "valueMoney": money(t.quota)}));
     parameter.push(json!({"name": "owed", "valueMoney": money(t.owed)}));
-    Ok(json!({"resourceType": "Parameters", "parameter": parameter}))
+    json!({"resourceType": "Parameters", "parameter": parameter})
 }
 
 /// `Patient/{id}/$outstanding`: what the patient owes over all invoices.
@@ -89,17 +95,8 @@ pub async fn receipt_of(store: &Store, invoice: &Value) -> Result<String> {
     let mut tx = store.begin().await?;
     let facts = crate::booking::catalog_facts(store, &mut tx).await?;
     drop(tx);
-    let codes: Vec<(String, String)> = invoice["lineItem"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| {
-            let code = item["priceComponent"][0]["code"]["coding"][0]["code"].as_str().unwrap_or_default();
-            let display = facts.get(code).map(|f| f.display.clone()).unwrap_or_default();
-            (code.to_string(), display)
-        })
-        .collect();
-    Ok(receipt(invoice, &codes))
+    let display = |code: &str| facts.get(code).map(|f| f.display.clone()).unwrap_or_default();
+    Ok(receipt(&Invoice::of(invoice), display))
 }
 
 /// A month `YYYY-MM` as its first day, the first day of the next, and the
@@ -135,12 +132,27 @@ pub async fn settle(store: &Store, period: &str) -> Result<(Vec<(Settlement, Val
     for (provider, c) in counted {
         let s = settlement::settle(&provider, &c, &rules, first);
         let r = settlement::reconciliation(&base, period, first, last, &s, now);
-        let id = r["id"].as_str().unwrap_or_default().to_string();
+        let id = settlement::reconciliation_id(&s.provider, period);
         store.write_owned(&mut tx, "PaymentReconciliation", &id, r.clone()).await?;
         out.push((s, r));
     }
     tx.commit().await?;
     Ok((out, super::from_cents(total_cents)))
+}
+
+/// The Communication of recovery notice `number` (stage `stage`) about `invoice`,
+/// sent at `now`.
+fn recovery_notice(base: &str, invoice: &str, stage: &str, number: i32, now: i64) -> Value {
+    json!({
+        "resourceType": "Communication",
+        "status": "completed",
+        "category": [{"coding": [{"system": format!("{base}/CodeSystem/recovery-stage"), "code": stage}]}],
+        "about": [{"reference": format!("Invoice/{invoice}")}],
+        "sent": instant(now),
+        "payload": [{"contentString": format!(
+            "Notice {number}: the ticket of Invoice/{invoice} is unpaid. Pay it at any payment point with its pagoPA notice number."
+        )}],
+    })
 }
 
 /// One step a credit-recovery run took.
@@ -182,18 +194,7 @@ pub async fn recover(store: &Store, day: NaiveDate) -> Result<Vec<RecoveryStep>>
             _ => None,
         };
         let Some((next, notice_no)) = next else { continue };
-        let notice = (notice_no > 0).then(|| {
-            json!({
-                "resourceType": "Communication",
-                "status": "completed",
-                "category": [{"coding": [{"system": format!("{}/CodeSystem/recovery-stage", store.settings().base), "code": next}]}],
-                "about": [{"reference": format!("Invoice/{invoice}")}],
-                "sent": instant(now),
-                "payload": [{"contentString": format!(
-                    "Notice {notice_no}: the ticket of Invoice/{invoice} is unpaid. Pay it at any payment point with its pagoPA notice number."
-                )}],
-            })
-        });
+        let notice = (notice_no > 0).then(|| recovery_notice(&store.settings().base, &invoice, next, notice_no, now));
         if store.advance_recovery(&invoice, stage.as_deref(), next, now, notice).await? {
             steps.push(RecoveryStep { invoice, stage: next.to_string() });
         }

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::views::{Identifier, Money, PaymentNotice, PaymentNoticeMut, Remittance};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents};
 use crate::fhir::names;
@@ -17,103 +17,99 @@ use crate::Result;
 use crate::billing::tickets::{unprocessable, Line, TicketRow};
 use crate::store::value_of;
 
+/// A payment (negative: a refund) of a ticket, as it is recorded.
+pub(super) struct Payment<'a> {
+    /// The payment point that took it, its own reference of it, and its channel.
+    pub point: &'a str,
+    pub reference: &'a str,
+    pub channel: &'a str,
+    /// The PaymentNotice recording it.
+    pub notice: &'a str,
+    pub cents: i64,
+    /// When it was taken (microseconds): its day is its remittance's.
+    pub now: i64,
+}
+
 impl Store {
     /// `remittance-<point>-<day>` and its identifier, for a payment at `now`.
-    pub(super) fn remittance_of(&self, point: &str, now: i64) -> (String, Value) {
+    pub(super) fn remittance_of(&self, point: &str, now: i64) -> (String, Identifier) {
         let day = rome_day(now).to_string();
-        (
-            format!("remittance-{point}-{day}"),
-            json!({"system": names::sid(&self.settings().base, "remittance"), "value": format!("{point}/{day}")}),
-        )
+        let identifier = Identifier {
+            system: Some(names::sid(&self.settings().base, "remittance")),
+            value: Some(format!("{point}/{day}")),
+        };
+        (format!("remittance-{point}-{day}"), identifier)
     }
 
-    /// Records a payment (negative: a refund) of ticket `t`: its row, its parts per
-    /// provider (so that each provider's shares are paid exactly), and its line on
-    /// the point's remittance of the day, opened by the day's first payment.
-    #[allow(clippy::too_many_arguments)]
+    /// Records payment `p` of ticket `t`: its row, its parts per provider (so that
+    /// each provider's shares are paid exactly), and its line on the point's
+    /// remittance of the day, opened by the day's first payment.
     pub(super) async fn record_payment(
         &self,
         tx: &mut Tx,
-        point: &str,
-        reference: &str,
-        notice: &str,
+        p: &Payment<'_>,
         t: &TicketRow,
         lines: &[Line],
-        cents: i64,
-        channel: &str,
-        now: i64,
     ) -> Result<()> {
-        let day = rome_day(now).to_string();
+        let day = rome_day(p.now).to_string();
         sqlx::query(
             "INSERT INTO payments (point, reference, notice, invoice, amount_cents, channel, day, paid_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
-        .bind(point)
-        .bind(reference)
-        .bind(notice)
+        .bind(p.point)
+        .bind(p.reference)
+        .bind(p.notice)
         .bind(&t.invoice)
-        .bind(cents)
-        .bind(channel)
+        .bind(p.cents)
+        .bind(p.channel)
         .bind(&day)
-        .bind(now)
+        .bind(p.now)
         .execute(&mut **tx)
         .await?;
-        // What each provider should have once this is recorded, less what it has.
-        let mut target: BTreeMap<String, i64> = BTreeMap::new();
-        for l in lines {
-            *target.entry(l.facts.provider.clone()).or_default() += to_cents(l.facts.share);
-        }
         let paid: Vec<(String, i64)> = sqlx::query_as(
             "SELECT provider, CAST(SUM(amount_cents) AS BIGINT) FROM payment_shares WHERE invoice = $1 GROUP BY provider",
         )
         .bind(&t.invoice)
         .fetch_all(&mut **tx)
         .await?;
-        let mut parts: BTreeMap<String, i64> = target;
-        for (provider, cents) in paid {
-            *parts.entry(provider).or_default() -= cents;
-        }
-        // Rounding aside, the parts add up to the payment; any leftover goes to the largest.
-        let gap = cents - parts.values().sum::<i64>();
-        if gap != 0 {
-            if let Some(largest) = parts.iter().max_by_key(|(_, c)| c.abs()).map(|(p, _)| p.clone()) {
-                *parts.entry(largest).or_default() += gap;
-            }
-        }
-        for (provider, part) in parts.into_iter().filter(|(_, c)| *c != 0) {
+        for (provider, part) in parts(lines, paid, p.cents) {
             sqlx::query("INSERT INTO payment_shares (notice, invoice, provider, amount_cents) VALUES ($1, $2, $3, $4)")
-                .bind(notice)
+                .bind(p.notice)
                 .bind(&t.invoice)
                 .bind(&provider)
                 .bind(part)
                 .execute(&mut **tx)
                 .await?;
         }
-        let (rid, _) = self.remittance_of(point, now);
-        let line = billing::payment_line(notice, &t.invoice, reference, from_cents(cents), now);
+        self.add_to_remittance(tx, p, &t.invoice, &day).await
+    }
+
+    /// Payment `p` of `invoice` as a line of its point's remittance of `day`, which
+    /// the day's first payment opens.
+    async fn add_to_remittance(&self, tx: &mut Tx, p: &Payment<'_>, invoice: &str, day: &str) -> Result<()> {
+        let (rid, _) = self.remittance_of(p.point, p.now);
+        let line = billing::payment_line(p.notice, invoice, p.reference, from_cents(p.cents), p.now);
         let opened: Option<String> = sqlx::query_scalar(
             "INSERT INTO remittances (point, day, reconciliation) VALUES ($1, $2, $3) \
              ON CONFLICT (point, day) DO NOTHING RETURNING reconciliation",
         )
-        .bind(point)
-        .bind(&day)
+        .bind(p.point)
+        .bind(day)
         .bind(&rid)
         .fetch_optional(&mut **tx)
         .await?;
         let base = self.settings().base.clone();
         if opened.is_some() {
-            let r = billing::remittance(&base, &rid, point, &day, vec![line], from_cents(cents), now);
+            let r = billing::remittance(&base, &rid, p.point, day, vec![line], from_cents(p.cents), p.now);
             self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
             return Ok(());
         }
         let Some(cur) = current(tx, self.dialect(), "PaymentReconciliation", &rid, true).await? else {
             return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
         };
-        let mut r = value_of(Some(cur.clone()))?;
-        let mut lines: Vec<Value> = r["detail"].as_array().cloned().unwrap_or_default();
+        let Remittance { mut lines, total } = Remittance::of(&value_of(Some(cur.clone()))?);
         lines.push(line);
-        let total: Decimal = lines.iter().filter_map(|l| billing::amount_of(&l["amount"])).sum();
-        r = billing::remittance(&base, &rid, point, &day, lines, total, now);
+        let r = billing::remittance(&base, &rid, p.point, day, lines, total + from_cents(p.cents), p.now);
         self.next_version(tx, &cur, "PUT", Some(r)).await?;
         Ok(())
     }
@@ -129,9 +125,14 @@ impl Store {
         id: &str,
         resource: &mut Value,
     ) -> Result<Option<Stored>> {
-        let Some(invoice) = self.paid_invoice(tx, resource).await? else { return Ok(None) };
+        let notice = PaymentNotice::of(resource);
+        let Some(invoice) = self.paid_invoice(tx, &notice).await? else { return Ok(None) };
+        if notice.request.reference.is_none() {
+            // Found by its pagoPA notice: the reference is filled in.
+            PaymentNoticeMut(resource).set_request_invoice(&invoice);
+        }
         let Some(t) = self.lock_ticket(tx, &invoice).await? else { return Ok(None) };
-        let (point, channel, reference) = paid_at(access, resource)?;
+        let (point, channel, reference) = paid_at(access, &notice)?;
         let known: Option<String> =
             sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
                 .bind(&point)
@@ -141,25 +142,12 @@ impl Store {
         if let Some(n) = known {
             return current_seen(tx, self.dialect(), "PaymentNotice", &n).await;
         }
-        let owed = owed_now(&t, &invoice, resource)?;
+        let owed = owed_now(&t, &invoice, &notice.amount)?;
         let now = now_micros();
-        let (rid, remittance_ref) = self.remittance_of(&point, now);
-        if let Some(sent) = resource["payment"]["identifier"]["value"].as_str() {
-            if Some(sent) != remittance_ref["value"].as_str() {
-                return Err(unprocessable(
-                    "PaymentNotice.payment",
-                    format!("a payment of today at {point} goes to remittance {}, not {sent}", remittance_ref["value"]),
-                ));
-            }
-        }
-        resource["payment"] =
-            json!({"reference": format!("PaymentReconciliation/{rid}"), "identifier": remittance_ref});
-        if resource.get("provider").is_none() {
-            resource["provider"] = json!({"reference": format!("Organization/{point}")});
-        }
-        resource["paymentDate"] = json!(rome_day(now).to_string());
+        self.to_remittance(&notice, PaymentNoticeMut(resource), &point, now)?;
         let lines = self.lines(tx, &invoice).await?;
-        self.record_payment(tx, &point, &reference, id, &t, &lines, owed, &channel, now).await?;
+        let payment = Payment { point: &point, reference: &reference, channel: &channel, notice: id, cents: owed, now };
+        self.record_payment(tx, &payment, &t, &lines).await?;
         // Paid: the chase (if any) stops.
         let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
         self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
@@ -169,22 +157,48 @@ impl Store {
         Ok(None)
     }
 
+    /// The notice of a payment taken at `point` at `now` goes to the point's
+    /// remittance of the day (naming another is refused), has the point as its
+    /// provider unless it names one, and is dated.
+    fn to_remittance(
+        &self,
+        notice: &PaymentNotice,
+        mut out: PaymentNoticeMut<'_>,
+        point: &str,
+        now: i64,
+    ) -> Result<()> {
+        let (rid, remittance) = self.remittance_of(point, now);
+        if let Some(sent) = notice.payment.identifier.value.as_deref() {
+            if Some(sent) != remittance.value.as_deref() {
+                return Err(unprocessable(
+                    "PaymentNotice.payment",
+                    format!("a payment of today at {point} goes to remittance {}, not {sent}", json!(remittance.value)),
+                ));
+            }
+        }
+        out.set_remittance(&rid, &remittance);
+        if notice.provider.is_none() {
+            out.set_provider(point);
+        }
+        out.set_payment_date(rome_day(now));
+        Ok(())
+    }
+
     /// The Invoice a PaymentNotice pays: its `request` reference, or — for a channel
     /// that knows only the pagoPA notice — the ticket whose notice number or IUV is
-    /// the `request` identifier (the reference is then filled in). Unknown notice → 422.
-    async fn paid_invoice(&self, tx: &mut Tx, resource: &mut Value) -> Result<Option<String>> {
-        if let Some(r) = resource["request"]["reference"].as_str() {
+    /// the `request` identifier. Unknown notice → 422.
+    async fn paid_invoice(&self, tx: &mut Tx, notice: &PaymentNotice) -> Result<Option<String>> {
+        if let Some(r) = &notice.request.reference {
             return Ok(r.strip_prefix("Invoice/").map(str::to_string));
         }
         let base = &self.settings().base;
-        let (system, value) =
-            (&resource["request"]["identifier"]["system"], &resource["request"]["identifier"]["value"]);
-        let column = match system.as_str() {
-            Some(s) if *s == names::sid(base, "pagopa-notice") => "notice",
-            Some(s) if *s == names::sid(base, "iuv") => "iuv",
+        let identifier = &notice.request.identifier;
+        let column = match identifier.system.as_deref() {
+            Some(s) if s == names::sid(base, "pagopa-notice") => "notice",
+            Some(s) if s == names::sid(base, "iuv") => "iuv",
             _ => return Ok(None),
         };
-        let number = value.as_str().unwrap_or_default().to_string();
+        let number = identifier.value.clone().unwrap_or_default();
         let found: Option<String> = sqlx::query_scalar(&format!("SELECT invoice FROM tickets WHERE {column} = $1"))
             .bind(&number)
             .fetch_optional(&mut **tx)
@@ -195,7 +209,6 @@ impl Store {
                 format!("no ticket has the pagoPA {column} {number:?}: check the number on the notice"),
             ));
         };
-        resource["request"]["reference"] = json!(format!("Invoice/{invoice}"));
         Ok(Some(invoice))
     }
 
@@ -220,7 +233,7 @@ impl Store {
 
 /// The payment point, its channel and its own reference of the payment, as the
 /// caller's token and `identifier[0]` give them.
-fn paid_at(access: &Access, resource: &Value) -> Result<(String, String, String)> {
+fn paid_at(access: &Access, notice: &PaymentNotice) -> Result<(String, String, String)> {
     let Some(actor) = access.actor() else {
         return Err(unprocessable("PaymentNotice", "a ticket is paid at a payment point: its token names the point"));
     };
@@ -231,7 +244,7 @@ fn paid_at(access: &Access, resource: &Value) -> Result<(String, String, String)
         ));
     };
     let channel = actor.channel.clone().unwrap_or_else(|| actor.role.as_str().to_string());
-    let Some(reference) = resource["identifier"][0]["value"].as_str().map(str::to_string) else {
+    let Some(reference) = notice.reference.clone() else {
         return Err(unprocessable(
             "PaymentNotice.identifier",
             "the payment point's own reference of this payment is required (identifier[0].value): it makes a retry safe",
@@ -252,7 +265,7 @@ fn paid_at(access: &Access, resource: &Value) -> Result<(String, String, String)
 }
 
 /// What ticket `t` (of `invoice`) still owes, which the payment must be exactly.
-fn owed_now(t: &TicketRow, invoice: &str, resource: &Value) -> Result<i64> {
+fn owed_now(t: &TicketRow, invoice: &str, amount: &Money) -> Result<i64> {
     let owed = t.owed_cents - t.paid_cents;
     if t.status == "cancelled" {
         return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is cancelled: nothing is owed")));
@@ -260,16 +273,35 @@ fn owed_now(t: &TicketRow, invoice: &str, resource: &Value) -> Result<i64> {
     if owed <= 0 {
         return Err(unprocessable("PaymentNotice.request", format!("Invoice/{invoice} is already paid")));
     }
-    let amount = billing::amount_of(&resource["amount"]);
-    if amount.map(to_cents) != Some(owed) || resource["amount"]["currency"].as_str().is_some_and(|c| c != "EUR") {
+    if amount.value.map(to_cents) != Some(owed) || amount.currency.as_deref().is_some_and(|c| c != "EUR") {
         return Err(unprocessable(
             "PaymentNotice.amount",
             format!(
                 "Invoice/{invoice} owes {} EUR; the payment is {}: nothing was recorded",
                 from_cents(owed),
-                amount.map(|a| format!("{a} EUR")).unwrap_or_else(|| "without an amount".into())
+                amount.value.map(|a| format!("{a} EUR")).unwrap_or_else(|| "without an amount".into())
             ),
         ));
     }
     Ok(owed)
+}
+
+/// A payment of `cents` split between the providers of `lines`: what each should
+/// have once it is recorded (its shares) less what it was `paid` already, any
+/// rounding leftover to the largest part; the parts that are not zero.
+fn parts(lines: &[Line], paid: Vec<(String, i64)>, cents: i64) -> Vec<(String, i64)> {
+    let mut parts: BTreeMap<String, i64> = BTreeMap::new();
+    for l in lines {
+        *parts.entry(l.facts.provider.clone()).or_default() += to_cents(l.facts.share);
+    }
+    for (provider, c) in paid {
+        *parts.entry(provider).or_default() -= c;
+    }
+    let gap = cents - parts.values().sum::<i64>();
+    if gap != 0 {
+        if let Some(largest) = parts.iter().max_by_key(|(_, c)| c.abs()).map(|(p, _)| p.clone()) {
+            *parts.entry(largest).or_default() += gap;
+        }
+    }
+    parts.into_iter().filter(|(_, c)| *c != 0).collect()
 }

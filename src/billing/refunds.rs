@@ -134,7 +134,15 @@ impl Store {
                               "text": format!("refund: {cause}")},
         });
         self.insert_new(tx, "PaymentNotice", notice, &id, "POST", Vec::new()).await?;
-        self.record_payment(tx, &point, &reference, &id, t, lines, -cents, &channel, now).await
+        let payment = super::payments::Payment {
+            point: &point,
+            reference: &reference,
+            channel: &channel,
+            notice: &id,
+            cents: -cents,
+            now,
+        };
+        self.record_payment(tx, &payment, t, lines).await
     }
 
     /// The Invoice of the ticket appointment `id` is on, if it has one.

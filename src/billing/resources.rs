@@ -5,6 +5,7 @@
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
+use super::views::Invoice;
 use super::{money, Ticket};
 use crate::fhir::meta::instant;
 use crate::fhir::names;
@@ -37,30 +38,38 @@ pub struct InvoiceFacts {
     pub stage: Option<String>,
 }
 
+/// What a booked service's ChargeItem says besides its line.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargeFacts<'a> {
+    pub patient: &'a str,
+    /// The canonical URL of the tariff in force.
+    pub tariff_url: &'a str,
+    /// When the service is due (the appointment's start).
+    pub occurrence: Option<&'a str>,
+    pub entered_us: i64,
+    /// The system of the exemption codes.
+    pub exemption_system: &'a str,
+}
+
 /// The ChargeItem of a booked service: its catalog code, the patient, the provider
 /// performing it, the tariff in force (`definitionCanonical` and the amount), the
 /// appointment and request it comes from, and the exemption that zeroes it.
-#[allow(clippy::too_many_arguments)]
-pub fn charge_item(
-    base: &str,
-    line: &LineFacts,
-    patient: &str,
-    tariff_url: &str,
-    occurrence: Option<&str>,
-    entered_us: i64,
-    exemption_system: &str,
-) -> Value {
+pub fn charge_item(base: &str, line: &LineFacts, f: &ChargeFacts<'_>) -> Value {
+    let mut extension = vec![json!({"url": names::structure(base, "tariff"), "valueMoney": money(line.tariff)})];
+    if let Some(e) = &line.exemption {
+        extension.push(json!({"url": names::structure(base, "exemption"), "valueCoding": {"system": f.exemption_system, "code": e}}));
+    }
     let mut c = json!({
         "resourceType": "ChargeItem",
         "id": line.charge_item,
         "status": "billable",
         "code": {"coding": [{"system": names::catalog_system(base), "code": line.code}]},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "enteredDate": instant(entered_us),
-        "definitionCanonical": [tariff_url],
-        "extension": [{"url": names::structure(base, "tariff"), "valueMoney": money(line.tariff)}],
+        "subject": {"reference": format!("Patient/{}", f.patient)},
+        "enteredDate": instant(f.entered_us),
+        "definitionCanonical": [f.tariff_url],
+        "extension": extension,
     });
-    if let Some(o) = occurrence {
+    if let Some(o) = f.occurrence {
         c["occurrenceDateTime"] = json!(o);
     }
     if !line.provider.is_empty() {
@@ -71,11 +80,6 @@ pub fn charge_item(
         support.push(json!({"reference": format!("ServiceRequest/{r}")}));
     }
     c["supportingInformation"] = Value::Array(support);
-    if let Some(e) = &line.exemption {
-        if let Some(list) = c["extension"].as_array_mut() {
-            list.push(json!({"url": names::structure(base, "exemption"), "valueCoding": {"system": exemption_system, "code": e}}));
-        }
-    }
     c
 }
 
@@ -94,28 +98,7 @@ pub fn invoice(base: &str, f: &InvoiceFacts, lines: &[LineFacts], t: &Ticket) ->
     for code in lines.iter().filter_map(|l| l.booking_code.as_ref()) {
         identifier.push(json!({"system": names::booking_code_system(base), "value": code}));
     }
-    let items: Vec<Value> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let mut parts = vec![json!({
-                "type": "base",
-                "code": {"coding": [{"system": names::catalog_system(base), "code": l.code}]},
-                "amount": money(l.tariff),
-            })];
-            let diff = l.share - l.tariff;
-            if diff < Decimal::ZERO {
-                parts.push(json!({"type": "deduction", "amount": money(-diff)}));
-            } else if diff > Decimal::ZERO {
-                parts.push(json!({"type": "surcharge", "amount": money(diff)}));
-            }
-            json!({
-                "sequence": i + 1,
-                "chargeItemReference": {"reference": format!("ChargeItem/{}", l.charge_item)},
-                "priceComponent": parts,
-            })
-        })
-        .collect();
+    let items: Vec<Value> = lines.iter().enumerate().map(|(i, l)| line_item(base, i + 1, l)).collect();
     let mut inv = json!({
         "resourceType": "Invoice",
         "id": f.id,
@@ -137,6 +120,27 @@ pub fn invoice(base: &str, f: &InvoiceFacts, lines: &[LineFacts], t: &Ticket) ->
     }
     inv["extension"] = Value::Array(ext);
     inv
+}
+
+/// Line `sequence` of an Invoice: its service's tariff, and the deduction or
+/// surcharge that makes it the line's share.
+fn line_item(base: &str, sequence: usize, l: &LineFacts) -> Value {
+    let mut parts = vec![json!({
+        "type": "base",
+        "code": {"coding": [{"system": names::catalog_system(base), "code": l.code}]},
+        "amount": money(l.tariff),
+    })];
+    let diff = l.share - l.tariff;
+    if diff < Decimal::ZERO {
+        parts.push(json!({"type": "deduction", "amount": money(-diff)}));
+    } else if diff > Decimal::ZERO {
+        parts.push(json!({"type": "surcharge", "amount": money(diff)}));
+    }
+    json!({
+        "sequence": sequence,
+        "chargeItemReference": {"reference": format!("ChargeItem/{}", l.charge_item)},
+        "priceComponent": parts,
+    })
 }
 
 /// One payment (or refund) as a line of a payment point's daily remittance.
@@ -178,43 +182,28 @@ pub fn remittance(
     r
 }
 
-/// The plain-text receipt of an invoice, as a counter prints it.
-pub fn receipt(invoice: &Value, codes: &[(String, String)]) -> String {
-    let amount = |m: &Value| super::amount_of(m).map(|d| format!("{d:>9.2} EUR")).unwrap_or_default();
-    let ident = |system_end: &str| {
-        invoice["identifier"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["system"].as_str().is_some_and(|s| s.ends_with(system_end)))
-            .and_then(|i| i["value"].as_str())
-            .unwrap_or("-")
-            .to_string()
-    };
+/// The plain-text receipt of an invoice, as a counter prints it, with the name
+/// `display` gives each service's code.
+pub fn receipt(invoice: &Invoice, display: impl Fn(&str) -> String) -> String {
+    let amount = |d: Option<Decimal>| d.map(|d| format!("{d:>9.2} EUR")).unwrap_or_default();
+    let ident = |system_end: &str| invoice.identifier(system_end).unwrap_or("-").to_string();
     let mut out = String::new();
     out.push_str("RICEVUTA TICKET / TICKET RECEIPT\n");
-    out.push_str(&format!("Invoice         {}\n", invoice["id"].as_str().unwrap_or_default()));
-    out.push_str(&format!("Date            {}\n", invoice["date"].as_str().unwrap_or_default()));
-    out.push_str(&format!("Patient         {}\n", invoice["subject"]["reference"].as_str().unwrap_or_default()));
+    out.push_str(&format!("Invoice         {}\n", invoice.id));
+    out.push_str(&format!("Date            {}\n", invoice.date));
+    out.push_str(&format!("Patient         {}\n", invoice.subject));
     out.push_str(&format!("Prescription    {}\n", ident("4.3.9")));
     out.push_str(&format!("pagoPA notice   {}\n", ident("/pagopa-notice")));
     out.push_str(&format!("IUV             {}\n", ident("/iuv")));
     out.push('\n');
-    for (item, (code, display)) in invoice["lineItem"].as_array().into_iter().flatten().zip(codes.iter()) {
-        let base = &item["priceComponent"][0]["amount"];
-        out.push_str(&format!("{:<12} {:<40} {}\n", code, display.chars().take(40).collect::<String>(), amount(base)));
+    for line in &invoice.lines {
+        let name: String = display(&line.code).chars().take(40).collect();
+        out.push_str(&format!("{:<12} {:<40} {}\n", line.code, name, amount(line.tariff)));
     }
     out.push('\n');
-    out.push_str(&format!("{:<53} {}\n", "Gross value", amount(&invoice["totalGross"])));
-    out.push_str(&format!("{:<53} {}\n", "Ticket owed", amount(&invoice["totalNet"])));
-    let paid = invoice["extension"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/amount-paid")))
-        .map(|e| amount(&e["valueMoney"]))
-        .unwrap_or_default();
-    out.push_str(&format!("{:<53} {}\n", "Paid", paid));
-    out.push_str(&format!("Status          {}\n", invoice["status"].as_str().unwrap_or_default()));
+    out.push_str(&format!("{:<53} {}\n", "Gross value", amount(invoice.gross)));
+    out.push_str(&format!("{:<53} {}\n", "Ticket owed", amount(invoice.net)));
+    out.push_str(&format!("{:<53} {}\n", "Paid", amount(invoice.paid)));
+    out.push_str(&format!("Status          {}\n", invoice.status));
     out
 }

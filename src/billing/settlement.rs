@@ -80,6 +80,11 @@ pub fn settle(provider: &str, c: &Counted, rules: &BillingRules, day: NaiveDate)
     Settlement { provider: provider.to_string(), parts, collected, fees, net: collected - fees }
 }
 
+/// The id of `provider`'s settlement of `period`.
+pub fn reconciliation_id(provider: &str, period: &str) -> String {
+    format!("settlement-{provider}-{period}")
+}
+
 /// The settlement as a `PaymentReconciliation` (identifier `<provider>/<period>`).
 pub fn reconciliation(base: &str, period: &str, from: NaiveDate, to: NaiveDate, s: &Settlement, at_us: i64) -> Value {
     let detail: Vec<Value> = s
@@ -99,7 +104,7 @@ pub fn reconciliation(base: &str, period: &str, from: NaiveDate, to: NaiveDate, 
         .collect();
     let mut r = json!({
         "resourceType": "PaymentReconciliation",
-        "id": format!("settlement-{}-{}", s.provider, period),
+        "id": reconciliation_id(&s.provider, period),
         "identifier": [{"system": names::sid(base, "settlement"), "value": format!("{}/{period}", s.provider)}],
         "status": "active",
         "period": {"start": from.to_string(), "end": to.to_string()},

@@ -4,17 +4,10 @@
 
 use rust_decimal::Decimal;
 
+use super::views::{Exemptions, Tariff};
 use crate::fhir::names;
 use crate::store::{value_of, Store, Stored, Tx};
 use crate::Result;
-
-/// Whether `period` (FHIR Period: dates or instants, either end open) covers `day`
-/// (YYYY-MM-DD).
-fn in_force(period: &serde_json::Value, day: &str) -> bool {
-    let starts = period["start"].as_str().is_none_or(|s| s.get(..10).unwrap_or(s) <= day);
-    let ends = period["end"].as_str().is_none_or(|e| e.get(..10).unwrap_or(e) >= day);
-    starts && ends
-}
 
 impl Store {
     /// The tariff of catalog `code` in force on `day`: its amount and canonical URL.
@@ -73,21 +66,10 @@ impl Store {
 /// The first of `found` (ChargeItemDefinitions, oldest first) in force on `day` with
 /// a base price: its amount and canonical URL.
 fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Result<Option<(Decimal, String)>> {
-    let day = day.to_string();
     for stored in found {
-        let cid = value_of(Some(stored))?;
-        if !in_force(&cid["effectivePeriod"], &day) {
-            continue;
-        }
-        let base = cid["propertyGroup"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["priceComponent"].as_array().into_iter().flatten())
-            .find(|p| p["type"] == "base")
-            .and_then(|p| super::amount_of(&p["amount"]));
-        if let Some(amount) = base {
-            return Ok(Some((amount, cid["url"].as_str().unwrap_or_default().to_string())));
+        let tariff = Tariff::of(&value_of(Some(stored))?);
+        if let Some(amount) = tariff.base.filter(|_| tariff.in_force(day)) {
+            return Ok(Some((amount, tariff.url)));
         }
     }
     Ok(None)
@@ -95,19 +77,11 @@ fn tariff_in(found: Vec<Stored>, day: chrono::NaiveDate) -> Result<Option<(Decim
 
 /// The codes of `system` on those of `found` (Coverages) active and in force on `day`.
 fn exemptions_in(found: Vec<Stored>, system: &str, day: chrono::NaiveDate) -> Result<Vec<String>> {
-    let day = day.to_string();
     let mut codes = Vec::new();
     for stored in found {
-        let c = value_of(Some(stored))?;
-        if c["status"] != "active" || !in_force(&c["period"], &day) {
-            continue;
-        }
-        for coding in c["type"]["coding"].as_array().into_iter().flatten() {
-            if coding["system"].as_str() == Some(system) {
-                if let Some(code) = coding["code"].as_str() {
-                    codes.push(code.to_string());
-                }
-            }
+        let coverage = Exemptions::of(&value_of(Some(stored))?, system);
+        if coverage.in_force(day) {
+            codes.extend(coverage.codes);
         }
     }
     Ok(codes)

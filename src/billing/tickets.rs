@@ -126,11 +126,13 @@ impl Store {
         let item = billing::charge_item(
             &base,
             &line,
-            &t.patient,
-            &tariff_url,
-            appointment.start.as_deref(),
-            now,
-            &rules.exemptions.system,
+            &billing::ChargeFacts {
+                patient: &t.patient,
+                tariff_url: &tariff_url,
+                occurrence: appointment.start.as_deref(),
+                entered_us: now,
+                exemption_system: &rules.exemptions.system,
+            },
         );
         self.insert_new(tx, "ChargeItem", item, &line.charge_item, "POST", vec![line_row]).await?;
         tx.line_written(id, &line.charge_item, &t.invoice);

@@ -165,11 +165,13 @@ fn bench_ticket() -> (serde_json::Value, serde_json::Value) {
     let mut charge_item = cupola::billing::charge_item(
         BASE,
         &line,
-        "bench-1",
-        tariff_url,
-        Some("2026-12-01T08:00:00+01:00"),
-        1,
-        "http://example.org/cupola/CodeSystem/exemption",
+        &cupola::billing::ChargeFacts {
+            patient: "bench-1",
+            tariff_url,
+            occurrence: Some("2026-12-01T08:00:00+01:00"),
+            entered_us: 1,
+            exemption_system: "http://example.org/cupola/CodeSystem/exemption",
+        },
     );
     let facts = cupola::billing::InvoiceFacts {
         id: "bench-inv".into(),
