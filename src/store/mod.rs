@@ -7,6 +7,7 @@ mod conditional;
 mod create;
 mod fold;
 mod grid;
+mod grid_write;
 mod group;
 mod history;
 mod hooks;
@@ -24,6 +25,7 @@ mod search;
 mod shared;
 mod slots;
 mod upsert;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
