@@ -50,7 +50,7 @@ pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::work;
 pub use upsert::Upsert;
-pub use versions::{next_version_sql, version_statements};
+pub use versions::{next_version_sql, version_statements, NewVersion};
 
 use crate::Result;
 

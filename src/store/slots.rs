@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 
 use super::resources::Stored;
-use super::versions::INSERT_RESOURCE;
+use super::versions::{NewVersion, INSERT_RESOURCE};
 use super::{into_arguments, Bind, Dialect, Sql, Store, Tx};
 use cupola_search::ExtraCondition;
 
@@ -206,7 +206,8 @@ impl Store {
         tx.saw("Schedule", &schedule.0, schedule.1);
         let row = vec![Bind::Text("Slot".into()), Bind::Text(id.into()), Bind::Int(slot.created), Bind::Bool(false)];
         let first_version = |pk| {
-            super::version_statements(&self.registry, pk, "Slot", id, 1, slot.created, "POST", slot.body.clone(), None)
+            let v = NewVersion { pk, res_type: "Slot", id, version: 1, now: slot.created, method: "POST" };
+            super::version_statements(&self.registry, v, slot.body.clone(), None)
         };
         if self.dialect == Dialect::Postgres {
             // One round trip: row, version, index rows (none if another request moved

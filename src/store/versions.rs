@@ -46,8 +46,8 @@ impl Store {
                 text: INSERT_RESOURCE.into(),
                 binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
             };
-            let (stored, mut rest) =
-                version_statements(&self.registry, 0, res_type, id, 1, now, method, resource, None)?;
+            let first_version = NewVersion { pk: 0, res_type, id, version: 1, now, method };
+            let (stored, mut rest) = version_statements(&self.registry, first_version, resource, None)?;
             rest.extend(riders.into_iter().map(super::fold::rider));
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
@@ -63,9 +63,8 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?;
         let pk = pk.ok_or_else(taken)?;
-        let stored = self
-            .write_version(tx, version_statements(&self.registry, pk, res_type, id, 1, now, method, resource, None)?)
-            .await?;
+        let first_version = NewVersion { pk, res_type, id, version: 1, now, method };
+        let stored = self.write_version(tx, version_statements(&self.registry, first_version, resource, None)?).await?;
         tx.hold(res_type, id, stored.clone());
         Ok(stored)
     }
@@ -102,17 +101,10 @@ impl Store {
         let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
         // The new version's statements (none for a deletion).
         let written = match resource {
-            Some(r) => Some(version_statements(
-                &self.registry,
-                cur.pk,
-                &cur.res_type,
-                &cur.id,
-                version,
-                now,
-                method,
-                r,
-                old_rows,
-            )?),
+            Some(r) => {
+                let next = NewVersion { pk: cur.pk, res_type: &cur.res_type, id: &cur.id, version, now, method };
+                Some(version_statements(&self.registry, next, r, old_rows)?)
+            }
             None => None,
         };
         let written = match (self.dialect, written) {
@@ -189,21 +181,30 @@ pub fn next_version_sql(registry: &Registry, pk: i64, read: i64, now: i64, write
     super::fold::keyed(first, rest)
 }
 
-/// The version row and index rows of `res_type/id` at `version` (its `meta`
-/// stamped), each statement binding `pk` as its `$1`; and the version as stored.
-/// With `old` (the rows of the version replaced), only the changed rows.
-#[allow(clippy::too_many_arguments)]
+/// Which version of which resource a write makes, when and how.
+#[derive(Debug, Clone, Copy)]
+pub struct NewVersion<'a> {
+    /// The resource row's key (bound as each statement's `$1`).
+    pub pk: i64,
+    pub res_type: &'a str,
+    pub id: &'a str,
+    pub version: i64,
+    /// µs since the Unix epoch, UTC.
+    pub now: i64,
+    /// The HTTP method recorded in the history (`POST`, `PUT`).
+    pub method: &'a str,
+}
+
+/// The version row and index rows of `v` (its `meta` stamped), each statement
+/// binding `v.pk` as its `$1`; and the version as stored. With `old` (the rows of
+/// the version replaced), only the changed rows.
 pub fn version_statements(
     registry: &Registry,
-    pk: i64,
-    res_type: &str,
-    id: &str,
-    version: i64,
-    now: i64,
-    method: &str,
+    v: NewVersion<'_>,
     resource: Value,
     old: Option<&[IndexRow]>,
 ) -> Result<(Stored, Vec<Sql>)> {
+    let NewVersion { pk, res_type, id, version, now, method } = v;
     let resource = meta::stamp(resource, id, version, now);
     let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
     let version_row = Sql {
