@@ -21,7 +21,7 @@ use super::build;
 use super::bundle::import_bundle;
 use super::merge::{code_changes, merged, retirements, stored_tariffs};
 use super::report::{Counts, ImportReport};
-use super::{branches, parse_csv, value_set_id, Progress, RowError, PROGRESS_ROWS};
+use super::{branches, parse_csv, value_set_id, CatalogEntry, Progress, RowError, PROGRESS_ROWS};
 use crate::access::Access;
 use crate::error::Issue;
 use crate::fhir::check::{At, Checker};
@@ -143,20 +143,9 @@ async fn import_csv(
     if entries.is_empty() {
         return Err(ImportError::Rows(vec![RowError { line: 2, reason: "the file has a header but no rows".into() }]));
     }
-    // The line of each resource built from rows, for error messages.
-    let mut line_of: HashMap<String, usize> = HashMap::new();
-    for e in &entries {
-        line_of.entry(super::service_id(&e.code)).or_insert(e.line);
-        line_of.insert(super::tariff_id(&e.code, e.valid_from), e.line);
-    }
     // Checked before the transaction: a file that cannot make valid resources is refused up front.
     let checker = Checker::shared();
-    let mut checked: HashMap<(String, String), Value> = HashMap::new();
-    for r in build::build_resources(base, &entries) {
-        let (t, id) = type_and_id(&r);
-        check(&checker, &r, line_of.get(id).copied())?;
-        checked.insert((t.to_string(), id.to_string()), r);
-    }
+    let built = Built::checked(&checker, base, &entries)?;
 
     let mut tx = store.begin().await?;
     let stored_catalog = read(store, &mut tx, "CodeSystem", "catalog").await?;
@@ -167,10 +156,7 @@ async fn import_csv(
     let mut resources = merged(base, &entries, stored_catalog.as_ref(), &stored_tariffs);
     resources.extend(retirements(store, &mut tx, &changes.absent, &stored_tariffs, effective).await?);
     for r in &resources {
-        let (t, id) = type_and_id(r);
-        if checked.get(&(t.to_string(), id.to_string())) != Some(r) {
-            check(&checker, r, line_of.get(id).copied())?;
-        }
+        built.check_again(&checker, r)?;
     }
 
     let present: HashSet<String> = resources
@@ -185,17 +171,61 @@ async fn import_csv(
         upsert(store, &mut tx, r, report, had_tariffs).await?;
         progress.tick(i + 1);
     }
-    // A branch left without codes loses its ValueSet (history kept).
-    for b in branches() {
-        let id = value_set_id(&b.code);
-        if !present.contains(&id) && read(store, &mut tx, "ValueSet", &id).await?.is_some() {
-            store.delete_in(&mut tx, &Access::gateway(), "ValueSet", &id).await?;
-            report.count("ValueSet", Counts { deleted: 1, ..Counts::default() });
-        }
-    }
+    delete_empty_value_sets(store, &mut tx, &present, report).await?;
     tx.commit().await?;
     report.retired = changes.retired;
     report.reactivated = changes.reactivated;
+    Ok(())
+}
+
+/// The resources built from a file's rows, each checked against the R4
+/// definitions, and the line of the file each comes from (for error messages).
+struct Built {
+    line_of: HashMap<String, usize>,
+    checked: HashMap<(String, String), Value>,
+}
+
+impl Built {
+    fn checked(checker: &Checker, base: &str, entries: &[CatalogEntry]) -> Result<Built, ImportError> {
+        let mut line_of: HashMap<String, usize> = HashMap::new();
+        for e in entries {
+            line_of.entry(super::service_id(&e.code)).or_insert(e.line);
+            line_of.insert(super::tariff_id(&e.code, e.valid_from), e.line);
+        }
+        let mut checked: HashMap<(String, String), Value> = HashMap::new();
+        for r in build::build_resources(base, entries) {
+            let (t, id) = type_and_id(&r);
+            check(checker, &r, line_of.get(id).copied())?;
+            checked.insert((t.to_string(), id.to_string()), r);
+        }
+        Ok(Built { line_of, checked })
+    }
+
+    /// `r` checked, unless it is a built resource as it was checked.
+    fn check_again(&self, checker: &Checker, r: &Value) -> Result<(), ImportError> {
+        let (t, id) = type_and_id(r);
+        if self.checked.get(&(t.to_string(), id.to_string())) != Some(r) {
+            check(checker, r, self.line_of.get(id).copied())?;
+        }
+        Ok(())
+    }
+}
+
+/// A branch left without codes (no ValueSet among `present`) loses its ValueSet
+/// (history kept).
+async fn delete_empty_value_sets(
+    store: &Store,
+    tx: &mut Tx,
+    present: &HashSet<String>,
+    report: &mut ImportReport,
+) -> Result<(), crate::Error> {
+    for b in branches() {
+        let id = value_set_id(&b.code);
+        if !present.contains(&id) && read(store, tx, "ValueSet", &id).await?.is_some() {
+            store.delete_in(tx, &Access::gateway(), "ValueSet", &id).await?;
+            report.count("ValueSet", Counts { deleted: 1, ..Counts::default() });
+        }
+    }
     Ok(())
 }
 

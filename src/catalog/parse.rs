@@ -24,58 +24,71 @@ pub fn parse_csv(text: &str) -> Result<Vec<CatalogEntry>, Vec<RowError>> {
         .trim(::csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut records = reader.records();
-    let header = match records.next() {
-        None => {
-            return Err(vec![RowError {
-                line: 1,
-                reason: format!("the file is empty: a header line naming the columns is required ({})", all_columns()),
-            }])
-        }
-        Some(Err(e)) => return Err(vec![csv_error(&e)]),
-        Some(Ok(h)) => h,
-    };
-    let columns = Columns::from_header(&header)?;
+    let columns = Columns::from_header(&header(records.next())?)?;
     let rows = text.lines().count().saturating_sub(1);
     let mut progress = Progress::new("catalog rows parsed", rows, rows > PROGRESS_ROWS);
-    let mut entries: Vec<CatalogEntry> = Vec::new();
-    let mut errors = Vec::new();
-    let mut first_of_code: HashMap<String, usize> = HashMap::new();
-    let mut dates: HashMap<(String, NaiveDate), usize> = HashMap::new();
+    let mut read = Read::default();
     for record in records {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(csv_error(&e));
+                read.errors.push(csv_error(&e));
                 break;
             }
         };
         let line = record.position().map_or(0, |p| p.line() as usize);
         progress.tick(line.saturating_sub(1));
-        let entry = match columns.entry(&record, line) {
-            Ok(e) => e,
-            Err(reason) => {
-                errors.push(RowError { line, reason });
-                if errors.len() >= MAX_ERRORS {
-                    break;
-                }
-                continue;
-            }
-        };
-        if let Some(reason) = conflict(&entry, &entries, &first_of_code, &dates) {
-            errors.push(RowError { line, reason });
-            if errors.len() >= MAX_ERRORS {
-                break;
-            }
-            continue;
+        if !read.add(columns.entry(&record, line), line) {
+            break;
         }
-        first_of_code.entry(entry.code.clone()).or_insert(entries.len());
-        dates.insert((entry.code.clone(), entry.valid_from), line);
-        entries.push(entry);
     }
-    if errors.is_empty() {
-        Ok(entries)
+    if read.errors.is_empty() {
+        Ok(read.entries)
     } else {
-        Err(errors)
+        Err(read.errors)
+    }
+}
+
+/// The header line; an error on line 1 when the file is empty.
+fn header(first: Option<Result<::csv::StringRecord, ::csv::Error>>) -> Result<::csv::StringRecord, Vec<RowError>> {
+    match first {
+        None => Err(vec![RowError {
+            line: 1,
+            reason: format!("the file is empty: a header line naming the columns is required ({})", all_columns()),
+        }]),
+        Some(Err(e)) => Err(vec![csv_error(&e)]),
+        Some(Ok(h)) => Ok(h),
+    }
+}
+
+/// The rows read so far: their entries or errors, and where each code and each
+/// tariff date of a code was first.
+#[derive(Default)]
+struct Read {
+    entries: Vec<CatalogEntry>,
+    errors: Vec<RowError>,
+    first_of_code: HashMap<String, usize>,
+    dates: HashMap<(String, NaiveDate), usize>,
+}
+
+impl Read {
+    /// The row of `line`: its entry, or why it is not one. `false` once
+    /// [`MAX_ERRORS`] errors are reported: the file is read no further.
+    fn add(&mut self, entry: Result<CatalogEntry, String>, line: usize) -> bool {
+        let reason = match entry {
+            Ok(entry) => match conflict(&entry, &self.entries, &self.first_of_code, &self.dates) {
+                None => {
+                    self.first_of_code.entry(entry.code.clone()).or_insert(self.entries.len());
+                    self.dates.insert((entry.code.clone(), entry.valid_from), line);
+                    self.entries.push(entry);
+                    return true;
+                }
+                Some(reason) => reason,
+            },
+            Err(reason) => reason,
+        };
+        self.errors.push(RowError { line, reason });
+        self.errors.len() < MAX_ERRORS
     }
 }
 
