@@ -88,6 +88,9 @@ pub(crate) struct Defs {
     pub by_type: HashMap<String, BTreeMap<String, usize>>,
     /// resource type → code → how a narrowing parameter's rows are found.
     narrowed: HashMap<String, BTreeMap<String, Narrowed>>,
+    /// The priority classes cupola's `open-to` takes, given by the caller
+    /// ([`crate::Registry::with_open_to_classes`]); none until then.
+    pub open_to_classes: Vec<String>,
 }
 
 /// A reference parameter that only narrows other reference parameters of the same
@@ -131,7 +134,7 @@ pub(crate) fn load(extra: &[Value]) -> Defs {
         }
         defs.push(def);
     }
-    let mut out = Defs { defs, by_type, narrowed: HashMap::new() };
+    let mut out = Defs { defs, by_type, narrowed: HashMap::new(), open_to_classes: Vec::new() };
     out.narrowed = narrowing(&out);
     out
 }
