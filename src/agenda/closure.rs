@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::generate::{read_schedule, SEARCH_LIMIT};
 use crate::access::Access;
 use crate::store::fhir_instant;
-use crate::store::{current, Store};
+use crate::store::{current, Store, Tx};
 use crate::{Error, Result};
 
 /// A stretch of time an agenda is closed, and why.
@@ -52,6 +52,26 @@ const SLOTS_PER_SEARCH: usize = 100;
 /// not changed. Slots already busy-unavailable are left as they are. An empty or
 /// reversed closure → `Invalid`; a missing Schedule → `NotFound`.
 pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Result<ClosureReport> {
+    check_span(closure)?;
+    let gateway = Access::gateway();
+    let mut tx = store.begin().await?;
+    read_schedule(store, &mut tx, schedule_id).await?;
+    let slots_closed = close_slots(store, &mut tx, &gateway, schedule_id, closure).await?;
+    let appointments_to_rebook = appointments_on(store, &mut tx, &gateway, &slots_closed).await?;
+    store.closure_messages(&mut tx, &appointments_to_rebook).await?;
+    tx.commit().await?;
+    tracing::info!(
+        schedule = schedule_id,
+        slots = slots_closed.len(),
+        appointments = appointments_to_rebook.len(),
+        reason = %closure.reason,
+        "agenda closed"
+    );
+    Ok(ClosureReport { slots_closed, appointments_to_rebook })
+}
+
+/// An empty or reversed closure is refused (`Invalid`).
+fn check_span(closure: &Closure) -> Result<()> {
     if closure.end <= closure.start {
         return Err(Error::invalid(
             "value",
@@ -63,60 +83,71 @@ pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Resul
             ),
         ));
     }
-    let gateway = Access::gateway();
-    let mut tx = store.begin().await?;
-    read_schedule(store, &mut tx, schedule_id).await?;
+    Ok(())
+}
+
+/// Turns the open slots of the schedule overlapping the closure busy-unavailable;
+/// their ids, in start order.
+async fn close_slots(
+    store: &Store,
+    tx: &mut Tx,
+    gateway: &Access,
+    schedule_id: &str,
+    closure: &Closure,
+) -> Result<Vec<String>> {
     let query = [
         ("schedule".to_string(), format!("Schedule/{schedule_id}")),
         ("start".to_string(), format!("lt{}", fhir_instant(&closure.end))),
         ("start".to_string(), format!("ge{}", fhir_instant(&(closure.start - Duration::days(LOOKBACK_DAYS))))),
         ("status".to_string(), OPEN_STATES.to_string()),
     ];
-    let candidates = store.search_ids_in(&mut tx, &gateway, "Slot", &query, SEARCH_LIMIT).await?;
+    let candidates = store.search_ids_in(tx, gateway, "Slot", &query, SEARCH_LIMIT).await?;
     let mut closed: Vec<(DateTime<FixedOffset>, String)> = Vec::new();
     for id in candidates {
-        let Some(body) = current(&mut tx, store.dialect(), "Slot", &id, false).await?.and_then(|s| s.body) else {
+        let Some(body) = current(tx, store.dialect(), "Slot", &id, false).await?.and_then(|s| s.body) else {
             continue;
         };
-        let mut slot: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
-        let when = |key: &str| slot.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        let (Some(start), Some(end)) = (when("start"), when("end")) else {
-            continue;
-        };
-        if start >= closure.end || end <= closure.start {
-            continue;
-        }
-        let comment = match slot.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty()) {
-            Some(c) => format!("{c}; {}", closure.reason),
-            None => closure.reason.clone(),
-        };
-        if let Some(fields) = slot.as_object_mut() {
-            fields.insert("status".into(), Value::String("busy-unavailable".into()));
-            fields.insert("comment".into(), Value::String(comment));
-        }
-        store.update_in(&mut tx, &gateway, "Slot", &id, slot, None).await?;
+        let slot: Value = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+        let Some((start, slot)) = closed_slot(slot, closure) else { continue };
+        store.update_in(tx, gateway, "Slot", &id, slot, None).await?;
         closed.push((start, id));
     }
     closed.sort();
-    let slots_closed: Vec<String> = closed.into_iter().map(|(_, id)| id).collect();
-    let mut appointments_to_rebook: Vec<String> = Vec::new();
-    for chunk in slots_closed.chunks(SLOTS_PER_SEARCH) {
+    Ok(closed.into_iter().map(|(_, id)| id).collect())
+}
+
+/// The slot as the closure leaves it (busy-unavailable, the reason added to its
+/// `comment`) with its start; `None` when it does not overlap the closure.
+fn closed_slot(mut slot: Value, closure: &Closure) -> Option<(DateTime<FixedOffset>, Value)> {
+    let when = |key: &str| slot.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let (Some(start), Some(end)) = (when("start"), when("end")) else {
+        return None;
+    };
+    if start >= closure.end || end <= closure.start {
+        return None;
+    }
+    let comment = match slot.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        Some(c) => format!("{c}; {}", closure.reason),
+        None => closure.reason.clone(),
+    };
+    if let Some(fields) = slot.as_object_mut() {
+        fields.insert("status".into(), Value::String("busy-unavailable".into()));
+        fields.insert("comment".into(), Value::String(comment));
+    }
+    Some((start, slot))
+}
+
+/// The appointments that still hold one of `slots` (to be rebooked), each once.
+async fn appointments_on(store: &Store, tx: &mut Tx, gateway: &Access, slots: &[String]) -> Result<Vec<String>> {
+    let mut appointments: Vec<String> = Vec::new();
+    for chunk in slots.chunks(SLOTS_PER_SEARCH) {
         let refs: Vec<String> = chunk.iter().map(|id| format!("Slot/{id}")).collect();
         let query = [("slot".to_string(), refs.join(",")), ("status".to_string(), HOLDING_STATES.to_string())];
-        for id in store.search_ids_in(&mut tx, &gateway, "Appointment", &query, SEARCH_LIMIT).await? {
-            if !appointments_to_rebook.contains(&id) {
-                appointments_to_rebook.push(id);
+        for id in store.search_ids_in(tx, gateway, "Appointment", &query, SEARCH_LIMIT).await? {
+            if !appointments.contains(&id) {
+                appointments.push(id);
             }
         }
     }
-    store.closure_messages(&mut tx, &appointments_to_rebook).await?;
-    tx.commit().await?;
-    tracing::info!(
-        schedule = schedule_id,
-        slots = slots_closed.len(),
-        appointments = appointments_to_rebook.len(),
-        reason = %closure.reason,
-        "agenda closed"
-    );
-    Ok(ClosureReport { slots_closed, appointments_to_rebook })
+    Ok(appointments)
 }

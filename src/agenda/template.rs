@@ -87,6 +87,37 @@ fn err(element: &str, message: impl Into<String>) -> TemplateError {
 
 /// The Schedule's agenda template; `None` when it has none.
 pub fn parse_template(schedule: &Value, base: &str) -> Result<Option<Template>, TemplateError> {
+    let Some((index, ext)) = template_extension(schedule, base)? else {
+        return Ok(None);
+    };
+    let at = format!("Schedule.extension[{index}]");
+    let time_zone: Tz = DEFAULT_TIME_ZONE.parse().map_err(|_| err(&at, "the default time zone is unknown"))?;
+    let mut template =
+        Template { time_zone, horizon_days: DEFAULT_HORIZON_DAYS, sessions: Vec::new(), reserves: Vec::new() };
+    let default_service = schedule.pointer("/serviceType/0/coding/0").cloned();
+    for (j, sub) in parts(ext, &at)? {
+        let here = format!("{at}.extension[{j}]");
+        template_part(&mut template, sub, &here, default_service.as_ref())?;
+    }
+    check_overlaps(&template.sessions)?;
+    let reserved: u32 = template.reserves.iter().map(|r| r.per_session).sum();
+    for s in &template.sessions {
+        if reserved > s.slot_count() {
+            return Err(err(
+                &s.element,
+                format!(
+                    "the reserves keep {reserved} slots of each session, but this session has only {}",
+                    s.slot_count()
+                ),
+            ));
+        }
+    }
+    Ok(Some(template))
+}
+
+/// The Schedule's agenda-template extension with its index; `None` without one,
+/// an error when there are two.
+fn template_extension<'s>(schedule: &'s Value, base: &str) -> Result<Option<(usize, &'s Value)>, TemplateError> {
     let url = names::structure(base, "agenda-template");
     let Some(exts) = schedule.get("extension").and_then(Value::as_array) else {
         return Ok(None);
@@ -101,60 +132,46 @@ pub fn parse_template(schedule: &Value, base: &str) -> Result<Option<Template>, 
             format!("a Schedule has one agenda-template; another one is Schedule.extension[{index}]"),
         ));
     }
-    let at = format!("Schedule.extension[{index}]");
-    let mut time_zone: Tz = DEFAULT_TIME_ZONE.parse().map_err(|_| err(&at, "the default time zone is unknown"))?;
-    let mut horizon_days = DEFAULT_HORIZON_DAYS;
-    let mut sessions = Vec::new();
-    let mut reserves: Vec<Reserve> = Vec::new();
-    let default_service = schedule.pointer("/serviceType/0/coding/0").cloned();
-    for (j, sub) in parts(ext, &at)? {
-        let here = format!("{at}.extension[{j}]");
-        match sub.get("url").and_then(Value::as_str).unwrap_or("") {
-            "timeZone" => {
-                let name = code(sub, "valueCode", &here, "timeZone")?;
-                time_zone = name.parse().map_err(|_| {
-                    err(&here, format!("timeZone {name:?} is not an IANA time zone (such as \"Europe/Rome\")"))
-                })?;
-            }
-            "horizonDays" => {
-                let n = integer(sub, &here, "horizonDays")?;
-                if !(1..=MAX_HORIZON_DAYS as i64).contains(&n) {
-                    return Err(err(&here, format!("horizonDays is {n}; it must be between 1 and {MAX_HORIZON_DAYS}")));
-                }
-                horizon_days = n as u32;
-            }
-            "session" => sessions.push(session(sub, &here, default_service.as_ref())?),
-            "reserve" => {
-                let r = reserve(sub, &here)?;
-                if reserves.iter().any(|o| o.priority == r.priority) {
-                    return Err(err(&here, format!("a second reserve for class {}: give one per class", r.priority)));
-                }
-                reserves.push(r);
-            }
-            other => {
-                return Err(err(
-                    &here,
-                    format!(
-                        "unknown agenda-template part {other:?}: expected timeZone, horizonDays, session or reserve"
-                    ),
-                ))
-            }
+    Ok(Some((index, ext)))
+}
+
+/// One part of the template (`sub`, written at `here`) read into `template`.
+fn template_part(
+    template: &mut Template,
+    sub: &Value,
+    here: &str,
+    default_service: Option<&Value>,
+) -> Result<(), TemplateError> {
+    match sub.get("url").and_then(Value::as_str).unwrap_or("") {
+        "timeZone" => {
+            let name = code(sub, "valueCode", here, "timeZone")?;
+            template.time_zone = name.parse().map_err(|_| {
+                err(here, format!("timeZone {name:?} is not an IANA time zone (such as \"Europe/Rome\")"))
+            })?;
         }
-    }
-    check_overlaps(&sessions)?;
-    let reserved: u32 = reserves.iter().map(|r| r.per_session).sum();
-    for s in &sessions {
-        if reserved > s.slot_count() {
+        "horizonDays" => {
+            let n = integer(sub, here, "horizonDays")?;
+            if !(1..=MAX_HORIZON_DAYS as i64).contains(&n) {
+                return Err(err(here, format!("horizonDays is {n}; it must be between 1 and {MAX_HORIZON_DAYS}")));
+            }
+            template.horizon_days = n as u32;
+        }
+        "session" => template.sessions.push(session(sub, here, default_service)?),
+        "reserve" => {
+            let r = reserve(sub, here)?;
+            if template.reserves.iter().any(|o| o.priority == r.priority) {
+                return Err(err(here, format!("a second reserve for class {}: give one per class", r.priority)));
+            }
+            template.reserves.push(r);
+        }
+        other => {
             return Err(err(
-                &s.element,
-                format!(
-                    "the reserves keep {reserved} slots of each session, but this session has only {}",
-                    s.slot_count()
-                ),
-            ));
+                here,
+                format!("unknown agenda-template part {other:?}: expected timeZone, horizonDays, session or reserve"),
+            ))
         }
     }
-    Ok(Some(Template { time_zone, horizon_days, sessions, reserves }))
+    Ok(())
 }
 
 /// The sub-extensions of a complex extension, with their indexes.
@@ -193,47 +210,22 @@ fn weekday(text: &str) -> Option<Weekday> {
     })
 }
 
+/// A session's parts as read so far.
+struct SessionParts {
+    day: Option<Weekday>,
+    start: Option<NaiveTime>,
+    end: Option<NaiveTime>,
+    slot_minutes: Option<u32>,
+    capacity: u32,
+    service: Option<Value>,
+}
+
 fn session(ext: &Value, at: &str, default_service: Option<&Value>) -> Result<Session, TemplateError> {
-    let (mut day, mut start, mut end, mut slot_minutes, mut capacity, mut service) = (None, None, None, None, 1, None);
+    let mut p = SessionParts { day: None, start: None, end: None, slot_minutes: None, capacity: 1, service: None };
     for (k, sub) in parts(ext, at)? {
-        let here = format!("{at}.extension[{k}]");
-        match sub.get("url").and_then(Value::as_str).unwrap_or("") {
-            "day" => {
-                let text = code(sub, "valueCode", &here, "day")?;
-                day = Some(weekday(text).ok_or_else(|| {
-                    err(&here, format!("unknown day {text:?}: expected mon, tue, wed, thu, fri, sat or sun"))
-                })?);
-            }
-            "start" => start = Some(time(sub, &here, "start")?),
-            "end" => end = Some(time(sub, &here, "end")?),
-            "slotMinutes" => {
-                let n = integer(sub, &here, "slotMinutes")?;
-                if n < 1 {
-                    return Err(err(&here, format!("slotMinutes is {n}; a slot lasts at least 1 minute")));
-                }
-                slot_minutes = Some(n.min(u32::MAX as i64) as u32);
-            }
-            "capacity" => {
-                let n = integer(sub, &here, "capacity")?;
-                if n < 1 {
-                    return Err(err(&here, format!("capacity is {n}; a slot holds at least 1 appointment")));
-                }
-                capacity = n.min(u32::MAX as i64) as u32;
-            }
-            "service" => {
-                let c = sub.get("valueCoding").filter(|c| c.get("code").and_then(Value::as_str).is_some());
-                service = Some(c.cloned().ok_or_else(|| err(&here, "service needs a valueCoding with a code"))?);
-            }
-            other => {
-                return Err(err(
-                    &here,
-                    format!(
-                        "unknown session part {other:?}: expected day, start, end, slotMinutes, capacity or service"
-                    ),
-                ))
-            }
-        }
+        session_part(&mut p, sub, &format!("{at}.extension[{k}]"))?;
     }
+    let SessionParts { day, start, end, slot_minutes, capacity, service } = p;
     let missing = |what: &str| err(at, format!("the session has no {what}"));
     let day = day.ok_or_else(|| missing("day"))?;
     let start = start.ok_or_else(|| missing("start"))?;
@@ -257,6 +249,45 @@ fn session(ext: &Value, at: &str, default_service: Option<&Value>) -> Result<Ses
     };
     fits_the_grid(&service, at)?;
     Ok(Session { day, start, end, slot_minutes, capacity, service, element: at.to_string() })
+}
+
+/// One part of a session (`sub`, written at `here`) read into `p`.
+fn session_part(p: &mut SessionParts, sub: &Value, here: &str) -> Result<(), TemplateError> {
+    match sub.get("url").and_then(Value::as_str).unwrap_or("") {
+        "day" => {
+            let text = code(sub, "valueCode", here, "day")?;
+            p.day = Some(weekday(text).ok_or_else(|| {
+                err(here, format!("unknown day {text:?}: expected mon, tue, wed, thu, fri, sat or sun"))
+            })?);
+        }
+        "start" => p.start = Some(time(sub, here, "start")?),
+        "end" => p.end = Some(time(sub, here, "end")?),
+        "slotMinutes" => {
+            let n = integer(sub, here, "slotMinutes")?;
+            if n < 1 {
+                return Err(err(here, format!("slotMinutes is {n}; a slot lasts at least 1 minute")));
+            }
+            p.slot_minutes = Some(n.min(u32::MAX as i64) as u32);
+        }
+        "capacity" => {
+            let n = integer(sub, here, "capacity")?;
+            if n < 1 {
+                return Err(err(here, format!("capacity is {n}; a slot holds at least 1 appointment")));
+            }
+            p.capacity = n.min(u32::MAX as i64) as u32;
+        }
+        "service" => {
+            let c = sub.get("valueCoding").filter(|c| c.get("code").and_then(Value::as_str).is_some());
+            p.service = Some(c.cloned().ok_or_else(|| err(here, "service needs a valueCoding with a code"))?);
+        }
+        other => {
+            return Err(err(
+                here,
+                format!("unknown session part {other:?}: expected day, start, end, slotMinutes, capacity or service"),
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// Generated slots keep their service's Coding, system and code in indexed columns

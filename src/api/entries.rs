@@ -82,9 +82,22 @@ pub fn parse_entry(i: usize, entry: &Value, base: &str) -> Result<EntryOp> {
         ));
     }
     let resource = entry.get("resource").cloned();
+    let op = entry_op(i, request, method, url, &segments, query)?;
+    let needs_resource = matches!(op, Op::Create { .. } | Op::Update { .. } | Op::CondUpdate { .. });
+    if needs_resource && resource.is_none() {
+        return Err(Error::invalid("required", at(".resource"), format!("{method} needs a resource")));
+    }
+    let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_string);
+    Ok(EntryOp { index: i, res_type, full_url, op, resource: if needs_resource { resource } else { None } })
+}
+
+/// What `method` on `segments` (the url's path, `url` in full, with its `query`)
+/// asks for; `request` gives its `ifNoneExist` or `ifMatch`.
+fn entry_op(i: usize, request: &Value, method: &str, url: &str, segments: &[&str], query: Option<Query>) -> Result<Op> {
+    let at = |el: &str| Some(format!("Bundle.entry[{i}]{el}"));
     let bad_url =
         || Error::invalid("value", at(".request.url"), format!("{method} {url} is not a supported entry request"));
-    let op = match (method, segments.as_slice(), query) {
+    Ok(match (method, segments, query) {
         ("POST", [_], None) => {
             Op::Create { if_none_exist: request.get("ifNoneExist").and_then(Value::as_str).map(parse_query) }
         }
@@ -106,13 +119,7 @@ pub fn parse_entry(i: usize, entry: &Value, base: &str) -> Result<EntryOp> {
         }
         ("GET", [_], q) => Op::Search { query: q.unwrap_or_default() },
         _ => return Err(bad_url()),
-    };
-    let needs_resource = matches!(op, Op::Create { .. } | Op::Update { .. } | Op::CondUpdate { .. });
-    if needs_resource && resource.is_none() {
-        return Err(Error::invalid("required", at(".resource"), format!("{method} needs a resource")));
-    }
-    let full_url = entry.get("fullUrl").and_then(Value::as_str).map(str::to_string);
-    Ok(EntryOp { index: i, res_type, full_url, op, resource: if needs_resource { resource } else { None } })
+    })
 }
 
 fn parse_query(q: &str) -> Query {

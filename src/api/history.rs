@@ -10,7 +10,7 @@ use super::{AppState, Ctx, Reply};
 use crate::auth::Interaction;
 use crate::fhir::bundle::{Bundle, Entry, Res};
 use crate::fhir::meta;
-use crate::store::{now_micros, HistoryRequest};
+use crate::store::{now_micros, HistoryEntry, HistoryRequest};
 use crate::{Error, Result};
 
 pub async fn instance(State(s): State<AppState>, Path((res_type, id)): Path<(String, String)>, ctx: Ctx) -> Response {
@@ -44,6 +44,19 @@ pub async fn system(State(s): State<AppState>, ctx: Ctx) -> Response {
 }
 
 async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<String>) -> Result<Reply> {
+    let req = history_request(ctx, res_type, id)?;
+    let page = s.store.history(&ctx.access, &req).await?;
+    let mut b = Bundle::new("history");
+    b.total = Some(page.total);
+    page_links(s, &req, page.total, &mut b);
+    b.entries.extend(page.entries.into_iter().map(|e| history_entry(s, e)));
+    let touched = super::search::touched(s, &b);
+    Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out).touched(touched))
+}
+
+/// The page of history the query asks for (`_count`, `_since`, and the paging
+/// links' `_offset` and `_snapshot`).
+fn history_request(ctx: &Ctx, res_type: Option<String>, id: Option<String>) -> Result<HistoryRequest> {
     let mut req = HistoryRequest { res_type, id, since: None, snapshot: now_micros(), count: 20, offset: 0 };
     for (k, v) in &ctx.query {
         let bad = |what: &str| Error::invalid("value", Some(k.clone()), format!("{k}={v} is not {what}"));
@@ -71,9 +84,11 @@ async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<S
             }
         }
     }
-    let page = s.store.history(&ctx.access, &req).await?;
-    let mut b = Bundle::new("history");
-    b.total = Some(page.total);
+    Ok(req)
+}
+
+/// The `self`, `next` and `previous` links of the page, on the same snapshot.
+fn page_links(s: &AppState, req: &HistoryRequest, total: i64, b: &mut Bundle) {
     let path = match (&req.res_type, &req.id) {
         (Some(t), Some(i)) => format!("{}/{t}/{i}/_history", s.base),
         (Some(t), None) => format!("{}/{t}/_history", s.base),
@@ -84,31 +99,31 @@ async fn history(s: &AppState, ctx: &Ctx, res_type: Option<String>, id: Option<S
         format!("{path}?_count={}&_snapshot={}&_offset={offset}{since}", req.count, req.snapshot)
     };
     b.links.push(("self", link(req.offset)));
-    if req.offset + req.count < page.total {
+    if req.offset + req.count < total {
         b.links.push(("next", link(req.offset + req.count)));
     }
     if req.offset > 0 {
         b.links.push(("previous", link((req.offset - req.count).max(0))));
     }
-    for e in page.entries {
-        let url = s.url(&e.res_type, &e.id);
-        let (method, status, req_url) = match e.method.as_str() {
-            "POST" => ("POST", "201 Created", e.res_type.clone()),
-            "DELETE" => ("DELETE", "204 No Content", format!("{}/{}", e.res_type, e.id)),
-            _ => ("PUT", if e.version == 1 { "201 Created" } else { "200 OK" }, format!("{}/{}", e.res_type, e.id)),
-        };
-        b.entries.push(Entry {
-            full_url: Some(url),
-            resource: e.body.map(Res::Raw),
-            request: Some(json!({"method": method, "url": req_url})),
-            response: Some(
-                json!({"status": status, "etag": meta::etag(e.version), "lastModified": meta::instant(e.last_updated)}),
-            ),
-            ..Default::default()
-        });
+}
+
+/// One version as a history entry: the resource, and the request and response that made it.
+fn history_entry(s: &AppState, e: HistoryEntry) -> Entry {
+    let url = s.url(&e.res_type, &e.id);
+    let (method, status, req_url) = match e.method.as_str() {
+        "POST" => ("POST", "201 Created", e.res_type.clone()),
+        "DELETE" => ("DELETE", "204 No Content", format!("{}/{}", e.res_type, e.id)),
+        _ => ("PUT", if e.version == 1 { "201 Created" } else { "200 OK" }, format!("{}/{}", e.res_type, e.id)),
+    };
+    Entry {
+        full_url: Some(url),
+        resource: e.body.map(Res::Raw),
+        request: Some(json!({"method": method, "url": req_url})),
+        response: Some(
+            json!({"status": status, "etag": meta::etag(e.version), "lastModified": meta::instant(e.last_updated)}),
+        ),
+        ..Default::default()
     }
-    let touched = super::search::touched(s, &b);
-    Ok(Reply::new(StatusCode::OK).body(b.render(ctx.out)?, ctx.out).touched(touched))
 }
 
 pub fn urlenc(s: &str) -> String {

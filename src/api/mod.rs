@@ -154,19 +154,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
             .map_err(|e| anyhow::anyhow!("mappings: {e}"))?,
     );
     let base: Arc<str> = config.fhir_base(&bound).into();
-    let settings = crate::booking::Settings::from_config(
-        &config.canonical_base,
-        &config.booking,
-        Arc::new(mappings.booking.clone()),
-        Arc::new(mappings.billing.clone()),
-        Arc::new(crate::messaging::Settings {
-            routing: crate::mappings::Routing {
-                exchange: config.amqp_exchange.clone().unwrap_or_else(|| mappings.routing.exchange.clone()),
-                ..mappings.routing.clone()
-            },
-            providers: mappings.providers.clone(),
-        }),
-    );
+    let settings = domain_settings(&config, &mappings);
     let store = Store::connect(
         &config.database_url,
         config.db_max_connections,
@@ -192,6 +180,31 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
         std::time::Duration::from_millis(config.audit_flush_ms.max(1)),
     )
     .await?;
+    let limiter = limiter(&config);
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
+}
+
+/// The domain's settings (booking, billing, messaging) from the configuration and
+/// the mappings; the AMQP exchange of the configuration, when given, over theirs.
+fn domain_settings(config: &Config, mappings: &Mappings) -> crate::booking::Settings {
+    crate::booking::Settings::from_config(
+        &config.canonical_base,
+        &config.booking,
+        Arc::new(mappings.booking.clone()),
+        Arc::new(mappings.billing.clone()),
+        Arc::new(crate::messaging::Settings {
+            routing: crate::mappings::Routing {
+                exchange: config.amqp_exchange.clone().unwrap_or_else(|| mappings.routing.exchange.clone()),
+                ..mappings.routing.clone()
+            },
+            providers: mappings.providers.clone(),
+        }),
+    )
+}
+
+/// The rate limiter of the configured limits (none without), tidied every minute
+/// for as long as it is in use.
+fn limiter(config: &Config) -> Option<Arc<guard::Limiter>> {
     let limiter = guard::Limiter::new(&config.limits).map(Arc::new);
     if let Some(l) = &limiter {
         let l = Arc::downgrade(l);
@@ -206,7 +219,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
             }
         });
     }
-    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
+    limiter
 }
 
 /// Stores the ConceptMaps of `mappings/`, cupola's own SearchParameters and booking

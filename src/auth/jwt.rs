@@ -10,6 +10,7 @@ use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
+use super::jwks;
 use super::keys::{self, VerifyKey};
 use super::{format_time, now_secs, AuthError, Caller, Role, Scopes, CHANNELS, DEV_ISSUER, LEEWAY_SECS};
 use crate::config::AuthConfig;
@@ -49,7 +50,7 @@ impl Authenticator {
                 if issuer.trim().is_empty() {
                     bail!("--issuer (CUPOLA_ISSUER) is empty; set it to the `iss` of the tokens, or unset it to use the development key");
                 }
-                let keys = keys::load_jwks(jwks).await?;
+                let keys = jwks::load_jwks(jwks).await?;
                 tracing::info!(issuer = %issuer, jwks = %jwks, keys = keys.len(), "bearer tokens are checked against the issuer's keys");
                 Ok(Authenticator::new(issuer, &cfg.audience, keys))
             }

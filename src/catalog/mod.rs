@@ -17,10 +17,14 @@
 //! catalog: a code it no longer lists is retired, not deleted (see [`import_as_of`]).
 
 mod build;
+mod bundle;
 mod cli;
+mod fields;
 mod import;
+mod merge;
 mod parse;
 mod report;
+mod retired;
 
 use std::sync::OnceLock;
 

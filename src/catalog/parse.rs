@@ -3,11 +3,10 @@
 //! `valid_from`, optional `national`. One row per code per tariff.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use chrono::NaiveDate;
-use rust_decimal::Decimal;
 
+use super::fields::{check_code, parse_date, parse_tariff};
 use super::{branches, is_branch, AccessKind, CatalogEntry, Kind, Progress, RowError, PROGRESS_ROWS};
 
 /// At most this many errors are reported for one file.
@@ -25,58 +24,71 @@ pub fn parse_csv(text: &str) -> Result<Vec<CatalogEntry>, Vec<RowError>> {
         .trim(::csv::Trim::All)
         .from_reader(text.as_bytes());
     let mut records = reader.records();
-    let header = match records.next() {
-        None => {
-            return Err(vec![RowError {
-                line: 1,
-                reason: format!("the file is empty: a header line naming the columns is required ({})", all_columns()),
-            }])
-        }
-        Some(Err(e)) => return Err(vec![csv_error(&e)]),
-        Some(Ok(h)) => h,
-    };
-    let columns = Columns::from_header(&header)?;
+    let columns = Columns::from_header(&header(records.next())?)?;
     let rows = text.lines().count().saturating_sub(1);
     let mut progress = Progress::new("catalog rows parsed", rows, rows > PROGRESS_ROWS);
-    let mut entries: Vec<CatalogEntry> = Vec::new();
-    let mut errors = Vec::new();
-    let mut first_of_code: HashMap<String, usize> = HashMap::new();
-    let mut dates: HashMap<(String, NaiveDate), usize> = HashMap::new();
+    let mut read = Read::default();
     for record in records {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                errors.push(csv_error(&e));
+                read.errors.push(csv_error(&e));
                 break;
             }
         };
         let line = record.position().map_or(0, |p| p.line() as usize);
         progress.tick(line.saturating_sub(1));
-        let entry = match columns.entry(&record, line) {
-            Ok(e) => e,
-            Err(reason) => {
-                errors.push(RowError { line, reason });
-                if errors.len() >= MAX_ERRORS {
-                    break;
-                }
-                continue;
-            }
-        };
-        if let Some(reason) = conflict(&entry, &entries, &first_of_code, &dates) {
-            errors.push(RowError { line, reason });
-            if errors.len() >= MAX_ERRORS {
-                break;
-            }
-            continue;
+        if !read.add(columns.entry(&record, line), line) {
+            break;
         }
-        first_of_code.entry(entry.code.clone()).or_insert(entries.len());
-        dates.insert((entry.code.clone(), entry.valid_from), line);
-        entries.push(entry);
     }
-    if errors.is_empty() {
-        Ok(entries)
+    if read.errors.is_empty() {
+        Ok(read.entries)
     } else {
-        Err(errors)
+        Err(read.errors)
+    }
+}
+
+/// The header line; an error on line 1 when the file is empty.
+fn header(first: Option<Result<::csv::StringRecord, ::csv::Error>>) -> Result<::csv::StringRecord, Vec<RowError>> {
+    match first {
+        None => Err(vec![RowError {
+            line: 1,
+            reason: format!("the file is empty: a header line naming the columns is required ({})", all_columns()),
+        }]),
+        Some(Err(e)) => Err(vec![csv_error(&e)]),
+        Some(Ok(h)) => Ok(h),
+    }
+}
+
+/// The rows read so far: their entries or errors, and where each code and each
+/// tariff date of a code was first.
+#[derive(Default)]
+struct Read {
+    entries: Vec<CatalogEntry>,
+    errors: Vec<RowError>,
+    first_of_code: HashMap<String, usize>,
+    dates: HashMap<(String, NaiveDate), usize>,
+}
+
+impl Read {
+    /// The row of `line`: its entry, or why it is not one. `false` once
+    /// [`MAX_ERRORS`] errors are reported: the file is read no further.
+    fn add(&mut self, entry: Result<CatalogEntry, String>, line: usize) -> bool {
+        let reason = match entry {
+            Ok(entry) => match conflict(&entry, &self.entries, &self.first_of_code, &self.dates) {
+                None => {
+                    self.first_of_code.entry(entry.code.clone()).or_insert(self.entries.len());
+                    self.dates.insert((entry.code.clone(), entry.valid_from), line);
+                    self.entries.push(entry);
+                    return true;
+                }
+                Some(reason) => reason,
+            },
+            Err(reason) => reason,
+        };
+        self.errors.push(RowError { line, reason });
+        self.errors.len() < MAX_ERRORS
     }
 }
 
@@ -211,70 +223,6 @@ impl Columns {
     }
 }
 
-/// A catalog code: 1–20 characters of `0-9 A-Z a-z .`, starting with a digit or
-/// letter, no `..`, not ending with `.`.
-pub(crate) fn check_code(code: &str) -> Result<(), String> {
-    let well_formed = !code.is_empty()
-        && code.len() <= 20
-        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')
-        && code.as_bytes()[0].is_ascii_alphanumeric()
-        && !code.ends_with('.')
-        && !code.contains("..");
-    if well_formed {
-        Ok(())
-    } else {
-        Err(format!(
-            "code {code:?} is malformed: 1 to 20 characters among 0-9 A-Z a-z and \".\", starting with a digit or \
-             letter, no \"..\", not ending with \".\" (e.g. 89.7A.3, 89.52, R.CARD.01)"
-        ))
-    }
-}
-
-/// A tariff in EUR: digits, optionally `.` and 1 or 2 decimals; kept with 2 decimals.
-pub(crate) fn parse_tariff(text: &str) -> Result<Decimal, String> {
-    const FORMAT: &str = "write EUR with \".\" as decimal separator and at most 2 decimals, e.g. 11.62";
-    if text.is_empty() {
-        return Err("tariff is empty".into());
-    }
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let numeric = !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && (frac.is_empty() != digits.contains('.'));
-    if !numeric {
-        if !negative && digits.contains(',') && !digits.contains('.') {
-            return Err(format!("tariff {text:?} uses \",\" as decimal separator: {FORMAT}"));
-        }
-        return Err(format!("tariff {text:?} is not a number: {FORMAT}"));
-    }
-    if negative && digits.bytes().any(|b| b.is_ascii_digit() && b != b'0') {
-        return Err(format!("tariff {text:?} is negative: a tariff is 0 EUR or more"));
-    }
-    if frac.len() > 2 {
-        return Err(format!("tariff {text:?} has {} decimals: {FORMAT}", frac.len()));
-    }
-    if int.trim_start_matches('0').len() > 9 {
-        return Err(format!("tariff {text:?} is too large for a tariff"));
-    }
-    let mut value = Decimal::from_str(digits).map_err(|e| format!("tariff {text:?}: {e}"))?;
-    value.rescale(2);
-    Ok(value)
-}
-
-/// A date `YYYY-MM-DD` that exists in the calendar.
-pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    let shaped = text.len() == 10
-        && text.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
-    if !shaped {
-        return Err(format!("valid_from {text:?} is not a date: write YYYY-MM-DD, e.g. 2024-01-01"));
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("valid_from {text:?} is not a day of the calendar"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,16 +343,5 @@ mod tests {
         let entries = parse_csv(&file(&refs)).expect("parses");
         assert_eq!(entries.len(), 2500);
         assert_eq!((entries[2499].line, entries[2499].tariff.to_string().as_str()), (2501, "24.99"));
-    }
-
-    #[test]
-    fn tariffs_are_exact() {
-        assert_eq!(parse_tariff("0").map(|d| d.to_string()), Ok("0.00".into()));
-        assert_eq!(parse_tariff("61.97").map(|d| d.to_string()), Ok("61.97".into()));
-        assert_eq!(parse_tariff("5.5").map(|d| d.to_string()), Ok("5.50".into()));
-        assert_eq!(parse_tariff("-0").map(|d| d.to_string()), Ok("0.00".into()));
-        for bad in ["", ".5", "5.", "1e3", "+3", "1.2.3", "1 000", "1234567890"] {
-            assert!(parse_tariff(bad).is_err(), "{bad}");
-        }
     }
 }

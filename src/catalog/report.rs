@@ -173,16 +173,7 @@ impl std::fmt::Display for ImportReport {
                 _ => "rows",
             }
         )?;
-        let mut rows: Vec<(&str, Counts)> = self.counts.iter().map(|(t, c)| (t.as_str(), *c)).collect();
-        let total = self.total();
-        rows.push(("total", total));
-        for (t, c) in rows {
-            write!(f, "  {t:<22} {:>6} created  {:>6} updated  {:>6} unchanged", c.created, c.updated, c.unchanged)?;
-            if c.deleted > 0 {
-                write!(f, "  {:>6} deleted", c.deleted)?;
-            }
-            writeln!(f)?;
-        }
+        self.count_lines(f)?;
         if self.format == "CSV" {
             codes_line(f, "retired", &self.retired)?;
             if !self.reactivated.is_empty() {
@@ -196,35 +187,58 @@ impl std::fmt::Display for ImportReport {
             writeln!(f, "tariff changes:")?;
         }
         for t in &self.tariffs {
-            let from = or_open(t.start);
-            match &t.event {
-                TariffEvent::NewPeriod => {
-                    let until = t.end.map_or_else(|| "on".to_string(), |e| format!("to {e}"));
-                    writeln!(f, "  {} new tariff {} from {from} {until}", t.code, eur(t.tariff))?
-                }
-                TariffEvent::PeriodChanged { previous_end } => writeln!(
-                    f,
-                    "  {} tariff {} from {from} now ends {} (was {})",
-                    t.code,
-                    eur(t.tariff),
-                    or_open(t.end),
-                    or_open(*previous_end)
-                )?,
-                TariffEvent::PriceChanged { previous } => {
-                    writeln!(f, "  {} tariff from {from} changed from {} to {}", t.code, eur(*previous), eur(t.tariff))?
-                }
-                TariffEvent::Retired { previous_end } => writeln!(
-                    f,
-                    "  {} tariff {} from {from} retired, ends {} (was {})",
-                    t.code,
-                    eur(t.tariff),
-                    or_open(t.end),
-                    or_open(*previous_end)
-                )?,
-            }
+            tariff_line(f, t)?;
         }
         Ok(())
     }
+}
+
+impl ImportReport {
+    /// A line of counts per resource type, and their total.
+    fn count_lines(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rows: Vec<(&str, Counts)> = self.counts.iter().map(|(t, c)| (t.as_str(), *c)).collect();
+        let total = self.total();
+        rows.push(("total", total));
+        for (t, c) in rows {
+            write!(f, "  {t:<22} {:>6} created  {:>6} updated  {:>6} unchanged", c.created, c.updated, c.unchanged)?;
+            if c.deleted > 0 {
+                write!(f, "  {:>6} deleted", c.deleted)?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// One tariff change as a line of the report.
+fn tariff_line(f: &mut std::fmt::Formatter<'_>, t: &TariffChange) -> std::fmt::Result {
+    let from = or_open(t.start);
+    match &t.event {
+        TariffEvent::NewPeriod => {
+            let until = t.end.map_or_else(|| "on".to_string(), |e| format!("to {e}"));
+            writeln!(f, "  {} new tariff {} from {from} {until}", t.code, eur(t.tariff))?
+        }
+        TariffEvent::PeriodChanged { previous_end } => writeln!(
+            f,
+            "  {} tariff {} from {from} now ends {} (was {})",
+            t.code,
+            eur(t.tariff),
+            or_open(t.end),
+            or_open(*previous_end)
+        )?,
+        TariffEvent::PriceChanged { previous } => {
+            writeln!(f, "  {} tariff from {from} changed from {} to {}", t.code, eur(*previous), eur(t.tariff))?
+        }
+        TariffEvent::Retired { previous_end } => writeln!(
+            f,
+            "  {} tariff {} from {from} retired, ends {} (was {})",
+            t.code,
+            eur(t.tariff),
+            or_open(t.end),
+            or_open(*previous_end)
+        )?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -54,9 +54,11 @@ pub fn search_parameters(base: &str) -> Vec<serde_json::Value> {
     bundle["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()).collect()
 }
 
-/// The search parameters a store under `base` indexes: R4's and cupola's own.
+/// The search parameters a store under `base` indexes: R4's and cupola's own, its
+/// `open-to` taking the priority classes of `mappings/booking/rules.json`.
 pub fn registry(base: &str) -> cupola_search::Registry {
-    cupola_search::Registry::with_extra(&search_parameters(base))
+    let classes = crate::mappings::booking::priority_classes().iter().map(|c| c.code.clone()).collect();
+    cupola_search::Registry::with_extra(&search_parameters(base)).with_open_to_classes(classes)
 }
 
 /// An appointment's booking code, short enough to read over the phone.
@@ -72,4 +74,25 @@ pub fn priority_class_system(base: &str) -> String {
 /// One of cupola's identifier systems (`pagopa-notice`, `iuv`, `remittance` …).
 pub fn sid(base: &str, name: &str) -> String {
     format!("{base}/sid/{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_to_takes_the_priority_classes_of_the_rules_file() {
+        let r = registry("http://example.org/cupola");
+        let classes = crate::mappings::booking::priority_classes();
+        assert!(!classes.is_empty());
+        for c in classes {
+            let query = [("open-to".to_string(), c.code.clone())];
+            r.parse_search("Slot", &query, false).unwrap_or_else(|e| panic!("{}: {e}", c.code));
+        }
+        let unknown = [("open-to".to_string(), "Z".to_string())];
+        let e = r.parse_search("Slot", &unknown, false).expect_err("Z is no class");
+        let codes: Vec<&str> = classes.iter().map(|c| c.code.as_str()).collect();
+        assert!(e.message.contains(codes[codes.len() - 1]), "{}", e.message);
+        assert!(e.message.contains(&codes[..codes.len() - 1].join(", ")), "{}", e.message);
+    }
 }

@@ -41,33 +41,9 @@ impl Store {
     /// A page of history, of what `access` may see (a resource's whole history
     /// follows the visibility of its current version).
     pub async fn history(&self, access: &Access, req: &HistoryRequest) -> Result<HistoryPage> {
-        let mut filter = String::from("v.last_updated <= $1");
-        let mut binds = vec![Bind::Int(req.snapshot)];
-        let rule = match &req.res_type {
-            Some(t) => access.read(t),
-            None => access.read_any().map_or(Rule::All, Rule::Where),
+        let Some((filter, mut binds)) = history_filter(access, req) else {
+            return Ok(HistoryPage { total: 0, entries: Vec::new() });
         };
-        match rule {
-            Rule::All => {}
-            Rule::Nothing => return Ok(HistoryPage { total: 0, entries: Vec::new() }),
-            Rule::Where(c) => {
-                filter.push_str(&format!(" AND {}", c.render("r", binds.len())));
-                binds.extend(c.binds);
-            }
-        }
-        let mut add = |cond: &str, b: Bind| {
-            binds.push(b);
-            filter.push_str(&format!(" AND {cond} ${}", binds.len()));
-        };
-        if let Some(t) = &req.res_type {
-            add("r.res_type =", Bind::Text(t.clone()));
-        }
-        if let Some(id) = &req.id {
-            add("r.res_id =", Bind::Text(id.clone()));
-        }
-        if let Some(s) = req.since {
-            add("v.last_updated >=", Bind::Int(s));
-        }
         let from = "FROM resource_versions v JOIN resources r ON r.pk = v.res_pk";
         let mut c = self.conn().await?;
         let total: i64 = sqlx::query_scalar_with(&format!("SELECT COUNT(*) {from} WHERE {filter}"), arguments(&binds))
@@ -89,20 +65,7 @@ impl Store {
                 return self.grid_history(access, id, req).await;
             }
         }
-        let entries = rows
-            .iter()
-            .map(|row| {
-                Ok(HistoryEntry {
-                    res_type: row.try_get("res_type")?,
-                    id: row.try_get("res_id")?,
-                    version: row.try_get("version")?,
-                    last_updated: row.try_get("last_updated")?,
-                    deleted: row.try_get::<i64, _>("deleted")? != 0,
-                    method: row.try_get("method")?,
-                    body: row.try_get("body")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let entries = rows.iter().map(history_entry).collect::<Result<Vec<_>>>()?;
         Ok(HistoryPage { total, entries })
     }
 
@@ -125,4 +88,50 @@ impl Store {
         let entries = if req.offset == 0 && req.count > 0 { vec![entry] } else { Vec::new() };
         Ok(HistoryPage { total: 1, entries })
     }
+}
+
+/// The WHERE clause of the versions `req` asks for and `access` may see, with its
+/// binds (the snapshot first); `None` when it may see none.
+fn history_filter(access: &Access, req: &HistoryRequest) -> Option<(String, Vec<Bind>)> {
+    let mut filter = String::from("v.last_updated <= $1");
+    let mut binds = vec![Bind::Int(req.snapshot)];
+    let rule = match &req.res_type {
+        Some(t) => access.read(t),
+        None => access.read_any().map_or(Rule::All, Rule::Where),
+    };
+    match rule {
+        Rule::All => {}
+        Rule::Nothing => return None,
+        Rule::Where(c) => {
+            filter.push_str(&format!(" AND {}", c.render("r", binds.len())));
+            binds.extend(c.binds);
+        }
+    }
+    let mut add = |cond: &str, b: Bind| {
+        binds.push(b);
+        filter.push_str(&format!(" AND {cond} ${}", binds.len()));
+    };
+    if let Some(t) = &req.res_type {
+        add("r.res_type =", Bind::Text(t.clone()));
+    }
+    if let Some(id) = &req.id {
+        add("r.res_id =", Bind::Text(id.clone()));
+    }
+    if let Some(s) = req.since {
+        add("v.last_updated >=", Bind::Int(s));
+    }
+    Some((filter, binds))
+}
+
+/// A row of the page query as a history entry.
+fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        res_type: row.try_get("res_type")?,
+        id: row.try_get("res_id")?,
+        version: row.try_get("version")?,
+        last_updated: row.try_get("last_updated")?,
+        deleted: row.try_get::<i64, _>("deleted")? != 0,
+        method: row.try_get("method")?,
+        body: row.try_get("body")?,
+    })
 }

@@ -60,6 +60,29 @@ async fn keys(tx: &mut Tx, sql: &str) -> Result<Vec<i64>> {
     Ok(rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<std::result::Result<_, _>>()?)
 }
 
+/// Of the appointments `taken`, the live bookings (booked, arrived, checked-in,
+/// fulfilled) of `Patient/patient` that `access` may see, in pk order.
+async fn live_bookings(tx: &mut Tx, access: &Access, patient: &str, taken: &[String]) -> Result<Vec<String>> {
+    let mut binds = vec![Bind::Text("Appointment".into()), Bind::Bool(false), Bind::Text(patient.into())];
+    binds.extend(taken.iter().map(|a| Bind::Text(a.clone())));
+    let sql = format!(
+        "SELECT r.res_id FROM resources r WHERE r.res_type = $1 AND r.deleted = $2 AND r.res_id IN ({}) \
+         AND EXISTS (SELECT 1 FROM idx_reference p WHERE p.res_pk = r.pk AND p.param = 'actor' \
+         AND p.target_type = 'Patient' AND p.target_id = $3) \
+         AND EXISTS (SELECT 1 FROM idx_token t WHERE t.res_pk = r.pk AND t.param = 'status' \
+         AND t.code IN ('booked', 'arrived', 'checked-in', 'fulfilled'))",
+        placeholders(4, taken.len())
+    );
+    let Some((sql, binds)) = restricted(&sql, binds, &access.read("Appointment")) else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = sqlx::query_scalar_with(&format!("{sql} ORDER BY r.pk"), into_arguments(binds))
+        .persistent(false)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(ids)
+}
+
 impl Store {
     /// Ids of the live bookings (booked, arrived, checked-in, fulfilled) of
     /// `Patient/patient` on any of `slots` (ids) that `access` may see: what a retried
@@ -89,23 +112,7 @@ impl Store {
             list.join(", ")
         );
         let taken: Vec<String> = match self.dialect {
-            Dialect::Postgres => {
-                let key = super::conditional::condition_key(condition.0, condition.1);
-                let (t, id) = (literal(self.dialect, ahead.0), literal(self.dialect, ahead.1));
-                let (t, id) = (t.unwrap_or_else(|| "''".into()), id.unwrap_or_else(|| "''".into()));
-                let sql = format!(
-                    "SELECT count(*) FROM pg_advisory_xact_lock({key}); {claimed}; \
-                     SELECT pk, version FROM resources WHERE res_type = {t} AND res_id = {id} AND deleted = false"
-                );
-                let mut results = results_of(tx, &sql).await?.into_iter().skip(1);
-                let taken = results.next().unwrap_or_default();
-                let catalog = match results.next().unwrap_or_default().first() {
-                    Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)),
-                    None => None,
-                };
-                tx.saw_version(ahead.0, ahead.1, catalog);
-                taken.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
-            }
+            Dialect::Postgres => self.claims_after_lock(tx, condition, &claimed, ahead).await?,
             Dialect::Sqlite => {
                 let rows = (&mut **tx).fetch_all(claimed.as_str()).await?;
                 rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?
@@ -114,24 +121,34 @@ impl Store {
         if taken.is_empty() {
             return Ok(Vec::new());
         }
-        let mut binds = vec![Bind::Text("Appointment".into()), Bind::Bool(false), Bind::Text(patient.into())];
-        binds.extend(taken.iter().map(|a| Bind::Text(a.clone())));
+        live_bookings(tx, access, patient, &taken).await
+    }
+
+    /// PostgreSQL, in one round trip: the lock of `condition`, then the
+    /// appointments of the places taken (`claimed`, a query), and the current version
+    /// of `ahead` recorded in `tx`.
+    async fn claims_after_lock(
+        &self,
+        tx: &mut Tx,
+        condition: (&str, &[(String, String)]),
+        claimed: &str,
+        ahead: (&str, &str),
+    ) -> Result<Vec<String>> {
+        let key = super::conditional::condition_key(condition.0, condition.1);
+        let (t, id) = (literal(self.dialect, ahead.0), literal(self.dialect, ahead.1));
+        let (t, id) = (t.unwrap_or_else(|| "''".into()), id.unwrap_or_else(|| "''".into()));
         let sql = format!(
-            "SELECT r.res_id FROM resources r WHERE r.res_type = $1 AND r.deleted = $2 AND r.res_id IN ({}) \
-             AND EXISTS (SELECT 1 FROM idx_reference p WHERE p.res_pk = r.pk AND p.param = 'actor' \
-             AND p.target_type = 'Patient' AND p.target_id = $3) \
-             AND EXISTS (SELECT 1 FROM idx_token t WHERE t.res_pk = r.pk AND t.param = 'status' \
-             AND t.code IN ('booked', 'arrived', 'checked-in', 'fulfilled'))",
-            placeholders(4, taken.len())
+            "SELECT count(*) FROM pg_advisory_xact_lock({key}); {claimed}; \
+             SELECT pk, version FROM resources WHERE res_type = {t} AND res_id = {id} AND deleted = false"
         );
-        let Some((sql, binds)) = restricted(&sql, binds, &access.read("Appointment")) else {
-            return Ok(Vec::new());
+        let mut results = results_of(tx, &sql).await?.into_iter().skip(1);
+        let taken = results.next().unwrap_or_default();
+        let catalog = match results.next().unwrap_or_default().first() {
+            Some(r) => Some((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)),
+            None => None,
         };
-        let ids: Vec<String> = sqlx::query_scalar_with(&format!("{sql} ORDER BY r.pk"), into_arguments(binds))
-            .persistent(false)
-            .fetch_all(&mut **tx)
-            .await?;
-        Ok(ids)
+        tx.saw_version(ahead.0, ahead.1, catalog);
+        Ok(taken.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<_, _>>()?)
     }
 
     /// The current `res_type` resources whose token parameter `param` is

@@ -7,6 +7,7 @@ mod conditional;
 mod create;
 mod fold;
 mod grid;
+mod grid_write;
 mod group;
 mod history;
 mod hooks;
@@ -26,6 +27,7 @@ mod search;
 mod shared;
 mod slots;
 mod upsert;
+mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +52,7 @@ pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::work;
 pub use upsert::Upsert;
-pub use versions::{next_version_sql, version_statements};
+pub use versions::{next_version_sql, version_statements, NewVersion};
 
 use crate::Result;
 

@@ -184,6 +184,46 @@ fn narrowed_rows() -> String {
     each.join(" OR ")
 }
 
+/// 9: reserved slots in start order, for `$find`'s searches of slots kept for a
+/// class or released (few of them: the service index would scan every slot).
+const SLOTS_RESERVED: &str =
+    "CREATE INDEX IF NOT EXISTS slot_grid_reserved ON slot_grid (svc_code, start_us) WHERE reserve IS NOT NULL";
+
+/// 12: what providers answered (delivery), and the inbound messages processed once.
+const INBOUND: &str = "ALTER TABLE outbox ADD COLUMN delivery TEXT;\n\
+     CREATE TABLE IF NOT EXISTS inbound_messages (message_id TEXT PRIMARY KEY, provider TEXT NOT NULL, \
+     event TEXT NOT NULL, received_us BIGINT NOT NULL, response TEXT NOT NULL)";
+
+/// 14: the outbox's message bodies apart from the rows the relay rewrites.
+const OUTBOX_BODIES: &str =
+    "CREATE TABLE IF NOT EXISTS outbox_bodies (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);\n\
+     INSERT INTO outbox_bodies (message_id, body) SELECT message_id, body FROM outbox WHERE body <> '' \
+     ON CONFLICT (message_id) DO NOTHING;\n\
+     UPDATE outbox SET body = ''";
+
+/// 15: references by identifier (`:identifier`) are few; the rest of the rows
+/// (reference by id or url, audit agents…) need not be in that index at all.
+const REFERENCE_IDENTIFIERS: &str = "DROP INDEX IF EXISTS idx_reference_4;\n\
+     CREATE INDEX IF NOT EXISTS idx_reference_4 ON idx_reference (res_type, param, ident_value) \
+     WHERE ident_value IS NOT NULL";
+
+/// 17: `raw` is searched only for absolute and `urn:` references (`RefUrl`); the
+/// relative ones (`Patient/1`, most rows: every audited read's entity) are found
+/// by type and id and need not be in that index: one B-tree entry fewer each.
+fn reference_raw() -> String {
+    format!(
+        "DROP INDEX IF EXISTS idx_reference_3;\n\
+         CREATE INDEX IF NOT EXISTS idx_reference_3 ON idx_reference (res_type, param, raw) WHERE {}",
+        cupola_search::RAW_INDEXED
+    )
+}
+
+/// 19: the relay's claim token (a mark must present the token of the claim that
+/// still holds the row), and how often in a row the broker returned a message
+/// no queue took (status `unroutable`; its backoff grows with it).
+const CLAIM_TOKEN: &str = "ALTER TABLE outbox ADD COLUMN claim_token BIGINT;\n\
+     ALTER TABLE outbox ADD COLUMN unrouted BIGINT NOT NULL DEFAULT 0";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -210,69 +250,22 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (6, clock.to_string()),
         (7, waivers.to_string()),
         (8, BOOKINGS.to_string()),
-        // 9: reserved slots in start order, for `$find`'s searches of slots kept for a
-        // class or released (few of them: the service index would scan every slot).
-        (
-            9,
-            "CREATE INDEX IF NOT EXISTS slot_grid_reserved ON slot_grid (svc_code, start_us) WHERE reserve IS NOT NULL"
-                .into(),
-        ),
+        (9, SLOTS_RESERVED.into()),
         (10, TICKETS.replace("{pk}", pk)),
         (11, OUTBOX.replace("{pk}", pk)),
-        // 12: what providers answered (delivery), and the inbound messages processed once.
-        (
-            12,
-            "ALTER TABLE outbox ADD COLUMN delivery TEXT;\n\
-             CREATE TABLE IF NOT EXISTS inbound_messages (message_id TEXT PRIMARY KEY, provider TEXT NOT NULL, \
-             event TEXT NOT NULL, received_us BIGINT NOT NULL, response TEXT NOT NULL)"
-                .into(),
-        ),
+        (12, INBOUND.into()),
         // 13: the day's appointments, for the daily lists.
         (13, "CREATE INDEX IF NOT EXISTS bookings_start ON bookings (start_us)".into()),
-        // 14: the outbox's message bodies apart from the rows the relay rewrites.
-        (
-            14,
-            "CREATE TABLE IF NOT EXISTS outbox_bodies (message_id TEXT PRIMARY KEY, body TEXT NOT NULL);\n\
-             INSERT INTO outbox_bodies (message_id, body) SELECT message_id, body FROM outbox WHERE body <> '' \
-             ON CONFLICT (message_id) DO NOTHING;\n\
-             UPDATE outbox SET body = ''"
-                .into(),
-        ),
-        // 15: references by identifier (`:identifier`) are few; the rest of the rows
-        // (reference by id or url, audit agents…) need not be in that index at all.
-        (
-            15,
-            "DROP INDEX IF EXISTS idx_reference_4;\n\
-             CREATE INDEX IF NOT EXISTS idx_reference_4 ON idx_reference (res_type, param, ident_value) \
-             WHERE ident_value IS NOT NULL"
-                .into(),
-        ),
+        (14, OUTBOX_BODIES.into()),
+        (15, REFERENCE_IDENTIFIERS.into()),
         // 16: parameters that narrow others to one target type (`Appointment.patient`
         // is `actor` to a Patient) are searched in those rows and have none of their own.
         (16, format!("DELETE FROM idx_reference WHERE {}", narrowed_rows())),
-        // 17: `raw` is searched only for absolute and `urn:` references (`RefUrl`); the
-        // relative ones (`Patient/1`, most rows: every audited read's entity) are found
-        // by type and id and need not be in that index: one B-tree entry fewer each.
-        (
-            17,
-            format!(
-                "DROP INDEX IF EXISTS idx_reference_3;\n\
-                 CREATE INDEX IF NOT EXISTS idx_reference_3 ON idx_reference (res_type, param, raw) WHERE {}",
-                cupola_search::RAW_INDEXED
-            ),
-        ),
+        (17, reference_raw()),
         // 18: index columns hold a text's first characters, the whole value beside
         // them when longer (a long one broke PostgreSQL's index: see `cupola_search`).
         (18, cupola_search::long_values_schema(d).join(";\n")),
-        // 19: the relay's claim token (a mark must present the token of the claim that
-        // still holds the row), and how often in a row the broker returned a message
-        // no queue took (status `unroutable`; its backoff grows with it).
-        (
-            19,
-            "ALTER TABLE outbox ADD COLUMN claim_token BIGINT;\n\
-             ALTER TABLE outbox ADD COLUMN unrouted BIGINT NOT NULL DEFAULT 0"
-                .into(),
-        ),
+        (19, CLAIM_TOKEN.into()),
     ]
 }
 

@@ -75,12 +75,25 @@ impl Store {
                 rows(sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?)?;
             with_grid_bodies(conn, found, &mut grid_ids).await?
         };
-        // A first page that is not full already tells the total: no count query.
-        let total = match (q.wants_total(), q.offset(), matches.len()) {
+        let total = self.total(conn, q, snapshot, matches.len()).await?;
+        let included = self.included(conn, q, &matches, &grid_ids).await?;
+        Ok(SearchPage { total, matches, included, snapshot })
+    }
+
+    /// The total the search wants, if any: a first page that is not full already
+    /// tells it (`matched` resources), else a count query.
+    async fn total(
+        &self,
+        conn: &mut AnyConnection,
+        q: &SearchQuery,
+        snapshot: i64,
+        matched: usize,
+    ) -> Result<Option<i64>> {
+        Ok(match (q.wants_total(), q.offset(), matched) {
             (false, _, _) => None,
             (true, 0, n) if !q.count_only() && n < q.count() => Some(n as i64),
             _ => {
-                let s = q.count_sql(d, snapshot);
+                let s = q.count_sql(self.dialect, snapshot);
                 Some(
                     sqlx::query_scalar_with(&s.text, arguments(&s.binds))
                         .persistent(false)
@@ -88,11 +101,23 @@ impl Store {
                         .await?,
                 )
             }
-        };
+        })
+    }
+
+    /// The resources `_include` and `_revinclude` add to the page's `matches` (whose
+    /// generated slots' ids are `grid_ids`), each once and none of the matches.
+    async fn included(
+        &self,
+        conn: &mut AnyConnection,
+        q: &SearchQuery,
+        matches: &[(i64, String)],
+        grid_ids: &[String],
+    ) -> Result<Vec<(i64, String)>> {
+        let d = self.dialect;
         let mut included: Vec<(i64, String)> = Vec::new();
         if !matches.is_empty() {
             let pks: Vec<i64> = matches.iter().map(|(pk, _)| *pk).collect();
-            for s in q.include_sql(d, &pks, &grid_ids) {
+            for s in q.include_sql(d, &pks, grid_ids) {
                 let found = rows(
                     sqlx::query_with(&s.text, arguments(&s.binds)).persistent(false).fetch_all(&mut *conn).await?,
                 )?;
@@ -115,7 +140,7 @@ impl Store {
                 }
             }
         }
-        Ok(SearchPage { total, matches, included, snapshot })
+        Ok(included)
     }
 
     /// Ids of the first `limit` matches of a search, inside a write transaction (for

@@ -3,6 +3,8 @@
 //! On PostgreSQL each write is one statement keyed on the resource row it writes
 //! (`fold::keyed`); SQLite, in process, runs the statements one by one.
 
+use std::borrow::Cow;
+
 use cupola_search::{IndexRow, Registry};
 use serde_json::Value;
 
@@ -46,8 +48,8 @@ impl Store {
                 text: INSERT_RESOURCE.into(),
                 binds: vec![Bind::Text(res_type.into()), Bind::Text(id.into()), Bind::Int(now), Bind::Bool(false)],
             };
-            let (stored, mut rest) =
-                version_statements(&self.registry, 0, res_type, id, 1, now, method, resource, None)?;
+            let first_version = NewVersion { pk: 0, res_type, id, version: 1, now, method };
+            let (stored, mut rest) = version_statements(&self.registry, first_version, resource, None)?;
             rest.extend(riders.into_iter().map(super::fold::rider));
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
@@ -63,9 +65,8 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?;
         let pk = pk.ok_or_else(taken)?;
-        let stored = self
-            .write_version(tx, version_statements(&self.registry, pk, res_type, id, 1, now, method, resource, None)?)
-            .await?;
+        let first_version = NewVersion { pk, res_type, id, version: 1, now, method };
+        let stored = self.write_version(tx, version_statements(&self.registry, first_version, resource, None)?).await?;
         tx.hold(res_type, id, stored.clone());
         Ok(stored)
     }
@@ -85,49 +86,55 @@ impl Store {
         resource: Option<Value>,
     ) -> Result<Stored> {
         let now = now_micros().max(cur.last_updated + 1);
-        let version = cur.version + 1;
+        let next =
+            NewVersion { pk: cur.pk, res_type: &cur.res_type, id: &cur.id, version: cur.version + 1, now, method };
         // The index rows the version replaced, from its body: only the parameters whose
         // rows change are rewritten (a slot turning busy rewrites its `status` alone).
-        let extracted;
-        let old_rows: Option<&[IndexRow]> = match (&resource, &cur.written, &cur.body) {
-            (None, _, _) => None,
-            // Written by this process: its rows are at hand.
-            (Some(_), Some(w), _) => Some(&w.rows),
-            (Some(_), None, Some(b)) => {
-                extracted = serde_json::from_str::<Value>(b).ok().map(|v| self.registry.extract(&cur.res_type, &v));
-                extracted.as_deref()
-            }
-            (Some(_), None, None) => None,
-        };
-        let stale = || Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id));
+        let replaced = if resource.is_some() { self.replaced_rows(cur) } else { None };
+        let old_rows = replaced.as_deref();
         // The new version's statements (none for a deletion).
-        let written = match resource {
-            Some(r) => Some(version_statements(
-                &self.registry,
-                cur.pk,
-                &cur.res_type,
-                &cur.id,
-                version,
-                now,
-                method,
-                r,
-                old_rows,
-            )?),
-            None => None,
-        };
-        let written = match (self.dialect, written) {
+        let written = resource.map(|r| version_statements(&self.registry, next, r, old_rows)).transpose()?;
+        let stored = match (self.dialect, written) {
             (Dialect::Postgres, Some((stored, writes))) => {
                 // One round trip (see `next_version_sql`).
                 let one = next_version_sql(&self.registry, cur.pk, cur.version, now, writes, old_rows.is_some());
-                key_of(tx, one).await?.ok_or_else(stale)?;
-                tx.hold(&cur.res_type, &cur.id, stored.clone());
-                return Ok(stored);
+                key_of(tx, one).await?.ok_or_else(|| stale(cur))?;
+                stored
             }
-            (_, w) => w,
+            (_, written) => self.next_version_in_steps(tx, cur, next, written, old_rows.is_some()).await?,
         };
+        tx.hold(&cur.res_type, &cur.id, stored.clone());
+        Ok(stored)
+    }
+
+    /// The index rows of `cur`, the version an update replaces: at hand when this
+    /// process wrote it, else extracted from its body (`None` without one, or when
+    /// it does not parse: every row is then written again).
+    fn replaced_rows<'c>(&self, cur: &'c Stored) -> Option<Cow<'c, [IndexRow]>> {
+        match (&cur.written, &cur.body) {
+            // Written by this process: its rows are at hand.
+            (Some(w), _) => Some(Cow::Borrowed(&w.rows)),
+            (None, Some(b)) => {
+                serde_json::from_str::<Value>(b).ok().map(|v| Cow::Owned(self.registry.extract(&cur.res_type, &v)))
+            }
+            (None, None) => None,
+        }
+    }
+
+    /// [`Store::next_version`] one statement after the other (SQLite): the row moved
+    /// on, guarded on the version read; its index rows deleted unless `written`
+    /// holds only the changed ones (`compared`); then the version written.
+    async fn next_version_in_steps(
+        &self,
+        tx: &mut Tx,
+        cur: &Stored,
+        next: NewVersion<'_>,
+        written: Option<(Stored, Vec<Sql>)>,
+        compared: bool,
+    ) -> Result<Stored> {
         let changed = sqlx::query(NEXT_VERSION)
-            .bind(version)
-            .bind(now)
+            .bind(next.version)
+            .bind(next.now)
             .bind(written.is_none())
             .bind(cur.pk)
             .bind(cur.version)
@@ -135,9 +142,9 @@ impl Store {
             .await?
             .rows_affected();
         if changed != 1 {
-            return Err(stale());
+            return Err(stale(cur));
         }
-        if old_rows.is_none() {
+        if !compared {
             let deletes = self.registry.index_deletes(cur.pk, self.dialect);
             // A deletion keeps its reference rows: visibility is decided by them.
             let keep_refs = written.is_none();
@@ -145,23 +152,10 @@ impl Store {
                 deletes.into_iter().filter(|s| !(keep_refs && s.text.contains("idx_reference"))).collect();
             execute_all(tx, self.folded(deletes)).await?;
         }
-        let stored = match written {
-            Some(v) => self.write_version(tx, v).await?,
-            None => {
-                sqlx::query(INSERT_VERSION)
-                    .bind(cur.pk)
-                    .bind(version)
-                    .bind(now)
-                    .bind(true)
-                    .bind(method)
-                    .bind(Option::<String>::None)
-                    .execute(&mut **tx)
-                    .await?;
-                Stored { version, last_updated: now, deleted: true, body: None, written: None, ..cur.clone() }
-            }
-        };
-        tx.hold(&cur.res_type, &cur.id, stored.clone());
-        Ok(stored)
+        match written {
+            Some(v) => self.write_version(tx, v).await,
+            None => deletion_version(tx, cur, next).await,
+        }
     }
 
     /// Runs a version's statements (from [`Store::version_statements`]); the version as stored.
@@ -169,6 +163,32 @@ impl Store {
         execute_all(tx, self.folded(statements)).await?;
         Ok(stored)
     }
+}
+
+/// `cur` was changed by another request since it was read.
+fn stale(cur: &Stored) -> Error {
+    Error::Conflict(format!("{}/{} was changed by another request; retry", cur.res_type, cur.id))
+}
+
+/// Writes the version `next` of `cur` as a deletion (no body); the version as stored.
+async fn deletion_version(tx: &mut Tx, cur: &Stored, next: NewVersion<'_>) -> Result<Stored> {
+    sqlx::query(INSERT_VERSION)
+        .bind(cur.pk)
+        .bind(next.version)
+        .bind(next.now)
+        .bind(true)
+        .bind(next.method)
+        .bind(Option::<String>::None)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Stored {
+        version: next.version,
+        last_updated: next.now,
+        deleted: true,
+        body: None,
+        written: None,
+        ..cur.clone()
+    })
 }
 
 /// Runs a statement of [`fold::keyed`]'s shape: the key, or `None` when it wrote no row.
@@ -189,21 +209,30 @@ pub fn next_version_sql(registry: &Registry, pk: i64, read: i64, now: i64, write
     super::fold::keyed(first, rest)
 }
 
-/// The version row and index rows of `res_type/id` at `version` (its `meta`
-/// stamped), each statement binding `pk` as its `$1`; and the version as stored.
-/// With `old` (the rows of the version replaced), only the changed rows.
-#[allow(clippy::too_many_arguments)]
+/// Which version of which resource a write makes, when and how.
+#[derive(Debug, Clone, Copy)]
+pub struct NewVersion<'a> {
+    /// The resource row's key (bound as each statement's `$1`).
+    pub pk: i64,
+    pub res_type: &'a str,
+    pub id: &'a str,
+    pub version: i64,
+    /// µs since the Unix epoch, UTC.
+    pub now: i64,
+    /// The HTTP method recorded in the history (`POST`, `PUT`).
+    pub method: &'a str,
+}
+
+/// The version row and index rows of `v` (its `meta` stamped), each statement
+/// binding `v.pk` as its `$1`; and the version as stored. With `old` (the rows of
+/// the version replaced), only the changed rows.
 pub fn version_statements(
     registry: &Registry,
-    pk: i64,
-    res_type: &str,
-    id: &str,
-    version: i64,
-    now: i64,
-    method: &str,
+    v: NewVersion<'_>,
     resource: Value,
     old: Option<&[IndexRow]>,
 ) -> Result<(Stored, Vec<Sql>)> {
+    let NewVersion { pk, res_type, id, version, now, method } = v;
     let resource = meta::stamp(resource, id, version, now);
     let body = serde_json::to_string(&resource).map_err(anyhow::Error::from)?;
     let version_row = Sql {

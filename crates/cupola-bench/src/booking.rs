@@ -160,46 +160,56 @@ pub async fn run(args: BookingArgs) -> anyhow::Result<()> {
         let mut f = measured?;
         f.backend = backend.clone();
         f.pgbench_rows = pgbench_rows;
-        if let (Some(g), Some(p)) = (&f.rows, &f.pgbench_rows) {
-            let differ = row_differences(g, p);
-            let all: Vec<String> =
-                g.iter().filter(|(t, n)| **n > 0.0 && !t.contains(':')).map(|(t, n)| format!("{t} {n:.2}")).collect();
-            println!("{}: rows per booking: {}", f.backend, all.join(", "));
-            match differ.as_slice() {
-                [] => println!("{}: pgbench writes the same rows per transaction", f.backend),
-                d => println!("{}: rows per booking / per pgbench transaction differ: {}", f.backend, d.join(", ")),
-            }
-        }
-        if let (Some(b), Some(p)) = (f.book_cpu, f.pgbench_cpu) {
-            println!(
-                "{}: machine CPU {:.2} ms per booking (the gateway's own {}), {:.2} ms per pgbench transaction: {:.0} % (steal {:.0} %, {:.0} %)",
-                f.backend,
-                b.ms_per_op,
-                f.book.gateway_cpu_ms.map_or("not measured".to_string(), |g| format!("{g:.2} ms")),
-                p.ms_per_op,
-                100.0 * p.ms_per_op / b.ms_per_op,
-                100.0 * b.steal,
-                100.0 * p.steal
-            );
-        }
-        println!(
-            "{}: $book {:.0}/s (median {:.1} ms, p99 {:.1} ms, {} errors){}; $find median {:.1} ms, p99 {:.1} ms ({:.0}/s, {} errors)",
-            f.backend,
-            f.book.per_second,
-            f.book.median_ms,
-            f.book.p99_ms,
-            f.book.errors,
-            f.pgbench_tps
-                .map(|t| format!(", pgbench {t:.0} tps: {:.0} %", 100.0 * f.book.per_second / t))
-                .unwrap_or_default(),
-            f.find.median_ms,
-            f.find.p99_ms,
-            f.find.per_second,
-            f.find.errors,
-        );
+        print_rows(&f);
+        print_rates(&f);
         all.push(f);
     }
     Ok(())
+}
+
+/// The rows a booking writes, table by table, and where pgbench's transaction writes others.
+fn print_rows(f: &BookingFigures) {
+    if let (Some(g), Some(p)) = (&f.rows, &f.pgbench_rows) {
+        let differ = row_differences(g, p);
+        let all: Vec<String> =
+            g.iter().filter(|(t, n)| **n > 0.0 && !t.contains(':')).map(|(t, n)| format!("{t} {n:.2}")).collect();
+        println!("{}: rows per booking: {}", f.backend, all.join(", "));
+        match differ.as_slice() {
+            [] => println!("{}: pgbench writes the same rows per transaction", f.backend),
+            d => println!("{}: rows per booking / per pgbench transaction differ: {}", f.backend, d.join(", ")),
+        }
+    }
+}
+
+/// The CPU per booking against pgbench's, and the rates and latencies of `$book` and `$find`.
+fn print_rates(f: &BookingFigures) {
+    if let (Some(b), Some(p)) = (f.book_cpu, f.pgbench_cpu) {
+        println!(
+            "{}: machine CPU {:.2} ms per booking (the gateway's own {}), {:.2} ms per pgbench transaction: {:.0} % (steal {:.0} %, {:.0} %)",
+            f.backend,
+            b.ms_per_op,
+            f.book.gateway_cpu_ms.map_or("not measured".to_string(), |g| format!("{g:.2} ms")),
+            p.ms_per_op,
+            100.0 * p.ms_per_op / b.ms_per_op,
+            100.0 * b.steal,
+            100.0 * p.steal
+        );
+    }
+    println!(
+        "{}: $book {:.0}/s (median {:.1} ms, p99 {:.1} ms, {} errors){}; $find median {:.1} ms, p99 {:.1} ms ({:.0}/s, {} errors)",
+        f.backend,
+        f.book.per_second,
+        f.book.median_ms,
+        f.book.p99_ms,
+        f.book.errors,
+        f.pgbench_tps
+            .map(|t| format!(", pgbench {t:.0} tps: {:.0} %", 100.0 * f.book.per_second / t))
+            .unwrap_or_default(),
+        f.find.median_ms,
+        f.find.p99_ms,
+        f.find.per_second,
+        f.find.errors,
+    );
 }
 
 /// Agendas of 5-minute slots round the clock, from tomorrow, of one provider, with
@@ -263,51 +273,24 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
     let slots = Arc::new(agendas(args, url).await?);
     let gateway = Gateway::start(url).await?;
     let tokens = Arc::new(gateway.tokens(args.clients)?);
-    let (base, clients, length) = (gateway.base.clone(), args.clients, Duration::from_secs(args.seconds));
+    let length = Duration::from_secs(args.seconds);
+    let next = Arc::new(AtomicUsize::new(0));
+    let load = Load { base: gateway.base.clone(), tokens, clients: args.clients, slots, next };
     let pid = gateway.pid();
     let url = url.to_string();
-    let script = match pgbench {
-        Some(_) => Some(super::pgbench::book_script()?),
-        None => None,
-    };
+    let script = pgbench.as_ref().map(|_| super::pgbench::book_script()).transpose()?;
     let mut slices = Slices::new(length, args.rounds, pid)?;
     let (book, find, book_cpu, pgbench_figures, rows) = tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
-            let next = Arc::new(AtomicUsize::new(0));
             // Warm-up, then the measured phase.
-            phase_latencies(&base, &tokens, clients, Duration::from_secs(3), &slots, &next, Phase::Book).await?;
-            // What autovacuum does in a store that is in use (its tables' statistics
-            // match their size): the generation above analysed index tables that were
-            // nearly empty, and plans cached on those figures (a sequential scan of
-            // `idx_token` for an update's index rows) would stay until the next ANALYZE.
-            let registry = Arc::new(cupola::fhir::names::registry(BASE));
-            let store = Store::connect(&url, 1, Duration::from_secs(30), registry).await?;
-            const INDEXED: [&str; 6] =
-                ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string"];
-            for table in INDEXED {
-                store.analyze(table).await?;
-            }
+            load.phase(Duration::from_secs(3), Phase::Book).await?;
+            let store = analyzed(&url).await?;
             let postgres = url.starts_with("postgres");
             let rows_before = if postgres { Some(row_counts(&url).await?) } else { None };
             // The measured bookings, and pgbench's run, in alternate slices.
-            for _ in 0..slices.rounds() {
-                if let (Some(db), Some(script)) = (&pgbench, &script) {
-                    slices.pgbench(db, clients, script).await?;
-                }
-                let mark = slices.mark();
-                let (h, e) =
-                    phase_latencies(&base, &tokens, clients, slices.slice(), &slots, &next, Phase::Book).await?;
-                slices.add(mark, h, e)?;
-            }
+            book_in_slices(&load, &mut slices, pgbench.as_deref().zip(script.as_deref())).await?;
             let Tallied { phase: book, machine: book_cpu, pgbench: pgbench_figures } = slices.done();
-            // The rows the bookings wrote, once the audit trail has caught up.
-            let rows = match rows_before {
-                Some(b) => {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    per_booking(&b, &row_counts(&url).await?)
-                }
-                None => None,
-            };
+            let rows = rows_written(rows_before, &url).await?;
             // What autovacuum does after such a burst of writes (the booked slots
             // moved into `resources`), so that `$find` is planned on today's tables.
             for table in INDEXED.into_iter().chain(["slot_grid"]) {
@@ -315,7 +298,7 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
             }
             drop(store);
             let start = Instant::now();
-            let (h, e) = phase_latencies(&base, &tokens, clients, length, &slots, &next, Phase::Find).await?;
+            let (h, e) = load.phase(length, Phase::Find).await?;
             let find = PhaseFigures::of(&h, e, start.elapsed());
             Ok::<_, anyhow::Error>((book, find, book_cpu, pgbench_figures, rows))
         })
@@ -326,6 +309,62 @@ async fn measure(args: &BookingArgs, url: &str, pgbench: Option<String>) -> anyh
         None => (None, None),
     };
     Ok(BookingFigures { book, find, book_cpu, rows, pgbench_tps, pgbench_cpu, ..Default::default() })
+}
+
+/// The rows per booking the bookings wrote since `before` (PostgreSQL: `None`
+/// elsewhere), counted once the audit trail has caught up.
+async fn rows_written(before: Option<BTreeMap<String, i64>>, url: &str) -> anyhow::Result<Option<Rows>> {
+    let Some(b) = before else { return Ok(None) };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(per_booking(&b, &row_counts(url).await?))
+}
+
+/// The tables whose planner statistics are taken again around the phases.
+const INDEXED: [&str; 6] = ["resources", "resource_versions", "idx_token", "idx_date", "idx_reference", "idx_string"];
+
+/// A store on `url` once its index tables are analysed, as autovacuum does in a
+/// store in use (their statistics match their size): the generation analysed
+/// index tables that were nearly empty, and plans cached on those figures (a
+/// sequential scan of `idx_token` for an update's index rows) would stay until the
+/// next ANALYZE.
+async fn analyzed(url: &str) -> anyhow::Result<Store> {
+    let registry = Arc::new(cupola::fhir::names::registry(BASE));
+    let store = Store::connect(url, 1, Duration::from_secs(30), registry).await?;
+    for table in INDEXED {
+        store.analyze(table).await?;
+    }
+    Ok(store)
+}
+
+/// The clients of a measurement and the slots they book.
+struct Load {
+    base: String,
+    tokens: Arc<Vec<String>>,
+    clients: usize,
+    slots: Arc<Vec<String>>,
+    /// The next slot to book, shared by every phase.
+    next: Arc<AtomicUsize>,
+}
+
+impl Load {
+    /// One phase of `what` for `length`: its latencies and errors.
+    async fn phase(&self, length: Duration, what: Phase) -> anyhow::Result<(Histogram<u64>, u64)> {
+        phase_latencies(&self.base, &self.tokens, self.clients, length, &self.slots, &self.next, what).await
+    }
+}
+
+/// The measured bookings in `slices`, each after a slice of pgbench's run of
+/// `pgbench` (its database and script) when there is one.
+async fn book_in_slices(load: &Load, slices: &mut Slices, pgbench: Option<(&str, &str)>) -> anyhow::Result<()> {
+    for _ in 0..slices.rounds() {
+        if let Some((db, script)) = pgbench {
+            slices.pgbench(db, load.clients, script).await?;
+        }
+        let mark = slices.mark();
+        let (h, e) = load.phase(slices.slice(), Phase::Book).await?;
+        slices.add(mark, h, e)?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq)]

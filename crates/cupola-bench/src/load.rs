@@ -254,38 +254,12 @@ pub(super) async fn run_phase(
             let (mut errors, mut made) = (0u64, Vec::new());
             let mut i = c;
             while start.elapsed() < length {
-                let (method, target, body, n) = match kind {
-                    Kind::Create => {
-                        let n = counter.fetch_add(1, Ordering::Relaxed);
-                        (
-                            "POST",
-                            format!("{path}/Patient"),
-                            Some(template.replace("B000000000000", &format!("B{n:012}"))),
-                            n,
-                        )
-                    }
-                    Kind::Read | Kind::Search | Kind::Get => {
-                        let (id, n) = &population[(i * 7919) % population.len().max(1)];
-                        match kind {
-                            Kind::Read => ("GET", format!("{path}/Patient/{id}"), None, *n),
-                            Kind::Get => ("GET", format!("{path}/{id}"), None, *n),
-                            _ => ("GET", format!("{path}/Patient?identifier={MRN}%7CB{n:012}"), None, *n),
-                        }
-                    }
-                };
+                let (method, target, body, n) = request(kind, &path, &template, &counter, &population, i);
                 let t = Instant::now();
                 let status = conn.send(method, &target, body).await.unwrap_or(0);
                 let _ = hist.record(t.elapsed().as_micros() as u64);
                 match (kind, status) {
-                    (Kind::Create, 201) => {
-                        let id = conn
-                            .last_location
-                            .as_deref()
-                            .and_then(|l| l.split('/').rev().nth(2))
-                            .unwrap_or("")
-                            .to_string();
-                        made.push((id, n));
-                    }
+                    (Kind::Create, 201) => made.push((created_id(&conn), n)),
                     (Kind::Read | Kind::Search | Kind::Get, 200) => {}
                     _ => errors += 1,
                 }
@@ -294,6 +268,43 @@ pub(super) async fn run_phase(
             Ok::<_, anyhow::Error>((hist, errors, made))
         }));
     }
+    let (hist, errors, made) = joined(tasks).await?;
+    Ok((hist, errors, made, start.elapsed()))
+}
+
+/// A client's `i`-th request of a phase of `kind`: method, target, body, and the
+/// number of the patient it creates or names.
+fn request(
+    kind: Kind,
+    path: &str,
+    template: &str,
+    counter: &AtomicU64,
+    population: &[(String, u64)],
+    i: usize,
+) -> (&'static str, String, Option<String>, u64) {
+    match kind {
+        Kind::Create => {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            ("POST", format!("{path}/Patient"), Some(template.replace("B000000000000", &format!("B{n:012}"))), n)
+        }
+        Kind::Read | Kind::Search | Kind::Get => {
+            let (id, n) = &population[(i * 7919) % population.len().max(1)];
+            match kind {
+                Kind::Read => ("GET", format!("{path}/Patient/{id}"), None, *n),
+                Kind::Get => ("GET", format!("{path}/{id}"), None, *n),
+                _ => ("GET", format!("{path}/Patient?identifier={MRN}%7CB{n:012}"), None, *n),
+            }
+        }
+    }
+}
+
+/// The id of the resource the connection's last request created (its `Location`).
+fn created_id(conn: &Conn) -> String {
+    conn.last_location.as_deref().and_then(|l| l.split('/').rev().nth(2)).unwrap_or("").to_string()
+}
+
+/// The clients' latencies, errors and creations, added up.
+async fn joined(tasks: Vec<ClientTask>) -> anyhow::Result<(Histogram<u64>, u64, Vec<(String, u64)>)> {
     let mut hist = Histogram::<u64>::new(3)?;
     let (mut errors, mut made) = (0, Vec::new());
     for t in tasks {
@@ -302,5 +313,8 @@ pub(super) async fn run_phase(
         errors += e;
         made.extend(m);
     }
-    Ok((hist, errors, made, start.elapsed()))
+    Ok((hist, errors, made))
 }
+
+/// One client of a phase: its latencies, errors and what it created.
+type ClientTask = tokio::task::JoinHandle<anyhow::Result<(Histogram<u64>, u64, Vec<(String, u64)>)>>;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use cupola::store::{
-    create_statements, next_version_sql, single_statement, version_statements, Bind, Dialect, Registry, Sql,
+    create_statements, next_version_sql, single_statement, version_statements, Bind, Dialect, NewVersion, Registry, Sql,
 };
 
 /// The pgbench script: one transaction = one Patient create, the single statement
@@ -60,7 +60,8 @@ fn update_sql(
 ) -> anyhow::Result<String> {
     let (old_body, _) = create_statements(registry, Dialect::Postgres, res_type, old, ID, NOW, 0);
     let old_rows = registry.extract(res_type, &serde_json::from_str(&old_body)?);
-    let (_, writes) = version_statements(registry, PK, res_type, ID, 2, NOW, "PUT", new, Some(&old_rows))?;
+    let second = NewVersion { pk: PK, res_type, id: ID, version: 2, now: NOW, method: "PUT" };
+    let (_, writes) = version_statements(registry, second, new, Some(&old_rows))?;
     Ok(literalized(&next_version_sql(registry, PK, 1, NOW, writes, true)))
 }
 

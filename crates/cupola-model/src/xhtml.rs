@@ -167,62 +167,94 @@ pub(crate) fn extract_divs(xml: &str) -> Result<XmlDivs, String> {
     }
     let mut reader = Reader::from_str(xml);
     reader.check_end_names(true);
-    let mut out = String::with_capacity(xml.len());
-    let mut divs = Vec::new();
-    let mut copied = 0usize;
-    let mut depth = 0usize;
-    let mut roots = 0usize;
-    // (depth of the div element, byte offset of its '<')
-    let mut open_div: Option<(usize, usize)> = None;
+    let mut walk = DivWalk {
+        xml,
+        marker,
+        out: String::with_capacity(xml.len()),
+        divs: Vec::new(),
+        copied: 0,
+        depth: 0,
+        roots: 0,
+        open_div: None,
+    };
     loop {
         let before = reader.buffer_position();
         let event = reader.read_event().map_err(xml_err)?;
         let after = reader.buffer_position();
+        if matches!(event, Event::Eof) {
+            break;
+        }
+        walk.event(&event, before, after)?;
+    }
+    if walk.depth != 0 {
+        return Err("invalid XML: unexpected end of document (unclosed element)".into());
+    }
+    if walk.roots == 0 {
+        return Err("invalid XML: no root element".into());
+    }
+    walk.out.push_str(xml.get(walk.copied..).unwrap_or_default());
+    Ok(XmlDivs { xml: walk.out, divs: walk.divs, marker: walk.marker })
+}
+
+/// [`extract_divs`]'s pass over the document: what it has copied and taken out so far.
+struct DivWalk<'x> {
+    xml: &'x str,
+    marker: String,
+    out: String,
+    divs: Vec<String>,
+    /// How far `xml` has been copied (or replaced) into `out`.
+    copied: usize,
+    depth: usize,
+    roots: usize,
+    /// (depth of the div element, byte offset of its '<')
+    open_div: Option<(usize, usize)>,
+}
+
+impl DivWalk<'_> {
+    /// One event of the reader, read from byte `before` to byte `after`.
+    fn event(&mut self, event: &Event, before: usize, after: usize) -> Result<(), String> {
         match event {
-            Event::Start(ref s) | Event::Empty(ref s) => {
-                if depth == 0 {
-                    roots += 1;
-                    if roots > 1 {
+            Event::Start(s) | Event::Empty(s) => {
+                if self.depth == 0 {
+                    self.roots += 1;
+                    if self.roots > 1 {
                         return Err("invalid XML: more than one root element".into());
                     }
                 }
                 let is_start = matches!(event, Event::Start(_));
-                if open_div.is_none() && s.name().as_ref() == b"div" && has_xhtml_default_ns(s)? {
-                    let lt = tag_start(xml, before);
+                if self.open_div.is_none() && s.name().as_ref() == b"div" && has_xhtml_default_ns(s)? {
+                    let lt = tag_start(self.xml, before);
                     if is_start {
-                        open_div = Some((depth, lt));
+                        self.open_div = Some((self.depth, lt));
                     } else {
-                        take_div(xml, lt, after, &marker, &mut out, &mut divs, &mut copied);
+                        self.take(lt, after);
                     }
                 }
                 if is_start {
-                    depth += 1;
+                    self.depth += 1;
                 }
             }
             Event::End(_) => {
-                depth = depth.checked_sub(1).ok_or("invalid XML: unexpected end tag")?;
-                if let Some((d, lt)) = open_div {
-                    if d == depth {
-                        take_div(xml, lt, after, &marker, &mut out, &mut divs, &mut copied);
-                        open_div = None;
+                self.depth = self.depth.checked_sub(1).ok_or("invalid XML: unexpected end tag")?;
+                if let Some((d, lt)) = self.open_div {
+                    if d == self.depth {
+                        self.take(lt, after);
+                        self.open_div = None;
                     }
                 }
             }
-            Event::Text(ref t) if depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
+            Event::Text(t) if self.depth == 0 && !t.iter().all(u8::is_ascii_whitespace) => {
                 return Err("invalid XML: text outside the root element".into());
             }
-            Event::Eof => break,
             _ => {}
         }
+        Ok(())
     }
-    if depth != 0 {
-        return Err("invalid XML: unexpected end of document (unclosed element)".into());
+
+    /// The div from `lt` to `after` out of the document, a placeholder in its place.
+    fn take(&mut self, lt: usize, after: usize) {
+        take_div(self.xml, lt, after, &self.marker, &mut self.out, &mut self.divs, &mut self.copied);
     }
-    if roots == 0 {
-        return Err("invalid XML: no root element".into());
-    }
-    out.push_str(xml.get(copied..).unwrap_or_default());
-    Ok(XmlDivs { xml: out, divs, marker })
 }
 
 /// Offset of the '<' that opens the tag read from `pos` on: after a text event

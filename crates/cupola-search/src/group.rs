@@ -52,6 +52,33 @@ pub fn group_create_sql() -> String {
 /// written as JSON text directly: building `serde_json::Value`s first cost a tenth
 /// of the gateway's time per create.
 pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
+    let mut tables: Vec<Vec<u8>> = vec![vec![b'[']; Table::ALL.len()];
+    for it in items {
+        for row in it.rows {
+            let t = Table::of(&row.value);
+            let Some(out) = Table::ALL.iter().position(|x| *x == t).and_then(|pos| tables.get_mut(pos)) else {
+                continue;
+            };
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            index_row_json(out, it.id, row, t);
+        }
+    }
+    std::iter::once(resources_json(items))
+        .chain(tables.into_iter().map(|mut t| {
+            t.push(b']');
+            t
+        }))
+        // Only UTF-8 went in: the bodies are `&str`, the rest serde_json's output.
+        .map(|bytes| {
+            Bind::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+        })
+        .collect()
+}
+
+/// The first bind: the JSON array of the resources (type, id, time, body).
+fn resources_json(items: &[GroupItem<'_>]) -> Vec<u8> {
     use std::io::Write;
     let mut resources: Vec<u8> = Vec::with_capacity(items.iter().map(|it| it.body.len() + 96).sum::<usize>() + 2);
     resources.push(b'[');
@@ -69,50 +96,34 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
         resources.push(b'}');
     }
     resources.push(b']');
-    let mut tables: Vec<Vec<u8>> = vec![vec![b'[']; Table::ALL.len()];
-    for it in items {
-        for row in it.rows {
-            let t = Table::of(&row.value);
-            let Some(out) = Table::ALL.iter().position(|x| *x == t).and_then(|pos| tables.get_mut(pos)) else {
-                continue;
-            };
-            if out.len() > 1 {
-                out.push(b',');
+    resources
+}
+
+/// Appends the index row `row` (of table `t`) of the resource `id` as a JSON object.
+fn index_row_json(out: &mut Vec<u8>, id: &str, row: &IndexRow, t: Table) {
+    use std::io::Write;
+    out.extend_from_slice(b"{\"id\":");
+    json_str(out, id);
+    out.extend_from_slice(b",\"param\":");
+    json_str(out, &row.param);
+    let _ = write!(out, ",\"grp\":{}", row.group);
+    for ((name, _), b) in t.columns().iter().zip(row_binds(&row.value)) {
+        // A key left out is NULL to `json_to_recordset`: most whole-value
+        // columns are, and cost no text.
+        if matches!(b, Bind::NullText | Bind::NullInt) {
+            continue;
+        }
+        let _ = write!(out, ",\"{name}\":");
+        match b {
+            Bind::Text(s) => json_str(out, &s),
+            Bind::Int(i) => {
+                let _ = write!(out, "{i}");
             }
-            out.extend_from_slice(b"{\"id\":");
-            json_str(out, it.id);
-            out.extend_from_slice(b",\"param\":");
-            json_str(out, &row.param);
-            let _ = write!(out, ",\"grp\":{}", row.group);
-            for ((name, _), b) in t.columns().iter().zip(row_binds(&row.value)) {
-                // A key left out is NULL to `json_to_recordset`: most whole-value
-                // columns are, and cost no text.
-                if matches!(b, Bind::NullText | Bind::NullInt) {
-                    continue;
-                }
-                let _ = write!(out, ",\"{name}\":");
-                match b {
-                    Bind::Text(s) => json_str(out, &s),
-                    Bind::Int(i) => {
-                        let _ = write!(out, "{i}");
-                    }
-                    Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-                    Bind::NullText | Bind::NullInt => {}
-                }
-            }
-            out.push(b'}');
+            Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+            Bind::NullText | Bind::NullInt => {}
         }
     }
-    std::iter::once(resources)
-        .chain(tables.into_iter().map(|mut t| {
-            t.push(b']');
-            t
-        }))
-        // Only UTF-8 went in: the bodies are `&str`, the rest serde_json's output.
-        .map(|bytes| {
-            Bind::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
-        })
-        .collect()
+    out.push(b'}');
 }
 
 /// Appends `s` as a JSON string (serde_json's escaping).

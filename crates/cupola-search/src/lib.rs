@@ -137,6 +137,14 @@ impl Registry {
         Registry { defs: registry::load(extra) }
     }
 
+    /// The same registry, whose cupola `open-to` parameter (`Slot?open-to=U`) takes
+    /// the priority classes `classes`, which the caller reads from its rules: any
+    /// other value is refused with a message that names these.
+    pub fn with_open_to_classes(mut self, classes: Vec<String>) -> Registry {
+        self.defs.open_to_classes = classes;
+        self
+    }
+
     /// Every parameter supported for `resource_type` (including `_id`,
     /// `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`), by code. Empty for
     /// an unknown type. `_text`, `_content` and `_query` are not listed; `near`

@@ -186,7 +186,7 @@ fn parse_param(defs: &Defs, rtype: &str, key: &str, value: &str, allow_chain: bo
         return parse_chain(defs, rtype, def, key, modifier, chained, value);
     }
     if def.kind == ParamKind::Special && def.code == "open-to" {
-        return open_to(key, modifier, value);
+        return open_to(defs, key, modifier, value);
     }
     if def.kind == ParamKind::Special {
         return crate::near::filter(key, &def.code, modifier, value, &ors);
@@ -338,14 +338,16 @@ fn parse_chain(
 
 /// cupola's `Slot?open-to=<class>`: the slots a prescription of that priority class
 /// may take now — those kept for no class, those whose reserve has been released,
-/// and those kept for that very class.
-fn open_to(key: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
+/// and those kept for that very class. The classes are the caller's
+/// ([`crate::Registry::with_open_to_classes`]).
+fn open_to(defs: &Defs, key: &str, modifier: Option<&str>, value: &str) -> Result<Filter, SearchError> {
     let bad = |m: String| err(key, m);
     if modifier.is_some() {
         return Err(bad("open-to takes no modifier".into()));
     }
-    if !matches!(value, "U" | "B" | "D" | "P") {
-        return Err(bad(format!("open-to takes a priority class (U, B, D or P), not '{value}'")));
+    let classes = &defs.open_to_classes;
+    if !classes.iter().any(|c| c == value) {
+        return Err(bad(format!("open-to takes a priority class ({}), not '{value}'", one_of(classes))));
     }
     let now = chrono::Utc::now().format("le%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     let released = values::date(&now).map_err(bad)?;
@@ -355,4 +357,13 @@ fn open_to(key: &str, modifier: Option<&str>, value: &str) -> Result<Filter, Sea
         Filter::Values { table: Table::Date, param: ParamRows::own("release"), ors: vec![released], not: false },
         Filter::Values { table: Table::Token, param: ParamRows::own("reserved-for"), ors: vec![token], not: false },
     ]))
+}
+
+/// The classes as a choice: `U, B, D or P`.
+fn one_of(classes: &[String]) -> String {
+    match classes {
+        [] => "none is known".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
 }

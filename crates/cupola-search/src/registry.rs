@@ -88,6 +88,9 @@ pub(crate) struct Defs {
     pub by_type: HashMap<String, BTreeMap<String, usize>>,
     /// resource type → code → how a narrowing parameter's rows are found.
     narrowed: HashMap<String, BTreeMap<String, Narrowed>>,
+    /// The priority classes cupola's `open-to` takes, given by the caller
+    /// ([`crate::Registry::with_open_to_classes`]); none until then.
+    pub open_to_classes: Vec<String>,
 }
 
 /// A reference parameter that only narrows other reference parameters of the same
@@ -117,55 +120,11 @@ pub(crate) fn load(extra: &[Value]) -> Defs {
         .map(|a| a.iter().filter_map(|e| e.get("resource")).collect())
         .unwrap_or_default();
     entries.extend(extra.iter());
-    let kinds: HashMap<&str, (ParamKind, Option<&str>)> = entries
-        .iter()
-        .filter_map(|r| {
-            let url = r.get("url")?.as_str()?;
-            let kind = ParamKind::parse(r.get("type")?.as_str()?)?;
-            Some((url, (kind, r.get("expression").and_then(Value::as_str))))
-        })
-        .collect();
+    let kinds = kinds_by_url(&entries);
     let mut defs = Vec::new();
     let mut by_type: HashMap<String, BTreeMap<String, usize>> = HashMap::new();
     for r in entries {
-        let (Some(code), Some(kind)) =
-            (r.get("code").and_then(Value::as_str), r.get("type").and_then(Value::as_str).and_then(ParamKind::parse))
-        else {
-            continue;
-        };
-        let expr = match r.get("expression").and_then(Value::as_str) {
-            Some(e) => match fhirpath::parse(e) {
-                Ok(x) => Some(x),
-                Err(_) => continue,
-            },
-            None => None,
-        };
-        let components = r
-            .get("component")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| {
-                        let def = c.get("definition")?.as_str()?;
-                        let (kind, _) = kinds.get(def)?;
-                        let expr = fhirpath::parse(c.get("expression")?.as_str()?).ok()?;
-                        Some(Component { kind: *kind, expr })
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if kind == ParamKind::Composite && components.len() < 2 {
-            continue;
-        }
-        let def = ParamDef {
-            code: code.to_string(),
-            kind,
-            url: r.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
-            description: r.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
-            expr,
-            targets: strings(r.get("target")),
-            components,
-        };
+        let Some(def) = param_def(r, &kinds) else { continue };
         let idx = defs.len();
         let bases = strings(r.get("base"));
         for t in RESOURCE_TYPES {
@@ -175,9 +134,66 @@ pub(crate) fn load(extra: &[Value]) -> Defs {
         }
         defs.push(def);
     }
-    let mut out = Defs { defs, by_type, narrowed: HashMap::new() };
+    let mut out = Defs { defs, by_type, narrowed: HashMap::new(), open_to_classes: Vec::new() };
     out.narrowed = narrowing(&out);
     out
+}
+
+/// Each SearchParameter's type and expression by its canonical URL: what the
+/// components of a composite name.
+type Kinds<'a> = HashMap<&'a str, (ParamKind, Option<&'a str>)>;
+
+fn kinds_by_url<'a>(entries: &[&'a Value]) -> Kinds<'a> {
+    entries
+        .iter()
+        .filter_map(|r| {
+            let url = r.get("url")?.as_str()?;
+            let kind = ParamKind::parse(r.get("type")?.as_str()?)?;
+            Some((url, (kind, r.get("expression").and_then(Value::as_str))))
+        })
+        .collect()
+}
+
+/// One SearchParameter resource as a definition; `None` (left out) without a code
+/// or a known type, with an expression that does not parse, or for a composite
+/// with fewer than two usable components.
+fn param_def(r: &Value, kinds: &Kinds) -> Option<ParamDef> {
+    let code = r.get("code").and_then(Value::as_str)?;
+    let kind = r.get("type").and_then(Value::as_str).and_then(ParamKind::parse)?;
+    let expr = match r.get("expression").and_then(Value::as_str) {
+        Some(e) => Some(fhirpath::parse(e).ok()?),
+        None => None,
+    };
+    let components = components(r, kinds);
+    if kind == ParamKind::Composite && components.len() < 2 {
+        return None;
+    }
+    Some(ParamDef {
+        code: code.to_string(),
+        kind,
+        url: r.get("url").and_then(Value::as_str).unwrap_or_default().to_string(),
+        description: r.get("description").and_then(Value::as_str).unwrap_or_default().to_string(),
+        expr,
+        targets: strings(r.get("target")),
+        components,
+    })
+}
+
+/// A composite's components whose definition is known and whose expression parses.
+fn components(r: &Value, kinds: &Kinds) -> Vec<Component> {
+    r.get("component")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| {
+                    let def = c.get("definition")?.as_str()?;
+                    let (kind, _) = kinds.get(def)?;
+                    let expr = fhirpath::parse(c.get("expression")?.as_str()?).ok()?;
+                    Some(Component { kind: *kind, expr })
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
 }
 
 /// The parts of `e` (a union, or one expression) that can yield anything for a

@@ -131,14 +131,7 @@ impl Builder {
                 let parts: Vec<String> = conds.iter().map(|c| self.cond(c, &col, &col, ix)).collect();
                 format!("({})", parts.join(" OR "))
             }
-            Filter::Missing { table, param, missing } => {
-                let (t, p) = (self.text(rtype), self.rows(ix, param));
-                let not = if *missing { "NOT " } else { "" };
-                format!(
-                    "{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {p})",
-                    table.name()
-                )
-            }
+            Filter::Missing { table, param, missing } => self.missing(*table, param, *missing, rtype, pk, ix),
             Filter::Values { table, param, ors, not } => {
                 let (t, p) = (self.text(rtype), self.rows(ix, param));
                 let (lo, hi) = (format!("{ix}.lo"), format!("{ix}.hi"));
@@ -167,27 +160,46 @@ impl Builder {
                     alternatives.iter().map(|f| self.filter_on(f, rtype, pk, a, ix, extra)).collect();
                 format!("({})", parts.join(" OR "))
             }
-            Filter::Chain { param, target_type, inner } => {
-                let (t, p, tt, f) =
-                    (self.text(rtype), self.rows("x", param), self.text(target_type), self.bind(Bind::Bool(false)));
-                let inner_sql = self.filter(inner, target_type, "t", "j", extra);
-                let extra_sql = self.extras(extra, "t.pk");
-                let stored = format!(
-                    "{pk} IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
-                     WHERE x.res_type = {t} AND {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
-                );
-                if target_type != "Slot" {
-                    return stored;
-                }
-                // A generated slot is referred to by its id only.
-                let ids = self.grid_chain_ids(inner, extra);
-                let (t2, p2) = (self.text(rtype), self.rows("x", param));
-                format!(
-                    "({stored} OR {pk} IN (SELECT x.res_pk FROM idx_reference x WHERE x.res_type = {t2} AND {p2} \
-                     AND x.target_type = 'Slot' AND x.target_id IN ({ids})))"
-                )
-            }
+            Filter::Chain { param, target_type, inner } => self.chain(param, target_type, inner, rtype, pk, extra),
         }
+    }
+
+    /// `code:missing`: resources with no (or with some) index rows of the parameter.
+    fn missing(&mut self, table: Table, param: &ParamRows, missing: bool, rtype: &str, pk: &str, ix: &str) -> String {
+        let (t, p) = (self.text(rtype), self.rows(ix, param));
+        let not = if missing { "NOT " } else { "" };
+        format!("{pk} {not}IN (SELECT {ix}.res_pk FROM {} {ix} WHERE {ix}.res_type = {t} AND {p})", table.name())
+    }
+
+    /// `ref.chained=value`: resources whose reference `param` names a `target_type`
+    /// resource matching `inner` (and, for a Slot, a generated slot that does).
+    fn chain(
+        &mut self,
+        param: &ParamRows,
+        target_type: &str,
+        inner: &Filter,
+        rtype: &str,
+        pk: &str,
+        extra: &[ExtraCondition],
+    ) -> String {
+        let (t, p, tt, f) =
+            (self.text(rtype), self.rows("x", param), self.text(target_type), self.bind(Bind::Bool(false)));
+        let inner_sql = self.filter(inner, target_type, "t", "j", extra);
+        let extra_sql = self.extras(extra, "t.pk");
+        let stored = format!(
+            "{pk} IN (SELECT x.res_pk FROM idx_reference x JOIN resources t ON t.res_type = x.target_type AND t.res_id = x.target_id \
+             WHERE x.res_type = {t} AND {p} AND x.target_type = {tt} AND t.deleted = {f} AND {inner_sql}{extra_sql})"
+        );
+        if target_type != "Slot" {
+            return stored;
+        }
+        // A generated slot is referred to by its id only.
+        let ids = self.grid_chain_ids(inner, extra);
+        let (t2, p2) = (self.text(rtype), self.rows("x", param));
+        format!(
+            "({stored} OR {pk} IN (SELECT x.res_pk FROM idx_reference x WHERE x.res_type = {t2} AND {p2} \
+             AND x.target_type = 'Slot' AND x.target_id IN ({ids})))"
+        )
     }
 
     fn composite(

@@ -106,42 +106,10 @@ fn digest(raw: &[Value], terminology: &Terminology) -> Vec<Element> {
             elements_children_push(&mut elements, parent, index);
         }
         by_path.insert(path, index);
-        let last = path.rsplit('.').next().unwrap_or(path);
-        let choice = last.ends_with("[x]");
-        let name = last.trim_end_matches("[x]").to_string();
-        let codes: Vec<String> = e
-            .get("type")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.get("code").and_then(Value::as_str))
-            .map(str::to_string)
-            .collect();
-        let keys = if choice {
-            codes.iter().map(|ty| key(format!("{name}{}", capitalize(ty)), ty)).collect()
-        } else {
-            let ty = codes.first().cloned().unwrap_or_default();
-            vec![key(name.clone(), &ty)]
-        };
         if let Some(target) = e.get("contentReference").and_then(Value::as_str) {
             content_refs.push((index, target.trim_start_matches('#').to_string()));
         }
-        let binding = e
-            .get("binding")
-            .filter(|b| b.get("strength").and_then(Value::as_str) == Some("required"))
-            .and_then(|b| b.get("valueSet").and_then(Value::as_str))
-            .and_then(|vs| terminology.find(vs));
-        elements.push(Element {
-            name,
-            min: e.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
-            many: !matches!(e.get("max").and_then(Value::as_str), Some("0" | "1")),
-            choice,
-            keys,
-            inline: None,
-            children: Vec::new(),
-            binding,
-            summary: e.get("isSummary").and_then(Value::as_bool) == Some(true),
-        });
+        elements.push(element(e, path, terminology));
     }
     for (index, element) in elements.iter_mut().enumerate() {
         if !element.children.is_empty() && index > 0 {
@@ -152,6 +120,44 @@ fn digest(raw: &[Value], terminology: &Terminology) -> Vec<Element> {
         elements[index].inline = by_path.get(target.as_str()).copied();
     }
     elements
+}
+
+/// The element at `path` of a snapshot (its children are added as they come):
+/// name, cardinality, the JSON keys of its type or types, its required binding.
+fn element(e: &Value, path: &str, terminology: &Terminology) -> Element {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    let choice = last.ends_with("[x]");
+    let name = last.trim_end_matches("[x]").to_string();
+    let codes: Vec<String> = e
+        .get("type")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("code").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    let keys = if choice {
+        codes.iter().map(|ty| key(format!("{name}{}", capitalize(ty)), ty)).collect()
+    } else {
+        let ty = codes.first().cloned().unwrap_or_default();
+        vec![key(name.clone(), &ty)]
+    };
+    let binding = e
+        .get("binding")
+        .filter(|b| b.get("strength").and_then(Value::as_str) == Some("required"))
+        .and_then(|b| b.get("valueSet").and_then(Value::as_str))
+        .and_then(|vs| terminology.find(vs));
+    Element {
+        name,
+        min: e.get("min").and_then(Value::as_u64).unwrap_or(0) as u32,
+        many: !matches!(e.get("max").and_then(Value::as_str), Some("0" | "1")),
+        choice,
+        keys,
+        inline: None,
+        children: Vec::new(),
+        binding,
+        summary: e.get("isSummary").and_then(Value::as_bool) == Some(true),
+    }
 }
 
 fn elements_children_push(elements: &mut [Element], parent: usize, child: usize) {

@@ -39,58 +39,83 @@ impl Walker<'_> {
             let Some(child_el) = td.elements.get(c) else {
                 continue;
             };
-            let mut found: Vec<&Key> = Vec::new();
-            for key in &child_el.keys {
-                for name in [&key.json, &key.ext] {
-                    if obj.get(name).is_some_and(|v| matches!(v, Value::Array(a) if a.is_empty())) {
-                        self.out.push(Issue::error(
-                            "structure",
-                            child(expr, name),
-                            format!(
-                                "{} is an empty array: FHIR JSON leaves out an element that has no values.",
-                                child(expr, name)
-                            ),
-                        ));
-                    }
-                }
-                let value = obj.get(&key.json).filter(|v| present(v));
-                let ext = obj.get(&key.ext).filter(|v| present(v));
-                if value.is_none() && ext.is_none() {
-                    continue;
-                }
-                found.push(key);
-                let at = child(expr, &key.json);
-                if let Some(value) = value {
-                    self.values(td, child_el, key, value, &at, depth);
-                }
-                if let Some(ext) = ext {
-                    self.primitive_extensions(child_el, ext, &at, depth);
-                }
+            let found = self.child_values(td, child_el, obj, expr, depth);
+            self.child_count(child_el, &found, expr);
+        }
+    }
+
+    /// Walks the values of `el` in `obj` (under each of its keys: a choice element
+    /// has one per type, each with its `_` key of extensions); the keys present.
+    fn child_values<'e>(
+        &mut self,
+        td: &TypeDef,
+        el: &'e Element,
+        obj: &Map<String, Value>,
+        expr: &str,
+        depth: usize,
+    ) -> Vec<&'e Key> {
+        let mut found: Vec<&Key> = Vec::new();
+        for key in &el.keys {
+            self.empty_arrays(key, obj, expr);
+            let value = obj.get(&key.json).filter(|v| present(v));
+            let ext = obj.get(&key.ext).filter(|v| present(v));
+            if value.is_none() && ext.is_none() {
+                continue;
             }
-            if found.is_empty() && child_el.min >= 1 {
-                let name = if child_el.choice { format!("{}[x]", child_el.name) } else { child_el.name.clone() };
-                self.out.push(Issue::error(
-                    "required",
-                    child(expr, &child_el.name),
-                    format!(
-                        "Missing required element '{name}' in {expr}: FHIR R4 requires at least {} value{}.",
-                        child_el.min,
-                        if child_el.min == 1 { "" } else { "s" }
-                    ),
-                ));
+            found.push(key);
+            let at = child(expr, &key.json);
+            if let Some(value) = value {
+                self.values(td, el, key, value, &at, depth);
             }
-            if found.len() > 1 {
-                let keys: Vec<&str> = found.iter().map(|k| k.json.as_str()).collect();
+            if let Some(ext) = ext {
+                self.primitive_extensions(el, ext, &at, depth);
+            }
+        }
+        found
+    }
+
+    /// An element written as `[]`, under its key or its `_` key.
+    fn empty_arrays(&mut self, key: &Key, obj: &Map<String, Value>, expr: &str) {
+        for name in [&key.json, &key.ext] {
+            if obj.get(name).is_some_and(|v| matches!(v, Value::Array(a) if a.is_empty())) {
                 self.out.push(Issue::error(
                     "structure",
-                    child(expr, &child_el.name),
+                    child(expr, name),
                     format!(
-                        "Only one type of the choice element '{}[x]' may be present in {expr}, found: {}.",
-                        child_el.name,
-                        keys.join(", ")
+                        "{} is an empty array: FHIR JSON leaves out an element that has no values.",
+                        child(expr, name)
                     ),
                 ));
             }
+        }
+    }
+
+    /// `el` present under `found` keys: fewer values than its minimum, or more than
+    /// one type of a choice element.
+    fn child_count(&mut self, el: &Element, found: &[&Key], expr: &str) {
+        if found.is_empty() && el.min >= 1 {
+            let name = if el.choice { format!("{}[x]", el.name) } else { el.name.clone() };
+            self.out.push(Issue::error(
+                "required",
+                child(expr, &el.name),
+                format!(
+                    "Missing required element '{name}' in {expr}: FHIR R4 requires at least {} value{}.",
+                    el.min,
+                    if el.min == 1 { "" } else { "s" }
+                ),
+            ));
+        }
+        if found.len() > 1 {
+            let keys: Vec<&str> = found.iter().map(|k| k.json.as_str()).collect();
+            self.out.push(Issue::error(
+                "structure",
+                child(expr, &el.name),
+                format!(
+                    "Only one type of the choice element '{}[x]' may be present in {expr}, found: {}.",
+                    el.name,
+                    keys.join(", ")
+                ),
+            ));
         }
     }
 
@@ -138,35 +163,46 @@ impl Walker<'_> {
                 self.object(dt, 0, obj, at, depth + 1);
             }
         } else if let (Value::String(div), "xhtml") = (value, key.ty.as_str()) {
-            match narrative::check(div) {
-                Ok(true) => {}
-                Ok(false) => self.out.push(Issue {
-                    severity: crate::Severity::Warning,
-                    code: "value",
-                    expression: at.to_string(),
-                    diagnostics: format!("The narrative at {at} has no content; it should say something (txt-2)."),
-                }),
-                Err(reason) => self.out.push(Issue::error(
-                    "value",
-                    at.to_string(),
-                    format!("The narrative at {at} is refused: {reason}."),
-                )),
-            }
+            self.narrative(div, at);
         } else {
-            let fault = match value {
-                Value::String(s) => dates::check(&key.ty, s).err().or_else(|| primitive::fault(&key.ty, value)),
-                other => primitive::fault(&key.ty, other),
-            };
-            if let Some(reason) = fault {
-                self.out.push(Issue::error(
-                    "value",
-                    at.to_string(),
-                    format!("{} is not a valid {}: {reason}.", short_json(value), key.ty),
-                ));
-            }
+            self.primitive(&key.ty, value, at);
         }
         if let Some(vs) = el.binding {
             self.binding(vs, &key.ty, value, at);
+        }
+    }
+
+    /// A narrative's XHTML `div`: an error when it is refused, a warning when it has
+    /// no content.
+    fn narrative(&mut self, div: &str, at: &str) {
+        match narrative::check(div) {
+            Ok(true) => {}
+            Ok(false) => self.out.push(Issue {
+                severity: crate::Severity::Warning,
+                code: "value",
+                expression: at.to_string(),
+                diagnostics: format!("The narrative at {at} has no content; it should say something (txt-2)."),
+            }),
+            Err(reason) => self.out.push(Issue::error(
+                "value",
+                at.to_string(),
+                format!("The narrative at {at} is refused: {reason}."),
+            )),
+        }
+    }
+
+    /// A value of the primitive type `ty`: its date or its lexical form.
+    fn primitive(&mut self, ty: &str, value: &Value, at: &str) {
+        let fault = match value {
+            Value::String(s) => dates::check(ty, s).err().or_else(|| primitive::fault(ty, value)),
+            other => primitive::fault(ty, other),
+        };
+        if let Some(reason) = fault {
+            self.out.push(Issue::error(
+                "value",
+                at.to_string(),
+                format!("{} is not a valid {}: {reason}.", short_json(value), ty),
+            ));
         }
     }
 

@@ -226,3 +226,16 @@ fn lenient_and_injection() {
     assert!(!sql.text.contains("DROP"));
     assert!(sql.binds.contains(&crate::Bind::Text(evil.to_string())));
 }
+
+#[test]
+fn open_to_takes_the_priority_classes_its_caller_gives() {
+    let open_to = serde_json::json!({"resourceType": "SearchParameter", "url": "http://x/SearchParameter/Slot-open-to",
+        "code": "open-to", "base": ["Slot"], "type": "special",
+        "expression": "Slot.extension('http://x/StructureDefinition/slot-reserved-for').value"});
+    let r = crate::Registry::with_extra(&[open_to]).with_open_to_classes(vec!["U".into(), "Z".into()]);
+    let q = r.parse_search("Slot", &pairs(&[("open-to", "Z")]), false).expect("a class the caller gave");
+    assert!(matches!(q.filters.as_slice(), [Filter::AnyOf(_)]), "{:?}", q.filters);
+    let e = r.parse_search("Slot", &pairs(&[("open-to", "B")]), false).expect_err("a class the caller did not give");
+    assert_eq!(e.param, "open-to");
+    assert!(e.message.contains("a priority class (U or Z), not 'B'"), "{}", e.message);
+}
