@@ -109,7 +109,7 @@ pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Resul
             }
         }
     }
-    store.closure_messages(&mut tx, &appointments_to_rebook).await?;
+    crate::messaging::closure_messages(store, &mut tx, &appointments_to_rebook).await?;
     tx.commit().await?;
     tracing::info!(
         schedule = schedule_id,

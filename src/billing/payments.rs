@@ -10,7 +10,7 @@ use super::views::{Identifier, Money, PaymentNotice, PaymentNoticeMut, Remittanc
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents};
 use crate::fhir::names;
-use crate::messaging::Event;
+use crate::messaging::{self, Event};
 use crate::store::{current, current_seen, now_micros, Store, Stored, Tx};
 use crate::Result;
 
@@ -152,7 +152,7 @@ impl Store {
         let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
         self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
         for l in &lines {
-            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
+            messaging::charge_message(self, tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
         }
         Ok(None)
     }

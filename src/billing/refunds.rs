@@ -11,7 +11,7 @@ use crate::billing::{self, from_cents, rome_day};
 use crate::booking::views::Appointment;
 use crate::fhir::meta::instant;
 use crate::fhir::names;
-use crate::messaging::Event;
+use crate::messaging::{self, Event};
 use crate::store::value_of;
 use crate::store::{current, current_seen, new_id, now_micros, Store, Tx};
 use crate::Result;
@@ -87,7 +87,7 @@ impl Store {
                 _ => continue,
             }
             if self.reprice(tx, t, &format!("Appointment/{id}")).await? > 0 {
-                self.charge_message(tx, Event::CHARGE_REFUNDED, &charge_item, None).await?;
+                messaging::charge_message(self, tx, Event::CHARGE_REFUNDED, &charge_item, None).await?;
             }
         }
         Ok(())

@@ -17,7 +17,7 @@ use crate::billing::{self, from_cents, rome_day, to_cents, LineFacts};
 use crate::booking::views::{Appointment, AppointmentMut, Prescription, Slot};
 use crate::error::Issue;
 use crate::fhir::names;
-use crate::messaging::Event;
+use crate::messaging::{self, Event};
 use crate::store::value_of;
 use crate::store::{current_seen, new_id, now_micros, Bind, Dialect, Sql, Store, Tx};
 use crate::{Error, Result};
@@ -144,7 +144,7 @@ impl Store {
         // The appointment is being written: the message carries it as it will be stored.
         let mut booked = body.clone();
         AppointmentMut::new(&mut booked, &base)?.set_id(id);
-        self.charge_message(tx, Event::CHARGE_CREATED, &line.charge_item, Some(&booked)).await
+        messaging::charge_message(self, tx, Event::CHARGE_CREATED, &line.charge_item, Some(&booked)).await
     }
 
     /// What a booking bills: its slot, prescription (id and NRE) and catalog code —

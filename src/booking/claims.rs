@@ -150,7 +150,7 @@ impl Store {
                     self.ticket_on_change(tx, p.access, p.id, Some(view)).await?;
                 }
                 if status_changed {
-                    self.appointment_message(tx, p.id, old_status, (view, body)).await?;
+                    crate::messaging::appointment_message(self, tx, p.id, old_status, (view, body)).await?;
                 }
             }
             _ if old.is_some() => self.ticket_on_change(tx, p.access, p.id, None).await?,
