@@ -147,13 +147,13 @@ impl Store {
                 let status_changed = old_status != Some(view.status);
                 self.stamp_booking(tx, p, old, body, first_claimed).await?;
                 if old.is_some() && status_changed {
-                    self.ticket_on_change(tx, p.access, p.id, Some(view)).await?;
+                    crate::billing::ticket_on_change(self, tx, p.access, p.id, Some(view)).await?;
                 }
                 if status_changed {
                     crate::messaging::appointment_message(self, tx, p.id, old_status, (view, body)).await?;
                 }
             }
-            _ if old.is_some() => self.ticket_on_change(tx, p.access, p.id, None).await?,
+            _ if old.is_some() => crate::billing::ticket_on_change(self, tx, p.access, p.id, None).await?,
             _ => {}
         }
         Ok(())
@@ -234,7 +234,7 @@ impl Store {
         if booked.booking_code.is_none() {
             booked.booking_code = Some(self.assign_booking_code(tx, p, body).await?);
         }
-        self.ticket_on_booking(tx, p.access, p.id, (&booked, body), slot).await
+        crate::billing::ticket_on_booking(self, tx, p.access, p.id, (&booked, body), slot).await
     }
 
     /// A new booking code (unique, kept in `booking_codes`) on the appointment.

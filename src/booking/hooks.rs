@@ -54,12 +54,12 @@ impl WriteHook for Payments {
         Box::pin(async move {
             match (w.creating, w.new) {
                 // A create: recorded, or found recorded already (a retry).
-                (true, Some(new)) => match store.payment_write(tx, w.access, w.id, new).await? {
+                (true, Some(new)) => match crate::billing::payment_write(store, tx, w.access, w.id, new).await? {
                     Some(recorded) => Ok(Verdict::Recorded(recorded)),
                     None => Ok(Verdict::Proceed),
                 },
                 _ => {
-                    store.recorded_payment_unchanged(tx, w.id).await?;
+                    crate::billing::recorded_payment_unchanged(tx, w.id).await?;
                     Ok(Verdict::Proceed)
                 }
             }
