@@ -58,7 +58,7 @@ pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Resul
     read_schedule(store, &mut tx, schedule_id).await?;
     let slots_closed = close_slots(store, &mut tx, &gateway, schedule_id, closure).await?;
     let appointments_to_rebook = appointments_on(store, &mut tx, &gateway, &slots_closed).await?;
-    store.closure_messages(&mut tx, &appointments_to_rebook).await?;
+    crate::messaging::closure_messages(store, &mut tx, &appointments_to_rebook).await?;
     tx.commit().await?;
     tracing::info!(
         schedule = schedule_id,

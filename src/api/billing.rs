@@ -208,7 +208,7 @@ pub async fn dispatch_lists(State(s): State<AppState>, ctx: Ctx, Body(body): Bod
     let r = async {
         administrators_only(&ctx, "$dispatch-lists")?;
         let args = Args::read(&operations::DISPATCH_LISTS, &ctx, &body)?;
-        let sent = s.store.dispatch_daily_lists(day_param(&args, "date")?, false).await?;
+        let sent = crate::messaging::dispatch_daily_lists(&s.store, day_param(&args, "date")?, false).await?;
         let parameter: Vec<Value> = sent
             .iter()
             .map(|(org, n)| {

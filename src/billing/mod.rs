@@ -22,8 +22,11 @@ pub(crate) mod tickets;
 pub mod views;
 
 pub use ops::{apply, month, outstanding, receipt_of, recover, settle, RecoveryStep};
+pub(crate) use payments::{payment_write, recorded_payment_unchanged};
+pub(crate) use refunds::{invoice_of, ticket_on_change};
 pub use resources::{charge_item, invoice, payment_line, receipt, remittance, ChargeFacts, InvoiceFacts, LineFacts};
 pub use ticket::{cents, compute, share, Line, Ticket};
+pub(crate) use tickets::ticket_on_booking;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::prelude::ToPrimitive;

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::settlement::{self, Settlement};
 use super::views::Invoice;
-use super::{compute, exemption, money, receipt, Line, Ticket};
+use super::{compute, exemption, ledger, money, receipt, refunds, reprice, tariffs, Line, Ticket};
 use crate::access::Access;
 use crate::fhir::meta::instant;
 use crate::fhir::names;
@@ -23,13 +23,13 @@ pub async fn apply(store: &Store, codes: &[String], patient: Option<&str>, day: 
     let base = store.settings().base.clone();
     let mut tx = store.begin().await?;
     let exemptions = match patient {
-        Some(p) => store.exemption_codes(&mut tx, p, day).await?,
+        Some(p) => tariffs::exemption_codes(store, &mut tx, p, day).await?,
         None => Vec::new(),
     };
     let mut lines = Vec::new();
     let mut parts = Vec::new();
     for code in codes {
-        let Some((tariff, url)) = store.tariff_of(&mut tx, code, day).await? else {
+        let Some((tariff, url)) = tariffs::tariff_of(store, &mut tx, code, day).await? else {
             return Err(Error::Unprocessable(vec![crate::error::Issue::error(
                 "not-found",
                 Some("code".into()),
@@ -71,7 +71,7 @@ pub async fn outstanding(store: &Store, access: &Access, patient: &str) -> Resul
     if store.read(access, "Patient", patient).await?.is_none() {
         return Err(Error::NotFound(format!("Patient/{patient} is not known")));
     }
-    let owed = store.outstanding(patient).await?;
+    let owed = ledger::outstanding(store, patient).await?;
     let total: Decimal = owed.iter().map(|(_, d, _)| *d).sum();
     let mut parameter = vec![
         json!({"name": "patient", "valueReference": {"reference": format!("Patient/{patient}")}}),
@@ -124,7 +124,7 @@ pub async fn settle(store: &Store, period: &str) -> Result<(Vec<(Settlement, Val
     })?;
     let rules = store.settings().billing.clone();
     let base = store.settings().base.clone();
-    let (counted, total_cents) = store.settlement_counts(from_us, to_us).await?;
+    let (counted, total_cents) = ledger::settlement_counts(store, from_us, to_us).await?;
     let now = now_micros();
     let last = next.pred_opt().unwrap_or(first);
     let mut out = Vec::new();
@@ -133,7 +133,7 @@ pub async fn settle(store: &Store, period: &str) -> Result<(Vec<(Settlement, Val
         let s = settlement::settle(&provider, &c, &rules, first);
         let r = settlement::reconciliation(&base, period, first, last, &s, now);
         let id = settlement::reconciliation_id(&s.provider, period);
-        store.write_owned(&mut tx, "PaymentReconciliation", &id, r.clone()).await?;
+        reprice::write_owned(store, &mut tx, "PaymentReconciliation", &id, r.clone()).await?;
         out.push((s, r));
     }
     tx.commit().await?;
@@ -182,7 +182,7 @@ pub async fn recover(store: &Store, day: NaiveDate) -> Result<Vec<RecoveryStep>>
     let today = crate::billing::rome_day(now_micros());
     let now = if day == today { now_micros() } else { at(day) + 12 * 3_600_000_000 };
     let cutoff = at(day - Duration::days(r.overdue_days)) + 24 * 3_600_000_000;
-    let due = store.overdue(cutoff).await?;
+    let due = ledger::overdue(store, cutoff).await?;
     let total = due.len();
     let mut steps = Vec::new();
     for (i, (invoice, stage, stage_us)) in due.into_iter().enumerate() {
@@ -195,7 +195,7 @@ pub async fn recover(store: &Store, day: NaiveDate) -> Result<Vec<RecoveryStep>>
         };
         let Some((next, notice_no)) = next else { continue };
         let notice = (notice_no > 0).then(|| recovery_notice(&store.settings().base, &invoice, next, notice_no, now));
-        if store.advance_recovery(&invoice, stage.as_deref(), next, now, notice).await? {
+        if refunds::advance_recovery(store, &invoice, stage.as_deref(), next, now, notice).await? {
             steps.push(RecoveryStep { invoice, stage: next.to_string() });
         }
         if (i + 1) % 1000 == 0 {

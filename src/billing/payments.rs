@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::reprice;
 use super::views::{Identifier, Money, PaymentNotice, PaymentNoticeMut, Remittance};
 use crate::access::Access;
 use crate::billing::{self, from_cents, rome_day, to_cents};
 use crate::fhir::names;
-use crate::messaging::Event;
+use crate::messaging::{self, Event};
 use crate::store::{current, current_seen, now_micros, Store, Stored, Tx};
 use crate::Result;
 
-use crate::billing::tickets::{unprocessable, Line, TicketRow};
+use crate::billing::tickets::{self, unprocessable, Line, TicketRow};
 use crate::store::value_of;
 
 /// A payment (negative: a refund) of a ticket, as it is recorded.
@@ -30,204 +31,197 @@ pub(super) struct Payment<'a> {
     pub now: i64,
 }
 
-impl Store {
-    /// `remittance-<point>-<day>` and its identifier, for a payment at `now`.
-    pub(super) fn remittance_of(&self, point: &str, now: i64) -> (String, Identifier) {
-        let day = rome_day(now).to_string();
-        let identifier = Identifier {
-            system: Some(names::sid(&self.settings().base, "remittance")),
-            value: Some(format!("{point}/{day}")),
-        };
-        (format!("remittance-{point}-{day}"), identifier)
-    }
+/// `remittance-<point>-<day>` and its identifier, for a payment at `now`.
+pub(super) fn remittance_of(store: &Store, point: &str, now: i64) -> (String, Identifier) {
+    let day = rome_day(now).to_string();
+    let identifier = Identifier {
+        system: Some(names::sid(&store.settings().base, "remittance")),
+        value: Some(format!("{point}/{day}")),
+    };
+    (format!("remittance-{point}-{day}"), identifier)
+}
 
-    /// Records payment `p` of ticket `t`: its row, its parts per provider (so that
-    /// each provider's shares are paid exactly), and its line on the point's
-    /// remittance of the day, opened by the day's first payment.
-    pub(super) async fn record_payment(
-        &self,
-        tx: &mut Tx,
-        p: &Payment<'_>,
-        t: &TicketRow,
-        lines: &[Line],
-    ) -> Result<()> {
-        let day = rome_day(p.now).to_string();
-        sqlx::query(
-            "INSERT INTO payments (point, reference, notice, invoice, amount_cents, channel, day, paid_us) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(p.point)
-        .bind(p.reference)
-        .bind(p.notice)
-        .bind(&t.invoice)
-        .bind(p.cents)
-        .bind(p.channel)
-        .bind(&day)
-        .bind(p.now)
-        .execute(&mut **tx)
-        .await?;
-        let paid: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT provider, CAST(SUM(amount_cents) AS BIGINT) FROM payment_shares WHERE invoice = $1 GROUP BY provider",
-        )
-        .bind(&t.invoice)
-        .fetch_all(&mut **tx)
-        .await?;
-        for (provider, part) in parts(lines, paid, p.cents) {
-            sqlx::query("INSERT INTO payment_shares (notice, invoice, provider, amount_cents) VALUES ($1, $2, $3, $4)")
-                .bind(p.notice)
-                .bind(&t.invoice)
-                .bind(&provider)
-                .bind(part)
-                .execute(&mut **tx)
-                .await?;
-        }
-        self.add_to_remittance(tx, p, &t.invoice, &day).await
+/// Records payment `p` of ticket `t`: its row, its parts per provider (so that
+/// each provider's shares are paid exactly), and its line on the point's
+/// remittance of the day, opened by the day's first payment.
+pub(super) async fn record_payment(
+    store: &Store,
+    tx: &mut Tx,
+    p: &Payment<'_>,
+    t: &TicketRow,
+    lines: &[Line],
+) -> Result<()> {
+    let day = rome_day(p.now).to_string();
+    sqlx::query(
+        "INSERT INTO payments (point, reference, notice, invoice, amount_cents, channel, day, paid_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(p.point)
+    .bind(p.reference)
+    .bind(p.notice)
+    .bind(&t.invoice)
+    .bind(p.cents)
+    .bind(p.channel)
+    .bind(&day)
+    .bind(p.now)
+    .execute(&mut **tx)
+    .await?;
+    let paid: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT provider, CAST(SUM(amount_cents) AS BIGINT) FROM payment_shares WHERE invoice = $1 GROUP BY provider",
+    )
+    .bind(&t.invoice)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (provider, part) in parts(lines, paid, p.cents) {
+        sqlx::query("INSERT INTO payment_shares (notice, invoice, provider, amount_cents) VALUES ($1, $2, $3, $4)")
+            .bind(p.notice)
+            .bind(&t.invoice)
+            .bind(&provider)
+            .bind(part)
+            .execute(&mut **tx)
+            .await?;
     }
+    add_to_remittance(store, tx, p, &t.invoice, &day).await
+}
 
-    /// Payment `p` of `invoice` as a line of its point's remittance of `day`, which
-    /// the day's first payment opens.
-    async fn add_to_remittance(&self, tx: &mut Tx, p: &Payment<'_>, invoice: &str, day: &str) -> Result<()> {
-        let (rid, _) = self.remittance_of(p.point, p.now);
-        let line = billing::payment_line(p.notice, invoice, p.reference, from_cents(p.cents), p.now);
-        let opened: Option<String> = sqlx::query_scalar(
-            "INSERT INTO remittances (point, day, reconciliation) VALUES ($1, $2, $3) \
-             ON CONFLICT (point, day) DO NOTHING RETURNING reconciliation",
-        )
-        .bind(p.point)
-        .bind(day)
-        .bind(&rid)
+/// Payment `p` of `invoice` as a line of its point's remittance of `day`, which
+/// the day's first payment opens.
+async fn add_to_remittance(store: &Store, tx: &mut Tx, p: &Payment<'_>, invoice: &str, day: &str) -> Result<()> {
+    let (rid, _) = remittance_of(store, p.point, p.now);
+    let line = billing::payment_line(p.notice, invoice, p.reference, from_cents(p.cents), p.now);
+    let opened: Option<String> = sqlx::query_scalar(
+        "INSERT INTO remittances (point, day, reconciliation) VALUES ($1, $2, $3) \
+         ON CONFLICT (point, day) DO NOTHING RETURNING reconciliation",
+    )
+    .bind(p.point)
+    .bind(day)
+    .bind(&rid)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let base = store.settings().base.clone();
+    if opened.is_some() {
+        let r = billing::remittance(&base, &rid, p.point, day, vec![line], from_cents(p.cents), p.now);
+        store.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
+        return Ok(());
+    }
+    let Some(cur) = current(tx, store.dialect(), "PaymentReconciliation", &rid, true).await? else {
+        return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
+    };
+    let Remittance { mut lines, total } = Remittance::of(&value_of(Some(cur.clone()))?);
+    lines.push(line);
+    let r = billing::remittance(&base, &rid, p.point, day, lines, total + from_cents(p.cents), p.now);
+    store.next_version(tx, &cur, "PUT", Some(r)).await?;
+    Ok(())
+}
+
+/// A PaymentNotice about to be stored: when its `request` is a ticket's Invoice,
+/// the payment is checked and recorded (the point's reference once, the amount
+/// owed exactly, nothing on a cancelled or paid invoice) and the notice gets its
+/// remittance. `Some`: the same reference was recorded before, this is it.
+pub(crate) async fn payment_write(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    id: &str,
+    resource: &mut Value,
+) -> Result<Option<Stored>> {
+    let notice = PaymentNotice::of(resource);
+    let Some(invoice) = paid_invoice(store, tx, &notice).await? else { return Ok(None) };
+    if notice.request.reference.is_none() {
+        // Found by its pagoPA notice: the reference is filled in.
+        PaymentNoticeMut(resource).set_request_invoice(&invoice);
+    }
+    let Some(t) = tickets::lock_ticket(store, tx, &invoice).await? else { return Ok(None) };
+    let (point, channel, reference) = paid_at(access, &notice)?;
+    let known: Option<String> = sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
+        .bind(&point)
+        .bind(&reference)
         .fetch_optional(&mut **tx)
         .await?;
-        let base = self.settings().base.clone();
-        if opened.is_some() {
-            let r = billing::remittance(&base, &rid, p.point, day, vec![line], from_cents(p.cents), p.now);
-            self.insert_new(tx, "PaymentReconciliation", r, &rid, "POST", Vec::new()).await?;
-            return Ok(());
-        }
-        let Some(cur) = current(tx, self.dialect(), "PaymentReconciliation", &rid, true).await? else {
-            return Err(anyhow::anyhow!("remittance {rid} is recorded but missing").into());
-        };
-        let Remittance { mut lines, total } = Remittance::of(&value_of(Some(cur.clone()))?);
-        lines.push(line);
-        let r = billing::remittance(&base, &rid, p.point, day, lines, total + from_cents(p.cents), p.now);
-        self.next_version(tx, &cur, "PUT", Some(r)).await?;
-        Ok(())
+    if let Some(n) = known {
+        return current_seen(tx, store.dialect(), "PaymentNotice", &n).await;
     }
-
-    /// A PaymentNotice about to be stored: when its `request` is a ticket's Invoice,
-    /// the payment is checked and recorded (the point's reference once, the amount
-    /// owed exactly, nothing on a cancelled or paid invoice) and the notice gets its
-    /// remittance. `Some`: the same reference was recorded before, this is it.
-    pub(crate) async fn payment_write(
-        &self,
-        tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        resource: &mut Value,
-    ) -> Result<Option<Stored>> {
-        let notice = PaymentNotice::of(resource);
-        let Some(invoice) = self.paid_invoice(tx, &notice).await? else { return Ok(None) };
-        if notice.request.reference.is_none() {
-            // Found by its pagoPA notice: the reference is filled in.
-            PaymentNoticeMut(resource).set_request_invoice(&invoice);
-        }
-        let Some(t) = self.lock_ticket(tx, &invoice).await? else { return Ok(None) };
-        let (point, channel, reference) = paid_at(access, &notice)?;
-        let known: Option<String> =
-            sqlx::query_scalar("SELECT notice FROM payments WHERE point = $1 AND reference = $2")
-                .bind(&point)
-                .bind(&reference)
-                .fetch_optional(&mut **tx)
-                .await?;
-        if let Some(n) = known {
-            return current_seen(tx, self.dialect(), "PaymentNotice", &n).await;
-        }
-        let owed = owed_now(&t, &invoice, &notice.amount)?;
-        let now = now_micros();
-        self.to_remittance(&notice, PaymentNoticeMut(resource), &point, now)?;
-        let lines = self.lines(tx, &invoice).await?;
-        let payment = Payment { point: &point, reference: &reference, channel: &channel, notice: id, cents: owed, now };
-        self.record_payment(tx, &payment, &t, &lines).await?;
-        // Paid: the chase (if any) stops.
-        let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
-        self.reprice(tx, t, &format!("PaymentNotice/{id}")).await?;
-        for l in &lines {
-            self.charge_message(tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
-        }
-        Ok(None)
+    let owed = owed_now(&t, &invoice, &notice.amount)?;
+    let now = now_micros();
+    to_remittance(store, &notice, PaymentNoticeMut(resource), &point, now)?;
+    let lines = tickets::lines(tx, &invoice).await?;
+    let payment = Payment { point: &point, reference: &reference, channel: &channel, notice: id, cents: owed, now };
+    record_payment(store, tx, &payment, &t, &lines).await?;
+    // Paid: the chase (if any) stops.
+    let t = TicketRow { paid_cents: t.owed_cents, stage: None, ..t };
+    reprice::reprice(store, tx, t, &format!("PaymentNotice/{id}")).await?;
+    for l in &lines {
+        messaging::charge_message(store, tx, Event::CHARGE_PAID, &l.facts.charge_item, None).await?;
     }
+    Ok(None)
+}
 
-    /// The notice of a payment taken at `point` at `now` goes to the point's
-    /// remittance of the day (naming another is refused), has the point as its
-    /// provider unless it names one, and is dated.
-    fn to_remittance(
-        &self,
-        notice: &PaymentNotice,
-        mut out: PaymentNoticeMut<'_>,
-        point: &str,
-        now: i64,
-    ) -> Result<()> {
-        let (rid, remittance) = self.remittance_of(point, now);
-        if let Some(sent) = notice.payment.identifier.value.as_deref() {
-            if Some(sent) != remittance.value.as_deref() {
-                return Err(unprocessable(
-                    "PaymentNotice.payment",
-                    format!("a payment of today at {point} goes to remittance {}, not {sent}", json!(remittance.value)),
-                ));
-            }
-        }
-        out.set_remittance(&rid, &remittance);
-        if notice.provider.is_none() {
-            out.set_provider(point);
-        }
-        out.set_payment_date(rome_day(now));
-        Ok(())
-    }
-
-    /// The Invoice a PaymentNotice pays: its `request` reference, or — for a channel
-    /// that knows only the pagoPA notice — the ticket whose notice number or IUV is
-    /// the `request` identifier. Unknown notice → 422.
-    async fn paid_invoice(&self, tx: &mut Tx, notice: &PaymentNotice) -> Result<Option<String>> {
-        if let Some(r) = &notice.request.reference {
-            return Ok(r.strip_prefix("Invoice/").map(str::to_string));
-        }
-        let base = &self.settings().base;
-        let identifier = &notice.request.identifier;
-        let column = match identifier.system.as_deref() {
-            Some(s) if s == names::sid(base, "pagopa-notice") => "notice",
-            Some(s) if s == names::sid(base, "iuv") => "iuv",
-            _ => return Ok(None),
-        };
-        let number = identifier.value.clone().unwrap_or_default();
-        let found: Option<String> = sqlx::query_scalar(&format!("SELECT invoice FROM tickets WHERE {column} = $1"))
-            .bind(&number)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let Some(invoice) = found else {
+/// The notice of a payment taken at `point` at `now` goes to the point's
+/// remittance of the day (naming another is refused), has the point as its
+/// provider unless it names one, and is dated.
+fn to_remittance(
+    store: &Store,
+    notice: &PaymentNotice,
+    mut out: PaymentNoticeMut<'_>,
+    point: &str,
+    now: i64,
+) -> Result<()> {
+    let (rid, remittance) = remittance_of(store, point, now);
+    if let Some(sent) = notice.payment.identifier.value.as_deref() {
+        if Some(sent) != remittance.value.as_deref() {
             return Err(unprocessable(
-                "PaymentNotice.request.identifier",
-                format!("no ticket has the pagoPA {column} {number:?}: check the number on the notice"),
+                "PaymentNotice.payment",
+                format!("a payment of today at {point} goes to remittance {}, not {sent}", json!(remittance.value)),
             ));
-        };
-        Ok(Some(invoice))
-    }
-
-    /// A payment recorded against a ticket stays as it was: a mistake is mended by
-    /// a refund, not by editing the notice.
-    pub(crate) async fn recorded_payment_unchanged(&self, tx: &mut Tx, id: &str) -> Result<()> {
-        let recorded: Option<String> = sqlx::query_scalar("SELECT invoice FROM payments WHERE notice = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        match recorded {
-            Some(invoice) => Err(unprocessable(
-                "PaymentNotice",
-                format!(
-                    "PaymentNotice/{id} is a payment recorded on Invoice/{invoice}: it cannot be changed or deleted"
-                ),
-            )),
-            None => Ok(()),
         }
+    }
+    out.set_remittance(&rid, &remittance);
+    if notice.provider.is_none() {
+        out.set_provider(point);
+    }
+    out.set_payment_date(rome_day(now));
+    Ok(())
+}
+
+/// The Invoice a PaymentNotice pays: its `request` reference, or — for a channel
+/// that knows only the pagoPA notice — the ticket whose notice number or IUV is
+/// the `request` identifier. Unknown notice → 422.
+async fn paid_invoice(store: &Store, tx: &mut Tx, notice: &PaymentNotice) -> Result<Option<String>> {
+    if let Some(r) = &notice.request.reference {
+        return Ok(r.strip_prefix("Invoice/").map(str::to_string));
+    }
+    let base = &store.settings().base;
+    let identifier = &notice.request.identifier;
+    let column = match identifier.system.as_deref() {
+        Some(s) if s == names::sid(base, "pagopa-notice") => "notice",
+        Some(s) if s == names::sid(base, "iuv") => "iuv",
+        _ => return Ok(None),
+    };
+    let number = identifier.value.clone().unwrap_or_default();
+    let found: Option<String> = sqlx::query_scalar(&format!("SELECT invoice FROM tickets WHERE {column} = $1"))
+        .bind(&number)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(invoice) = found else {
+        return Err(unprocessable(
+            "PaymentNotice.request.identifier",
+            format!("no ticket has the pagoPA {column} {number:?}: check the number on the notice"),
+        ));
+    };
+    Ok(Some(invoice))
+}
+
+/// A payment recorded against a ticket stays as it was: a mistake is mended by
+/// a refund, not by editing the notice.
+pub(crate) async fn recorded_payment_unchanged(tx: &mut Tx, id: &str) -> Result<()> {
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT invoice FROM payments WHERE notice = $1").bind(id).fetch_optional(&mut **tx).await?;
+    match recorded {
+        Some(invoice) => Err(unprocessable(
+            "PaymentNotice",
+            format!("PaymentNotice/{id} is a payment recorded on Invoice/{invoice}: it cannot be changed or deleted"),
+        )),
+        None => Ok(()),
     }
 }
 

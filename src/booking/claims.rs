@@ -14,240 +14,238 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::access::Access;
-use crate::booking::rules;
 use crate::booking::views::{Appointment, AppointmentMut, Prescription, Slot, SlotMut, Status};
+use crate::booking::{records, rules};
 use crate::error::Issue;
 use crate::store::{now_micros, PlaceClaim, Store, Stored, Tx};
 use crate::{Error, Result};
 
-impl Store {
-    /// Applies the booking rules to a write of `Appointment/id`: `old` is the current
-    /// body (`None` on create), `new` the body about to be stored (`None` on delete),
-    /// into which a first booking gets its booking code and `booked-by`. Each body is
-    /// read once into its view; the rules work on the views.
-    pub(crate) async fn appointment_write(
-        &self,
-        tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        old: Option<&Value>,
-        new: Option<&mut Value>,
-    ) -> Result<()> {
-        let base = self.settings().base.clone();
-        let old_v = old.map(|o| Appointment::of(o, &base)).transpose()?;
-        let new_v = new.as_deref().map(|n| Appointment::of(n, &base)).transpose()?;
-        check_new(access, old_v.as_ref(), new_v.as_ref())?;
-        let now = now_micros();
-        let before: BTreeSet<&String> = old_v.iter().flat_map(|o| o.claimed_slots()).collect();
-        let after: BTreeSet<&String> = new_v.iter().flat_map(|n| n.claimed_slots()).collect();
-        // A hold turning into a booking claims its place again: the hold may have
-        // expired and the place gone to someone else.
-        let was_hold = old_v.as_ref().is_some_and(|o| o.status == Status::Pending);
-        let now_hold = new_v.as_ref().is_some_and(|n| n.status == Status::Pending);
-        let expires = self.hold_expiry_of(tx, id, was_hold, now_hold, now).await?;
-        let to_claim: BTreeSet<&String> =
-            after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
-        let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
-        if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
-            self.check_holder(tx, access, id).await?;
+/// Applies the booking rules to a write of `Appointment/id`: `old` is the current
+/// body (`None` on create), `new` the body about to be stored (`None` on delete),
+/// into which a first booking gets its booking code and `booked-by`. Each body is
+/// read once into its view; the rules work on the views.
+pub(crate) async fn appointment_write(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    id: &str,
+    old: Option<&Value>,
+    new: Option<&mut Value>,
+) -> Result<()> {
+    let base = store.settings().base.clone();
+    let old_v = old.map(|o| Appointment::of(o, &base)).transpose()?;
+    let new_v = new.as_deref().map(|n| Appointment::of(n, &base)).transpose()?;
+    check_new(access, old_v.as_ref(), new_v.as_ref())?;
+    let now = now_micros();
+    let before: BTreeSet<&String> = old_v.iter().flat_map(|o| o.claimed_slots()).collect();
+    let after: BTreeSet<&String> = new_v.iter().flat_map(|n| n.claimed_slots()).collect();
+    // A hold turning into a booking claims its place again: the hold may have
+    // expired and the place gone to someone else.
+    let was_hold = old_v.as_ref().is_some_and(|o| o.status == Status::Pending);
+    let now_hold = new_v.as_ref().is_some_and(|n| n.status == Status::Pending);
+    let expires = hold_expiry_of(store, tx, id, was_hold, now_hold, now).await?;
+    let to_claim: BTreeSet<&String> =
+        after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
+    let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
+    if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
+        check_holder(store, tx, access, id).await?;
+    }
+    let requests = match &new_v {
+        Some(n) if !to_claim.is_empty() => requests(store, tx, &n.requests).await?,
+        _ => Vec::new(),
+    };
+    let places = Places { access, id, base: &base, now, expires, before: &before, new: new_v.as_ref(), requests };
+    let first_claimed = move_places(store, tx, &places, &to_claim, &to_release).await?;
+    after_places(store, tx, &places, old_v.as_ref(), new, first_claimed.as_ref()).await
+}
+
+/// A hold keeps its expiry through later edits: re-sending it does not extend it.
+async fn hold_expiry_of(store: &Store, tx: &mut Tx, id: &str, was: bool, is: bool, now: i64) -> Result<Option<i64>> {
+    Ok(match (was, is) {
+        (true, true) => store.hold_expiry(tx, id).await?.or(Some(now + store.settings().hold_micros)),
+        (false, true) => Some(now + store.settings().hold_micros),
+        _ => None,
+    })
+}
+
+/// Gives back the places of `to_release` and takes those of `to_claim`, each slot
+/// read under its lock; answers the first slot claimed (for the booking's facts).
+async fn move_places(
+    store: &Store,
+    tx: &mut Tx,
+    p: &Places<'_>,
+    to_claim: &BTreeSet<&String>,
+    to_release: &BTreeSet<&String>,
+) -> Result<Option<Slot>> {
+    let mut first_claimed: Option<Slot> = None;
+    for slot_id in to_claim.union(to_release) {
+        let slot = store.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
+        if to_release.contains(slot_id) {
+            release_place(store, tx, p, slot_id, slot).await?;
+            continue;
         }
-        let requests = match &new_v {
-            Some(n) if !to_claim.is_empty() => self.requests(tx, &n.requests).await?,
-            _ => Vec::new(),
+        let Some(slot) = slot else {
+            return Err(Error::Unprocessable(vec![Issue::error(
+                "not-found",
+                Some("Appointment.slot".into()),
+                format!("Slot/{slot_id} does not exist"),
+            )]));
         };
-        let places = Places { access, id, base: &base, now, expires, before: &before, new: new_v.as_ref(), requests };
-        let first_claimed = self.move_places(tx, &places, &to_claim, &to_release).await?;
-        self.after_places(tx, &places, old_v.as_ref(), new, first_claimed.as_ref()).await
-    }
-
-    /// A hold keeps its expiry through later edits: re-sending it does not extend it.
-    async fn hold_expiry_of(&self, tx: &mut Tx, id: &str, was: bool, is: bool, now: i64) -> Result<Option<i64>> {
-        Ok(match (was, is) {
-            (true, true) => self.hold_expiry(tx, id).await?.or(Some(now + self.settings().hold_micros)),
-            (false, true) => Some(now + self.settings().hold_micros),
-            _ => None,
-        })
-    }
-
-    /// Gives back the places of `to_release` and takes those of `to_claim`, each slot
-    /// read under its lock; answers the first slot claimed (for the booking's facts).
-    async fn move_places(
-        &self,
-        tx: &mut Tx,
-        p: &Places<'_>,
-        to_claim: &BTreeSet<&String>,
-        to_release: &BTreeSet<&String>,
-    ) -> Result<Option<Slot>> {
-        let mut first_claimed: Option<Slot> = None;
-        for slot_id in to_claim.union(to_release) {
-            let slot = self.current_for_write(tx, "Slot", slot_id).await?.filter(|s| !s.deleted);
-            if to_release.contains(slot_id) {
-                self.release_place(tx, p, slot_id, slot).await?;
-                continue;
-            }
-            let Some(slot) = slot else {
-                return Err(Error::Unprocessable(vec![Issue::error(
-                    "not-found",
-                    Some("Appointment.slot".into()),
-                    format!("Slot/{slot_id} does not exist"),
-                )]));
-            };
-            let claimed = self.claim_place(tx, p, slot_id, &slot).await?;
-            if first_claimed.is_none() && p.new.and_then(|n| n.slots.first()) == Some(*slot_id) {
-                first_claimed = Some(claimed);
-            }
+        let claimed = claim_place(store, tx, p, slot_id, &slot).await?;
+        if first_claimed.is_none() && p.new.and_then(|n| n.slots.first()) == Some(*slot_id) {
+            first_claimed = Some(claimed);
         }
-        Ok(first_claimed)
     }
+    Ok(first_claimed)
+}
 
-    async fn release_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: Option<Stored>) -> Result<()> {
-        self.give_back_place(tx, p.id, slot_id).await?;
-        if let Some(slot) = slot {
-            let live = self.live_claims(tx, slot_id, None, p.now).await?;
-            let body = slot_body(&slot)?;
-            let view = Slot::of(slot_id, &body, p.base)?;
-            self.sync_slot_status(tx, &slot, body, &view, live).await?;
-        }
-        Ok(())
-    }
-
-    /// Takes a place in `slot` (locked by the caller); answers the slot's view.
-    async fn claim_place(&self, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: &Stored) -> Result<Slot> {
-        let body = slot_body(slot)?;
+async fn release_place(store: &Store, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: Option<Stored>) -> Result<()> {
+    store.give_back_place(tx, p.id, slot_id).await?;
+    if let Some(slot) = slot {
+        let live = store.live_claims(tx, slot_id, None, p.now).await?;
+        let body = slot_body(&slot)?;
         let view = Slot::of(slot_id, &body, p.base)?;
-        // A place already held by this appointment is not checked again.
-        if let Some(n) = p.new.filter(|_| !p.before.contains(&slot_id.to_string())) {
-            rules::check_claim(n, &view, &p.requests, p.now, p.access.is_privileged())?;
-        }
-        let holder = p.access.actor().map(holder_of);
-        let place = PlaceClaim { slot: slot_id, appointment: p.id, now: p.now, expires: p.expires, holder };
-        let live = self.take_place(tx, place, view.capacity).await?;
-        if live >= view.capacity {
-            return Err(Error::Conflict(format!(
-                "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
-                view.capacity
-            )));
-        }
-        self.sync_slot_status(tx, slot, body, &view, live + 1).await?;
-        Ok(view)
+        sync_slot_status(store, tx, &slot, body, &view, live).await?;
     }
+    Ok(())
+}
 
-    /// What follows the places: the booking's stamp, its ticket and its message.
-    async fn after_places(
-        &self,
-        tx: &mut Tx,
-        p: &Places<'_>,
-        old: Option<&Appointment>,
-        new: Option<&mut Value>,
-        first_claimed: Option<&Slot>,
-    ) -> Result<()> {
-        let old_status = old.map(|o| o.status);
-        match (new, p.new) {
-            (Some(body), Some(view)) => {
-                let status_changed = old_status != Some(view.status);
-                self.stamp_booking(tx, p, old, body, first_claimed).await?;
-                if old.is_some() && status_changed {
-                    self.ticket_on_change(tx, p.access, p.id, Some(view)).await?;
-                }
-                if status_changed {
-                    self.appointment_message(tx, p.id, old_status, (view, body)).await?;
-                }
+/// Takes a place in `slot` (locked by the caller); answers the slot's view.
+async fn claim_place(store: &Store, tx: &mut Tx, p: &Places<'_>, slot_id: &str, slot: &Stored) -> Result<Slot> {
+    let body = slot_body(slot)?;
+    let view = Slot::of(slot_id, &body, p.base)?;
+    // A place already held by this appointment is not checked again.
+    if let Some(n) = p.new.filter(|_| !p.before.contains(&slot_id.to_string())) {
+        rules::check_claim(n, &view, &p.requests, p.now, p.access.is_privileged())?;
+    }
+    let holder = p.access.actor().map(holder_of);
+    let place = PlaceClaim { slot: slot_id, appointment: p.id, now: p.now, expires: p.expires, holder };
+    let live = store.take_place(tx, place, view.capacity).await?;
+    if live >= view.capacity {
+        return Err(Error::Conflict(format!(
+            "Slot/{slot_id} is fully booked ({live} of {}): choose another slot",
+            view.capacity
+        )));
+    }
+    sync_slot_status(store, tx, slot, body, &view, live + 1).await?;
+    Ok(view)
+}
+
+/// What follows the places: the booking's stamp, its ticket and its message.
+async fn after_places(
+    store: &Store,
+    tx: &mut Tx,
+    p: &Places<'_>,
+    old: Option<&Appointment>,
+    new: Option<&mut Value>,
+    first_claimed: Option<&Slot>,
+) -> Result<()> {
+    let old_status = old.map(|o| o.status);
+    match (new, p.new) {
+        (Some(body), Some(view)) => {
+            let status_changed = old_status != Some(view.status);
+            stamp_booking(store, tx, p, old, body, first_claimed).await?;
+            if old.is_some() && status_changed {
+                crate::billing::ticket_on_change(store, tx, p.access, p.id, Some(view)).await?;
             }
-            _ if old.is_some() => self.ticket_on_change(tx, p.access, p.id, None).await?,
-            _ => {}
+            if status_changed {
+                crate::messaging::appointment_message(store, tx, p.id, old_status, (view, body)).await?;
+            }
         }
-        Ok(())
+        _ if old.is_some() => crate::billing::ticket_on_change(store, tx, p.access, p.id, None).await?,
+        _ => {}
     }
+    Ok(())
+}
 
-    /// Only the operator who holds an appointment may book it.
-    async fn check_holder(&self, tx: &mut Tx, access: &Access, id: &str) -> Result<()> {
-        let holders = self.holders(tx, id).await?;
-        let me = access.actor().map(holder_of);
-        match holders.iter().flatten().find(|h| Some(*h) != me.as_ref()) {
-            Some(h) => Err(Error::Forbidden(format!(
-                "Appointment/{id} is held by {}: only the holder may book it",
-                h.replace('|', " user ")
-            ))),
-            None => Ok(()),
-        }
+/// Only the operator who holds an appointment may book it.
+async fn check_holder(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<()> {
+    let holders = store.holders(tx, id).await?;
+    let me = access.actor().map(holder_of);
+    match holders.iter().flatten().find(|h| Some(*h) != me.as_ref()) {
+        Some(h) => Err(Error::Forbidden(format!(
+            "Appointment/{id} is held by {}: only the holder may book it",
+            h.replace('|', " user ")
+        ))),
+        None => Ok(()),
     }
+}
 
-    /// The ServiceRequests an appointment is based on, as the rules see them.
-    async fn requests(&self, tx: &mut Tx, ids: &[String]) -> Result<Vec<Prescription>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let found = crate::store::current_seen(tx, self.dialect(), "ServiceRequest", id).await?;
-            let Some(v) = found.map(|s| s.value()).transpose()?.flatten() else {
-                return Err(Error::Unprocessable(vec![Issue::error(
-                    "not-found",
-                    Some("Appointment.basedOn".into()),
-                    format!("ServiceRequest/{id} does not exist"),
-                )]));
-            };
-            out.push(Prescription::of(id, &v, &self.settings().base)?);
-        }
-        Ok(out)
-    }
-
-    /// `free` ↔ `busy` as the slot fills and empties, given the places now taken (a
-    /// closed or tentative slot is left as it is).
-    async fn sync_slot_status(
-        &self,
-        tx: &mut Tx,
-        slot: &Stored,
-        mut body: Value,
-        view: &Slot,
-        live: i64,
-    ) -> Result<()> {
-        let wanted = match view.status.as_str() {
-            "free" if live >= view.capacity => "busy",
-            "busy" if live < view.capacity => "free",
-            _ => return Ok(()),
+/// The ServiceRequests an appointment is based on, as the rules see them.
+async fn requests(store: &Store, tx: &mut Tx, ids: &[String]) -> Result<Vec<Prescription>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let found = crate::store::current_seen(tx, store.dialect(), "ServiceRequest", id).await?;
+        let Some(v) = found.map(|s| s.value()).transpose()?.flatten() else {
+            return Err(Error::Unprocessable(vec![Issue::error(
+                "not-found",
+                Some("Appointment.basedOn".into()),
+                format!("ServiceRequest/{id} does not exist"),
+            )]));
         };
-        SlotMut(&mut body).set_status(wanted);
-        self.next_version(tx, slot, "PUT", Some(body)).await?;
-        Ok(())
+        out.push(Prescription::of(id, &v, &store.settings().base)?);
     }
+    Ok(out)
+}
 
-    /// A hold's expiry on the appointment; on its first booking (not an
-    /// administrator's: migrating data keeps the identifiers sent) who booked it, the
-    /// booking's record, its code (unique, kept in `booking_codes`) and its ticket.
-    async fn stamp_booking(
-        &self,
-        tx: &mut Tx,
-        p: &Places<'_>,
-        old: Option<&Appointment>,
-        body: &mut Value,
-        slot: Option<&Slot>,
-    ) -> Result<()> {
-        let Some(new) = p.new else { return Ok(()) };
-        AppointmentMut::new(body, p.base)?.set_hold_expires(p.expires);
-        let first_booking = new.status == Status::Booked && !old.is_some_and(|o| o.status == Status::Booked);
-        if !first_booking || p.access.is_privileged() {
-            return Ok(());
-        }
-        if let Some(actor) = p.access.actor() {
-            AppointmentMut::new(body, p.base)?.add_booked_by(actor);
-        }
-        self.record_booking(tx, p.access, p.id, new, slot).await?;
-        let mut booked = new.clone();
-        if booked.booking_code.is_none() {
-            booked.booking_code = Some(self.assign_booking_code(tx, p, body).await?);
-        }
-        self.ticket_on_booking(tx, p.access, p.id, (&booked, body), slot).await
-    }
+/// `free` ↔ `busy` as the slot fills and empties, given the places now taken (a
+/// closed or tentative slot is left as it is).
+async fn sync_slot_status(
+    store: &Store,
+    tx: &mut Tx,
+    slot: &Stored,
+    mut body: Value,
+    view: &Slot,
+    live: i64,
+) -> Result<()> {
+    let wanted = match view.status.as_str() {
+        "free" if live >= view.capacity => "busy",
+        "busy" if live < view.capacity => "free",
+        _ => return Ok(()),
+    };
+    SlotMut(&mut body).set_status(wanted);
+    store.next_version(tx, slot, "PUT", Some(body)).await?;
+    Ok(())
+}
 
-    /// A new booking code (unique, kept in `booking_codes`) on the appointment.
-    async fn assign_booking_code(&self, tx: &mut Tx, p: &Places<'_>, body: &mut Value) -> Result<String> {
-        for _ in 0..8 {
-            let code = rules::new_booking_code();
-            if self.claim_booking_code(tx, &code, p.id).await? {
-                AppointmentMut::new(body, p.base)?.add_booking_code(&code);
-                return Ok(code);
-            }
-        }
-        Err(Error::Busy("no free booking code was found; retry".into()))
+/// A hold's expiry on the appointment; on its first booking (not an
+/// administrator's: migrating data keeps the identifiers sent) who booked it, the
+/// booking's record, its code (unique, kept in `booking_codes`) and its ticket.
+async fn stamp_booking(
+    store: &Store,
+    tx: &mut Tx,
+    p: &Places<'_>,
+    old: Option<&Appointment>,
+    body: &mut Value,
+    slot: Option<&Slot>,
+) -> Result<()> {
+    let Some(new) = p.new else { return Ok(()) };
+    AppointmentMut::new(body, p.base)?.set_hold_expires(p.expires);
+    let first_booking = new.status == Status::Booked && !old.is_some_and(|o| o.status == Status::Booked);
+    if !first_booking || p.access.is_privileged() {
+        return Ok(());
     }
+    if let Some(actor) = p.access.actor() {
+        AppointmentMut::new(body, p.base)?.add_booked_by(actor);
+    }
+    records::record_booking(store, tx, p.access, p.id, new, slot).await?;
+    let mut booked = new.clone();
+    if booked.booking_code.is_none() {
+        booked.booking_code = Some(assign_booking_code(store, tx, p, body).await?);
+    }
+    crate::billing::ticket_on_booking(store, tx, p.access, p.id, (&booked, body), slot).await
+}
+
+/// A new booking code (unique, kept in `booking_codes`) on the appointment.
+async fn assign_booking_code(store: &Store, tx: &mut Tx, p: &Places<'_>, body: &mut Value) -> Result<String> {
+    for _ in 0..8 {
+        let code = rules::new_booking_code();
+        if store.claim_booking_code(tx, &code, p.id).await? {
+            AppointmentMut::new(body, p.base)?.add_booking_code(&code);
+            return Ok(code);
+        }
+    }
+    Err(Error::Busy("no free booking code was found; retry".into()))
 }
 
 /// Who holds a place: the booking point and its user.

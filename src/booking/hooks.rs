@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::{claims, prescriptions};
 use crate::store::{Hooked, Hooks, Pending, Store, Tx, Verdict, WriteHook};
 
 /// A place in a slot taken, moved or given back; the ticket and messages follow.
@@ -21,7 +22,7 @@ struct Slots;
 impl WriteHook for Appointments {
     fn before<'a>(&'a self, store: &'a Store, tx: &'a mut Tx, w: Pending<'a>) -> Hooked<'a> {
         Box::pin(async move {
-            store.appointment_write(tx, w.access, w.id, w.old, w.new).await?;
+            claims::appointment_write(store, tx, w.access, w.id, w.old, w.new).await?;
             Ok(Verdict::Proceed)
         })
     }
@@ -31,7 +32,7 @@ impl WriteHook for Prescriptions {
     fn before<'a>(&'a self, store: &'a Store, tx: &'a mut Tx, w: Pending<'a>) -> Hooked<'a> {
         Box::pin(async move {
             if let Some(new) = w.new {
-                store.service_request_write(tx, w.id, new).await?;
+                prescriptions::service_request_write(store, tx, w.id, new).await?;
             }
             Ok(Verdict::Proceed)
         })
@@ -42,7 +43,7 @@ impl WriteHook for Responses {
     fn before<'a>(&'a self, store: &'a Store, tx: &'a mut Tx, w: Pending<'a>) -> Hooked<'a> {
         Box::pin(async move {
             if let Some(new) = w.new {
-                store.appointment_response_write(tx, w.id, new).await?;
+                prescriptions::appointment_response_write(store, tx, w.id, new).await?;
             }
             Ok(Verdict::Proceed)
         })
@@ -54,12 +55,12 @@ impl WriteHook for Payments {
         Box::pin(async move {
             match (w.creating, w.new) {
                 // A create: recorded, or found recorded already (a retry).
-                (true, Some(new)) => match store.payment_write(tx, w.access, w.id, new).await? {
+                (true, Some(new)) => match crate::billing::payment_write(store, tx, w.access, w.id, new).await? {
                     Some(recorded) => Ok(Verdict::Recorded(recorded)),
                     None => Ok(Verdict::Proceed),
                 },
                 _ => {
-                    store.recorded_payment_unchanged(tx, w.id).await?;
+                    crate::billing::recorded_payment_unchanged(tx, w.id).await?;
                     Ok(Verdict::Proceed)
                 }
             }

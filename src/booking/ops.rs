@@ -129,7 +129,7 @@ async fn book_in(
         None => None,
     };
     let id = Appointment::of(&booked.appointment, &base)?.id.unwrap_or_default();
-    let invoice = store.invoice_of(tx, &id).await?;
+    let invoice = crate::billing::invoice_of(store, tx, &id).await?;
     Ok(Booked { replaced, invoice, ..booked })
 }
 

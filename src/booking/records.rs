@@ -22,104 +22,99 @@ fn filters(q: &WaitingQuery) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
-impl Store {
-    /// Records the booking of `a` (its first time `booked`); `slot` is its first
-    /// slot when the caller has just read it.
-    pub(crate) async fn record_booking(
-        &self,
-        tx: &mut Tx,
-        access: &Access,
-        id: &str,
-        a: &Appointment,
-        slot: Option<&Slot>,
-    ) -> Result<()> {
-        let base = self.settings().base.clone();
-        let Some(slot_id) = a.slots.first() else {
-            return Ok(());
-        };
-        let slot = match slot {
-            Some(s) => s.clone(),
-            None => Slot::of(slot_id, &value_of(current(tx, self.dialect(), "Slot", slot_id, false).await?)?, &base)?,
-        };
-        let Some(start) = slot.start_us else {
-            return Ok(());
-        };
-        let service = slot.services.first().map(|(_, c)| c.clone());
-        let facts = catalog_facts(self, tx).await?;
-        let (branch, exam) = match service.as_deref().and_then(|c| facts.get(c)) {
-            Some(f) => (Some(f.branch.clone()).filter(|b| !b.is_empty()), f.kind == "exam"),
-            None => (None, false),
-        };
-        let now = now_micros();
-        let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
-        if let Some(sr) = a.requests.first() {
-            let body = value_of(current(tx, self.dialect(), "ServiceRequest", sr, false).await?)?;
-            let r = Prescription::of(sr, &body, &base)?;
-            class = class.or(r.class.clone());
-            first_access = access_type(&facts, &r) != "follow-up";
-            if let Some(nre) = r.number() {
-                requested = self.prescription_clock(tx, nre, now).await?;
-            }
+/// Records the booking of `a` (its first time `booked`); `slot` is its first
+/// slot when the caller has just read it.
+pub(crate) async fn record_booking(
+    store: &Store,
+    tx: &mut Tx,
+    access: &Access,
+    id: &str,
+    a: &Appointment,
+    slot: Option<&Slot>,
+) -> Result<()> {
+    let base = store.settings().base.clone();
+    let Some(slot_id) = a.slots.first() else {
+        return Ok(());
+    };
+    let slot = match slot {
+        Some(s) => s.clone(),
+        None => Slot::of(slot_id, &value_of(current(tx, store.dialect(), "Slot", slot_id, false).await?)?, &base)?,
+    };
+    let Some(start) = slot.start_us else {
+        return Ok(());
+    };
+    let service = slot.services.first().map(|(_, c)| c.clone());
+    let facts = catalog_facts(store, tx).await?;
+    let (branch, exam) = match service.as_deref().and_then(|c| facts.get(c)) {
+        Some(f) => (Some(f.branch.clone()).filter(|b| !b.is_empty()), f.kind == "exam"),
+        None => (None, false),
+    };
+    let now = now_micros();
+    let (mut class, mut requested, mut first_access) = (a.class.clone(), now, true);
+    if let Some(sr) = a.requests.first() {
+        let body = value_of(current(tx, store.dialect(), "ServiceRequest", sr, false).await?)?;
+        let r = Prescription::of(sr, &body, &base)?;
+        class = class.or(r.class.clone());
+        first_access = access_type(&facts, &r) != "follow-up";
+        if let Some(nre) = r.number() {
+            requested = store.prescription_clock(tx, nre, now).await?;
         }
-        let (district, provider) = (slot.district, slot.provider.map(|o| format!("Organization/{o}")));
-        let deadline =
-            if first_access { deadline_of(self.settings(), class.as_deref(), exam, requested) } else { None };
-        let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
-        // Only the figures read these rows, never the booking's own transaction.
-        tx.defer(vec![Sql {
-            text:
-                "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, \
-                   district, class, channel, provider, deadline_us, met) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (appointment) DO NOTHING"
-                    .into(),
-            binds: vec![
-                Bind::Text(id.to_string()),
-                Bind::Int(now),
-                Bind::Int(start),
-                Bind::Int(requested),
-                Bind::Int((start - requested).max(0)),
-                Bind::text_or_null(service),
-                Bind::text_or_null(branch),
-                Bind::text_or_null(district),
-                Bind::text_or_null(class),
-                Bind::text_or_null(channel),
-                Bind::text_or_null(provider),
-                Bind::int_or_null(deadline),
-                Bind::int_or_null(deadline.map(|d| i64::from(start <= d))),
-            ],
-        }]);
-        Ok(())
     }
+    let (district, provider) = (slot.district, slot.provider.map(|o| format!("Organization/{o}")));
+    let deadline = if first_access { deadline_of(store.settings(), class.as_deref(), exam, requested) } else { None };
+    let channel = access.actor().map(|x| x.channel.clone().unwrap_or_else(|| x.role.as_str().to_string()));
+    // Only the figures read these rows, never the booking's own transaction.
+    tx.defer(vec![Sql {
+        text: "INSERT INTO bookings (appointment, booked_us, start_us, requested_us, wait_us, service, branch, \
+               district, class, channel, provider, deadline_us, met) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (appointment) DO NOTHING"
+            .into(),
+        binds: vec![
+            Bind::Text(id.to_string()),
+            Bind::Int(now),
+            Bind::Int(start),
+            Bind::Int(requested),
+            Bind::Int((start - requested).max(0)),
+            Bind::text_or_null(service),
+            Bind::text_or_null(branch),
+            Bind::text_or_null(district),
+            Bind::text_or_null(class),
+            Bind::text_or_null(channel),
+            Bind::text_or_null(provider),
+            Bind::int_or_null(deadline),
+            Bind::int_or_null(deadline.map(|d| i64::from(start <= d))),
+        ],
+    }]);
+    Ok(())
+}
 
-    /// Bookings matching `q`: how many, how many had a deadline and met it.
-    pub(crate) async fn booking_counts(&self, q: &WaitingQuery) -> Result<(i64, i64, i64)> {
-        let (cond, binds) = filters(q);
-        let sql =
-            format!("SELECT count(*), count(met), CAST(COALESCE(SUM(met), 0) AS BIGINT) FROM bookings WHERE {cond}");
-        let mut c = self.conn().await?;
-        let r = sqlx::query_as_with::<_, (i64, i64, i64), _>(&sql, into_arguments(binds)).fetch_one(&mut *c).await;
-        c.done(r)
-    }
+/// Bookings matching `q`: how many, how many had a deadline and met it.
+pub(crate) async fn booking_counts(store: &Store, q: &WaitingQuery) -> Result<(i64, i64, i64)> {
+    let (cond, binds) = filters(q);
+    let sql = format!("SELECT count(*), count(met), CAST(COALESCE(SUM(met), 0) AS BIGINT) FROM bookings WHERE {cond}");
+    let mut c = store.conn().await?;
+    let r = sqlx::query_as_with::<_, (i64, i64, i64), _>(&sql, into_arguments(binds)).fetch_one(&mut *c).await;
+    c.done(r)
+}
 
-    /// The wait (µs) at 0-based rank `k` among the matching bookings, shortest first.
-    pub(crate) async fn wait_at_rank(&self, q: &WaitingQuery, k: i64) -> Result<Option<i64>> {
-        let (cond, mut binds) = filters(q);
-        binds.push(Bind::Int(k));
-        let sql = format!("SELECT wait_us FROM bookings WHERE {cond} ORDER BY wait_us LIMIT 1 OFFSET ${}", binds.len());
-        let mut c = self.conn().await?;
-        let r = sqlx::query_scalar_with::<_, i64, _>(&sql, into_arguments(binds)).fetch_optional(&mut *c).await;
-        c.done(r)
-    }
+/// The wait (µs) at 0-based rank `k` among the matching bookings, shortest first.
+pub(crate) async fn wait_at_rank(store: &Store, q: &WaitingQuery, k: i64) -> Result<Option<i64>> {
+    let (cond, mut binds) = filters(q);
+    binds.push(Bind::Int(k));
+    let sql = format!("SELECT wait_us FROM bookings WHERE {cond} ORDER BY wait_us LIMIT 1 OFFSET ${}", binds.len());
+    let mut c = store.conn().await?;
+    let r = sqlx::query_scalar_with::<_, i64, _>(&sql, into_arguments(binds)).fetch_optional(&mut *c).await;
+    c.done(r)
+}
 
-    /// Matching bookings per channel, most first.
-    pub(crate) async fn bookings_by_channel(&self, q: &WaitingQuery) -> Result<Vec<(String, i64)>> {
-        let (cond, binds) = filters(q);
-        let sql = format!(
-            "SELECT COALESCE(channel, 'unknown'), count(*) FROM bookings WHERE {cond} \
-             GROUP BY COALESCE(channel, 'unknown') ORDER BY 2 DESC, 1"
-        );
-        let mut c = self.conn().await?;
-        let r = sqlx::query_as_with::<_, (String, i64), _>(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
-        c.done(r)
-    }
+/// Matching bookings per channel, most first.
+pub(crate) async fn bookings_by_channel(store: &Store, q: &WaitingQuery) -> Result<Vec<(String, i64)>> {
+    let (cond, binds) = filters(q);
+    let sql = format!(
+        "SELECT COALESCE(channel, 'unknown'), count(*) FROM bookings WHERE {cond} \
+         GROUP BY COALESCE(channel, 'unknown') ORDER BY 2 DESC, 1"
+    );
+    let mut c = store.conn().await?;
+    let r = sqlx::query_as_with::<_, (String, i64), _>(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
+    c.done(r)
 }

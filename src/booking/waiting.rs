@@ -5,6 +5,7 @@
 
 use rust_decimal::Decimal;
 
+use super::records;
 use crate::store::Store;
 use crate::Result;
 
@@ -52,16 +53,17 @@ fn rank(p: i64, n: i64) -> i64 {
 }
 
 pub async fn waiting_times(store: &Store, q: &WaitingQuery) -> Result<WaitingTimes> {
-    let (bookings, with_deadline, met) = store.booking_counts(q).await?;
+    let (bookings, with_deadline, met) = records::booking_counts(store, q).await?;
     let mut out = WaitingTimes { bookings, with_deadline, ..Default::default() };
     if bookings > 0 {
-        out.median_days = store.wait_at_rank(q, rank(50, bookings)).await?.map(days);
-        out.p90_days = store.wait_at_rank(q, rank(90, bookings)).await?.map(days);
+        out.median_days = records::wait_at_rank(store, q, rank(50, bookings)).await?.map(days);
+        out.p90_days = records::wait_at_rank(store, q, rank(90, bookings)).await?.map(days);
     }
     if with_deadline > 0 {
         out.met_share = Some(share(met, with_deadline));
     }
-    out.channels = store.bookings_by_channel(q).await?.into_iter().map(|(c, n)| (c, n, share(n, bookings))).collect();
+    out.channels =
+        records::bookings_by_channel(store, q).await?.into_iter().map(|(c, n)| (c, n, share(n, bookings))).collect();
     Ok(out)
 }
 

@@ -40,7 +40,7 @@ pub async fn dispatch(args: DispatchArgs) -> anyhow::Result<()> {
         },
     );
     let day = date.unwrap_or_else(|| crate::billing::rome_day(crate::store::now_micros()));
-    let sent = store.dispatch_daily_lists(day, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sent = super::dispatch_daily_lists(&store, day, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for (org, n) in &sent {
         println!("Organization/{org}\t{n} appointments");
     }

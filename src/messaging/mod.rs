@@ -19,6 +19,8 @@ pub mod relay;
 mod settle;
 pub mod views;
 
+pub use changes::dispatch_daily_lists;
+pub(crate) use changes::{appointment_message, charge_message, closure_messages};
 pub use message::{build, Destination, Event};
 
 use crate::mappings::{ProviderMap, Routing};
@@ -89,7 +91,7 @@ pub async fn daily_lists_forever(store: crate::store::Store, at: chrono::NaiveTi
         let Some(next) = next else { return };
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
-        match store.dispatch_daily_lists(next.date_naive(), true).await {
+        match dispatch_daily_lists(&store, next.date_naive(), true).await {
             Ok(sent) => tracing::info!(providers = sent.len(), day = %next.date_naive(), "daily lists dispatched"),
             Err(e) => {
                 tracing::warn!(error = %e, "daily lists not dispatched; run cupola dispatch-lists --date to send them")
