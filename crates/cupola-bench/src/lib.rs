@@ -15,6 +15,7 @@ mod load;
 mod pgbench;
 mod relay;
 mod report;
+mod rows;
 mod server;
 mod slices;
 mod slots;
