@@ -3,7 +3,7 @@
 //!
 //! Every write of an Appointment — a plain POST or PUT, a transaction entry, an
 //! operation — goes through the same rules (`rules`), applied by the store in the
-//! write's own transaction (`store::claims`): an appointment `pending`, `booked`,
+//! write's own transaction (`booking::claims`): an appointment `pending`, `booked`,
 //! `arrived`, `checked-in`, `fulfilled` or `noshow` takes a place in each of its
 //! slots, counted against the slot's capacity under the slot's row lock; a
 //! cancellation, a deletion or a move gives it back. The operations here only

@@ -1,7 +1,7 @@
 //! Expired holds and proposals go away by themselves: the gateway sweeps them
 //! every `--sweep-ms`, so nobody runs a job by hand. Correctness does not wait for
 //! the sweep: an expired hold no longer counts against its slot's capacity
-//! (`store::claims`), and an expired proposal can no longer be held or booked.
+//! (`booking::claims`), and an expired proposal can no longer be held or booked.
 
 use std::time::Duration;
 
