@@ -2,7 +2,7 @@
 //! proposals awaiting the sweep (`proposals`), when a prescription was first asked
 //! for (`prescription_clock`), the booking codes given (`booking_codes`) and the
 //! guarantees waived (`guarantee_waivers`). What goes in them is decided by the
-//! booking rules (`crate::booking`); this is only how it is kept, per backend.
+//! booking rules of the domain; this is only how it is kept, per backend.
 
 use serde_json::Value;
 
