@@ -25,7 +25,8 @@ pub fn start(state: &AppState) -> Background {
     if let Some(url) = config.amqp_url.clone() {
         let topology = std::sync::Arc::new(store.settings().messaging.topology());
         let wake = store.outbox_wake();
-        tasks.push(tokio::spawn(crate::messaging::relay::run_forever(store.clone(), url, topology, wake)));
+        let metrics = state.metrics.clone();
+        tasks.push(tokio::spawn(crate::messaging::relay::run_forever(store.clone(), url, topology, wake, metrics)));
     }
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));

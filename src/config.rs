@@ -10,6 +10,12 @@ pub struct Config {
     #[arg(long, env = "CUPOLA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
+    /// Address and port of a listener serving only `GET /metrics`, without a token
+    /// (bind it where only the scraper reaches). Without it, `/metrics` is served on
+    /// `--listen`, to administrators' tokens only.
+    #[arg(long, env = "CUPOLA_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+
     /// The canonical store: `sqlite://FILE` (embedded default, created if missing) or
     /// `postgres://user@host:port/db` (production).
     #[arg(long, env = "CUPOLA_DATABASE_URL", default_value = "sqlite://cupola.db")]
@@ -167,6 +173,7 @@ impl Config {
     pub fn for_database(database_url: &str) -> Config {
         Config {
             listen: "127.0.0.1:0".into(),
+            metrics_listen: None,
             database_url: database_url.into(),
             canonical_base: "http://example.org/cupola".into(),
             public_url: None,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fhir;
 pub mod mappings;
 pub mod messaging;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 

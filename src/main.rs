@@ -24,7 +24,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve(cupola::Config),
+    // Boxed: the settings outweigh every other command's arguments.
+    Serve(Box<cupola::Config>),
     /// Mint a bearer token signed with the development key; prints only the token.
     Token(cupola::auth::TokenArgs),
     /// Moved: the load generator is its own binary, `cupola-bench` (see BENCHMARKS.md).
@@ -78,7 +79,7 @@ struct SimArgs {
 async fn main() -> anyhow::Result<()> {
     cupola::telemetry::init();
     match Cli::parse().command {
-        Command::Serve(config) => serve(config).await,
+        Command::Serve(config) => serve(*config).await,
         Command::Token(args) => {
             println!("{}", cupola::auth::mint(&args.auth, &args.request())?);
             Ok(())

@@ -83,6 +83,10 @@ pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
             None => None,
         };
         let booked = booking::book(&s.store, &ctx.access, request, replaces.as_deref()).await?;
+        if booked.created {
+            // A retry answered with the booking already made is not a new one.
+            s.metrics.booked(ctx.caller.as_ref().and_then(|c| c.channel.as_deref()));
+        }
         let mut entities = Vec::new();
         let mut entry = Vec::new();
         for a in std::iter::once(&booked.appointment).chain(booked.replaced.iter()) {

@@ -107,7 +107,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<String> {
 }
 
 /// What the request was, from its method and path (relative to the FHIR base).
-fn interaction(method: &Method, segments: &[&str]) -> (&'static str, &'static str) {
+pub(super) fn interaction(method: &Method, segments: &[&str]) -> (&'static str, &'static str) {
     match (method.as_str(), segments) {
         ("POST", []) => ("transaction", "E"),
         ("GET", ["_history"]) => ("history-system", "R"),
@@ -137,6 +137,11 @@ fn audit_record(
     let rest = path.strip_prefix("/fhir").unwrap_or(path);
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let (mut name, action) = interaction(method, &segments);
+    if path == "/metrics" {
+        // The scrape (a nested route's path comes without `/fhir`, so `/fhir/metrics`,
+        // a search of no type, is named so too): no FHIR interaction.
+        name = "operation";
+    }
     let status = response.status().as_u16();
     let mut entities = Vec::new();
     if let Some(t) = response.extensions().get::<Touched>() {

@@ -27,8 +27,9 @@ pub async fn process_message(State(s): State<AppState>, ctx: Ctx, Body(body): Bo
         let args = Args::read(&operations::PROCESS_MESSAGE, &ctx, &body)?;
         // Declared 1..1: present once the parameters are read.
         let bundle = args.resource("content").cloned().unwrap_or_default();
-        let response = inbound::process(&s.store, &Sender::Organization(org), &bundle).await?;
-        ctx.resource(StatusCode::OK, &response)
+        let response = inbound::process(&s.store, &Sender::Organization(org), &bundle).await;
+        s.metrics.inbound("http", response.as_ref().err().map(|e| e.status().as_u16()));
+        ctx.resource(StatusCode::OK, &response?)
     };
     let r: Result<_> = r.await;
     ctx.respond(r)

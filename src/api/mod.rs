@@ -13,6 +13,7 @@ mod health;
 mod history;
 mod limit;
 mod messaging;
+mod metrics;
 mod params;
 mod search;
 mod terminology;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub limiter: Option<Arc<guard::Limiter>>,
     /// `mappings/`, checked at start-up.
     pub mappings: Arc<Mappings>,
+    /// This gateway's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -97,13 +100,19 @@ pub fn router(state: AppState) -> Router {
         .route("/{res_type}/{id}/_history", get(history::instance))
         .route("/{res_type}/{id}/_history/{vid}", get(crud::vread))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
-    let fhir = Router::new().route("/metadata", get(health::metadata)).merge(protected);
+    let counted = middleware::from_fn_with_state(state.clone(), metrics::count);
+    let fhir = Router::new().route("/metadata", get(health::metadata)).merge(protected).layer(counted.clone());
     let base_post = Router::new()
         .route("/fhir/", post(transaction::bundle))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
+        .layer(counted);
+    let scrape = Router::new()
+        .route("/metrics", get(metrics::scrape_as_admin))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     let cors = cors_layer(&state.config.limits.cors_origins);
     Router::new()
         .merge(base_post)
+        .merge(scrape)
         .nest("/fhir", fhir)
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
@@ -155,13 +164,15 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     );
     let base: Arc<str> = config.fhir_base(&bound).into();
     let settings = domain_settings(&config, &mappings);
+    let metrics = Arc::new(crate::metrics::Metrics::new(crate::auth::CHANNELS)?);
     let store = Store::connect(
         &config.database_url,
         config.db_max_connections,
         std::time::Duration::from_secs(config.db_busy_timeout_secs),
         registry.clone(),
     )
-    .await?;
+    .await?
+    .observe_write_waits(metrics.write_wait_observer());
     let store = crate::booking::hooks::configured(
         store,
         crate::booking::Settings { public_base: base.to_string(), ..settings },
@@ -181,7 +192,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     )
     .await?;
     let limiter = limiter(&config);
-    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings })
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings, metrics })
 }
 
 /// The domain's settings (booking, billing, messaging) from the configuration and
@@ -251,11 +262,19 @@ pub async fn run(
         (Some(cert), Some(key)) => Some(tls::config(cert, key).await?),
         _ => None,
     };
+    // Bound before serving: a bad --metrics-listen stops the start.
+    let scraped = match &state.config.metrics_listen {
+        Some(addr) => Some(tokio::spawn(metrics::serve(metrics::bind(addr).await?, state.clone()))),
+        None => None,
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
         Some(tls) => tls::serve(listener, app, tls, shutdown).await,
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(anyhow::Error::from),
     };
+    if let Some(task) = scraped {
+        task.abort();
+    }
     served?;
     // Every request has answered: write what they left in the audit queue.
     auditor.flush().await;

@@ -80,6 +80,11 @@ impl Auditor {
         }
     }
 
+    /// Events queued and not yet taken by the writer (for metrics).
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity().saturating_sub(self.tx.capacity())
+    }
+
     /// Waits until everything recorded so far is written (at shutdown, and in tests).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();

@@ -7,6 +7,8 @@
 //! `x-cupola-outcome`) and changes nothing; a failure of the gateway itself is
 //! retried once, then dead-lettered.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions};
@@ -15,16 +17,20 @@ use lapin::{BasicProperties, Channel};
 
 use super::inbound::{self, Sender};
 use super::Topology;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
-/// Consumes the inbound queue until the channel fails.
-pub async fn consume(store: Store, channel: Channel, t: Topology) -> anyhow::Result<()> {
+/// Consumes the inbound queue until the channel fails, counting each message's
+/// outcome in `metrics`.
+pub async fn consume(store: Store, channel: Channel, t: Topology, metrics: Arc<Metrics>) -> anyhow::Result<()> {
     let mut consumer = channel
         .basic_consume(&t.inbound_queue(), "cupola-inbound", BasicConsumeOptions::default(), FieldTable::default())
         .await?;
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
-        match handle(&store, &delivery).await {
+        let handled = handle(&store, &delivery).await;
+        metrics.inbound("queue", handled.as_ref().err().map(|e| e.status().as_u16()));
+        match handled {
             Ok(()) => delivery.acker.ack(BasicAckOptions::default()).await?,
             Err(e) if e.status().is_server_error() && !delivery.redelivered => {
                 tracing::warn!(error = %e, "inbound message failed; it will be tried again");

@@ -20,6 +20,7 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use tokio::sync::Notify;
 
 use super::Topology;
+use crate::metrics::Metrics;
 use crate::store::{Claimed, Lease, Store};
 
 /// Rows claimed at once, batches unconfirmed at once, and how long a claim holds.
@@ -30,8 +31,9 @@ const LEASE_US: i64 = 30_000_000;
 const POLL: Duration = Duration::from_millis(200);
 
 /// Connects, declares the topology, then publishes until the connection fails;
-/// reconnects with a growing pause (up to 5 s). Runs for the gateway's life.
-pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wake: Arc<Notify>) {
+/// reconnects with a growing pause (up to 5 s). Runs for the gateway's life,
+/// counting what it publishes and what the broker confirms in `metrics`.
+pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wake: Arc<Notify>, metrics: Arc<Metrics>) {
     let mut pause = Duration::from_millis(100);
     loop {
         match connect(&url, &topology).await {
@@ -41,13 +43,24 @@ pub async fn run_forever(store: Store, url: String, topology: Arc<Topology>, wak
                 pause = Duration::from_millis(100);
                 // The inbound queue is consumed on a channel of its own.
                 let inbound = match conn.create_channel().await {
-                    Ok(ch) => Some(tokio::spawn(super::consumer::consume(store.clone(), ch, (*topology).clone()))),
+                    Ok(ch) => Some(tokio::spawn(super::consumer::consume(
+                        store.clone(),
+                        ch,
+                        (*topology).clone(),
+                        metrics.clone(),
+                    ))),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot open the inbound channel");
                         None
                     }
                 };
-                let link = Link { store: store.clone(), conn: conn.clone(), channel, topology: topology.clone() };
+                let link = Link {
+                    store: store.clone(),
+                    conn: conn.clone(),
+                    channel,
+                    topology: topology.clone(),
+                    metrics: metrics.clone(),
+                };
                 if let Err(e) = pump(&link, &wake).await {
                     tracing::warn!(error = %e, "relay lost the broker; the outbox keeps the messages");
                 }
@@ -130,14 +143,15 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
 }
 
 /// What publishing needs: the store, the connection (a channel of its own declares
-/// the topology again when the broker returns a message), the confirming channel
-/// and the topology.
+/// the topology again when the broker returns a message), the confirming channel,
+/// the topology, and the metrics it counts in.
 #[derive(Clone)]
 pub(super) struct Link {
     pub store: Store,
     pub conn: Arc<Connection>,
     pub channel: Channel,
     pub topology: Arc<Topology>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Publishes `m` persistent and `mandatory`: a message no queue takes (a provider's
@@ -197,7 +211,9 @@ async fn publish_claimed(link: &Link, wake: &Notify, next: &mut Option<Claim>) -
         let mut pending = Vec::with_capacity(lease.rows.len());
         let mut failed = Vec::new();
         for m in lease.rows {
-            match publish(&link.channel, &link.topology.exchange, &m).await {
+            let published = publish(&link.channel, &link.topology.exchange, &m).await;
+            link.metrics.published(published.is_ok());
+            match published {
                 Ok(confirm) => pending.push((m, confirm)),
                 Err(e) => {
                     failed.push(m.seq);

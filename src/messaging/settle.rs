@@ -11,6 +11,7 @@ use lapin::options::ConfirmSelectOptions;
 use lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 
 use super::relay::{declare, publish, Link};
+use crate::metrics::Metrics;
 use crate::store::Claimed;
 
 /// A batch's messages by what the broker made of them.
@@ -24,23 +25,31 @@ struct Outcome {
 }
 
 impl Outcome {
-    async fn collect(&mut self, pending: Vec<(Claimed, PublisherConfirm)>) {
+    /// Sorts the batch by the broker's confirms, counting each in `metrics`.
+    async fn collect(&mut self, pending: Vec<(Claimed, PublisherConfirm)>, metrics: &Metrics) {
         for (m, confirm) in pending {
-            match confirm.await {
-                Ok(Confirmation::Ack(None)) => self.sent.push(m.seq),
+            let result = match confirm.await {
+                Ok(Confirmation::Ack(None)) => {
+                    self.sent.push(m.seq);
+                    "ack"
+                }
                 Ok(Confirmation::Ack(Some(r))) => {
                     let why = reason(&r, &m);
                     self.returned.push((m, why));
+                    "returned"
                 }
                 Ok(other) => {
                     tracing::warn!(?other, seq = m.seq, "the broker did not take a message; it stays in the outbox");
                     self.failed.push(m.seq);
+                    "nack"
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, seq = m.seq, "no confirm");
                     self.failed.push(m.seq);
+                    "lost"
                 }
-            }
+            };
+            metrics.confirmed(result);
         }
     }
 }
@@ -60,7 +69,7 @@ pub(super) async fn settle(
     failed: Vec<i64>,
 ) -> anyhow::Result<()> {
     let mut o = Outcome { failed, ..Default::default() };
-    o.collect(pending).await;
+    o.collect(pending, &link.metrics).await;
     if !o.returned.is_empty() {
         // Marked before publishing again: a crash meanwhile leaves the reason shown.
         let returned: Vec<(i64, String)> = o.returned.iter().map(|(m, why)| (m.seq, why.clone())).collect();
@@ -94,10 +103,12 @@ async fn republish(link: &Link, returned: &[(Claimed, String)]) -> Outcome {
         declare(&channel, &link.topology).await?;
         let mut pending = Vec::with_capacity(returned.len());
         for (m, _) in returned {
-            pending.push((m.clone(), publish(&channel, &link.topology.exchange, m).await?));
+            let published = publish(&channel, &link.topology.exchange, m).await;
+            link.metrics.published(published.is_ok());
+            pending.push((m.clone(), published?));
         }
         let mut o = Outcome::default();
-        o.collect(pending).await;
+        o.collect(pending, &link.metrics).await;
         let _ = channel.close(200, "topology declared again").await;
         anyhow::Ok(o)
     };

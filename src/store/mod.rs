@@ -47,7 +47,7 @@ pub use grid::{place_slots, render as render_grid_slot, AgendaInfo, Place, Share
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
 pub use hooks::{Hooked, Hooks, Pending, Verdict, WriteHook};
 pub use lease::{Claimed, Lease};
-pub use outbox::{OutboxRow, Outgoing};
+pub use outbox::{OutboxBacklog, OutboxRow, Outgoing};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::work;
@@ -76,6 +76,22 @@ pub struct Store {
     shared: shared::Shared,
     /// The domain's rules, run inside every write of their resource types.
     hooks: Arc<hooks::Hooks>,
+    /// Told how long each write transaction waited to begin (the gateway's metrics).
+    write_wait: Option<WaitObserver>,
+}
+
+/// Called with each wait for a write transaction (see [`Store::observe_write_waits`]).
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
+/// The pool's connections at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolUsage {
+    /// Lent out to a request or a transaction.
+    pub in_use: usize,
+    /// Open and waiting for the next request.
+    pub idle: usize,
+    /// The most there may be (`--db-max-connections`).
+    pub max: usize,
 }
 
 impl Store {
@@ -114,6 +130,7 @@ impl Store {
             group: Default::default(),
             shared: Default::default(),
             hooks: Default::default(),
+            write_wait: None,
         };
         schema::migrate(&store).await.context("running the database migrations")?;
         Ok(store)
@@ -156,9 +173,29 @@ impl Store {
         }
     }
 
-    /// Starts a write transaction (see `Tx`).
+    /// The same store telling `observer` how long each write transaction waited to
+    /// begin; the stores cloned from it after this call tell it too.
+    pub fn observe_write_waits(mut self, observer: WaitObserver) -> Store {
+        self.write_wait = Some(observer);
+        self
+    }
+
+    /// Starts a write transaction (see `Tx`). The wait is timed here, around all
+    /// that `Tx::begin` waits for (the turn to write, a connection, BEGIN and, on
+    /// SQLite, its write lock); only a transaction that began is counted (one that
+    /// gave up answers 503, which the request metrics show).
     pub async fn begin(&self) -> Result<Tx> {
-        Tx::begin(&self.pool).await
+        let asked = std::time::Instant::now();
+        let tx = Tx::begin(&self.pool).await?;
+        if let Some(observe) = &self.write_wait {
+            observe(asked.elapsed());
+        }
+        Ok(tx)
+    }
+
+    /// The pool's connections now (for metrics).
+    pub fn pool_usage(&self) -> PoolUsage {
+        self.pool.usage()
     }
 
     /// A connection for reads outside a transaction.

@@ -25,6 +25,7 @@ pub(crate) struct Pool {
 struct Inner {
     idle: Mutex<Vec<AnyConnection>>,
     permits: Arc<Semaphore>,
+    size: usize,
     options: AnyConnectOptions,
     dialect: Dialect,
     /// How long a request waits for a connection (and SQLite for its write lock).
@@ -45,6 +46,7 @@ impl Pool {
         let inner = Inner {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1) as usize)),
+            size: size.max(1) as usize,
             options,
             dialect,
             wait,
@@ -66,6 +68,13 @@ impl Pool {
             None => self.connect().await?,
         };
         Ok(Conn { raw: Some(raw), pool: self.inner.clone(), _permit: permit, finished: true })
+    }
+
+    /// Connections lent out, idle, and the pool's size (the native ones aside).
+    pub(crate) fn usage(&self) -> super::PoolUsage {
+        let idle = self.inner.idle.lock().map(|v| v.len()).unwrap_or_default();
+        let in_use = self.inner.size.saturating_sub(self.inner.permits.available_permits());
+        super::PoolUsage { in_use, idle, max: self.inner.size }
     }
 
     /// PostgreSQL: a native connection (an idle one, or a new one), outside the

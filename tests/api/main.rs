@@ -16,6 +16,7 @@ mod long_values;
 mod malformed;
 mod mappings;
 mod messaging;
+mod metrics;
 mod operations;
 mod readme;
 mod search;
