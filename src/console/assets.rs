@@ -26,8 +26,8 @@ struct Asset {
 }
 
 macro_rules! asset {
-    ($name:literal, $type:expr) => {
-        Asset { name: $name, content_type: $type, body: include_bytes!(concat!("assets/", $name)) }
+    ($name:literal, $kind:expr) => {
+        Asset { name: $name, content_type: $kind, body: include_bytes!(concat!("assets/", $name)) }
     };
 }
 
@@ -89,7 +89,7 @@ fn serve(name: &str, headers: &HeaderMap) -> Option<Response> {
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag || t.trim() == "*"));
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == tag.as_str() || t.trim() == "*"));
     let mut response =
         if fresh { StatusCode::NOT_MODIFIED.into_response() } else { (StatusCode::OK, a.body).into_response() };
     let h = response.headers_mut();

@@ -120,10 +120,8 @@ pub(super) async fn roles(State(s): State<AppState>) -> Response {
         return outcome_response(&not_here());
     }
     let orgs = organisations(&s.config.canonical_base);
-    let roles: Vec<Value> = ROLES
-        .iter()
-        .map(|r| json!({"role": r.as_str(), "organizations": offered(*r, &orgs)}))
-        .collect();
+    let roles: Vec<Value> =
+        ROLES.iter().map(|r| json!({"role": r.as_str(), "organizations": offered(*r, &orgs)})).collect();
     json_response(StatusCode::OK, &json!({"roles": roles}))
 }
 
@@ -165,7 +163,11 @@ fn asked(body: &[u8], base: &str) -> Result<Asked, Error> {
         return Err(bad(other, format!("unknown element `{other}`; expected role, org and channel")));
     }
     let role_text = text_field(&body, "role")?.ok_or_else(|| {
-        Error::invalid("required", Some("role".into()), "`role` is required (booking-point, payment-point, provider, admin)")
+        Error::invalid(
+            "required",
+            Some("role".into()),
+            "`role` is required (booking-point, payment-point, provider, admin)",
+        )
     })?;
     let role: Role = role_text.parse().map_err(|e: String| bad("role", e))?;
     if !ROLES.contains(&role) {
@@ -174,7 +176,9 @@ fn asked(body: &[u8], base: &str) -> Result<Asked, Error> {
     let org = match (text_field(&body, "org")?, role) {
         (Some(o), _) => o.strip_prefix("Organization/").unwrap_or(o).to_string(),
         (None, Role::Admin) => region::REGION_ORG.to_string(),
-        (None, _) => return Err(Error::invalid("required", Some("org".into()), format!("`org` is required for {role}"))),
+        (None, _) => {
+            return Err(Error::invalid("required", Some("org".into()), format!("`org` is required for {role}")))
+        }
     };
     let orgs = organisations(base);
     let Some(found) = orgs.iter().find(|o| o.id == org) else {

@@ -52,11 +52,7 @@ async fn settings(State(s): State<AppState>) -> Response {
 
 /// A JSON answer that is not FHIR (the console's own routes).
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
-        body.to_string(),
-    )
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
         .into_response()
 }
 

@@ -49,14 +49,16 @@ fn imports(js: &str) -> Vec<String> {
     js.split("from './").skip(1).filter_map(|rest| rest.split('\'').next()).map(str::to_string).collect()
 }
 
-/// The string literals of a file that start with `/` (paths it asks for).
-fn absolute_paths(text: &str) -> Vec<String> {
+/// What a file asks the browser to load or call: `fetch(` and `consoleJson(`
+/// arguments, `src` and `href` attributes, CSS `url(`s, given as literals.
+fn requested(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for quote in ['\'', '"', '`'] {
-        for (i, piece) in text.split(quote).enumerate() {
-            if i % 2 == 1 && piece.starts_with('/') && !piece.starts_with("//") && piece.len() > 1 {
-                out.push(piece.to_string());
-            }
+    for (mark, skip) in [("fetch(", 0), ("consoleJson('", 1), ("src=\"", 0), ("href=\"", 0), ("url(", 0)] {
+        for rest in text.split(mark).skip(1) {
+            let rest = if skip == 1 { rest.split_once(", ").map(|(_, r)| r).unwrap_or_default() } else { rest };
+            let quoted = rest.trim_start_matches(['\'', '"', '`']);
+            let end = quoted.find(['\'', '"', '`', ')', ',']).unwrap_or(quoted.len());
+            out.push(quoted[..end].to_string());
         }
     }
     out
@@ -83,8 +85,9 @@ async fn the_page_and_its_assets_are_served_without_a_token_from_this_origin_onl
         let text = r.text().await.unwrap();
         // Nothing from elsewhere: no URL of another origin, every path this gateway's.
         assert!(!text.contains("http://") && !text.contains("https://"), "{name} names another origin");
-        for path in absolute_paths(&text) {
-            assert!(path.starts_with("/console") || path.starts_with("/fhir"), "{name} asks for {path}");
+        for path in requested(&text) {
+            let here = ["/console", "/fhir", "#", "data:", "url", "path"].iter().any(|p| path.starts_with(p));
+            assert!(here, "{name} asks for {path}");
         }
         let again = app
             .anonymous()
@@ -111,40 +114,54 @@ async fn the_page_and_its_assets_are_served_without_a_token_from_this_origin_onl
 }
 
 /// `GET /console/demo-roles` and `POST /console/demo-token` answer 404, as FHIR errors.
-async fn demo_sign_in_absent(app: &TestApp) {
-    let r = get(app, "/console/demo-roles").await;
+async fn demo_sign_in_absent(root: &str) {
+    let client = reqwest::Client::new();
+    let r = client.get(format!("{root}/console/demo-roles")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    let post = app
-        .anonymous()
-        .post(format!("{}/console/demo-token", root(app)))
-        .json(&json!({"role": "admin"}))
-        .send()
-        .await
-        .unwrap();
+    let post = client.post(format!("{root}/console/demo-token")).json(&json!({"role": "admin"})).send().await.unwrap();
     assert_eq!(post.status(), 404);
     assert_eq!(post.json::<Value>().await.unwrap()["resourceType"], "OperationOutcome");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_demo_sign_in_exists_only_with_demo_and_the_development_key() {
-    let plain = TestApp::spawn(Backend::Sqlite).await;
-    demo_sign_in_absent(&plain).await;
-    drop(plain);
-    // An external issuer's keys (RFC 7517's example P-256 key): cupola cannot sign for it.
+/// A demo gateway whose tokens come from an external issuer (RFC 7517's example
+/// P-256 key): cupola cannot sign for it. Started here, as `TestApp` mints an
+/// admin token with the development key, which an issuer's gateway cannot do.
+async fn demo_with_an_issuer() -> (String, crate::helpers::TestDb, tempfile::TempDir, tokio::sync::oneshot::Sender<()>)
+{
+    let db = crate::helpers::TestDb::new(Backend::Sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
     let key = json!({"keys": [{"kty": "EC", "crv": "P-256", "alg": "ES256", "kid": "idp-1",
         "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]});
     std::fs::write(&jwks, key.to_string()).unwrap();
-    let issuer = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.demo = true;
-        c.auth.issuer = Some("https://idp.example".into());
-        c.auth.jwks = Some(jwks.display().to_string());
-    })
-    .await;
-    demo_sign_in_absent(&issuer).await;
-    let settings: Value = get(&issuer, "/console/settings.json").await.json().await.unwrap();
+    let mut config = cupola::Config::for_database(&db.url);
+    config.demo = true;
+    config.auth.issuer = Some("https://idp.example".into());
+    config.auth.jwks = Some(jwks.display().to_string());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = cupola::api::build_state(config, addr).await.expect("gateway starts");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = cupola::api::run(listener, state, async move {
+            let _ = rx.await;
+        })
+        .await;
+    });
+    (format!("http://{addr}"), db, dir, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_sign_in_exists_only_with_demo_and_the_development_key() {
+    let plain = TestApp::spawn(Backend::Sqlite).await;
+    demo_sign_in_absent(&root(&plain)).await;
+    drop(plain);
+    let (root, _db, _dir, _stop) = demo_with_an_issuer().await;
+    demo_sign_in_absent(&root).await;
+    let settings: Value = reqwest::get(format!("{root}/console/settings.json")).await.unwrap().json().await.unwrap();
     assert_eq!(settings["demo"], false);
+    // The page itself is served all the same.
+    assert_eq!(reqwest::get(format!("{root}/console")).await.unwrap().status(), 200);
 }
 
 async fn mint(app: &TestApp, body: &Value) -> (u16, Value) {
@@ -155,7 +172,8 @@ async fn mint(app: &TestApp, body: &Value) -> (u16, Value) {
 
 /// A GET of the FHIR API with `token`; the status and the body.
 async fn fhir(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let r = app.anonymous().get(app.url(path)).bearer_auth(token).header("accept", "application/fhir+json").send().await;
+    let r =
+        app.anonymous().get(app.url(path)).bearer_auth(token).header("accept", "application/fhir+json").send().await;
     let r = r.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))

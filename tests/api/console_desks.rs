@@ -55,7 +55,9 @@ fn today() -> String {
 }
 
 fn in_days(n: i64) -> String {
-    (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome) + chrono::Duration::days(n)).format("%Y-%m-%d").to_string()
+    (chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome) + chrono::Duration::days(n))
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// `Parameters` with one `appointment-reference`.
@@ -93,15 +95,25 @@ pub async fn booking_and_payment(app: &TestApp, settings: &Value, tokens: &HashM
     assert_eq!(of_type(&desk.get(&by_nre).await, "ServiceRequest").len(), 1);
 
     // $find as the desk asks it, then the names of each proposal's place.
-    let find = format!("Appointment/$find?start={}&end={}&_count=10&referral-identifier={nre_system}|{nre}", today(), in_days(180));
+    let find = format!(
+        "Appointment/$find?start={}&end={}&_count=10&referral-identifier={nre_system}|{nre}",
+        today(),
+        in_days(180)
+    );
     let proposals = desk.get(&find).await;
     let first = of_type(&proposals, "Appointment").first().copied().cloned().expect("proposals");
     assert!(first["extension"].to_string().contains("within-guarantee"));
-    let actors: Vec<String> =
-        first["participant"].as_array().unwrap().iter().filter_map(|p| p["actor"]["reference"].as_str().map(str::to_string)).collect();
-    for (t, include) in [("Location", "Location:organization"), ("HealthcareService", "HealthcareService:organization"),
-        ("PractitionerRole", "PractitionerRole:practitioner")]
-    {
+    let actors: Vec<String> = first["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["actor"]["reference"].as_str().map(str::to_string))
+        .collect();
+    for (t, include) in [
+        ("Location", "Location:organization"),
+        ("HealthcareService", "HealthcareService:organization"),
+        ("PractitionerRole", "PractitionerRole:practitioner"),
+    ] {
         let ids: Vec<&str> = actors.iter().filter_map(|a| a.strip_prefix(&format!("{t}/"))).collect();
         assert_eq!(ids.len(), 1, "{t} among {actors:?}");
         let names = desk.get(&format!("{t}?_id={}&_include={include}&_count=100", ids[0])).await;
@@ -113,15 +125,23 @@ pub async fn booking_and_payment(app: &TestApp, settings: &Value, tokens: &HashM
     assert_eq!(held["status"], "pending");
     assert!(held["extension"].to_string().contains("hold-expires"));
     let booked = desk.post("Appointment/$book", &reference(held["id"].as_str().unwrap()), &[200, 201]).await;
-    let appointment = of_type(&booked, "Appointment").into_iter().find(|a| a["status"] == "booked").cloned().expect("booked");
+    let appointment =
+        of_type(&booked, "Appointment").into_iter().find(|a| a["status"] == "booked").cloned().expect("booked");
     let code = ident(&appointment, "/booking-code").expect("a booking code").to_string();
     let invoice = of_type(&booked, "Invoice").first().copied().cloned().expect("the ticket");
     let owed = desk.get(&format!("Patient/{patient}/$outstanding")).await;
     assert!(owed.to_string().contains(&format!("Invoice/{}", invoice["id"].as_str().unwrap())), "{owed}");
-    let lines: Vec<String> = invoice["lineItem"].as_array().unwrap().iter()
-        .filter_map(|l| l["chargeItemReference"]["reference"].as_str().map(|r| r.trim_start_matches("ChargeItem/").to_string()))
+    let lines: Vec<String> = invoice["lineItem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            l["chargeItemReference"]["reference"].as_str().map(|r| r.trim_start_matches("ChargeItem/").to_string())
+        })
         .collect();
-    assert!(!of_type(&desk.get(&format!("ChargeItem?_id={}&_count=100", lines.join(","))).await, "ChargeItem").is_empty());
+    assert!(
+        !of_type(&desk.get(&format!("ChargeItem?_id={}&_count=100", lines.join(","))).await, "ChargeItem").is_empty()
+    );
     let list = format!("Appointment?patient=Patient/{patient}&status=booked&date=ge{}&_sort=date&_count=20", today());
     assert!(of_type(&desk.get(&list).await, "Appointment").iter().any(|a| a["id"] == appointment["id"]));
 
@@ -139,7 +159,8 @@ async fn pay(app: &TestApp, token: &str, base: &str, code: &str) {
     assert_eq!(of_type(&desk.get(&format!("Patient?_id={patient}")).await, "Patient").len(), 1);
     let owed = desk.get(&format!("Patient/{patient}/$outstanding")).await;
     let part = owed["parameter"].as_array().unwrap().iter().find(|p| p["name"] == "invoice").expect("owed");
-    let amount = part["part"].as_array().unwrap().iter().find(|p| p["name"] == "amount").unwrap()["valueMoney"]["value"].clone();
+    let amount =
+        part["part"].as_array().unwrap().iter().find(|p| p["name"] == "amount").unwrap()["valueMoney"]["value"].clone();
     let id = invoice["id"].as_str().unwrap();
     let point = "bp-pharmacy-001";
     let notice = json!({"resourceType": "PaymentNotice", "status": "active", "created": chrono::Utc::now().to_rfc3339(),
@@ -149,8 +170,14 @@ async fn pay(app: &TestApp, token: &str, base: &str, code: &str) {
         "recipient": {"reference": "Organization/ssr-liguria"},
         "amount": {"value": amount, "currency": "EUR"}});
     desk.post("PaymentNotice", &notice, &[201]).await;
-    let receipt = app.anonymous().get(app.url(&format!("Invoice/{id}?_format=text"))).bearer_auth(token)
-        .header("accept", "text/plain").send().await.unwrap();
+    let receipt = app
+        .anonymous()
+        .get(app.url(&format!("Invoice/{id}?_format=text")))
+        .bearer_auth(token)
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(receipt.status(), 200);
     assert!(receipt.text().await.unwrap().contains("RICEVUTA"));
     let remittance = desk.get(&format!("PaymentReconciliation/remittance-{point}-{}", today())).await;

@@ -119,10 +119,11 @@ function onKey(e) {
   }
   if (!e.altKey || e.ctrlKey || e.metaKey) return;
   const me = who();
-  if (/^[1-5]$/.test(e.key) && me) {
-    const d = desksFor(me.role)[Number(e.key) - 1];
+  const digit = /^Digit([1-5])$/.exec(e.code || '');
+  if (digit && me) {
+    const d = desksFor(me.role)[Number(digit[1]) - 1];
     if (d) { e.preventDefault(); location.hash = `#/${d.id}`; }
-  } else if (e.key === 'l' || e.key === 'L') {
+  } else if (e.code === 'KeyL') {
     e.preventDefault();
     toggleLang();
   }

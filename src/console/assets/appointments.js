@@ -2,7 +2,7 @@
 // service, then $book with cancelled-appt-id) and Disdici ($cancel, after a
 // confirmation; what the ticket became is shown once the API has cancelled).
 
-import { h, field, errorArea, showError, clearError, focus, onEnter, pushBack, section } from './dom.js';
+import { h, fill, field, errorArea, showError, clearError, focus, onEnter, pushBack, section } from './dom.js';
 import { t, lang } from './i18n.js';
 import { get, post, parameters, resources } from './api.js';
 import { dateTime, money, ext, ident, romeDay } from './format.js';
@@ -27,7 +27,7 @@ export async function loadAppointments(ctx) {
     const bundle = await get('Appointment', { patient: `Patient/${p.id}`, status: 'booked', date: `ge${romeDay()}`, _sort: 'date', _count: 20 });
     const list = resources(bundle, 'Appointment');
     await resolve(list.flatMap(placeRefs));
-    ctx.el.appointmentList.replaceChildren(...list.map((a) => row(ctx, a)));
+    fill(ctx.el.appointmentList, ...list.map((a) => row(ctx, a)));
     if (!list.length) ctx.el.appointmentList.append(h('li', { class: 'muted', i18n: 'appointments.none' }));
     ctx.show('appointments');
   } catch (e) {
@@ -41,9 +41,9 @@ function row(ctx, a) {
   const code = ident(a, '/booking-code');
   const opener = () => ctx.el.appointmentList.querySelector(`[data-id="${a.id}"] [data-test="cancel-appointment"]`);
   return h('li', { class: 'appointment', test: 'appointment', dataset: { id: a.id } },
-    h('time', { dataset: { datetime: a.start }, text: dateTime(a.start, lang()) }), ' · ',
-    h('span', { text: `${where.location}${where.town ? ` (${where.town})` : ''}` }), ' · ',
-    h('span', { text: serviceOf(a) || where.service }),
+    h('time', { dataset: { datetime: a.start }, text: dateTime(a.start, lang()) }),
+    where.location ? ` · ${where.location}${where.town ? ` (${where.town})` : ''}` : '',
+    ` · ${serviceOf(a) || where.service}`,
     code ? h('span', { class: 'code' }, ` ${code}`) : null,
     h('span', { class: 'actions inline' },
       h('button', { type: 'button', test: 'reschedule', i18n: 'appointments.reschedule', on: { click: () => reschedule(ctx, a) } }),
@@ -59,7 +59,7 @@ function reschedule(ctx, a) {
   ctx.s.requests = [];
   ctx.el.service.value = coding.code;
   ctx.el.nre.value = '';
-  ctx.el.summary.replaceChildren(h('p', { class: 'notice', test: 'rescheduling' },
+  fill(ctx.el.summary, h('p', { class: 'notice', test: 'rescheduling' },
     h('span', { i18n: 'appointments.rescheduling' }), ` ${dateTime(a.start, lang())}`));
   ctx.find({ service: coding.code, klass: ext(a, 'priority-class')?.code || null });
 }
@@ -77,7 +77,7 @@ export function confirmCancel(ctx, a, panel, errors, opener) {
   const go = h('button', { type: 'button', id: 'cancel-confirm', class: 'danger', test: 'cancel-confirm', i18n: 'cancel.confirm',
     on: { click: () => cancel(ctx, a, reason.input.value, panel, errors) } });
   onEnter(reason.input, () => go.click());
-  panel.replaceChildren(
+  fill(panel,
     h('h3', { i18n: 'cancel.title' }),
     h('p', {}, h('time', { dataset: { datetime: a.start }, text: dateTime(a.start, lang()) }), ` · ${place(a).location}`),
     h('p', { class: 'note', test: 'refund-note', i18n: 'cancel.refund-after' }),
@@ -91,11 +91,10 @@ export function confirmCancel(ctx, a, panel, errors, opener) {
 async function cancel(ctx, a, reason, panel, errors) {
   clearError(errors);
   try {
-    const done = await post(`Appointment/${a.id}/$cancel`, parameters([['reason', 'valueString', reason || t('cancel.default-reason')]]));
+    await post(`Appointment/${a.id}/$cancel`, parameters([['reason', 'valueString', reason || t('cancel.default-reason')]]));
     const code = ident(a, '/booking-code');
     const invoice = code ? await invoiceOf(code) : null;
-    panel.replaceChildren(h('h3', { test: 'cancelled', i18n: 'cancel.done' }),
-      h('p', {}, h('span', { i18n: 'cancel.status' }), ` ${done.status}`),
+    fill(panel, h('h3', { test: 'cancelled', i18n: 'cancel.done' }),
       invoice ? afterCancel(invoice) : h('p', { i18n: 'cancel.no-ticket' }));
     panel.hidden = false;
     loadAppointments(ctx);
@@ -119,5 +118,5 @@ function afterCancel(invoice) {
   return h('dl', { class: 'ticket', test: 'after-cancel' },
     h('dt', { i18n: 'cancel.ticket-now' }), h('dd', {}, amount(invoice.totalNet?.value)),
     h('dt', { i18n: 'cancel.paid' }), h('dd', {}, amount(paid)),
-    h('dt', { i18n: 'cancel.invoice-status' }), h('dd', { text: invoice.status }));
+    h('dt', { i18n: 'cancel.invoice-status' }), h('dd', { i18n: `pay.status.${invoice.status}` }));
 }

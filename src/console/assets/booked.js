@@ -2,7 +2,7 @@
 // gives at once: the booking code, the ticket to pay (amount, exemption, pagoPA
 // notice) and the printable booking sheet (Foglio di prenotazione).
 
-import { h, errorArea, showError, clearError, focus, typing, section } from './dom.js';
+import { h, fill, errorArea, showError, clearError, focus, typing, section } from './dom.js';
 import { t, lang } from './i18n.js';
 import { get, post, parameters, resources, who } from './api.js';
 import { dateTime, money, countdown, ext, ident, personName } from './format.js';
@@ -49,7 +49,7 @@ export async function holdProposal(ctx, proposal) {
     ctx.s.held = held;
     ctx.s.proposal = proposal;
     clearError(ctx.el.holdError);
-    ctx.el.holdSummary.replaceChildren(...describe({ ...proposal, ...held, participant: held.participant || proposal.participant }));
+    fill(ctx.el.holdSummary, ...describe({ ...proposal, ...held, participant: held.participant || proposal.participant }));
     ctx.hide('proposals', 'booked');
     ctx.show('hold');
     startCountdown(ctx, ext(held, 'hold-expires'));
@@ -198,14 +198,14 @@ async function chargeItems(invoice) {
 async function showBooked(ctx, booked, invoice) {
   const code = ident(booked, '/booking-code') || '—';
   ctx.el.code.textContent = code;
-  ctx.el.bookedSummary.replaceChildren(...describe(booked));
+  fill(ctx.el.bookedSummary, ...describe(booked));
   ctx.el.cancelPanel.hidden = true;
   clearError(ctx.el.bookedError);
   const ticket = await ticketOf(ctx, invoice);
   ctx.s.invoice = invoice;
   ctx.s.ticket = ticket;
   setMoney(ctx.el.amount, ticket.owed);
-  ctx.el.exemption.replaceChildren(ticket.exemptions.length
+  fill(ctx.el.exemption, ticket.exemptions.length
     ? h('span', { class: 'badge ok' }, h('span', { i18n: 'ticket.exempt' }), ` ${ticket.exemptions.join(', ')}`)
     : h('span', { i18n: 'ticket.not-exempt' }));
   ctx.el.notice.textContent = ticket.notice || '—';
@@ -229,7 +229,7 @@ async function drawSheet(ctx, booked, code, ticket) {
   const point = me?.org ? await organisationName(me.org) : '';
   const row = (key, value, test) => [h('dt', { i18n: key }), h('dd', { test }, value)];
   const amount = h('span', { dataset: { money: ticket.owed ?? '' }, text: ticket.owed === null ? '—' : money(ticket.owed, lang()) });
-  ctx.el.sheet.replaceChildren(
+  fill(ctx.el.sheet,
     h('h1', { i18n: 'sheet.title' }),
     h('p', { class: 'sheet-code' }, h('span', { i18n: 'booked.code' }), ' ', h('strong', { text: code })),
     h('dl', {},

@@ -6,7 +6,7 @@
 // Alt+N a new patient. From a found patient: type the NRE + Enter → proposals
 // (the first focused), Enter holds it, Enter books it.
 
-import { h, field, errorArea, showError, clearError, focus, onEnter, pushBack, clearBacks, ready, section } from './dom.js';
+import { h, fill, field, errorArea, showError, clearError, focus, onEnter, pushBack, clearBacks, ready, section } from './dom.js';
 import { t } from './i18n.js';
 import { get, post, resources, getSettings } from './api.js';
 import { cfProblem, nrePattern, romeDay, ident, personName } from './format.js';
@@ -36,7 +36,7 @@ export function render(view) {
     holdSection(ctx),
     bookedSection(ctx),
     appointmentsSection(ctx));
-  view.replaceChildren(desk);
+  fill(view, desk);
   ctx.hide('request', 'proposals', 'hold', 'booked', 'appointments');
   focus(ctx.el.cf);
   clearBacks();
@@ -46,7 +46,7 @@ export function render(view) {
   return {
     dispose: () => stopHold(ctx),
     onKey: (e) => {
-      if (e.altKey && (e.key === 'n' || e.key === 'N')) { e.preventDefault(); newPatient(ctx); return true; }
+      if (e.altKey && e.code === 'KeyN') { e.preventDefault(); newPatient(ctx); return true; }
       return false;
     },
   };
@@ -137,7 +137,7 @@ function listPatients(ctx, patients) {
 function selectPatient(ctx, p) {
   ctx.s.patient = p;
   ctx.el.matches.replaceChildren();
-  ctx.el.banner.replaceChildren(
+  fill(ctx.el.banner,
     h('span', { class: 'label', i18n: 'patient.banner' }),
     h('strong', { id: 'patient-name', test: 'patient-name', text: personName(p) }),
     h('span', { id: 'patient-cf', class: 'code', test: 'patient-cf', text: ident(p, CF_END) || '—' }),
@@ -190,9 +190,9 @@ function requestSection(ctx) {
 
 function fillCatalog(ctx, list) {
   const dl = ctx.el.request.querySelector('#catalog-list');
-  dl.replaceChildren(...list.map((c) => h('option', { value: `${c.code} — ${c.display}` })));
+  fill(dl, ...list.map((c) => h('option', { value: `${c.code} — ${c.display}` })));
   const sel = ctx.el.klass;
-  sel.replaceChildren(h('option', { value: '', i18n: 'request.no-class' }));
+  fill(sel, h('option', { value: '', i18n: 'request.no-class' }));
   priorityClasses().then((classes) => {
     for (const [code, c] of classes) sel.append(h('option', { value: code, text: `${code} · ${c.display || ''}` }));
   });
@@ -236,7 +236,7 @@ async function byNre(ctx) {
 
 async function summarise(ctx, nre, requests) {
   const classes = await priorityClasses();
-  ctx.el.summary.replaceChildren(h('p', {}, h('span', { i18n: 'request.prescription' }), ' ', h('strong', { class: 'code', text: nre })),
+  fill(ctx.el.summary, h('p', {}, h('span', { i18n: 'request.prescription' }), ' ', h('strong', { class: 'code', text: nre })),
     h('ul', {}, requests.map((r) => {
       const code = r.extension?.find((x) => x.url?.endsWith('/priority-class'))?.valueCoding?.code;
       const c = code && classes.get(code);
@@ -255,7 +255,7 @@ function offerRegister(ctx, nre) {
     on: { click: () => register(ctx, nre, svc.input.value, cls.input.value) } });
   onEnter(svc.input, () => save.click());
   onEnter(cls.input, () => save.click());
-  ctx.el.register.replaceChildren(h('p', { i18n: 'request.register', i18nArgs: { nre } }), svc.box, cls.box, save);
+  fill(ctx.el.register, h('p', { i18n: 'request.register', i18nArgs: { nre } }), svc.box, cls.box, save);
   ctx.el.register.hidden = false;
   focus(svc.input);
 }

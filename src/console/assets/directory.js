@@ -58,10 +58,10 @@ export function place(appointment) {
   const doctor = known.get(role?.practitioner?.reference);
   const address = loc?.address || {};
   return {
-    location: loc?.name || actor(appointment, 'Location') || '',
+    location: loc?.name || hs?.name || '',
     town: address.city || '',
     district: address.district || '',
-    address: [...(address.line || []), address.postalCode, address.city].filter(Boolean).join(', '),
+    address: [...(address.line || []).filter((l) => l !== loc?.name), address.postalCode, address.city].filter(Boolean).join(', '),
     service: hs?.name || '',
     provider: org?.name || orgRef || '',
     practitioner: doctor ? personName(doctor) : '',

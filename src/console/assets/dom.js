@@ -28,6 +28,12 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Replaces an element's children; null, undefined and false are left out.
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
 let fieldCount = 0;
 
 // A labelled field: <div class="field"><label for=id>…</label><input id=…>

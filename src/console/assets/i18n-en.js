@@ -3,7 +3,7 @@
 // operators use it (percorso di tutela, pagoPA).
 
 export default {
-  'shell.title': 'cupola — regional healthcare booking centre',
+  'shell.title': 'regional healthcare booking centre',
   'shell.skip': 'Skip to content',
   'shell.desks': 'Desks',
   'shell.lang-switch': 'Italiano',
@@ -133,7 +133,6 @@ export default {
   'cancel.refund-after': 'The ticket and any refund are decided by the system when it cancels, and shown here after you confirm.',
   'cancel.confirm': 'Confirm the cancellation',
   'cancel.done': 'Appointment cancelled',
-  'cancel.status': 'Status:',
   'cancel.ticket-now': 'Ticket now',
   'cancel.paid': 'Paid',
   'cancel.invoice-status': 'Ticket status',
@@ -157,7 +156,7 @@ export default {
   'pay.ticket': 'Ticket',
   'pay.to-pay': 'To pay',
   'pay.status.balanced': 'Paid',
-  'pay.status.issued': 'Nothing to pay',
+  'pay.status.issued': 'Issued',
   'pay.status.cancelled': 'Cancelled',
   'pay.status.draft': 'Draft',
   'pay.status.entered-in-error': 'Cancelled',

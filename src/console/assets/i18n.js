@@ -7,7 +7,7 @@ import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
 
 const it = {
-  'shell.title': 'cupola — Centro Unico di Prenotazione',
+  'shell.title': 'Centro Unico di Prenotazione',
   'shell.skip': 'Vai al contenuto',
   'shell.desks': 'Sportelli',
   'shell.lang-switch': 'English',
@@ -137,7 +137,6 @@ const it = {
   'cancel.refund-after': 'Il ticket e l’eventuale rimborso sono decisi dal sistema alla disdetta e mostrati qui dopo la conferma.',
   'cancel.confirm': 'Conferma la disdetta',
   'cancel.done': 'Appuntamento disdetto',
-  'cancel.status': 'Stato:',
   'cancel.ticket-now': 'Ticket ora',
   'cancel.paid': 'Pagato',
   'cancel.invoice-status': 'Stato del ticket',
@@ -161,7 +160,7 @@ const it = {
   'pay.ticket': 'Ticket',
   'pay.to-pay': 'Da pagare',
   'pay.status.balanced': 'Pagato',
-  'pay.status.issued': 'Niente da pagare',
+  'pay.status.issued': 'Emesso',
   'pay.status.cancelled': 'Annullato',
   'pay.status.draft': 'Bozza',
   'pay.status.entered-in-error': 'Annullato',

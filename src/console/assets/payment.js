@@ -34,7 +34,7 @@ export function render(view, params) {
   return {
     dispose: () => {},
     onKey: (e) => {
-      if (e.altKey && (e.key === 'r' || e.key === 'R')) { e.preventDefault(); loadRemittance(ctx, true); return true; }
+      if (e.altKey && e.code === 'KeyR') { e.preventDefault(); loadRemittance(ctx, true); return true; }
       return false;
     },
   };

@@ -3,7 +3,7 @@
 // pathway (percorso di tutela) when the API says it applies. Enter holds the
 // focused proposal; Delete (or R) declines it, after the guarantee warning.
 
-import { h, errorArea, showError, clearError, focus, arrowList, pushBack, section } from './dom.js';
+import { h, fill, errorArea, showError, clearError, focus, arrowList, pushBack, section } from './dom.js';
 import { t, lang } from './i18n.js';
 import { get, post, resources, notes, getSettings } from './api.js';
 import { dateTime, addDays, ext, romeDay } from './format.js';
@@ -79,17 +79,17 @@ function draw(ctx, proposals, words) {
   ctx.show('proposals');
   ctx.el.decline.hidden = true;
   const tutela = words.filter((w) => /tutela|guarantee|declined/i.test(w));
-  ctx.el.tutela.replaceChildren(h('strong', { i18n: 'proposals.pathway' }), ...tutela.map((w) => h('p', { text: w })));
+  fill(ctx.el.tutela, h('strong', { i18n: 'proposals.pathway' }), ...tutela.map((w) => h('p', { text: w })));
   ctx.el.tutela.hidden = tutela.length === 0;
-  ctx.el.list.replaceChildren(...proposals.map((p, i) => item(ctx, p, i)));
+  fill(ctx.el.list, ...proposals.map((p, i) => item(ctx, p, i)));
   const first = proposals[0];
   if (first) {
     const where = place(first);
-    ctx.el.first.replaceChildren(h('span', { i18n: 'proposals.first' }), ' ',
+    fill(ctx.el.first, h('span', { i18n: 'proposals.first' }), ' ',
       h('strong', { dataset: { datetime: first.start }, text: dateTime(first.start, lang()) }), ', ',
       h('span', { i18n: 'proposals.at' }), ` ${where.location}${where.town ? ` (${where.town})` : ''}`);
   } else {
-    ctx.el.first.replaceChildren(h('span', { i18n: 'proposals.none' }));
+    fill(ctx.el.first, h('span', { i18n: 'proposals.none' }));
   }
   const others = words.filter((w) => !tutela.includes(w));
   if (others.length) showError(ctx.el.proposalsError, { messages: others });
@@ -137,7 +137,7 @@ function askDecline(ctx, p, from) {
   let unback = null;
   const close = () => { box.hidden = true; if (unback) unback(); focus(from); };
   const cancel = h('button', { type: 'button', test: 'decline-cancel', i18n: 'common.cancel', on: { click: close } });
-  box.replaceChildren(
+  fill(box,
     h('h3', { id: 'decline-title', i18n: 'proposals.decline-title' }),
     h('p', { text: `${dateTime(p.start, lang())} · ${place(p).location}` }),
     within ? h('p', { class: 'warning', test: 'guarantee-warning', i18n: 'proposals.decline-warning' }) : null,

@@ -2,7 +2,7 @@
 // on an 80 mm receipt printer or A4) and the point's remittance of the day
 // (Rendiconto giornaliero: PaymentReconciliation remittance-<point>-<day>).
 
-import { h, errorArea, showError, clearError, focus, pushBack, typing, section } from './dom.js';
+import { h, fill, errorArea, showError, clearError, focus, pushBack, clearBacks, typing, section } from './dom.js';
 import { lang } from './i18n.js';
 import { fhir, get, post, getSettings, who } from './api.js';
 import { money, dateTime, romeDay, ident } from './format.js';
@@ -69,7 +69,7 @@ async function showReceipt(ctx, inv, payment) {
   const me = who();
   const point = me?.org ? await organisationName(me.org) : '';
   const at = payment?.paid?.created || new Date().toISOString();
-  ctx.el.receiptHead.replaceChildren(
+  fill(ctx.el.receiptHead,
     h('p', { class: 'receipt-title', i18n: 'receipt.title' }),
     h('p', { text: point }),
     payment ? h('p', {}, h('time', { dataset: { datetime: at }, text: dateTime(at, lang()) })) : null,
@@ -85,6 +85,7 @@ async function showReceipt(ctx, inv, payment) {
   }
   ctx.hide('owed', 'confirm');
   ctx.show('receipt');
+  clearBacks();
   pushBack(() => ctx.again());
   focus(ctx.el.receiptActions.querySelector('#print-receipt'));
   if (payment && me?.role === 'payment-point') loadRemittance(ctx);
@@ -100,10 +101,10 @@ export function remittanceSection(ctx) {
   const print = h('button', { type: 'button', id: 'print-remittance', test: 'print-remittance', i18n: 'remittance.print',
     on: { click: () => { document.body.dataset.print = 'remittance'; document.body.dataset.paper = 'a4'; window.print(); } } });
   Object.assign(ctx.el, { remittance: body, remittanceError: err });
-  const onlyPoints = who()?.role !== 'payment-point';
+  // The API shows a point's remittance to payment points only.
+  const point = who()?.role === 'payment-point';
   const sec = section('remittance-step', 'remittance.title',
-    onlyPoints ? h('p', { class: 'note', i18n: 'remittance.points-only' }) : null,
-    h('div', { class: 'actions' }, show, print), err, body);
+    point ? h('div', { class: 'actions' }, show, print) : h('p', { class: 'note', i18n: 'remittance.points-only' }), err, body);
   ctx.el.remittanceStep = sec;
   return sec;
 }
@@ -111,14 +112,14 @@ export function remittanceSection(ctx) {
 export async function loadRemittance(ctx, focusIt = false) {
   const me = who();
   clearError(ctx.el.remittanceError);
-  if (!me?.org) return;
+  if (!me?.org || me.role !== 'payment-point') return;
   const day = romeDay();
   try {
     const r = await get(`PaymentReconciliation/remittance-${me.org}-${day}`);
     drawRemittance(ctx, r, day);
   } catch (e) {
     if (e.status === 404) {
-      ctx.el.remittance.replaceChildren(h('p', { test: 'remittance-none', i18n: 'remittance.none', i18nArgs: { day } }));
+      fill(ctx.el.remittance, h('p', { test: 'remittance-none', i18n: 'remittance.none', i18nArgs: { day } }));
     } else {
       showError(ctx.el.remittanceError, e);
     }
@@ -129,7 +130,7 @@ export async function loadRemittance(ctx, focusIt = false) {
 function drawRemittance(ctx, r, day) {
   const lines = r.detail || [];
   const amount = (v) => h('span', { dataset: { money: String(v ?? '') }, text: money(v ?? 0, lang()) });
-  ctx.el.remittance.replaceChildren(
+  fill(ctx.el.remittance,
     h('p', {}, h('span', { i18n: 'remittance.day' }), ` ${day}`),
     h('p', {}, h('span', { i18n: 'remittance.total' }), ' ', h('strong', { test: 'remittance-total' }, amount(r.paymentAmount?.value))),
     h('p', {}, h('span', { i18n: 'remittance.count' }), ` ${lines.length}`),
