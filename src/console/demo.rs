@@ -162,17 +162,7 @@ fn asked(body: &[u8], base: &str) -> Result<Asked, Error> {
     if let Some(other) = body.keys().find(|k| !["role", "org", "channel"].contains(&k.as_str())) {
         return Err(bad(other, format!("unknown element `{other}`; expected role, org and channel")));
     }
-    let role_text = text_field(&body, "role")?.ok_or_else(|| {
-        Error::invalid(
-            "required",
-            Some("role".into()),
-            "`role` is required (booking-point, payment-point, provider, admin)",
-        )
-    })?;
-    let role: Role = role_text.parse().map_err(|e: String| bad("role", e))?;
-    if !ROLES.contains(&role) {
-        return Err(bad("role", format!("`{role}` is not an operator's role; the console signs in booking-point, payment-point, provider and admin")));
-    }
+    let role = role_of(&body)?;
     let org = match (text_field(&body, "org")?, role) {
         (Some(o), _) => o.strip_prefix("Organization/").unwrap_or(o).to_string(),
         (None, Role::Admin) => region::REGION_ORG.to_string(),
@@ -187,18 +177,42 @@ fn asked(body: &[u8], base: &str) -> Result<Asked, Error> {
     if !fits(role, &found.kind) {
         return Err(bad("org", format!("a {role} cannot speak for Organization/{org} ({})", found.name)));
     }
-    let own = match &found.kind {
+    let channel = channel_of(&body, role, found)?;
+    Ok(Asked { role, org, name: found.name.clone(), channel })
+}
+
+/// `role`: one of the operators' roles.
+fn role_of(body: &Map<String, Value>) -> Result<Role, Error> {
+    let text = text_field(body, "role")?.ok_or_else(|| {
+        Error::invalid(
+            "required",
+            Some("role".into()),
+            "`role` is required (booking-point, payment-point, provider, admin)",
+        )
+    })?;
+    let role: Role = text.parse().map_err(|e: String| bad("role", e))?;
+    if !ROLES.contains(&role) {
+        return Err(bad(
+            "role",
+            format!("`{role}` is not an operator's role; the console signs in booking-point, payment-point, provider and admin"),
+        ));
+    }
+    Ok(role)
+}
+
+/// `channel`: the booking point's own (the default), none for other organisations.
+fn channel_of(body: &Map<String, Value>, role: Role, org: &DemoOrg) -> Result<Option<String>, Error> {
+    let own = match &org.kind {
         Kind::Point(c) => Some(c.clone()),
         _ => None,
     };
-    let channel = match (text_field(&body, "channel")?, &own) {
+    match (text_field(body, "channel")?, &own) {
         (Some(c), Some(o)) if c != o => {
-            return Err(bad("channel", format!("Organization/{org} serves the channel {o}, not {c}")));
+            Err(bad("channel", format!("Organization/{} serves the channel {o}, not {c}", org.id)))
         }
-        (Some(c), None) => return Err(bad("channel", format!("a {role} has no channel (got {c})"))),
-        _ => own,
-    };
-    Ok(Asked { role, org, name: found.name.clone(), channel })
+        (Some(c), None) => Err(bad("channel", format!("a {role} has no channel (got {c})"))),
+        _ => Ok(own),
+    }
 }
 
 /// `POST /console/demo-token` with `{"role", "org", "channel"}`: a token signed

@@ -80,45 +80,8 @@ pub async fn booking_and_payment(app: &TestApp, settings: &Value, tokens: &HashM
     let payer = desk.get("Organization?type=pay&_count=1").await;
     assert_eq!(of_type(&payer, "Organization")[0]["id"], "ssr-liguria");
 
-    // An NRE not known yet: the counter records the paper prescription.
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let nre = format!("070A{:011}", nanos % 100_000_000_000);
-    let by_nre = format!("ServiceRequest?requisition={nre_system}|{nre}&_count=50");
-    assert!(of_type(&desk.get(&by_nre).await, "ServiceRequest").is_empty());
-    let sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
-        "requisition": {"system": nre_system, "value": nre},
-        "subject": {"reference": format!("Patient/{patient}")},
-        "code": {"coding": [{"system": format!("{base}/CodeSystem/catalog"), "code": "89.7A.3"}]},
-        "extension": [{"url": format!("{base}/StructureDefinition/priority-class"),
-            "valueCoding": {"system": format!("{base}/CodeSystem/priority-class"), "code": "D"}}]});
-    desk.post("ServiceRequest", &sr, &[201]).await;
-    assert_eq!(of_type(&desk.get(&by_nre).await, "ServiceRequest").len(), 1);
-
-    // $find as the desk asks it, then the names of each proposal's place.
-    let find = format!(
-        "Appointment/$find?start={}&end={}&_count=10&referral-identifier={nre_system}|{nre}",
-        today(),
-        in_days(180)
-    );
-    let proposals = desk.get(&find).await;
-    let first = of_type(&proposals, "Appointment").first().copied().cloned().expect("proposals");
-    assert!(first["extension"].to_string().contains("within-guarantee"));
-    let actors: Vec<String> = first["participant"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["actor"]["reference"].as_str().map(str::to_string))
-        .collect();
-    for (t, include) in [
-        ("Location", "Location:organization"),
-        ("HealthcareService", "HealthcareService:organization"),
-        ("PractitionerRole", "PractitionerRole:practitioner"),
-    ] {
-        let ids: Vec<&str> = actors.iter().filter_map(|a| a.strip_prefix(&format!("{t}/"))).collect();
-        assert_eq!(ids.len(), 1, "{t} among {actors:?}");
-        let names = desk.get(&format!("{t}?_id={}&_include={include}&_count=100", ids[0])).await;
-        assert_eq!(names["entry"].as_array().map(Vec::len), Some(2), "{t} and its include: {names}");
-    }
+    let nre = record_prescription(&desk, base, nre_system, &patient).await;
+    let first = find_with_names(&desk, nre_system, &nre).await;
 
     // Enter holds, Enter books.
     let held = desk.post("Appointment/$hold", &reference(first["id"].as_str().unwrap()), &[200]).await;
@@ -147,6 +110,54 @@ pub async fn booking_and_payment(app: &TestApp, settings: &Value, tokens: &HashM
 
     pay(app, &tokens["payment-point"], base, &code).await;
     decline_and_cancel(&desk, base, &patient, &appointment, &code).await;
+}
+
+/// An NRE not known yet: the counter records the paper prescription.
+async fn record_prescription(desk: &Desk<'_>, base: &str, nre_system: &str, patient: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nre = format!("070A{:011}", nanos % 100_000_000_000);
+    let by_nre = format!("ServiceRequest?requisition={nre_system}|{nre}&_count=50");
+    assert!(of_type(&desk.get(&by_nre).await, "ServiceRequest").is_empty());
+    let sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "requisition": {"system": nre_system, "value": &nre},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "code": {"coding": [{"system": format!("{base}/CodeSystem/catalog"), "code": "89.7A.3"}]},
+        "extension": [{"url": format!("{base}/StructureDefinition/priority-class"),
+            "valueCoding": {"system": format!("{base}/CodeSystem/priority-class"), "code": "D"}}]});
+    desk.post("ServiceRequest", &sr, &[201]).await;
+    assert_eq!(of_type(&desk.get(&by_nre).await, "ServiceRequest").len(), 1);
+
+    nre
+}
+
+/// `$find` as the desk asks it, then the names of the first proposal's place.
+async fn find_with_names(desk: &Desk<'_>, nre_system: &str, nre: &str) -> Value {
+    let find = format!(
+        "Appointment/$find?start={}&end={}&_count=10&referral-identifier={nre_system}|{nre}",
+        today(),
+        in_days(180)
+    );
+    let proposals = desk.get(&find).await;
+    let first = of_type(&proposals, "Appointment").first().copied().cloned().expect("proposals");
+    assert!(first["extension"].to_string().contains("within-guarantee"));
+    let actors: Vec<String> = first["participant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["actor"]["reference"].as_str().map(str::to_string))
+        .collect();
+    for (t, include) in [
+        ("Location", "Location:organization"),
+        ("HealthcareService", "HealthcareService:organization"),
+        ("PractitionerRole", "PractitionerRole:practitioner"),
+    ] {
+        let ids: Vec<&str> = actors.iter().filter_map(|a| a.strip_prefix(&format!("{t}/"))).collect();
+        assert_eq!(ids.len(), 1, "{t} among {actors:?}");
+        let names = desk.get(&format!("{t}?_id={}&_include={include}&_count=100", ids[0])).await;
+        assert_eq!(names["entry"].as_array().map(Vec::len), Some(2), "{t} and its include: {names}");
+    }
+
+    first
 }
 
 /// The payment desk: the booking code typed, what is owed, the payment, the
