@@ -14,6 +14,7 @@ pub mod billing;
 pub mod booking;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod fhir;

@@ -114,6 +114,8 @@ pub fn router(state: AppState) -> Router {
         .merge(base_post)
         .merge(scrape)
         .nest("/fhir", fhir)
+        // The operators' console: pages that need no token, outside the guard.
+        .merge(crate::console::router())
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .fallback(health::unknown_path)

@@ -9,6 +9,8 @@ mod billing;
 mod booking;
 mod catalog;
 mod concurrency;
+mod console;
+mod console_desks;
 mod crud;
 mod docker;
 mod examples;

@@ -1,0 +1,62 @@
+//! The operators' console, served at `/console`: hand-written HTML, CSS and
+//! JavaScript modules embedded in the binary (no build step, nothing fetched from
+//! elsewhere). The console is a FHIR client of the gateway's own `/fhir` API with
+//! the operator's bearer token: every rule, visibility and audit record stays the
+//! API's. Its pages and assets need no token.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /console`, `/console/` | the console's page |
+//! | `GET /console/assets/{name}` | an embedded asset (`ETag`, `Cache-Control: no-cache`); unknown → plain `404` |
+//! | `GET /console/settings.json` | what the pages need to know of this gateway: the FHIR path, the canonical base, the NRE's system and format, whether the demo sign-in is on |
+//! | `GET /console/demo-roles`, `POST /console/demo-token` | the demo's sign-in ([`demo`]): only with `--demo` and no `--issuer`, else `404` |
+
+mod assets;
+mod demo;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use crate::api::AppState;
+use crate::Error;
+
+/// The console's routes, to be merged into the gateway's router outside the guard.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(assets::index))
+        .route("/console/", get(assets::index))
+        .route("/console/assets/{name}", get(assets::asset))
+        .route("/console/settings.json", get(settings))
+        .route("/console/demo-roles", get(demo::roles))
+        .route("/console/demo-token", post(demo::token))
+}
+
+/// `GET /console/settings.json`: this gateway's names the pages use (no secret).
+async fn settings(State(s): State<AppState>) -> Response {
+    let nre = s.mappings.booking.nre.as_ref();
+    let body = json!({
+        "fhirBase": "/fhir",
+        "canonicalBase": s.config.canonical_base,
+        "nre": {
+            "system": nre.map(|n| n.system.as_str()).unwrap_or(crate::booking::NRE_SYSTEM),
+            "format": nre.map(|n| n.format.as_str()),
+        },
+        "demo": demo::enabled(&s.config),
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+/// A JSON answer that is not FHIR (the console's own routes).
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+        .into_response()
+}
+
+/// The project's error as its OperationOutcome.
+fn outcome_response(e: &Error) -> Response {
+    (e.status(), [(header::CONTENT_TYPE, "application/fhir+json")], e.outcome().to_string()).into_response()
+}
