@@ -10,6 +10,8 @@ mod booking;
 mod catalog;
 mod concurrency;
 mod crud;
+mod dead_letters;
+mod desk;
 mod docker;
 mod examples;
 mod long_values;
