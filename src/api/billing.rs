@@ -25,14 +25,6 @@ fn day_param(args: &Args, name: &str) -> Result<chrono::NaiveDate> {
     }
 }
 
-fn administrators_only(ctx: &Ctx, op: &str) -> Result<()> {
-    if ctx.access.is_privileged() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden(format!("{op} is run by the CUP's administrators (role admin)")))
-    }
-}
-
 /// `ChargeItemDefinition/$apply` (`code`, repeatable; `patient`; `date`) and
 /// `ChargeItemDefinition/{id}/$apply` (that tariff's code): the price of services
 /// for a patient, as one prescription, without booking anything.
@@ -85,7 +77,7 @@ pub async fn outstanding(State(s): State<AppState>, Path(id): Path<String>, ctx:
         ctx.allow("Invoice", Interaction::Read)?;
         Args::read(&operations::OUTSTANDING, &ctx, &body)?;
         let out = billing::outstanding(&s.store, &ctx.access, &id).await?;
-        let touched = Touched { entities: vec![format!("Patient/{id}")], interaction: None };
+        let touched = Touched { entities: vec![format!("Patient/{id}")], ..Default::default() };
         Ok(ctx.resource(StatusCode::OK, &out)?.touched(touched))
     };
     ctx.respond(r.await)
@@ -95,7 +87,7 @@ pub async fn outstanding(State(s): State<AppState>, Path(id): Path<String>, ctx:
 /// returned as a Bundle (or as CSV with `_format=csv`).
 pub async fn settlement(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        administrators_only(&ctx, "$settlement")?;
+        ctx.administrators_only("$settlement")?;
         let args = Args::read(&operations::SETTLEMENT, &ctx, &body)?;
         // Declared 1..1: present once the parameters are read.
         let period = args.text("period").unwrap_or_default();
@@ -126,7 +118,7 @@ pub async fn settlement(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -
 /// default); a Parameters listing each invoice moved and its new stage.
 pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        administrators_only(&ctx, "$recovery")?;
+        ctx.administrators_only("$recovery")?;
         let args = Args::read(&operations::RECOVERY, &ctx, &body)?;
         let steps = billing::recover(&s.store, day_param(&args, "date")?).await?;
         let parameter: Vec<Value> = steps
@@ -144,69 +136,11 @@ pub async fn recovery(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> 
     ctx.respond(r.await)
 }
 
-/// `$outbox?status=pending|sent|unroutable|failed|parked&_count=N` (administrators):
-/// the messages for the providers, newest first — what waits for the broker, what
-/// was sent, what no queue takes (retried, with the broker's reason and the next
-/// attempt), and what is held (with the reason, e.g. a code the provider does not map).
-pub async fn outbox(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
-    let r = async {
-        administrators_only(&ctx, "$outbox")?;
-        let args = Args::read(&operations::OUTBOX, &ctx, &body)?;
-        let status = args.text("status");
-        if let Some(st) = &status {
-            if !["pending", "sent", "unroutable", "failed", "parked"].contains(&st.as_str()) {
-                return Err(Error::invalid(
-                    "code-invalid",
-                    Some("status".into()),
-                    "status is pending, sent, unroutable, failed or parked",
-                ));
-            }
-        }
-        let count = match args.integer("_count") {
-            Some(c) => Some(c).filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                Error::invalid("value", Some("_count".into()), format!("_count={c} is not a number from 1 to 1000"))
-            })?,
-            None => 100,
-        };
-        let rows = s.store.outbox(status.as_deref(), count).await?;
-        let parameter: Vec<Value> = rows
-            .iter()
-            .map(|m| {
-                let mut part = vec![
-                    json!({"name": "message-id", "valueString": m.message_id}),
-                    json!({"name": "provider", "valueString": m.provider}),
-                    json!({"name": "routing-key", "valueString": m.routing_key}),
-                    json!({"name": "event", "valueCode": m.event}),
-                    json!({"name": "focus", "valueReference": {"reference": m.focus}}),
-                    json!({"name": "status", "valueCode": m.status}),
-                    json!({"name": "attempts", "valueInteger": m.attempts}),
-                    json!({"name": "created", "valueInstant": crate::fhir::meta::instant(m.created_us)}),
-                ];
-                if let Some(r) = &m.reason {
-                    part.push(json!({"name": "reason", "valueString": r}));
-                }
-                if let Some(d) = &m.delivery {
-                    part.push(json!({"name": "delivery", "valueCode": d}));
-                }
-                if let Some(t) = m.sent_us {
-                    part.push(json!({"name": "sent", "valueInstant": crate::fhir::meta::instant(t)}));
-                }
-                if let Some(t) = m.next_attempt_us {
-                    part.push(json!({"name": "next-attempt", "valueInstant": crate::fhir::meta::instant(t)}));
-                }
-                json!({"name": "message", "part": part})
-            })
-            .collect();
-        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
-    };
-    ctx.respond(r.await)
-}
-
 /// `$dispatch-lists?date=YYYY-MM-DD` (administrators): each provider's daily
 /// appointment list of that day (today by default) to the outbox, at once.
 pub async fn dispatch_lists(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        administrators_only(&ctx, "$dispatch-lists")?;
+        ctx.administrators_only("$dispatch-lists")?;
         let args = Args::read(&operations::DISPATCH_LISTS, &ctx, &body)?;
         let sent = crate::messaging::dispatch_daily_lists(&s.store, day_param(&args, "date")?, false).await?;
         let parameter: Vec<Value> = sent

@@ -37,7 +37,7 @@ fn appointment_id(reference: &str, parameter: &str) -> Result<String> {
 
 fn appointment_reply(s: &AppState, ctx: &Ctx, status: StatusCode, appointment: &Value) -> Result<Reply> {
     let id = appointment["id"].as_str().unwrap_or_default();
-    let touched = Touched { entities: vec![format!("Appointment/{id}")], interaction: None };
+    let touched = Touched { entities: vec![format!("Appointment/{id}")], ..Default::default() };
     Ok(Reply::new(status)
         .header(axum::http::header::LOCATION, s.url("Appointment", id))
         .body(codec::render(appointment, ctx.out)?, ctx.out)
@@ -103,7 +103,7 @@ pub async fn book(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
         let status = if booked.created { StatusCode::CREATED } else { StatusCode::OK };
         Ok(Reply::new(status)
             .body(codec::render(&bundle, ctx.out)?, ctx.out)
-            .touched(Touched { entities, interaction: None }))
+            .touched(Touched { entities, ..Default::default() }))
     };
     ctx.respond(r.await)
 }
@@ -223,7 +223,7 @@ pub async fn find(State(s): State<AppState>, ctx: Ctx, Body(body): Body) -> Resp
             json!({"resourceType": "Bundle", "type": "searchset", "total": found.proposals.len(), "entry": entry});
         Ok(Reply::new(StatusCode::OK)
             .body(codec::render(&bundle, ctx.out)?, ctx.out)
-            .touched(Touched { entities, interaction: None }))
+            .touched(Touched { entities, ..Default::default() }))
     };
     ctx.respond(r.await)
 }

@@ -34,6 +34,9 @@ pub struct Touched {
     pub entities: Vec<String>,
     /// `transaction` or `batch` for a Bundle POSTed to the base.
     pub interaction: Option<&'static str>,
+    /// Recorded even when it names no patient data: the integration desk's
+    /// operations, which read and replay what the providers' systems exchange.
+    pub always: bool,
 }
 
 /// Request context: query, headers, output format, who is calling.
@@ -89,6 +92,15 @@ impl Ctx {
                 interaction_name(interaction)
             ))),
             None => Err(Error::Unauthorized("invalid_token", "a bearer token is required".into())),
+        }
+    }
+
+    /// 403 unless the caller is one of the CUP's administrators.
+    pub fn administrators_only(&self, op: &str) -> Result<()> {
+        if self.access.is_privileged() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!("{op} is run by the CUP's administrators (role admin)")))
         }
     }
 

@@ -108,6 +108,10 @@ fn forwarded_for(headers: &HeaderMap) -> Option<String> {
 
 /// What the request was, from its method and path (relative to the FHIR base).
 pub(super) fn interaction(method: &Method, segments: &[&str]) -> (&'static str, &'static str) {
+    // `$outbox`, `Appointment/$find`: operations, not a search, a create or a read.
+    if segments.last().is_some_and(|s| s.starts_with('$')) {
+        return ("operation", "E");
+    }
     match (method.as_str(), segments) {
         ("POST", []) => ("transaction", "E"),
         ("GET", ["_history"]) => ("history-system", "R"),
@@ -123,8 +127,9 @@ pub(super) fn interaction(method: &Method, segments: &[&str]) -> (&'static str, 
     }
 }
 
-/// The record of a request, when it must be audited: it touched patient data, or it
-/// was refused (401, 403, a failed transaction or batch).
+/// The record of a request, when it must be audited: it touched patient data, its
+/// handler asks for it (`Touched::always`), or it was refused (401, 403, a failed
+/// transaction or batch).
 fn audit_record(
     started: i64,
     method: &Method,
@@ -144,13 +149,14 @@ fn audit_record(
     }
     let status = response.status().as_u16();
     let mut entities = Vec::new();
+    let always = response.extensions().get::<Touched>().is_some_and(|t| t.always);
     if let Some(t) = response.extensions().get::<Touched>() {
         entities.extend(t.entities.iter().cloned());
         if let Some(i) = t.interaction {
             name = i;
         }
     } else if let [t, id, ..] = segments.as_slice() {
-        if !id.starts_with('_') {
+        if !id.starts_with(['_', '$']) {
             entities.push(format!("{t}/{id}"));
         }
     } else if let Some(loc) = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()) {
@@ -168,7 +174,7 @@ fn audit_record(
     // A refused transaction or batch says nothing of what its entries named: it is
     // recorded whatever they were.
     let refused_bundle = segments.is_empty() && *method == Method::POST && status >= 400;
-    if !(touches_patient_data || refused_bundle || status == 401 || status == 403) {
+    if !(always || touches_patient_data || refused_bundle || status == 401 || status == 403) {
         return None;
     }
     let detail = match status {

@@ -6,6 +6,7 @@ mod billing;
 mod booking;
 mod context;
 mod crud;
+mod dead_letter;
 mod definitions;
 mod entries;
 mod guard;
@@ -14,6 +15,7 @@ mod history;
 mod limit;
 mod messaging;
 mod metrics;
+mod outbox;
 mod params;
 mod search;
 mod terminology;
@@ -82,7 +84,11 @@ pub fn router(state: AppState) -> Router {
         .route("/OperationDefinition/{id}", get(definitions::read))
         .route("/$settlement", get(billing::settlement).post(billing::settlement))
         .route("/$recovery", post(billing::recovery))
-        .route("/$outbox", get(billing::outbox))
+        .route("/$outbox", get(outbox::outbox).post(outbox::outbox))
+        .route("/$outbox-summary", get(outbox::outbox_summary).post(outbox::outbox_summary))
+        .route("/$resend", post(outbox::resend))
+        .route("/$dead-letter", get(dead_letter::dead_letter).post(dead_letter::dead_letter))
+        .route("/$dead-letter-replay", post(dead_letter::replay))
         .route("/$process-message", post(messaging::process_message))
         .route("/$dispatch-lists", post(billing::dispatch_lists))
         .route("/ChargeItemDefinition/$apply", get(billing::apply_type).post(billing::apply_type))

@@ -153,6 +153,11 @@ impl Args {
         })
     }
 
+    /// Each value of a repeating string, code, uri or reference parameter.
+    pub fn texts(&self, name: &str) -> Vec<String> {
+        self.all(name).filter_map(|a| if let Arg::Text(s) = a { Some(s.clone()) } else { None }).collect()
+    }
+
     /// Each value of a token or Coding parameter.
     pub fn tokens(&self, name: &str) -> Vec<Token> {
         self.all(name).filter_map(|a| if let Arg::Token(t) = a { Some(t.clone()) } else { None }).collect()
@@ -200,7 +205,7 @@ fn from_text(kind: Kind, s: &str) -> Option<Arg> {
         Kind::Boolean => s.parse().ok().map(Arg::Boolean),
         Kind::Decimal => s.parse::<f64>().is_ok().then(|| Arg::Text(s.to_string())),
         Kind::String | Kind::Code | Kind::Uri | Kind::Reference => text(),
-        Kind::Money | Kind::Period | Kind::Resource(_) | Kind::Parts => None,
+        Kind::Money | Kind::Duration | Kind::Period | Kind::Resource(_) | Kind::Parts => None,
     }
 }
 

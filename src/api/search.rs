@@ -60,7 +60,7 @@ pub fn touched(s: &AppState, b: &Bundle) -> Touched {
     let prefix = format!("{}/", s.base);
     let entities =
         b.entries.iter().filter_map(|e| e.full_url.as_deref()?.strip_prefix(&prefix).map(str::to_string)).collect();
-    Touched { entities, interaction: None }
+    Touched { entities, ..Default::default() }
 }
 
 /// The same, inside a transaction when `tx` is given (its GET entries read on the

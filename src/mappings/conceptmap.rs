@@ -64,6 +64,12 @@ impl ProviderMap {
         Ok(ProviderMap { provider, concept_map: value })
     }
 
+    /// The local code systems the map translates into (its groups' targets).
+    pub fn targets(&self) -> Vec<String> {
+        let groups = self.concept_map.get("group").and_then(Value::as_array).into_iter().flatten();
+        groups.filter_map(|g| g.get("target").and_then(Value::as_str).map(str::to_string)).collect()
+    }
+
     /// The provider's codes for a regional catalog code: empty when unmapped.
     pub fn translate(&self, catalog_code: &str, base: &str) -> Vec<Match> {
         translate(&self.concept_map, Some(&names::catalog_system(base)), catalog_code, None)

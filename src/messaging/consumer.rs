@@ -20,6 +20,11 @@ use super::Topology;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// The header of a dead-lettered inbound message saying why it was refused (an
+/// OperationOutcome), and the one naming the broker user that published it.
+pub const OUTCOME_HEADER: &str = "x-cupola-outcome";
+pub const USER_HEADER: &str = "x-cupola-user";
+
 /// Consumes the inbound queue until the channel fails, counting each message's
 /// outcome in `metrics`.
 pub async fn consume(store: Store, channel: Channel, t: Topology, metrics: Arc<Metrics>) -> anyhow::Result<()> {
@@ -58,10 +63,16 @@ async fn handle(store: &Store, d: &Delivery) -> crate::Result<()> {
     inbound::process(store, &Sender::ProviderCode(user), &bundle).await.map(|_| ())
 }
 
-/// The refused message, as it came, with why (an OperationOutcome) in a header.
+/// The refused message, as it came, with why (an OperationOutcome) in a header,
+/// and the broker user that published it (RabbitMQ proved it: `$dead-letter-replay`
+/// processes it again as from that provider; the gateway could not republish it
+/// under another user's `user_id`).
 async fn dead_letter(channel: &Channel, t: &Topology, d: &Delivery, e: &crate::Error) -> anyhow::Result<()> {
     let mut headers = d.properties.headers().clone().unwrap_or_default();
-    headers.insert(ShortString::from("x-cupola-outcome"), AMQPValue::LongString(e.outcome().to_string().into()));
+    headers.insert(ShortString::from(OUTCOME_HEADER), AMQPValue::LongString(e.outcome().to_string().into()));
+    if let Some(user) = d.properties.user_id() {
+        headers.insert(ShortString::from(USER_HEADER), AMQPValue::LongString(user.to_string().into()));
+    }
     let mut props = BasicProperties::default().with_headers(headers).with_delivery_mode(2);
     if let Some(id) = d.properties.message_id() {
         props = props.with_message_id(id.clone());

@@ -95,20 +95,86 @@ pub fn build(
         "timestamp": instant(now_us),
     });
     bundle["entry"] = Value::Array(entry);
+    finish(bundle, unmapped, &to.code)
+}
+
+/// `bundle`, or why it cannot be sent: the catalog codes provider `code` does not map.
+fn finish(bundle: Value, mut unmapped: Vec<String>, code: &str) -> Result<Value, (String, Value)> {
     if unmapped.is_empty() {
-        Ok(bundle)
-    } else {
-        unmapped.sort();
-        unmapped.dedup();
-        Err((
-            format!(
-                "provider {} has no code for catalog code(s) {} in its ConceptMap (mappings/providers/{}.json)",
-                to.code,
-                unmapped.join(", "),
-                to.code
-            ),
-            bundle,
-        ))
+        return Ok(bundle);
+    }
+    unmapped.sort();
+    unmapped.dedup();
+    let codes = unmapped.join(", ");
+    Err((
+        format!("provider {code} has no code for catalog code(s) {codes} in its ConceptMap (mappings/providers/{code}.json)"),
+        bundle,
+    ))
+}
+
+/// Message `bundle` rebuilt to be sent again as `id` at `now_us`: the codings an
+/// earlier translation added (those of the `stale` systems: the provider's local
+/// systems, then and now) taken out, and the catalog codes translated again with
+/// `map`, the provider's ConceptMap as it is now. The resources stay as they were
+/// when the change happened: a resend tells the same event, in today's codes.
+pub fn rebuild(
+    base: &str,
+    bundle: &Value,
+    id: &str,
+    map: Option<&ProviderMap>,
+    stale: &[String],
+    now_us: i64,
+) -> Result<Value, (String, Value)> {
+    let mut out = bundle.clone();
+    let mut unmapped = Vec::new();
+    let mut provider = String::new();
+    if let Some(o) = out.as_object_mut() {
+        o.insert("id".into(), json!(id));
+        o.insert("timestamp".into(), json!(instant(now_us)));
+    }
+    let entries = out.get_mut("entry").and_then(Value::as_array_mut).map(|e| e.iter_mut()).into_iter().flatten();
+    for (k, e) in entries.enumerate() {
+        let Some(entry) = e.as_object_mut() else { continue };
+        if k == 0 {
+            // The MessageHeader: the new id, and whom it goes to (for the reason).
+            entry.insert("fullUrl".into(), json!(format!("urn:uuid:{id}")));
+            if let Some(h) = entry.get_mut("resource").and_then(Value::as_object_mut) {
+                h.insert("id".into(), json!(id));
+                provider = h.get("destination").and_then(|d| d[0]["name"].as_str()).unwrap_or_default().to_string();
+            }
+        } else if let Some(r) = entry.get_mut("resource") {
+            untranslate(r, base, stale);
+            translate(r, base, map, &mut unmapped);
+        }
+    }
+    finish(out, unmapped, &provider)
+}
+
+/// The coded elements of `r` that carry catalog codes: Appointment, Slot and
+/// Schedule `serviceType`, ServiceRequest, ChargeItem and ActivityDefinition `code`.
+fn concepts(r: &mut Value) -> Vec<&mut Value> {
+    let field = match r["resourceType"].as_str() {
+        Some("Appointment" | "Slot" | "Schedule") => "serviceType",
+        Some("ServiceRequest" | "ChargeItem" | "ActivityDefinition") => "code",
+        _ => return Vec::new(),
+    };
+    match r.get_mut(field) {
+        Some(Value::Array(list)) => list.iter_mut().collect(),
+        Some(v @ Value::Object(_)) => vec![v],
+        _ => Vec::new(),
+    }
+}
+
+/// Takes out of `r`'s coded elements the codings of the `stale` systems beside a
+/// catalog coding: those a translation added.
+fn untranslate(r: &mut Value, base: &str, stale: &[String]) {
+    let catalog = names::catalog_system(base);
+    for concept in concepts(r) {
+        let Some(codings) = concept.get_mut("coding").and_then(Value::as_array_mut) else { continue };
+        if !codings.iter().any(|c| c["system"].as_str() == Some(catalog.as_str())) {
+            continue;
+        }
+        codings.retain(|c| c["system"].as_str().is_none_or(|s| s == catalog || !stale.iter().any(|t| t == s)));
     }
 }
 
@@ -125,17 +191,7 @@ fn entry_of(full_url: String, resource: Value) -> Value {
 /// collecting the catalog codes it does not map.
 fn translate(r: &mut Value, base: &str, map: Option<&ProviderMap>, unmapped: &mut Vec<String>) {
     let catalog = names::catalog_system(base);
-    let field = match r["resourceType"].as_str() {
-        Some("Appointment" | "Slot" | "Schedule") => "serviceType",
-        Some("ServiceRequest" | "ChargeItem" | "ActivityDefinition") => "code",
-        _ => return,
-    };
-    let concepts: Vec<&mut Value> = match r.get_mut(field) {
-        Some(Value::Array(list)) => list.iter_mut().collect(),
-        Some(v @ Value::Object(_)) => vec![v],
-        _ => return,
-    };
-    for concept in concepts {
+    for concept in concepts(r) {
         let Some(codings) = concept.get_mut("coding").and_then(Value::as_array_mut) else { continue };
         let mut added = Vec::new();
         for c in codings.iter() {
@@ -209,6 +265,33 @@ mod tests {
         assert_eq!(codings[1]["code"], "89.52", "the catalog code stays beside it");
         assert_eq!(m["entry"][2]["resource"]["resourceType"], "Patient");
         assert_eq!(Event::BOOKED.routing_key("galliera"), "galliera.appointment.booked");
+    }
+
+    /// A resend's rebuild: a fixed map's codes replace those added before (none
+    /// twice), the catalog's stay, the new id is the header's and the Bundle's.
+    #[test]
+    fn a_rebuilt_message_has_todays_codes_and_its_new_id() {
+        let request = json!({"resourceType": "ServiceRequest", "id": "sr1",
+            "code": {"coding": [{"system": "b/CodeSystem/catalog", "code": "89.7"}]}});
+        let (_, held) = build("b", "m1", Event::BOOKED, &to(), vec![appointment("89.52"), request], Some(&map()), 0)
+            .expect_err("89.7 is unmapped");
+        let mut fixed = map();
+        fixed.concept_map["group"][0]["element"] = json!([
+            {"code": "89.52", "target": [{"code": "ECG02", "equivalence": "equivalent"}]},
+            {"code": "89.7", "target": [{"code": "VIS07", "equivalence": "equivalent"}]}]);
+        let stale = fixed.targets();
+        let m = rebuild("b", &held, "m2", Some(&fixed), &stale, 0).expect("mapped now");
+        assert_eq!((&m["id"], &m["entry"][0]["fullUrl"]), (&json!("m2"), &json!("urn:uuid:m2")));
+        assert_eq!(m["entry"][0]["resource"]["id"], "m2");
+        let codes = |k: usize, field: &str| -> Vec<String> {
+            let concept = &m["entry"][k]["resource"][field];
+            let codings = concept.get(0).unwrap_or(concept)["coding"].as_array().cloned().unwrap_or_default();
+            codings.iter().map(|c| c["code"].as_str().unwrap_or_default().to_string()).collect()
+        };
+        assert_eq!(codes(1, "serviceType"), ["ECG02", "89.52"], "the old ECG01 is gone");
+        assert_eq!(codes(2, "code"), ["VIS07", "89.7"]);
+        let (reason, _) = rebuild("b", &held, "m3", Some(&map()), &stale, 0).expect_err("still unmapped");
+        assert!(reason.contains("89.7") && reason.contains("galliera"), "{reason}");
     }
 
     #[test]

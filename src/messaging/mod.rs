@@ -7,15 +7,22 @@
 //! (`relay`) publishes the outbox with publisher confirms to a topic exchange,
 //! routing key `<provider>.<resource>.<event>`, one durable queue per provider and
 //! a dead-letter exchange. Without a broker configured, messages wait in the
-//! outbox (administrators list it: `GET /fhir/$outbox`) and flow once one is.
+//! outbox and flow once one is. Administrators watch and mend the flow through the
+//! integration desk's operations: the outbox and its figures (`desk`), resends with
+//! today's code maps (`resend`), the dead-letter queue read and replayed
+//! (`dead_letter`, `replay`).
 
 mod changes;
 pub mod cli;
 pub mod consumer;
+pub mod dead_letter;
+pub mod desk;
 pub mod inbound;
 pub mod message;
 mod provider;
 pub mod relay;
+pub mod replay;
+pub mod resend;
 mod settle;
 pub mod views;
 

@@ -105,18 +105,8 @@ pub async fn connect(url: &str, topology: &Topology) -> anyhow::Result<(Connecti
 pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
     let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
     channel.exchange_declare(&t.exchange, ExchangeKind::Topic, durable, FieldTable::default()).await?;
-    channel.exchange_declare(&t.dead_letter_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    declare_dead_letter(channel, t).await?;
     let queue = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(&t.dead_letter_queue(), queue, FieldTable::default()).await?;
-    channel
-        .queue_bind(
-            &t.dead_letter_queue(),
-            &t.dead_letter_exchange(),
-            "",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     let mut dead = FieldTable::default();
     dead.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(t.dead_letter_exchange().into()));
     channel.exchange_declare(&t.inbound_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
@@ -140,6 +130,18 @@ pub async fn declare(channel: &Channel, t: &Topology) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The dead-letter exchange and its queue; the messages the queue holds (ready,
+/// not those another reader holds unacknowledged).
+pub async fn declare_dead_letter(channel: &Channel, t: &Topology) -> lapin::Result<u32> {
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(&t.dead_letter_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
+    let queue = QueueDeclareOptions { durable: true, ..Default::default() };
+    let declared = channel.queue_declare(&t.dead_letter_queue(), queue, FieldTable::default()).await?;
+    let (q, x, none) = (t.dead_letter_queue(), t.dead_letter_exchange(), FieldTable::default());
+    channel.queue_bind(&q, &x, "", QueueBindOptions::default(), none).await?;
+    Ok(declared.message_count())
 }
 
 /// What publishing needs: the store, the connection (a channel of its own declares

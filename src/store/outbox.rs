@@ -27,26 +27,6 @@ pub struct Outgoing {
     pub failed: Option<String>,
 }
 
-/// An outbox row as operators see it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct OutboxRow {
-    pub seq: i64,
-    pub message_id: String,
-    pub provider: String,
-    pub routing_key: String,
-    pub event: String,
-    pub focus: String,
-    pub status: String,
-    pub reason: Option<String>,
-    /// What the provider answered: `ok`, `transient-error`, `fatal-error`.
-    pub delivery: Option<String>,
-    pub attempts: i64,
-    pub created_us: i64,
-    pub sent_us: Option<i64>,
-    /// When an unroutable message goes again (the database's clock).
-    pub next_attempt_us: Option<i64>,
-}
-
 /// What waits in the outbox (see [`Store::outbox_backlog`]).
 #[derive(Debug, Clone, Default)]
 pub struct OutboxBacklog {
@@ -90,40 +70,6 @@ impl Store {
             tx.on_commit(self.outbox_wake.clone());
         }
         Ok(())
-    }
-
-    /// The outbox as operators see it: rows of `status` (all when none), newest first.
-    pub async fn outbox(&self, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
-        let mut c = self.conn().await?;
-        let r = sqlx::query(
-            "SELECT seq, message_id, provider, routing_key, event, focus, status, reason, delivery, attempts, \
-             created_us, sent_us, CASE WHEN status = 'unroutable' THEN lease_us END AS next_attempt_us \
-             FROM outbox WHERE ($1 = '' OR status = $1) ORDER BY seq DESC LIMIT $2",
-        )
-        .bind(status.unwrap_or_default())
-        .bind(limit)
-        .fetch_all(&mut *c)
-        .await;
-        let rows = c.done(r)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    seq: r.try_get("seq")?,
-                    message_id: r.try_get("message_id")?,
-                    provider: r.try_get("provider")?,
-                    routing_key: r.try_get("routing_key")?,
-                    event: r.try_get("event")?,
-                    focus: r.try_get("focus")?,
-                    status: r.try_get("status")?,
-                    reason: r.try_get("reason")?,
-                    delivery: r.try_get("delivery")?,
-                    attempts: r.try_get("attempts")?,
-                    created_us: r.try_get("created_us")?,
-                    sent_us: r.try_get("sent_us")?,
-                    next_attempt_us: r.try_get("next_attempt_us")?,
-                })
-            })
-            .collect()
     }
 
     /// The outbox rows not sent, as (status, provider, rows), and the creation time
@@ -184,9 +130,10 @@ impl Store {
             }
             _ => ("parked", "NULL".to_string()),
         };
+        // When it came (the desk's figures: the provider's last acknowledgement).
         let sql = format!(
             "UPDATE outbox SET delivery = $1, status = $2, lease_us = {lease}, claim_token = NULL, \
-             reason = COALESCE($3, reason) WHERE message_id = $4 AND provider = $5"
+             reason = COALESCE($3, reason), acked_us = $6 WHERE message_id = $4 AND provider = $5"
         );
         sqlx::query(&sql)
             .bind(outcome)
@@ -194,6 +141,7 @@ impl Store {
             .bind(details)
             .bind(original)
             .bind(provider)
+            .bind(super::now_micros())
             .execute(&mut **tx)
             .await?;
         Ok(())

@@ -224,6 +224,19 @@ fn reference_raw() -> String {
 const CLAIM_TOKEN: &str = "ALTER TABLE outbox ADD COLUMN claim_token BIGINT;\n\
      ALTER TABLE outbox ADD COLUMN unrouted BIGINT NOT NULL DEFAULT 0";
 
+/// 20: the integration desk (issue 32). When a provider acknowledged a message; how
+/// often, when, and as what an operator resent it (or what it was resent from); a
+/// provider's rows by position, so that its listing reads its rows alone (one index
+/// entry more per message written), and its acknowledgements by time (a partial
+/// index: only acknowledged rows have an entry, a booking's message adds none).
+const RESENDS: &str = "ALTER TABLE outbox ADD COLUMN acked_us BIGINT;\n\
+     ALTER TABLE outbox ADD COLUMN resends BIGINT NOT NULL DEFAULT 0;\n\
+     ALTER TABLE outbox ADD COLUMN resent_us BIGINT;\n\
+     ALTER TABLE outbox ADD COLUMN resent_as TEXT;\n\
+     ALTER TABLE outbox ADD COLUMN resent_from TEXT;\n\
+     CREATE INDEX IF NOT EXISTS outbox_provider ON outbox (provider, seq);\n\
+     CREATE INDEX IF NOT EXISTS outbox_acked ON outbox (provider, acked_us) WHERE acked_us IS NOT NULL";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -266,6 +279,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         // them when longer (a long one broke PostgreSQL's index: see `cupola_search`).
         (18, cupola_search::long_values_schema(d).join(";\n")),
         (19, CLAIM_TOKEN.into()),
+        (20, RESENDS.into()),
     ]
 }
 

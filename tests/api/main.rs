@@ -12,6 +12,8 @@ mod concurrency;
 mod console;
 mod console_desks;
 mod crud;
+mod dead_letters;
+mod desk;
 mod docker;
 mod examples;
 mod long_values;

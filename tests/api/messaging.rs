@@ -18,18 +18,18 @@ use crate::helpers::{client_as, match_ids, session, Backend, TestApp};
 
 pub const BROKER: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn exchange() -> String {
+pub fn exchange() -> String {
     format!("cupola-test-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// The test's exchange, queues and dead-letter objects, deleted when it ends.
 pub struct Broker {
-    conn: Connection,
+    pub conn: Connection,
     pub exchange: String,
 }
 
 impl Broker {
-    async fn open(exchange: &str) -> Broker {
+    pub async fn open(exchange: &str) -> Broker {
         let conn =
             Connection::connect(BROKER, ConnectionProperties::default()).await.expect("RabbitMQ on 127.0.0.1:5672");
         Broker { conn, exchange: exchange.to_string() }
@@ -95,7 +95,7 @@ pub async fn galliera(app: &TestApp, code: &str) -> Vec<String> {
 
 /// Provider Organization `org` (provider code `provider`) with an agenda for `code`,
 /// 5-minute slots round the clock for four days from tomorrow; returns its slots.
-async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<String> {
+pub async fn provider(app: &TestApp, org: &str, provider: &str, code: &str) -> Vec<String> {
     provider_at(&app.client, &app.base, org, provider, code).await
 }
 
@@ -212,7 +212,8 @@ async fn patient(app: &TestApp, id: &str) {
 pub async fn outbox(app: &TestApp, status: &str) -> Vec<Value> {
     let query = if status.is_empty() { String::new() } else { format!("status={status}&") };
     let p = app.get_json(&format!("$outbox?{query}_count=1000"), 200).await;
-    p["parameter"].as_array().cloned().unwrap_or_default()
+    // The messages; a full page ends with `next`.
+    p["parameter"].as_array().into_iter().flatten().filter(|m| m["name"] == "message").cloned().collect()
 }
 
 /// A gateway on `backend` publishing through `url` to an exchange of its own.
@@ -432,7 +433,7 @@ async fn bookings_made_while_the_broker_is_away_all_arrive_once_it_is_back(backe
 }
 
 /// A provider's message: `event` about `focus` (included), from `sender`.
-fn message(id: &str, event: &str, sender: &str, focus: Option<&Value>, response: Option<Value>) -> Value {
+pub fn message(id: &str, event: &str, sender: &str, focus: Option<&Value>, response: Option<Value>) -> Value {
     let mut h = json!({"resourceType": "MessageHeader", "id": id,
         "eventCoding": {"system": format!("{BASE}/CodeSystem/message-event"), "code": event},
         "sender": {"reference": format!("Organization/{sender}")},
@@ -451,7 +452,7 @@ fn message(id: &str, event: &str, sender: &str, focus: Option<&Value>, response:
     json!({"resourceType": "Bundle", "type": "message", "entry": entry})
 }
 
-async fn process(app: &TestApp, org: &'static str, m: &Value) -> (u16, Value) {
+pub async fn process(app: &TestApp, org: &'static str, m: &Value) -> (u16, Value) {
     send(app, &crate::helpers::As::provider(org), Method::POST, "$process-message", m).await
 }
 

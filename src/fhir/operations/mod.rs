@@ -4,10 +4,12 @@
 //! them, and `GET /fhir/OperationDefinition/{id}` serves them (`definition`).
 
 mod definition;
+mod desk;
 mod resources;
 mod system;
 
 pub use definition::definition;
+pub use desk::*;
 pub use resources::*;
 pub use system::*;
 
@@ -26,6 +28,8 @@ pub enum Kind {
     Decimal,
     Instant,
     Money,
+    /// A time span (R4 `Duration`: a Quantity in UCUM units); answers only.
+    Duration,
     Coding,
     Reference,
     Period,
@@ -49,6 +53,7 @@ impl Kind {
             Kind::Decimal => "decimal",
             Kind::Instant => "instant",
             Kind::Money => "Money",
+            Kind::Duration => "Duration",
             Kind::Coding => "Coding",
             Kind::Reference => "Reference",
             Kind::Period => "Period",
@@ -109,6 +114,11 @@ const fn output(name: &'static str, kind: Kind, min: u32, max: u32, doc: &'stati
 /// An output made of parts (repeating).
 const fn group(name: &'static str, doc: &'static str, part: &'static [Param]) -> Param {
     Param { name, kind: Kind::Parts, min: 0, max: MANY, use_: Use::Out, doc, part }
+}
+
+/// An output made of parts, at most once.
+const fn parts(name: &'static str, doc: &'static str, part: &'static [Param]) -> Param {
+    Param { name, kind: Kind::Parts, min: 0, max: 1, use_: Use::Out, doc, part }
 }
 
 /// One operation.
@@ -189,6 +199,10 @@ pub const ALL: &[&Operation] = &[
     &SETTLEMENT,
     &RECOVERY,
     &OUTBOX,
+    &OUTBOX_SUMMARY,
+    &RESEND,
+    &DEAD_LETTER,
+    &DEAD_LETTER_REPLAY,
     &DISPATCH_LISTS,
     &PROCESS_MESSAGE,
 ];

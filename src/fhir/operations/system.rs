@@ -3,7 +3,7 @@
 use super::{group, input, output, Kind as K, Operation};
 
 /// A system-level operation.
-const fn system(
+pub(super) const fn system(
     code: &'static str,
     affects_state: bool,
     description: &'static str,
@@ -60,33 +60,6 @@ pub const RECOVERY: Operation = system(
             "moved",
             "An invoice moved to a new stage.",
             &[output("invoice", K::Reference, 1, 1, "The Invoice."), output("stage", K::Code, 1, 1, "Its new stage.")],
-        ),
-    ],
-);
-
-pub const OUTBOX: Operation = system(
-    "outbox",
-    false,
-    "The messages for the providers, newest first (administrators).",
-    &[
-        input("status", K::Code, 0, 1, "pending, sent, failed or parked."),
-        input("_count", K::Integer, 0, 1, "How many, 1 to 1000 (default 100)."),
-        group(
-            "message",
-            "A message.",
-            &[
-                output("message-id", K::String, 1, 1, "Its id."),
-                output("provider", K::String, 1, 1, "The provider it is for."),
-                output("routing-key", K::String, 1, 1, "Its routing key."),
-                output("event", K::Code, 1, 1, "Its event."),
-                output("focus", K::Reference, 1, 1, "What it is about."),
-                output("status", K::Code, 1, 1, "pending, sent, failed or parked."),
-                output("attempts", K::Integer, 1, 1, "Sending attempts."),
-                output("created", K::Instant, 1, 1, "When it was made."),
-                output("reason", K::String, 0, 1, "Why it is held or failed."),
-                output("delivery", K::Code, 0, 1, "How it was delivered."),
-                output("sent", K::Instant, 0, 1, "When it was sent."),
-            ],
         ),
     ],
 );

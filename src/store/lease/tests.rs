@@ -60,7 +60,8 @@ impl Fresh {
     }
 
     async fn row(&self, seq: i64) -> crate::store::OutboxRow {
-        let rows = self.store.outbox(None, 100).await.expect("the outbox");
+        let all = crate::store::OutboxQuery { limit: 100, ..Default::default() };
+        let rows = self.store.outbox(&all).await.expect("the outbox");
         rows.into_iter().find(|r| r.seq == seq).expect("the row")
     }
 }
