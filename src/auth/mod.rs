@@ -10,6 +10,7 @@
 //! `scope` (space-separated), SMART `patient` (a Patient id), and cupola's own `role`,
 //! `org` (`Organization/{id}`), `channel`, plus the optional `client_id` / `azp`.
 
+mod claims;
 mod jwks;
 mod jwt;
 mod keys;
