@@ -59,6 +59,9 @@ pub struct Config {
     pub auth: AuthConfig,
 
     #[command(flatten)]
+    pub console: ConsoleConfig,
+
+    #[command(flatten)]
     pub booking: BookingConfig,
 
     #[command(flatten)]
@@ -100,9 +103,17 @@ pub struct AuthConfig {
     #[arg(long, env = "CUPOLA_JWKS")]
     pub jwks: Option<String>,
 
-    /// The audience (`aud`) a token must name.
+    /// The audience (`aud`) a token must name. With a SMART issuer, the FHIR base URL
+    /// (`https://cup.example.it/fhir`): the `aud` a SMART client asks its token for. A
+    /// trailing `/` on either side does not matter.
     #[arg(long, env = "CUPOLA_AUDIENCE", default_value = "cupola")]
     pub audience: String,
+
+    /// How the issuer's claims give cupola's role, organisation and channel: a JSON
+    /// file (see `mappings/auth/claims-keycloak.json`), checked at start-up. Only with
+    /// `--issuer`. Without it, tokens carry cupola's `role`, `org` and `channel` claims.
+    #[arg(long, env = "CUPOLA_CLAIMS_MAP")]
+    pub claims_map: Option<std::path::PathBuf>,
 
     /// The development ES256 key (JSON), created on first start when missing. Used
     /// only when no `--issuer` is set; never commit it.
@@ -156,7 +167,92 @@ impl Default for LimitsConfig {
 impl AuthConfig {
     /// Development-key settings with the key in `dev_key_file`.
     pub fn dev(dev_key_file: impl Into<std::path::PathBuf>) -> AuthConfig {
-        AuthConfig { issuer: None, jwks: None, audience: "cupola".into(), dev_key_file: dev_key_file.into() }
+        AuthConfig {
+            issuer: None,
+            jwks: None,
+            audience: "cupola".into(),
+            claims_map: None,
+            dev_key_file: dev_key_file.into(),
+        }
+    }
+}
+
+/// The operators' console signing in with the issuer: OAuth 2.0 authorization code
+/// with PKCE (SMART App Launch, standalone). All three or none, and only with
+/// `--issuer`; they are published in `GET /fhir/.well-known/smart-configuration`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConsoleConfig {
+    /// The console's client id at the issuer (a public client: no secret).
+    #[arg(long, env = "CUPOLA_OAUTH_CLIENT_ID")]
+    pub oauth_client_id: Option<String>,
+
+    /// The issuer's authorization endpoint (`https://…/protocol/openid-connect/auth`).
+    #[arg(long, env = "CUPOLA_AUTHORIZE_URL")]
+    pub authorize_url: Option<String>,
+
+    /// The issuer's token endpoint (`https://…/protocol/openid-connect/token`).
+    #[arg(long, env = "CUPOLA_TOKEN_URL")]
+    pub token_url: Option<String>,
+}
+
+/// The issuer's OAuth endpoints and the console's client, once checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthEndpoints {
+    pub client_id: String,
+    pub authorize_url: String,
+    pub token_url: String,
+}
+
+impl ConsoleConfig {
+    /// The endpoints, when all three settings are given (see [`ConsoleConfig::check`]).
+    pub fn endpoints(&self) -> Option<OAuthEndpoints> {
+        match (&self.oauth_client_id, &self.authorize_url, &self.token_url) {
+            (Some(c), Some(a), Some(t)) => {
+                Some(OAuthEndpoints { client_id: c.clone(), authorize_url: a.clone(), token_url: t.clone() })
+            }
+            _ => None,
+        }
+    }
+
+    /// All three or none, only with an issuer, and the URLs absolute http(s) URLs.
+    pub fn check(&self, issuer: Option<&str>) -> Result<(), String> {
+        let given = [
+            ("--oauth-client-id (CUPOLA_OAUTH_CLIENT_ID)", &self.oauth_client_id),
+            ("--authorize-url (CUPOLA_AUTHORIZE_URL)", &self.authorize_url),
+            ("--token-url (CUPOLA_TOKEN_URL)", &self.token_url),
+        ];
+        let missing: Vec<&str> = given.iter().filter(|(_, v)| v.is_none()).map(|(n, _)| *n).collect();
+        if missing.len() == given.len() {
+            return Ok(());
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "the console's sign-in needs --oauth-client-id, --authorize-url and --token-url together; \
+                 also set {}, or unset the others",
+                missing.join(" and ")
+            ));
+        }
+        if issuer.is_none() {
+            return Err("--oauth-client-id, --authorize-url and --token-url are the issuer's: they need --issuer \
+                 (CUPOLA_ISSUER) and --jwks; without an issuer, sign in with `cupola token`"
+                .into());
+        }
+        if self.oauth_client_id.as_deref().is_some_and(|c| c.trim().is_empty()) {
+            return Err(
+                "--oauth-client-id (CUPOLA_OAUTH_CLIENT_ID) is empty; set the console's client id at the issuer".into(),
+            );
+        }
+        check_url("--authorize-url (CUPOLA_AUTHORIZE_URL)", self.authorize_url.as_deref())?;
+        check_url("--token-url (CUPOLA_TOKEN_URL)", self.token_url.as_deref())
+    }
+}
+
+/// An absolute `https://` (or `http://`) URL.
+fn check_url(flag: &str, value: Option<&str>) -> Result<(), String> {
+    let Some(value) = value else { return Ok(()) };
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && u.has_host() => Ok(()),
+        _ => Err(format!("{flag} is `{value}`: set it to the issuer's endpoint, an absolute https:// URL")),
     }
 }
 
@@ -167,6 +263,12 @@ impl Config {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => format!("http://{bound}/fhir"),
         }
+    }
+
+    /// The checks that need several settings at once; the gateway does not start
+    /// without them, and the message says what to set.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.console.check(self.auth.issuer.as_deref()).map_err(anyhow::Error::msg)
     }
 
     /// Settings for tests and embedding: everything at its default but the database.
@@ -183,6 +285,7 @@ impl Config {
             demo: false,
             mappings_dir: "mappings".into(),
             auth: AuthConfig::dev("cupola-dev-key.json"),
+            console: ConsoleConfig::default(),
             booking: BookingConfig::default(),
             limits: LimitsConfig::default(),
             audit_flush_ms: 100,

@@ -1,11 +1,13 @@
-//! Health endpoints and the CapabilityStatement (both public).
+//! Health endpoints, the CapabilityStatement and the SMART discovery (all public).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
 
 use super::{AppState, Ctx};
-use crate::fhir::capability;
+use crate::fhir::{capability, smart};
 
 pub async fn live() -> Response {
     (StatusCode::OK, "ok").into_response()
@@ -21,8 +23,24 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 }
 
 pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
-    let cs = capability::statement(s.store.registry(), &s.base, &s.config.canonical_base);
+    let oauth = s.config.console.endpoints();
+    let cs = capability::statement(s.store.registry(), &s.base, &s.config.canonical_base, oauth.as_ref());
     ctx.respond(ctx.resource(StatusCode::OK, &cs))
+}
+
+/// SMART App Launch discovery (public, as SMART requires): the issuer's endpoints the
+/// console signs in with. Plain JSON, not FHIR: a 404 when no sign-in is configured.
+pub async fn smart_configuration(State(s): State<AppState>) -> Response {
+    let Some(oauth) = s.config.console.endpoints() else {
+        let error = json!({"error": "not_found", "error_description":
+            "no sign-in is configured on this gateway: set --oauth-client-id, --authorize-url and --token-url \
+             (with --issuer) to publish the issuer's endpoints"});
+        return (StatusCode::NOT_FOUND, Json(error)).into_response();
+    };
+    let jwks = s.config.auth.jwks.as_deref().filter(|j| j.starts_with("https://") || j.starts_with("http://"));
+    let discovery = smart::Discovery { issuer: s.auth.issuer(), jwks_uri: jwks, fhir_base: &s.base };
+    (StatusCode::OK, [(header::CACHE_CONTROL, "max-age=300")], Json(smart::configuration(&discovery, &oauth)))
+        .into_response()
 }
 
 /// A panic is a defect: logged, answered 500 with an OperationOutcome.

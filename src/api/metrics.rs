@@ -55,6 +55,9 @@ fn labels<'r>(method: &Method, route: Option<&'r str>, path: &str) -> (&'r str, 
     if route == "/metadata" {
         return ("capabilities", "");
     }
+    if route == "/.well-known/smart-configuration" {
+        return ("smart-configuration", "");
+    }
     (super::guard::interaction(method, &segments).0, res_type)
 }
 

@@ -107,7 +107,11 @@ pub fn router(state: AppState) -> Router {
         .route("/{res_type}/{id}/_history/{vid}", get(crud::vread))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     let counted = middleware::from_fn_with_state(state.clone(), metrics::count);
-    let fhir = Router::new().route("/metadata", get(health::metadata)).merge(protected).layer(counted.clone());
+    let fhir = Router::new()
+        .route("/metadata", get(health::metadata))
+        .route("/.well-known/smart-configuration", get(health::smart_configuration))
+        .merge(protected)
+        .layer(counted.clone());
     let base_post = Router::new()
         .route("/fhir/", post(transaction::bundle))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::guard))
@@ -164,6 +168,8 @@ fn cors_layer(origins: &[String]) -> tower::util::Either<CorsLayer, tower::layer
 
 /// Builds the state for a bound listener.
 pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<AppState> {
+    // Settings that contradict each other stop the start before anything is touched.
+    config.check()?;
     let registry = Arc::new(crate::fhir::names::registry(&config.canonical_base));
     let checker = Checker::shared();
     let mappings = Arc::new(

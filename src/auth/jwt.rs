@@ -10,11 +10,11 @@ use base64::Engine as _;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
+use super::claims::{str_claim, ClaimsMap, Identity};
 use super::jwks;
 use super::keys::{self, VerifyKey};
-use super::{format_time, now_secs, AuthError, Caller, Role, Scopes, CHANNELS, DEV_ISSUER, LEEWAY_SECS};
+use super::{format_time, now_secs, AuthError, Caller, Scopes, DEV_ISSUER, LEEWAY_SECS};
 use crate::config::AuthConfig;
-use crate::fhir::types::is_valid_id;
 
 /// How many verified tokens are remembered; the cache is emptied when it is full.
 const CACHE_CAPACITY: usize = 10_000;
@@ -24,6 +24,8 @@ pub struct Authenticator {
     issuer: String,
     audience: String,
     keys: Vec<VerifyKey>,
+    /// How the caller's role, organisation and channel are read from the claims.
+    claims: ClaimsMap,
     /// Verified tokens, by their exact text.
     cache: RwLock<HashMap<String, Arc<Caller>>>,
     cache_capacity: usize,
@@ -52,7 +54,11 @@ impl Authenticator {
                 }
                 let keys = jwks::load_jwks(jwks).await?;
                 tracing::info!(issuer = %issuer, jwks = %jwks, keys = keys.len(), "bearer tokens are checked against the issuer's keys");
-                Ok(Authenticator::new(issuer, &cfg.audience, keys))
+                let mut auth = Authenticator::new(issuer, &cfg.audience, keys);
+                if let Some(path) = &cfg.claims_map {
+                    auth.claims = ClaimsMap::load(path)?;
+                }
+                Ok(auth)
             }
             (Some(_), None) => {
                 bail!("--issuer needs --jwks (CUPOLA_JWKS): the issuer's keys, as a JWKS file path or https:// URL")
@@ -60,6 +66,10 @@ impl Authenticator {
             (None, Some(_)) => bail!(
                 "--jwks is set but --issuer is not: set --issuer (CUPOLA_ISSUER) to the `iss` of the tokens, \
                  or unset --jwks to use the development key"
+            ),
+            (None, None) if cfg.claims_map.is_some() => bail!(
+                "--claims-map (CUPOLA_CLAIMS_MAP) maps the claims of an issuer's tokens: set --issuer and --jwks, \
+                 or unset --claims-map (development tokens carry cupola's own claims)"
             ),
             (None, None) => {
                 let path = cfg.dev_key_file.clone();
@@ -80,6 +90,7 @@ impl Authenticator {
             issuer: issuer.to_string(),
             audience: audience.to_string(),
             keys,
+            claims: ClaimsMap::default(),
             cache: RwLock::new(HashMap::new()),
             cache_capacity: CACHE_CAPACITY,
         }
@@ -151,7 +162,7 @@ impl Authenticator {
         }
 
         let claims = decode_part(payload, "payload")?;
-        caller_from_claims(&claims, &self.issuer, &self.audience, now)
+        caller_from_claims(&claims, &self.issuer, &self.audience, &self.claims, now)
     }
 
     /// The keys that may have signed a token: those with its `kid` (or, if none has
@@ -220,6 +231,7 @@ pub(crate) fn caller_from_claims(
     claims: &Map<String, Value>,
     issuer: &str,
     audience: &str,
+    map: &ClaimsMap,
     now: i64,
 ) -> Result<Caller, AuthError> {
     // In this order, so that a token wrong in several ways names the same fault first.
@@ -229,9 +241,7 @@ pub(crate) fn caller_from_claims(
     let sub = str_claim(claims, "sub")?.filter(|s| !s.is_empty()).ok_or_else(|| {
         AuthError::claim("sub", "missing or empty; the token must name its subject (who or what calls)")
     })?;
-    let role = role_claim(claims)?;
-    let (org, channel, patient) = (org_claim(claims)?, channel_claim(claims)?, patient_claim(claims)?);
-    check_role_needs(role, org.is_some(), channel.is_some(), patient.is_some())?;
+    let Identity { role, org, channel, patient } = map.identity(claims)?;
     let scope = str_claim(claims, "scope")?.ok_or_else(|| {
         AuthError::claim("scope", "missing; the token must grant SMART scopes, such as `user/Appointment.rs`")
     })?;
@@ -266,7 +276,7 @@ fn check_audience(claims: &Map<String, Value>, audience: &str) -> Result<(), Aut
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(AuthError::claim("aud", "must be a string or an array of strings")),
     };
-    if !auds.contains(&audience) {
+    if !auds.iter().any(|a| same_audience(a, audience)) {
         let found = if auds.is_empty() {
             "no audience".to_string()
         } else {
@@ -275,6 +285,16 @@ fn check_audience(claims: &Map<String, Value>, audience: &str) -> Result<(), Aut
         return Err(AuthError::WrongAudience { found, expected: audience.to_string() });
     }
     Ok(())
+}
+
+/// One audience, with or without a trailing `/`: a SMART client asks for a token for
+/// the FHIR base URL as it knows it, `https://x/fhir` or `https://x/fhir/`, and the
+/// issuer copies it into `aud` as it is.
+fn same_audience(aud: &str, configured: &str) -> bool {
+    fn trim(s: &str) -> &str {
+        s.strip_suffix('/').unwrap_or(s)
+    }
+    aud == configured || (!aud.is_empty() && trim(aud) == trim(configured))
 }
 
 /// `exp` (required), `nbf` and `iat` at `now`, within the leeway; returns `exp`.
@@ -289,81 +309,6 @@ fn check_times(claims: &Map<String, Value>, now: i64) -> Result<i64, AuthError> 
     }
     time_claim(claims, "iat")?;
     Ok(exp)
-}
-
-/// `role`: one of cupola's roles.
-fn role_claim(claims: &Map<String, Value>) -> Result<Role, AuthError> {
-    let role_list = Role::ALL.map(|r| r.as_str()).join(", ");
-    str_claim(claims, "role")?
-        .ok_or_else(|| {
-            AuthError::claim("role", format!("missing; cupola needs the caller's role, one of {role_list}"))
-        })?
-        .parse::<Role>()
-        .map_err(|e| AuthError::claim("role", e))
-}
-
-/// `org`: `Organization/{id}`, if given; the id.
-fn org_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
-    let Some(v) = str_claim(claims, "org")? else { return Ok(None) };
-    match v.strip_prefix("Organization/") {
-        Some(id) if is_valid_id(id) => Ok(Some(id.to_string())),
-        _ => Err(AuthError::claim(
-            "org",
-            format!("`{v}` is not `Organization/{{id}}` (an id is 1 to 64 letters, digits, `-` or `.`)"),
-        )),
-    }
-}
-
-/// `channel`: one of the booking channels, if given.
-fn channel_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
-    match str_claim(claims, "channel")? {
-        None => Ok(None),
-        Some(c) if CHANNELS.contains(&c) => Ok(Some(c.to_string())),
-        Some(c) => {
-            Err(AuthError::claim("channel", format!("unknown channel `{c}`; expected one of {}", CHANNELS.join(", "))))
-        }
-    }
-}
-
-/// `patient`: a Patient id, if given.
-fn patient_claim(claims: &Map<String, Value>) -> Result<Option<String>, AuthError> {
-    match str_claim(claims, "patient")? {
-        None => Ok(None),
-        Some(p) if is_valid_id(p) => Ok(Some(p.to_string())),
-        Some(p) => Err(AuthError::claim(
-            "patient",
-            format!("`{p}` is not a Patient id (1 to 64 letters, digits, `-` or `.`, without `Patient/`)"),
-        )),
-    }
-}
-
-/// What a role's token must name besides: its organization, its channel, its patient.
-fn check_role_needs(role: Role, org: bool, channel: bool, patient: bool) -> Result<(), AuthError> {
-    if matches!(role, Role::Provider | Role::BookingPoint | Role::PaymentPoint) && !org {
-        return Err(AuthError::claim(
-            "org",
-            format!("missing; a {role} token must name its organization (`Organization/{{id}}`)"),
-        ));
-    }
-    if role == Role::BookingPoint && !channel {
-        return Err(AuthError::claim(
-            "channel",
-            format!("missing; a booking-point token must say where it books, one of {}", CHANNELS.join(", ")),
-        ));
-    }
-    if role == Role::PatientApp && !patient {
-        return Err(AuthError::claim("patient", "missing; a patient-app token must name its patient (a Patient id)"));
-    }
-    Ok(())
-}
-
-/// A string claim; `None` if absent or null.
-fn str_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, AuthError> {
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(AuthError::claim(name, "must be a string")),
-    }
 }
 
 /// A NumericDate claim (seconds since the epoch, maybe with a fraction), in whole seconds.

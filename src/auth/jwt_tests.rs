@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::auth::test_keys;
-use crate::auth::{mint, Interaction, TokenRequest};
+use crate::auth::{mint, Interaction, Role, TokenRequest};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 

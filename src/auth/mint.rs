@@ -64,7 +64,8 @@ pub fn mint(cfg: &AuthConfig, req: &TokenRequest) -> anyhow::Result<String> {
         }
     }
     // Never sign a token the server would refuse.
-    caller_from_claims(&claims, DEV_ISSUER, &cfg.audience, now).map_err(|e| anyhow!("cannot mint this token: {e}"))?;
+    caller_from_claims(&claims, DEV_ISSUER, &cfg.audience, &Default::default(), now)
+        .map_err(|e| anyhow!("cannot mint this token: {e}"))?;
 
     let key = keys::load_or_create_dev_key(&cfg.dev_key_file)?;
     let mut header = Header::new(Algorithm::ES256);

@@ -8,8 +8,11 @@
 //!
 //! The claims cupola reads: `iss`, `aud` (string or array), `sub`, `exp`, `nbf`, `iat`,
 //! `scope` (space-separated), SMART `patient` (a Patient id), and cupola's own `role`,
-//! `org` (`Organization/{id}`), `channel`, plus the optional `client_id` / `azp`.
+//! `org` (`Organization/{id}`), `channel`, plus the optional `client_id` / `azp`; or,
+//! with a claims map (`--claims-map`, see `claims`), the issuer's own claims for the
+//! role, organisation and channel.
 
+mod claims;
 mod jwks;
 mod jwt;
 mod keys;

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use super::types::SERVED;
+use crate::config::OAuthEndpoints;
 use cupola_search::Registry;
 
 /// Instance and type interactions every served type supports.
@@ -21,8 +22,9 @@ fn operations(of: Option<&str>, canonical: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The statement; cupola's own operations are defined under `canonical` (`--canonical-base`).
-pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
+/// The statement; cupola's own operations are defined under `canonical` (`--canonical-base`);
+/// `oauth`, when the console's sign-in is configured, adds SMART's `oauth-uris`.
+pub fn statement(registry: &Registry, base: &str, canonical: &str, oauth: Option<&OAuthEndpoints>) -> Value {
     let resources: Vec<Value> = SERVED
         .iter()
         .map(|t| {
@@ -53,7 +55,7 @@ pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
             r
         })
         .collect();
-    json!({
+    let mut cs = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": super::meta::instant(super::meta::now_micros()),
@@ -71,7 +73,7 @@ pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
                     "coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}],
                     "text": "OAuth 2.0 bearer tokens (JWT, RS256 or ES256) with SMART on FHIR v1/v2 scopes"
                 }],
-                "description": "Every request but /metadata carries `Authorization: Bearer <JWT>`: issuer, audience, expiry and signature are checked (401 otherwise). SMART scopes (system/Appointment.cruds, user/Slot.rs, patient/*.rs) decide the interactions (403 otherwise); the token's role (booking-point, provider, payment-point, admin, patient-app), org and patient decide which resources a caller sees: the rest answers 404. Every access to patient data is recorded as an AuditEvent."
+                "description": "Every request but /metadata and /.well-known/smart-configuration carries `Authorization: Bearer <JWT>`: issuer, audience, expiry and signature are checked (401 otherwise). SMART scopes (system/Appointment.cruds, user/Slot.rs, patient/*.rs) decide the interactions (403 otherwise); the token's role (booking-point, provider, payment-point, admin, patient-app), org and patient decide which resources a caller sees: the rest answers 404. Every access to patient data is recorded as an AuditEvent."
             },
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
@@ -84,5 +86,9 @@ pub fn statement(registry: &Registry, base: &str, canonical: &str) -> Value {
                 {"name": "_elements", "type": "string", "documentation": "Top-level elements to return"}
             ]
         }]
-    })
+    });
+    if let Some(oauth) = oauth {
+        cs["rest"][0]["security"]["extension"] = json!([super::smart::oauth_uris(oauth)]);
+    }
+    cs
 }

@@ -11,5 +11,6 @@ pub mod meta;
 pub mod names;
 pub mod operations;
 pub mod references;
+pub mod smart;
 pub mod types;
 pub mod view;

@@ -123,6 +123,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut cupola::Config)) -> TestApp {
+        Self::start(backend, adjust, None).await
+    }
+
+    /// A gateway that trusts another issuer (set in `adjust`): `admin` is that
+    /// issuer's administrator token, which `client` sends.
+    pub async fn spawn_trusting(backend: Backend, adjust: impl FnOnce(&mut cupola::Config), admin: String) -> TestApp {
+        Self::start(backend, adjust, Some(admin)).await
+    }
+
+    async fn start(backend: Backend, adjust: impl FnOnce(&mut cupola::Config), admin: Option<String>) -> TestApp {
         // `RUST_LOG=warn cargo test … -- --nocapture` shows the gateway's logs.
         if std::env::var_os("RUST_LOG").is_some() {
             cupola::telemetry::init();
@@ -145,7 +155,7 @@ impl TestApp {
             .await;
             background.stop();
         });
-        let admin = mint(&auth, &As::admin());
+        let admin = admin.unwrap_or_else(|| mint(&auth, &As::admin()));
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {admin}").parse().expect("header value"));
         let client = Client::builder().pool_max_idle_per_host(64).default_headers(headers).build().expect("client");

@@ -26,6 +26,7 @@ mod readme;
 mod search;
 mod security;
 mod slots;
+mod smart;
 mod transaction;
 mod trust;
 mod unroutable;
