@@ -139,3 +139,32 @@ pub async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(dir.join(format!("{name}.png")), png).expect("the screenshot is written");
 }
+
+/// The text of `css` once it has some.
+pub async fn some_text(c: &Client, css: &str) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            let text = e.text().await.unwrap_or_default();
+            if !text.trim().is_empty() {
+                return text;
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("`{css}` says nothing within {WAIT:?}; the page says:\n{}", page_text(c).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the JavaScript expression `cond` is true in the page.
+pub async fn until(c: &Client, cond: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let script = format!("return !!({cond});");
+    while !eval(c, &script).await.as_bool().unwrap_or(false) {
+        if tokio::time::Instant::now() > deadline {
+            panic!("`{cond}` is not true within {WAIT:?}; the page says:\n{}", page_text(c).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
