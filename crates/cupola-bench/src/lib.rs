@@ -10,6 +10,7 @@
 
 mod billing;
 mod booking;
+mod console;
 mod cpu;
 mod load;
 mod pgbench;
@@ -62,6 +63,8 @@ pub enum BenchCommand {
     Settlement(billing::SettlementArgs),
     /// The outbox relay's throughput to RabbitMQ against a bare publisher with confirms.
     Relay(relay::RelayArgs),
+    /// Each console desk's time to ready in headless Chromium (median of ten loads).
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -121,6 +124,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Payments(p) => billing::payments(p).await,
         BenchCommand::Settlement(s) => billing::settlement(s).await,
         BenchCommand::Relay(r) => relay::run(r).await,
+        BenchCommand::Console(c) => console::run(c).await,
     }
 }
 
