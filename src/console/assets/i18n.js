@@ -5,6 +5,7 @@
 
 import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
+import integration from './i18n-integration.js';
 
 const it = {
   'shell.title': 'Centro Unico di Prenotazione',
@@ -193,6 +194,8 @@ const it = {
   'remittance.adjustment': 'Rimborso',
 };
 
+Object.assign(it, integration.it);
+Object.assign(en, integration.en);
 const dicts = { it, en };
 const STORE = 'cupola.lang';
 let current = (() => {
