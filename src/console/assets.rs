@@ -40,6 +40,7 @@ const ASSETS: &[Asset] = &[
     asset!("i18n.js", JS),
     asset!("i18n-en.js", JS),
     asset!("i18n-integration.js", JS),
+    asset!("i18n-booking.js", JS),
     asset!("dom.js", JS),
     asset!("format.js", JS),
     asset!("directory.js", JS),

@@ -30,6 +30,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("payment.js", "text/javascript"),
     ("receipt.js", "text/javascript"),
     ("i18n-integration.js", "text/javascript"),
+    ("i18n-booking.js", "text/javascript"),
     ("integration.js", "text/javascript"),
     ("deadletter.js", "text/javascript"),
 ];
