@@ -114,10 +114,39 @@ pub async fn cancel(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx,
         ctx.allow("Appointment", Interaction::Update)?;
         let args = Args::read(&operations::CANCEL, &ctx, &body)?;
         let reason = args.text("reason").unwrap_or_else(|| "cancelled".into());
+        if args.boolean("preview") == Some(true) {
+            let preview = booking::cancel_preview(&s.store, &ctx.access, &id, &reason).await?;
+            return preview_reply(&ctx, &preview);
+        }
         let cancelled = booking::cancel(&s.store, &ctx.access, &id, &reason).await?;
         appointment_reply(&s, &ctx, StatusCode::OK, &cancelled)
     };
     ctx.respond(r.await)
+}
+
+/// `$cancel?preview=true`: a Parameters with the Appointment `$cancel` would
+/// answer, the refund rule's outcome (`outcome`, `detail`, `refund`, the ticket
+/// owed before and after, what was paid) and the Invoice as it would be.
+fn preview_reply(ctx: &Ctx, p: &booking::CancelPreview) -> Result<Reply> {
+    let e = p.effect();
+    let mut parameter = vec![
+        json!({"name": "preview", "valueBoolean": true}),
+        json!({"name": "appointment", "resource": p.appointment}),
+        json!({"name": "outcome", "valueCode": e.outcome}),
+        json!({"name": "detail", "valueString": e.detail}),
+        json!({"name": "refund", "valueMoney": crate::billing::money(e.refund)}),
+    ];
+    let amounts = [("owed-before", e.owed_before), ("owed-after", e.owed_after), ("paid", e.paid_before)];
+    parameter.extend(
+        amounts.iter().filter_map(|(n, v)| v.map(|v| json!({"name": n, "valueMoney": crate::billing::money(v)}))),
+    );
+    if let Some(invoice) = &p.after {
+        parameter.push(json!({"name": "invoice", "resource": invoice}));
+    }
+    let id = p.appointment["id"].as_str().unwrap_or_default();
+    let touched = Touched { entities: vec![format!("Appointment/{id}")], ..Default::default() };
+    let out = json!({"resourceType": "Parameters", "parameter": parameter});
+    Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out).touched(touched))
 }
 
 /// A `$find` bound: an instant, or a local day (Europe/Rome) — its first moment for

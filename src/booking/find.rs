@@ -355,6 +355,10 @@ fn proposal(base: &str, (view, slot): (&Slot, &Value), actors: Vec<Value>, to: &
             {"url": names::structure(base, "proposal-expires"), "valueInstant": meta::instant(to.expires)}
         ]
     });
+    // The date the class must be served by, from the dated rules (none: no guarantee).
+    if let (Some(d), Some(ext)) = (to.deadline, a["extension"].as_array_mut()) {
+        ext.push(json!({"url": names::structure(base, "guarantee-deadline"), "valueDateTime": meta::instant(d)}));
+    }
     let mut w = AppointmentMut::new(&mut a, base)?;
     w.complete_from_slot(slot, actors);
     if let Some(r) = to.request {

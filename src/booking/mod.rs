@@ -16,6 +16,7 @@ pub mod hooks;
 pub mod integrity;
 mod ops;
 mod prescriptions;
+mod preview;
 mod records;
 pub mod rules;
 mod sweep;
@@ -25,7 +26,8 @@ pub(crate) use facts::{access_type, catalog_facts, CATALOG_ID};
 pub(crate) use find::deadline_of;
 mod waiting;
 pub use find::{find, FindRequest, Found, NRE_SYSTEM};
-pub use ops::{book, cancel, hold, BookRequest, Booked};
+pub use ops::{book, cancel, cancel_preview, hold, BookRequest, Booked, CancelPreview};
+pub use preview::CancelEffect;
 pub use sweep::{sweep, sweep_forever};
 pub use waiting::{waiting_times, WaitingQuery, WaitingTimes};
 

@@ -229,6 +229,30 @@ pub async fn cancel(store: &Store, access: &Access, id: &str, reason: &str) -> R
     Ok(out)
 }
 
+/// What `$cancel` would do, done in a transaction that is then rolled back: the
+/// Appointment as it would be, and its ticket's Invoice before and after, so that
+/// the refund rule's outcome is the real one (the same code, the same clock).
+pub struct CancelPreview {
+    pub appointment: Value,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    /// The dated rule's notice for a cancellation that frees the ticket (the words only).
+    pub notice_hours: Option<i64>,
+}
+
+/// `$cancel?preview=true`: nothing is written (the transaction is never committed,
+/// so the outbox rows deferred to the commit are never written either).
+pub async fn cancel_preview(store: &Store, access: &Access, id: &str, reason: &str) -> Result<CancelPreview> {
+    let mut tx = store.begin().await?;
+    let before = crate::billing::invoice_of(store, &mut tx, id).await?;
+    let appointment = cancel_in(store, &mut tx, access, id, reason).await?;
+    let after = crate::billing::invoice_of(store, &mut tx, id).await?;
+    drop(tx); // rolled back
+    let today = crate::billing::rome_day(crate::store::now_micros());
+    let notice_hours = store.settings().billing.cancellation(today).map(|c| c.notice_hours);
+    Ok(CancelPreview { appointment, before, after, notice_hours })
+}
+
 async fn cancel_in(store: &Store, tx: &mut Tx, access: &Access, id: &str, reason: &str) -> Result<Value> {
     let (mut cur, view) = appointment_for_change(store, tx, access, id).await?;
     match view.status {

@@ -39,6 +39,8 @@ const ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("i18n.js", JS),
     asset!("i18n-en.js", JS),
+    asset!("i18n-integration.js", JS),
+    asset!("i18n-booking.js", JS),
     asset!("dom.js", JS),
     asset!("format.js", JS),
     asset!("directory.js", JS),
@@ -49,6 +51,8 @@ const ASSETS: &[Asset] = &[
     asset!("appointments.js", JS),
     asset!("payment.js", JS),
     asset!("receipt.js", JS),
+    asset!("integration.js", JS),
+    asset!("deadletter.js", JS),
 ];
 
 /// The quoted hash of each asset, in [`ASSETS`] order, computed once.

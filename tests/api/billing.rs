@@ -17,11 +17,11 @@ fn dec(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
 }
 
-fn eur(s: &str) -> Value {
+pub(crate) fn eur(s: &str) -> Value {
     json!({"value": dec(s), "currency": "EUR"})
 }
 
-fn amount(money: &Value) -> String {
+pub(crate) fn amount(money: &Value) -> String {
     money["value"].to_string()
 }
 
@@ -32,7 +32,7 @@ async fn put_ok(app: &TestApp, path: &str, body: Value) {
 
 /// The catalog (three codes) and their tariffs from 2020: 89.7 visit 20.66, 88.72.2
 /// echocardiography 43.90, 89.52 ECG 11.62.
-async fn catalog_and_tariffs(app: &TestApp) {
+pub(crate) async fn catalog_and_tariffs(app: &TestApp) {
     // The payor of exemptions and the recipient of payments.
     put_ok(
         app,
@@ -79,7 +79,7 @@ pub(crate) async fn tariff(app: &TestApp, code: &str, start: &str, end: Option<&
 
 /// An agenda of provider `org` for `code`: 30-minute slots 08:00–10:00 every day
 /// from tomorrow for `days` days. Returns the slot ids in start order.
-async fn agenda(app: &TestApp, org: &str, code: &str, days: i64) -> Vec<String> {
+pub(crate) async fn agenda(app: &TestApp, org: &str, code: &str, days: i64) -> Vec<String> {
     let id = format!("{org}-{}", code.replace('.', "-"));
     put_ok(app, &format!("Organization/{org}"), json!({"resourceType": "Organization", "id": org, "name": org})).await;
     put_ok(
@@ -108,7 +108,7 @@ async fn agenda(app: &TestApp, org: &str, code: &str, days: i64) -> Vec<String> 
     match_ids(&app.get_json(&format!("Slot?schedule=Schedule/{id}&_sort=start&_count=500"), 200).await)
 }
 
-async fn patient(app: &TestApp, id: &str, exemption: Option<&str>) {
+pub(crate) async fn patient(app: &TestApp, id: &str, exemption: Option<&str>) {
     put_ok(app, &format!("Patient/{id}"), json!({"resourceType": "Patient", "id": id, "name": [{"family": id}]})).await;
     if let Some(code) = exemption {
         put_ok(
@@ -137,7 +137,7 @@ async fn request(app: &TestApp, id: &str, nre: &str, code: &str, patient: &str) 
 }
 
 /// `$book` at `who`; returns the booked Appointment and the Invoice of the result.
-async fn book(app: &TestApp, who: &As, slot: &str, patient: &str, sr: Option<&str>) -> (Value, Value) {
+pub(crate) async fn book(app: &TestApp, who: &As, slot: &str, patient: &str, sr: Option<&str>) -> (Value, Value) {
     let (status, out) =
         send(app, who, Method::POST, "Appointment/$book", &book_params(proposal(slot, patient, sr), None)).await;
     assert_eq!(status, 201, "{out}");
@@ -194,16 +194,16 @@ fn pay_body(invoice: &str, point: &str, reference: &str, euros: &str) -> Value {
         "amount": eur(euros)})
 }
 
-fn pharmacy(org: &'static str) -> As {
+pub(crate) fn pharmacy(org: &'static str) -> As {
     As { role: "payment-point", org: Some(org), channel: Some("pharmacy"), ..Default::default() }
 }
 
-async fn pay(app: &TestApp, who: &As, invoice: &str, reference: &str, euros: &str) -> (u16, Value) {
+pub(crate) async fn pay(app: &TestApp, who: &As, invoice: &str, reference: &str, euros: &str) -> (u16, Value) {
     let point = who.org.unwrap();
     send(app, who, Method::POST, "PaymentNotice", &pay_body(invoice, point, reference, euros)).await
 }
 
-async fn owed(app: &TestApp, patient: &str) -> String {
+pub(crate) async fn owed(app: &TestApp, patient: &str) -> String {
     let p = app.get_json(&format!("Patient/{patient}/$outstanding"), 200).await;
     amount(&with(&p["parameter"], "name", "total")["valueMoney"])
 }

@@ -716,6 +716,12 @@ async fn declining_a_proposal_in_time_leaves_the_guarantee(backend: Backend) {
     let first = found["entry"][0]["resource"].clone();
     let within = format!("{BASE}/StructureDefinition/within-guarantee");
     assert_eq!(with(&first["extension"], "url", &within)["valueBoolean"], true);
+    // The class's deadline: class D, an exam, 60 days from the first request (rules.json).
+    let deadline = format!("{BASE}/StructureDefinition/guarantee-deadline");
+    let by = with(&first["extension"], "url", &deadline)["valueDateTime"].as_str().unwrap_or_default().to_string();
+    let by = chrono::DateTime::parse_from_rfc3339(&by).expect("a dateTime with its offset");
+    let hours = (by.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_hours();
+    assert!((60 * 24 - 1..=60 * 24).contains(&hours), "{first}");
     let refusal = json!({"resourceType": "AppointmentResponse", "participantStatus": "declined",
         "appointment": {"reference": format!("Appointment/{}", first["id"].as_str().unwrap())},
         "actor": {"reference": "Patient/p1"}});
@@ -724,6 +730,7 @@ async fn declining_a_proposal_in_time_leaves_the_guarantee(backend: Backend) {
     let again: Value = app.req_as(&counter(), Method::GET, &find).send().await.unwrap().json().await.unwrap();
     let entries = again["entry"].as_array().unwrap();
     assert_eq!(with(&entries[0]["resource"]["extension"], "url", &within)["valueBoolean"], false, "{again}");
+    assert!(!entries[0]["resource"].to_string().contains("guarantee-deadline"), "no deadline once declined");
     let outcome = entries.iter().find(|e| e["search"]["mode"] == "outcome").expect("said why");
     assert!(outcome.to_string().contains("declined"), "{outcome}");
 }

@@ -29,6 +29,10 @@ const ASSETS: &[(&str, &str)] = &[
     ("appointments.js", "text/javascript"),
     ("payment.js", "text/javascript"),
     ("receipt.js", "text/javascript"),
+    ("i18n-integration.js", "text/javascript"),
+    ("i18n-booking.js", "text/javascript"),
+    ("integration.js", "text/javascript"),
+    ("deadletter.js", "text/javascript"),
 ];
 
 /// The gateway's root (the FHIR base without `/fhir`).

@@ -7,6 +7,7 @@ mod layers;
 mod agenda;
 mod billing;
 mod booking;
+mod cancel_preview;
 mod catalog;
 mod concurrency;
 mod console;

@@ -11,12 +11,13 @@ import { organisationName } from './directory.js';
 import * as signin from './signin.js';
 import * as booking from './booking.js';
 import * as payment from './payment.js';
+import * as integration from './integration.js';
 
 const DESKS = [
   { id: 'booking', roles: ['booking-point'], page: booking },
   { id: 'payment', roles: ['payment-point', 'booking-point'], page: payment },
   { id: 'agenda', roles: ['provider', 'admin'], page: placeholder('agenda') },
-  { id: 'integration', roles: ['admin'], page: placeholder('integration') },
+  { id: 'integration', roles: ['admin'], page: integration },
   { id: 'figures', roles: ['admin'], page: placeholder('figures') },
 ];
 
@@ -24,7 +25,7 @@ let current = null; // {dispose, onKey} of the page shown
 let titleKey = 'signin.title';
 const view = () => document.getElementById('view');
 
-// Agendas, integration and figures: built by another step.
+// Agendas and figures: built by another step.
 function placeholder(id) {
   return {
     render(el) {

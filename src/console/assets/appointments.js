@@ -64,9 +64,8 @@ function reschedule(ctx, a) {
   ctx.find({ service: coding.code, klass: ext(a, 'priority-class')?.code || null });
 }
 
-// Disdici: the confirmation, then $cancel, then what the ticket became.
-// TODO(api): no operation previews the refund a cancellation would give; the
-// outcome is read from the Invoice after the API has cancelled.
+// Disdici: the refund rule's outcome ($cancel with preview=true, which changes
+// nothing) above the confirmation, then $cancel, then what the ticket became.
 export function confirmCancel(ctx, a, panel, errors, opener) {
   for (const other of [ctx.el.cancelPanel, ctx.el.appointmentPanel]) {
     if (other !== panel) { other.hidden = true; other.replaceChildren(); }
@@ -80,7 +79,7 @@ export function confirmCancel(ctx, a, panel, errors, opener) {
   fill(panel,
     h('h3', { i18n: 'cancel.title' }),
     h('p', {}, h('time', { dataset: { datetime: a.start }, text: dateTime(a.start, lang()) }), ` · ${place(a).location}`),
-    h('p', { class: 'note', test: 'refund-note', i18n: 'cancel.refund-after' }),
+    previewBox(a),
     reason.box,
     h('div', { class: 'actions' }, go, h('button', { type: 'button', test: 'cancel-back', i18n: 'common.back', on: { click: close } })));
   panel.hidden = false;
@@ -119,4 +118,29 @@ function afterCancel(invoice) {
     h('dt', { i18n: 'cancel.ticket-now' }), h('dd', {}, amount(invoice.totalNet?.value)),
     h('dt', { i18n: 'cancel.paid' }), h('dd', {}, amount(paid)),
     h('dt', { i18n: 'cancel.invoice-status' }), h('dd', { i18n: `pay.status.${invoice.status}` }));
+}
+
+// The box that shows what confirming would do; filled when the preview answers.
+function previewBox(a) {
+  const box = h('div', { class: 'note', test: 'refund-preview', 'aria-live': 'polite', dataset: { outcome: '' } },
+    h('p', { i18n: 'cancel.preview-loading' }));
+  const body = parameters([['reason', 'valueString', t('cancel.default-reason')], ['preview', 'valueBoolean', true]]);
+  post(`Appointment/${a.id}/$cancel`, body).then((p) => drawPreview(box, p), () => {
+    fill(box, h('p', { test: 'refund-note', i18n: 'cancel.preview-failed' }));
+  });
+  return box;
+}
+
+function drawPreview(box, p) {
+  const part = (name) => (p.parameter || []).find((x) => x.name === name) || {};
+  const outcome = part('outcome').valueCode || 'no-ticket';
+  const refund = part('refund').valueMoney?.value;
+  const owed = part('owed-after').valueMoney?.value;
+  const amount = (v, test) => h('strong', { test, dataset: { money: v ?? '' }, text: money(v ?? 0, lang()) });
+  box.dataset.outcome = outcome;
+  fill(box,
+    h('h4', { i18n: 'cancel.preview-title' }),
+    h('p', { test: 'refund-outcome' }, h('span', { i18n: `cancel.preview.${outcome}` }),
+      outcome === 'refund' ? [' ', amount(refund, 'refund-amount'), '.'] : null),
+    owed !== undefined ? h('p', {}, h('span', { i18n: 'cancel.preview-owed' }), ': ', amount(owed, 'refund-owed-after')) : null);
 }

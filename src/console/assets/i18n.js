@@ -5,6 +5,8 @@
 
 import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
+import integration from './i18n-integration.js';
+import bookingWords from './i18n-booking.js';
 
 const it = {
   'shell.title': 'Centro Unico di Prenotazione',
@@ -193,6 +195,8 @@ const it = {
   'remittance.adjustment': 'Rimborso',
 };
 
+Object.assign(it, integration.it, bookingWords.it);
+Object.assign(en, integration.en, bookingWords.en);
 const dicts = { it, en };
 const STORE = 'cupola.lang';
 let current = (() => {

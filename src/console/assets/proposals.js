@@ -6,7 +6,7 @@
 import { h, fill, errorArea, showError, clearError, focus, arrowList, pushBack, section } from './dom.js';
 import { t, lang } from './i18n.js';
 import { get, post, resources, notes, getSettings } from './api.js';
-import { dateTime, addDays, ext, romeDay } from './format.js';
+import { dateTime, date, addDays, ext, romeDay } from './format.js';
 import { resolve, place, placeRefs, priorityClasses, serviceOf } from './directory.js';
 import { holdProposal } from './booked.js';
 
@@ -103,6 +103,7 @@ function item(ctx, p, i) {
   const code = classOf(ctx);
   const klass = code ? (ctx.s.classes?.get(code) || {}) : null;
   const expires = ext(p, 'proposal-expires');
+  const by = ext(p, 'guarantee-deadline'); // the date the class must be served by
   const pick = h('button', {
     type: 'button', class: 'pick', test: 'proposal', id: `proposal-${i}`,
     dataset: { id: p.id, within: String(within === true) },
@@ -116,7 +117,9 @@ function item(ctx, p, i) {
     code ? h('span', { class: 'badge', title: klass.definition || '' }, `${t('request.class-short')} ${code}${klass.display ? ` · ${klass.display}` : ''}`) : null,
     klass?.definition ? h('span', { class: 'deadline', text: klass.definition }) : null,
     within === true ? h('span', { class: 'badge ok', test: 'within', i18n: 'proposals.within' })
-      : code ? h('span', { class: 'badge late', test: 'outside', i18n: 'proposals.outside' }) : null),
+      : code ? h('span', { class: 'badge late', test: 'outside', i18n: 'proposals.outside' }) : null,
+    by ? h('span', { class: 'deadline', test: 'deadline' }, h('span', { i18n: 'proposals.by' }), ' ',
+      h('time', { dateTime: by, dataset: { date: by }, text: date(by, lang()) })) : null),
   expires ? h('span', { class: 'expires' }, h('span', { i18n: 'proposals.expires' }), ' ', h('time', { dataset: { datetime: expires }, text: dateTime(expires, lang()) })) : null);
   return h('li', { class: 'proposal', test: 'proposal-item', dataset: { id: p.id } }, pick);
 }

@@ -97,8 +97,21 @@ pub const CANCEL: Operation = Operation {
     ..on(
         "Appointment",
         "cancel",
-        "Cancels a booked Appointment; its slot frees at once.",
-        &[input("reason", K::String, 0, 1, "Why (default: cancelled)."), RETURN_APPOINTMENT],
+        "Cancels a booked Appointment; its slot frees at once. With preview=true nothing changes: the answer says \
+         what the cancellation would do (the Appointment, the refund rule's outcome, the ticket after).",
+        &[
+            input("reason", K::String, 0, 1, "Why (default: cancelled)."),
+            input("preview", K::Boolean, 0, 1, "true: a dry run, rolled back; the answer is a Parameters."),
+            output("return", K::Resource("Appointment"), 0, 1, "The Appointment as it now is (not with preview)."),
+            output("appointment", K::Resource("Appointment"), 0, 1, "preview: the Appointment as it would be."),
+            output("outcome", K::Code, 0, 1, "preview: refund | freed | kept | nothing-owed | no-ticket."),
+            output("detail", K::String, 0, 1, "preview: why, in plain words."),
+            output("refund", K::Money, 0, 1, "preview: what would be given back."),
+            output("owed-before", K::Money, 0, 1, "preview: the ticket owed now."),
+            output("owed-after", K::Money, 0, 1, "preview: the ticket owed after the cancellation."),
+            output("paid", K::Money, 0, 1, "preview: what was paid on the ticket."),
+            output("invoice", K::Resource("Invoice"), 0, 1, "preview: the ticket's Invoice as it would be."),
+        ],
     )
 };
 
