@@ -49,6 +49,10 @@ const ASSETS: &[Asset] = &[
     asset!("appointments.js", JS),
     asset!("payment.js", JS),
     asset!("receipt.js", JS),
+    asset!("agenda.js", JS),
+    asset!("agenda-template.js", JS),
+    asset!("agenda-close.js", JS),
+    asset!("i18n-agenda.js", JS),
 ];
 
 /// The quoted hash of each asset, in [`ASSETS`] order, computed once.

@@ -10,6 +10,7 @@ mod booking;
 mod catalog;
 mod concurrency;
 mod console;
+mod console_agenda;
 mod console_desks;
 mod crud;
 mod dead_letters;

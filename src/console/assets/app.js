@@ -11,11 +11,12 @@ import { organisationName } from './directory.js';
 import * as signin from './signin.js';
 import * as booking from './booking.js';
 import * as payment from './payment.js';
+import * as agenda from './agenda.js';
 
 const DESKS = [
   { id: 'booking', roles: ['booking-point'], page: booking },
   { id: 'payment', roles: ['payment-point', 'booking-point'], page: payment },
-  { id: 'agenda', roles: ['provider', 'admin'], page: placeholder('agenda') },
+  { id: 'agenda', roles: ['provider', 'admin'], page: agenda },
   { id: 'integration', roles: ['admin'], page: placeholder('integration') },
   { id: 'figures', roles: ['admin'], page: placeholder('figures') },
 ];

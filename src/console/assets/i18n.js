@@ -5,6 +5,7 @@
 
 import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
+import agenda from './i18n-agenda.js';
 
 const it = {
   'shell.title': 'Centro Unico di Prenotazione',
@@ -193,6 +194,8 @@ const it = {
   'remittance.adjustment': 'Rimborso',
 };
 
+// Each desk's own words, kept in its own file.
+for (const extra of [agenda]) { Object.assign(it, extra.it); Object.assign(en, extra.en); }
 const dicts = { it, en };
 const STORE = 'cupola.lang';
 let current = (() => {
