@@ -33,6 +33,9 @@ const ASSETS: &[(&str, &str)] = &[
     ("agenda-template.js", "text/javascript"),
     ("agenda-close.js", "text/javascript"),
     ("i18n-agenda.js", "text/javascript"),
+    ("figures.js", "text/javascript"),
+    ("charts.js", "text/javascript"),
+    ("i18n-figures.js", "text/javascript"),
 ];
 
 /// The gateway's root (the FHIR base without `/fhir`).
@@ -220,4 +223,5 @@ async fn on_a_demo_gateway_each_operators_role_signs_in_and_its_desks_calls_work
     assert_eq!((status, outcome["resourceType"].as_str()), (400, Some("OperationOutcome")));
     crate::console_desks::booking_and_payment(&app, &settings, &tokens).await;
     crate::console_agenda::agenda(&app, &tokens).await;
+    crate::console_agenda::figures(&app, &tokens).await;
 }

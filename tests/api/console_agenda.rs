@@ -1,4 +1,4 @@
-//! The FHIR calls of the console's agendas desk (agenda.js, agenda-template.js,
+//! The FHIR calls of the console's agendas desk and figures page (below) (agenda.js, agenda-template.js,
 //! agenda-close.js), sent as its JavaScript sends them with the provider's token
 //! from the demo sign-in: pick an agenda, save the template (and see generation's
 //! refusal name its field), generate, read a week, close a day, read the list to
@@ -111,4 +111,37 @@ pub async fn agenda(app: &TestApp, tokens: &HashMap<String, String>) {
     let path = format!("Appointment?_id={}&_include=Appointment:patient&_count={}", ids.join(","), ids.len());
     let (status, bundle) = send(app, token, Method::GET, &path, None).await;
     assert_eq!(status, 200, "{bundle}");
+}
+
+/// The figures page's calls (figures.js), as an administrator: every chart's search
+/// answers, the days and the counts where the charts read them.
+pub async fn figures(app: &TestApp, tokens: &HashMap<String, String>) {
+    let token = &tokens["admin"];
+    let month = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).format("%Y-%m").to_string();
+    let next = {
+        let first = chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").expect("first");
+        (first + chrono::Duration::days(32)).format("%Y-%m-01").to_string()
+    };
+    let get = |path: String| async move {
+        let (status, body) = send(app, token, Method::GET, &path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    };
+    let by_day = get(format!("$waiting-times?period={month}&group=day")).await;
+    assert_eq!(by_day["resourceType"], "Parameters");
+    for class in ["U", "B", "D", "P"] {
+        get(format!("$waiting-times?period={month}&priority-class={class}")).await;
+    }
+    let places = get("Location?_elements=address&_count=1000".into()).await;
+    let district = of_type(&places, "Location")
+        .iter()
+        .find_map(|l| l["address"]["district"].as_str().map(str::to_string))
+        .expect("the facilities' districts");
+    get(format!("$waiting-times?period={month}&district={}", district.replace(' ', "%20"))).await;
+    for status in ["issued", "balanced", "cancelled"] {
+        let n = get(format!("Invoice?status={status}&date=ge{month}-01&date=lt{next}&_summary=count")).await;
+        assert!(n["total"].is_u64(), "{n}");
+    }
+    let outbox = get("$outbox-summary".into()).await;
+    assert_eq!(outbox["resourceType"], "Parameters");
 }

@@ -12,13 +12,14 @@ import * as signin from './signin.js';
 import * as booking from './booking.js';
 import * as payment from './payment.js';
 import * as agenda from './agenda.js';
+import * as figures from './figures.js';
 
 const DESKS = [
   { id: 'booking', roles: ['booking-point'], page: booking },
   { id: 'payment', roles: ['payment-point', 'booking-point'], page: payment },
   { id: 'agenda', roles: ['provider', 'admin'], page: agenda },
   { id: 'integration', roles: ['admin'], page: placeholder('integration') },
-  { id: 'figures', roles: ['admin'], page: placeholder('figures') },
+  { id: 'figures', roles: ['admin'], page: figures },
 ];
 
 let current = null; // {dispose, onKey} of the page shown

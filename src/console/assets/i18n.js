@@ -6,6 +6,7 @@
 import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
 import agenda from './i18n-agenda.js';
+import figures from './i18n-figures.js';
 
 const it = {
   'shell.title': 'Centro Unico di Prenotazione',
@@ -195,7 +196,7 @@ const it = {
 };
 
 // Each desk's own words, kept in its own file.
-for (const extra of [agenda]) { Object.assign(it, extra.it); Object.assign(en, extra.en); }
+for (const extra of [agenda, figures]) { Object.assign(it, extra.it); Object.assign(en, extra.en); }
 const dicts = { it, en };
 const STORE = 'cupola.lang';
 let current = (() => {
