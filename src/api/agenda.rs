@@ -1,6 +1,7 @@
-//! Agenda operations: `Schedule/{id}/$generate-slots` (administrators) and
-//! `Schedule/{id}/$close` (whoever may change the Schedule), with `Parameters` in
-//! and out. The decisions are in `crate::agenda`.
+//! Agenda operations: `Schedule/{id}/$generate-slots` and `Schedule/{id}/$close`,
+//! both for whoever may change the Schedule (an administrator, or the provider
+//! organisation that owns it: its agenda technicians keep their own agendas), with
+//! `Parameters` in and out. The decisions are in `crate::agenda`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -11,16 +12,14 @@ use super::limit::Body;
 use super::params::Args;
 use super::{AppState, Ctx, Reply};
 use crate::access::Rule;
-use crate::auth::{Interaction, Role};
+use crate::auth::Interaction;
 use crate::fhir::{codec, meta, operations};
 use crate::{Error, Result};
 
 pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Slot", Interaction::Create)?;
-        if ctx.caller.as_ref().map(|c| c.role) != Some(Role::Admin) {
-            return Err(Error::Forbidden("generating agendas is for administrators (role admin)".into()));
-        }
+        writable_schedule(&s, &ctx, &id, "generate slots for").await?;
         let args = Args::read(&operations::GENERATE_SLOTS, &ctx, &body)?;
         let from = match args.text("from") {
             Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
@@ -44,18 +43,7 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
 pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Slot", Interaction::Update)?;
-        // Whoever may change the Schedule may close it.
-        let schedule = s.store.read(&ctx.access, "Schedule", &id).await?.filter(|st| !st.deleted);
-        let Some(schedule) = schedule else {
-            return Err(Error::NotFound(format!("Schedule/{id} is not known")));
-        };
-        let writable = match ctx.access.write("Schedule") {
-            Rule::Nothing => false,
-            rule => s.store.matches(schedule.pk, &rule).await?,
-        };
-        if !writable {
-            return Err(Error::Forbidden(format!("this caller may not close Schedule/{id}")));
-        }
+        writable_schedule(&s, &ctx, &id, "close").await?;
         let args = Args::read(&operations::CLOSE, &ctx, &body)?;
         let instant = |name: &str| -> Result<chrono::DateTime<chrono::FixedOffset>> {
             // Declared 1..1: present once the parameters are read.
@@ -88,4 +76,22 @@ pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, 
         Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
     };
     ctx.respond(r.await)
+}
+
+/// Refuses unless the caller may change `Schedule/{id}`: an agenda another provider
+/// owns is not found (it is not theirs to see), one seen but not writable (a
+/// booking point) is forbidden.
+async fn writable_schedule(s: &AppState, ctx: &Ctx, id: &str, what: &str) -> Result<()> {
+    let schedule = s.store.read(&ctx.access, "Schedule", id).await?.filter(|st| !st.deleted);
+    let Some(schedule) = schedule else {
+        return Err(Error::NotFound(format!("Schedule/{id} is not known")));
+    };
+    let writable = match ctx.access.write("Schedule") {
+        Rule::Nothing => false,
+        rule => s.store.matches(schedule.pk, &rule).await?,
+    };
+    if !writable {
+        return Err(Error::Forbidden(format!("this caller may not {what} Schedule/{id}")));
+    }
+    Ok(())
 }

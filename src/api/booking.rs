@@ -314,6 +314,17 @@ pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body
             branch: args.token("branch").map(|t| t.code),
             district: args.text("district"),
             class: args.text("priority-class"),
+            by_day: match args.text("group").as_deref() {
+                None => false,
+                Some("day") => true,
+                Some(other) => {
+                    return Err(Error::invalid(
+                        "value",
+                        Some("group".into()),
+                        format!("group={other}: only day is known"),
+                    ))
+                }
+            },
         };
         let w = booking::waiting_times(&s.store, &q).await?;
         let dec = crate::catalog::decimal_value;
@@ -334,6 +345,13 @@ pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body
                 {"name": "code", "valueCode": channel},
                 {"name": "bookings", "valueInteger": n},
                 {"name": "share", "valueDecimal": dec(*share)}
+            ]}));
+        }
+        for (day, channel, n) in &w.days {
+            parameter.push(json!({"name": "day", "part": [
+                {"name": "date", "valueDate": day},
+                {"name": "code", "valueCode": channel},
+                {"name": "bookings", "valueInteger": n}
             ]}));
         }
         let out = json!({"resourceType": "Parameters", "parameter": parameter});

@@ -19,6 +19,8 @@ pub struct WaitingQuery {
     pub branch: Option<String>,
     pub district: Option<String>,
     pub class: Option<String>,
+    /// Also count the bookings of each day (Europe/Rome) by channel.
+    pub by_day: bool,
 }
 
 /// The figures.
@@ -34,6 +36,8 @@ pub struct WaitingTimes {
     pub met_share: Option<Decimal>,
     /// Per channel: bookings and share of all (0–1, three decimals).
     pub channels: Vec<(String, i64, Decimal)>,
+    /// With `by_day`: (day YYYY-MM-DD, channel, bookings), days in order.
+    pub days: Vec<(String, String, i64)>,
 }
 
 fn days(us: i64) -> Decimal {
@@ -64,7 +68,37 @@ pub async fn waiting_times(store: &Store, q: &WaitingQuery) -> Result<WaitingTim
     }
     out.channels =
         records::bookings_by_channel(store, q).await?.into_iter().map(|(c, n)| (c, n, share(n, bookings))).collect();
+    if q.by_day {
+        out.days = records::bookings_by_day(store, q, &rome_days(q.from_us, q.to_us)).await?;
+    }
     Ok(out)
+}
+
+/// The Europe/Rome days that meet `[from_us, to_us)`, each with its own bounds (a
+/// day is 23 or 25 hours when the clocks change), clipped to the period.
+fn rome_days(from_us: i64, to_us: i64) -> Vec<(String, i64, i64)> {
+    use chrono::TimeZone;
+    let rome = chrono_tz::Europe::Rome;
+    let midnight = |d: chrono::NaiveDate| -> Option<i64> {
+        // Rome's midnight always exists (its changes are at 02:00 and 03:00).
+        rome.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.timestamp_micros())
+    };
+    let Some(mut day) = chrono::DateTime::from_timestamp_micros(from_us).map(|t| t.with_timezone(&rome).date_naive())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    // A year at most: the period a caller may ask for.
+    while out.len() < 370 {
+        let (Some(lo), Some(next)) = (midnight(day), day.succ_opt()) else { break };
+        if lo >= to_us {
+            break;
+        }
+        let hi = midnight(next).unwrap_or(to_us);
+        out.push((day.format("%Y-%m-%d").to_string(), lo.max(from_us), hi.min(to_us)));
+        day = next;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -79,5 +113,16 @@ mod tests {
         assert_eq!(rank(90, 11), 9);
         assert_eq!(days(36 * 3_600_000_000), Decimal::new(15, 1));
         assert_eq!(share(1, 3), Decimal::new(333, 3));
+    }
+
+    #[test]
+    fn rome_days_follow_the_clock_changes() {
+        // 2026-10-24T22:00Z is midnight of the 25th in Rome (+02:00); that day has 25 hours.
+        let from = 1_792_879_200_000_000;
+        let days = rome_days(from, from + 2 * 86_400_000_000 + 3_600_000_000);
+        assert_eq!(days.len(), 2);
+        assert_eq!(days[0].0, "2026-10-25");
+        assert_eq!(days[0].2 - days[0].1, 25 * 3_600_000_000);
+        assert_eq!(days[1], ("2026-10-26".to_string(), days[0].2, days[0].2 + 24 * 3_600_000_000));
     }
 }

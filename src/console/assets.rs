@@ -53,6 +53,13 @@ const ASSETS: &[Asset] = &[
     asset!("receipt.js", JS),
     asset!("integration.js", JS),
     asset!("deadletter.js", JS),
+    asset!("agenda.js", JS),
+    asset!("agenda-template.js", JS),
+    asset!("agenda-close.js", JS),
+    asset!("i18n-agenda.js", JS),
+    asset!("figures.js", JS),
+    asset!("charts.js", JS),
+    asset!("i18n-figures.js", JS),
 ];
 
 /// The quoted hash of each asset, in [`ASSETS`] order, computed once.

@@ -272,8 +272,8 @@ async fn agenda_generate_command(backend: Backend) {
     assert!(again.starts_with("1 agendas: 0 slots created, 3 kept, 0 removed"), "{again}");
 }
 
-/// The operations over HTTP: an administrator generates, the owning provider closes,
-/// another provider may not.
+/// The operations over HTTP: the owning provider generates and closes, another
+/// provider may not, a booking point may not generate.
 async fn agenda_operations_over_http(backend: Backend) {
     use crate::helpers::As;
     use reqwest::Method;
@@ -298,10 +298,14 @@ async fn agenda_operations_over_http(backend: Backend) {
             .body(body.to_string())
             .send()
     };
+    // Another provider does not see the agenda; a booking point sees it but may not
+    // change it; the owning provider generates.
+    let r = post(As::provider("prov-other"), "Schedule/cardio-1/$generate-slots", params.clone()).await.unwrap();
+    assert_eq!(r.status(), 404, "another provider's agenda");
+    let r = post(As::booking_point("bp-1"), "Schedule/cardio-1/$generate-slots", params.clone()).await.unwrap();
+    assert_eq!(r.status(), 403, "a booking point may not generate");
     let r = post(As::provider("prov-x"), "Schedule/cardio-1/$generate-slots", params.clone()).await.unwrap();
-    assert_eq!(r.status(), 403, "generation is for administrators");
-    let r = app.post("Schedule/cardio-1/$generate-slots", &params).await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "the owning provider generates");
     let out: Value = r.json().await.unwrap();
     assert_eq!(out["parameter"][0]["valueInteger"], 8, "two Mondays of four slots: {out}");
     let again: Value = app.post("Schedule/cardio-1/$generate-slots", &params).await.json().await.unwrap();

@@ -787,6 +787,32 @@ async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Back
     assert_eq!(param(&d, "bookings")["valueInteger"], 1, "{d}");
     let none = figures("&service=89.7".into()).await;
     assert_eq!(param(&none, "bookings")["valueInteger"], 0);
+    // group=day: each Rome day's bookings by channel, for the day and for the month.
+    let month = today.format("%Y-%m").to_string();
+    for query in [format!("period={today}&group=day"), format!("period={month}&group=day")] {
+        let r = app.req_as(&As::provider("prov-x"), Method::GET, &format!("$waiting-times?{query}"));
+        let by_day: Value = r.send().await.unwrap().json().await.unwrap();
+        let days: Vec<(String, String, i64)> = by_day["parameter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "day")
+            .map(|p| {
+                let part = |n: &str| with(&p["part"], "name", n).clone();
+                (
+                    part("date")["valueDate"].as_str().unwrap().to_string(),
+                    part("code")["valueCode"].as_str().unwrap().to_string(),
+                    part("bookings")["valueInteger"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        let day = today.to_string();
+        assert_eq!(days, [(day.clone(), "counter".to_string(), 2), (day, "call-centre".to_string(), 1)], "{query}");
+    }
+    assert!(all["parameter"].as_array().unwrap().iter().all(|p| p["name"] != "day"), "only when asked");
+    let r = app.get(&format!("$waiting-times?period={today}&group=week")).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(expression(&r.json().await.unwrap()), "group");
     let classes = app.get_json("CodeSystem/priority-class", 200).await;
     assert_eq!(classes["concept"].as_array().unwrap().len(), 4, "the priority classes are published");
     assert_eq!(app.get_json("CodeSystem/access-type", 200).await["concept"][1]["code"], "follow-up");

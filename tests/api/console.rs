@@ -33,6 +33,13 @@ const ASSETS: &[(&str, &str)] = &[
     ("i18n-booking.js", "text/javascript"),
     ("integration.js", "text/javascript"),
     ("deadletter.js", "text/javascript"),
+    ("agenda.js", "text/javascript"),
+    ("agenda-template.js", "text/javascript"),
+    ("agenda-close.js", "text/javascript"),
+    ("i18n-agenda.js", "text/javascript"),
+    ("figures.js", "text/javascript"),
+    ("charts.js", "text/javascript"),
+    ("i18n-figures.js", "text/javascript"),
 ];
 
 /// The gateway's root (the FHIR base without `/fhir`).
@@ -219,4 +226,6 @@ async fn on_a_demo_gateway_each_operators_role_signs_in_and_its_desks_calls_work
     let (status, outcome) = mint(&app, &json!("booking-point")).await;
     assert_eq!((status, outcome["resourceType"].as_str()), (400, Some("OperationOutcome")));
     crate::console_desks::booking_and_payment(&app, &settings, &tokens).await;
+    crate::console_agenda::agenda(&app, &tokens).await;
+    crate::console_agenda::figures(&app, &tokens).await;
 }

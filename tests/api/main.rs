@@ -11,6 +11,7 @@ mod cancel_preview;
 mod catalog;
 mod concurrency;
 mod console;
+mod console_agenda;
 mod console_desks;
 mod crud;
 mod dead_letters;

@@ -4,7 +4,7 @@
 //
 // Keys everywhere: Alt+1…5 the desks, Alt+L the language, Esc back one step.
 
-import { h, focus, goBack, clearBacks, ready } from './dom.js';
+import { h, focus, goBack, clearBacks } from './dom.js';
 import { t, lang, setLang } from './i18n.js';
 import { loadSettings, who, setToken } from './api.js';
 import { organisationName } from './directory.js';
@@ -12,32 +12,20 @@ import * as signin from './signin.js';
 import * as booking from './booking.js';
 import * as payment from './payment.js';
 import * as integration from './integration.js';
+import * as agenda from './agenda.js';
+import * as figures from './figures.js';
 
 const DESKS = [
   { id: 'booking', roles: ['booking-point'], page: booking },
   { id: 'payment', roles: ['payment-point', 'booking-point'], page: payment },
-  { id: 'agenda', roles: ['provider', 'admin'], page: placeholder('agenda') },
+  { id: 'agenda', roles: ['provider', 'admin'], page: agenda },
   { id: 'integration', roles: ['admin'], page: integration },
-  { id: 'figures', roles: ['admin'], page: placeholder('figures') },
+  { id: 'figures', roles: ['admin'], page: figures },
 ];
 
 let current = null; // {dispose, onKey} of the page shown
 let titleKey = 'signin.title';
 const view = () => document.getElementById('view');
-
-// Agendas and figures: built by another step.
-function placeholder(id) {
-  return {
-    render(el) {
-      el.replaceChildren(h('div', { class: 'desk', id: `${id}-desk`, test: `${id}-desk` },
-        h('h1', { class: 'desk-title', i18n: `desk.${id}` }),
-        h('section', { class: 'step placeholder', test: 'placeholder' },
-          h('h2', { i18n: 'placeholder.title' }), h('p', { i18n: `placeholder.${id}` }))));
-      ready(id);
-      return { dispose: () => {}, onKey: () => false };
-    },
-  };
-}
 
 export function desksFor(role) {
   return DESKS.filter((d) => d.roles.includes(role));

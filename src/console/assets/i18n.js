@@ -7,6 +7,8 @@ import { dateTime, date, money } from './format.js';
 import en from './i18n-en.js';
 import integration from './i18n-integration.js';
 import bookingWords from './i18n-booking.js';
+import agenda from './i18n-agenda.js';
+import figures from './i18n-figures.js';
 
 const it = {
   'shell.title': 'Centro Unico di Prenotazione',
@@ -37,10 +39,6 @@ const it = {
   'channel.kiosk': 'totem',
   'common.back': 'Indietro (Esc)',
   'common.cancel': 'Annulla (Esc)',
-  'placeholder.title': 'In preparazione',
-  'placeholder.agenda': 'Le agende (modelli, sessioni, chiusure, da riprenotare) arrivano nel prossimo passo.',
-  'placeholder.integration': 'Messaggi in attesa, bloccati e non instradabili, reinvio e coda di scarto arrivano nel prossimo passo.',
-  'placeholder.figures': 'Tempi di attesa per classe, prestazione e distretto, quote per canale e ticket non pagati arrivano nel prossimo passo.',
   'signin.title': 'Accesso operatore',
   'signin.with-token': 'Con il token',
   'signin.token': 'Token di accesso (Bearer)',
@@ -195,8 +193,8 @@ const it = {
   'remittance.adjustment': 'Rimborso',
 };
 
-Object.assign(it, integration.it, bookingWords.it);
-Object.assign(en, integration.en, bookingWords.en);
+// Each desk's own words, kept in its own file.
+for (const extra of [integration, bookingWords, agenda, figures]) { Object.assign(it, extra.it); Object.assign(en, extra.en); }
 const dicts = { it, en };
 const STORE = 'cupola.lang';
 let current = (() => {

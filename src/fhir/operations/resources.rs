@@ -155,7 +155,7 @@ pub const GENERATE_SLOTS: Operation = Operation {
     ..on(
         "Schedule",
         "generate-slots",
-        "Generates the Schedule's Slots from its weekly sessions (administrators).",
+        "Generates the Schedule's Slots from its weekly sessions (administrators and the provider organisation that owns the Schedule).",
         &[
             input("from", K::Date, 0, 1, "The first day (default today, Europe/Rome)."),
             output("created", K::Integer, 1, 1, "Slots created."),

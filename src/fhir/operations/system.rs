@@ -22,6 +22,7 @@ pub const WAITING_TIMES: Operation = system(
         input("district", K::String, 0, 1, "Only bookings in this district."),
         input("priority-class", K::Code, 0, 1, "Only bookings of this priority class."),
         input("period", K::String, 0, 1, "A year, month or day: 2026, 2026-11, 2026-11-26 (default this month)."),
+        input("group", K::Code, 0, 1, "`day`: also the bookings of each day (Europe/Rome) by channel."),
         output("period", K::Period, 1, 1, "The period counted."),
         output("bookings", K::Integer, 1, 1, "Bookings made."),
         output("with-deadline", K::Integer, 1, 1, "Bookings with a guaranteed deadline."),
@@ -35,6 +36,15 @@ pub const WAITING_TIMES: Operation = system(
                 output("code", K::Code, 1, 1, "The channel."),
                 output("bookings", K::Integer, 1, 1, "Its bookings."),
                 output("share", K::Decimal, 1, 1, "Its share."),
+            ],
+        ),
+        group(
+            "day",
+            "With group=day: the bookings made on one day (Europe/Rome) through one channel; days without any are left out.",
+            &[
+                output("date", K::Date, 1, 1, "The day the bookings were made."),
+                output("code", K::Code, 1, 1, "The channel."),
+                output("bookings", K::Integer, 1, 1, "Its bookings that day."),
             ],
         ),
     ],
