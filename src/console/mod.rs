@@ -46,8 +46,28 @@ async fn settings(State(s): State<AppState>) -> Response {
             "format": nre.map(|n| n.format.as_str()),
         },
         "demo": demo::enabled(&s.config),
+        "priorityClasses": class_deadlines(&s),
     });
     json_response(StatusCode::OK, &body)
+}
+
+/// The classes, most urgent first, with the deadlines in force today (the dated
+/// rules of `mappings/booking/rules.json`), for the figures' marks.
+fn class_deadlines(s: &AppState) -> Vec<serde_json::Value> {
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let in_force = s.mappings.booking.deadlines_on(today);
+    crate::mappings::booking::priority_classes()
+        .iter()
+        .map(|c| {
+            let mut v = json!(in_force.and_then(|d| d.deadlines.get(&c.code)));
+            if let Some(o) = v.as_object_mut() {
+                o.insert("code".into(), json!(c.code));
+            } else {
+                v = json!({"code": c.code});
+            }
+            v
+        })
+        .collect()
 }
 
 /// A JSON answer that is not FHIR (the console's own routes).

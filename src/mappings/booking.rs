@@ -20,7 +20,7 @@ pub struct Dated<T> {
 }
 
 /// The deadline of one priority class.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Deadline {
     pub hours: Option<i64>,
@@ -67,6 +67,13 @@ pub struct BookingRules {
     pub max_services_per_branch: Vec<Dated<Count>>,
     #[serde(default)]
     pub nre: Option<NreRule>,
+}
+
+impl BookingRules {
+    /// The classes' deadlines in force on `day` (the latest entry effective by then).
+    pub fn deadlines_on(&self, day: NaiveDate) -> Option<&ClassDeadlines> {
+        self.priority_classes.iter().filter(|d| d.effective <= day).max_by_key(|d| d.effective).map(|d| &d.value)
+    }
 }
 
 /// `YYYY-MM-DD`.

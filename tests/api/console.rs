@@ -122,6 +122,26 @@ async fn the_page_and_its_assets_are_served_without_a_token_from_this_origin_onl
     let settings: Value = get(&app, "/console/settings.json").await.json().await.unwrap();
     assert_eq!((settings["fhirBase"].as_str(), settings["demo"].as_bool()), (Some("/fhir"), Some(false)));
     assert_eq!(settings["nre"]["system"], "urn:oid:2.16.840.1.113883.2.9.4.3.9");
+    // The figures' deadline marks: the classes of the CodeSystem, most urgent first,
+    // with the deadlines of the rules' latest entry (in force today).
+    let classes = app.get_json("CodeSystem?url=http://example.org/cupola/CodeSystem/priority-class", 200).await;
+    let codes: Vec<&str> = classes["entry"][0]["resource"]["concept"]
+        .as_array()
+        .expect("the classes")
+        .iter()
+        .filter_map(|c| c["code"].as_str())
+        .collect();
+    let offered: Vec<&str> =
+        settings["priorityClasses"].as_array().expect("classes").iter().filter_map(|c| c["code"].as_str()).collect();
+    assert_eq!(offered, codes);
+    let rules: Value = serde_json::from_str(include_str!("../../mappings/booking/rules.json")).unwrap();
+    let latest = rules["priorityClasses"].as_array().unwrap().iter().max_by_key(|e| e["effective"].as_str()).unwrap();
+    for class in settings["priorityClasses"].as_array().unwrap() {
+        let code = class["code"].as_str().unwrap();
+        for unit in ["hours", "days", "visitDays", "examDays"] {
+            assert_eq!(class[unit], latest["deadlines"][code][unit], "{code} {unit}");
+        }
+    }
 }
 
 /// `GET /console/demo-roles` and `POST /console/demo-token` answer 404, as FHIR errors.

@@ -7,14 +7,20 @@
 
 import { h, fill, field, errorArea, showError, clearError, focus, onEnter, ready, section } from './dom.js';
 import { t } from './i18n.js';
-import { get } from './api.js';
+import { get, getSettings } from './api.js';
 import { romeDay, addDays } from './format.js';
 import { figure, legend, table, stacked, hbars, PALETTE } from './charts.js';
 
-// The national plan's deadlines (mappings/booking/rules.json), in days; D is a
-// visit's (an exam's is 60).
-const DEADLINE = { U: 3, B: 10, D: 30, P: 120 };
-const CLASSES = ['U', 'B', 'D', 'P'];
+// The deadlines in force (the dated rules of mappings/booking/rules.json, as the
+// console's settings give them), in days; where visits and exams differ, a visit's.
+function deadlineDays(code) {
+  const d = (getSettings()?.priorityClasses || []).find((c) => c.code === code);
+  if (!d) return null;
+  if (d.hours != null) return d.hours / 24;
+  return d.days ?? d.visitDays ?? d.examDays ?? null;
+}
+// The classes as the rules list them, most urgent first.
+const classes = () => (getSettings()?.priorityClasses || []).map((c) => c.code);
 const PERIOD = /^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$/;
 
 export function render(view) {
@@ -114,7 +120,7 @@ function waitTable(list) {
 const waitLegend = () => legend([[t('figures.median'), PALETTE[0]], [t('figures.p90'), PALETTE[1]], [t('figures.deadline-mark'), '#8a1c1c']]);
 
 async function classes(ctx, q) {
-  const list = await Promise.all(CLASSES.map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)}`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: DEADLINE[c] })));
+  const list = await Promise.all(classes().map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)}`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: deadlineDays(c) })));
   const summary = t('figures.classes-summary', { list: list.map((x) => `${x.label}: ${pct(num(x.w, 'within-deadline-share'))}`).join(', ') });
   fill(ctx.el['fig-classes'], figure('fig-classes', 'figures.classes', hbars(waitRows(list), summary), waitLegend(), waitTable(list)));
 }
