@@ -17,7 +17,7 @@ class SignInError extends Error {
   }
 }
 
-function base64url(bytes) {
+function encodeBase64Url(bytes) {
   let s = '';
   for (const b of bytes) s += String.fromCharCode(b);
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -27,17 +27,17 @@ function base64url(bytes) {
 function random(n) {
   const bytes = new Uint8Array(n);
   crypto.getRandomValues(bytes);
-  return base64url(bytes);
+  return encodeBase64Url(bytes);
 }
 
 async function challengeOf(verifier) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
-  return base64url(new Uint8Array(digest));
+  return encodeBase64Url(new Uint8Array(digest));
 }
 
 // Leaves for the issuer's sign-in page; the browser comes back to the redirect URI.
 export async function begin(o) {
-  // crypto.subtle exists only in a secure context (https://, or http://localhost).
+  // crypto.subtle exists only in a secure context (https, or http on localhost).
   if (!window.isSecureContext || !crypto.subtle) throw new SignInError('signin.oauth-insecure');
   const verifier = random(32);
   const state = random(16);
