@@ -174,7 +174,8 @@ async fn press_regional_sign_in(c: &fantoccini::Client) {
 }
 
 /// Signs in at the stub, lands back signed in as the mapped booking point, a desk
-/// reads through the API; then a refusal at the issuer is shown readably.
+/// reads through the API; then a refusal at the issuer and an answer with another
+/// flow's `state` are shown readably.
 pub fn sign_in(env: Arc<Env>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     Box::pin(async move {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -202,6 +203,11 @@ pub fn sign_in(env: Arc<Env>) -> std::pin::Pin<Box<dyn std::future::Future<Outpu
         assert!(said.contains("the operator declined"), "{said}");
         assert!(!shown(&c, "[data-test=operator-role]").await, "not signed in after a refusal");
         screenshot(&c, "oauth-refused").await;
+
+        // An answer this tab did not ask for (no flow of its own, another state).
+        c.goto(&format!("http://{addr}/console/?code=stolen&state=other")).await.expect("the console opens");
+        text_of(&c, "#oauth-error", "non corrisponde").await;
+        assert!(!shown(&c, "[data-test=operator-role]").await, "not signed in with another flow's code");
         c.close().await.expect("the window closes");
     })
 }

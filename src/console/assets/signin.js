@@ -28,11 +28,13 @@ export function render(view, params, done) {
 // Keeps `tok` once the API has taken it for a read every role may do. An issuer's
 // token says role and organisation in its own claims: the gateway maps them.
 async function tryToken(tok, area, done) {
+  // Kept with what the gateway said of it, so a refused token leaves the old sign-in whole.
   const previous = token();
+  const previousWho = who();
   setToken(tok);
   let me = who();
   if (!me) {
-    setToken(previous);
+    setToken(previous, previousWho);
     showError(area, { key: 'signin.not-a-token' });
     return;
   }
@@ -44,7 +46,7 @@ async function tryToken(tok, area, done) {
     await get('Organization', { _count: 1, _total: 'none', _elements: 'id' });
     done(me);
   } catch (e) {
-    setToken(previous);
+    setToken(previous, previousWho);
     showError(area, e);
   }
 }
