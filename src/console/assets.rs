@@ -4,19 +4,36 @@
 
 use std::sync::OnceLock;
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
+
+use crate::api::AppState;
 
 const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// What the page may load and call: this origin only.
-const POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                      connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
-                      form-action 'self'; frame-ancestors 'none'";
+/// What the page may load and call: this origin only, and, when the console signs in
+/// with the region's issuer, the token endpoint's origin (the browser posts the code
+/// there). The authorization endpoint is a top-level navigation, which `connect-src`
+/// and `form-action` do not govern.
+fn policy(token_origin: Option<&str>) -> String {
+    let connect = token_origin.map_or_else(|| "'self'".to_string(), |o| format!("'self' {o}"));
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; font-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// The origin (`https://host:port`) of an absolute URL; `None` for anything else, so
+/// that a value the policy cannot name is left out rather than widening it.
+pub(super) fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    matches!(u.scheme(), "https" | "http").then(|| u.origin().ascii_serialization())
+}
 
 /// One embedded file.
 struct Asset {
@@ -45,6 +62,7 @@ const ASSETS: &[Asset] = &[
     asset!("format.js", JS),
     asset!("directory.js", JS),
     asset!("signin.js", JS),
+    asset!("oauth.js", JS),
     asset!("booking.js", JS),
     asset!("proposals.js", JS),
     asset!("booked.js", JS),
@@ -78,13 +96,14 @@ fn etags() -> &'static [String] {
 }
 
 /// `GET /console` and `/console/`: the page.
-pub(super) async fn index(headers: HeaderMap) -> Response {
-    serve("index.html", &headers).unwrap_or_else(not_found)
+pub(super) async fn index(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let token_origin = s.config.console.token_url.as_deref().and_then(origin);
+    serve("index.html", &headers, token_origin.as_deref()).unwrap_or_else(not_found)
 }
 
 /// `GET /console/assets/{name}`.
 pub(super) async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    serve(&name, &headers).unwrap_or_else(not_found)
+    serve(&name, &headers, None).unwrap_or_else(not_found)
 }
 
 /// A plain 404: the console's files are not FHIR resources.
@@ -94,7 +113,7 @@ fn not_found() -> Response {
 
 /// The asset named `name`, or `304` when the client holds it already; `None` for
 /// a name the console does not have.
-fn serve(name: &str, headers: &HeaderMap) -> Option<Response> {
+fn serve(name: &str, headers: &HeaderMap, token_origin: Option<&str>) -> Option<Response> {
     let i = ASSETS.iter().position(|a| a.name == name)?;
     let (a, tag) = (&ASSETS[i], &etags()[i]);
     let fresh = headers
@@ -112,7 +131,9 @@ fn serve(name: &str, headers: &HeaderMap) -> Option<Response> {
         h.insert(header::ETAG, v);
     }
     if a.content_type == HTML {
-        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY));
+        if let Ok(v) = HeaderValue::from_str(&policy(token_origin)) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     Some(response)
 }
@@ -131,5 +152,14 @@ mod tests {
         let tags = etags();
         assert_eq!(tags.len(), ASSETS.len());
         assert!(tags.iter().all(|t| t.len() == 26 && t.starts_with('"')));
+    }
+
+    #[test]
+    fn the_policy_names_the_token_endpoints_origin_only() {
+        assert!(policy(None).contains("connect-src 'self';"));
+        let o = origin("https://sso.example.it:8443/realms/cup/protocol/openid-connect/token");
+        assert_eq!(o.as_deref(), Some("https://sso.example.it:8443"));
+        assert!(policy(o.as_deref()).contains("connect-src 'self' https://sso.example.it:8443;"));
+        assert_eq!(origin("not a url"), None);
     }
 }

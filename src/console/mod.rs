@@ -8,14 +8,15 @@
 //! |---|---|
 //! | `GET /console`, `/console/` | the console's page |
 //! | `GET /console/assets/{name}` | an embedded asset (`ETag`, `Cache-Control: no-cache`); unknown → plain `404` |
-//! | `GET /console/settings.json` | what the pages need to know of this gateway: the FHIR path, the canonical base, the NRE's system and format, whether the demo sign-in is on |
+//! | `GET /console/settings.json` | what the pages need to know of this gateway: the FHIR path, the canonical base, the NRE's system and format, whether the demo sign-in is on, and the issuer's sign-in (`oauth`) when configured |
+//! | `GET /console/whoami` | the role, organisation and channel the bearer token maps to (the claims map is the gateway's, so an issuer's token says them in its own words) |
 //! | `GET /console/demo-roles`, `POST /console/demo-token` | the demo's sign-in ([`demo`]): only with `--demo` and no `--issuer`, else `404` |
 
 mod assets;
 mod demo;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/console/", get(assets::index))
         .route("/console/assets/{name}", get(assets::asset))
         .route("/console/settings.json", get(settings))
+        .route("/console/whoami", get(whoami))
         .route("/console/demo-roles", get(demo::roles))
         .route("/console/demo-token", post(demo::token))
 }
@@ -47,6 +49,7 @@ async fn settings(State(s): State<AppState>) -> Response {
         },
         "demo": demo::enabled(&s.config),
         "priorityClasses": class_deadlines(&s),
+        "oauth": oauth_settings(&s),
     });
     json_response(StatusCode::OK, &body)
 }
@@ -68,6 +71,43 @@ fn class_deadlines(s: &AppState) -> Vec<serde_json::Value> {
             v
         })
         .collect()
+}
+
+/// The issuer's sign-in, as the discovery document has it, plus what the console
+/// sends as `aud` (the FHIR base) and the scope it asks for; `null` without the flags.
+fn oauth_settings(s: &AppState) -> serde_json::Value {
+    let Some(oauth) = s.config.console.endpoints() else { return serde_json::Value::Null };
+    json!({
+        "clientId": oauth.client_id,
+        "authorizeUrl": oauth.authorize_url,
+        "tokenUrl": oauth.token_url,
+        "redirectUri": crate::fhir::smart::console_redirect_uri(&s.base),
+        "aud": s.base.as_ref(),
+        "scope": "openid fhirUser user/*.cruds",
+    })
+}
+
+/// `GET /console/whoami`: whom the bearer token speaks for, once checked like any
+/// API call's. The console shows it and picks the desks by it; the API still
+/// decides every request.
+async fn whoami(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return outcome_response(&Error::Unauthorized("", "send Authorization: Bearer <token>".into()));
+    };
+    match s.auth.verify(token) {
+        Ok(c) => json_response(
+            StatusCode::OK,
+            &json!({"sub": c.sub, "role": c.role.as_str(), "org": c.org.as_ref().map(|o| format!("Organization/{o}")),
+                "channel": c.channel, "exp": c.expires_at}),
+        ),
+        Err(e) => outcome_response(&Error::Unauthorized(e.code(), e.to_string())),
+    }
 }
 
 /// A JSON answer that is not FHIR (the console's own routes).

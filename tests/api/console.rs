@@ -23,6 +23,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("format.js", "text/javascript"),
     ("directory.js", "text/javascript"),
     ("signin.js", "text/javascript"),
+    ("oauth.js", "text/javascript"),
     ("booking.js", "text/javascript"),
     ("proposals.js", "text/javascript"),
     ("booked.js", "text/javascript"),
@@ -97,7 +98,10 @@ async fn the_page_and_its_assets_are_served_without_a_token_from_this_origin_onl
         // Nothing from elsewhere: no URL of another origin, every path this gateway's.
         assert!(!text.contains("http://") && !text.contains("https://"), "{name} names another origin");
         for path in requested(&text) {
-            let here = ["/console", "/fhir", "#", "data:", "url", "path"].iter().any(|p| path.starts_with(p));
+            // `tokenUrl`: the issuer's token endpoint, as the gateway's settings name it
+            // (and its policy allows).
+            let here =
+                ["/console", "/fhir", "#", "data:", "url", "path", "tokenUrl"].iter().any(|p| path.starts_with(p));
             assert!(here, "{name} asks for {path}");
         }
         let again = app

@@ -293,3 +293,50 @@ async fn keycloak_claims_map_to_cupolas_roles(b: Backend) {
 }
 
 crate::on_both!(keycloak_claims_map_to_cupolas_roles);
+
+/// The console's side of the sign-in: its settings carry the issuer's endpoints, its
+/// policy lets the page post the code to the token endpoint's origin (and no other),
+/// and `GET /console/whoami` says what the claims map makes of an issuer's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_is_told_the_sign_in_and_may_reach_the_token_endpoint() {
+    let issuer = Issuer::new();
+    let app = gateway(Backend::Sqlite, &issuer).await;
+    let root = app.base.trim_end_matches("/fhir").to_string();
+    let get = |path: &str| app.anonymous().get(format!("{root}{path}")).send();
+    let settings: Value = get("/console/settings.json").await.expect("settings").json().await.expect("json");
+    assert_eq!(settings["oauth"]["clientId"], "cupola-console");
+    assert_eq!(settings["oauth"]["authorizeUrl"], AUTHORIZE);
+    assert_eq!(settings["oauth"]["tokenUrl"], TOKEN);
+    assert_eq!(settings["oauth"]["redirectUri"], "https://cup.test/console/");
+    assert_eq!(settings["oauth"]["aud"], FHIR_BASE);
+    let page = get("/console/").await.expect("page");
+    let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_string();
+    assert!(policy.contains("connect-src 'self' https://idp.test;"), "{policy}");
+
+    let booking = issuer.keycloak(&["offline_access", "cup-sportello"], Some("counter-001"), json!(FHIR_BASE));
+    let r = app.anonymous().get(format!("{root}/console/whoami")).bearer_auth(&booking).send().await.expect("whoami");
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(
+        (&me["role"], &me["org"], &me["channel"]),
+        (&json!("booking-point"), &json!("Organization/counter-001"), &json!("counter"))
+    );
+    let r = app.anonymous().get(format!("{root}/console/whoami")).send().await.expect("whoami");
+    assert_eq!(r.status(), 401);
+
+    // Without the flags: no sign-in in the settings, and the policy names this origin only.
+    let plain = TestApp::spawn(Backend::Sqlite).await;
+    let root = plain.base.trim_end_matches("/fhir").to_string();
+    let settings: Value = plain
+        .anonymous()
+        .get(format!("{root}/console/settings.json"))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    assert!(settings["oauth"].is_null(), "{settings}");
+    let page = plain.anonymous().get(format!("{root}/console/")).send().await.expect("page");
+    assert!(page.headers()["content-security-policy"].to_str().expect("ascii").contains("connect-src 'self';"));
+}

@@ -15,6 +15,8 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("roles_see_only_their_desks", |e| Box::pin(roles_see_only_their_desks(e))),
     ("api_refusal_shown_in_words", |e| Box::pin(api_refusal_shown_in_words(e))),
 ];
+/// Signing in with the region's identity provider, on a gateway of its own.
+pub const SIGN_IN: &[(&str, Scenario)] = &[("oauth_sign_in", crate::oauth::sign_in)];
 
 /// Enter, as the keyboard sends it.
 pub fn enter() -> String {

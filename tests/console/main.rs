@@ -8,6 +8,7 @@
 mod browser;
 mod desks;
 mod gateway;
+mod oauth;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +26,7 @@ fn main() {
     let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let chosen: Vec<(&str, Scenario)> = desks::ALL
         .iter()
+        .chain(desks::SIGN_IN)
         .copied()
         .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
         .collect();

@@ -5,6 +5,7 @@
 import { jwtClaims } from './format.js';
 
 const TOKEN = 'cupola.token';
+const WHO = 'cupola.who'; // the gateway's reading of an issuer's token (whoami)
 let base = '/fhir';
 let settings = null;
 
@@ -41,7 +42,15 @@ export function getSettings() { return settings; }
 // --- the token -----------------------------------------------------------------
 
 export function token() { return sessionStorage.getItem(TOKEN); }
-export function setToken(t) { if (t) sessionStorage.setItem(TOKEN, t); else sessionStorage.removeItem(TOKEN); }
+// `identity`: what GET /console/whoami said of `t`, for tokens without cupola's claims.
+export function setToken(t, identity) {
+  if (t) sessionStorage.setItem(TOKEN, t); else sessionStorage.removeItem(TOKEN);
+  if (t && identity) sessionStorage.setItem(WHO, JSON.stringify(identity)); else sessionStorage.removeItem(WHO);
+}
+
+function storedIdentity() {
+  try { return JSON.parse(sessionStorage.getItem(WHO) || 'null'); } catch { return null; }
+}
 
 // Who the token says the operator is (for the header and the desks offered; the
 // API decides what each request may do).
@@ -49,8 +58,18 @@ export function who() {
   const t = token();
   const c = t ? jwtClaims(t) : null;
   if (!c) return null;
-  const org = typeof c.org === 'string' ? c.org.replace(/^Organization\//, '') : null;
-  return { role: c.role, org, channel: c.channel || null, sub: c.sub, exp: c.exp, expired: c.exp && c.exp * 1000 < Date.now() };
+  const mapped = storedIdentity();
+  const claims = mapped || c;
+  const org = typeof claims.org === 'string' ? claims.org.replace(/^Organization\//, '') : null;
+  const exp = claims.exp || c.exp;
+  return { role: claims.role, org, channel: claims.channel || null, sub: claims.sub, exp, expired: exp && exp * 1000 < Date.now() };
+}
+
+// Role, organisation and channel the gateway maps the current token to.
+export async function whoami() {
+  const r = await fetch('/console/whoami', { headers: { accept: 'application/json', authorization: `Bearer ${token()}` } });
+  if (!r.ok) throw await refusal(r);
+  return r.json();
 }
 
 // --- requests ------------------------------------------------------------------

@@ -9,6 +9,7 @@ import { t, lang, setLang } from './i18n.js';
 import { loadSettings, who, setToken } from './api.js';
 import { organisationName } from './directory.js';
 import * as signin from './signin.js';
+import { returned as oauthReturned } from './oauth.js';
 import * as booking from './booking.js';
 import * as payment from './payment.js';
 import * as integration from './integration.js';
@@ -144,6 +145,8 @@ async function start() {
     drawOperator(null);
     location.hash = `#/signin?why=${encodeURIComponent(e.detail.messages.join(' '))}`;
   });
+  // Back from the region's identity provider: the new sign-in replaces any old one.
+  if (oauthReturned()) setToken(null);
   drawOperator(who());
   route();
   focus(document.querySelector('#view [autofocus]'));
