@@ -20,7 +20,7 @@ function deadlineDays(code) {
   return d.days ?? d.visitDays ?? d.examDays ?? null;
 }
 // The classes as the rules list them, most urgent first.
-const classes = () => (getSettings()?.priorityClasses || []).map((c) => c.code);
+const classCodes = () => (getSettings()?.priorityClasses || []).map((c) => c.code);
 const PERIOD = /^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$/;
 
 export function render(view) {
@@ -120,7 +120,7 @@ function waitTable(list) {
 const waitLegend = () => legend([[t('figures.median'), PALETTE[0]], [t('figures.p90'), PALETTE[1]], [t('figures.deadline-mark'), '#8a1c1c']]);
 
 async function classes(ctx, q) {
-  const list = await Promise.all(classes().map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)}`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: deadlineDays(c) })));
+  const list = await Promise.all(classCodes().map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)}`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: deadlineDays(c) })));
   const summary = t('figures.classes-summary', { list: list.map((x) => `${x.label}: ${pct(num(x.w, 'within-deadline-share'))}`).join(', ') });
   fill(ctx.el['fig-classes'], figure('fig-classes', 'figures.classes', hbars(waitRows(list), summary), waitLegend(), waitTable(list)));
 }
