@@ -14,6 +14,9 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("payment_desk_pays_a_booking", |e| Box::pin(payment_desk(e))),
     ("roles_see_only_their_desks", |e| Box::pin(roles_see_only_their_desks(e))),
     ("api_refusal_shown_in_words", |e| Box::pin(api_refusal_shown_in_words(e))),
+    ("agenda_closure_lists_whom_to_rebook", |e| Box::pin(crate::back_office::agenda_closure(e))),
+    ("integration_desk_resends_nothing_twice", |e| Box::pin(crate::back_office::integration_resend(e))),
+    ("figures_draw_their_charts", |e| Box::pin(crate::back_office::figures(e))),
 ];
 /// Signing in with the region's identity provider, on a gateway of its own.
 pub const SIGN_IN: &[(&str, Scenario)] = &[("oauth_sign_in", crate::oauth::sign_in)];
@@ -162,6 +165,19 @@ async fn payment_desk(env: Arc<Env>) {
 /// A booking made the way the console makes it ($find, $hold, $book), for a
 /// payment to take; returns its booking code.
 async fn book_through_api(env: &Env, token: &str, patient: &str) -> String {
+    booking_code(&booked_through_api(env, token, patient).await)
+}
+
+/// The booking code of a booked Appointment.
+fn booking_code(appointment: &serde_json::Value) -> String {
+    let code = appointment["identifier"]
+        .as_array()
+        .and_then(|ids| ids.iter().find(|i| i["system"].as_str().is_some_and(|s| s.ends_with("/booking-code"))));
+    code.and_then(|i| i["value"].as_str()).unwrap_or_else(|| panic!("a booking code in {appointment}")).to_string()
+}
+
+/// [`book_through_api`]'s booked Appointment.
+pub async fn booked_through_api(env: &Env, token: &str, patient: &str) -> serde_json::Value {
     let http = reqwest::Client::new();
     let fhir = env.gateway.fhir();
     let nre = prescription(env, token, patient, "89.7A.3", "D").await;
@@ -198,10 +214,7 @@ async fn book_through_api(env: &Env, token: &str, patient: &str) -> String {
         .map(|e| &e["resource"])
         .find(|r| r["resourceType"] == "Appointment" && r["status"] == "booked")
         .unwrap_or_else(|| panic!("a booked Appointment in {booked}"));
-    let code = appointment["identifier"]
-        .as_array()
-        .and_then(|ids| ids.iter().find(|i| i["system"].as_str().is_some_and(|s| s.ends_with("/booking-code"))));
-    code.and_then(|i| i["value"].as_str()).unwrap_or_else(|| panic!("a booking code in {booked}")).to_string()
+    appointment.clone()
 }
 
 /// Each role is offered its desks only.

@@ -5,6 +5,7 @@
 //! `cargo test --test console` runs every scenario; `cargo test --test console -- pay`
 //! those whose name contains `pay`. Screenshots land in `target/tmp/console/`.
 
+mod back_office;
 mod browser;
 mod desks;
 mod gateway;
