@@ -19,7 +19,7 @@ use crate::{Error, Result};
 pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
         ctx.allow("Slot", Interaction::Create)?;
-        writable_schedule(&s, &ctx, &id, "generate slots for").await?;
+        // The request's own faults first, as every operation answers them.
         let args = Args::read(&operations::GENERATE_SLOTS, &ctx, &body)?;
         let from = match args.text("from") {
             Some(d) => chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
@@ -27,6 +27,7 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
             })?,
             None => chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive(),
         };
+        writable_schedule(&s, &ctx, &id, "generate slots for").await?;
         let report = crate::agenda::generate_for_schedule(&s.store, &id, from, &s.config.canonical_base).await?;
         let mut parameter = vec![
             json!({"name": "created", "valueInteger": report.created}),
