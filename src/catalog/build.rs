@@ -150,7 +150,7 @@ pub fn value_sets(base: &str, concepts: &[Value]) -> Vec<Value> {
 /// The service of a code.
 pub fn activity_definition(base: &str, e: &CatalogEntry) -> Value {
     let id = service_id(&e.code);
-    json!({
+    let mut service = json!({
         "resourceType": "ActivityDefinition",
         "id": id,
         "url": format!("{base}/ActivityDefinition/{id}"),
@@ -160,8 +160,16 @@ pub fn activity_definition(base: &str, e: &CatalogEntry) -> Value {
         "topic": [{"coding": [{"system": names::branch_system(base), "code": e.branch}]}],
         "kind": "ServiceRequest",
         "code": {"coding": [{"system": names::catalog_system(base), "code": e.code, "display": e.display}]},
-    })
+    });
+    if let Some(text) = &e.preparation {
+        service["extension"] = json!([{"url": names::structure(base, PREPARATION), "valueString": text}]);
+    }
+    service
 }
+
+/// The extension of a service's preparation notes for the patient (R4's
+/// ActivityDefinition has no element for them: `usage` is for clinicians).
+pub const PREPARATION: &str = "preparation";
 
 /// The tariff of `e` from `e.valid_from` to `end` (included; `None`: open).
 pub fn charge_item_definition(base: &str, e: &CatalogEntry, end: Option<NaiveDate>) -> Value {

@@ -60,6 +60,24 @@ pub(crate) fn parse_tariff(text: &str) -> Result<Decimal, String> {
     Ok(value)
 }
 
+/// The longest `preparation` text, in characters: a few sentences a booking sheet prints.
+pub(crate) const PREPARATION_MAX: usize = 500;
+
+/// A service's preparation notes for the patient (optional: empty is none): at most
+/// [`PREPARATION_MAX`] characters, no control characters (line breaks included).
+pub(crate) fn parse_preparation(code: &str, text: &str) -> Result<Option<String>, String> {
+    let length = text.chars().count();
+    if length > PREPARATION_MAX {
+        return Err(format!("preparation of code {code} has {length} characters: at most {PREPARATION_MAX}"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(format!(
+            "preparation of code {code} holds a control character (a line break or tab): write it on one line"
+        ));
+    }
+    Ok(Some(text.to_string()).filter(|t| !t.is_empty()))
+}
+
 /// A date `YYYY-MM-DD` that exists in the calendar.
 pub(crate) fn parse_date(text: &str) -> Result<NaiveDate, String> {
     let shaped = text.len() == 10

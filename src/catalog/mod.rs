@@ -138,6 +138,8 @@ pub struct CatalogEntry {
     pub valid_from: NaiveDate,
     /// National nomenclator code (`true`) or regional code (`false`).
     pub national: bool,
+    /// How the patient prepares for the service (the optional `preparation` column).
+    pub preparation: Option<String>,
     /// Where the row is in its file (the header is line 1); 0 when not from a file.
     pub line: usize,
 }

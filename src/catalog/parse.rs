@@ -1,18 +1,18 @@
 //! The CSV catalog format: UTF-8, comma separated, a header line naming the columns
 //! (any order): `code`, `display`, `branch`, `kind`, `access`, `tariff`,
-//! `valid_from`, optional `national`. One row per code per tariff.
+//! `valid_from`, optional `national` and `preparation`. One row per code per tariff.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::fields::{check_code, parse_date, parse_tariff};
+use super::fields::{check_code, parse_date, parse_preparation, parse_tariff};
 use super::{branches, is_branch, AccessKind, CatalogEntry, Kind, Progress, RowError, PROGRESS_ROWS};
 
 /// At most this many errors are reported for one file.
 const MAX_ERRORS: usize = 20;
 const REQUIRED: [&str; 7] = ["code", "display", "branch", "kind", "access", "tariff", "valid_from"];
-const OPTIONAL: [&str; 1] = ["national"];
+const OPTIONAL: [&str; 2] = ["national", "preparation"];
 
 /// Parses a whole catalog CSV. Every row is checked; on any problem, the errors (up to
 /// 20, each with its line, the header being line 1) and no entries.
@@ -113,11 +113,12 @@ fn conflict(
         ("kind", first.kind.code().to_string(), entry.kind.code().to_string()),
         ("access", first.access.code().to_string(), entry.access.code().to_string()),
         ("national", yes_no(first.national).to_string(), yes_no(entry.national).to_string()),
+        ("preparation", first.preparation.clone().unwrap_or_default(), entry.preparation.clone().unwrap_or_default()),
     ];
     differs.into_iter().find(|(_, a, b)| a != b).map(|(column, was, here)| {
         format!(
-            "code {} has {column} {here:?} here but {was:?} on line {}: display, branch, kind, access and national \
-             are the same on every row of a code",
+            "code {} has {column} {here:?} here but {was:?} on line {}: display, branch, kind, access, national \
+             and preparation are the same on every row of a code",
             entry.code, first.line
         )
     })
@@ -143,6 +144,7 @@ fn csv_error(e: &::csv::Error) -> RowError {
 struct Columns {
     at: [usize; 7],
     national: Option<usize>,
+    preparation: Option<usize>,
     width: usize,
 }
 
@@ -175,7 +177,12 @@ impl Columns {
         for (slot, name) in at.iter_mut().zip(REQUIRED) {
             *slot = found.get(name).copied().unwrap_or_default();
         }
-        Ok(Columns { at, national: found.get("national").copied(), width: header.len() })
+        Ok(Columns {
+            at,
+            national: found.get("national").copied(),
+            preparation: found.get("preparation").copied(),
+            width: header.len(),
+        })
     }
 
     fn entry(&self, r: &::csv::StringRecord, line: usize) -> Result<CatalogEntry, String> {
@@ -203,12 +210,8 @@ impl Columns {
             .ok_or_else(|| format!("access {:?} must be first or follow-up", field(4)))?;
         let tariff = parse_tariff(field(5))?;
         let valid_from = parse_date(field(6))?;
-        let national = match self.national.and_then(|i| r.get(i)).map(str::to_ascii_lowercase) {
-            None => true,
-            Some(v) if v.is_empty() || v == "yes" => true,
-            Some(v) if v == "no" => false,
-            Some(v) => return Err(format!("national {v:?} must be yes or no")),
-        };
+        let national = self.national(r)?;
+        let preparation = parse_preparation(code, self.preparation.and_then(|i| r.get(i)).unwrap_or(""))?;
         Ok(CatalogEntry {
             code: code.to_string(),
             display: display.to_string(),
@@ -218,8 +221,19 @@ impl Columns {
             tariff,
             valid_from,
             national,
+            preparation,
             line,
         })
+    }
+
+    /// The optional `national` column: `yes` when absent or empty.
+    fn national(&self, r: &::csv::StringRecord) -> Result<bool, String> {
+        match self.national.and_then(|i| r.get(i)).map(str::to_ascii_lowercase) {
+            None => Ok(true),
+            Some(v) if v.is_empty() || v == "yes" => Ok(true),
+            Some(v) if v == "no" => Ok(false),
+            Some(v) => Err(format!("national {v:?} must be yes or no")),
+        }
     }
 }
 
@@ -305,6 +319,27 @@ mod tests {
             let e = only_error(row);
             assert_eq!(e.line, line, "{row}: {e}");
             assert!(e.reason.contains(reason), "{row}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_optional_preparation_is_kept_checked_and_the_same_on_every_row() {
+        let head = format!("{HEADER},preparation\n");
+        let ok = "89.52,ECG,cardiology,exam,first,11.62,2024-01-01,yes,\"Digiuno da 8 ore, acqua consentita\"\n";
+        let e =
+            parse_csv(&format!("{head}{ok}89.13,Visita,neurology,visit,first,20,2024-01-01,yes,\n")).expect("parses");
+        assert_eq!(e[0].preparation.as_deref(), Some("Digiuno da 8 ore, acqua consentita"));
+        assert_eq!(e[1].preparation, None, "empty is none");
+        assert_eq!(parse_csv(&file(&GOOD[..1])).expect("parses")[0].preparation, None, "no column, none");
+        let long = "x".repeat(501);
+        for (row, reason) in [
+            (format!("89.53,ECG,cardiology,exam,first,1,2024-01-01,yes,{long}"), "preparation of code 89.53 has 501"),
+            ("89.53,ECG,cardiology,exam,first,1,2024-01-01,yes,\"a\tb\"".into(), "control character"),
+            ("89.52,ECG,cardiology,exam,first,1,2025-01-01,yes,Altro".into(), "has preparation \"Altro\" here"),
+        ] {
+            let errors = parse_csv(&format!("{head}{ok}{row}\n")).expect_err("a bad row");
+            assert_eq!((errors.len(), errors[0].line), (1, 3), "{row}: {errors:?}");
+            assert!(errors[0].reason.contains(reason), "{row}: {}", errors[0]);
         }
     }
 

@@ -232,7 +232,7 @@ async fn the_command_reports_and_fails_with_the_line(b: Backend) {
 }
 
 /// The row of 89.52 in the sample: its only tariff.
-const ECG_ROW: &str = "89.52,Elettrocardiogramma,cardiology,exam,first,11.62,2024-01-01,yes\n";
+const ECG_ROW: &str = "89.52,Elettrocardiogramma,cardiology,exam,first,11.62,2024-01-01,yes,\n";
 
 fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("date")
@@ -324,7 +324,42 @@ async fn a_bundle_retires_nothing(b: Backend) {
     assert!(!served_concept(&app, "89.52").await.to_string().contains("retired"));
 }
 
+async fn the_preparation_column_is_optional_and_served_on_the_service(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let store = store(&app).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let head = "code,display,branch,kind,access,tariff,valid_from";
+    let rows = "88.76.1,Ecografia dell'addome completo,radiology,exam,first,69.95,2024-01-01\n\
+                89.52,Elettrocardiogramma,cardiology,exam,first,11.62,2024-01-01";
+    let without = write(&dir, "without.csv", &format!("{head}\n{rows}\n"));
+    import(&store, BASE, &without).await.expect("a file without the column imports");
+    let service = app.get_json("ActivityDefinition/svc-88-76-1", 200).await;
+    assert!(service.get("extension").is_none(), "{service}");
+
+    let with = rows.replace("2024-01-01\n", "2024-01-01,\"Digiuno da 8 ore, vescica piena\"\n") + ",";
+    let path = write(&dir, "with.csv", &format!("{head},preparation\n{with}\n"));
+    let report = import(&store, BASE, &path).await.expect("a file with the column imports");
+    assert_eq!(report.counts_of("ActivityDefinition").updated, 1, "{report}");
+    let service = one(&app, &format!("ActivityDefinition?identifier={}|88.76.1", system())).await;
+    assert_eq!(
+        service["extension"],
+        json!([{"url": format!("{BASE}/StructureDefinition/preparation"), "valueString": "Digiuno da 8 ore, vescica piena"}])
+    );
+    assert!(app.get_json("ActivityDefinition/svc-89-52", 200).await.get("extension").is_none());
+
+    let bad = with.replace("vescica piena", &"x".repeat(501));
+    let path = write(&dir, "bad.csv", &format!("{head},preparation\n{bad}\n"));
+    match import(&store, BASE, &path).await.expect_err("too long a preparation") {
+        ImportError::Rows(rows) => {
+            assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [2], "{rows:?}");
+            assert!(rows[0].reason.contains("preparation of code 88.76.1 has 519 characters"), "{}", rows[0]);
+        }
+        other => panic!("not a row error: {other}"),
+    }
+}
+
 crate::on_both!(
+    the_preparation_column_is_optional_and_served_on_the_service,
     the_sample_catalog_is_served,
     a_reimport_changes_nothing,
     a_new_tariff_opens_a_new_period_and_keeps_the_old_one,

@@ -226,7 +226,7 @@ function setMoney(el, value) {
 async function drawSheet(ctx, booked, code, ticket) {
   const where = place(booked);
   const me = who();
-  const point = me?.org ? await organisationName(me.org) : '';
+  const [point, preparation] = await Promise.all([me?.org ? organisationName(me.org) : '', preparationOf(booked)]);
   const row = (key, value, test) => [h('dt', { i18n: key }), h('dd', { test }, value)];
   const amount = h('span', { dataset: { money: ticket.owed ?? '' }, text: ticket.owed === null ? '—' : money(ticket.owed, lang()) });
   fill(ctx.el.sheet,
@@ -242,7 +242,22 @@ async function drawSheet(ctx, booked, code, ticket) {
       row('ticket.exemption', ticket.exemptions.length ? `${t('ticket.exempt')} ${ticket.exemptions.join(', ')}` : t('ticket.not-exempt')),
       row('ticket.notice', ticket.notice || '—'),
       row('sheet.booked-at', point)),
+    preparation ? h('p', { class: 'sheet-preparation', test: 'preparation' },
+      h('strong', { i18n: 'sheet.preparation' }), ' ', h('span', { text: preparation })) : null,
     h('p', { class: 'sheet-note', i18n: 'sheet.note' }));
+}
+
+// The catalog's preparation notes for the booked service (the `preparation` extension
+// of its ActivityDefinition, one search by catalog code), or '' when it has none.
+async function preparationOf(booked) {
+  const c = [].concat(booked.serviceType || []).flatMap((x) => x.coding || [])[0];
+  if (!c?.system || !c.code) return '';
+  try {
+    const bundle = await get('ActivityDefinition', { identifier: `${c.system}|${c.code}`, _count: 1 });
+    return ext(resources(bundle, 'ActivityDefinition')[0], 'preparation') || '';
+  } catch {
+    return '';
+  }
 }
 
 function printSheet(paper) {

@@ -124,6 +124,7 @@ export default {
   'sheet.where': 'Place',
   'sheet.provider': 'Provider',
   'sheet.booked-at': 'Booked at',
+  'sheet.preparation': 'Preparation',
   'sheet.note': 'Come 15 minutes early with the prescription, an identity document and the health card. To cancel: at least 48 hours before.',
   'appointments.title': 'The patient’s appointments',
   'appointments.none': 'No booked appointment.',

@@ -132,6 +132,7 @@ const it = {
   'sheet.where': 'Luogo',
   'sheet.provider': 'Erogatore',
   'sheet.booked-at': 'Prenotato presso',
+  'sheet.preparation': 'Preparazione',
   'sheet.note': 'Presentarsi 15 minuti prima con la ricetta, un documento e la tessera sanitaria. Per disdire: almeno 48 ore prima.',
   'appointments.title': 'Appuntamenti del paziente',
   'appointments.none': 'Nessun appuntamento prenotato.',
