@@ -1,7 +1,7 @@
 //! The transactional outbox: every message a provider is to receive is a row
 //! written in the same database transaction as the change it tells of, so that a
 //! change is never committed without its message nor a message sent for a change
-//! that was rolled back. The relay (`crate::messaging::relay`) claims pending rows
+//! that was rolled back. A relay claims pending rows
 //! (see `lease`), publishes them with publisher confirms, and marks them sent only
 //! after the broker's ack of a routed message. Several gateways on one PostgreSQL share the rows (`FOR UPDATE SKIP
 //! LOCKED` and a lease): a row is published by one relay at a time; a relay that
