@@ -60,7 +60,10 @@ enum Who {
     /// The gateway itself (demo data, audit writer, start-up loaders).
     Gateway,
     Admin,
-    BookingPoint,
+    /// A counter, call centre, GP office: its organisation, when the token names one.
+    BookingPoint {
+        org: Option<String>,
+    },
     PaymentPoint,
     Provider {
         org: String,
@@ -142,7 +145,7 @@ impl Access {
     pub fn of(caller: &Caller) -> Access {
         let who = match (caller.role, &caller.org, &caller.patient) {
             (Role::Admin, _, _) => Who::Admin,
-            (Role::BookingPoint, _, _) => Who::BookingPoint,
+            (Role::BookingPoint, org, _) => Who::BookingPoint { org: org.clone() },
             (Role::PaymentPoint, _, _) => Who::PaymentPoint,
             (Role::Provider, Some(org), _) => Who::Provider { org: org.clone() },
             (Role::PatientApp, _, Some(p)) => Who::Patient { id: p.clone() },
@@ -201,7 +204,11 @@ impl Access {
             Who::Gateway => Rule::All,
             Who::Admin => Rule::All,
             Who::Nobody => Rule::Nothing,
-            Who::BookingPoint => all_if(
+            // A counter that takes tickets reads its own remittance, as a payment point does.
+            Who::BookingPoint { org: Some(org) } if res_type == "PaymentReconciliation" => {
+                Rule::Where(ExtraCondition { sql: predicates::remittances_of(), binds: vec![Bind::Text(org.clone())] })
+            }
+            Who::BookingPoint { .. } => all_if(
                 dir || AGENDAS.contains(&res_type)
                     || matches!(
                         res_type,
@@ -250,7 +257,7 @@ impl Access {
         match &self.who {
             Who::Gateway | Who::Admin => Rule::All,
             Who::Nobody => Rule::Nothing,
-            Who::BookingPoint => all_if(matches!(
+            Who::BookingPoint { .. } => all_if(matches!(
                 res_type,
                 "Patient"
                     | "ServiceRequest"
@@ -343,7 +350,7 @@ mod tests {
         assert_eq!(access(Who::Admin).write("AuditEvent"), Rule::Nothing);
         assert_eq!(access(Who::Admin).read("AuditEvent"), Rule::All);
         assert_eq!(access(Who::Gateway).write("AuditEvent"), Rule::All);
-        assert_eq!(access(Who::BookingPoint).read("AuditEvent"), Rule::Nothing);
+        assert_eq!(access(Who::BookingPoint { org: None }).read("AuditEvent"), Rule::Nothing);
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub(super) fn owned(res_type: &str) -> Option<String> {
     owned_pks(res_type).map(|pks| format!("{{pk}} IN ({pks})"))
 }
 
+/// A booking point's remittances (its organisation id bound as `$1`): those whose
+/// `requestor` is the point or an organisation below it.
+pub(super) fn remittances_of() -> String {
+    format!("{{pk}} IN ({})", referring("PaymentReconciliation", "requestor", "Organization", &orgs()))
+}
+
 /// The references that put a resource in a patient's compartment.
 fn compartment_params(res_type: &str) -> &'static [&'static str] {
     match res_type {

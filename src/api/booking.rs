@@ -314,48 +314,62 @@ pub async fn waiting_times(State(s): State<AppState>, ctx: Ctx, Body(body): Body
             branch: args.token("branch").map(|t| t.code),
             district: args.text("district"),
             class: args.text("priority-class"),
-            by_day: match args.text("group").as_deref() {
-                None => false,
-                Some("day") => true,
+            group: match args.text("group").as_deref() {
+                None => booking::Grouping::None,
+                Some("day") => booking::Grouping::Day,
+                Some("service") => booking::Grouping::Service,
                 Some(other) => {
-                    return Err(Error::invalid(
-                        "value",
-                        Some("group".into()),
-                        format!("group={other}: only day is known"),
-                    ))
+                    return Err(Error::invalid("value", Some("group".into()), format!("group={other}: day or service")))
                 }
             },
         };
         let w = booking::waiting_times(&s.store, &q).await?;
-        let dec = crate::catalog::decimal_value;
-        let mut parameter = vec![
-            json!({"name": "period", "valuePeriod": {"start": crate::fhir::meta::instant(from_us), "end": crate::fhir::meta::instant(to_us)}}),
-            json!({"name": "bookings", "valueInteger": w.bookings}),
-            json!({"name": "with-deadline", "valueInteger": w.with_deadline}),
-        ];
-        for (name, v) in
-            [("wait-median-days", w.median_days), ("wait-p90-days", w.p90_days), ("within-deadline-share", w.met_share)]
-        {
-            if let Some(v) = v {
-                parameter.push(json!({"name": name, "valueDecimal": dec(v)}));
-            }
-        }
-        for (channel, n, share) in &w.channels {
-            parameter.push(json!({"name": "channel", "part": [
-                {"name": "code", "valueCode": channel},
-                {"name": "bookings", "valueInteger": n},
-                {"name": "share", "valueDecimal": dec(*share)}
-            ]}));
-        }
-        for (day, channel, n) in &w.days {
-            parameter.push(json!({"name": "day", "part": [
-                {"name": "date", "valueDate": day},
-                {"name": "code", "valueCode": channel},
-                {"name": "bookings", "valueInteger": n}
-            ]}));
-        }
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
+        let out = waiting_parameters(&w, from_us, to_us);
         Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
     };
     ctx.respond(r.await)
+}
+
+/// `$waiting-times`' answer: the figures, by channel, and by day or service when asked.
+fn waiting_parameters(w: &booking::WaitingTimes, from_us: i64, to_us: i64) -> Value {
+    let dec = crate::catalog::decimal_value;
+    let mut parameter = vec![
+        json!({"name": "period", "valuePeriod": {"start": crate::fhir::meta::instant(from_us), "end": crate::fhir::meta::instant(to_us)}}),
+        json!({"name": "bookings", "valueInteger": w.bookings}),
+        json!({"name": "with-deadline", "valueInteger": w.with_deadline}),
+    ];
+    for (name, v) in
+        [("wait-median-days", w.median_days), ("wait-p90-days", w.p90_days), ("within-deadline-share", w.met_share)]
+    {
+        if let Some(v) = v {
+            parameter.push(json!({"name": name, "valueDecimal": dec(v)}));
+        }
+    }
+    for (channel, n, share) in &w.channels {
+        parameter.push(json!({"name": "channel", "part": [
+            {"name": "code", "valueCode": channel},
+            {"name": "bookings", "valueInteger": n},
+            {"name": "share", "valueDecimal": dec(*share)}
+        ]}));
+    }
+    for (day, channel, n) in &w.days {
+        parameter.push(json!({"name": "day", "part": [
+            {"name": "date", "valueDate": day},
+            {"name": "code", "valueCode": channel},
+            {"name": "bookings", "valueInteger": n}
+        ]}));
+    }
+    for x in &w.services {
+        let mut part = vec![
+            json!({"name": "code", "valueCode": x.code}),
+            json!({"name": "bookings", "valueInteger": x.bookings}),
+            json!({"name": "wait-median-days", "valueDecimal": dec(x.median_days)}),
+            json!({"name": "wait-p90-days", "valueDecimal": dec(x.p90_days)}),
+        ];
+        if let Some(m) = x.met_share {
+            part.push(json!({"name": "within-deadline-share", "valueDecimal": dec(m)}));
+        }
+        parameter.push(json!({"name": "service", "part": part}));
+    }
+    json!({"resourceType": "Parameters", "parameter": parameter})
 }

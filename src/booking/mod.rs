@@ -29,7 +29,7 @@ pub use find::{find, FindRequest, Found, NRE_SYSTEM};
 pub use ops::{book, cancel, cancel_preview, hold, BookRequest, Booked, CancelPreview};
 pub use preview::CancelEffect;
 pub use sweep::{sweep, sweep_forever};
-pub use waiting::{waiting_times, WaitingQuery, WaitingTimes};
+pub use waiting::{waiting_times, Grouping, WaitingQuery, WaitingTimes};
 
 /// What the booking rules need from the gateway's configuration.
 #[derive(Debug, Clone)]

@@ -113,13 +113,18 @@ async fn book_in(
     replaces: Option<&str>,
 ) -> Result<Booked> {
     let base = store.settings().base.clone();
+    let carried = match replaces {
+        Some(old) => appointment_for_change(store, tx, access, old).await?.1.requests,
+        None => Vec::new(),
+    };
+    let to = Booking { base: &base, carried: &carried };
     let booked = match request {
-        BookRequest::Reference(id) => book_stored(store, tx, access, &id, &base).await?,
+        BookRequest::Reference(id) => book_stored(store, tx, access, &id, &to).await?,
         BookRequest::Resource(a) => match Appointment::of(&a, &base)?.id {
             Some(id) if store.current_version(tx, "Appointment", &id).await?.is_some() => {
-                book_stored(store, tx, access, &id, &base).await?
+                book_stored(store, tx, access, &id, &to).await?
             }
-            _ => book_new(store, tx, access, a, &base).await?,
+            _ => book_new(store, tx, access, with_requests(a, &to)?, &base).await?,
         },
     };
     // The old appointment goes after the new one is booked, so that a paid ticket
@@ -133,14 +138,32 @@ async fn book_in(
     Ok(Booked { replaced, invoice, ..booked })
 }
 
-async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, base: &str) -> Result<Booked> {
+/// What a booking is completed with: the server's base, and the prescriptions of
+/// the appointment a reschedule replaces.
+struct Booking<'a> {
+    base: &'a str,
+    carried: &'a [String],
+}
+
+/// A reschedule keeps the prescription: the new place is usually found by service
+/// (`$find` refuses an NRE whose services are all booked, by the very appointment
+/// being moved), so an appointment based on nothing takes the replaced one's
+/// `basedOn`, and its ticket and the prescription's limits follow it.
+fn with_requests(mut a: Value, to: &Booking) -> Result<Value> {
+    if !to.carried.is_empty() && Appointment::of(&a, to.base)?.requests.is_empty() {
+        AppointmentMut::new(&mut a, to.base)?.set_requests(to.carried);
+    }
+    Ok(a)
+}
+
+async fn book_stored(store: &Store, tx: &mut Tx, access: &Access, id: &str, to: &Booking<'_>) -> Result<Booked> {
     let (cur, view) = appointment_for_change(store, tx, access, id).await?;
     match view.status {
         Status::Proposed | Status::Pending => {
             if view.status == Status::Proposed {
                 not_expired(&view, id)?;
             }
-            let body = moved_to(cur, base, Status::Booked)?;
+            let body = moved_to(with_requests(cur, to)?, to.base, Status::Booked)?;
             let appointment = write(store, tx, access, id, body).await?;
             Ok(Booked { appointment, created: true, replaced: None, invoice: None })
         }

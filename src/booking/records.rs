@@ -151,3 +151,48 @@ pub(crate) async fn bookings_by_day(
     let r = sqlx::query_as_with::<_, (String, String, i64), _>(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
     c.done(r)
 }
+
+/// One service's row of [`waits_by_service`].
+pub(crate) struct ServiceRow {
+    pub code: String,
+    pub bookings: i64,
+    pub median_us: i64,
+    pub p90_us: i64,
+    pub with_deadline: i64,
+    pub met: i64,
+}
+
+/// The `limit` most booked services among the matching bookings, each with its
+/// median and 90th-percentile wait (nearest rank, as `wait_at_rank` counts them)
+/// and its deadlines met: one query, ranked per service by the database.
+pub(crate) async fn waits_by_service(store: &Store, q: &WaitingQuery, limit: i64) -> Result<Vec<ServiceRow>> {
+    let (cond, mut binds) = filters(q);
+    binds.push(Bind::Int(limit));
+    let sql = format!(
+        "WITH r AS (SELECT service, wait_us, met, \
+           ROW_NUMBER() OVER (PARTITION BY service ORDER BY wait_us) - 1 AS k, \
+           COUNT(*) OVER (PARTITION BY service) AS n FROM bookings WHERE {cond} AND service IS NOT NULL) \
+         SELECT service AS code, CAST(n AS BIGINT) AS bookings, \
+           CAST(MAX(CASE WHEN k = (50 * n + 99) / 100 - 1 THEN wait_us END) AS BIGINT) AS median_us, \
+           CAST(MAX(CASE WHEN k = (90 * n + 99) / 100 - 1 THEN wait_us END) AS BIGINT) AS p90_us, \
+           CAST(count(met) AS BIGINT) AS with_deadline, CAST(COALESCE(SUM(met), 0) AS BIGINT) AS met \
+         FROM r GROUP BY service, n ORDER BY n DESC, service LIMIT ${}",
+        binds.len()
+    );
+    let mut c = store.conn().await?;
+    let r = sqlx::query_as_with::<_, (String, i64, i64, i64, i64, i64), _>(&sql, into_arguments(binds))
+        .fetch_all(&mut *c)
+        .await;
+    let rows = c.done(r)?;
+    Ok(rows
+        .into_iter()
+        .map(|(code, bookings, median_us, p90_us, with_deadline, met)| ServiceRow {
+            code,
+            bookings,
+            median_us,
+            p90_us,
+            with_deadline,
+            met,
+        })
+        .collect())
+}

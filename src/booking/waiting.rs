@@ -19,8 +19,32 @@ pub struct WaitingQuery {
     pub branch: Option<String>,
     pub district: Option<String>,
     pub class: Option<String>,
-    /// Also count the bookings of each day (Europe/Rome) by channel.
-    pub by_day: bool,
+    /// Also the figures of each day or of each service.
+    pub group: Grouping,
+}
+
+/// What `$waiting-times` also breaks its figures down by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Grouping {
+    #[default]
+    None,
+    /// The bookings of each day (Europe/Rome) by channel.
+    Day,
+    /// The figures of each of the most booked services.
+    Service,
+}
+
+/// The services [`Grouping::Service`] lists, most booked first.
+pub const TOP_SERVICES: i64 = 12;
+
+/// One service's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceWait {
+    pub code: String,
+    pub bookings: i64,
+    pub median_days: Decimal,
+    pub p90_days: Decimal,
+    pub met_share: Option<Decimal>,
 }
 
 /// The figures.
@@ -36,8 +60,10 @@ pub struct WaitingTimes {
     pub met_share: Option<Decimal>,
     /// Per channel: bookings and share of all (0–1, three decimals).
     pub channels: Vec<(String, i64, Decimal)>,
-    /// With `by_day`: (day YYYY-MM-DD, channel, bookings), days in order.
+    /// With [`Grouping::Day`]: (day YYYY-MM-DD, channel, bookings), days in order.
     pub days: Vec<(String, String, i64)>,
+    /// With [`Grouping::Service`].
+    pub services: Vec<ServiceWait>,
 }
 
 fn days(us: i64) -> Decimal {
@@ -68,8 +94,22 @@ pub async fn waiting_times(store: &Store, q: &WaitingQuery) -> Result<WaitingTim
     }
     out.channels =
         records::bookings_by_channel(store, q).await?.into_iter().map(|(c, n)| (c, n, share(n, bookings))).collect();
-    if q.by_day {
-        out.days = records::bookings_by_day(store, q, &rome_days(q.from_us, q.to_us)).await?;
+    match q.group {
+        Grouping::Day => out.days = records::bookings_by_day(store, q, &rome_days(q.from_us, q.to_us)).await?,
+        Grouping::Service => {
+            let rows = records::waits_by_service(store, q, TOP_SERVICES).await?;
+            out.services = rows
+                .into_iter()
+                .map(|r| ServiceWait {
+                    code: r.code,
+                    bookings: r.bookings,
+                    median_days: days(r.median_us),
+                    p90_days: days(r.p90_us),
+                    met_share: (r.with_deadline > 0).then(|| share(r.met, r.with_deadline)),
+                })
+                .collect();
+        }
+        Grouping::None => {}
     }
     Ok(out)
 }

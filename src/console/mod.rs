@@ -49,6 +49,7 @@ async fn settings(State(s): State<AppState>) -> Response {
         },
         "demo": demo::enabled(&s.config),
         "priorityClasses": class_deadlines(&s),
+        "cancellationNoticeHours": s.mappings.billing.cancellation(rome_today()).map(|c| c.notice_hours),
         "oauth": oauth_settings(&s),
     });
     json_response(StatusCode::OK, &body)
@@ -57,8 +58,7 @@ async fn settings(State(s): State<AppState>) -> Response {
 /// The classes, most urgent first, with the deadlines in force today (the dated
 /// rules of `mappings/booking/rules.json`), for the figures' marks.
 fn class_deadlines(s: &AppState) -> Vec<serde_json::Value> {
-    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
-    let in_force = s.mappings.booking.deadlines_on(today);
+    let in_force = s.mappings.booking.deadlines_on(rome_today());
     crate::mappings::booking::priority_classes()
         .iter()
         .map(|c| {
@@ -71,6 +71,10 @@ fn class_deadlines(s: &AppState) -> Vec<serde_json::Value> {
             v
         })
         .collect()
+}
+
+fn rome_today() -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive()
 }
 
 /// The issuer's sign-in, as the discovery document has it, plus what the console

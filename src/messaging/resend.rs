@@ -109,7 +109,7 @@ async fn resend_one(store: &Store, asked: &str) -> Result<Resent> {
             ));
         };
         // Resent before as another: that one is the message now.
-        if let Some(next) = &seen.resent_as {
+        if let Some(next) = &seen.row.resent_as {
             id = next.clone();
             continue;
         }
@@ -127,16 +127,16 @@ async fn resend_one(store: &Store, asked: &str) -> Result<Resent> {
 fn left_alone(asked: &str, seen: &OutboxState) -> Option<Resent> {
     let found = |outcome, detail: String| Resent {
         asked: asked.to_string(),
-        message_id: seen.message_id.clone(),
+        message_id: seen.row.message_id.clone(),
         outcome,
-        status: seen.status.clone(),
+        status: seen.row.status.clone(),
         detail,
-        focus: seen.focus.clone(),
+        focus: seen.row.focus.clone(),
     };
-    if seen.status == "pending" {
+    if seen.row.status == "pending" {
         return Some(found(Outcome::AlreadyPending, "pending already: the relay sends it".into()));
     }
-    let ago = seen.resent_us.map(|t| seen.now_us - t).filter(|ago| *ago < GUARD_US)?;
+    let ago = seen.row.resent_us.map(|t| seen.now_us - t).filter(|ago| *ago < GUARD_US)?;
     let detail = format!("resent {} ms ago: not resent again within {} s", ago / 1000, GUARD_US / 1_000_000);
     Some(found(Outcome::AlreadyResent, detail))
 }
@@ -144,17 +144,17 @@ fn left_alone(asked: &str, seen: &OutboxState) -> Option<Resent> {
 /// Rebuilds `seen` and writes it back queued, under its id or a new one; `None`
 /// when it changed meanwhile (it is read again).
 async fn attempt(store: &Store, asked: &str, seen: &OutboxState) -> Result<Option<Resent>> {
-    let answered = matches!(seen.delivery.as_deref(), Some("ok" | "fatal-error"));
-    let id = if answered { new_id() } else { seen.message_id.clone() };
+    let answered = matches!(seen.row.delivery.as_deref(), Some("ok" | "fatal-error"));
+    let id = if answered { new_id() } else { seen.row.message_id.clone() };
     let (body, held) = rebuilt(store, seen, &id).await?;
     let status = if held.is_some() { "failed" } else { "pending" };
     let written = if answered {
         let m = Outgoing {
             message_id: id.clone(),
-            provider: seen.provider.clone(),
-            routing_key: seen.routing_key.clone(),
-            event: seen.event.clone(),
-            focus: seen.focus.clone(),
+            provider: seen.row.provider.clone(),
+            routing_key: seen.row.routing_key.clone(),
+            event: seen.row.event.clone(),
+            focus: seen.row.focus.clone(),
             body,
             failed: held.clone(),
         };
@@ -169,22 +169,22 @@ async fn attempt(store: &Store, asked: &str, seen: &OutboxState) -> Result<Optio
     let (outcome, detail) = match (held, answered) {
         (Some(why), _) => (Outcome::Held, why),
         (None, true) => {
-            let answer = seen.delivery.as_deref().unwrap_or_default();
-            (Outcome::QueuedAs, format!("the provider had answered {} ({answer}): queued as {id}", seen.message_id))
+            let answer = seen.row.delivery.as_deref().unwrap_or_default();
+            (Outcome::QueuedAs, format!("the provider had answered {} ({answer}): queued as {id}", seen.row.message_id))
         }
         (None, false) => (Outcome::Queued, format!("queued again as {id}")),
     };
-    let focus = seen.focus.clone();
+    let focus = seen.row.focus.clone();
     Ok(Some(Resent { asked: asked.into(), message_id: id, outcome, status: status.into(), detail, focus }))
 }
 
 /// What a message queued again under its id says of its past, in plain words.
 fn resent_reason(seen: &OutboxState) -> String {
-    let was: String = seen.reason.as_deref().unwrap_or_default().chars().take(400).collect();
+    let was: String = seen.row.reason.as_deref().unwrap_or_default().chars().take(400).collect();
     if was.is_empty() {
-        format!("resent by an administrator (it was {})", seen.status)
+        format!("resent by an administrator (it was {})", seen.row.status)
     } else {
-        format!("resent by an administrator (it was {}: {was})", seen.status)
+        format!("resent by an administrator (it was {}: {was})", seen.row.status)
     }
 }
 
@@ -193,8 +193,8 @@ fn resent_reason(seen: &OutboxState) -> String {
 async fn rebuilt(store: &Store, seen: &OutboxState, id: &str) -> Result<(String, Option<String>)> {
     let base = store.settings().base.clone();
     let bundle: Value = serde_json::from_str(&seen.body)
-        .map_err(|e| anyhow::anyhow!("the body of outbox message {} is not JSON: {e}", seen.message_id))?;
-    let (map, stale) = current_map(store, &seen.provider).await?;
+        .map_err(|e| anyhow::anyhow!("the body of outbox message {} is not JSON: {e}", seen.row.message_id))?;
+    let (map, stale) = current_map(store, &seen.row.provider).await?;
     Ok(match super::message::rebuild(&base, &bundle, id, map.as_ref(), &stale, now_micros()) {
         Ok(b) => (b.to_string(), None),
         Err((why, b)) => (b.to_string(), Some(why)),

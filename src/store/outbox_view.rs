@@ -51,7 +51,8 @@ pub struct OutboxQuery {
     pub limit: i64,
 }
 
-const COLUMNS: &str = "seq, message_id, provider, routing_key, event, focus, status, reason, delivery, attempts, \
+pub(super) const COLUMNS: &str =
+    "seq, message_id, provider, routing_key, event, focus, status, reason, delivery, attempts, \
      created_us, sent_us, CASE WHEN status = 'unroutable' THEN lease_us END AS next_attempt_us, acked_us, resends, \
      resent_us, resent_as, resent_from";
 
@@ -172,7 +173,7 @@ impl Store {
     }
 }
 
-fn row_of(r: &AnyRow) -> Result<OutboxRow> {
+pub(super) fn row_of(r: &AnyRow) -> Result<OutboxRow> {
     Ok(OutboxRow {
         seq: r.try_get("seq")?,
         message_id: r.try_get("message_id")?,

@@ -13,17 +13,9 @@ use crate::Result;
 /// clock when it was read (`resent_us` is by that clock).
 #[derive(Debug, Clone)]
 pub struct OutboxState {
-    pub message_id: String,
-    pub provider: String,
-    pub routing_key: String,
-    pub event: String,
-    pub focus: String,
-    pub status: String,
-    pub delivery: Option<String>,
-    pub reason: Option<String>,
-    pub resends: i64,
-    pub resent_us: Option<i64>,
-    pub resent_as: Option<String>,
+    /// The row as operators see it.
+    pub row: super::OutboxRow,
+    /// The database's clock when it was read (resends are timed by it).
     pub now_us: i64,
     pub body: String,
 }
@@ -44,10 +36,10 @@ const UNCHANGED: &str = "message_id = $1 AND status = $2 AND COALESCE(delivery, 
 
 fn unchanged(seen: &OutboxState) -> Vec<Bind> {
     vec![
-        Bind::Text(seen.message_id.clone()),
-        Bind::Text(seen.status.clone()),
-        Bind::Text(seen.delivery.clone().unwrap_or_default()),
-        Bind::Int(seen.resends),
+        Bind::Text(seen.row.message_id.clone()),
+        Bind::Text(seen.row.status.clone()),
+        Bind::Text(seen.row.delivery.clone().unwrap_or_default()),
+        Bind::Int(seen.row.resends),
     ]
 }
 
@@ -55,9 +47,9 @@ impl Store {
     /// Message `message_id` as a resend decides on it.
     pub async fn outbox_state(&self, message_id: &str) -> Result<Option<OutboxState>> {
         let sql = format!(
-            "SELECT o.message_id, provider, routing_key, event, focus, status, delivery, reason, resends, resent_us, \
-             resent_as, {} AS now_us, b.body FROM outbox o LEFT JOIN outbox_bodies b ON b.message_id = o.message_id \
-             WHERE o.message_id = $1",
+            "SELECT {}, {} AS now_us, (SELECT b.body FROM outbox_bodies b WHERE b.message_id = outbox.message_id) \
+             AS body FROM outbox WHERE message_id = $1",
+            super::outbox_view::COLUMNS,
             clock(self.dialect)
         );
         let mut c = self.conn().await?;
@@ -65,17 +57,7 @@ impl Store {
         let Some(r) = c.done(r)? else { return Ok(None) };
         let body: Option<String> = r.try_get("body")?;
         Ok(Some(OutboxState {
-            message_id: r.try_get("message_id")?,
-            provider: r.try_get("provider")?,
-            routing_key: r.try_get("routing_key")?,
-            event: r.try_get("event")?,
-            focus: r.try_get("focus")?,
-            status: r.try_get("status")?,
-            delivery: r.try_get("delivery")?,
-            reason: r.try_get("reason")?,
-            resends: r.try_get("resends")?,
-            resent_us: r.try_get("resent_us")?,
-            resent_as: r.try_get("resent_as")?,
+            row: super::outbox_view::row_of(&r)?,
             now_us: r.try_get("now_us")?,
             body: body.unwrap_or_default(),
         }))
@@ -100,7 +82,7 @@ impl Store {
         }
         sqlx::query("UPDATE outbox_bodies SET body = $1 WHERE message_id = $2")
             .bind(r.body)
-            .bind(&seen.message_id)
+            .bind(&seen.row.message_id)
             .execute(&mut *tx)
             .await?;
         if r.status == "pending" {
@@ -140,7 +122,7 @@ impl Store {
             .bind(status)
             .bind(new.failed.as_deref())
             .bind(super::now_micros())
-            .bind(&seen.message_id)
+            .bind(&seen.row.message_id)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2)")

@@ -180,7 +180,7 @@ fn ident(resource: &Value, system_end: &str) -> String {
         .to_string()
 }
 
-fn today() -> String {
+pub(crate) fn today() -> String {
     chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive().to_string()
 }
 

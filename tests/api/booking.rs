@@ -267,7 +267,7 @@ async fn reschedule_moves_the_booking_or_changes_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let slots = region(&app.base, &app.client, 2, 1).await;
     let (a, b, full) = (&slots[1], &slots[2], &slots[3]);
-    let (_, out) = book_at_counter(&app, proposal(a, "p1", None), None).await;
+    let (_, out) = book_at_counter(&app, proposal(a, "p1", Some("sr-d")), None).await;
     let first = booked_of(&out)["id"].as_str().unwrap().to_string();
     let (status, _) = book_at_counter(&app, proposal(full, "p9", None), None).await;
     assert_eq!(status, 201);
@@ -282,6 +282,8 @@ async fn reschedule_moves_the_booking_or_changes_nothing(backend: Backend) {
     assert_eq!(status, 201, "{out}");
     assert_eq!(booked_of(&out)["status"], "booked");
     assert_eq!(out["entry"][1]["resource"]["id"], first.as_str());
+    // Found by service (the NRE is booked already), the new place keeps the prescription.
+    assert_eq!(booked_of(&out)["basedOn"], json!([{"reference": "ServiceRequest/sr-d"}]), "{out}");
     assert_eq!(app.get_json(&format!("Appointment/{first}"), 200).await["status"], "cancelled");
     assert_eq!(slot_status(&app, a).await, "free");
     assert_eq!(slot_status(&app, b).await, "busy");
@@ -810,6 +812,20 @@ async fn waiting_times_count_bookings_waits_deadlines_and_channels(backend: Back
         assert_eq!(days, [(day.clone(), "counter".to_string(), 2), (day, "call-centre".to_string(), 1)], "{query}");
     }
     assert!(all["parameter"].as_array().unwrap().iter().all(|p| p["name"] != "day"), "only when asked");
+    // group=service: each service's own figures, ranked per service by the database;
+    // with one service booked they are the whole period's, counted the other way.
+    let by_service = figures("&group=service".into()).await;
+    let services: Vec<&Value> =
+        by_service["parameter"].as_array().unwrap().iter().filter(|p| p["name"] == "service").collect();
+    assert_eq!(services.len(), 1, "{by_service}");
+    let part = |n: &str| with(&services[0]["part"], "name", n).clone();
+    assert_eq!(part("code")["valueCode"], "89.52");
+    assert_eq!(part("bookings")["valueInteger"], 3);
+    assert_eq!(part("wait-median-days")["valueDecimal"].as_f64(), Some(median), "{by_service}");
+    assert_eq!(part("wait-p90-days")["valueDecimal"].as_f64(), Some(p90), "{by_service}");
+    assert_eq!(part("within-deadline-share")["valueDecimal"].as_f64(), Some(1.0));
+    let none = figures("&group=service&priority-class=B".into()).await;
+    assert!(none["parameter"].as_array().unwrap().iter().all(|p| p["name"] != "service"), "{none}");
     let r = app.get(&format!("$waiting-times?period={today}&group=week")).await;
     assert_eq!(r.status(), 400);
     assert_eq!(expression(&r.json().await.unwrap()), "group");

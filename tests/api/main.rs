@@ -2,6 +2,8 @@
 
 mod helpers;
 mod integrity;
+#[path = "../shared/issuer.rs"]
+mod issuer;
 mod layers;
 
 mod agenda;
@@ -25,6 +27,7 @@ mod messaging;
 mod metrics;
 mod operations;
 mod readme;
+mod remittance;
 mod search;
 mod security;
 mod slots;

@@ -607,6 +607,10 @@ async fn the_inbound_queue_takes_a_providers_messages_and_dead_letters_the_rest(
     assert!(dead.iter().all(|d| d.contains("OperationOutcome")), "{dead:?}");
     assert!(dead.iter().any(|d| d.contains("org-galliera")), "the posing message says why: {dead:?}");
     assert_eq!(app.get_json(&format!("Appointment/{id}"), 200).await["status"], "arrived", "nothing changed");
+    // The metrics count what came by the queue: the status change, and the three refused.
+    let s = crate::metrics::samples(&crate::metrics::scrape(&app).await);
+    let by_queue = |o| crate::metrics::count(&s, "cupola_inbound_messages_total", &[("via", "queue"), ("outcome", o)]);
+    assert_eq!((by_queue("processed"), by_queue("refused"), by_queue("failed")), (1.0, 3.0, 0.0));
     drop(app);
     broker.delete(&["guest", "galliera"]).await;
 }

@@ -16,9 +16,9 @@ use crate::helpers::{As, Backend, TestApp};
 use crate::messaging::{book, galliera, gateway, outbox, BROKER};
 
 /// The samples of an exposition: (name, labels) → value.
-type Samples = BTreeMap<(String, BTreeMap<String, String>), f64>;
+pub(crate) type Samples = BTreeMap<(String, BTreeMap<String, String>), f64>;
 
-fn samples(text: &str) -> Samples {
+pub(crate) fn samples(text: &str) -> Samples {
     let mut out = Samples::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("a sample line: {line}"));
@@ -45,12 +45,12 @@ fn value(s: &Samples, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 /// The same, 0 when the series is not there yet.
-fn count(s: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn count(s: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
     value(s, name, labels).unwrap_or(0.0)
 }
 
 /// `/metrics` on the API's address, as an administrator.
-async fn scrape(app: &TestApp) -> String {
+pub(crate) async fn scrape(app: &TestApp) -> String {
     let url = app.base.replace("/fhir", "/metrics");
     let r = app.client.get(url).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -19,43 +18,22 @@ const TOKEN: &str = "https://idp.test/realms/cup/protocol/openid-connect/token";
 
 /// An issuer of the tests: its own ES256 key, its JWKS in a file.
 struct Issuer {
-    dir: tempfile::TempDir,
-    kid: String,
-    der: Vec<u8>,
+    _dir: tempfile::TempDir,
+    key: crate::issuer::TestIssuer,
 }
 
 impl Issuer {
     fn new() -> Issuer {
         let dir = tempfile::tempdir().expect("dir");
-        // `cupola token` creates a key where none is: that key becomes the issuer's.
-        let key_file = dir.path().join("issuer-key.json");
-        let req = cupola::auth::TokenRequest {
-            sub: "x".into(),
-            role: cupola::auth::Role::Admin,
-            org: None,
-            channel: None,
-            patient: None,
-            scope: "system/*.rs".into(),
-            ttl_secs: 60,
-            client_id: None,
-        };
-        cupola::auth::mint(&cupola::config::AuthConfig::dev(&key_file), &req).expect("issuer key");
-        let key: Value = serde_json::from_slice(&std::fs::read(&key_file).expect("key")).expect("json");
-        let jwk = json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256",
-            "kid": key["kid"], "x": key["x"], "y": key["y"]});
-        std::fs::write(dir.path().join("jwks.json"), json!({"keys": [jwk]}).to_string()).expect("jwks");
-        let der = base64::engine::general_purpose::STANDARD.decode(key["pkcs8"].as_str().expect("pkcs8")).expect("der");
-        Issuer { kid: key["kid"].as_str().expect("kid").to_string(), der, dir }
+        Issuer { key: crate::issuer::TestIssuer::new(dir.path()), _dir: dir }
     }
 
     fn jwks(&self) -> String {
-        self.dir.path().join("jwks.json").display().to_string()
+        self.key.jwks.display().to_string()
     }
 
     fn sign(&self, claims: &Value) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.der)).expect("sign")
+        self.key.sign(claims)
     }
 
     /// A Keycloak-like access token of the console: realm roles, an `org_code`

@@ -11,7 +11,7 @@ use crate::desks::{booked_through_api, enter, sign_in};
 use crate::Env;
 
 /// A resource read through the API with `token`.
-async fn read(env: &Env, token: &str, path: &str) -> Value {
+pub async fn read(env: &Env, token: &str, path: &str) -> Value {
     let r = reqwest::Client::new()
         .get(format!("{}/{path}", env.gateway.fhir()))
         .bearer_auth(token)
@@ -68,6 +68,19 @@ pub async fn agenda_closure(env: Arc<Env>) {
     screenshot(&c, "agenda-desk-rebook").await;
     let closed = read(&env, &desk, &slot_ref).await;
     assert_eq!(closed["status"], "busy-unavailable", "the slot is closed: {closed}");
+    // From the list, the booking desk with the patient and the appointment to move:
+    // Enter holds the first new date, Enter books it, and the old one is cancelled.
+    find(&c, "[data-test=rebook-open]").await.click().await.expect("rebook at the desk");
+    text_of(&c, "[data-test=patient-name]", "Ferrari").await;
+    find(&c, "[data-test=rescheduling]").await;
+    until(&c, "document.activeElement && document.activeElement.closest('[data-test=proposal-item]')").await;
+    c.active_element().await.expect("focus").send_keys(&enter()).await.expect("hold");
+    text_of(&c, "[data-test=hold-countdown]", ":").await;
+    c.active_element().await.expect("focus").send_keys(&enter()).await.expect("book");
+    find(&c, "[data-test=booking-code]").await;
+    let id = booked["id"].as_str().expect("the first booking's id");
+    let old = read(&env, &desk, &format!("Appointment/{id}")).await;
+    assert_eq!(old["status"], "cancelled", "the appointment on the closed day is replaced: {old}");
     c.close().await.expect("close");
 }
 
@@ -101,6 +114,100 @@ pub async fn integration_resend(env: Arc<Env>) {
     c.close().await.expect("close");
 }
 
+/// A message the provider refused (fatal-error: parked) re-queued from the desk:
+/// the desk shows it parked with its reason, says it goes again under a new id, and
+/// the API then has it resent as that id.
+pub async fn integration_requeue_parked(env: Arc<Env>) {
+    let c = env.driver.session().await;
+    let desk = sign_in(&env, &c, "booking-point", "sportello").await;
+    let booked = booked_through_api(&env, &desk, "chiara-ricci").await;
+    sign_in(&env, &c, "admin", "").await;
+    let admin = admin_token(&c).await;
+    let (id, provider) = message_about(&env, &admin, booked["id"].as_str().expect("an id")).await;
+    refuse(&env, &id, &provider).await;
+
+    c.goto(&format!("{}#/integration", env.gateway.console())).await.expect("the integration desk");
+    find(&c, "[data-test=outbox-table]").await;
+    choose(&c, "filter-status", "parked").await;
+    text_of(&c, &format!("[data-test=reason-{id}]"), "unknown ward").await;
+    find(&c, &format!("[data-test=select-{id}]")).await.click().await.expect("select it");
+    find(&c, "[data-test=resend]").await.click().await.expect("resend");
+    // The desk warns that an answered message goes again under a new id.
+    find(&c, "[data-test=resend-new-ids]").await;
+    find(&c, "[data-test=resend-yes]").await.click().await.expect("confirm");
+    let said = text_of(&c, &format!("[data-test=resent-{id}]"), "→").await;
+    let after = read(&env, &admin, &format!("$outbox?message-id={id}")).await;
+    let resent_as = part(&after, "resent-as").unwrap_or_else(|| panic!("{id} was resent: {after}"));
+    assert!(said.contains(&resent_as), "the desk names the new message {resent_as}: {said}");
+    let fresh = read(&env, &admin, &format!("$outbox?message-id={resent_as}")).await;
+    assert_eq!(part(&fresh, "status").as_deref(), Some("pending"), "queued again: {fresh}");
+    screenshot(&c, "integration-desk-requeued").await;
+    c.close().await.expect("close");
+}
+
+/// The first message's part `name`, as text.
+fn part(outbox: &Value, name: &str) -> Option<String> {
+    let message = outbox["parameter"].as_array()?.iter().find(|p| p["name"] == "message")?;
+    let p = message["part"].as_array()?.iter().find(|p| p["name"] == name)?;
+    p.as_object()?.iter().find(|(k, _)| k.starts_with("value")).and_then(|(_, v)| v.as_str().map(str::to_string))
+}
+
+/// The message about Appointment `appointment`, and its provider's Organization id.
+async fn message_about(env: &Env, admin: &str, appointment: &str) -> (String, String) {
+    let pending = read(env, admin, "$outbox?status=pending&_count=200").await;
+    let focus = format!("Appointment/{appointment}");
+    let message = pending["parameter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["part"].as_array().is_some_and(|p| p.iter().any(|x| x["valueReference"]["reference"] == focus)))
+        .unwrap_or_else(|| panic!("a message about {focus}: {pending}"));
+    let text = |n: &str| {
+        let p = message["part"].as_array().and_then(|p| p.iter().find(|x| x["name"] == n));
+        p.and_then(|x| x["valueString"].as_str()).unwrap_or_else(|| panic!("{n} in {message}")).to_string()
+    };
+    let code = text("provider");
+    let base = canonical_base(env).await;
+    let orgs = read(env, admin, &format!("Organization?identifier={base}/sid/provider|{code}")).await;
+    let org = orgs["entry"][0]["resource"]["id"].as_str().unwrap_or_else(|| panic!("provider {code}: {orgs}"));
+    (text("message-id"), org.to_string())
+}
+
+/// The gateway's canonical base, as the console's settings give it.
+async fn canonical_base(env: &Env) -> String {
+    crate::desks::settings(env).await["canonicalBase"].as_str().expect("the canonical base").to_string()
+}
+
+/// The provider's system answers message `id` with a fatal error, over HTTP.
+async fn refuse(env: &Env, id: &str, org: &str) {
+    let http = reqwest::Client::new();
+    let root = env.gateway.console();
+    let signed: Value = http
+        .post(format!("{root}/demo-token"))
+        .json(&serde_json::json!({"role": "provider", "org": org}))
+        .send()
+        .await
+        .expect("a provider's demo token")
+        .json()
+        .await
+        .expect("JSON");
+    let token = signed["token"].as_str().unwrap_or_else(|| panic!("a token: {signed}"));
+    let nack = serde_json::json!({"resourceType": "Bundle", "type": "message", "entry": [{"resource": {
+        "resourceType": "MessageHeader", "id": format!("nack-{id}"),
+        "eventCoding": {"system": format!("{}/CodeSystem/message-event", canonical_base(env).await), "code": "acknowledgement"},
+        "sender": {"reference": format!("Organization/{org}")}, "source": {"endpoint": "urn:provider:system"},
+        "response": {"identifier": id, "code": "fatal-error", "details": {"display": "unknown ward"}}}}]});
+    let r = http
+        .post(format!("{}/$process-message", env.gateway.fhir()))
+        .bearer_auth(token)
+        .json(&nack)
+        .send()
+        .await
+        .expect("the gateway answers");
+    let status = r.status();
+    assert!(status.is_success(), "the refusal is taken: {status} {}", r.text().await.unwrap_or_default());
+}
+
 async fn admin_token(c: &Client) -> String {
     eval(c, "return sessionStorage.getItem('cupola.token');").await.as_str().expect("a token").to_string()
 }
@@ -113,7 +220,7 @@ pub async fn figures(env: Arc<Env>) {
     sign_in(&env, &c, "admin", "").await;
     c.goto(&format!("{}#/figures", env.gateway.console())).await.expect("the figures");
     until(&c, "document.body.dataset.ready === 'figures'").await;
-    for chart in ["fig-channels", "fig-classes", "fig-districts", "fig-tickets", "fig-messages"] {
+    for chart in ["fig-channels", "fig-classes", "fig-services", "fig-districts", "fig-tickets", "fig-messages"] {
         let marks = eval(
             &c,
             &format!(
@@ -132,6 +239,10 @@ pub async fn figures(env: Arc<Env>) {
         .filter(|l| l.contains(&today) || l.contains("sportello"))
         .any(|l| l.split_whitespace().any(|w| w.parse::<u32>().is_ok_and(|n| n >= 1)));
     assert!(counted, "today's counter bookings are counted ({today}): {numbers}");
+    // The most booked services, each with its own wait: the visits booked above among them.
+    find(&c, "[data-test=fig-services-toggle]").await.click().await.expect("show the services' numbers");
+    let services = some_text(&c, "[data-test=fig-services-numbers]").await;
+    assert!(services.contains("89.7A.3"), "the booked visit has its row: {services}");
     screenshot(&c, "figures").await;
     c.close().await.expect("close");
 }

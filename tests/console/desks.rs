@@ -16,7 +16,9 @@ pub const ALL: &[(&str, Scenario)] = &[
     ("api_refusal_shown_in_words", |e| Box::pin(api_refusal_shown_in_words(e))),
     ("agenda_closure_lists_whom_to_rebook", |e| Box::pin(crate::back_office::agenda_closure(e))),
     ("integration_desk_resends_nothing_twice", |e| Box::pin(crate::back_office::integration_resend(e))),
+    ("integration_desk_requeues_a_parked_message", |e| Box::pin(crate::back_office::integration_requeue_parked(e))),
     ("figures_draw_their_charts", |e| Box::pin(crate::back_office::figures(e))),
+    ("counter_moves_a_booking_and_reads_its_remittance", |e| Box::pin(crate::counter::counter_day(e))),
 ];
 /// Signing in with the region's identity provider, on a gateway of its own.
 pub const SIGN_IN: &[(&str, Scenario)] = &[("oauth_sign_in", crate::oauth::sign_in)];
@@ -54,7 +56,7 @@ pub async fn sign_in(env: &Env, c: &Client, role: &str, org_hint: &str) -> Strin
 }
 
 /// A prescription for `patient` recorded through the API, as a GP's software would.
-async fn prescription(env: &Env, token: &str, patient: &str, service: &str, class: &str) -> String {
+pub async fn prescription(env: &Env, token: &str, patient: &str, service: &str, class: &str) -> String {
     let base = "http://example.org/cupola";
     let system = nre_system(env).await;
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
@@ -79,12 +81,15 @@ async fn prescription(env: &Env, token: &str, patient: &str, service: &str, clas
     nre
 }
 
+/// The console's settings (`/console/settings.json`).
+pub async fn settings(env: &Env) -> serde_json::Value {
+    let url = format!("{}/settings.json", env.gateway.console());
+    reqwest::get(url).await.expect("settings").json().await.expect("settings are JSON")
+}
+
 /// The NRE's identifier system, as the console's settings give it.
 async fn nre_system(env: &Env) -> String {
-    let url = format!("{}/settings.json", env.gateway.console());
-    let settings: serde_json::Value =
-        reqwest::get(url).await.expect("settings").json().await.expect("settings are JSON");
-    settings["nre"]["system"].as_str().expect("the NRE system").to_string()
+    settings(env).await["nre"]["system"].as_str().expect("the NRE system").to_string()
 }
 
 /// The counter's path: patient by codice fiscale, then — in three keyboard actions
@@ -169,7 +174,7 @@ async fn book_through_api(env: &Env, token: &str, patient: &str) -> String {
 }
 
 /// The booking code of a booked Appointment.
-fn booking_code(appointment: &serde_json::Value) -> String {
+pub fn booking_code(appointment: &serde_json::Value) -> String {
     let code = appointment["identifier"]
         .as_array()
         .and_then(|ids| ids.iter().find(|i| i["system"].as_str().is_some_and(|s| s.ends_with("/booking-code"))));

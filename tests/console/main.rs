@@ -7,8 +7,11 @@
 
 mod back_office;
 mod browser;
+mod counter;
 mod desks;
 mod gateway;
+#[path = "../shared/issuer.rs"]
+mod issuer;
 mod oauth;
 
 use std::future::Future;

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use fantoccini::key::Key;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::browser::{eval, find, screenshot, shown, text_of};
@@ -28,8 +28,7 @@ struct Stub {
     /// `http://127.0.0.1:port` of the gateway: the console's origin and redirect.
     gateway: String,
     issuer: String,
-    kid: String,
-    der: Vec<u8>,
+    key: crate::issuer::TestIssuer,
     /// code → the PKCE challenge it was issued for.
     codes: Mutex<HashMap<String, String>>,
     /// Whether the operator "declines" at the issuer (`error=access_denied`).
@@ -96,32 +95,8 @@ impl Stub {
             "sub": "f3c1-operator", "iat": now, "exp": now + 600, "azp": CLIENT, "typ": "Bearer",
             "scope": "openid fhirUser user/*.cruds", "preferred_username": "m.rossi",
             "realm_access": {"roles": ["offline_access", "cup-sportello"]}, "org_code": "bp-counter-001"});
-        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
-        h.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_ec_der(&self.der)).expect("sign")
+        self.key.sign(&claims)
     }
-}
-
-/// An ES256 key (made as `cupola token` makes one) and its JWKS file in `dir`.
-fn issuer_key(dir: &std::path::Path) -> (String, Vec<u8>, std::path::PathBuf) {
-    let key_file = dir.join("issuer-key.json");
-    let req = cupola::auth::TokenRequest {
-        sub: "x".into(),
-        role: cupola::auth::Role::Admin,
-        org: None,
-        channel: None,
-        patient: None,
-        scope: "system/*.rs".into(),
-        ttl_secs: 60,
-        client_id: None,
-    };
-    cupola::auth::mint(&cupola::config::AuthConfig::dev(&key_file), &req).expect("issuer key");
-    let key: Value = serde_json::from_slice(&std::fs::read(&key_file).expect("key")).expect("json");
-    let jwk = json!({"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": key["kid"], "x": key["x"], "y": key["y"]});
-    let jwks = dir.join("jwks.json");
-    std::fs::write(&jwks, json!({"keys": [jwk]}).to_string()).expect("jwks");
-    let der = base64::engine::general_purpose::STANDARD.decode(key["pkcs8"].as_str().expect("pkcs8")).expect("der");
-    (key["kid"].as_str().expect("kid").to_string(), der, jwks)
 }
 
 /// The stub on its own port, and a gateway with `--issuer`, `--jwks`, the three
@@ -131,13 +106,13 @@ async fn start(dir: &std::path::Path) -> (Arc<Stub>, SocketAddr) {
     let stub_addr = stub_listener.local_addr().expect("address");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("address");
-    let (kid, der, jwks) = issuer_key(dir);
+    let key = crate::issuer::TestIssuer::new(dir);
+    let jwks = key.jwks.clone();
     let issuer = format!("http://{stub_addr}/realms/cup");
     let stub = Arc::new(Stub {
         gateway: format!("http://{addr}"),
         issuer: issuer.clone(),
-        kid,
-        der,
+        key,
         codes: Mutex::default(),
         deny: AtomicBool::new(false),
     });

@@ -43,7 +43,13 @@ impl<'a> AppointmentMut<'a> {
 
     /// Based on the ServiceRequest `id`.
     pub fn set_based_on(&mut self, id: &str) -> &mut Self {
-        self.object().insert("basedOn".into(), json!([{ "reference": format!("ServiceRequest/{id}") }]));
+        self.set_requests(&[id.to_string()])
+    }
+
+    /// Based on the ServiceRequests `ids`.
+    pub fn set_requests(&mut self, ids: &[String]) -> &mut Self {
+        let refs: Vec<Value> = ids.iter().map(|id| json!({ "reference": format!("ServiceRequest/{id}") })).collect();
+        self.object().insert("basedOn".into(), Value::Array(refs));
         self
     }
 

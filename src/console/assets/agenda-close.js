@@ -126,6 +126,9 @@ function rebookItem(a, refs) {
       h('strong', { test: 'rebook-patient', text: who }), ' · ',
       h('span', { test: 'rebook-service', text: service }), ' · ',
       h('span', { test: 'rebook-time', dataset: { datetime: a.start }, text: dateTime(a.start) })),
-    ' ', h('span', { class: 'muted', i18n: 'agenda.rebook.done' }));
+    ' ', h('span', { class: 'muted', i18n: 'agenda.rebook.done' }),
+    // The booking desk with the patient chosen and this appointment's new dates offered.
+    pref ? [' ', h('a', { href: `#/booking?patient=${encodeURIComponent(pref.slice(8))}&move=${encodeURIComponent(a.id)}`,
+      test: 'rebook-open', i18n: 'agenda.rebook.open' })] : null);
   return li;
 }

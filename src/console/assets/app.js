@@ -17,7 +17,8 @@ import * as agenda from './agenda.js';
 import * as figures from './figures.js';
 
 const DESKS = [
-  { id: 'booking', roles: ['booking-point'], page: booking },
+  // An administrator may book too: the agenda technician who rebooks a closed day.
+  { id: 'booking', roles: ['booking-point', 'admin'], page: booking },
   { id: 'payment', roles: ['payment-point', 'booking-point'], page: payment },
   { id: 'agenda', roles: ['provider', 'admin'], page: agenda },
   { id: 'integration', roles: ['admin'], page: integration },

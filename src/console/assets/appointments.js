@@ -30,6 +30,10 @@ export async function loadAppointments(ctx) {
     fill(ctx.el.appointmentList, ...list.map((a) => row(ctx, a)));
     if (!list.length) ctx.el.appointmentList.append(h('li', { class: 'muted', i18n: 'appointments.none' }));
     ctx.show('appointments');
+    // Opened to move one appointment (an agenda's list to rebook): its proposals at once.
+    const move = ctx.s.move && list.find((a) => a.id === ctx.s.move);
+    ctx.s.move = null;
+    if (move) reschedule(ctx, move);
   } catch (e) {
     showError(ctx.el.appointmentsError, e);
     ctx.show('appointments');

@@ -4,7 +4,7 @@
 
 import { h, fill, errorArea, showError, clearError, focus, typing, section } from './dom.js';
 import { t, lang } from './i18n.js';
-import { get, post, parameters, resources, who } from './api.js';
+import { get, getSettings, post, parameters, resources, who } from './api.js';
 import { dateTime, money, countdown, ext, ident, personName } from './format.js';
 import { place, serviceOf, organisationName } from './directory.js';
 import { confirmCancel, loadAppointments, appointmentsSection } from './appointments.js';
@@ -229,6 +229,7 @@ async function drawSheet(ctx, booked, code, ticket) {
   const [point, preparation] = await Promise.all([me?.org ? organisationName(me.org) : '', preparationOf(booked)]);
   const row = (key, value, test) => [h('dt', { i18n: key }), h('dd', { test }, value)];
   const amount = h('span', { dataset: { money: ticket.owed ?? '' }, text: ticket.owed === null ? '—' : money(ticket.owed, lang()) });
+  const notice = getSettings()?.cancellationNoticeHours;
   fill(ctx.el.sheet,
     h('h1', { i18n: 'sheet.title' }),
     h('p', { class: 'sheet-code' }, h('span', { i18n: 'booked.code' }), ' ', h('strong', { text: code })),
@@ -244,7 +245,9 @@ async function drawSheet(ctx, booked, code, ticket) {
       row('sheet.booked-at', point)),
     preparation ? h('p', { class: 'sheet-preparation', test: 'preparation' },
       h('strong', { i18n: 'sheet.preparation' }), ' ', h('span', { text: preparation })) : null,
-    h('p', { class: 'sheet-note', i18n: 'sheet.note' }));
+    h('p', { class: 'sheet-note', i18n: 'sheet.note' }),
+    // The notice in force (the dated billing rules, through the console's settings).
+    notice != null ? h('p', { class: 'sheet-note', test: 'cancel-notice', i18n: 'sheet.cancel-notice', i18nArgs: { hours: notice } }) : null);
 }
 
 // The catalog's preparation notes for the booked service (the `preparation` extension

@@ -16,7 +16,7 @@ import { holdSection, bookedSection, loadAppointments, appointmentsSection, stop
 
 const CF_END = 'codiceFiscale';
 
-export function render(view) {
+export function render(view, params) {
   const ctx = { s: { patient: null, query: null, requests: [], replacing: null }, el: {} };
   ctx.show = (id) => { ctx.el[id].hidden = false; };
   ctx.hide = (...ids) => ids.forEach((id) => { ctx.el[id].hidden = true; });
@@ -43,6 +43,7 @@ export function render(view) {
   // The desk's first data: the catalog and the classes the service field offers.
   Promise.all([catalog().then((list) => fillCatalog(ctx, list)).catch(() => {}), priorityClasses()])
     .finally(() => ready('booking'));
+  if (params?.get('patient')) openFor(ctx, params.get('patient'), params.get('move'));
   return {
     dispose: () => stopHold(ctx),
     onKey: (e) => {
@@ -118,6 +119,18 @@ async function searchPatients(ctx, params) {
     if (found.length === 0) showError(ctx.el.patientError, { key: 'patient.none' });
     else if (found.length === 1) selectPatient(ctx, found[0]);
     else listPatients(ctx, found);
+  } catch (e) {
+    showError(ctx.el.patientError, e);
+  }
+}
+
+// Opened from an agenda's list to rebook (#/booking?patient=…&move=…): the patient
+// chosen, and the appointment to move offered with its proposals.
+async function openFor(ctx, id, move) {
+  clearError(ctx.el.patientError);
+  try {
+    ctx.s.move = move || null;
+    selectPatient(ctx, await get(`Patient/${encodeURIComponent(id)}`));
   } catch (e) {
     showError(ctx.el.patientError, e);
   }

@@ -68,13 +68,17 @@ export function stacked(columns, keys, colours, summary) {
 // Horizontal bars: rows [{label, bars: [{value, colour, name}], mark}], `mark` a
 // deadline drawn as a dashed line with its value.
 export function hbars(rows, summary) {
-  const W = 720; const rowH = 34; const left = 190; const H = rows.length * rowH + 20;
+  // The label column as wide as the longest label needs (about 7 units a
+  // character), within bounds; a longer label is cut, whole in its tooltip.
+  const longest = Math.max(0, ...rows.map((r) => String(r.label).length));
+  const W = 720; const rowH = 34; const left = Math.min(340, Math.max(120, longest * 7.2 + 10)); const H = rows.length * rowH + 20;
+  const cut = (label) => (String(label).length > 46 ? `${String(label).slice(0, 45)}…` : String(label));
   const max = Math.max(1, ...rows.flatMap((r) => [...r.bars.map((b) => b.value || 0), r.mark || 0]));
   const x = (v) => left + (v / max) * (W - left - 50);
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart-svg', role: 'img', 'aria-label': summary });
   rows.forEach((r, i) => {
     const top = 10 + i * rowH;
-    svg.append(s('text', { x: left - 6, y: top + rowH / 2, 'text-anchor': 'end', class: 'chart-label' }, r.label));
+    svg.append(s('text', { x: left - 6, y: top + rowH / 2, 'text-anchor': 'end', class: 'chart-label' }, cut(r.label), s('title', {}, String(r.label))));
     const bh = (rowH - 8) / Math.max(r.bars.length, 1);
     r.bars.forEach((b, j) => {
       if (b.value === null || b.value === undefined) return;

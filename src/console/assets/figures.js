@@ -1,5 +1,5 @@
 // The figures page (role admin: the region's managers): bookings by day and channel,
-// waiting times by priority class and by district against their deadlines, tickets
+// waiting times by priority class, service and district against their deadlines, tickets
 // paid and unpaid, and each provider's messages and lag. Charts first, each with
 // its numbers a click away; a period picker (a year, month or day) and a service.
 //
@@ -8,6 +8,7 @@
 import { h, fill, field, errorArea, showError, clearError, focus, onEnter, ready, section } from './dom.js';
 import { t } from './i18n.js';
 import { get, getSettings } from './api.js';
+import { catalog } from './directory.js';
 import { romeDay, addDays } from './format.js';
 import { figure, legend, table, stacked, hbars, PALETTE } from './charts.js';
 
@@ -19,6 +20,14 @@ function deadlineDays(code) {
   if (d.hours != null) return d.hours / 24;
   return d.days ?? d.visitDays ?? d.examDays ?? null;
 }
+// A class's deadline in words, from the same rules: `72 h`, `10 gg`, `30/60 gg`.
+function deadlineText(code) {
+  const d = (getSettings()?.priorityClasses || []).find((c) => c.code === code);
+  if (!d) return '';
+  if (d.hours != null) return t('figures.hours', { n: d.hours });
+  if (d.days != null) return t('figures.days', { n: d.days });
+  return t('figures.visit-exam-days', { visit: d.visitDays ?? '—', exam: d.examDays ?? '—' });
+}
 // The classes as the rules list them, most urgent first.
 const classCodes = () => (getSettings()?.priorityClasses || []).map((c) => c.code);
 const PERIOD = /^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$/;
@@ -29,7 +38,7 @@ export function render(view) {
   const service = field({ id: 'figures-service', label: 'figures.service', test: 'figures-service', hint: 'figures.service-hint', attrs: { class: 'short' } });
   for (const f of [period, service]) onEnter(f.input, () => draw(ctx));
   Object.assign(ctx.el, { period: period.input, periodHint: period.hint, service: service.input, error: errorArea('figures-error') });
-  const charts = ['fig-channels', 'fig-classes', 'fig-districts', 'fig-tickets', 'fig-messages']
+  const charts = ['fig-channels', 'fig-classes', 'fig-services', 'fig-districts', 'fig-tickets', 'fig-messages']
     .map((id) => { ctx.el[id] = h('div', { class: 'chart-slot', test: `${id}-slot`, 'aria-live': 'polite' }); return ctx.el[id]; });
   fill(view, h('div', { class: 'desk', id: 'figures-desk', test: 'figures-desk' },
     h('h1', { class: 'desk-title', i18n: 'desk.figures' }),
@@ -55,7 +64,7 @@ async function draw(ctx) {
   const q = { period, service: ctx.el.service.value.trim() || undefined };
   document.body.removeAttribute('data-ready');
   // Each chart on its own: one refused (say, no outbox) leaves the others drawn.
-  const jobs = [channels(ctx, q), classes(ctx, q), districts(ctx, q), tickets(ctx, q), messages(ctx)]
+  const jobs = [channels(ctx, q), classes(ctx, q), services(ctx, q), districts(ctx, q), tickets(ctx, q), messages(ctx)]
     .map((p) => p.catch((e) => showError(ctx.el.error, e)));
   await Promise.all(jobs);
   ready('figures');
@@ -117,12 +126,29 @@ function waitTable(list) {
       String(num(w, 'wait-p90-days') ?? '—'), mark ? String(mark) : '—', pct(num(w, 'within-deadline-share'))]));
 }
 
-const waitLegend = () => legend([[t('figures.median'), PALETTE[0]], [t('figures.p90'), PALETTE[1]], [t('figures.deadline-mark'), '#8a1c1c']]);
+// The deadline's mark is drawn for the classes only (a service or a district mixes them).
+const waitLegend = (marks = true) => legend([[t('figures.median'), PALETTE[0]], [t('figures.p90'), PALETTE[1]],
+  ...(marks ? [[t('figures.deadline-mark'), '#8a1c1c']] : [])]);
 
 async function classes(ctx, q) {
-  const list = await Promise.all(classCodes().map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)}`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: deadlineDays(c) })));
+  const list = await Promise.all(classCodes().map(async (c) => ({ label: `${c} — ${t(`figures.class.${c}`)} (${deadlineText(c)})`, w: await get('$waiting-times', { ...q, 'priority-class': c }), mark: deadlineDays(c) })));
   const summary = t('figures.classes-summary', { list: list.map((x) => `${x.label}: ${pct(num(x.w, 'within-deadline-share'))}`).join(', ') });
   fill(ctx.el['fig-classes'], figure('fig-classes', 'figures.classes', hbars(waitRows(list), summary), waitLegend(), waitTable(list)));
+}
+
+// The most booked services, each ranked by the API in one answer (group=service).
+async function services(ctx, q) {
+  const [w, names] = await Promise.all([get('$waiting-times', { ...q, group: 'service' }), catalog().catch(() => [])]);
+  const display = (code) => names.find((c) => c.code === code)?.display || '';
+  const list = (w.parameter || []).filter((p) => p.name === 'service').map((p) => {
+    const code = part(p, 'code')?.valueCode;
+    const name = display(code);
+    return { label: name ? `${code} — ${name.slice(0, 40)}` : code, w: p };
+  });
+  const summary = list.length
+    ? t('figures.services-summary', { list: list.map((x) => `${x.label}: ${num(x.w, 'wait-median-days') ?? '—'}`).join(', ') })
+    : t('figures.no-bookings');
+  fill(ctx.el['fig-services'], figure('fig-services', 'figures.services', hbars(waitRows(list), summary), waitLegend(false), waitTable(list)));
 }
 
 // The districts are those of the region's facilities.
@@ -131,7 +157,7 @@ async function districts(ctx, q) {
   const names = [...new Set((locs.entry || []).map((e) => e.resource?.address?.district).filter(Boolean))].sort();
   const list = await Promise.all(names.map(async (d) => ({ label: d, w: await get('$waiting-times', { ...q, district: d }) })));
   const summary = t('figures.districts-summary', { list: list.map((x) => `${x.label}: ${num(x.w, 'wait-median-days') ?? '—'}`).join(', ') });
-  fill(ctx.el['fig-districts'], figure('fig-districts', 'figures.districts', hbars(waitRows(list), summary), waitLegend(), waitTable(list)));
+  fill(ctx.el['fig-districts'], figure('fig-districts', 'figures.districts', hbars(waitRows(list), summary), waitLegend(false), waitTable(list)));
 }
 
 // --- tickets -----------------------------------------------------------------------

@@ -60,6 +60,7 @@ export default {
     'agenda.rebook': 'Da riprenotare',
     'agenda.rebook.summary': '{closed} slot chiusi; {count} appuntamenti da riprenotare.',
     'agenda.rebook.done': 'fatto',
+    'agenda.rebook.open': 'Riprenota allo sportello',
   },
   en: {
     'agenda.pick': 'Agenda',
@@ -119,5 +120,6 @@ export default {
     'agenda.rebook': 'To rebook (da riprenotare)',
     'agenda.rebook.summary': '{closed} slots closed; {count} appointments to rebook.',
     'agenda.rebook.done': 'done',
+    'agenda.rebook.open': 'Rebook at the booking desk',
   },
 };

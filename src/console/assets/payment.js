@@ -29,7 +29,7 @@ export function render(view, params) {
   if (q) ctx.el.query.value = q;
   focus(ctx.el.query);
   const me = who();
-  const first = q ? search(ctx) : (me?.role === 'payment-point' ? loadRemittance(ctx) : Promise.resolve());
+  const first = q ? search(ctx) : (me?.org ? loadRemittance(ctx) : Promise.resolve());
   Promise.all([first, payer().catch(() => null)]).finally(() => ready('payment'));
   return {
     dispose: () => {},

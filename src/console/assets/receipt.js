@@ -88,7 +88,7 @@ async function showReceipt(ctx, inv, payment) {
   clearBacks();
   pushBack(() => ctx.again());
   focus(ctx.el.receiptActions.querySelector('#print-receipt'));
-  if (payment && me?.role === 'payment-point') loadRemittance(ctx);
+  if (payment && me?.org) loadRemittance(ctx);
 }
 
 // --- the remittance of the day ----------------------------------------------------
@@ -101,8 +101,9 @@ export function remittanceSection(ctx) {
   const print = h('button', { type: 'button', id: 'print-remittance', test: 'print-remittance', i18n: 'remittance.print',
     on: { click: () => { document.body.dataset.print = 'remittance'; document.body.dataset.paper = 'a4'; window.print(); } } });
   Object.assign(ctx.el, { remittance: body, remittanceError: err });
-  // The API shows a point's remittance to payment points only.
-  const point = who()?.role === 'payment-point';
+  // Whoever takes payments for an organisation (a pharmacy, a counter) reads its
+  // remittance; the API shows a counter its own only.
+  const point = Boolean(who()?.org);
   const sec = section('remittance-step', 'remittance.title',
     point ? h('div', { class: 'actions' }, show, print) : h('p', { class: 'note', i18n: 'remittance.points-only' }), err, body);
   ctx.el.remittanceStep = sec;
@@ -112,7 +113,7 @@ export function remittanceSection(ctx) {
 export async function loadRemittance(ctx, focusIt = false) {
   const me = who();
   clearError(ctx.el.remittanceError);
-  if (!me?.org || me.role !== 'payment-point') return;
+  if (!me?.org) return;
   const day = romeDay();
   try {
     const r = await get(`PaymentReconciliation/remittance-${me.org}-${day}`);

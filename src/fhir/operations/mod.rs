@@ -111,6 +111,21 @@ const fn output(name: &'static str, kind: Kind, min: u32, max: u32, doc: &'stati
     Param { name, kind, min, max, use_: Use::Out, doc, part: &[] }
 }
 
+/// An optional input, at most once.
+const fn optional(name: &'static str, kind: Kind, doc: &'static str) -> Param {
+    input(name, kind, 0, 1, doc)
+}
+
+/// An output always answered, once.
+const fn always(name: &'static str, kind: Kind, doc: &'static str) -> Param {
+    output(name, kind, 1, 1, doc)
+}
+
+/// An output answered when it applies, at most once.
+const fn maybe(name: &'static str, kind: Kind, doc: &'static str) -> Param {
+    output(name, kind, 0, 1, doc)
+}
+
 /// An output made of parts (repeating).
 const fn group(name: &'static str, doc: &'static str, part: &'static [Param]) -> Param {
     Param { name, kind: Kind::Parts, min: 0, max: MANY, use_: Use::Out, doc, part }
