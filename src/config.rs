@@ -67,6 +67,9 @@ pub struct Config {
     #[command(flatten)]
     pub limits: LimitsConfig,
 
+    #[command(flatten)]
+    pub notify: crate::notify::NotifyConfig,
+
     /// Longest time, in milliseconds, an AuditEvent waits in memory before it is
     /// written (audit rows are written off the request path, in batches).
     #[arg(long, env = "CUPOLA_AUDIT_FLUSH_MS", default_value_t = 100)]
@@ -288,6 +291,7 @@ impl Config {
             console: ConsoleConfig::default(),
             booking: BookingConfig::default(),
             limits: LimitsConfig::default(),
+            notify: crate::notify::NotifyConfig::default(),
             audit_flush_ms: 100,
             amqp_url: None,
             amqp_exchange: None,

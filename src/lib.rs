@@ -21,6 +21,7 @@ pub mod fhir;
 pub mod mappings;
 pub mod messaging;
 pub mod metrics;
+pub mod notify;
 pub mod store;
 pub mod telemetry;
 

@@ -93,6 +93,10 @@ const DIRECTORY: &[&str] = &[
 
 const AGENDAS: &[&str] = &["Schedule", "Slot"];
 
+/// The subscription topics (R4 `Basic`, as the Subscriptions Backport IG has
+/// them): the gateway's own, read by any authenticated caller, written by nobody.
+pub const TOPICS: &str = "Basic";
+
 /// Types the gateway generates from its own code (the OperationDefinitions of its
 /// operations): what the API is, not data, so any authenticated caller reads them,
 /// whatever its role and scopes, and nobody writes them.
@@ -165,6 +169,27 @@ impl Access {
         self.actor.as_ref()
     }
 
+    /// The patient a patient app acts for.
+    pub fn patient(&self) -> Option<&str> {
+        match &self.who {
+            Who::Patient { id } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The caller's resource scopes as text (`None`: this access is not a caller's).
+    pub fn scopes_text(&self) -> Option<String> {
+        self.scopes.as_ref().map(Scopes::as_text)
+    }
+
+    /// The access of a caller recorded earlier (a subscription's owner): its events
+    /// are matched and delivered with what that caller may see, scopes included.
+    pub fn of_recorded(actor: &Actor, patient: Option<&str>, scopes: &str) -> Access {
+        let scopes = Scopes::parse(scopes).unwrap_or_default();
+        let caller = crate::auth::Caller::recorded(actor, patient, scopes);
+        Access::of(&caller)
+    }
+
     /// The gateway or an administrator: may store appointments without a slot or in
     /// the past (data migration).
     pub fn is_privileged(&self) -> bool {
@@ -196,8 +221,14 @@ impl Access {
         if DEFINITIONS.contains(&res_type) {
             return all_if(self.actor.is_some() || self.is_unrestricted());
         }
+        if res_type == TOPICS {
+            return all_if(self.actor.is_some() || self.is_unrestricted());
+        }
         if !self.scoped(res_type, &[Interaction::Read, Interaction::Search]) {
             return Rule::Nothing;
+        }
+        if res_type == "Subscription" {
+            return self.own_subscriptions();
         }
         let dir = DIRECTORY.contains(&res_type);
         match &self.who {
@@ -248,11 +279,14 @@ impl Access {
         if DEFINITIONS.contains(&res_type) {
             return Rule::Nothing;
         }
-        if res_type == "AuditEvent" && !matches!(self.who, Who::Gateway) {
+        if (res_type == "AuditEvent" || res_type == TOPICS) && !matches!(self.who, Who::Gateway) {
             return Rule::Nothing;
         }
         if !self.scoped(res_type, &[Interaction::Create, Interaction::Update, Interaction::Delete]) {
             return Rule::Nothing;
+        }
+        if res_type == "Subscription" {
+            return self.own_subscriptions();
         }
         match &self.who {
             Who::Gateway | Who::Admin => Rule::All,
@@ -297,11 +331,17 @@ impl Access {
                 Rule::All => all.push(format!("'{t}'")),
                 Rule::Nothing => {}
                 Rule::Where(c) => {
-                    // Every per-type condition binds the same single value as `$1`.
-                    if binds.is_empty() {
-                        binds = c.binds.clone();
-                    }
-                    parts.push(format!("({{type}} = '{t}' AND {})", c.sql));
+                    // Conditions binding the same value (the organisation, the
+                    // patient) share it; another (a subscription owner's `sub`) is
+                    // bound after them, its `$1` renumbered.
+                    let at = match c.binds.first().and_then(|b| binds.iter().position(|x| x == b)) {
+                        Some(i) => i,
+                        None => {
+                            binds.extend(c.binds.iter().cloned());
+                            binds.len() - c.binds.len()
+                        }
+                    };
+                    parts.push(format!("({{type}} = '{t}' AND {})", c.render_on("{pk}", "{type}", at)));
                 }
             }
         }
@@ -312,6 +352,21 @@ impl Access {
             parts.push("1 = 0".into());
         }
         Some(ExtraCondition { sql: parts.join(" OR "), binds })
+    }
+}
+
+impl Access {
+    /// A subscription belongs to the caller that created it (an administrator
+    /// sees and ends every one).
+    fn own_subscriptions(&self) -> Rule {
+        match (&self.who, &self.actor) {
+            (Who::Gateway | Who::Admin, _) => Rule::All,
+            (Who::Nobody, _) | (_, None) => Rule::Nothing,
+            (_, Some(a)) => Rule::Where(ExtraCondition {
+                sql: predicates::subscriptions_of(),
+                binds: vec![Bind::Text(a.sub.clone())],
+            }),
+        }
     }
 }
 

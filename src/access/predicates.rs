@@ -117,6 +117,13 @@ pub(super) fn remittances_of() -> String {
     format!("{{pk}} IN ({})", referring("PaymentReconciliation", "requestor", "Organization", &orgs()))
 }
 
+/// The subscriptions created by the caller (its `sub` bound as `$1`).
+pub(super) fn subscriptions_of() -> String {
+    "{pk} IN (SELECT sr.pk FROM resources sr JOIN subscriptions so ON so.id = sr.res_id \
+     WHERE sr.res_type = 'Subscription' AND so.owner_sub = $1)"
+        .to_string()
+}
+
 /// The references that put a resource in a patient's compartment.
 fn compartment_params(res_type: &str) -> &'static [&'static str] {
     match res_type {

@@ -24,7 +24,8 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 
 pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
     let oauth = s.config.console.endpoints();
-    let cs = capability::statement(s.store.registry(), &s.base, &s.config.canonical_base, oauth.as_ref());
+    let mut cs = capability::statement(s.store.registry(), &s.base, &s.config.canonical_base, oauth.as_ref());
+    crate::notify::topics::advertise(&mut cs, &s.config.canonical_base);
     ctx.respond(ctx.resource(StatusCode::OK, &cs))
 }
 

@@ -18,6 +18,7 @@ mod metrics;
 mod outbox;
 mod params;
 mod search;
+mod subscriptions;
 mod terminology;
 mod tls;
 mod transaction;
@@ -100,6 +101,8 @@ pub fn router(state: AppState) -> Router {
         .route("/Appointment/{id}/$cancel", post(booking::cancel))
         .route("/Schedule/{id}/$generate-slots", post(agenda::generate))
         .route("/Schedule/{id}/$close", post(agenda::close))
+        .route("/Subscription/{id}/$status", get(subscriptions::status).post(subscriptions::status))
+        .route("/Subscription/{id}/$events", get(subscriptions::events).post(subscriptions::events))
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))
@@ -190,7 +193,8 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     let store = crate::booking::hooks::configured(
         store,
         crate::booking::Settings { public_base: base.to_string(), ..settings },
-    );
+    )
+    .with_more_hooks(crate::notify::hooks(&config.notify, &config.canonical_base));
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;
@@ -254,7 +258,10 @@ async fn serve_definitions(store: &Store, mappings: &Mappings, base: &str) -> an
     let gateway = crate::access::Access::gateway();
     let params = crate::fhir::names::search_parameters(base);
     let code_systems = crate::booking::code_systems(base);
-    for m in mappings.resources().into_iter().chain(params.iter()).chain(code_systems.iter()) {
+    let topics: Vec<serde_json::Value> =
+        crate::notify::topics::TOPICS.iter().map(|t| crate::notify::topics::basic(base, t)).collect();
+    let served = mappings.resources().into_iter().chain(params.iter()).chain(code_systems.iter());
+    for m in served.chain(topics.iter()) {
         let t = m.get("resourceType").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         let id = m.get("id").and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
         store.upsert_in(&mut tx, &gateway, &t, &id, m.clone()).await?;

@@ -81,7 +81,9 @@ pub fn default_scope(role: Role) -> &'static str {
         Role::BookingPoint => "user/*.cruds",
         Role::Provider => "system/*.cruds",
         Role::PaymentPoint => "user/*.crus",
-        Role::PatientApp => "patient/*.rs patient/Appointment.cu patient/AppointmentResponse.c",
+        Role::PatientApp => {
+            "patient/*.rs patient/Appointment.cu patient/AppointmentResponse.c patient/Subscription.cud"
+        }
     }
 }
 

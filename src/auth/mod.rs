@@ -114,6 +114,23 @@ pub struct Caller {
     pub expires_at: i64,
 }
 
+impl Caller {
+    /// A caller recorded earlier (a subscription's owner), acting again without a
+    /// token: what it may see is decided as for its token then.
+    pub fn recorded(actor: &crate::access::Actor, patient: Option<&str>, scopes: Scopes) -> Caller {
+        Caller {
+            sub: actor.sub.clone(),
+            client_id: None,
+            role: actor.role,
+            org: actor.org.clone(),
+            channel: actor.channel.clone(),
+            patient: patient.map(str::to_string),
+            scopes,
+            expires_at: i64::MAX,
+        }
+    }
+}
+
 /// Why a bearer token is refused. Every variant is an RFC 6750 `invalid_token`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

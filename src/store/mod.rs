@@ -14,6 +14,7 @@ mod hooks;
 mod lease;
 mod lookups;
 pub(crate) use lookups::{reference_lookup, token_lookup};
+mod notifications;
 mod outbox;
 mod outbox_view;
 mod places;
@@ -23,11 +24,12 @@ mod resend;
 mod resolve;
 mod resources;
 mod versions;
-pub(crate) use resources::{current, current_seen, current_visible, seen_ahead, value_of, version_of};
+pub(crate) use resources::{current, current_seen, current_visible, matches_rule, seen_ahead, value_of, version_of};
 mod schema;
 mod search;
 mod shared;
 mod slots;
+mod subscriptions;
 mod upsert;
 mod write;
 
@@ -47,14 +49,16 @@ pub use create::{create_statements, single_statement};
 pub(crate) use grid::fhir_instant;
 pub use grid::{place_slots, render as render_grid_slot, AgendaInfo, Place, Shared, SlotRow};
 pub use history::{HistoryEntry, HistoryPage, HistoryRequest};
-pub use hooks::{Hooked, Hooks, Pending, Verdict, WriteHook};
+pub use hooks::{AfterHooked, Changed, Hooked, Hooks, Pending, Verdict, WriteHook};
 pub use lease::{Claimed, Lease};
+pub use notifications::{EventRow, SubscriptionState};
 pub use outbox::{OutboxBacklog, Outgoing};
 pub use outbox_view::{OutboxQuery, OutboxRow, ProviderFigures};
 pub use resend::{OutboxState, Resend};
 pub use resources::{new_id, Stored, Write, WriteKind};
 pub use search::SearchPage;
 pub(crate) use shared::work;
+pub use subscriptions::{Candidate, Filter, FilterValue, Owner, Registration};
 pub use upsert::Upsert;
 pub use versions::{next_version_sql, version_statements, NewVersion};
 
@@ -72,6 +76,8 @@ pub struct Store {
     domain: Arc<dyn std::any::Any + Send + Sync>,
     /// Woken when a transaction that wrote the outbox commits (the relay waits on it).
     outbox_wake: Arc<tokio::sync::Notify>,
+    /// Woken when a transaction that wrote subscription events commits.
+    notify_wake: Arc<tokio::sync::Notify>,
     /// Groups of concurrent units of work committed together (0: each alone).
     book_lanes: usize,
     /// Plain creates written together when they arrive together (PostgreSQL).
@@ -130,6 +136,7 @@ impl Store {
             registry,
             domain: Arc::new(()),
             outbox_wake: Default::default(),
+            notify_wake: Default::default(),
             book_lanes: 0,
             group: Default::default(),
             shared: Default::default(),

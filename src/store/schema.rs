@@ -237,6 +237,55 @@ const RESENDS: &str = "ALTER TABLE outbox ADD COLUMN acked_us BIGINT;\n\
      CREATE INDEX IF NOT EXISTS outbox_provider ON outbox (provider, seq);\n\
      CREATE INDEX IF NOT EXISTS outbox_acked ON outbox (provider, acked_us) WHERE acked_us IS NOT NULL";
 
+/// 21: FHIR Subscriptions (see `subscriptions`, `notifications`): each one's owner,
+/// topic, channel and headers (never in the resource), its filters, and its events.
+const SUBSCRIPTIONS: &str = "
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id TEXT PRIMARY KEY,
+    owner_sub TEXT NOT NULL,
+    owner_role TEXT NOT NULL,
+    owner_org TEXT,
+    owner_patient TEXT,
+    owner_channel TEXT,
+    owner_scopes TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    res_type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    endpoint TEXT,
+    payload TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    heartbeat_s BIGINT,
+    events BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    next_try_us BIGINT
+);
+CREATE INDEX IF NOT EXISTS subscriptions_type ON subscriptions (res_type, topic);
+CREATE INDEX IF NOT EXISTS subscriptions_owner ON subscriptions (owner_sub);
+CREATE TABLE IF NOT EXISTS subscription_filters (
+    subscription TEXT NOT NULL,
+    name TEXT NOT NULL,
+    param TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    system TEXT,
+    code TEXT NOT NULL,
+    target_type TEXT
+);
+CREATE INDEX IF NOT EXISTS subscription_filters_of ON subscription_filters (subscription, name);
+CREATE TABLE IF NOT EXISTS subscription_events (
+    seq {pk},
+    subscription TEXT NOT NULL,
+    focus TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    at_us BIGINT NOT NULL,
+    number BIGINT,
+    delivered_us BIGINT,
+    attempts BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subscription_events_new ON subscription_events (seq) WHERE number IS NULL;
+CREATE INDEX IF NOT EXISTS subscription_events_of ON subscription_events (subscription, number)
+";
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -280,6 +329,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (18, cupola_search::long_values_schema(d).join(";\n")),
         (19, CLAIM_TOKEN.into()),
         (20, RESENDS.into()),
+        (21, SUBSCRIPTIONS.replace("{pk}", pk)),
     ]
 }
 

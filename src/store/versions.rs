@@ -54,6 +54,7 @@ impl Store {
             let pk = self.run_keyed(tx, first, rest).await?.ok_or_else(taken)?;
             let stored = Stored { pk, ..stored };
             tx.hold(res_type, id, stored.clone());
+            self.run_after(tx, &stored, None).await?;
             return Ok(stored);
         }
         super::execute_all(tx, riders).await?;
@@ -68,6 +69,7 @@ impl Store {
         let first_version = NewVersion { pk, res_type, id, version: 1, now, method };
         let stored = self.write_version(tx, version_statements(&self.registry, first_version, resource, None)?).await?;
         tx.hold(res_type, id, stored.clone());
+        self.run_after(tx, &stored, None).await?;
         Ok(stored)
     }
 
@@ -104,6 +106,7 @@ impl Store {
             (_, written) => self.next_version_in_steps(tx, cur, next, written, old_rows.is_some()).await?,
         };
         tx.hold(&cur.res_type, &cur.id, stored.clone());
+        self.run_after(tx, &stored, (!cur.deleted).then_some(cur)).await?;
         Ok(stored)
     }
 

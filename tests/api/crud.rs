@@ -141,7 +141,7 @@ async fn metadata_lists_types_interactions_and_search_params(b: Backend) {
     let params: Vec<&str> =
         appt["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(params.contains(&"date") && params.contains(&"actor") && params.contains(&"_id"), "{params:?}");
-    assert_eq!(resources.len(), 28);
+    assert_eq!(resources.len(), 30);
 }
 
 async fn health_endpoints_answer(b: Backend) {

@@ -256,7 +256,9 @@ pub fn client_as(auth: &cupola::config::AuthConfig, who: &As) -> Client {
 pub fn mint(auth: &cupola::config::AuthConfig, who: &As) -> String {
     let role: cupola::auth::Role = who.role.parse().expect("known role");
     let req = cupola::auth::TokenRequest {
-        sub: format!("test-{}", who.role),
+        // One subject per role and organisation or patient: what belongs to its
+        // creator (a Subscription) is told apart.
+        sub: format!("test-{}{}", who.role, who.org.or(who.patient).map(|o| format!("-{o}")).unwrap_or_default()),
         role,
         org: who.org.map(|o| format!("Organization/{o}")),
         channel: who.channel.map(str::to_string),

@@ -32,6 +32,7 @@ mod search;
 mod security;
 mod slots;
 mod smart;
+mod subscriptions;
 mod transaction;
 mod trust;
 mod unroutable;

@@ -169,6 +169,13 @@ impl Registry {
         self.defs.narrowing_params()
     }
 
+    /// Where `code` of `rtype` is searched when it narrows others: the parameters
+    /// whose rows hold it, and the one target type (`patient` of Appointment:
+    /// `(["actor"], "Patient")`); `None` for any other parameter.
+    pub fn narrowing(&self, rtype: &str, code: &str) -> Option<(Vec<String>, String)> {
+        self.defs.narrowed(rtype, code).map(|n| (n.from.clone(), n.target_type.clone()))
+    }
+
     /// The index rows of a resource of type `resource_type` (deduplicated). Values
     /// that do not parse (an invalid date…) are skipped, never an error.
     pub fn extract(&self, resource_type: &str, resource: &Value) -> Vec<IndexRow> {

@@ -39,4 +39,6 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "AuditEvent",
     "MessageHeader",
     "Bundle",
+    "Subscription",
+    "Basic",
 ];

@@ -6,11 +6,13 @@
 mod definition;
 mod desk;
 mod resources;
+mod subscriptions;
 mod system;
 
 pub use definition::definition;
 pub use desk::*;
 pub use resources::*;
+pub use subscriptions::*;
 pub use system::*;
 
 /// What a parameter holds.
@@ -220,6 +222,8 @@ pub const ALL: &[&Operation] = &[
     &DEAD_LETTER_REPLAY,
     &DISPATCH_LISTS,
     &PROCESS_MESSAGE,
+    &SUBSCRIPTION_STATUS,
+    &SUBSCRIPTION_EVENTS,
 ];
 
 /// The operation whose OperationDefinition has this id.

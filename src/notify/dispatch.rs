@@ -1,0 +1,185 @@
+//! The dispatcher: numbers the events committed since it last looked (per
+//! subscription, in the order they were written), then delivers each
+//! subscription's undelivered events on its own task — a slow or hung endpoint
+//! holds no worker of the API, nor the other subscriptions. A failed delivery is
+//! tried again after `--notify-retry-base-ms`, doubling; after the fifth the
+//! subscription is `error`, probed every minute, and `active` again when its
+//! endpoint answers.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::events::owner_access;
+use super::notification::{events_bundle, Outgoing};
+use super::{NotifyConfig, ATTEMPTS, PROBE_SECS};
+use crate::access::Access;
+use crate::store::{now_micros, EventRow, Store, SubscriptionState};
+
+/// Events sent in one notification at most.
+const BATCH: i64 = 50;
+/// How long an endpoint may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether `endpoint` may be called: `https://`, not a loopback, private or
+/// link-local address (unless `insecure`).
+pub fn check_endpoint(endpoint: Option<&str>, insecure: bool) -> Result<(), String> {
+    let Some(endpoint) = endpoint else { return Err("a rest-hook subscription needs its endpoint".into()) };
+    let url = url::Url::parse(endpoint).map_err(|e| format!("{endpoint:?} is not a URL: {e}"))?;
+    match (url.scheme(), insecure) {
+        ("https", _) | ("http", true) => {}
+        (other, _) => return Err(format!("{other}:// endpoints are refused: use https://")),
+    }
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let local = host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| !public(ip));
+    if local && !insecure {
+        return Err(format!("{host} is a loopback or private address: cupola calls public endpoints only"));
+    }
+    Ok(())
+}
+
+fn public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => !(v.is_loopback() || v.is_private() || v.is_link_local() || v.is_unspecified()),
+        IpAddr::V6(v) => !(v.is_loopback() || v.is_unspecified() || (v.segments()[0] & 0xfe00) == 0xfc00),
+    }
+}
+
+/// Numbers and delivers events until the task is stopped.
+pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String) {
+    let client = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default();
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let wake = store.notify_wake();
+    loop {
+        if let Err(e) = store.number_events(1000).await {
+            tracing::warn!(error = %e, "numbering subscription events failed; trying again shortly");
+        }
+        match store.subscriptions_due(now_micros(), 100).await {
+            Ok(due) => {
+                for s in due {
+                    if !busy.lock().map(|mut b| b.insert(s.id.clone())).unwrap_or(false) {
+                        continue; // already on its way
+                    }
+                    let job = Delivery { store: store.clone(), client: client.clone(), config: config.clone() };
+                    let (busy, base) = (busy.clone(), fhir_base.clone());
+                    tokio::spawn(async move {
+                        let id = s.id.clone();
+                        job.deliver(s, &base).await;
+                        if let Ok(mut b) = busy.lock() {
+                            b.remove(&id);
+                        }
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the subscriptions due failed; trying again shortly"),
+        }
+        // Woken by a commit that wrote events; retries and probes are looked at twice a second.
+        let _ = tokio::time::timeout(Duration::from_millis(500), wake.notified()).await;
+    }
+}
+
+struct Delivery {
+    store: Store,
+    client: reqwest::Client,
+    config: NotifyConfig,
+}
+
+impl Delivery {
+    /// Sends `s`'s undelivered events, oldest first, until none is left or one fails.
+    async fn deliver(&self, s: SubscriptionState, base: &str) {
+        loop {
+            let rows = match self.store.undelivered_events(&s.id, BATCH).await {
+                Ok(rows) if !rows.is_empty() => rows,
+                Ok(_) => return,
+                Err(e) => return tracing::warn!(subscription = %s.id, error = %e, "reading events failed"),
+            };
+            let outgoing = self.outgoing(&s, &rows).await;
+            let bundle = events_bundle(base, &s, "event-notification", &outgoing);
+            match self.post(&s, &bundle).await {
+                Ok(()) => {
+                    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                    if let Err(e) = self.store.events_delivered(&s.id, &seqs, now_micros()).await {
+                        return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
+                    }
+                    if s.status == "error" {
+                        super::status::set(&self.store, &s.id, "active").await;
+                    }
+                }
+                Err(why) => return self.failed(&s, &why).await,
+            }
+        }
+    }
+
+    /// The events as `s`'s owner may see them now: one that has become invisible
+    /// keeps its number and goes without its focus.
+    async fn outgoing<'r>(&self, s: &SubscriptionState, rows: &'r [EventRow]) -> Vec<Outgoing<'r>> {
+        let access: Access = owner_access(&s.owner);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (res_type, id) = row.focus.split_once('/').unwrap_or((&row.focus, ""));
+            let seen = self.store.read(&access, res_type, id).await.ok().flatten();
+            let resource: Option<Value> =
+                seen.as_ref().and_then(|v| v.body.as_deref()).and_then(|b| serde_json::from_str(b).ok());
+            out.push(Outgoing { row, named: seen.is_some(), resource });
+        }
+        out
+    }
+
+    async fn post(&self, s: &SubscriptionState, bundle: &Value) -> Result<(), String> {
+        let endpoint = s.endpoint.as_deref().ok_or("no endpoint")?;
+        check_endpoint(Some(endpoint), self.config.subscription_allow_insecure)?;
+        self.resolves_publicly(endpoint).await?;
+        let mut req =
+            self.client.post(endpoint).header("content-type", "application/fhir+json").body(bundle.to_string());
+        for h in &s.headers {
+            if let Some((name, value)) = h.split_once(':') {
+                req = req.header(name.trim(), value.trim());
+            }
+        }
+        match req.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("the endpoint answered {}", r.status())),
+            Err(e) => Err(format!("the endpoint could not be reached: {e}")),
+        }
+    }
+
+    /// A name that resolves to a private address is refused as that address is.
+    async fn resolves_publicly(&self, endpoint: &str) -> Result<(), String> {
+        if self.config.subscription_allow_insecure {
+            return Ok(());
+        }
+        let url = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("{host}: {e}"))?;
+        let private = addrs.map(|a| a.ip()).find(|ip| !public(*ip));
+        match private {
+            Some(ip) => Err(format!("{host} resolves to {ip}, a loopback or private address")),
+            None => Ok(()),
+        }
+    }
+
+    /// A failed delivery: tried again after a pause that doubles; after the last
+    /// attempt the subscription is `error`, probed every minute.
+    async fn failed(&self, s: &SubscriptionState, why: &str) {
+        let failures = s.failures + 1;
+        let now = now_micros();
+        let (status, next) = if failures >= ATTEMPTS {
+            ("error", now + PROBE_SECS * 1_000_000)
+        } else {
+            let base_us = i64::try_from(self.config.notify_retry_base_ms).unwrap_or(1000) * 1000;
+            let pause = base_us << (failures - 1).min(20);
+            (s.status.as_str(), now + pause)
+        };
+        tracing::warn!(subscription = %s.id, failures, status, reason = why, "notification not delivered; it will be sent again");
+        if let Err(e) = self.store.delivery_failed(&s.id, status, failures, next).await {
+            tracing::warn!(subscription = %s.id, error = %e, "recording a failed delivery failed");
+        }
+        if status == "error" && s.status != "error" {
+            super::status::set(&self.store, &s.id, "error").await;
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The subscription events: written with the change that caused them, numbered per
+//! subscription after commit (one numbering at a time per subscription: the
+//! subscription's row counts them), delivered at least once, read again by
+//! `$events`.
+
+use sqlx::Row;
+
+use super::subscriptions::Owner;
+use super::{Dialect, Store, Tx};
+use crate::Result;
+
+/// One event, as delivered or read again.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub seq: i64,
+    pub number: i64,
+    /// `Type/id` of what changed.
+    pub focus: String,
+    pub version: i64,
+    pub at_us: i64,
+    pub attempts: i64,
+}
+
+/// A subscription as its sender and `$status` need it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionState {
+    pub id: String,
+    pub owner: Owner,
+    pub topic: String,
+    pub status: String,
+    pub channel: String,
+    pub endpoint: Option<String>,
+    pub payload: String,
+    pub headers: Vec<String>,
+    /// Events numbered so far.
+    pub events: i64,
+    pub failures: i64,
+    pub next_try_us: Option<i64>,
+}
+
+const STATE_COLUMNS: &str = "id, owner_sub, owner_role, owner_org, owner_patient, owner_channel, owner_scopes, topic, \
+     status, channel, endpoint, payload, headers, events, failures, next_try_us";
+
+fn state_of(r: &sqlx::any::AnyRow) -> Result<SubscriptionState> {
+    let headers: String = r.try_get("headers")?;
+    Ok(SubscriptionState {
+        id: r.try_get("id")?,
+        owner: super::subscriptions::owner_of(r)?,
+        topic: r.try_get("topic")?,
+        status: r.try_get("status")?,
+        channel: r.try_get("channel")?,
+        endpoint: r.try_get("endpoint")?,
+        payload: r.try_get("payload")?,
+        headers: serde_json::from_str(&headers).unwrap_or_default(),
+        events: r.try_get("events")?,
+        failures: r.try_get("failures")?,
+        next_try_us: r.try_get("next_try_us")?,
+    })
+}
+
+fn event_of(r: &sqlx::any::AnyRow) -> Result<EventRow> {
+    Ok(EventRow {
+        seq: r.try_get("seq")?,
+        number: r.try_get("number")?,
+        focus: r.try_get("focus")?,
+        version: r.try_get("version")?,
+        at_us: r.try_get("at_us")?,
+        attempts: r.try_get("attempts")?,
+    })
+}
+
+impl Store {
+    /// An event of subscription `id` about `focus` (version `version`), written in
+    /// the change's transaction; the dispatcher is woken when it commits.
+    pub async fn add_event(&self, tx: &mut Tx, id: &str, focus: &str, version: i64, at_us: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO subscription_events (subscription, focus, version, at_us, attempts) VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(id)
+        .bind(focus)
+        .bind(version)
+        .bind(at_us)
+        .execute(&mut **tx)
+        .await?;
+        tx.on_commit(self.notify_wake.clone());
+        Ok(())
+    }
+
+    /// Numbers the events written since the last call, per subscription in the
+    /// order they were written; how many were numbered.
+    pub async fn number_events(&self, limit: i64) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let lock = if self.dialect == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "SELECT seq, subscription FROM subscription_events WHERE number IS NULL ORDER BY seq LIMIT {}{lock}",
+            limit.max(1)
+        );
+        let rows: Vec<(i64, String)> = sqlx::query_as(&sql).fetch_all(&mut *tx).await?;
+        let mut by_sub: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+        for (seq, sub) in &rows {
+            by_sub.entry(sub.clone()).or_default().push(*seq);
+        }
+        for (sub, seqs) in by_sub {
+            let n = i64::try_from(seqs.len()).unwrap_or(i64::MAX);
+            let total: Option<i64> =
+                sqlx::query_scalar("UPDATE subscriptions SET events = events + $1 WHERE id = $2 RETURNING events")
+                    .bind(n)
+                    .bind(&sub)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(total) = total else {
+                // The subscription was deleted: its events go with it.
+                sqlx::query("DELETE FROM subscription_events WHERE subscription = $1 AND number IS NULL")
+                    .bind(&sub)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            };
+            for (i, seq) in seqs.iter().enumerate() {
+                let number = total - n + 1 + i64::try_from(i).unwrap_or(0);
+                sqlx::query("UPDATE subscription_events SET number = $1 WHERE seq = $2")
+                    .bind(number)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Subscription `id`, or `None`.
+    pub async fn subscription_state(&self, id: &str) -> Result<Option<SubscriptionState>> {
+        let sql = format!("SELECT {STATE_COLUMNS} FROM subscriptions WHERE id = $1");
+        let mut c = self.conn().await?;
+        let r = sqlx::query(&sql).bind(id).fetch_optional(&mut *c).await;
+        c.done(r)?.as_ref().map(state_of).transpose()
+    }
+
+    /// The subscriptions with numbered events not yet delivered whose next try is
+    /// due at `now_us` (an `error` one is probed once its pause is over).
+    pub async fn subscriptions_due(&self, now_us: i64, limit: i64) -> Result<Vec<SubscriptionState>> {
+        let sql = format!(
+            "SELECT {STATE_COLUMNS} FROM subscriptions s WHERE s.status IN ('active', 'error') \
+             AND (s.next_try_us IS NULL OR s.next_try_us <= $1) AND EXISTS (SELECT 1 FROM subscription_events e \
+             WHERE e.subscription = s.id AND e.number IS NOT NULL AND e.delivered_us IS NULL) LIMIT {}",
+            limit.max(1)
+        );
+        let mut c = self.conn().await?;
+        let r = sqlx::query(&sql).bind(now_us).fetch_all(&mut *c).await;
+        c.done(r)?.iter().map(state_of).collect()
+    }
+
+    /// Subscription `id`'s numbered events not yet delivered, oldest first.
+    pub async fn undelivered_events(&self, id: &str, limit: i64) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "SELECT seq, number, focus, version, at_us, attempts FROM subscription_events WHERE subscription = $1 \
+             AND number IS NOT NULL AND delivered_us IS NULL ORDER BY number LIMIT {}",
+            limit.max(1)
+        );
+        let mut c = self.conn().await?;
+        let r = sqlx::query(&sql).bind(id).fetch_all(&mut *c).await;
+        c.done(r)?.iter().map(event_of).collect()
+    }
+
+    /// Subscription `id`'s events numbered `from..=to`, in order.
+    pub async fn events_between(&self, id: &str, from: i64, to: i64) -> Result<Vec<EventRow>> {
+        let mut c = self.conn().await?;
+        let r = sqlx::query(
+            "SELECT seq, number, focus, version, at_us, attempts FROM subscription_events WHERE subscription = $1 \
+             AND number >= $2 AND number <= $3 ORDER BY number",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *c)
+        .await;
+        c.done(r)?.iter().map(event_of).collect()
+    }
+
+    /// The events `seqs` of subscription `id` reached their endpoint: the
+    /// subscription is `active`, its failures forgotten.
+    pub async fn events_delivered(&self, id: &str, seqs: &[i64], now_us: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        for seq in seqs {
+            sqlx::query("UPDATE subscription_events SET delivered_us = $1 WHERE seq = $2")
+                .bind(now_us)
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE subscriptions SET status = 'active', failures = 0, next_try_us = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A delivery to subscription `id` failed: its failures counted, its next try
+    /// at `next_try_us`, its status `status`.
+    pub async fn delivery_failed(&self, id: &str, status: &str, failures: i64, next_try_us: i64) -> Result<()> {
+        let mut c = self.conn().await?;
+        let r = sqlx::query("UPDATE subscriptions SET status = $1, failures = $2, next_try_us = $3 WHERE id = $4")
+            .bind(status)
+            .bind(failures)
+            .bind(next_try_us)
+            .bind(id)
+            .execute(&mut *c)
+            .await;
+        c.done(r).map(|_| ())
+    }
+
+    /// The store's notice that events were written (the dispatcher waits on it).
+    pub fn notify_wake(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.notify_wake.clone()
+    }
+}
