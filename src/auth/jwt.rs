@@ -122,8 +122,7 @@ impl Authenticator {
     /// makes the set fetched again (rate-limited, see `keyset`) and is checked again.
     pub async fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
         match self.verify_at(token, now_secs()) {
-            Err(AuthError::UnknownKey(_)) => {
-                self.keys.refetch_for_unknown_key().await;
+            Err(AuthError::UnknownKey(_)) if self.keys.refetch_for_unknown_key().await => {
                 self.verify_at(token, now_secs())
             }
             checked => checked,

@@ -85,17 +85,20 @@ impl KeySet {
 
     /// A token names a key the set does not have: the issuer may have rotated its keys.
     /// Fetches the JWKS again unless a fetch ended less than the minimum interval ago;
-    /// returns when the fetch running, if any, has ended.
-    pub async fn refetch_for_unknown_key(&self) {
-        let Some(source) = &self.source else { return };
+    /// returns when the fetch running, if any, has ended: whether the keys may have
+    /// changed since the token was checked (even without a fetch of its own: one may
+    /// have ended in between, and checking an unknown key again costs no signature).
+    pub async fn refetch_for_unknown_key(&self) -> bool {
+        let Some(source) = &self.source else { return false };
         if !source.due() {
-            return;
+            return true;
         }
         let _flight = source.flight.lock().await;
         // Those that waited for the fetch that just ended do not fetch again.
         if source.due() {
             self.refetch(source, "a token named a key the gateway does not have").await;
         }
+        true
     }
 
     /// The periodic fetch, whatever the minimum interval.
@@ -158,4 +161,62 @@ fn spawn_refresh(set: Weak<KeySet>, every: Duration) {
             set.refresh().await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::DevKey;
+    use crate::auth::test_keys;
+
+    /// A JWKS with one new P-256 key named `kid`.
+    fn ec_jwks(kid: &str) -> String {
+        let key = DevKey::generate().unwrap();
+        serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid, "x": key.x, "y": key.y}]}).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_refetch_swaps_changed_keys_and_keeps_them_when_it_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = test_keys::write_rsa_jwks(dir.path());
+        let location = path.to_str().unwrap();
+        let set = KeySet::load(location, Duration::from_secs(3600), Duration::ZERO).await.unwrap();
+        // The same document: the same set (and the tokens verified with it).
+        assert!(set.refetch_for_unknown_key().await);
+        assert_eq!(set.current().generation, 0);
+        std::fs::write(&path, ec_jwks("next")).unwrap();
+        set.refetch_for_unknown_key().await;
+        let keys = set.current();
+        assert_eq!((keys.generation, keys.keys[0].kid.as_deref()), (1, Some("next")));
+        for broken in ["not json", r#"{"keys": []}"#] {
+            std::fs::write(&path, broken).unwrap();
+            set.refetch_for_unknown_key().await;
+            assert!(Arc::ptr_eq(&keys, &set.current()), "{broken}");
+        }
+
+        // A JWKS without keys stops the start; within the minimum interval, an unknown
+        // key fetches nothing; fixed keys never.
+        let hour = Duration::from_secs(3600);
+        assert!(KeySet::load(location, hour, hour).await.is_err());
+        std::fs::write(&path, ec_jwks("first")).unwrap();
+        let set = KeySet::load(location, hour, hour).await.unwrap();
+        std::fs::write(&path, ec_jwks("second")).unwrap();
+        set.refetch_for_unknown_key().await;
+        assert_eq!(set.current().keys[0].kid.as_deref(), Some("first"));
+        assert!(!KeySet::fixed(Vec::new()).refetch_for_unknown_key().await);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_interval_of_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let jwks = test_keys::write_rsa_jwks(dir.path()).to_str().unwrap().to_string();
+        let cfg = crate::config::AuthConfig {
+            issuer: Some("https://idp.example".into()),
+            jwks: Some(jwks),
+            jwks_refresh_secs: 0,
+            ..crate::config::AuthConfig::dev("unused.json")
+        };
+        let e = crate::auth::Authenticator::from_config(&cfg).await.unwrap_err().to_string();
+        assert!(e.contains("--jwks-refresh-secs"), "{e}");
+    }
 }
