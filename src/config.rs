@@ -106,6 +106,17 @@ pub struct AuthConfig {
     #[arg(long, env = "CUPOLA_JWKS")]
     pub jwks: Option<String>,
 
+    /// Seconds between two fetches of `--jwks`, so that the issuer can rotate its keys
+    /// without a restart. A failed fetch keeps the keys fetched before.
+    #[arg(long, env = "CUPOLA_JWKS_REFRESH_SECS", default_value_t = 3600)]
+    pub jwks_refresh_secs: u64,
+
+    /// Least seconds between two fetches of `--jwks` caused by tokens naming a key
+    /// (`kid`) the gateway does not have: a flood of such tokens costs the issuer one
+    /// fetch per interval.
+    #[arg(long, env = "CUPOLA_JWKS_MIN_REFETCH_SECS", default_value_t = 60)]
+    pub jwks_min_refetch_secs: u64,
+
     /// The audience (`aud`) a token must name. With a SMART issuer, the FHIR base URL
     /// (`https://cup.example.it/fhir`): the `aud` a SMART client asks its token for. A
     /// trailing `/` on either side does not matter.
@@ -173,6 +184,8 @@ impl AuthConfig {
         AuthConfig {
             issuer: None,
             jwks: None,
+            jwks_refresh_secs: 3600,
+            jwks_min_refetch_secs: 60,
             audience: "cupola".into(),
             claims_map: None,
             dev_key_file: dev_key_file.into(),

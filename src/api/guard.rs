@@ -81,8 +81,10 @@ pub async fn guard(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let method = req.method().clone();
     let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let address = forwarded_for(req.headers()).or_else(|| peer.map(|a| a.ip().to_string()));
-    let checked =
-        bearer(req.headers()).and_then(|t| s.auth.verify(t).map_err(|e| Error::Unauthorized(e.code(), format!("{e}"))));
+    let checked = match bearer(req.headers()) {
+        Ok(t) => s.auth.verify(t).await.map_err(|e| Error::Unauthorized(e.code(), format!("{e}"))),
+        Err(e) => Err(e),
+    };
     let (caller, response) = match checked {
         Err(e) => (None, error_response(e, Output::default())),
         Ok(caller) => match s.limiter.as_ref().map_or(Ok(()), |l| l.check(&caller)) {

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
 
 use super::{AppState, Ctx};
 use crate::fhir::{capability, smart};
@@ -30,13 +29,12 @@ pub async fn metadata(State(s): State<AppState>, ctx: Ctx) -> Response {
 }
 
 /// SMART App Launch discovery (public, as SMART requires): the issuer's endpoints the
-/// console signs in with. Plain JSON, not FHIR: a 404 when no sign-in is configured.
+/// console signs in with. Plain JSON, as SMART defines it; without an issuer or its
+/// endpoints, a 404 OperationOutcome naming the flags to set.
 pub async fn smart_configuration(State(s): State<AppState>) -> Response {
-    let Some(oauth) = s.config.console.endpoints() else {
-        let error = json!({"error": "not_found", "error_description":
-            "no sign-in is configured on this gateway: set --oauth-client-id, --authorize-url and --token-url \
-             (with --issuer) to publish the issuer's endpoints"});
-        return (StatusCode::NOT_FOUND, Json(error)).into_response();
+    let oauth = match smart::published(s.config.auth.issuer.as_deref(), s.config.console.endpoints()) {
+        Ok(oauth) => oauth,
+        Err(e) => return super::context::error_response(e, Default::default()),
     };
     let jwks = s.config.auth.jwks.as_deref().filter(|j| j.starts_with("https://") || j.starts_with("http://"));
     let discovery = smart::Discovery { issuer: s.auth.issuer(), jwks_uri: jwks, fhir_base: &s.base };

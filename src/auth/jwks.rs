@@ -1,5 +1,5 @@
-//! The issuer's keys: its JWKS (a file, or an `http(s)://` URL fetched at start),
-//! of which the RS256 and ES256 signing keys are kept.
+//! The issuer's keys: its JWKS (a file, or an `http(s)://` URL), of which the RS256
+//! and ES256 signing keys are kept; `keyset` fetches it again when needed.
 
 use std::time::Duration;
 
@@ -11,17 +11,18 @@ use serde_json::Value;
 
 use super::keys::VerifyKey;
 
-/// The signing keys of a JWKS: a file path, or an `http(s)://` URL fetched now.
-pub(crate) async fn load_jwks(source: &str) -> anyhow::Result<Vec<VerifyKey>> {
-    let text = if source.starts_with("https://") || source.starts_with("http://") {
-        if source.starts_with("http://") {
-            tracing::warn!(jwks = source, "the issuer's keys are fetched over plain HTTP; use an https:// URL");
-        }
-        fetch(source).await.with_context(|| format!("cannot fetch the JWKS {source}"))?
+/// The text of a JWKS: a file path, or an `http(s)://` URL fetched now.
+pub(crate) async fn read_jwks(source: &str) -> anyhow::Result<String> {
+    if is_url(source) {
+        fetch(source).await.with_context(|| format!("cannot fetch the JWKS {source}"))
     } else {
-        tokio::fs::read_to_string(source).await.with_context(|| format!("cannot read the JWKS file {source}"))?
-    };
-    parse_jwks(&text, source)
+        tokio::fs::read_to_string(source).await.with_context(|| format!("cannot read the JWKS file {source}"))
+    }
+}
+
+/// Whether `--jwks` is a URL (else a file path).
+pub(crate) fn is_url(source: &str) -> bool {
+    source.starts_with("https://") || source.starts_with("http://")
 }
 
 async fn fetch(url: &str) -> anyhow::Result<String> {

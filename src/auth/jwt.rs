@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::bail;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,8 +12,8 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 use super::claims::{str_claim, ClaimsMap, Identity};
-use super::jwks;
 use super::keys::{self, VerifyKey};
+use super::keyset::KeySet;
 use super::{format_time, now_secs, AuthError, Caller, Scopes, DEV_ISSUER, LEEWAY_SECS};
 use crate::config::AuthConfig;
 
@@ -23,12 +24,18 @@ const CACHE_CAPACITY: usize = 10_000;
 pub struct Authenticator {
     issuer: String,
     audience: String,
-    keys: Vec<VerifyKey>,
+    keys: Arc<KeySet>,
     /// How the caller's role, organisation and channel are read from the claims.
     claims: ClaimsMap,
-    /// Verified tokens, by their exact text.
-    cache: RwLock<HashMap<String, Arc<Caller>>>,
+    cache: RwLock<Cache>,
     cache_capacity: usize,
+}
+
+/// Verified tokens, by their exact text, all verified with one generation of keys.
+#[derive(Default)]
+struct Cache {
+    generation: u64,
+    entries: HashMap<String, Arc<Caller>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -36,30 +43,20 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("keys", &self.keys.iter().map(|k| (k.kid.as_deref(), k.alg)).collect::<Vec<_>>())
+            .field("keys", &self.keys.current().keys.iter().map(|k| (k.kid.as_deref(), k.alg)).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
-    /// Loads JWKS (file or URL, fetched at start) or the dev key (creating it).
+    /// Loads JWKS (file or URL, fetched at start and refetched, see `keyset`) or the
+    /// dev key (creating it).
     pub async fn from_config(cfg: &AuthConfig) -> anyhow::Result<Authenticator> {
         if cfg.audience.trim().is_empty() {
             bail!("--audience (CUPOLA_AUDIENCE) is empty; set the `aud` the tokens must name");
         }
         match (&cfg.issuer, &cfg.jwks) {
-            (Some(issuer), Some(jwks)) => {
-                if issuer.trim().is_empty() {
-                    bail!("--issuer (CUPOLA_ISSUER) is empty; set it to the `iss` of the tokens, or unset it to use the development key");
-                }
-                let keys = jwks::load_jwks(jwks).await?;
-                tracing::info!(issuer = %issuer, jwks = %jwks, keys = keys.len(), "bearer tokens are checked against the issuer's keys");
-                let mut auth = Authenticator::new(issuer, &cfg.audience, keys);
-                if let Some(path) = &cfg.claims_map {
-                    auth.claims = ClaimsMap::load(path)?;
-                }
-                Ok(auth)
-            }
+            (Some(issuer), Some(jwks)) => Authenticator::of_issuer(cfg, issuer, jwks).await,
             (Some(_), None) => {
                 bail!("--issuer needs --jwks (CUPOLA_JWKS): the issuer's keys, as a JWKS file path or https:// URL")
             }
@@ -85,22 +82,51 @@ impl Authenticator {
         }
     }
 
+    async fn of_issuer(cfg: &AuthConfig, issuer: &str, jwks: &str) -> anyhow::Result<Authenticator> {
+        if issuer.trim().is_empty() {
+            bail!("--issuer (CUPOLA_ISSUER) is empty; set it to the `iss` of the tokens, or unset it to use the development key");
+        }
+        if cfg.jwks_refresh_secs == 0 {
+            bail!("--jwks-refresh-secs (CUPOLA_JWKS_REFRESH_SECS) is 0; set the seconds between two fetches of the issuer's keys (default 3600)");
+        }
+        let refresh = Duration::from_secs(cfg.jwks_refresh_secs);
+        let keys = KeySet::load(jwks, refresh, Duration::from_secs(cfg.jwks_min_refetch_secs)).await?;
+        tracing::info!(issuer = %issuer, jwks = %jwks, keys = keys.current().keys.len(), refresh_secs = cfg.jwks_refresh_secs,
+            min_refetch_secs = cfg.jwks_min_refetch_secs, "bearer tokens are checked against the issuer's keys");
+        let mut auth = Authenticator::with_keys(issuer, &cfg.audience, keys);
+        if let Some(path) = &cfg.claims_map {
+            auth.claims = ClaimsMap::load(path)?;
+        }
+        Ok(auth)
+    }
+
     pub(crate) fn new(issuer: &str, audience: &str, keys: Vec<VerifyKey>) -> Authenticator {
+        Authenticator::with_keys(issuer, audience, Arc::new(KeySet::fixed(keys)))
+    }
+
+    fn with_keys(issuer: &str, audience: &str, keys: Arc<KeySet>) -> Authenticator {
         Authenticator {
             issuer: issuer.to_string(),
             audience: audience.to_string(),
             keys,
             claims: ClaimsMap::default(),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(Cache::default()),
             cache_capacity: CACHE_CAPACITY,
         }
     }
 
     /// Checks a bearer token (the text after "Bearer "). Verified tokens are cached
-    /// (keyed by the exact token text, bounded size, cleared when full) so that a
-    /// repeated token costs a hash lookup, but `exp` is still checked on every call.
-    pub fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
-        self.verify_at(token, now_secs())
+    /// (keyed by the exact token text, bounded size, cleared when full or when the
+    /// keys change) so that a repeated token costs a hash lookup, but `exp` is still
+    /// checked on every call. A token naming a key the issuer's set does not have
+    /// makes the set fetched again (rate-limited, see `keyset`) and is checked again.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Caller>, AuthError> {
+        match self.verify_at(token, now_secs()) {
+            Err(AuthError::UnknownKey(_)) if self.keys.refetch_for_unknown_key().await => {
+                self.verify_at(token, now_secs())
+            }
+            checked => checked,
+        }
     }
 
     /// The issuer (`iss`) accepted.
@@ -109,22 +135,28 @@ impl Authenticator {
     }
 
     fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Caller>, AuthError> {
-        let cached = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(token).cloned();
+        let keys = self.keys.current();
+        let cached = {
+            let cache = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            cache.entries.get(token).filter(|_| cache.generation == keys.generation).cloned()
+        };
         if let Some(caller) = cached {
             check_expiry(caller.expires_at, now)?;
             return Ok(caller);
         }
-        let caller = Arc::new(self.check(token, now)?);
+        let caller = Arc::new(self.check(token, &keys.keys, now)?);
         let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= self.cache_capacity {
-            cache.clear();
+        if cache.generation != keys.generation || cache.entries.len() >= self.cache_capacity {
+            // Tokens verified with other keys are checked again with these.
+            cache.entries.clear();
+            cache.generation = keys.generation;
         }
-        cache.insert(token.to_string(), caller.clone());
+        cache.entries.insert(token.to_string(), caller.clone());
         Ok(caller)
     }
 
     /// The full check of a token not in the cache.
-    fn check(&self, token: &str, now: i64) -> Result<Caller, AuthError> {
+    fn check(&self, token: &str, keys: &[VerifyKey], now: i64) -> Result<Caller, AuthError> {
         if token.trim().is_empty() {
             return Err(AuthError::Malformed("the token is empty".into()));
         }
@@ -153,7 +185,7 @@ impl Authenticator {
             Some(_) => return Err(AuthError::Malformed("the header's `kid` is not a string".into())),
         };
 
-        let candidates = self.candidate_keys(kid, alg)?;
+        let candidates = self.candidate_keys(keys, kid, alg)?;
         let message = &token.as_bytes()[..header_len(token)];
         let valid =
             candidates.iter().any(|k| jsonwebtoken::crypto::verify(signature, message, &k.key, alg).unwrap_or(false));
@@ -167,10 +199,15 @@ impl Authenticator {
 
     /// The keys that may have signed a token: those with its `kid` (or, if none has
     /// it, those without a `kid`); without a `kid`, every key; always of its algorithm.
-    fn candidate_keys(&self, kid: Option<&str>, alg: Algorithm) -> Result<Vec<&VerifyKey>, AuthError> {
+    fn candidate_keys<'k>(
+        &self,
+        keys: &'k [VerifyKey],
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Vec<&'k VerifyKey>, AuthError> {
         let of_alg = |k: &&VerifyKey| k.alg == alg;
         let Some(kid) = kid else {
-            let keys: Vec<&VerifyKey> = self.keys.iter().filter(of_alg).collect();
+            let keys: Vec<&VerifyKey> = keys.iter().filter(of_alg).collect();
             if keys.is_empty() {
                 return Err(AuthError::UnknownKey(format!(
                     "the token is signed with {alg:?}, but `{}` has no {alg:?} key",
@@ -179,9 +216,9 @@ impl Authenticator {
             }
             return Ok(keys);
         };
-        let mut named: Vec<&VerifyKey> = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
+        let mut named: Vec<&VerifyKey> = keys.iter().filter(|k| k.kid.as_deref() == Some(kid)).collect();
         if named.is_empty() {
-            named = self.keys.iter().filter(|k| k.kid.is_none()).collect();
+            named = keys.iter().filter(|k| k.kid.is_none()).collect();
             if named.is_empty() {
                 return Err(AuthError::UnknownKey(format!(
                     "the token is signed with key `{kid}`, which is not a key of `{}`: it comes from another \

@@ -1,8 +1,7 @@
 //! Tests of token checking (`jwt.rs`).
 
 use super::*;
-use crate::auth::test_keys;
-use crate::auth::{mint, Interaction, Role, TokenRequest};
+use crate::auth::{mint, test_keys, Interaction, Role, TokenRequest};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 
@@ -70,7 +69,7 @@ async fn minted_token_verifies() {
     let auth = Authenticator::from_config(&cfg).await.unwrap();
     assert_eq!(auth.issuer(), DEV_ISSUER);
     let token = mint(&cfg, &booking_point()).unwrap();
-    let caller = auth.verify(&token).unwrap();
+    let caller = auth.verify(&token).await.unwrap();
     assert_eq!(caller.sub, "operator-17");
     assert_eq!(caller.role, Role::BookingPoint);
     assert_eq!(caller.org.as_deref(), Some("asl-roma1"));
@@ -84,7 +83,7 @@ async fn minted_token_verifies() {
     assert!(!caller.scopes.allows("Invoice", Interaction::Read));
     assert_eq!(caller.scopes.as_text(), "user/Appointment.cruds user/Slot.rs");
     // A repeated token comes from the cache.
-    assert!(Arc::ptr_eq(&caller, &auth.verify(&token).unwrap()));
+    assert!(Arc::ptr_eq(&caller, &auth.verify(&token).await.unwrap()));
 
     let app = TokenRequest {
         role: Role::PatientApp,
@@ -95,7 +94,7 @@ async fn minted_token_verifies() {
         client_id: None,
         ..booking_point()
     };
-    let caller = auth.verify(&mint(&cfg, &app).unwrap()).unwrap();
+    let caller = auth.verify(&mint(&cfg, &app).unwrap()).await.unwrap();
     assert_eq!((caller.role, caller.patient.as_deref()), (Role::PatientApp, Some("pat-1")));
     assert!(caller.scopes.allows("AppointmentResponse", Interaction::Create));
     assert!(!caller.scopes.allows("Slot", Interaction::Create));
@@ -109,25 +108,26 @@ async fn time_window() {
 
     let mut c = claims(now);
     c["exp"] = json!(now - 100);
-    let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+    let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
     assert_eq!(e, AuthError::Expired(format_time(now - 100)));
     assert!(e.to_string().contains("expired at") && e.to_string().ends_with("ask for a new one"), "{e}");
     assert_eq!(e.code(), "invalid_token");
 
     c["exp"] = json!(now - 10); // within the leeway
-    auth.verify(&sign_dev(&cfg, &c)).unwrap();
+    auth.verify(&sign_dev(&cfg, &c)).await.unwrap();
     c["exp"] = json!(now as f64 + 60.5); // NumericDate may have a fraction
-    assert_eq!(auth.verify(&sign_dev(&cfg, &c)).unwrap().expires_at, now + 60);
+    assert_eq!(auth.verify(&sign_dev(&cfg, &c)).await.unwrap().expires_at, now + 60);
 
     let mut c = claims(now);
     c["nbf"] = json!(now + 600);
-    assert_eq!(auth.verify(&sign_dev(&cfg, &c)).unwrap_err(), AuthError::NotYetValid(format_time(now + 600)));
+    assert_eq!(auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err(), AuthError::NotYetValid(format_time(now + 600)));
     c["nbf"] = json!(now + 10); // within the leeway
-    auth.verify(&sign_dev(&cfg, &c)).unwrap();
+    auth.verify(&sign_dev(&cfg, &c)).await.unwrap();
 
     let mut c = claims(now);
     c.as_object_mut().unwrap().remove("exp");
-    assert!(matches!(auth.verify(&sign_dev(&cfg, &c)), Err(AuthError::InvalidClaim { claim, .. }) if claim == "exp"));
+    let checked = auth.verify(&sign_dev(&cfg, &c)).await;
+    assert!(matches!(checked, Err(AuthError::InvalidClaim { claim, .. }) if claim == "exp"));
 }
 
 #[tokio::test]
@@ -151,8 +151,8 @@ async fn cache_is_bounded() {
     for i in 0..10 {
         let mut c = claims(now);
         c["sub"] = json!(format!("operator-{i}"));
-        assert_eq!(auth.verify(&sign_dev(&cfg, &c)).unwrap().sub, format!("operator-{i}"));
-        assert!(auth.cache.read().unwrap().len() <= 3);
+        assert_eq!(auth.verify(&sign_dev(&cfg, &c)).await.unwrap().sub, format!("operator-{i}"));
+        assert!(auth.cache.read().unwrap().entries.len() <= 3);
     }
 }
 
@@ -164,16 +164,16 @@ async fn issuer_and_audience() {
 
     let mut c = claims(now);
     c["aud"] = json!("other-api");
-    let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+    let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
     assert_eq!(e, AuthError::WrongAudience { found: "`other-api`".into(), expected: "cupola".into() });
     c["aud"] = json!(["other-api", "cupola"]);
-    auth.verify(&sign_dev(&cfg, &c)).unwrap();
+    auth.verify(&sign_dev(&cfg, &c)).await.unwrap();
     c["aud"] = json!([]);
-    assert!(matches!(auth.verify(&sign_dev(&cfg, &c)), Err(AuthError::WrongAudience { .. })));
+    assert!(matches!(auth.verify(&sign_dev(&cfg, &c)).await, Err(AuthError::WrongAudience { .. })));
 
     let mut c = claims(now);
     c["iss"] = json!("https://evil.example");
-    let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+    let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
     assert!(matches!(&e, AuthError::WrongIssuer { found, .. } if found == "https://evil.example"), "{e}");
 }
 
@@ -183,7 +183,7 @@ async fn tampered_and_foreign_tokens() {
     let auth = Authenticator::from_config(&cfg).await.unwrap();
     let now = now_secs();
     let token = sign_dev(&cfg, &claims(now));
-    auth.verify(&token).unwrap();
+    auth.verify(&token).await.unwrap();
 
     // Tampered payload: a booking point making itself admin.
     let parts: Vec<&str> = token.split('.').collect();
@@ -191,13 +191,13 @@ async fn tampered_and_foreign_tokens() {
     c["role"] = json!("admin");
     c["scope"] = json!("system/*.cruds");
     let tampered = format!("{}.{}.{}", parts[0], b64(&c), parts[2]);
-    assert_eq!(auth.verify(&tampered).unwrap_err(), AuthError::BadSignature);
+    assert_eq!(auth.verify(&tampered).await.unwrap_err(), AuthError::BadSignature);
     // Tampered signature.
     let mut sig = parts[2].to_string();
     let flipped = if sig[10..11] == *"A" { "B" } else { "A" };
     sig.replace_range(10..11, flipped);
-    assert_eq!(auth.verify(&format!("{}.{}.{sig}", parts[0], parts[1])).unwrap_err(), AuthError::BadSignature);
-    assert_eq!(auth.verify(&format!("{}.{}.", parts[0], parts[1])).unwrap_err(), AuthError::BadSignature);
+    assert_eq!(auth.verify(&format!("{}.{}.{sig}", parts[0], parts[1])).await.unwrap_err(), AuthError::BadSignature);
+    assert_eq!(auth.verify(&format!("{}.{}.", parts[0], parts[1])).await.unwrap_err(), AuthError::BadSignature);
 
     // Signed by another key: under the same kid, and under its own.
     let (_other_dir, other) = dev_config();
@@ -206,12 +206,12 @@ async fn tampered_and_foreign_tokens() {
     let mut header = Header::new(Algorithm::ES256);
     header.kid = Some(own_kid);
     let forged = jsonwebtoken::encode(&header, &claims(now), &other_key.encoding_key()).unwrap();
-    assert_eq!(auth.verify(&forged).unwrap_err(), AuthError::BadSignature);
-    let e = auth.verify(&sign_dev(&other, &claims(now))).unwrap_err();
+    assert_eq!(auth.verify(&forged).await.unwrap_err(), AuthError::BadSignature);
+    let e = auth.verify(&sign_dev(&other, &claims(now))).await.unwrap_err();
     assert!(matches!(e, AuthError::UnknownKey(_)), "{e}");
     header.kid = None;
     let forged = jsonwebtoken::encode(&header, &claims(now), &other_key.encoding_key()).unwrap();
-    assert_eq!(auth.verify(&forged).unwrap_err(), AuthError::BadSignature);
+    assert_eq!(auth.verify(&forged).await.unwrap_err(), AuthError::BadSignature);
 }
 
 #[tokio::test]
@@ -221,7 +221,7 @@ async fn other_algorithms_refused() {
     let now = now_secs();
 
     let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims(now)));
-    let e = auth.verify(&none).unwrap_err();
+    let e = auth.verify(&none).await.unwrap_err();
     assert_eq!(e, AuthError::UnsupportedAlgorithm("none".into()));
     assert!(e.to_string().contains("only RS256 and ES256"), "{e}");
 
@@ -230,13 +230,13 @@ async fn other_algorithms_refused() {
     for secret in [b"secret".as_slice(), dev.x.as_bytes()] {
         let hs = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(now), &EncodingKey::from_secret(secret))
             .unwrap();
-        assert_eq!(auth.verify(&hs).unwrap_err(), AuthError::UnsupportedAlgorithm("HS256".into()));
+        assert_eq!(auth.verify(&hs).await.unwrap_err(), AuthError::UnsupportedAlgorithm("HS256".into()));
     }
     // An RS256 token where only an ES256 key exists.
-    let e = auth.verify(&sign_rsa(None, &claims(now))).unwrap_err();
+    let e = auth.verify(&sign_rsa(None, &claims(now))).await.unwrap_err();
     assert!(matches!(e, AuthError::UnknownKey(_)), "{e}");
     let crit = format!("{}.{}.", b64(&json!({"alg": "ES256", "crit": ["exp"]})), b64(&claims(now)));
-    assert!(matches!(auth.verify(&crit), Err(AuthError::Malformed(_))));
+    assert!(matches!(auth.verify(&crit).await, Err(AuthError::Malformed(_))));
 }
 
 #[tokio::test]
@@ -244,7 +244,7 @@ async fn malformed_tokens() {
     let (_dir, cfg) = dev_config();
     let auth = Authenticator::from_config(&cfg).await.unwrap();
     for bad in ["", "abc", "a.b", "a.b.c.d", "!!.e30.", "e30.e30.", "WzFd.e30."] {
-        let e = auth.verify(bad).unwrap_err();
+        let e = auth.verify(bad).await.unwrap_err();
         assert!(matches!(e, AuthError::Malformed(_)), "{bad}: {e}");
         assert_eq!(e.code(), "invalid_token");
     }
@@ -274,7 +274,7 @@ async fn cupola_claims_checked() {
     for (claim, value, reason) in cases {
         let mut c = claims(now);
         c[*claim] = value.clone();
-        let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+        let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
         let text = e.to_string();
         assert!(
             matches!(&e, AuthError::InvalidClaim { claim: c, .. } if c == claim) && text.contains(reason),
@@ -284,17 +284,17 @@ async fn cupola_claims_checked() {
     // Requirements by role.
     let mut c = claims(now);
     c["role"] = json!("patient-app");
-    let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+    let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
     assert!(matches!(&e, AuthError::InvalidClaim { claim, .. } if claim == "patient"), "{e}");
     c["patient"] = json!("pat-1");
-    auth.verify(&sign_dev(&cfg, &c)).unwrap();
+    auth.verify(&sign_dev(&cfg, &c)).await.unwrap();
     for role in ["provider", "payment-point"] {
         let mut c = claims(now);
         c["role"] = json!(role);
         c.as_object_mut().unwrap().remove("channel");
-        assert_eq!(auth.verify(&sign_dev(&cfg, &c)).unwrap().role.as_str(), role);
+        assert_eq!(auth.verify(&sign_dev(&cfg, &c)).await.unwrap().role.as_str(), role);
         c.as_object_mut().unwrap().remove("org");
-        let e = auth.verify(&sign_dev(&cfg, &c)).unwrap_err();
+        let e = auth.verify(&sign_dev(&cfg, &c)).await.unwrap_err();
         assert!(matches!(&e, AuthError::InvalidClaim { claim, .. } if claim == "org"), "{e}");
     }
     let mut c = claims(now);
@@ -303,7 +303,7 @@ async fn cupola_claims_checked() {
         c.as_object_mut().unwrap().remove(k);
     }
     c["azp"] = json!("admin-console");
-    let caller = auth.verify(&sign_dev(&cfg, &c)).unwrap();
+    let caller = auth.verify(&sign_dev(&cfg, &c)).await.unwrap();
     assert_eq!(
         (caller.role, caller.client_id.as_deref(), caller.org.as_deref()),
         (Role::Admin, Some("admin-console"), None)
@@ -324,15 +324,16 @@ async fn rs256_with_jwks_file() {
     let auth = Authenticator::from_config(&cfg).await.unwrap();
     assert_eq!(auth.issuer(), IDP);
     let now = now_secs();
-    let caller = auth.verify(&sign_rsa(Some("cupola-test-rsa"), &idp_claims(now))).unwrap();
+    let caller = auth.verify(&sign_rsa(Some("cupola-test-rsa"), &idp_claims(now))).await.unwrap();
     assert_eq!(caller.org.as_deref(), Some("asl-roma1"));
-    auth.verify(&sign_rsa(None, &idp_claims(now))).unwrap();
-    assert!(matches!(auth.verify(&sign_rsa(Some("rotated-away"), &idp_claims(now))), Err(AuthError::UnknownKey(_))));
+    auth.verify(&sign_rsa(None, &idp_claims(now))).await.unwrap();
+    let rotated = sign_rsa(Some("rotated-away"), &idp_claims(now));
+    assert!(matches!(auth.verify(&rotated).await, Err(AuthError::UnknownKey(_))));
     // A development-key token is not accepted by a server with an issuer.
     let (_dir, dev) = dev_config();
-    assert!(matches!(auth.verify(&sign_dev(&dev, &idp_claims(now))), Err(AuthError::UnknownKey(_))));
+    assert!(matches!(auth.verify(&sign_dev(&dev, &idp_claims(now))).await, Err(AuthError::UnknownKey(_))));
     // Nor an RS256 token of the right key for another issuer.
-    assert!(matches!(auth.verify(&sign_rsa(None, &claims(now))), Err(AuthError::WrongIssuer { .. })));
+    assert!(matches!(auth.verify(&sign_rsa(None, &claims(now))).await, Err(AuthError::WrongIssuer { .. })));
     assert!(!Path::new("unused.json").exists());
 }
 
@@ -372,7 +373,7 @@ async fn rs256_with_jwks_url() {
     let url = serve_once("200 OK", test_keys::rsa_jwks().to_string()).await;
     let cfg = AuthConfig { issuer: Some(IDP.into()), jwks: Some(url), ..AuthConfig::dev("unused.json") };
     let auth = Authenticator::from_config(&cfg).await.unwrap();
-    auth.verify(&sign_rsa(Some("cupola-test-rsa"), &idp_claims(now_secs()))).unwrap();
+    auth.verify(&sign_rsa(Some("cupola-test-rsa"), &idp_claims(now_secs()))).await.unwrap();
 
     let url = serve_once("404 Not Found", "{}".into()).await;
     let cfg = AuthConfig { jwks: Some(url.clone()), ..cfg };

@@ -197,7 +197,7 @@ mod tests {
         let auth = Authenticator::from_config(&cfg).await.unwrap();
         for org in ["Organization/policlinico", "policlinico"] {
             let token = mint(&cfg, &TokenRequest { org: Some(org.into()), ..provider() }).unwrap();
-            assert_eq!(auth.verify(&token).unwrap().org.as_deref(), Some("policlinico"));
+            assert_eq!(auth.verify(&token).await.unwrap().org.as_deref(), Some("policlinico"));
         }
         let refused = [
             TokenRequest { org: None, ..provider() },
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!((req.role, req.ttl_secs, req.sub.as_str()), (Role::BookingPoint, 3600, "cupola-cli"));
         assert_eq!(req.scope, "user/*.cruds");
         let token = mint(&cli.token.auth, &req).unwrap();
-        let caller = Authenticator::from_config(&cli.token.auth).await.unwrap().verify(&token).unwrap();
+        let caller = Authenticator::from_config(&cli.token.auth).await.unwrap().verify(&token).await.unwrap();
         assert_eq!(caller.channel.as_deref(), Some("pharmacy"));
 
         assert!(Cli::try_parse_from(["token", "--role", "nurse"]).is_err());

@@ -16,6 +16,7 @@ mod claims;
 mod jwks;
 mod jwt;
 mod keys;
+mod keyset;
 mod mint;
 mod scopes;
 #[cfg(test)]

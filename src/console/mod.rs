@@ -104,7 +104,7 @@ async fn whoami(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return outcome_response(&Error::Unauthorized("", "send Authorization: Bearer <token>".into()));
     };
-    match s.auth.verify(token) {
+    match s.auth.verify(token).await {
         Ok(c) => json_response(
             StatusCode::OK,
             &json!({"sub": c.sub, "role": c.role.as_str(), "org": c.org.as_ref().map(|o| format!("Organization/{o}")),

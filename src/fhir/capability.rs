@@ -88,7 +88,7 @@ pub fn statement(registry: &Registry, base: &str, canonical: &str, oauth: Option
         }]
     });
     if let Some(oauth) = oauth {
-        cs["rest"][0]["security"]["extension"] = json!([super::smart::oauth_uris(oauth)]);
+        cs["rest"][0]["security"]["extension"] = super::smart::security_extensions(oauth);
     }
     cs
 }

@@ -20,6 +20,7 @@ mod dead_letters;
 mod desk;
 mod docker;
 mod examples;
+mod jwks_rotation;
 mod long_values;
 mod malformed;
 mod mappings;

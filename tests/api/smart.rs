@@ -15,6 +15,9 @@ const ISSUER: &str = "https://idp.test/realms/cup";
 const FHIR_BASE: &str = "https://cup.test/fhir";
 const AUTHORIZE: &str = "https://idp.test/realms/cup/protocol/openid-connect/auth";
 const TOKEN: &str = "https://idp.test/realms/cup/protocol/openid-connect/token";
+const CAPABILITIES_URL: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/capabilities";
+/// What cupola supports of SMART App Launch, in the document and in the CapabilityStatement.
+const CAPABILITIES: &[&str] = cupola::fhir::smart::CAPABILITIES;
 
 /// An issuer of the tests: its own ES256 key, its JWKS in a file.
 struct Issuer {
@@ -100,12 +103,17 @@ async fn discovery_publishes_the_issuers_endpoints() {
     assert_eq!(doc["grant_types_supported"], json!(["authorization_code"]));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["response_types_supported"], json!(["code"]));
-    for c in
-        ["launch-standalone", "client-public", "context-standalone-patient", "permission-user", "permission-patient"]
+    assert_eq!(doc["capabilities"], json!(CAPABILITIES), "{doc}");
+    for c in ["launch-standalone", "client-public", "context-standalone-patient", "permission-offline", "permission-v2"]
     {
-        assert!(doc["capabilities"].as_array().is_some_and(|a| a.iter().any(|x| x == c)), "{c}: {doc}");
+        assert!(CAPABILITIES.contains(&c), "{c}: {doc}");
     }
-    assert!(doc["scopes_supported"].as_array().is_some_and(|a| a.iter().any(|x| x == "user/*.cruds")), "{doc}");
+    assert_eq!(doc["token_endpoint_auth_methods_supported"], json!(["none"]));
+    let scopes = doc["scopes_supported"].as_array().cloned().unwrap_or_default();
+    for s in ["openid", "fhirUser", "launch/patient", "offline_access", "user/*.cruds", "patient/*.rs"] {
+        assert!(scopes.iter().any(|x| x == s), "{s}: {doc}");
+    }
+    assert!(!scopes.iter().any(|x| x.as_str().is_some_and(|x| x.starts_with("system/"))), "{doc}");
     assert_eq!(
         doc["cupola_console"],
         json!({"client_id": "cupola-console", "redirect_uri": "https://cup.test/console/"})
@@ -120,15 +128,41 @@ async fn discovery_publishes_the_issuers_endpoints() {
         ext["extension"],
         json!([{"url": "authorize", "valueUri": AUTHORIZE}, {"url": "token", "valueUri": TOKEN}])
     );
+    let listed: Vec<&Value> = cs["rest"][0]["security"]["extension"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["url"] == CAPABILITIES_URL).map(|e| &e["valueCode"]).collect())
+        .unwrap_or_default();
+    assert_eq!(json!(listed), json!(CAPABILITIES), "{cs}");
 
-    // Without the flags: nothing to discover.
+    // Without an issuer: nothing to discover, an OperationOutcome says what to set.
     let plain = TestApp::spawn(Backend::Sqlite).await;
-    let r = plain.anonymous().get(plain.url(".well-known/smart-configuration")).send().await.expect("GET");
-    assert_eq!(r.status(), 404);
-    let body: Value = r.json().await.expect("json");
-    assert!(body["error_description"].as_str().unwrap_or("").contains("--authorize-url"), "{body}");
+    let text = not_found_discovery(&plain).await;
+    assert!(text.contains("no issuer configured") && text.contains("--issuer") && text.contains("--jwks"), "{text}");
     let cs = plain.get_json("metadata", 200).await;
     assert!(cs["rest"][0]["security"].get("extension").is_none(), "{cs}");
+    // An issuer without the console's endpoints: the flags that publish them.
+    let quiet = TestApp::spawn_trusting(
+        Backend::Sqlite,
+        |c| {
+            c.auth.issuer = Some(ISSUER.into());
+            c.auth.jwks = Some(issuer.jwks());
+        },
+        issuer.keycloak(&["cup-admin"], None, json!("cupola")),
+    )
+    .await;
+    let text = not_found_discovery(&quiet).await;
+    assert!(text.contains(ISSUER) && text.contains("--authorize-url") && text.contains("--token-url"), "{text}");
+}
+
+/// The discovery document's 404: an OperationOutcome; its diagnostics.
+async fn not_found_discovery(app: &TestApp) -> String {
+    let r = app.anonymous().get(app.url(".well-known/smart-configuration")).send().await.expect("GET");
+    assert_eq!(r.status(), 404);
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(ct.starts_with("application/fhir+json"), "{ct}");
+    let oo: Value = r.json().await.expect("json");
+    assert_eq!((&oo["resourceType"], &oo["issue"][0]["code"]), (&json!("OperationOutcome"), &json!("not-found")));
+    oo["issue"][0]["diagnostics"].as_str().unwrap_or("").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
