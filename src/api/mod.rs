@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/Appointment/{id}/$cancel", post(booking::cancel))
         .route("/Schedule/{id}/$generate-slots", post(agenda::generate))
         .route("/Schedule/{id}/$close", post(agenda::close))
+        .route("/Schedule/{id}/$reopen", post(agenda::reopen))
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))

@@ -29,6 +29,8 @@ mod search;
 mod shared;
 mod slots;
 mod upsert;
+mod waitlist;
+pub use waitlist::{FreedSlot, WaitRow};
 mod write;
 
 use std::sync::Arc;

@@ -35,3 +35,4 @@ mod smart;
 mod transaction;
 mod trust;
 mod unroutable;
+mod waitlist;
