@@ -45,9 +45,9 @@ pub(crate) async fn appointment_write(
     // expired and the place gone to someone else.
     let was_hold = old_v.as_ref().is_some_and(|o| o.status == Status::Pending);
     let now_hold = new_v.as_ref().is_some_and(|n| n.status == Status::Pending);
-    // A waiting-list entry turned `pending` is an offer: held longer, for whoever
-    // enrolled the patient.
-    let offer = old_v.as_ref().is_some_and(|o| o.status == Status::Waitlist) && now_hold;
+    // A waiting-list entry turned `pending` by the gateway is an offer: held longer,
+    // for whoever enrolled the patient.
+    let offer = old_v.as_ref().is_some_and(|o| o.status == Status::Waitlist) && now_hold && access.is_privileged();
     let expires = hold_expiry_of(store, tx, id, (was_hold, now_hold, offer), now).await?;
     let to_claim: BTreeSet<&String> =
         after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();

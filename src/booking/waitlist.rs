@@ -40,15 +40,32 @@ pub(super) async fn on_write(
     let (id, old) = ids;
     match (new, body) {
         (Some(n), Some(body)) if n.status == Status::Waitlist && n.slots.is_empty() => {
-            let enrolled = old.and_then(|o| o.enrolled).unwrap_or_else(now_micros);
+            // An entry edited keeps its place; one joining again (after an offer) goes last.
+            let kept = old.filter(|o| o.status == Status::Waitlist).and_then(|o| o.enrolled);
+            let enrolled = kept.unwrap_or_else(now_micros);
             let row = entry(store, tx, access, id, n, enrolled).await?;
             AppointmentMut::new(body, &store.settings().base)?.set_enrolled(enrolled);
             store.enrol(tx, &row).await
         }
-        (Some(n), _) if n.status == Status::Pending && n.enrolled.is_some() => Ok(()),
-        _ if old.is_some_and(|o| o.enrolled.is_some()) => store.leave_line(tx, id).await,
-        _ => Ok(()),
+        // An offer being made (by the gateway) or edited stays in line, offered.
+        (Some(n), _) if n.status == Status::Pending && is_offer(access, old) => Ok(()),
+        (_, body) => {
+            let was_in_line = old.is_some_and(|o| o.enrolled.is_some());
+            if was_in_line {
+                store.leave_line(tx, id).await?;
+            }
+            // Only the line stamps when one joined it (the offer's holder rule reads it).
+            if let Some(body) = body.filter(|_| !was_in_line && !access.is_privileged()) {
+                AppointmentMut::new(body, &store.settings().base)?.drop_extension("waitlist-enrolled");
+            }
+            Ok(())
+        }
     }
+}
+
+/// Whether a write to `pending` is a waiting-list offer made or edited.
+fn is_offer(access: &Access, old: Option<&Appointment>) -> bool {
+    old.is_some_and(|o| o.enrolled.is_some() && (access.is_privileged() || o.status == Status::Pending))
 }
 
 fn missing(element: &str, why: &str) -> Error {
