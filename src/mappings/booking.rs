@@ -288,6 +288,24 @@ mod tests {
     }
 
     #[test]
+    fn the_waiting_lines_order_is_dated_and_names_known_classes() {
+        let text = r#"{"waitlist": [
+            {"effective": "2019-01-01", "classOrder": ["U", "B", "D", "P"], "then": "enrolled"},
+            {"effective": "2027-01-01", "classOrder": ["B", "U", "D", "P"], "then": "enrolled"}]}"#;
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("rules.json");
+        std::fs::write(&file, text).expect("write");
+        let rules = BookingRules::load(&file).expect("rules");
+        assert_eq!(rules.waitlist_order(day("2026-12-31")), ["U", "B", "D", "P"]);
+        assert_eq!(rules.waitlist_order(day("2027-01-01")), ["B", "U", "D", "P"]);
+        assert_eq!(BookingRules::default().waitlist_order(day("2026-12-31")), ["U", "B", "D", "P"], "the plan's order");
+        let bad = r#"{"waitlist": [{"effective": "2019-01-01", "classOrder": ["U", "X"], "then": "enrolled"}]}"#;
+        std::fs::write(&file, bad).expect("write");
+        let e = BookingRules::load(&file).expect_err("unknown class");
+        assert!(e.message.contains("waitlist[0].classOrder: unknown class X"), "{e}");
+    }
+
+    #[test]
     fn the_priority_classes_are_the_shipped_files_most_urgent_first_with_their_names() {
         let classes = priority_classes();
         let codes: Vec<&str> = classes.iter().map(|c| c.code.as_str()).collect();
