@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 
 use super::limit::Body;
 use super::params::Args;
-use super::{AppState, Ctx, Reply};
+use super::{AppState, Ctx};
 use crate::access::Rule;
 use crate::auth::Interaction;
-use crate::fhir::{codec, meta, operations};
+use crate::fhir::{meta, operations};
 use crate::{Error, Result};
 
 pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
@@ -36,8 +36,7 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
         ];
         parameter.extend(report.held.iter().map(|h| json!({"name": "held", "valueString": h})));
         parameter.extend(references("offered", "Appointment", &report.offered));
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
-        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
     };
     ctx.respond(r.await)
 }
@@ -48,8 +47,7 @@ pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, 
         let report = crate::agenda::close(&s.store, &id, &closure).await?;
         let mut parameter = references("closed", "Slot", &report.slots_closed);
         parameter.extend(references("rebook", "Appointment", &report.appointments_to_rebook));
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
-        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
     };
     ctx.respond(r.await)
 }
@@ -61,8 +59,7 @@ pub async fn reopen(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx,
         let report = crate::agenda::reopen(&s.store, &id, &closure).await?;
         let mut parameter = references("reopened", "Slot", &report.slots_reopened);
         parameter.extend(references("offered", "Appointment", &report.offered));
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
-        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
     };
     ctx.respond(r.await)
 }
