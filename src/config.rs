@@ -323,6 +323,10 @@ pub struct BookingConfig {
     /// Seconds a `$find` proposal can be held or booked by reference.
     #[arg(long, env = "CUPOLA_PROPOSAL_SECONDS", default_value_t = 900)]
     pub proposal_seconds: u64,
+    /// Seconds a slot offered to the first in a waiting list (an Appointment
+    /// `waitlist` turned `pending`) stays theirs to book; then it goes to the next.
+    #[arg(long, env = "CUPOLA_WAITLIST_HOLD_SECONDS", default_value_t = 900)]
+    pub waitlist_hold_seconds: u64,
     /// How often, in milliseconds, expired holds and proposals are swept.
     #[arg(long, env = "CUPOLA_SWEEP_MS", default_value_t = 1000)]
     pub sweep_ms: u64,
@@ -356,6 +360,7 @@ impl Default for BookingConfig {
         BookingConfig {
             hold_seconds: 300,
             proposal_seconds: 900,
+            waitlist_hold_seconds: 900,
             sweep_ms: 1000,
             book_lanes: 0,
             referential_integrity: Integrity::Workflow,

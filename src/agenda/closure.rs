@@ -71,7 +71,7 @@ pub async fn close(store: &Store, schedule_id: &str, closure: &Closure) -> Resul
 }
 
 /// An empty or reversed closure is refused (`Invalid`).
-fn check_span(closure: &Closure) -> Result<()> {
+pub(super) fn check_span(closure: &Closure) -> Result<()> {
     if closure.end <= closure.start {
         return Err(Error::invalid(
             "value",
@@ -95,13 +95,7 @@ async fn close_slots(
     schedule_id: &str,
     closure: &Closure,
 ) -> Result<Vec<String>> {
-    let query = [
-        ("schedule".to_string(), format!("Schedule/{schedule_id}")),
-        ("start".to_string(), format!("lt{}", fhir_instant(&closure.end))),
-        ("start".to_string(), format!("ge{}", fhir_instant(&(closure.start - Duration::days(LOOKBACK_DAYS))))),
-        ("status".to_string(), OPEN_STATES.to_string()),
-    ];
-    let candidates = store.search_ids_in(tx, gateway, "Slot", &query, SEARCH_LIMIT).await?;
+    let candidates = slots_in(store, tx, (schedule_id, OPEN_STATES), closure).await?;
     let mut closed: Vec<(DateTime<FixedOffset>, String)> = Vec::new();
     for id in candidates {
         let Some(body) = current(tx, store.dialect(), "Slot", &id, false).await?.and_then(|s| s.body) else {
@@ -116,16 +110,34 @@ async fn close_slots(
     Ok(closed.into_iter().map(|(_, id)| id).collect())
 }
 
+/// The ids of the schedule's slots in `states` that may overlap the closure (those
+/// starting up to [`LOOKBACK_DAYS`] before it).
+pub(super) async fn slots_in(
+    store: &Store,
+    tx: &mut Tx,
+    (schedule_id, states): (&str, &str),
+    closure: &Closure,
+) -> Result<Vec<String>> {
+    let query = [
+        ("schedule".to_string(), format!("Schedule/{schedule_id}")),
+        ("start".to_string(), format!("lt{}", fhir_instant(&closure.end))),
+        ("start".to_string(), format!("ge{}", fhir_instant(&(closure.start - Duration::days(LOOKBACK_DAYS))))),
+        ("status".to_string(), states.to_string()),
+    ];
+    store.search_ids_in(tx, &Access::gateway(), "Slot", &query, SEARCH_LIMIT).await
+}
+
+/// The slot's start when it overlaps the closure.
+pub(super) fn overlap(slot: &Value, closure: &Closure) -> Option<DateTime<FixedOffset>> {
+    let when = |key: &str| slot.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let (start, end) = (when("start")?, when("end")?);
+    (start < closure.end && end > closure.start).then_some(start)
+}
+
 /// The slot as the closure leaves it (busy-unavailable, the reason added to its
 /// `comment`) with its start; `None` when it does not overlap the closure.
 fn closed_slot(mut slot: Value, closure: &Closure) -> Option<(DateTime<FixedOffset>, Value)> {
-    let when = |key: &str| slot.get(key).and_then(Value::as_str).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-    let (Some(start), Some(end)) = (when("start"), when("end")) else {
-        return None;
-    };
-    if start >= closure.end || end <= closure.start {
-        return None;
-    }
+    let start = overlap(&slot, closure)?;
     let comment = match slot.get("comment").and_then(Value::as_str).filter(|c| !c.is_empty()) {
         Some(c) => format!("{c}; {}", closure.reason),
         None => closure.reason.clone(),

@@ -119,6 +119,8 @@ pub struct GenerateReport {
     /// Such slots kept because they hold an appointment, with the appointment (to
     /// rebook first): `Slot/x holds Appointment/y`.
     pub held: Vec<String>,
+    /// Waiting-list Appointments offered one of the agenda's free slots after it.
+    pub offered: Vec<String>,
 }
 
 /// Generates (or regenerates) the slots of one Schedule, in one transaction (on
@@ -149,6 +151,9 @@ pub async fn generate_for_schedule(
             report.created = insert_new(store, &mut tx, new).await?;
             tx.commit().await?;
         }
+    }
+    if report.created > 0 {
+        report.offered = crate::booking::offer_agenda(store, schedule_id).await?;
     }
     tracing::info!(
         schedule = schedule_id,

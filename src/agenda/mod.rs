@@ -56,6 +56,7 @@ mod bulk;
 mod closure;
 mod generate;
 mod place;
+mod reopen;
 mod template;
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,7 @@ pub use bulk::{generate_all, run, AgendaArgs, AgendaCommand, BulkReport};
 pub use closure::{close, Closure, ClosureReport, HOLDING_STATES};
 pub use generate::{generate_for_schedule, generate_in, generate_rows, generate_slots, slot_id_prefix, GenerateReport};
 pub use place::{place_of, place_slots, Place};
+pub use reopen::{reopen, ReopenReport};
 pub use template::{
     parse_template, Reserve, Session, Template, TemplateError, DEFAULT_HORIZON_DAYS, DEFAULT_TIME_ZONE,
     MAX_HORIZON_DAYS,

@@ -1,5 +1,5 @@
-//! Agenda operations: `Schedule/{id}/$generate-slots` and `Schedule/{id}/$close`,
-//! both for whoever may change the Schedule (an administrator, or the provider
+//! Agenda operations: `Schedule/{id}/$generate-slots`, `Schedule/{id}/$close` and
+//! `$reopen`, all for whoever may change the Schedule (an administrator, or the provider
 //! organisation that owns it: its agenda technicians keep their own agendas), with
 //! `Parameters` in and out. The decisions are in `crate::agenda`.
 
@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 
 use super::limit::Body;
 use super::params::Args;
-use super::{AppState, Ctx, Reply};
+use super::{AppState, Ctx};
 use crate::access::Rule;
 use crate::auth::Interaction;
-use crate::fhir::{codec, meta, operations};
+use crate::fhir::{meta, operations};
 use crate::{Error, Result};
 
 pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
@@ -35,17 +35,53 @@ pub async fn generate(State(s): State<AppState>, Path(id): Path<String>, ctx: Ct
             json!({"name": "removed", "valueInteger": report.removed}),
         ];
         parameter.extend(report.held.iter().map(|h| json!({"name": "held", "valueString": h})));
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
-        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
+        parameter.extend(references("offered", "Appointment", &report.offered));
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
     };
     ctx.respond(r.await)
 }
 
 pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
     let r = async {
-        ctx.allow("Slot", Interaction::Update)?;
-        writable_schedule(&s, &ctx, &id, "close").await?;
-        let args = Args::read(&operations::CLOSE, &ctx, &body)?;
+        let closure = period(&s, &ctx, &id, (&operations::CLOSE, "close"), &body).await?;
+        let report = crate::agenda::close(&s.store, &id, &closure).await?;
+        let mut parameter = references("closed", "Slot", &report.slots_closed);
+        parameter.extend(references("rebook", "Appointment", &report.appointments_to_rebook));
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
+    };
+    ctx.respond(r.await)
+}
+
+/// `$reopen`: the opposite of `$close`, with its parameters and permissions.
+pub async fn reopen(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        let closure = period(&s, &ctx, &id, (&operations::REOPEN, "reopen"), &body).await?;
+        let report = crate::agenda::reopen(&s.store, &id, &closure).await?;
+        let mut parameter = references("reopened", "Slot", &report.slots_reopened);
+        parameter.extend(references("offered", "Appointment", &report.offered));
+        ctx.resource(StatusCode::OK, &json!({"resourceType": "Parameters", "parameter": parameter}))
+    };
+    ctx.respond(r.await)
+}
+
+/// One `name` part per id, a reference to `res_type`.
+fn references(name: &str, res_type: &str, ids: &[String]) -> Vec<Value> {
+    ids.iter().map(|x| json!({"name": name, "valueReference": {"reference": format!("{res_type}/{x}")}})).collect()
+}
+
+/// The period of `$close` or `$reopen` (`op` and what it does), once the caller may
+/// change the Schedule.
+async fn period(
+    s: &AppState,
+    ctx: &Ctx,
+    id: &str,
+    (op, what): (&'static operations::Operation, &str),
+    body: &[u8],
+) -> Result<crate::agenda::Closure> {
+    ctx.allow("Slot", Interaction::Update)?;
+    writable_schedule(s, ctx, id, what).await?;
+    let args = Args::read(op, ctx, body)?;
+    {
         let instant = |name: &str| -> Result<chrono::DateTime<chrono::FixedOffset>> {
             // Declared 1..1: present once the parameters are read.
             let v = args.text(name).unwrap_or_default();
@@ -56,27 +92,12 @@ pub async fn close(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, 
                     Error::invalid("value", Some(name.into()), format!("{name}={v} is not an instant with its offset"))
                 })
         };
-        let closure = crate::agenda::Closure {
+        Ok(crate::agenda::Closure {
             start: instant("start")?,
             end: instant("end")?,
             reason: args.text("reason").unwrap_or_else(|| "closed".into()),
-        };
-        let report = crate::agenda::close(&s.store, &id, &closure).await?;
-        let mut parameter: Vec<Value> = report
-            .slots_closed
-            .iter()
-            .map(|x| json!({"name": "closed", "valueReference": {"reference": format!("Slot/{x}")}}))
-            .collect();
-        parameter.extend(
-            report
-                .appointments_to_rebook
-                .iter()
-                .map(|a| json!({"name": "rebook", "valueReference": {"reference": format!("Appointment/{a}")}})),
-        );
-        let out = json!({"resourceType": "Parameters", "parameter": parameter});
-        Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out))
-    };
-    ctx.respond(r.await)
+        })
+    }
 }
 
 /// Refuses unless the caller may change `Schedule/{id}`: an agenda another provider

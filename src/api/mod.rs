@@ -101,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route("/Appointment/{id}/$cancel", post(booking::cancel))
         .route("/Schedule/{id}/$generate-slots", post(agenda::generate))
         .route("/Schedule/{id}/$close", post(agenda::close))
+        .route("/Schedule/{id}/$reopen", post(agenda::reopen))
         .route("/Subscription/{id}/$status", get(subscriptions::status).post(subscriptions::status))
         .route("/Subscription/{id}/$events", get(subscriptions::events).post(subscriptions::events))
         .route("/{res_type}/_search", post(search::search_post))

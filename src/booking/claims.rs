@@ -36,6 +36,8 @@ pub(crate) async fn appointment_write(
     let old_v = old.map(|o| Appointment::of(o, &base)).transpose()?;
     let new_v = new.as_deref().map(|n| Appointment::of(n, &base)).transpose()?;
     check_new(access, old_v.as_ref(), new_v.as_ref())?;
+    let mut new = new;
+    super::waitlist::on_write(store, tx, access, (id, old_v.as_ref()), new_v.as_ref(), new.as_deref_mut()).await?;
     let now = now_micros();
     let before: BTreeSet<&String> = old_v.iter().flat_map(|o| o.claimed_slots()).collect();
     let after: BTreeSet<&String> = new_v.iter().flat_map(|n| n.claimed_slots()).collect();
@@ -43,27 +45,45 @@ pub(crate) async fn appointment_write(
     // expired and the place gone to someone else.
     let was_hold = old_v.as_ref().is_some_and(|o| o.status == Status::Pending);
     let now_hold = new_v.as_ref().is_some_and(|n| n.status == Status::Pending);
-    let expires = hold_expiry_of(store, tx, id, was_hold, now_hold, now).await?;
+    // A waiting-list entry turned `pending` by the gateway is an offer: held longer,
+    // for whoever enrolled the patient.
+    let offer = old_v.as_ref().is_some_and(|o| o.status == Status::Waitlist) && now_hold && access.is_privileged();
+    let expires = hold_expiry_of(store, tx, id, (was_hold, now_hold, offer), now).await?;
     let to_claim: BTreeSet<&String> =
         after.iter().filter(|s| !before.contains(*s) || was_hold != now_hold).copied().collect();
     let to_release: BTreeSet<&String> = before.difference(&after).copied().collect();
     if was_hold && !now_hold && !to_claim.is_empty() && !access.is_privileged() {
-        check_holder(store, tx, access, id).await?;
+        let offered = old_v.as_ref().is_some_and(|o| o.enrolled.is_some());
+        check_holder(store, tx, access, id, offered).await?;
     }
+    let holder = match offer {
+        true => store.in_line(tx, id).await?.and_then(|r| r.holder),
+        false => access.actor().map(holder_of),
+    };
     let requests = match &new_v {
         Some(n) if !to_claim.is_empty() => requests(store, tx, &n.requests).await?,
         _ => Vec::new(),
     };
-    let places = Places { access, id, base: &base, now, expires, before: &before, new: new_v.as_ref(), requests };
+    let places =
+        Places { access, id, base: &base, now, expires, holder, before: &before, new: new_v.as_ref(), requests };
     let first_claimed = move_places(store, tx, &places, &to_claim, &to_release).await?;
     after_places(store, tx, &places, old_v.as_ref(), new, first_claimed.as_ref()).await
 }
 
 /// A hold keeps its expiry through later edits: re-sending it does not extend it.
-async fn hold_expiry_of(store: &Store, tx: &mut Tx, id: &str, was: bool, is: bool, now: i64) -> Result<Option<i64>> {
-    Ok(match (was, is) {
-        (true, true) => store.hold_expiry(tx, id).await?.or(Some(now + store.settings().hold_micros)),
-        (false, true) => Some(now + store.settings().hold_micros),
+/// `(was, is, offer)`: a hold before, after, and whether it is a waiting-list offer.
+async fn hold_expiry_of(
+    store: &Store,
+    tx: &mut Tx,
+    id: &str,
+    holds: (bool, bool, bool),
+    now: i64,
+) -> Result<Option<i64>> {
+    let s = store.settings();
+    Ok(match holds {
+        (true, true, _) => store.hold_expiry(tx, id).await?.or(Some(now + s.hold_micros)),
+        (false, true, true) => Some(now + s.waitlist_hold_micros),
+        (false, true, false) => Some(now + s.hold_micros),
         _ => None,
     })
 }
@@ -106,6 +126,9 @@ async fn release_place(store: &Store, tx: &mut Tx, p: &Places<'_>, slot_id: &str
         let body = slot_body(&slot)?;
         let view = Slot::of(slot_id, &body, p.base)?;
         sync_slot_status(store, tx, &slot, body, &view, live).await?;
+        if matches!(view.status.as_str(), "free" | "busy") && live < view.capacity {
+            super::waitlist::offer_freed(store, tx, &view).await?;
+        }
     }
     Ok(())
 }
@@ -118,8 +141,8 @@ async fn claim_place(store: &Store, tx: &mut Tx, p: &Places<'_>, slot_id: &str, 
     if let Some(n) = p.new.filter(|_| !p.before.contains(&slot_id.to_string())) {
         rules::check_claim(n, &view, &p.requests, p.now, p.access.is_privileged())?;
     }
-    let holder = p.access.actor().map(holder_of);
-    let place = PlaceClaim { slot: slot_id, appointment: p.id, now: p.now, expires: p.expires, holder };
+    let place =
+        PlaceClaim { slot: slot_id, appointment: p.id, now: p.now, expires: p.expires, holder: p.holder.clone() };
     let live = store.take_place(tx, place, view.capacity).await?;
     if live >= view.capacity {
         return Err(Error::Conflict(format!(
@@ -158,8 +181,12 @@ async fn after_places(
     Ok(())
 }
 
-/// Only the operator who holds an appointment may book it.
-async fn check_holder(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> Result<()> {
+/// Only the operator who holds an appointment may book it; a waiting-list offer
+/// (`offered`) also the patient's own app (which sees no one else's appointments).
+async fn check_holder(store: &Store, tx: &mut Tx, access: &Access, id: &str, offered: bool) -> Result<()> {
+    if offered && access.actor().is_some_and(|a| a.role == crate::auth::Role::PatientApp) {
+        return Ok(());
+    }
     let holders = store.holders(tx, id).await?;
     let me = access.actor().map(holder_of);
     match holders.iter().flatten().find(|h| Some(*h) != me.as_ref()) {
@@ -172,7 +199,7 @@ async fn check_holder(store: &Store, tx: &mut Tx, access: &Access, id: &str) -> 
 }
 
 /// The ServiceRequests an appointment is based on, as the rules see them.
-async fn requests(store: &Store, tx: &mut Tx, ids: &[String]) -> Result<Vec<Prescription>> {
+pub(super) async fn requests(store: &Store, tx: &mut Tx, ids: &[String]) -> Result<Vec<Prescription>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let found = crate::store::current_seen(tx, store.dialect(), "ServiceRequest", id).await?;
@@ -249,7 +276,7 @@ async fn assign_booking_code(store: &Store, tx: &mut Tx, p: &Places<'_>, body: &
 }
 
 /// Who holds a place: the booking point and its user.
-fn holder_of(actor: &crate::access::Actor) -> String {
+pub(super) fn holder_of(actor: &crate::access::Actor) -> String {
     format!("{}|{}", actor.org.as_deref().unwrap_or("-"), actor.sub)
 }
 
@@ -265,6 +292,8 @@ struct Places<'a> {
     now: i64,
     /// A hold's expiry (`None` for a booking).
     expires: Option<i64>,
+    /// Who holds the places taken (a waiting-list offer: who enrolled the patient).
+    holder: Option<String>,
     /// The places the appointment held before this write.
     before: &'a BTreeSet<&'a String>,
     new: Option<&'a Appointment>,
@@ -275,7 +304,8 @@ struct Places<'a> {
 fn check_new(access: &Access, old: Option<&Appointment>, new: Option<&Appointment>) -> Result<()> {
     let Some(n) = new else { return Ok(()) };
     rules::check_status(access.actor(), old.map(|o| o.status), n.status)?;
-    if n.slots.is_empty() && !access.is_privileged() {
+    // A waiting-list entry has no slot yet (`waitlist::on_write` checks the rest).
+    if n.slots.is_empty() && n.status != Status::Waitlist && !access.is_privileged() {
         return Err(Error::Unprocessable(vec![Issue::error(
             "required",
             Some("Appointment.slot".into()),

@@ -21,6 +21,7 @@ mod records;
 pub mod rules;
 mod sweep;
 pub mod views;
+mod waitlist;
 
 pub(crate) use facts::{access_type, catalog_facts, CATALOG_ID};
 pub(crate) use find::deadline_of;
@@ -30,6 +31,7 @@ pub use ops::{book, cancel, cancel_preview, hold, BookRequest, Booked, CancelPre
 pub use preview::CancelEffect;
 pub use sweep::{sweep, sweep_forever};
 pub use waiting::{waiting_times, Grouping, WaitingQuery, WaitingTimes};
+pub use waitlist::{offer_agenda, offer_slot};
 
 /// What the booking rules need from the gateway's configuration.
 #[derive(Debug, Clone)]
@@ -40,6 +42,8 @@ pub struct Settings {
     pub hold_micros: i64,
     /// How long a `$find` proposal lives.
     pub proposal_micros: i64,
+    /// How long a slot offered to a waiting list's first stays theirs.
+    pub waitlist_hold_micros: i64,
     /// The dated rules of `mappings/booking/rules.json`.
     pub rules: std::sync::Arc<crate::mappings::BookingRules>,
     /// The catalog facts `$find` reads (kind, access), kept per catalog version.
@@ -76,6 +80,7 @@ impl Default for Settings {
             base: "http://example.org/cupola".into(),
             hold_micros: 300_000_000,
             proposal_micros: 900_000_000,
+            waitlist_hold_micros: 900_000_000,
             rules: Default::default(),
             catalog_cache: Default::default(),
             billing: Default::default(),
@@ -103,6 +108,7 @@ impl Settings {
             base: base.to_string(),
             hold_micros: c.hold_seconds as i64 * 1_000_000,
             proposal_micros: c.proposal_seconds as i64 * 1_000_000,
+            waitlist_hold_micros: c.waitlist_hold_seconds as i64 * 1_000_000,
             book_lanes: c.book_lanes,
             integrity: c.referential_integrity,
             public_base: String::new(),

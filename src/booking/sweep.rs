@@ -31,7 +31,10 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
         let body = cur.map(|c| c.value()).transpose()?.flatten();
         if let Some(mut body) = body.filter(|b| status_of(store, b) == Status::Pending) {
-            AppointmentMut::new(&mut body, &store.settings().base)?.cancel("hold expired");
+            // A lapsed waiting-list offer leaves the line (its slot goes to the next).
+            let offer = Appointment::of(&body, &store.settings().base).is_ok_and(|a| a.enrolled.is_some());
+            let why = if offer { "waitlist offer expired" } else { "hold expired" };
+            AppointmentMut::new(&mut body, &store.settings().base)?.cancel(why);
             store.update_in(&mut tx, &gateway, "Appointment", &id, body, None).await?;
             out.holds += 1;
         }

@@ -65,6 +65,7 @@ const ASSETS: &[Asset] = &[
     asset!("oauth.js", JS),
     asset!("booking.js", JS),
     asset!("proposals.js", JS),
+    asset!("waitlist.js", JS),
     asset!("booked.js", JS),
     asset!("appointments.js", JS),
     asset!("payment.js", JS),

@@ -57,6 +57,25 @@ pub struct NreRule {
     pub meaning: Option<String>,
 }
 
+/// Who in a waiting list is offered a freed slot first: the classes in this order,
+/// then who joined the line first (`then` = `enrolled`, the only tie-break so far).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaitlistOrder {
+    pub class_order: Vec<String>,
+    pub then: WaitlistTieBreak,
+    #[serde(default)]
+    pub meaning: Option<String>,
+}
+
+/// How the entries of one class are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitlistTieBreak {
+    /// Who joined the line first.
+    Enrolled,
+}
+
 /// The booking rules of the region.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -65,6 +84,8 @@ pub struct BookingRules {
     pub priority_classes: Vec<Dated<ClassDeadlines>>,
     #[serde(default)]
     pub max_services_per_branch: Vec<Dated<Count>>,
+    #[serde(default)]
+    pub waitlist: Vec<Dated<WaitlistOrder>>,
     #[serde(default)]
     pub nre: Option<NreRule>,
 }
@@ -163,6 +184,12 @@ impl BookingRules {
                 }
             }
         }
+        for (i, w) in rules.waitlist.iter().enumerate() {
+            if let Some(c) = w.value.class_order.iter().find(|c| !priority_classes().iter().any(|p| p.code == **c)) {
+                let place = line_of(&text, "\"classOrder\"", 1);
+                return Err(MappingError::new(file, place, format!("waitlist[{i}].classOrder: unknown class {c}")));
+            }
+        }
         if let Some(n) = &rules.nre {
             if n.format.is_empty() || !n.format.chars().all(|c| matches!(c, '9' | 'A' | 'X')) {
                 return Err(MappingError::new(
@@ -184,6 +211,15 @@ impl BookingRules {
         }
         let days = if exam { d.exam_days.or(d.days) } else { d.visit_days.or(d.days) };
         days.map(Duration::days)
+    }
+
+    /// The order of the classes in a waiting list on `day`: the rule in force, else
+    /// the national plan's order (most urgent first).
+    pub fn waitlist_order(&self, day: NaiveDate) -> Vec<String> {
+        match in_force(&self.waitlist, day) {
+            Some(w) => w.class_order.clone(),
+            None => priority_classes().iter().map(|c| c.code.clone()).collect(),
+        }
     }
 
     /// The most services of one branch a prescription may hold on `day`.
@@ -228,6 +264,7 @@ mod tests {
         assert_eq!(rules.deadline("D", true, today), Some(Duration::days(60)));
         assert_eq!(rules.deadline("D", true, day("2018-01-01")), None, "before the plan, no deadline");
         assert_eq!(rules.max_per_branch(today), Some(8));
+        assert_eq!(rules.waitlist_order(today), ["U", "B", "D", "P"]);
         assert!(rules.nre_fault("070A12345678901").is_none());
         assert!(rules.nre_fault("070A1234567890").is_some());
         assert!(rules.nre_fault("07xA12345678901").is_some());
@@ -248,6 +285,24 @@ mod tests {
             .expect("write");
         let e = BookingRules::load(&file).expect_err("unknown class");
         assert!(e.message.contains("unknown class Z"), "{e}");
+    }
+
+    #[test]
+    fn the_waiting_lines_order_is_dated_and_names_known_classes() {
+        let text = r#"{"waitlist": [
+            {"effective": "2019-01-01", "classOrder": ["U", "B", "D", "P"], "then": "enrolled"},
+            {"effective": "2027-01-01", "classOrder": ["B", "U", "D", "P"], "then": "enrolled"}]}"#;
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("rules.json");
+        std::fs::write(&file, text).expect("write");
+        let rules = BookingRules::load(&file).expect("rules");
+        assert_eq!(rules.waitlist_order(day("2026-12-31")), ["U", "B", "D", "P"]);
+        assert_eq!(rules.waitlist_order(day("2027-01-01")), ["B", "U", "D", "P"]);
+        assert_eq!(BookingRules::default().waitlist_order(day("2026-12-31")), ["U", "B", "D", "P"], "the plan's order");
+        let bad = r#"{"waitlist": [{"effective": "2019-01-01", "classOrder": ["U", "X"], "then": "enrolled"}]}"#;
+        std::fs::write(&file, bad).expect("write");
+        let e = BookingRules::load(&file).expect_err("unknown class");
+        assert!(e.message.contains("waitlist[0].classOrder: unknown class X"), "{e}");
     }
 
     #[test]

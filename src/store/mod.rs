@@ -31,6 +31,8 @@ mod shared;
 mod slots;
 mod subscriptions;
 mod upsert;
+mod waitlist;
+pub use waitlist::{FreedSlot, WaitRow};
 mod write;
 
 use std::sync::Arc;

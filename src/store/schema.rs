@@ -237,7 +237,7 @@ const RESENDS: &str = "ALTER TABLE outbox ADD COLUMN acked_us BIGINT;\n\
      CREATE INDEX IF NOT EXISTS outbox_provider ON outbox (provider, seq);\n\
      CREATE INDEX IF NOT EXISTS outbox_acked ON outbox (provider, acked_us) WHERE acked_us IS NOT NULL";
 
-/// 21: FHIR Subscriptions (see `subscriptions`, `notifications`): each one's owner,
+/// 22: FHIR Subscriptions (see `subscriptions`, `notifications`): each one's owner,
 /// topic, channel and headers (never in the resource), its filters, and its events.
 const SUBSCRIPTIONS: &str = "
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -285,6 +285,13 @@ CREATE TABLE IF NOT EXISTS subscription_events (
 CREATE INDEX IF NOT EXISTS subscription_events_new ON subscription_events (seq) WHERE number IS NULL;
 CREATE INDEX IF NOT EXISTS subscription_events_of ON subscription_events (subscription, number)
 ";
+/// 21: the waiting lists (see `store::waitlist`): one row per Appointment in line;
+/// `offered` is the slot offered to it, while the offer is out.
+const WAITLIST: &str = "CREATE TABLE IF NOT EXISTS waitlist (appointment TEXT PRIMARY KEY, patient TEXT NOT NULL, \
+     service TEXT NOT NULL, class TEXT NOT NULL, district TEXT, location TEXT, from_us BIGINT NOT NULL, \
+     to_us BIGINT NOT NULL, enrolled_us BIGINT NOT NULL, holder TEXT, offered TEXT);\n\
+     CREATE INDEX IF NOT EXISTS waitlist_line ON waitlist (service, enrolled_us);\n\
+     CREATE INDEX IF NOT EXISTS waitlist_patient ON waitlist (patient)";
 
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
@@ -329,7 +336,8 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (18, cupola_search::long_values_schema(d).join(";\n")),
         (19, CLAIM_TOKEN.into()),
         (20, RESENDS.into()),
-        (21, SUBSCRIPTIONS.replace("{pk}", pk)),
+        (21, WAITLIST.into()),
+        (22, SUBSCRIPTIONS.replace("{pk}", pk)),
     ]
 }
 

@@ -32,6 +32,7 @@ const ASSETS: &[(&str, &str)] = &[
     ("receipt.js", "text/javascript"),
     ("i18n-integration.js", "text/javascript"),
     ("i18n-booking.js", "text/javascript"),
+    ("waitlist.js", "text/javascript"),
     ("integration.js", "text/javascript"),
     ("deadletter.js", "text/javascript"),
     ("agenda.js", "text/javascript"),

@@ -108,8 +108,27 @@ pub async fn booking_and_payment(app: &TestApp, settings: &Value, tokens: &HashM
     let list = format!("Appointment?patient=Patient/{patient}&status=booked&date=ge{}&_sort=date&_count=20", today());
     assert!(of_type(&desk.get(&list).await, "Appointment").iter().any(|a| a["id"] == appointment["id"]));
 
+    let service = appointment["serviceType"][0]["coding"][0]["code"].as_str().expect("a service").to_string();
+    waitlist(&desk, base, &patient, &service).await;
     pay(app, &tokens["payment-point"], base, &code).await;
     decline_and_cancel(&desk, base, &patient, &appointment, &code).await;
+}
+
+/// "Metti in lista d'attesa" (waitlist.js): the entry as the desk writes it (the
+/// patient's district for the place), then the line for the service.
+async fn waitlist(desk: &Desk<'_>, base: &str, patient: &str, service: &str) {
+    let (from, to) = (format!("{}T00:00:00Z", today()), format!("{}T00:00:00Z", in_days(180)));
+    let entry = json!({"resourceType": "Appointment", "status": "waitlist",
+        "serviceType": [{"coding": [{"system": format!("{base}/CodeSystem/catalog"), "code": service}]}],
+        "requestedPeriod": [{"start": from, "end": to}],
+        "participant": [{"actor": {"reference": format!("Patient/{patient}")}, "status": "needs-action"}],
+        "extension": [{"url": format!("{base}/StructureDefinition/priority-class"),
+            "valueCoding": {"system": format!("{base}/CodeSystem/priority-class"), "code": "P"}}]});
+    let made = desk.post("Appointment", &entry, &[201]).await;
+    let line = desk
+        .get(&format!("Appointment?status=waitlist&service-type={base}/CodeSystem/catalog|{service}&_count=100"))
+        .await;
+    assert!(of_type(&line, "Appointment").iter().any(|a| a["id"] == made["id"]), "{line}");
 }
 
 /// An NRE not known yet: the counter records the paper prescription.

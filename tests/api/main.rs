@@ -37,3 +37,4 @@ mod subscriptions;
 mod transaction;
 mod trust;
 mod unroutable;
+mod waitlist;

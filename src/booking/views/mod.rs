@@ -79,7 +79,15 @@ struct RawAppointment {
     identifier: Vec<Identifier>,
     start: Option<String>,
     cancelation_reason: Option<Text>,
+    requested_period: Vec<Period>,
     extension: Vec<Extension>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Period {
+    start: Option<String>,
+    end: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -118,6 +126,18 @@ pub struct Appointment {
     pub proposal_expires: Option<i64>,
     /// Whether a proposal met the class deadline (`within-guarantee`).
     pub within_guarantee: Option<bool>,
+    /// The first `requestedPeriod` (µs), each end when given: a waiting-list entry's
+    /// acceptable period.
+    pub requested: Option<(Option<i64>, Option<i64>)>,
+    /// The first participant that is a Location (its id): a waiting-list entry's place.
+    pub location: Option<String>,
+    /// When a waiting-list entry joined the line (`waitlist-enrolled`); it stays on
+    /// the offer made from it.
+    pub enrolled: Option<i64>,
+}
+
+fn instant(t: &Option<String>) -> Option<i64> {
+    t.as_deref().and_then(crate::fhir::meta::parse_instant)
 }
 
 impl Appointment {
@@ -140,6 +160,9 @@ impl Appointment {
             cancel_reason: raw.cancelation_reason.and_then(|t| t.text),
             proposal_expires: ext("proposal-expires").and_then(Extension::instant),
             within_guarantee: ext("within-guarantee").and_then(|e| e.value_boolean),
+            requested: raw.requested_period.first().map(|p| (instant(&p.start), instant(&p.end))),
+            location: raw.participant.iter().find_map(|p| p.actor.local("Location")),
+            enrolled: ext("waitlist-enrolled").and_then(Extension::instant),
             start: raw.start,
             id: raw.id,
             status: raw.status,

@@ -90,6 +90,20 @@ impl<'a> AppointmentMut<'a> {
         self
     }
 
+    /// When a waiting-list entry joined the line (`waitlist-enrolled`).
+    pub fn set_enrolled(&mut self, at: i64) -> &mut Self {
+        self.drop_extension("waitlist-enrolled");
+        let url = names::structure(self.base, "waitlist-enrolled");
+        self.push("extension", json!({"url": url, "valueInstant": crate::fhir::meta::instant(at)}));
+        self
+    }
+
+    /// On the one slot `id` (a waiting-list entry given the slot it is offered).
+    pub fn set_slot(&mut self, id: &str) -> &mut Self {
+        self.object().insert("slot".into(), json!([{ "reference": format!("Slot/{id}") }]));
+        self
+    }
+
     pub fn add_booking_code(&mut self, code: &str) -> &mut Self {
         let id = json!({"system": names::booking_code_system(self.base), "value": code});
         self.push("identifier", id);

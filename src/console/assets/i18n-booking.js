@@ -1,5 +1,5 @@
 // The booking desk's later words — the cancel panel's refund preview ($cancel with
-// preview=true) and the proposals' deadline date — merged into the dictionaries by
+// preview=true), the proposals' deadline date and the waiting list — merged into the dictionaries by
 // i18n.js (kept apart so that desks built in parallel do not edit one list).
 
 export default {
@@ -14,6 +14,9 @@ export default {
     'cancel.preview.no-ticket': 'Nessun ticket legato a questa prenotazione: nulla da rimborsare.',
     'cancel.preview-owed': 'Ticket dopo la disdetta',
     'cancel.preview-failed': 'Il rimborso non si può calcolare in anticipo: sarà mostrato dopo la conferma.',
+    'waitlist.put': 'Metti in lista d’attesa',
+    'waitlist.done': 'In lista d’attesa: il primo posto che si libera le sarà offerto.',
+    'waitlist.line': 'Lista d’attesa per questa prestazione',
   },
   en: {
     'proposals.by': 'by',
@@ -26,5 +29,8 @@ export default {
     'cancel.preview.no-ticket': 'No ticket belongs to this booking: nothing to refund.',
     'cancel.preview-owed': 'Ticket after the cancellation',
     'cancel.preview-failed': 'The refund cannot be worked out beforehand: it is shown after you confirm.',
+    'waitlist.put': 'Put on the waiting list',
+    'waitlist.done': 'On the waiting list: the first slot that frees will be offered.',
+    'waitlist.line': 'Waiting list for this service',
   },
 };

@@ -9,6 +9,7 @@ import { get, post, resources, notes, getSettings } from './api.js';
 import { dateTime, date, addDays, ext, romeDay } from './format.js';
 import { resolve, place, placeRefs, priorityClasses, serviceOf } from './directory.js';
 import { holdProposal } from './booked.js';
+import { waitlistPanel, showLine } from './waitlist.js';
 
 // How far ahead $find looks from the chosen day.
 const WINDOW_DAYS = 180;
@@ -23,7 +24,7 @@ export function proposalsSection(ctx) {
   arrowList(list, 'button.pick');
   Object.assign(ctx.el, { first, tutela, list, decline, proposalsError: err });
   const sec = section('proposals', 'proposals.title', first, tutela, err, list, decline,
-    h('p', { class: 'keys', i18n: 'proposals.keys' }));
+    h('p', { class: 'keys', i18n: 'proposals.keys' }), waitlistPanel(ctx));
   ctx.el.proposals = sec;
   return sec;
 }
@@ -91,6 +92,7 @@ function draw(ctx, proposals, words) {
   } else {
     fill(ctx.el.first, h('span', { i18n: 'proposals.none' }));
   }
+  showLine(ctx);
   const others = words.filter((w) => !tutela.includes(w));
   if (others.length) showError(ctx.el.proposalsError, { messages: others });
   ctx.backs(() => ctx.backToRequest());

@@ -210,6 +210,7 @@ pub const ALL: &[&Operation] = &[
     &TRANSLATE,
     &GENERATE_SLOTS,
     &CLOSE,
+    &REOPEN,
     &APPLY,
     &OUTSTANDING,
     &WAITING_TIMES,

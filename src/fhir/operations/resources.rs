@@ -162,9 +162,14 @@ pub const GENERATE_SLOTS: Operation = Operation {
             output("kept", K::Integer, 1, 1, "Slots kept."),
             output("removed", K::Integer, 1, 1, "Slots removed."),
             output("held", K::String, 0, MANY, "A slot kept because it holds an appointment."),
+            output("offered", K::Reference, 0, MANY, "A waiting-list Appointment offered one of the new slots."),
         ],
     )
 };
+
+/// The period `$close` closes and `$reopen` opens again.
+const PERIOD_START: Param = input("start", K::DateTime, 1, 1, "Start of the period, an instant with its offset.");
+const PERIOD_END: Param = input("end", K::DateTime, 1, 1, "End of the period, an instant with its offset.");
 
 pub const CLOSE: Operation = Operation {
     type_level: false,
@@ -175,11 +180,29 @@ pub const CLOSE: Operation = Operation {
         "close",
         "Closes the Schedule's Slots in a period; the Appointments on them are to be rebooked.",
         &[
-            input("start", K::DateTime, 1, 1, "Start of the closure, an instant with its offset."),
-            input("end", K::DateTime, 1, 1, "End of the closure, an instant with its offset."),
+            PERIOD_START,
+            PERIOD_END,
             input("reason", K::String, 0, 1, "Why (default: closed)."),
             output("closed", K::Reference, 0, MANY, "A Slot closed."),
             output("rebook", K::Reference, 0, MANY, "An Appointment on a closed Slot."),
+        ],
+    )
+};
+
+pub const REOPEN: Operation = Operation {
+    type_level: false,
+    instance: true,
+    affects_state: true,
+    ..on(
+        "Schedule",
+        "reopen",
+        "Reopens the Schedule's closed Slots in a period (the opposite of $close); each free again is offered to the first in its waiting list.",
+        &[
+            PERIOD_START,
+            PERIOD_END,
+            input("reason", K::String, 0, 1, "The closure's reason, taken out of each Slot's comment (default: closed)."),
+            output("reopened", K::Reference, 0, MANY, "A Slot open again."),
+            output("offered", K::Reference, 0, MANY, "A waiting-list Appointment offered one of them."),
         ],
     )
 };
