@@ -29,6 +29,11 @@ pub fn start(state: &AppState) -> Background {
         tasks.push(tokio::spawn(crate::messaging::relay::run_forever(store.clone(), url, topology, wake, metrics)));
     }
     tasks.push(tokio::spawn(crate::notify::run_forever(store.clone(), config.notify.clone(), state.base.to_string())));
+    tasks.push(tokio::spawn(crate::notify::heartbeats_forever(
+        store.clone(),
+        config.notify.clone(),
+        state.base.to_string(),
+    )));
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));
     }

@@ -81,6 +81,44 @@ pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String) 
     }
 }
 
+/// POSTs `bundle` to `s`'s endpoint with its headers; why not, when it failed.
+pub(super) async fn post(
+    client: &reqwest::Client,
+    config: &NotifyConfig,
+    s: &SubscriptionState,
+    bundle: &Value,
+) -> Result<(), String> {
+    let endpoint = s.endpoint.as_deref().ok_or("no endpoint")?;
+    check_endpoint(Some(endpoint), config.subscription_allow_insecure)?;
+    if !config.subscription_allow_insecure {
+        resolves_publicly(endpoint).await?;
+    }
+    let mut req = client.post(endpoint).header("content-type", "application/fhir+json").body(bundle.to_string());
+    for h in &s.headers {
+        if let Some((name, value)) = h.split_once(':') {
+            req = req.header(name.trim(), value.trim());
+        }
+    }
+    match req.send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("the endpoint answered {}", r.status())),
+        Err(e) => Err(format!("the endpoint could not be reached: {e}")),
+    }
+}
+
+/// A name that resolves to a private address is refused as that address is.
+async fn resolves_publicly(endpoint: &str) -> Result<(), String> {
+    let url = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("{host}: {e}"))?;
+    let private = addrs.map(|a| a.ip()).find(|ip| !public(*ip));
+    match private {
+        Some(ip) => Err(format!("{host} resolves to {ip}, a loopback or private address")),
+        None => Ok(()),
+    }
+}
+
 struct Delivery {
     store: Store,
     client: reqwest::Client,
@@ -129,37 +167,7 @@ impl Delivery {
     }
 
     async fn post(&self, s: &SubscriptionState, bundle: &Value) -> Result<(), String> {
-        let endpoint = s.endpoint.as_deref().ok_or("no endpoint")?;
-        check_endpoint(Some(endpoint), self.config.subscription_allow_insecure)?;
-        self.resolves_publicly(endpoint).await?;
-        let mut req =
-            self.client.post(endpoint).header("content-type", "application/fhir+json").body(bundle.to_string());
-        for h in &s.headers {
-            if let Some((name, value)) = h.split_once(':') {
-                req = req.header(name.trim(), value.trim());
-            }
-        }
-        match req.send().await {
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => Err(format!("the endpoint answered {}", r.status())),
-            Err(e) => Err(format!("the endpoint could not be reached: {e}")),
-        }
-    }
-
-    /// A name that resolves to a private address is refused as that address is.
-    async fn resolves_publicly(&self, endpoint: &str) -> Result<(), String> {
-        if self.config.subscription_allow_insecure {
-            return Ok(());
-        }
-        let url = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
-        let host = url.host_str().unwrap_or_default().to_string();
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("{host}: {e}"))?;
-        let private = addrs.map(|a| a.ip()).find(|ip| !public(*ip));
-        match private {
-            Some(ip) => Err(format!("{host} resolves to {ip}, a loopback or private address")),
-            None => Ok(()),
-        }
+        post(&self.client, &self.config, s, bundle).await
     }
 
     /// A failed delivery: tried again after a pause that doubles; after the last

@@ -10,6 +10,7 @@
 
 mod dispatch;
 mod events;
+mod heartbeat;
 mod notification;
 mod query;
 mod registration;
@@ -19,6 +20,7 @@ pub mod topics;
 use std::sync::Arc;
 
 pub use dispatch::run_forever;
+pub use heartbeat::run_forever as heartbeats_forever;
 pub use query::{events, status};
 
 use crate::store::Hooks;

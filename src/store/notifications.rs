@@ -36,10 +36,12 @@ pub struct SubscriptionState {
     pub events: i64,
     pub failures: i64,
     pub next_try_us: Option<i64>,
+    /// Seconds between heartbeats, when it asked for them.
+    pub heartbeat_secs: Option<i64>,
 }
 
 const STATE_COLUMNS: &str = "id, owner_sub, owner_role, owner_org, owner_patient, owner_channel, owner_scopes, topic, \
-     status, channel, endpoint, payload, headers, events, failures, next_try_us";
+     status, channel, endpoint, payload, headers, events, failures, next_try_us, heartbeat_s";
 
 fn state_of(r: &sqlx::any::AnyRow) -> Result<SubscriptionState> {
     let headers: String = r.try_get("headers")?;
@@ -55,6 +57,7 @@ fn state_of(r: &sqlx::any::AnyRow) -> Result<SubscriptionState> {
         events: r.try_get("events")?,
         failures: r.try_get("failures")?,
         next_try_us: r.try_get("next_try_us")?,
+        heartbeat_secs: r.try_get("heartbeat_s")?,
     })
 }
 
@@ -209,6 +212,19 @@ impl Store {
             .execute(&mut *c)
             .await;
         c.done(r).map(|_| ())
+    }
+
+    /// The active subscriptions that asked for heartbeats, each with when an event
+    /// last reached it (µs; `None`: never).
+    pub async fn heartbeat_subscriptions(&self) -> Result<Vec<(SubscriptionState, Option<i64>)>> {
+        let sql = format!(
+            "SELECT {STATE_COLUMNS}, (SELECT MAX(e.delivered_us) FROM subscription_events e \
+             WHERE e.subscription = s.id) AS last_us FROM subscriptions s \
+             WHERE s.heartbeat_s IS NOT NULL AND s.status = 'active'"
+        );
+        let mut c = self.conn().await?;
+        let r = sqlx::query(&sql).fetch_all(&mut *c).await;
+        c.done(r)?.iter().map(|r| Ok((state_of(r)?, r.try_get("last_us")?))).collect()
     }
 
     /// The store's notice that events were written (the dispatcher waits on it).

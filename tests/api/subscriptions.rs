@@ -306,8 +306,41 @@ async fn a_failing_endpoint_gets_each_event_once_after_retries(backend: Backend)
     assert_eq!(got.foci("p3").len(), 1, "nothing more reached it");
 }
 
+/// A quiet subscription that asked for heartbeats hears from cupola anyway; a
+/// provider hears of its own appointments only.
+async fn heartbeats_and_a_providers_own_appointments(backend: Backend) {
+    let (app, slots, url, got) = delivering(backend).await;
+    let mut quiet = subscription(&topic("agenda-changed"), None, &format!("{url}/quiet"), "empty");
+    quiet["channel"]["extension"] =
+        json!([{"url": format!("{BACKPORT}/backport-heartbeat-period"), "valueUnsignedInt": 1}]);
+    subscribe(&app, &As::admin(), &quiet).await;
+    let ours = subscription(&topic("appointment-changed"), None, &format!("{url}/prov-x"), "id-only");
+    subscribe(&app, &As::provider("prov-x"), &ours).await;
+    let other = subscription(&topic("appointment-changed"), None, &format!("{url}/prov-y"), "id-only");
+    subscribe(&app, &As::provider("prov-y"), &other).await;
+    let booked = book(&app, &slots[1], "p4").await;
+    let focus = format!("Appointment/{}", booked["id"].as_str().unwrap());
+    assert_eq!(got.wait_for("prov-x", 1).await, [focus], "the agenda's provider hears of the booking");
+    let mut beats = Vec::new();
+    for _ in 0..60 {
+        beats = got.at("quiet");
+        if !beats.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kind = |b: &Value| {
+        let params = b["entry"][0]["resource"]["parameter"].as_array().cloned().unwrap_or_default();
+        params.iter().find(|p| p["name"] == "type").map(|p| p["valueCode"].clone()).unwrap_or(Value::Null)
+    };
+    assert!(!beats.is_empty(), "a heartbeat within a few seconds");
+    assert_eq!(kind(&beats[0].0), "heartbeat");
+    assert!(got.at("prov-y").is_empty(), "another provider hears nothing of it");
+}
+
 crate::on_both!(
     a_subscription_is_checked_and_its_owners_alone,
+    heartbeats_and_a_providers_own_appointments,
     events_reach_each_endpoint_with_their_filters,
     a_failing_endpoint_gets_each_event_once_after_retries,
 );

@@ -47,8 +47,9 @@ fn registry_loads() {
     assert!(name.definition.starts_with("http://hl7.org/fhir/SearchParameter/"));
     assert!(r.params_of("Location").iter().any(|p| p.code == "near"));
     assert!(r.params_of("Nope").is_empty());
+    // Every served type has its R4 parameters (Subscription and Basic, the fewest, six).
     for t in crate::RESOURCE_TYPES {
-        assert!(r.params_of(t).len() > 6, "{t}");
+        assert!(r.params_of(t).len() >= 6, "{t}: {}", r.params_of(t).len());
     }
 }
 
