@@ -148,14 +148,45 @@ async fn get_as(app: &TestApp, who: &As, path: &str) -> (u16, Value) {
 /// A gateway that calls the test's receiver (a loopback address), retrying after
 /// 50 ms; its region's slots; the receiver.
 async fn delivering(backend: Backend) -> (TestApp, Vec<String>, String, Arc<Received>) {
+    let (app, url, got) = delivering_app(backend).await;
+    let slots = region(&app.base, &app.client, 2, 1).await;
+    (app, slots, url, got)
+}
+
+/// The same without a region.
+async fn delivering_app(backend: Backend) -> (TestApp, String, Arc<Received>) {
     let app = TestApp::spawn_with(backend, |c| {
         c.notify.subscription_allow_insecure = true;
         c.notify.notify_retry_base_ms = 50;
     })
     .await;
-    let slots = region(&app.base, &app.client, 2, 1).await;
     let (url, got) = receiver().await;
-    (app, slots, url, got)
+    (app, url, got)
+}
+
+/// A patient waiting in line hears, through their subscription, that a freed slot
+/// is held for them: the waiting Appointment, now `pending` on that slot.
+async fn a_waitlist_offer_reaches_the_patients_subscription(backend: Backend) {
+    let (app, url, got) = delivering_app(backend).await;
+    let (_, bookings) = crate::waitlist::full_region(&app).await;
+    crate::waitlist::patients(&app, &["w1"]).await;
+    let me = As::patient("w1");
+    let body = subscription(
+        &topic("appointment-changed"),
+        Some("Appointment?patient=Patient/w1"),
+        &format!("{url}/w1"),
+        "full-resource",
+    );
+    subscribe(&app, &me, &body).await;
+    let id = crate::waitlist::enrol(&app, &me, "w1", "D", 5).await;
+    let focus = format!("Appointment/{id}");
+    assert_eq!(got.wait_for("w1", 1).await, std::slice::from_ref(&focus), "in line: the waiting Appointment");
+    crate::waitlist::cancel(&app, &bookings[3]).await;
+    assert_eq!(got.wait_for("w1", 2).await, [focus.clone(), focus]);
+    let (offer, _) = got.at("w1").last().cloned().unwrap();
+    let held = &offer["entry"][1]["resource"];
+    assert_eq!(held["status"], "pending", "the slot is held for them: {offer}");
+    assert!(held["slot"][0]["reference"].as_str().is_some_and(|s| s.starts_with("Slot/")), "{held}");
 }
 
 async fn a_subscription_is_checked_and_its_owners_alone(backend: Backend) {
@@ -340,6 +371,7 @@ async fn heartbeats_and_a_providers_own_appointments(backend: Backend) {
 
 crate::on_both!(
     a_subscription_is_checked_and_its_owners_alone,
+    a_waitlist_offer_reaches_the_patients_subscription,
     heartbeats_and_a_providers_own_appointments,
     events_reach_each_endpoint_with_their_filters,
     a_failing_endpoint_gets_each_event_once_after_retries,

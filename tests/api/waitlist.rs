@@ -26,7 +26,7 @@ fn entry(patient: &str, class: Option<&str>, from: DateTime<Utc>, to: DateTime<U
 }
 
 /// Enrols `patient` (class `class`) for the next `days` days, as `who`; the entry's id.
-async fn enrol(app: &TestApp, who: &As, patient: &str, class: &str, days: i64) -> String {
+pub(crate) async fn enrol(app: &TestApp, who: &As, patient: &str, class: &str, days: i64) -> String {
     let now = Utc::now();
     let (status, a) =
         send(app, who, Method::POST, "Appointment", &entry(patient, Some(class), now, now + Duration::days(days)))
@@ -36,7 +36,7 @@ async fn enrol(app: &TestApp, who: &As, patient: &str, class: &str, days: i64) -
     a["id"].as_str().unwrap_or_default().to_string()
 }
 
-async fn patients(app: &TestApp, ids: &[&str]) {
+pub(crate) async fn patients(app: &TestApp, ids: &[&str]) {
     for id in ids {
         let r = app.put(&format!("Patient/{id}"), &json!({"resourceType": "Patient", "id": id})).await;
         assert!(r.status().is_success(), "Patient/{id}");
@@ -53,7 +53,7 @@ async fn book(app: &TestApp, slot: &str, patient: &str) -> String {
 }
 
 /// Cancels `Appointment/id` at the counter.
-async fn cancel(app: &TestApp, id: &str) {
+pub(crate) async fn cancel(app: &TestApp, id: &str) {
     let (status, out) = send(
         app,
         &counter(),
@@ -91,7 +91,7 @@ async fn until_status(app: &TestApp, id: &str, status: &str) -> Value {
 }
 
 /// The 9 open (not reserved) slots of a 3-day region, all booked by p1…p9.
-async fn full_region(app: &TestApp) -> (Vec<String>, Vec<String>) {
+pub(crate) async fn full_region(app: &TestApp) -> (Vec<String>, Vec<String>) {
     let slots = region(&app.base, &app.client, 3, 1).await;
     let open: Vec<String> = slots.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, s)| s.clone()).collect();
     let mut bookings = Vec::new();
