@@ -20,6 +20,7 @@ mod rows;
 mod server;
 mod slices;
 mod slots;
+mod subscriptions;
 
 use std::time::Duration;
 
@@ -65,6 +66,9 @@ pub enum BenchCommand {
     Relay(relay::RelayArgs),
     /// Each console desk's time to ready in headless Chromium (median of ten loads).
     Console(console::ConsoleArgs),
+    /// Notifications of a thousand subscriptions while booking at a steady rate:
+    /// their delay, and the gateway's CPU per booking against no subscriptions.
+    Subscriptions(subscriptions::SubscriptionArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -125,6 +129,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Settlement(s) => billing::settlement(s).await,
         BenchCommand::Relay(r) => relay::run(r).await,
         BenchCommand::Console(c) => console::run(c).await,
+        BenchCommand::Subscriptions(s) => subscriptions::run(s).await,
     }
 }
 
