@@ -28,7 +28,8 @@ pub fn start(state: &AppState) -> Background {
         let metrics = state.metrics.clone();
         tasks.push(tokio::spawn(crate::messaging::relay::run_forever(store.clone(), url, topology, wake, metrics)));
     }
-    tasks.push(tokio::spawn(crate::notify::run_forever(store.clone(), config.notify.clone(), state.base.to_string())));
+    let (notify, sockets) = (config.notify.clone(), state.sockets.clone());
+    tasks.push(tokio::spawn(crate::notify::run_forever(store.clone(), notify, state.base.to_string(), sockets)));
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));
     }

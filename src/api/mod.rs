@@ -57,6 +57,8 @@ pub struct AppState {
     pub mappings: Arc<Mappings>,
     /// This gateway's metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The websockets bound to subscriptions in this process.
+    pub sockets: crate::notify::Sockets,
 }
 
 impl AppState {
@@ -211,7 +213,8 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     )
     .await?;
     let limiter = limiter(&config);
-    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings, metrics })
+    let sockets = crate::notify::Sockets::default();
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings, metrics, sockets })
 }
 
 /// The domain's settings (booking, billing, messaging) from the configuration and

@@ -7,6 +7,8 @@
 //! in SQL against its index rows and with each owner's visibility (`events`);
 //! one dispatcher numbers them per subscription after commit and delivers them
 //! (`dispatch`); `$status` and `$events` read them again (`crate::api`).
+//! Websocket subscriptions are delivered to the sockets bound in this process
+//! (`websocket`).
 
 mod dispatch;
 mod events;
@@ -15,11 +17,13 @@ mod query;
 mod registration;
 mod status;
 pub mod topics;
+mod websocket;
 
 use std::sync::Arc;
 
 pub use dispatch::run_forever;
 pub use query::{events, status};
+pub use websocket::{Binding, Frame, Sockets, WRITE_WAIT};
 
 use crate::store::Hooks;
 
