@@ -22,6 +22,7 @@ mod subscriptions;
 mod terminology;
 mod tls;
 mod transaction;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -106,6 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route("/Schedule/{id}/$reopen", post(agenda::reopen))
         .route("/Subscription/{id}/$status", get(subscriptions::status).post(subscriptions::status))
         .route("/Subscription/{id}/$events", get(subscriptions::events).post(subscriptions::events))
+        .route(
+            "/Subscription/{id}/$get-ws-binding-token",
+            get(subscriptions::binding_token).post(subscriptions::binding_token),
+        )
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))
@@ -116,6 +121,8 @@ pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
         .route("/metadata", get(health::metadata))
         .route("/.well-known/smart-configuration", get(health::smart_configuration))
+        // No bearer token: the binding token the socket sends authenticates it.
+        .route(crate::notify::WS_PATH, get(websocket::upgrade))
         .merge(protected)
         .layer(counted.clone());
     let base_post = Router::new()

@@ -34,6 +34,7 @@ mod security;
 mod slots;
 mod smart;
 mod subscriptions;
+mod subscriptions_ws;
 mod transaction;
 mod trust;
 mod unroutable;

@@ -53,7 +53,7 @@ async fn book(app: &TestApp, slot: &str, patient: &str) -> String {
 }
 
 /// Cancels `Appointment/id` at the counter.
-async fn cancel(app: &TestApp, id: &str) {
+pub(crate) async fn cancel(app: &TestApp, id: &str) {
     let (status, out) = send(
         app,
         &counter(),

@@ -228,6 +228,7 @@ pub const ALL: &[&Operation] = &[
     &PROCESS_MESSAGE,
     &SUBSCRIPTION_STATUS,
     &SUBSCRIPTION_EVENTS,
+    &SUBSCRIPTION_WS_BINDING_TOKEN,
 ];
 
 /// The operation whose OperationDefinition has this id.
