@@ -101,5 +101,8 @@ async fn pump(socket: WebSocket, mut binding: Binding) {
         }
     }
     tracing::debug!(subscription = binding.subscription, "websocket unbound");
+    // Unbound before the close is answered: a client that saw its socket closed
+    // knows the next events wait for its next socket.
+    drop(binding);
     let _ = timeout(Duration::from_secs(1), sink.close()).await;
 }

@@ -130,6 +130,7 @@ async fn a_bound_socket_gets_the_events_written_before_and_after_binding(backend
 
     // A closed socket unbinds: the next event waits for another socket.
     ws.close(None).await.unwrap();
+    assert!(next(&mut ws).await.is_none(), "the close is answered once the socket is unbound");
     crate::waitlist::cancel(&app, &first).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     let (token, url) = token(&app, &p1, &id).await;
