@@ -22,6 +22,7 @@ mod subscriptions;
 mod terminology;
 mod tls;
 mod transaction;
+mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub mappings: Arc<Mappings>,
     /// This gateway's metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The websockets bound to subscriptions in this process.
+    pub sockets: crate::notify::Sockets,
 }
 
 impl AppState {
@@ -104,6 +107,10 @@ pub fn router(state: AppState) -> Router {
         .route("/Schedule/{id}/$reopen", post(agenda::reopen))
         .route("/Subscription/{id}/$status", get(subscriptions::status).post(subscriptions::status))
         .route("/Subscription/{id}/$events", get(subscriptions::events).post(subscriptions::events))
+        .route(
+            "/Subscription/{id}/$get-ws-binding-token",
+            get(subscriptions::binding_token).post(subscriptions::binding_token),
+        )
         .route("/{res_type}/_search", post(search::search_post))
         .route("/{res_type}/_history", get(history::type_history))
         .route("/{res_type}/{id}", get(crud::read).put(crud::update).delete(crud::delete))
@@ -114,6 +121,8 @@ pub fn router(state: AppState) -> Router {
     let fhir = Router::new()
         .route("/metadata", get(health::metadata))
         .route("/.well-known/smart-configuration", get(health::smart_configuration))
+        // No bearer token: the binding token the socket sends authenticates it.
+        .route(crate::notify::WS_PATH, get(websocket::upgrade))
         .merge(protected)
         .layer(counted.clone());
     let base_post = Router::new()
@@ -211,7 +220,8 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     )
     .await?;
     let limiter = limiter(&config);
-    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings, metrics })
+    let sockets = crate::notify::Sockets::default();
+    Ok(AppState { store, checker, config: Arc::new(config), base, auth, auditor, limiter, mappings, metrics, sockets })
 }
 
 /// The domain's settings (booking, billing, messaging) from the configuration and

@@ -204,7 +204,7 @@ fn from_text(kind: Kind, s: &str) -> Option<Arg> {
         Kind::Integer => s.parse().ok().map(Arg::Integer),
         Kind::Boolean => s.parse().ok().map(Arg::Boolean),
         Kind::Decimal => s.parse::<f64>().is_ok().then(|| Arg::Text(s.to_string())),
-        Kind::String | Kind::Code | Kind::Uri | Kind::Reference => text(),
+        Kind::String | Kind::Code | Kind::Uri | Kind::Url | Kind::Reference => text(),
         Kind::Money | Kind::Duration | Kind::Period | Kind::Resource(_) | Kind::Parts => None,
     }
 }
@@ -255,7 +255,7 @@ fn from_value(kind: Kind, p: &Value) -> std::result::Result<Vec<Arg>, String> {
             one(v.as_str().and_then(|s| s.get(..10)).and_then(|d| from_text(kind, d)))
         }
         (
-            Kind::Token | Kind::Coding | Kind::Code | Kind::Uri | Kind::Reference,
+            Kind::Token | Kind::Coding | Kind::Code | Kind::Uri | Kind::Url | Kind::Reference,
             "valueString" | "valueCode" | "valueUri" | "valueId" | "valueCanonical" | "valueUrl",
         )
         | (Kind::Date | Kind::DateTime, "valueDate" | "valueDateTime" | "valueInstant" | "valueString")

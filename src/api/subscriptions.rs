@@ -1,5 +1,5 @@
-//! `Subscription/{id}/$status` and `Subscription/{id}/$events` (the Subscriptions
-//! Backport IG's): the subscription's owner, or an administrator.
+//! `Subscription/{id}/$status`, `$events` and `$get-ws-binding-token` (the
+//! Subscriptions Backport IG's): the subscription's owner, or an administrator.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,6 +45,17 @@ pub async fn events(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx,
         let content = args.text("content");
         let out = crate::notify::events(&s.store, &ctx.access, &s.base, &id, range, content.as_deref()).await?;
         Ok(Reply::new(StatusCode::OK).body(codec::render(&out, ctx.out)?, ctx.out).touched(touched(&id)))
+    };
+    ctx.respond(r.await)
+}
+
+pub async fn binding_token(State(s): State<AppState>, Path(id): Path<String>, ctx: Ctx, Body(body): Body) -> Response {
+    let r = async {
+        ctx.allow("Subscription", Interaction::Read)?;
+        Args::read(&operations::SUBSCRIPTION_WS_BINDING_TOKEN, &ctx, &body)?;
+        let secs = s.config.notify.subscription_ws_token_secs;
+        let out = crate::notify::binding_token(&s.store, &ctx.access, &s.base, &id, secs).await?;
+        Ok(ctx.resource(StatusCode::OK, &out)?.touched(touched(&id)))
     };
     ctx.respond(r.await)
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::events::owner_access;
 use super::notification::{events_bundle, Outgoing};
+use super::websocket::Sockets;
 use super::{NotifyConfig, ATTEMPTS, PROBE_SECS};
 use crate::access::Access;
 use crate::store::{now_micros, EventRow, Store, SubscriptionState};
@@ -49,7 +50,7 @@ fn public(ip: IpAddr) -> bool {
 }
 
 /// Numbers and delivers events until the task is stopped.
-pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String) {
+pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String, sockets: Sockets) {
     let client = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default();
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let wake = store.notify_wake();
@@ -57,13 +58,14 @@ pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String) 
         if let Err(e) = store.number_events(1000).await {
             tracing::warn!(error = %e, "numbering subscription events failed; trying again shortly");
         }
-        match store.subscriptions_due(now_micros(), 100).await {
+        match store.subscriptions_due(now_micros(), &sockets.ids(), 100).await {
             Ok(due) => {
                 for s in due {
                     if !busy.lock().map(|mut b| b.insert(s.id.clone())).unwrap_or(false) {
                         continue; // already on its way
                     }
-                    let job = Delivery { store: store.clone(), client: client.clone(), config: config.clone() };
+                    let (store, sockets) = (store.clone(), sockets.clone());
+                    let job = Delivery { store, client: client.clone(), config: config.clone(), sockets };
                     let (busy, base) = (busy.clone(), fhir_base.clone());
                     tokio::spawn(async move {
                         let id = s.id.clone();
@@ -123,6 +125,7 @@ struct Delivery {
     store: Store,
     client: reqwest::Client,
     config: NotifyConfig,
+    sockets: Sockets,
 }
 
 impl Delivery {
@@ -136,7 +139,11 @@ impl Delivery {
             };
             let outgoing = self.outgoing(&s, &rows).await;
             let bundle = events_bundle(base, &s, "event-notification", &outgoing);
-            match self.post(&s, &bundle).await {
+            let sent = match s.channel.as_str() {
+                "websocket" => self.sockets.deliver(&s.id, &bundle).await,
+                _ => self.post(&s, &bundle).await,
+            };
+            match sent {
                 Ok(()) => {
                     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
                     if let Err(e) = self.store.events_delivered(&s.id, &seqs, now_micros()).await {
@@ -145,6 +152,10 @@ impl Delivery {
                     if s.status == "error" {
                         super::status::set(&self.store, &s.id, "active").await;
                     }
+                }
+                // No socket here (any more): the events wait for one, no failure counted.
+                Err(why) if s.channel == "websocket" => {
+                    return tracing::debug!(subscription = %s.id, reason = why, "websocket events wait")
                 }
                 Err(why) => return self.failed(&s, &why).await,
             }

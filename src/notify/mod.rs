@@ -7,7 +7,10 @@
 //! in SQL against its index rows and with each owner's visibility (`events`);
 //! one dispatcher numbers them per subscription after commit and delivers them
 //! (`dispatch`); `$status` and `$events` read them again (`crate::api`).
+//! Websocket subscriptions are bound by a token (`binding`) and delivered to the
+//! sockets bound in this process (`websocket`).
 
+mod binding;
 mod dispatch;
 mod events;
 mod heartbeat;
@@ -16,12 +19,15 @@ mod query;
 mod registration;
 mod status;
 pub mod topics;
+mod websocket;
 
 use std::sync::Arc;
 
+pub use binding::{bind, binding_token, WS_PATH};
 pub use dispatch::run_forever;
 pub use heartbeat::run_forever as heartbeats_forever;
 pub use query::{events, status};
+pub use websocket::{Binding, Frame, Sockets, WRITE_WAIT};
 
 use crate::store::Hooks;
 
@@ -38,11 +44,16 @@ pub struct NotifyConfig {
     /// closed network): by default an endpoint is `https://` on a public address.
     #[arg(long, env = "CUPOLA_SUBSCRIPTION_ALLOW_INSECURE")]
     pub subscription_allow_insecure: bool,
+
+    /// Seconds a websocket binding token (`$get-ws-binding-token`) may wait to be
+    /// presented; it binds one socket once.
+    #[arg(long, env = "CUPOLA_SUBSCRIPTION_WS_TOKEN_SECS", default_value_t = 300)]
+    pub subscription_ws_token_secs: u64,
 }
 
 impl Default for NotifyConfig {
     fn default() -> Self {
-        NotifyConfig { notify_retry_base_ms: 1000, subscription_allow_insecure: false }
+        NotifyConfig { notify_retry_base_ms: 1000, subscription_allow_insecure: false, subscription_ws_token_secs: 300 }
     }
 }
 

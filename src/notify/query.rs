@@ -10,7 +10,7 @@ use crate::store::{Store, SubscriptionState};
 use crate::{Error, Result};
 
 /// Subscription `id` if `access` may read it.
-async fn visible(store: &Store, access: &Access, id: &str) -> Result<SubscriptionState> {
+pub(super) async fn visible(store: &Store, access: &Access, id: &str) -> Result<SubscriptionState> {
     let not_found = || Error::NotFound(format!("Subscription/{id} does not exist"));
     match store.read(access, "Subscription", id).await? {
         Some(s) if !s.deleted => store.subscription_state(id).await?.ok_or_else(not_found),

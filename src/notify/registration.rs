@@ -75,12 +75,7 @@ impl Subscriptions {
         }
         let channel = s.get("channel").cloned().unwrap_or(Value::Null);
         let kind = channel.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
-        if kind != "rest-hook" {
-            return Err(bad("channel.type", format!("channel {kind:?}: cupola delivers on rest-hook")));
-        }
-        let endpoint = channel.get("endpoint").and_then(Value::as_str).map(str::to_string);
-        super::dispatch::check_endpoint(endpoint.as_deref(), self.allow_insecure)
-            .map_err(|e| bad("channel.endpoint", e))?;
+        let endpoint = self.endpoint(&kind, &channel)?;
         let headers = headers(&channel)?;
         let status = match s.get("status").and_then(Value::as_str) {
             Some("off") => "off",
@@ -101,6 +96,21 @@ impl Subscriptions {
             heartbeat_secs: heartbeat(&channel),
             filters,
         })
+    }
+
+    /// The endpoint cupola calls: a rest-hook's, checked; none for a websocket
+    /// (the client connects, with a binding token: see `binding`).
+    fn endpoint(&self, kind: &str, channel: &Value) -> Result<Option<String>> {
+        match kind {
+            "rest-hook" => {
+                let endpoint = channel.get("endpoint").and_then(Value::as_str).map(str::to_string);
+                super::dispatch::check_endpoint(endpoint.as_deref(), self.allow_insecure)
+                    .map_err(|e| bad("channel.endpoint", e))?;
+                Ok(endpoint)
+            }
+            "websocket" => Ok(None),
+            other => Err(bad("channel.type", format!("channel {other:?}: cupola delivers on rest-hook and websocket"))),
+        }
     }
 }
 

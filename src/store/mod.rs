@@ -14,6 +14,7 @@ mod hooks;
 mod lease;
 mod lookups;
 pub(crate) use lookups::{reference_lookup, token_lookup};
+mod binding_tokens;
 mod notifications;
 mod outbox;
 mod outbox_view;

@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::subscriptions::Owner;
-use super::{Dialect, Store, Tx};
+use super::{into_arguments, Bind, Dialect, Store, Tx};
 use crate::Result;
 
 /// One event, as delivered or read again.
@@ -141,16 +141,22 @@ impl Store {
     }
 
     /// The subscriptions with numbered events not yet delivered whose next try is
-    /// due at `now_us` (an `error` one is probed once its pause is over).
-    pub async fn subscriptions_due(&self, now_us: i64, limit: i64) -> Result<Vec<SubscriptionState>> {
+    /// due at `now_us` (an `error` one is probed once its pause is over). A
+    /// websocket subscription is due only where one of its sockets is bound (one of
+    /// `bound`): elsewhere its events wait, and must not crowd the others out.
+    pub async fn subscriptions_due(&self, now_us: i64, bound: &[String], limit: i64) -> Result<Vec<SubscriptionState>> {
+        let mut binds = vec![Bind::Int(now_us)];
+        let listed = super::subscriptions::bind_list(&mut binds, bound);
+        let here = if bound.is_empty() { String::new() } else { format!(" OR s.id IN ({listed})") };
         let sql = format!(
             "SELECT {STATE_COLUMNS} FROM subscriptions s WHERE s.status IN ('active', 'error') \
+             AND (s.channel <> 'websocket'{here}) \
              AND (s.next_try_us IS NULL OR s.next_try_us <= $1) AND EXISTS (SELECT 1 FROM subscription_events e \
              WHERE e.subscription = s.id AND e.number IS NOT NULL AND e.delivered_us IS NULL) LIMIT {}",
             limit.max(1)
         );
         let mut c = self.conn().await?;
-        let r = sqlx::query(&sql).bind(now_us).fetch_all(&mut *c).await;
+        let r = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
         c.done(r)?.iter().map(state_of).collect()
     }
 

@@ -285,6 +285,13 @@ CREATE TABLE IF NOT EXISTS subscription_events (
 CREATE INDEX IF NOT EXISTS subscription_events_new ON subscription_events (seq) WHERE number IS NULL;
 CREATE INDEX IF NOT EXISTS subscription_events_of ON subscription_events (subscription, number)
 ";
+/// 23: the websocket binding tokens (see `binding_tokens`): a token's SHA-256 (the
+/// token itself is never stored), the subscription it binds, when it expires.
+/// A table, not memory: any gateway process may be the one the socket reaches.
+const BINDING_TOKENS: &str = "CREATE TABLE IF NOT EXISTS subscription_tokens (token_hash TEXT PRIMARY KEY, \
+     subscription TEXT NOT NULL, expires_us BIGINT NOT NULL);\n\
+     CREATE INDEX IF NOT EXISTS subscription_tokens_expiry ON subscription_tokens (expires_us)";
+
 /// 21: the waiting lists (see `store::waitlist`): one row per Appointment in line;
 /// `offered` is the slot offered to it, while the offer is out.
 const WAITLIST: &str = "CREATE TABLE IF NOT EXISTS waitlist (appointment TEXT PRIMARY KEY, patient TEXT NOT NULL, \
@@ -338,6 +345,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (20, RESENDS.into()),
         (21, WAITLIST.into()),
         (22, SUBSCRIPTIONS.replace("{pk}", pk)),
+        (23, BINDING_TOKENS.into()),
     ]
 }
 

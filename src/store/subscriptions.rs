@@ -86,6 +86,16 @@ pub(super) fn owner_of(r: &sqlx::any::AnyRow) -> Result<Owner> {
     })
 }
 
+/// `values` bound after `binds`: their placeholders, `$3, $4…`, for an `IN (…)`.
+pub(super) fn bind_list(binds: &mut Vec<Bind>, values: &[String]) -> String {
+    let mut list = Vec::with_capacity(values.len());
+    for v in values {
+        binds.push(Bind::Text(v.clone()));
+        list.push(format!("${}", binds.len()));
+    }
+    list.join(", ")
+}
+
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// `q` with `r`'s columns bound as `$1`…`$15` (see `register_subscription`).
@@ -191,19 +201,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut binds = vec![Bind::Text(res_type.into()), Bind::Int(pk)];
-        let list: Vec<String> = topics
-            .iter()
-            .map(|t| {
-                binds.push(Bind::Text(t.clone()));
-                format!("${}", binds.len())
-            })
-            .collect();
+        let list = bind_list(&mut binds, topics);
         let sql = format!(
             "SELECT s.id, s.owner_sub, s.owner_role, s.owner_org, s.owner_patient, s.owner_channel, s.owner_scopes \
              FROM subscriptions s WHERE s.res_type = $1 AND s.status IN ('active', 'error') AND s.topic IN ({}) \
              AND NOT EXISTS (SELECT 1 FROM subscription_filters f WHERE f.subscription = s.id AND NOT EXISTS \
              (SELECT 1 FROM subscription_filters g WHERE g.subscription = s.id AND g.name = f.name AND {FILTER_HOLDS}))",
-            list.join(", ")
+            list
         );
         let rows = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
         rows.iter().map(|r| Ok(Candidate { id: r.try_get("id")?, owner: owner_of(r)? })).collect()

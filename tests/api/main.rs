@@ -35,6 +35,7 @@ mod slots;
 mod smart;
 mod subscriptions;
 mod subscriptions_restart;
+mod subscriptions_ws;
 mod transaction;
 mod trust;
 mod unroutable;

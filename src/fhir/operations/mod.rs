@@ -23,6 +23,8 @@ pub enum Kind {
     Token,
     Code,
     Uri,
+    /// A URL (`url`: a location to call, not an identifier).
+    Url,
     Date,
     DateTime,
     Integer,
@@ -48,6 +50,7 @@ impl Kind {
             Kind::String | Kind::Token => "string",
             Kind::Code => "code",
             Kind::Uri => "uri",
+            Kind::Url => "url",
             Kind::Date => "date",
             Kind::DateTime => "dateTime",
             Kind::Integer => "integer",
@@ -76,7 +79,7 @@ impl Kind {
             Kind::Reference => "a reference (valueReference, or Type/id as text)",
             Kind::Coding => "a Coding (valueCoding, or system|code as text)",
             Kind::Resource(_) => "a resource (in `resource`)",
-            Kind::Uri => "a URI (valueUri, valueCanonical, valueUrl or text)",
+            Kind::Uri | Kind::Url => "a URI (valueUri, valueCanonical, valueUrl or text)",
             _ => "a string (valueString)",
         }
     }
@@ -225,6 +228,7 @@ pub const ALL: &[&Operation] = &[
     &PROCESS_MESSAGE,
     &SUBSCRIPTION_STATUS,
     &SUBSCRIPTION_EVENTS,
+    &SUBSCRIPTION_WS_BINDING_TOKEN,
 ];
 
 /// The operation whose OperationDefinition has this id.

@@ -31,3 +31,23 @@ pub const SUBSCRIPTION_EVENTS: Operation = Operation {
         ],
     )
 };
+
+pub const SUBSCRIPTION_WS_BINDING_TOKEN: Operation = Operation {
+    type_level: false,
+    instance: true,
+    base: Some(
+        "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-get-ws-binding-token",
+    ),
+    ..super::declare(
+        Some("Subscription"),
+        "get-ws-binding-token",
+        "A token that binds one websocket to this websocket subscription, once, within five minutes (the socket \
+         sends `bind-with-token <token>` to websocket-url).",
+        &[
+            always("token", K::String, "The binding token: single use, for this subscription only."),
+            always("expiration", K::DateTime, "When the token lapses unused."),
+            always("subscription", K::String, "The subscription the token binds."),
+            always("websocket-url", K::Url, "Where to open the websocket (ws:// or wss://, as the FHIR base)."),
+        ],
+    )
+};
