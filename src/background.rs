@@ -29,7 +29,12 @@ pub fn start(state: &AppState) -> Background {
         tasks.push(tokio::spawn(crate::messaging::relay::run_forever(store.clone(), url, topology, wake, metrics)));
     }
     let (notify, sockets) = (config.notify.clone(), state.sockets.clone());
-    tasks.push(tokio::spawn(crate::notify::run_forever(store.clone(), notify.clone(), state.base.to_string(), sockets)));
+    tasks.push(tokio::spawn(crate::notify::run_forever(
+        store.clone(),
+        notify.clone(),
+        state.base.to_string(),
+        sockets,
+    )));
     tasks.push(tokio::spawn(crate::notify::heartbeats_forever(store.clone(), notify, state.base.to_string())));
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));

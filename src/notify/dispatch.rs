@@ -145,8 +145,9 @@ impl Delivery {
             };
             match sent {
                 Ok(()) => {
-                    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-                    if let Err(e) = self.store.events_delivered(&s.id, &seqs, now_micros()).await {
+                    let numbers = (rows[0].number, rows[rows.len() - 1].number);
+                    let reset = s.status != "active" || s.failures > 0;
+                    if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), reset).await {
                         return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
                     }
                     if s.status == "error" {

@@ -187,21 +187,27 @@ impl Store {
         c.done(r)?.iter().map(event_of).collect()
     }
 
-    /// The events `seqs` of subscription `id` reached their endpoint: the
-    /// subscription is `active`, its failures forgotten.
-    pub async fn events_delivered(&self, id: &str, seqs: &[i64], now_us: i64) -> Result<()> {
+    /// The undelivered events of subscription `id` numbered `first..=last` (a batch
+    /// read by [`Store::undelivered_events`]) reached their endpoint; with `reset`,
+    /// the subscription is `active` again, its failures forgotten.
+    pub async fn events_delivered(&self, id: &str, (first, last): (i64, i64), now_us: i64, reset: bool) -> Result<()> {
         let mut tx = self.begin().await?;
-        for seq in seqs {
-            sqlx::query("UPDATE subscription_events SET delivered_us = $1 WHERE seq = $2")
-                .bind(now_us)
-                .bind(seq)
+        sqlx::query(
+            "UPDATE subscription_events SET delivered_us = $1 WHERE subscription = $2 AND number >= $3 \
+             AND number <= $4 AND delivered_us IS NULL",
+        )
+        .bind(now_us)
+        .bind(id)
+        .bind(first)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+        if reset {
+            sqlx::query("UPDATE subscriptions SET status = 'active', failures = 0, next_try_us = NULL WHERE id = $1")
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("UPDATE subscriptions SET status = 'active', failures = 0, next_try_us = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }

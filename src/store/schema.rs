@@ -256,11 +256,12 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     payload TEXT NOT NULL,
     headers TEXT NOT NULL,
     heartbeat_s BIGINT,
+    filters BIGINT NOT NULL DEFAULT 0,   -- how many filter rows: none, it matches every change
     events BIGINT NOT NULL,
     failures BIGINT NOT NULL,
     next_try_us BIGINT
 );
-CREATE INDEX IF NOT EXISTS subscriptions_type ON subscriptions (res_type, topic);
+CREATE INDEX IF NOT EXISTS subscriptions_type ON subscriptions (res_type, filters, topic);
 CREATE INDEX IF NOT EXISTS subscriptions_owner ON subscriptions (owner_sub);
 CREATE TABLE IF NOT EXISTS subscription_filters (
     subscription TEXT NOT NULL,
@@ -272,6 +273,7 @@ CREATE TABLE IF NOT EXISTS subscription_filters (
     target_type TEXT
 );
 CREATE INDEX IF NOT EXISTS subscription_filters_of ON subscription_filters (subscription, name);
+CREATE INDEX IF NOT EXISTS subscription_filters_value ON subscription_filters (param, code);
 CREATE TABLE IF NOT EXISTS subscription_events (
     seq {pk},
     subscription TEXT NOT NULL,

@@ -98,7 +98,7 @@ pub(super) fn bind_list(binds: &mut Vec<Bind>, values: &[String]) -> String {
 
 type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
-/// `q` with `r`'s columns bound as `$1`…`$15` (see `register_subscription`).
+/// `q` with `r`'s columns bound as `$1`…`$16` (see `register_subscription`).
 fn bind_registration<'q>(q: Query<'q>, r: &'q Registration, headers: &'q str) -> Query<'q> {
     q.bind(&r.id)
         .bind(&r.owner.sub)
@@ -115,6 +115,7 @@ fn bind_registration<'q>(q: Query<'q>, r: &'q Registration, headers: &'q str) ->
         .bind(&r.payload)
         .bind(headers)
         .bind(r.heartbeat_secs)
+        .bind(i64::try_from(r.filters.len()).unwrap_or(i64::MAX))
 }
 
 /// A filter row's columns: kind, system, code, target type.
@@ -127,6 +128,18 @@ fn filter_columns(v: &FilterValue) -> (&'static str, Option<&str>, &str, Option<
         FilterValue::OpenTo(class) => ("open-to", None, class, None),
     }
 }
+
+/// The subscriptions with a filter row the resource bound as `$2` holds, found
+/// from its index rows (as `hit(subscription)`).
+const HITS: &str = "SELECT f.subscription FROM idx_token x JOIN subscription_filters f ON f.param = x.param \
+     AND f.code = x.code AND f.kind = 'token' WHERE x.res_pk = $2 \
+     UNION SELECT f.subscription FROM idx_reference x JOIN subscription_filters f ON f.param = x.param \
+     AND f.code = x.target_id AND f.kind = 'reference' WHERE x.res_pk = $2 \
+     UNION SELECT f.subscription FROM idx_string x JOIN subscription_filters f ON f.param = x.param \
+     AND f.code = x.value_exact AND f.kind = 'string' WHERE x.res_pk = $2 \
+     UNION SELECT f.subscription FROM resources x JOIN subscription_filters f ON f.param = '_id' \
+     AND f.code = x.res_id AND f.kind = 'id' WHERE x.pk = $2 \
+     UNION SELECT f.subscription FROM subscription_filters f WHERE f.kind = 'open-to'";
 
 /// Whether one filter row `g` holds for the resource bound as `$2`.
 const FILTER_HOLDS: &str = "((g.kind = 'token' AND EXISTS (SELECT 1 FROM idx_token x WHERE x.res_pk = $2 \
@@ -148,14 +161,14 @@ impl Store {
         let changed = sqlx::query(
             "UPDATE subscriptions SET owner_sub = $2, owner_role = $3, owner_org = $4, owner_patient = $5, \
              owner_channel = $6, owner_scopes = $7, topic = $8, res_type = $9, status = $10, channel = $11, \
-             endpoint = $12, payload = $13, headers = $14, heartbeat_s = $15, \
+             endpoint = $12, payload = $13, headers = $14, heartbeat_s = $15, filters = $16, \
              failures = CASE WHEN $10 = 'error' THEN failures ELSE 0 END, \
              next_try_us = CASE WHEN $10 = 'error' THEN next_try_us ELSE NULL END WHERE id = $1",
         );
         let insert = sqlx::query(
             "INSERT INTO subscriptions (id, owner_sub, owner_role, owner_org, owner_patient, owner_channel, \
-             owner_scopes, topic, res_type, status, channel, endpoint, payload, headers, heartbeat_s, events, failures) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, 0)",
+             owner_scopes, topic, res_type, status, channel, endpoint, payload, headers, heartbeat_s, filters, events, \
+             failures) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0, 0)",
         );
         let n = bind_registration(changed, r, &headers).execute(&mut **tx).await?.rows_affected();
         if n == 0 {
@@ -202,9 +215,14 @@ impl Store {
         }
         let mut binds = vec![Bind::Text(res_type.into()), Bind::Int(pk)];
         let list = bind_list(&mut binds, topics);
+        // The subscriptions one of whose filter rows the change's own index rows
+        // hold (found from those few rows, whatever the number of subscriptions),
+        // and those without filters; then every filter of each checked.
         let sql = format!(
-            "SELECT s.id, s.owner_sub, s.owner_role, s.owner_org, s.owner_patient, s.owner_channel, s.owner_scopes \
-             FROM subscriptions s WHERE s.res_type = $1 AND s.status IN ('active', 'error') AND s.topic IN ({}) \
+            "WITH hit AS ({HITS} UNION SELECT u.id FROM subscriptions u WHERE u.res_type = $1 AND u.filters = 0) \
+             SELECT s.id, s.owner_sub, s.owner_role, s.owner_org, s.owner_patient, s.owner_channel, s.owner_scopes \
+             FROM subscriptions s JOIN hit ON hit.subscription = s.id WHERE s.res_type = $1 \
+             AND s.status IN ('active', 'error') AND s.topic IN ({}) \
              AND NOT EXISTS (SELECT 1 FROM subscription_filters f WHERE f.subscription = s.id AND NOT EXISTS \
              (SELECT 1 FROM subscription_filters g WHERE g.subscription = s.id AND g.name = f.name AND {FILTER_HOLDS}))",
             list
