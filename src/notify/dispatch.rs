@@ -21,7 +21,7 @@ use crate::access::Access;
 use crate::store::{now_micros, EventRow, Store, SubscriptionState};
 
 /// Events sent in one notification at most.
-const BATCH: i64 = 50;
+const BATCH: usize = 50;
 /// How long the dispatcher waits, once woken, for the events of other commits.
 const GATHER: Duration = Duration::from_millis(20);
 /// How long an endpoint may take to answer.
@@ -60,9 +60,9 @@ pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String, 
         if let Err(e) = store.number_events(1000).await {
             tracing::warn!(error = %e, "numbering subscription events failed; trying again shortly");
         }
-        match store.subscriptions_due(now_micros(), &sockets.ids(), 100).await {
+        match store.due_events(now_micros(), &sockets.ids(), BATCH).await {
             Ok(due) => {
-                for s in due {
+                for (s, rows) in due {
                     if !busy.lock().map(|mut b| b.insert(s.id.clone())).unwrap_or(false) {
                         continue; // already on its way
                     }
@@ -71,14 +71,14 @@ pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String, 
                     let (busy, base) = (busy.clone(), fhir_base.clone());
                     tokio::spawn(async move {
                         let id = s.id.clone();
-                        job.deliver(s, &base).await;
+                        job.deliver(s, rows, &base).await;
                         if let Ok(mut b) = busy.lock() {
                             b.remove(&id);
                         }
                     });
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "reading the subscriptions due failed; trying again shortly"),
+            Err(e) => tracing::warn!(error = %e, "reading the events due failed; trying again shortly"),
         }
         // Woken by a commit that wrote events; retries and probes are looked at twice a second.
         if tokio::time::timeout(Duration::from_millis(500), wake.notified()).await.is_ok() {
@@ -135,41 +135,32 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// Sends `s`'s undelivered events, oldest first, until none is left or one fails.
-    async fn deliver(&self, s: SubscriptionState, base: &str) {
-        loop {
-            let rows = match self.store.undelivered_events(&s.id, BATCH).await {
-                Ok(rows) if !rows.is_empty() => rows,
-                Ok(_) => return,
-                Err(e) => return tracing::warn!(subscription = %s.id, error = %e, "reading events failed"),
-            };
-            let outgoing = self.outgoing(&s, &rows).await;
-            let bundle = events_bundle(base, &s, "event-notification", &outgoing);
-            let sent = match s.channel.as_str() {
-                "websocket" => self.sockets.deliver(&s.id, &bundle).await,
-                _ => self.post(&s, &bundle).await,
-            };
-            match sent {
-                Ok(()) => {
-                    let numbers = (rows[0].number, rows[rows.len() - 1].number);
-                    let reset = s.status != "active" || s.failures > 0;
-                    if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), reset).await {
-                        return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
-                    }
-                    if s.status == "error" {
-                        super::status::set(&self.store, &s.id, "active").await;
-                    }
-                    // A short batch was all there was (more come with the next wake).
-                    if rows.len() < BATCH as usize {
-                        return;
-                    }
+    /// Sends `rows`, `s`'s oldest undelivered events, in one notification; the rest
+    /// go in the next rounds.
+    async fn deliver(&self, s: SubscriptionState, rows: Vec<EventRow>, base: &str) {
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return };
+        let numbers = (first.number, last.number);
+        let outgoing = self.outgoing(&s, &rows).await;
+        let bundle = events_bundle(base, &s, "event-notification", &outgoing);
+        let sent = match s.channel.as_str() {
+            "websocket" => self.sockets.deliver(&s.id, &bundle).await,
+            _ => self.post(&s, &bundle).await,
+        };
+        match sent {
+            Ok(()) => {
+                let reset = s.status != "active" || s.failures > 0;
+                if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), reset).await {
+                    return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
                 }
-                // No socket here (any more): the events wait for one, no failure counted.
-                Err(why) if s.channel == "websocket" => {
-                    return tracing::debug!(subscription = %s.id, reason = why, "websocket events wait")
+                if s.status == "error" {
+                    super::status::set(&self.store, &s.id, "active").await;
                 }
-                Err(why) => return self.failed(&s, &why).await,
             }
+            // No socket here (any more): the events wait for one, no failure counted.
+            Err(why) if s.channel == "websocket" => {
+                tracing::debug!(subscription = %s.id, reason = why, "websocket events wait")
+            }
+            Err(why) => self.failed(&s, &why).await,
         }
     }
 

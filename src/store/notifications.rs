@@ -140,36 +140,42 @@ impl Store {
         c.done(r)?.as_ref().map(state_of).transpose()
     }
 
-    /// The subscriptions with numbered events not yet delivered whose next try is
-    /// due at `now_us` (an `error` one is probed once its pause is over). A
-    /// websocket subscription is due only where one of its sockets is bound (one of
-    /// `bound`): elsewhere its events wait, and must not crowd the others out.
-    pub async fn subscriptions_due(&self, now_us: i64, bound: &[String], limit: i64) -> Result<Vec<SubscriptionState>> {
+    /// The numbered events not yet delivered of the subscriptions whose next try is
+    /// due at `now_us` (an `error` one once its pause is over; a websocket one only
+    /// while a socket of `bound` is here), each subscription with at most `per`
+    /// events, oldest first: one query per dispatcher round.
+    pub async fn due_events(
+        &self,
+        now_us: i64,
+        bound: &[String],
+        per: usize,
+    ) -> Result<Vec<(SubscriptionState, Vec<EventRow>)>> {
         let mut binds = vec![Bind::Int(now_us)];
         let listed = super::subscriptions::bind_list(&mut binds, bound);
         let here = if bound.is_empty() { String::new() } else { format!(" OR s.id IN ({listed})") };
+        let columns: Vec<String> = STATE_COLUMNS.split(", ").map(|c| format!("s.{}", c.trim())).collect();
         let sql = format!(
-            "SELECT {STATE_COLUMNS} FROM subscriptions s WHERE s.status IN ('active', 'error') \
-             AND (s.channel <> 'websocket'{here}) \
-             AND (s.next_try_us IS NULL OR s.next_try_us <= $1) AND EXISTS (SELECT 1 FROM subscription_events e \
-             WHERE e.subscription = s.id AND e.number IS NOT NULL AND e.delivered_us IS NULL) LIMIT {}",
-            limit.max(1)
+            "SELECT {}, e.seq, e.number, e.focus, e.version, e.at_us, e.attempts FROM subscription_events e \
+             JOIN subscriptions s ON s.id = e.subscription WHERE e.number IS NOT NULL AND e.delivered_us IS NULL \
+             AND s.status IN ('active', 'error') AND (s.channel <> 'websocket'{here}) \
+             AND (s.next_try_us IS NULL OR s.next_try_us <= $1) ORDER BY s.id, e.number LIMIT 5000",
+            columns.join(", ")
         );
         let mut c = self.conn().await?;
         let r = sqlx::query_with(&sql, into_arguments(binds)).fetch_all(&mut *c).await;
-        c.done(r)?.iter().map(state_of).collect()
-    }
-
-    /// Subscription `id`'s numbered events not yet delivered, oldest first.
-    pub async fn undelivered_events(&self, id: &str, limit: i64) -> Result<Vec<EventRow>> {
-        let sql = format!(
-            "SELECT seq, number, focus, version, at_us, attempts FROM subscription_events WHERE subscription = $1 \
-             AND number IS NOT NULL AND delivered_us IS NULL ORDER BY number LIMIT {}",
-            limit.max(1)
-        );
-        let mut c = self.conn().await?;
-        let r = sqlx::query(&sql).bind(id).fetch_all(&mut *c).await;
-        c.done(r)?.iter().map(event_of).collect()
+        let mut out: Vec<(SubscriptionState, Vec<EventRow>)> = Vec::new();
+        for row in &c.done(r)? {
+            let id: String = row.try_get("id")?;
+            match out.last_mut() {
+                Some((s, events)) if s.id == id => {
+                    if events.len() < per {
+                        events.push(event_of(row)?);
+                    }
+                }
+                _ => out.push((state_of(row)?, vec![event_of(row)?])),
+            }
+        }
+        Ok(out)
     }
 
     /// Subscription `id`'s events numbered `from..=to`, in order.
@@ -188,7 +194,7 @@ impl Store {
     }
 
     /// The undelivered events of subscription `id` numbered `first..=last` (a batch
-    /// read by [`Store::undelivered_events`]) reached their endpoint; with `reset`,
+    /// read by [`Store::due_events`]) reached their endpoint; with `reset`,
     /// the subscription is `active` again, its failures forgotten.
     pub async fn events_delivered(&self, id: &str, (first, last): (i64, i64), now_us: i64, reset: bool) -> Result<()> {
         let mark = sqlx::query(

@@ -285,7 +285,9 @@ CREATE TABLE IF NOT EXISTS subscription_events (
     attempts BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS subscription_events_new ON subscription_events (seq) WHERE number IS NULL;
-CREATE INDEX IF NOT EXISTS subscription_events_of ON subscription_events (subscription, number)
+CREATE INDEX IF NOT EXISTS subscription_events_of ON subscription_events (subscription, number);
+CREATE INDEX IF NOT EXISTS subscription_events_due ON subscription_events (subscription, number) \
+    WHERE delivered_us IS NULL
 ";
 /// 23: the websocket binding tokens (see `binding_tokens`): a token's SHA-256 (the
 /// token itself is never stored), the subscription it binds, when it expires.
