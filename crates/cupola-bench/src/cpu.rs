@@ -79,6 +79,17 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) / clock_tick()?)
 }
 
+/// CPU seconds (user + system) the calling thread has used (Linux).
+pub fn thread_seconds() -> Option<f64> {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::gettid() };
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let n: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| n.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / clock_tick()?)
+}
+
 fn clock_tick() -> Option<f64> {
     // SAFETY: sysconf takes no pointers.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 use super::booking::{agendas, BookingArgs};
-use super::cpu::process_seconds;
+use super::cpu::{process_seconds, thread_seconds};
 use super::server::{BenchDb, Gateway};
 
 const BASE: &str = "http://example.org/cupola";
@@ -62,7 +62,50 @@ pub async fn run(args: SubscriptionArgs) -> anyhow::Result<()> {
         }
     }
     summary(&runs);
+    let floor = bare_sender(2 * args.rate, 2 * args.rate * args.seconds).await?;
+    println!(
+        "floor: a bare HTTP sender (one reqwest client, its own thread) posting an id-only notification: \
+         {floor:.3} ms of CPU per notification, {:.2} ms per booking of two",
+        2.0 * floor
+    );
     Ok(())
+}
+
+/// The CPU (ms) one POST of a notification costs its sender: `n` posts at `rate`
+/// a second to a receiver of this process, from a thread of their own (whose CPU
+/// is read, the receiver's not counted) — the least a gateway pays per event.
+async fn bare_sender(rate: u64, n: u64) -> anyhow::Result<f64> {
+    let (hook, received) = receiver().await?;
+    let at = cupola::fhir::meta::instant(chrono::Utc::now().timestamp_micros());
+    let bundle = json!({"resourceType": "Bundle", "type": "history", "timestamp": at, "entry": [
+        {"fullUrl": "urn:uuid:0", "resource": {"resourceType": "Parameters", "parameter": [
+            {"name": "subscription", "valueReference": {"reference": format!("{BASE}/Subscription/x")}},
+            {"name": "topic", "valueCanonical": format!("{BASE}/SubscriptionTopic/appointment-changed")},
+            {"name": "status", "valueCode": "active"}, {"name": "type", "valueCode": "event-notification"},
+            {"name": "events-since-subscription-start", "valueString": "1"},
+            {"name": "notification-event", "part": [{"name": "event-number", "valueString": "1"},
+                {"name": "timestamp", "valueInstant": at},
+                {"name": "focus", "valueReference": {"reference": format!("{BASE}/Appointment/x")}}]}]},
+         "request": {"method": "GET", "url": "Subscription/x/$status"}, "response": {"status": "200"}},
+        {"fullUrl": format!("{BASE}/Appointment/x"), "request": {"method": "PUT", "url": "Appointment/x"},
+         "response": {"status": "200"}}]});
+    let sent = tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let client = reqwest::Client::new();
+            let before = thread_seconds().unwrap_or(0.0);
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+            for _ in 0..n {
+                tick.tick().await;
+                let r = client.post(&hook).header("content-type", "application/fhir+json").body(bundle.to_string());
+                r.send().await?;
+            }
+            Ok(1000.0 * (thread_seconds().unwrap_or(0.0) - before) / n.max(1) as f64)
+        })
+    })
+    .await??;
+    drop(received);
+    Ok(sent)
 }
 
 /// What the receiver got: each event's change time (µs) and arrival time (µs).
