@@ -54,37 +54,72 @@ fn public(ip: IpAddr) -> bool {
 /// Numbers and delivers events until the task is stopped.
 pub async fn run_forever(store: Store, config: NotifyConfig, fhir_base: String, sockets: Sockets) {
     let client = reqwest::Client::builder().timeout(TIMEOUT).build().unwrap_or_default();
-    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let wake = store.notify_wake();
+    let d = Dispatcher { store, config, fhir_base, sockets, client, busy: Arc::default(), marks: Arc::default() };
     loop {
-        if let Err(e) = store.number_events(1000).await {
-            tracing::warn!(error = %e, "numbering subscription events failed; trying again shortly");
-        }
-        match store.due_events(now_micros(), &sockets.ids(), BATCH).await {
-            Ok(due) => {
-                for (s, rows) in due {
-                    if !busy.lock().map(|mut b| b.insert(s.id.clone())).unwrap_or(false) {
-                        continue; // already on its way
-                    }
-                    let (store, sockets) = (store.clone(), sockets.clone());
-                    let job = Delivery { store, client: client.clone(), config: config.clone(), sockets };
-                    let (busy, base) = (busy.clone(), fhir_base.clone());
-                    tokio::spawn(async move {
-                        let id = s.id.clone();
-                        job.deliver(s, rows, &base).await;
-                        if let Ok(mut b) = busy.lock() {
-                            b.remove(&id);
-                        }
-                    });
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reading the events due failed; trying again shortly"),
-        }
+        d.round().await;
         // Woken by a commit that wrote events; retries and probes are looked at twice a second.
         if tokio::time::timeout(Duration::from_millis(500), wake.notified()).await.is_ok() {
             // The commits of the next moment are numbered and sent together: one
             // round of queries for many events, at the price of a few milliseconds.
             tokio::time::sleep(GATHER).await;
+        }
+    }
+}
+
+/// The dispatcher's state across rounds.
+struct Dispatcher {
+    store: Store,
+    config: NotifyConfig,
+    fhir_base: String,
+    sockets: Sockets,
+    client: reqwest::Client,
+    /// Subscriptions whose delivery is on its way.
+    busy: Arc<Mutex<HashSet<String>>>,
+    /// Events delivered since the last round, marked together at the next.
+    marks: Arc<Mutex<Vec<i64>>>,
+}
+
+impl Dispatcher {
+    /// One round: the last round's deliveries marked, the new events numbered, and
+    /// each subscription with events due given a task.
+    async fn round(&self) {
+        let marked = self.marks.lock().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default();
+        if let Err(e) = self.store.mark_delivered(&marked, now_micros()).await {
+            // Unmarked, they go again: at least once.
+            tracing::warn!(error = %e, "marking delivered events failed; they will be sent again");
+        }
+        if let Err(e) = self.store.number_events(500).await {
+            tracing::warn!(error = %e, "numbering subscription events failed; trying again shortly");
+        }
+        let due = match self.store.due_events(now_micros(), &self.sockets.ids(), BATCH).await {
+            Ok(due) => due,
+            Err(e) => return tracing::warn!(error = %e, "reading the events due failed; trying again shortly"),
+        };
+        for (s, mut rows) in due {
+            // Delivered by a task that ended after this round's marks were taken.
+            if let Ok(pending) = self.marks.lock() {
+                rows.retain(|r| !pending.contains(&r.seq));
+            }
+            if rows.is_empty() || !self.busy.lock().map(|mut b| b.insert(s.id.clone())).unwrap_or(false) {
+                continue; // nothing left, or already on its way
+            }
+            let job = Delivery {
+                store: self.store.clone(),
+                client: self.client.clone(),
+                config: self.config.clone(),
+                sockets: self.sockets.clone(),
+                marks: self.marks.clone(),
+            };
+            let (busy, base) = (self.busy.clone(), self.fhir_base.clone());
+            tokio::spawn(async move {
+                let id = s.id.clone();
+                job.deliver(s, rows, &base).await;
+                // After its marks are noted, so that no round sends it again.
+                if let Ok(mut b) = busy.lock() {
+                    b.remove(&id);
+                }
+            });
         }
     }
 }
@@ -132,6 +167,7 @@ struct Delivery {
     client: reqwest::Client,
     config: NotifyConfig,
     sockets: Sockets,
+    marks: Arc<Mutex<Vec<i64>>>,
 }
 
 impl Delivery {
@@ -147,9 +183,13 @@ impl Delivery {
             _ => self.post(&s, &bundle).await,
         };
         match sent {
+            Ok(()) if s.status == "active" && s.failures == 0 => {
+                if let Ok(mut m) = self.marks.lock() {
+                    m.extend(rows.iter().map(|r| r.seq));
+                }
+            }
             Ok(()) => {
-                let reset = s.status != "active" || s.failures > 0;
-                if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), reset).await {
+                if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), true).await {
                     return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
                 }
                 if s.status == "error" {

@@ -61,6 +61,30 @@ fn state_of(r: &sqlx::any::AnyRow) -> Result<SubscriptionState> {
     })
 }
 
+/// Adds each subscription's new events to its count, in one statement; the new
+/// totals (a subscription deleted meanwhile is missing).
+async fn count_events(
+    tx: &mut Tx,
+    by_sub: &std::collections::BTreeMap<String, Vec<i64>>,
+) -> Result<std::collections::HashMap<String, i64>> {
+    let mut binds = Vec::new();
+    let mut cases = Vec::new();
+    let mut ids = Vec::new();
+    for (sub, seqs) in by_sub {
+        binds.push(Bind::Text(sub.clone()));
+        binds.push(Bind::Int(i64::try_from(seqs.len()).unwrap_or(i64::MAX)));
+        cases.push(format!("WHEN ${} THEN ${}", binds.len() - 1, binds.len()));
+        ids.push(format!("${}", binds.len() - 1));
+    }
+    let sql = format!(
+        "UPDATE subscriptions SET events = events + CASE id {} END WHERE id IN ({}) RETURNING id, events",
+        cases.join(" "),
+        ids.join(", ")
+    );
+    let rows: Vec<(String, i64)> = sqlx::query_as_with(&sql, into_arguments(binds)).fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().collect())
+}
+
 fn event_of(r: &sqlx::any::AnyRow) -> Result<EventRow> {
     Ok(EventRow {
         seq: r.try_get("seq")?,
@@ -103,33 +127,61 @@ impl Store {
         for (seq, sub) in &rows {
             by_sub.entry(sub.clone()).or_default().push(*seq);
         }
-        for (sub, seqs) in by_sub {
+        if by_sub.is_empty() {
+            return Ok(0);
+        }
+        let totals = count_events(&mut tx, &by_sub).await?;
+        // Each subscription's events numbered after those it had, in the order written.
+        let mut binds = Vec::new();
+        let mut cases = Vec::new();
+        let mut seqs_listed = Vec::new();
+        for (sub, seqs) in &by_sub {
+            let Some(total) = totals.get(sub) else { continue };
             let n = i64::try_from(seqs.len()).unwrap_or(i64::MAX);
-            let total: Option<i64> =
-                sqlx::query_scalar("UPDATE subscriptions SET events = events + $1 WHERE id = $2 RETURNING events")
-                    .bind(n)
-                    .bind(&sub)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(total) = total else {
-                // The subscription was deleted: its events go with it.
-                sqlx::query("DELETE FROM subscription_events WHERE subscription = $1 AND number IS NULL")
-                    .bind(&sub)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            };
             for (i, seq) in seqs.iter().enumerate() {
-                let number = total - n + 1 + i64::try_from(i).unwrap_or(0);
-                sqlx::query("UPDATE subscription_events SET number = $1 WHERE seq = $2")
-                    .bind(number)
-                    .bind(seq)
-                    .execute(&mut *tx)
-                    .await?;
+                binds.push(Bind::Int(*seq));
+                binds.push(Bind::Int(total - n + 1 + i64::try_from(i).unwrap_or(0)));
+                cases.push(format!("WHEN ${} THEN ${}", binds.len() - 1, binds.len()));
+                seqs_listed.push(format!("${}", binds.len() - 1));
             }
+        }
+        if !cases.is_empty() {
+            let sql = format!(
+                "UPDATE subscription_events SET number = CASE seq {} END WHERE seq IN ({})",
+                cases.join(" "),
+                seqs_listed.join(", ")
+            );
+            sqlx::query_with(&sql, into_arguments(binds)).execute(&mut *tx).await?;
+        }
+        // A subscription deleted meanwhile: its events go with it.
+        for sub in by_sub.keys().filter(|s| !totals.contains_key(*s)) {
+            sqlx::query("DELETE FROM subscription_events WHERE subscription = $1 AND number IS NULL")
+                .bind(sub)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(rows.len())
+    }
+
+    /// Events `seqs` reached their endpoints at `now_us` (a round's deliveries, marked
+    /// together).
+    pub async fn mark_delivered(&self, seqs: &[i64], now_us: i64) -> Result<()> {
+        for chunk in seqs.chunks(500) {
+            let mut binds = vec![Bind::Int(now_us)];
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|s| {
+                    binds.push(Bind::Int(*s));
+                    format!("${}", binds.len())
+                })
+                .collect();
+            let sql = format!("UPDATE subscription_events SET delivered_us = $1 WHERE seq IN ({})", list.join(", "));
+            let mut c = self.conn().await?;
+            let r = sqlx::query_with(&sql, into_arguments(binds)).execute(&mut *c).await;
+            c.done(r)?;
+        }
+        Ok(())
     }
 
     /// Subscription `id`, or `None`.
