@@ -15,6 +15,9 @@ use crate::Result;
 /// The hook on every topic's resource type.
 pub(super) struct Events {
     pub base: String,
+    /// Whether a topic of this type triggers on the bodies (a slot turning free);
+    /// the others need only the change's index rows.
+    pub bodies: bool,
 }
 
 impl WriteHook for Events {
@@ -28,6 +31,10 @@ impl WriteHook for Events {
 
     fn watches_changes(&self) -> bool {
         true
+    }
+
+    fn reads_bodies(&self) -> bool {
+        self.bodies
     }
 
     fn after<'a>(&'a self, store: &'a Store, tx: &'a mut Tx, change: Changed<'a>) -> AfterHooked<'a> {

@@ -67,12 +67,12 @@ pub const PROBE_SECS: i64 = 60;
 /// recorded, and each topic's resource type watched for events.
 pub fn hooks(config: &NotifyConfig, base: &str) -> Hooks {
     let subs = Arc::new(registration::Subscriptions { allow_insecure: config.subscription_allow_insecure });
-    let events = Arc::new(events::Events { base: base.to_string() });
     let mut hooks = Hooks::default().with("Subscription", subs);
     let mut watched: Vec<&'static str> = topics::TOPICS.iter().map(|t| t.res_type).collect();
     watched.dedup();
     for res_type in watched {
-        hooks = hooks.with(res_type, events.clone());
+        let bodies = topics::TOPICS.iter().any(|t| t.res_type == res_type && t.trigger != topics::Trigger::AnyChange);
+        hooks = hooks.with(res_type, Arc::new(events::Events { base: base.to_string(), bodies }));
     }
     hooks
 }

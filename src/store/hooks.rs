@@ -66,10 +66,16 @@ pub trait WriteHook: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
-    /// Whether this hook has an [`WriteHook::after`] (the store then reads the
-    /// replaced version's body for it).
+    /// Whether this hook has an [`WriteHook::after`].
     fn watches_changes(&self) -> bool {
         false
+    }
+
+    /// Whether its [`WriteHook::after`] reads the versions' bodies ([`Changed::old`]
+    /// and [`Changed::new`]): the replaced one is parsed for it when this process did
+    /// not write it, so a hook that needs only the change's index rows says no.
+    fn reads_bodies(&self) -> bool {
+        true
     }
 
     /// Whether creates need the hook (a rule only on change or delete lets plain
@@ -148,16 +154,18 @@ impl Store {
         if !self.hooks.watches_changes(&stored.res_type) {
             return Ok(());
         }
-        let old_value = old.and_then(value_of_stored);
-        let new_value = value_of_stored(stored);
-        for hook in self.hooks.of(&stored.res_type) {
+        let hooks = self.hooks.of(&stored.res_type);
+        let bodies = hooks.iter().any(|h| h.watches_changes() && h.reads_bodies());
+        let old_value = old.filter(|_| bodies).and_then(value_of_stored);
+        let new_value = Some(stored).filter(|_| bodies).and_then(value_of_stored);
+        for hook in hooks {
             let change = Changed {
                 res_type: &stored.res_type,
                 id: &stored.id,
                 pk: stored.pk,
                 version: stored.version,
-                old: old_value.as_ref(),
-                new: new_value.as_ref(),
+                old: old_value.as_deref(),
+                new: new_value.as_deref(),
             };
             hook.after(self, tx, change).await?;
         }
@@ -167,10 +175,10 @@ impl Store {
 
 /// A version's body as a value: at hand when this process wrote it, else parsed
 /// (`None` for a deletion, or a body that does not parse).
-fn value_of_stored(s: &Stored) -> Option<Value> {
+fn value_of_stored(s: &Stored) -> Option<std::borrow::Cow<'_, Value>> {
     match (&s.written, &s.body) {
-        (Some(w), _) => Some(w.value.clone()),
-        (None, Some(b)) => serde_json::from_str(b).ok(),
+        (Some(w), _) => Some(std::borrow::Cow::Borrowed(&w.value)),
+        (None, Some(b)) => serde_json::from_str(b).ok().map(std::borrow::Cow::Owned),
         (None, None) => None,
     }
 }
