@@ -13,11 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::events::owner_access;
-use super::notification::{events_bundle, Outgoing};
+use super::notification::{as_seen, events_bundle};
 use super::websocket::Sockets;
 use super::{NotifyConfig, ATTEMPTS, PROBE_SECS};
-use crate::access::Access;
 use crate::store::{now_micros, EventRow, Store, SubscriptionState};
 
 /// Events sent in one notification at most.
@@ -176,7 +174,11 @@ impl Delivery {
     async fn deliver(&self, s: SubscriptionState, rows: Vec<EventRow>, base: &str) {
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { return };
         let numbers = (first.number, last.number);
-        let outgoing = self.outgoing(&s, &rows).await;
+        let outgoing = match as_seen(&self.store, &s, &rows).await {
+            Ok(o) => o,
+            // Not sent half-read: the next round tries again.
+            Err(e) => return tracing::warn!(subscription = %s.id, error = %e, "reading the events' foci failed"),
+        };
         let bundle = events_bundle(base, &s, "event-notification", &outgoing);
         let sent = match s.channel.as_str() {
             "websocket" => self.sockets.deliver(&s.id, &bundle).await,
@@ -189,7 +191,7 @@ impl Delivery {
                 }
             }
             Ok(()) => {
-                if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros(), true).await {
+                if let Err(e) = self.store.events_delivered(&s.id, numbers, now_micros()).await {
                     return tracing::warn!(subscription = %s.id, error = %e, "recording a delivery failed");
                 }
                 if s.status == "error" {
@@ -202,26 +204,6 @@ impl Delivery {
             }
             Err(why) => self.failed(&s, &why).await,
         }
-    }
-
-    /// The events as `s`'s owner may see them now: one that has become invisible
-    /// keeps its number and goes without its focus.
-    async fn outgoing<'r>(&self, s: &SubscriptionState, rows: &'r [EventRow]) -> Vec<Outgoing<'r>> {
-        let access: Access = owner_access(&s.owner);
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (res_type, id) = row.focus.split_once('/').unwrap_or((&row.focus, ""));
-            // What an owner sees whole needs no reading when only ids go out.
-            if s.payload != "full-resource" && access.read(res_type) == crate::access::Rule::All {
-                out.push(Outgoing { row, named: true, resource: None });
-                continue;
-            }
-            let seen = self.store.read(&access, res_type, id).await.ok().flatten();
-            let resource: Option<Value> =
-                seen.as_ref().and_then(|v| v.body.as_deref()).and_then(|b| serde_json::from_str(b).ok());
-            out.push(Outgoing { row, named: seen.is_some(), resource });
-        }
-        out
     }
 
     async fn post(&self, s: &SubscriptionState, bundle: &Value) -> Result<(), String> {

@@ -3,8 +3,10 @@
 
 use serde_json::{json, Value};
 
+use super::events::owner_access;
+use crate::access::Rule;
 use crate::fhir::meta::instant;
-use crate::store::{EventRow, SubscriptionState};
+use crate::store::{EventRow, Store, SubscriptionState};
 
 const STATUS_PROFILE: &str =
     "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription-status-r4";
@@ -16,6 +18,29 @@ pub struct Outgoing<'a> {
     /// Whether its focus is named (not when the owner may no longer see it).
     pub named: bool,
     pub resource: Option<Value>,
+}
+
+/// `rows` as `s`'s owner may see their foci now (a notification's or `$events`'):
+/// one that has become invisible keeps its number and goes without its focus.
+pub async fn as_seen<'r>(
+    store: &Store,
+    s: &SubscriptionState,
+    rows: &'r [EventRow],
+) -> crate::Result<Vec<Outgoing<'r>>> {
+    let access = owner_access(&s.owner);
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (res_type, id) = row.focus.split_once('/').unwrap_or((&row.focus, ""));
+        // What an owner sees whole needs no reading when only ids go out.
+        if s.payload != "full-resource" && access.read(res_type) == Rule::All {
+            out.push(Outgoing { row, named: true, resource: None });
+            continue;
+        }
+        let seen = store.read(&access, res_type, id).await?;
+        let resource = seen.as_ref().and_then(|v| v.body.as_deref()).and_then(|b| serde_json::from_str(b).ok());
+        out.push(Outgoing { row, named: seen.is_some(), resource });
+    }
+    Ok(out)
 }
 
 /// The SubscriptionStatus (R4 Parameters) of `s`, of notification type `kind`,

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 
-use super::events::owner_access;
-use super::notification::{events_bundle, status_bundle, Outgoing};
+use super::notification::{as_seen, events_bundle, status_bundle};
 use crate::access::Access;
 use crate::store::{Store, SubscriptionState};
 use crate::{Error, Result};
@@ -46,13 +45,6 @@ pub async fn events(
         s.payload = c.to_string();
     }
     let rows = store.events_between(id, since, until).await?;
-    let owner = owner_access(&s.owner);
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let (res_type, rid) = row.focus.split_once('/').unwrap_or((&row.focus, ""));
-        let seen = store.read(&owner, res_type, rid).await?;
-        let resource = seen.as_ref().and_then(|v| v.body.as_deref()).and_then(|b| serde_json::from_str(b).ok());
-        out.push(Outgoing { row, named: seen.is_some(), resource });
-    }
+    let out = as_seen(store, &s, &rows).await?;
     Ok(events_bundle(fhir_base, &s, "query-event", &out))
 }

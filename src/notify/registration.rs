@@ -65,7 +65,7 @@ impl Subscriptions {
         let base = store.settings().base.clone();
         let criteria = s.get("criteria").and_then(Value::as_str).unwrap_or_default().to_string();
         let (topic, res_type, mut queries) = match topics::by_url(&base, &criteria) {
-            Some(t) => (criteria.clone(), t.res_type.to_string(), filter_criteria(s)),
+            Some(t) => (criteria.clone(), t.res_type.to_string(), filter_criteria(s, t.res_type)?),
             None => criteria_search(&criteria)?,
         };
         let topic_def = topics::by_url(&base, &topic);
@@ -114,14 +114,23 @@ impl Subscriptions {
     }
 }
 
-/// The backport's filter criteria (`Appointment?patient=…`), each a query.
-fn filter_criteria(s: &Value) -> Vec<String> {
+/// The backport's filter criteria (`Appointment?patient=…`), each a query on the
+/// topic's resource type `res_type`.
+fn filter_criteria(s: &Value, res_type: &str) -> Result<Vec<String>> {
     let exts = s.pointer("/_criteria/extension").and_then(Value::as_array).cloned().unwrap_or_default();
-    exts.iter()
-        .filter(|e| e.get("url").and_then(Value::as_str) == Some(&format!("{BACKPORT}/backport-filter-criteria")))
-        .filter_map(|e| e.get("valueString").and_then(Value::as_str))
-        .map(|q| q.split_once('?').map_or(q, |(_, q)| q).to_string())
-        .collect()
+    let url = format!("{BACKPORT}/backport-filter-criteria");
+    let mut out = Vec::new();
+    for q in exts.iter().filter(|e| e.get("url").and_then(Value::as_str) == Some(&url)) {
+        let q = q.get("valueString").and_then(Value::as_str).unwrap_or_default();
+        match q.split_once('?') {
+            Some((t, query)) if t == res_type || t.is_empty() => out.push(query.to_string()),
+            Some((t, _)) => {
+                return Err(bad("criteria", format!("the topic is about {res_type}: a filter on {t} matches nothing")))
+            }
+            None => out.push(q.to_string()),
+        }
+    }
+    Ok(out)
 }
 
 /// An R4 criteria subscription: `Type?query` on a topic's resource type.

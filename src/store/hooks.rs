@@ -1,8 +1,8 @@
 //! Write hooks: the rules the domain registers for a resource type, which the store
 //! runs inside every write's transaction — REST interactions, transaction entries,
 //! operations, inbound messages — so that no write path can skip them. The store
-//! knows only this interface; the rules live in the domain (`crate::booking::hooks`),
-//! and later rules (subscription events) attach here too.
+//! knows only this interface; the rules live in the domain modules that register
+//! them (the booking and billing rules, the subscriptions' events).
 
 use std::collections::HashMap;
 use std::future::Future;

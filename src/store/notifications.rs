@@ -246,25 +246,21 @@ impl Store {
     }
 
     /// The undelivered events of subscription `id` numbered `first..=last` (a batch
-    /// read by [`Store::due_events`]) reached their endpoint; with `reset`,
-    /// the subscription is `active` again, its failures forgotten.
-    pub async fn events_delivered(&self, id: &str, (first, last): (i64, i64), now_us: i64, reset: bool) -> Result<()> {
-        let mark = sqlx::query(
+    /// read by [`Store::due_events`]) reached their endpoint after failures: the
+    /// subscription is `active` again, its failures forgotten. (Deliveries with no
+    /// failure behind them are marked a round at a time: [`Store::mark_delivered`].)
+    pub async fn events_delivered(&self, id: &str, (first, last): (i64, i64), now_us: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
             "UPDATE subscription_events SET delivered_us = $1 WHERE subscription = $2 AND number >= $3 \
              AND number <= $4 AND delivered_us IS NULL",
         )
         .bind(now_us)
         .bind(id)
         .bind(first)
-        .bind(last);
-        if !reset {
-            // One statement, committed on its own: no transaction's round trips.
-            let mut c = self.conn().await?;
-            let r = mark.execute(&mut *c).await;
-            return c.done(r).map(|_| ());
-        }
-        let mut tx = self.begin().await?;
-        mark.execute(&mut *tx).await?;
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE subscriptions SET status = 'active', failures = 0, next_try_us = NULL WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

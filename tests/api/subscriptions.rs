@@ -210,6 +210,11 @@ async fn a_subscription_is_checked_and_its_owners_alone(backend: Backend) {
             subscription(&topic("appointment-changed"), Some("Appointment?location=Location/x"), hook, "id-only"),
             "Subscription.criteria",
         ),
+        // A filter on another type than the topic's.
+        (
+            subscription(&topic("appointment-changed"), Some("Slot?service-type=89.52"), hook, "id-only"),
+            "Subscription.criteria",
+        ),
         (
             subscription(&topic("appointment-changed"), None, "http://127.0.0.1:9/x", "id-only"),
             "Subscription.channel.endpoint",
