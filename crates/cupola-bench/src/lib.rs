@@ -13,6 +13,7 @@ mod booking;
 mod console;
 mod cpu;
 mod load;
+mod mix;
 mod pgbench;
 mod relay;
 mod report;
@@ -102,6 +103,8 @@ pub struct BackendFigures {
     pub create: load::PhaseFigures,
     pub read: load::PhaseFigures,
     pub search: load::PhaseFigures,
+    /// A quarter each of creates, reads, updates and deletes (`mix`).
+    pub mix: load::PhaseFigures,
     /// Resident memory of the gateway after the run, and its peak (kB).
     pub rss_kb: u64,
     pub peak_rss_kb: u64,

@@ -95,7 +95,7 @@ pub(super) enum Kind {
     Get,
 }
 
-/// Warm-up, then create, read and search phases against `base`.
+/// Warm-up, then create, read, search and mix phases against `base`.
 pub async fn run_phases(
     base: &str,
     tokens: Arc<Vec<String>>,
@@ -134,11 +134,14 @@ pub async fn run_phases(
     let cost = Cost::start(gateway_pid);
     let (search, _) = outcome(run_phase(base, &tokens, Kind::Search, clients, phase, &counter, population).await?);
     let search = cost.finish(search, phase);
+    let cost = Cost::start(gateway_pid);
+    let mix = super::mix::run_mix(base, &tokens, clients, phase, &counter).await?;
+    let mix = cost.finish(mix, phase);
     let (pgbench_tps, pgbench_cpu_ms) = match tallied.pgbench {
         Some((tps, cost)) => (Some(tps), cost.map(|c| c.ms_per_op)),
         None => (None, None),
     };
-    Ok(BackendFigures { create, read, search, pgbench_tps, pgbench_cpu_ms, ..Default::default() })
+    Ok(BackendFigures { create, read, search, mix, pgbench_tps, pgbench_cpu_ms, ..Default::default() })
 }
 
 /// pgbench's side of the create phase: its database, and the slices each side's run
@@ -218,6 +221,11 @@ impl Conn {
         self.last_location = location;
         Ok(status)
     }
+
+    /// The id of what the last request created (from its `Location`).
+    pub(super) fn created_id(&self) -> String {
+        self.last_location.as_deref().and_then(|l| l.split('/').rev().nth(2)).unwrap_or("").to_string()
+    }
 }
 
 /// One phase's latencies (µs), errors, what it created and how long it took.
@@ -259,7 +267,7 @@ pub(super) async fn run_phase(
                 let status = conn.send(method, &target, body).await.unwrap_or(0);
                 let _ = hist.record(t.elapsed().as_micros() as u64);
                 match (kind, status) {
-                    (Kind::Create, 201) => made.push((created_id(&conn), n)),
+                    (Kind::Create, 201) => made.push((conn.created_id(), n)),
                     (Kind::Read | Kind::Search | Kind::Get, 200) => {}
                     _ => errors += 1,
                 }
@@ -296,11 +304,6 @@ fn request(
             }
         }
     }
-}
-
-/// The id of the resource the connection's last request created (its `Location`).
-fn created_id(conn: &Conn) -> String {
-    conn.last_location.as_deref().and_then(|l| l.split('/').rev().nth(2)).unwrap_or("").to_string()
 }
 
 /// The clients' latencies, errors and creations, added up.

@@ -12,7 +12,12 @@ pub fn table(all: &[BackendFigures]) -> String {
         "| backend | phase | requests | errors | per second | median ms | p99 ms | gateway CPU ms per request | machine CPU ms per request |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for f in all {
-        for (name, p) in [("create", &f.create), ("read", &f.read), ("search by identifier", &f.search)] {
+        for (name, p) in [
+            ("create", &f.create),
+            ("read", &f.read),
+            ("search by identifier", &f.search),
+            ("mix (¼ each create, read, update, delete)", &f.mix),
+        ] {
             t.push_str(&format!(
                 "| {} | {name} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {} |\n",
                 f.backend,
