@@ -36,6 +36,11 @@ pub fn start(state: &AppState) -> Background {
         sockets,
     )));
     tasks.push(tokio::spawn(crate::notify::heartbeats_forever(store.clone(), notify, state.base.to_string())));
+    tasks.push(tokio::spawn(crate::messaging::retention_forever(
+        store.clone(),
+        config.outbox_body_retention_hours,
+        Duration::from_secs(config.outbox_retention_sweep_secs.max(1)),
+    )));
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));
     }

@@ -90,6 +90,16 @@ pub struct Config {
     /// appointment list of the day; none: only on demand (`cupola dispatch-lists`).
     #[arg(long, env = "CUPOLA_DAILY_LISTS_AT")]
     pub daily_lists_at: Option<chrono::NaiveTime>,
+
+    /// Hours the Bundle of a message its provider acknowledged `ok` is kept; then
+    /// only the message's row stays (who was told what, when, and their answer), and
+    /// `$resend` of it answers 410. Messages not acknowledged `ok` keep their body.
+    #[arg(long, env = "CUPOLA_OUTBOX_BODY_RETENTION_HOURS", default_value_t = 2160)]
+    pub outbox_body_retention_hours: u64,
+
+    /// Seconds between sweeps of the bodies past their retention (tests shorten it).
+    #[arg(skip = 60_u64)]
+    pub outbox_retention_sweep_secs: u64,
 }
 
 /// Who may call: how bearer tokens are checked (and, without an issuer, the
@@ -309,6 +319,8 @@ impl Config {
             amqp_url: None,
             amqp_exchange: None,
             daily_lists_at: None,
+            outbox_body_retention_hours: 2160,
+            outbox_retention_sweep_secs: 60,
         }
     }
 }

@@ -113,14 +113,19 @@ fn next_page(s: &AppState, ctx: &Ctx, seq: i64) -> String {
 async fn one_message(s: &AppState, ctx: &Ctx, id: &str) -> Result<Reply> {
     let (row, bundle) = desk::message(&s.store, id).await?;
     let mut entities = vec![message_entity(id)];
-    for e in bundle.get("entry").and_then(Value::as_array).into_iter().flatten().skip(1) {
+    let entries = bundle.as_ref().and_then(|b| b.get("entry")).and_then(Value::as_array);
+    for e in entries.into_iter().flatten().skip(1) {
         let r = &e["resource"];
         if let (Some(t), Some(i)) = (r["resourceType"].as_str(), r["id"].as_str()) {
             entities.push(format!("{t}/{i}"));
         }
     }
     let mut part = parts_of(&row);
-    part.push(json!({"name": "content", "resource": bundle}));
+    part.push(match bundle {
+        Some(bundle) => json!({"name": "content", "resource": bundle}),
+        None => json!({"name": "content-removed", "valueString": "its provider acknowledged it and its body was \
+            removed after the retention period (--outbox-body-retention-hours)"}),
+    });
     let out = parameters(vec![json!({"name": "message", "part": part})]);
     Ok(ctx.resource(StatusCode::OK, &out)?.touched(audited(entities)))
 }

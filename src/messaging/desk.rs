@@ -30,17 +30,18 @@ pub async fn provider_code(store: &Store, given: &str) -> Result<String> {
     })
 }
 
-/// Message `id`'s row and the Bundle it carries (sent, or to be sent). 400 naming
-/// `message-id` when the outbox does not hold it.
-pub async fn message(store: &Store, id: &str) -> Result<(OutboxRow, Value)> {
+/// Message `id`'s row and the Bundle it carries (sent, or to be sent; `None` once
+/// removed after its retention). 400 naming `message-id` when the outbox does not
+/// hold it.
+pub async fn message(store: &Store, id: &str) -> Result<(OutboxRow, Option<Value>)> {
     let q = OutboxQuery { message_id: Some(id.into()), limit: 1, ..Default::default() };
     let row = store.outbox(&q).await?.into_iter().next();
     let Some(row) = row else {
         return Err(Error::invalid("not-found", Some("message-id".into()), format!("no message {id} in the outbox")));
     };
-    let body = store.outbox_body(id).await?.unwrap_or_default();
+    let Some(body) = store.outbox_body(id).await? else { return Ok((row, None)) };
     let bundle = serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("outbox message {id}'s body: {e}"))?;
-    Ok((row, bundle))
+    Ok((row, Some(bundle)))
 }
 
 /// A provider's figures, in seconds where they are ages.

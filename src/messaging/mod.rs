@@ -23,12 +23,14 @@ mod provider;
 pub mod relay;
 pub mod replay;
 pub mod resend;
+mod retention;
 mod settle;
 pub mod views;
 
 pub use changes::dispatch_daily_lists;
 pub(crate) use changes::{appointment_message, charge_message, closure_messages};
 pub use message::{build, Destination, Event};
+pub use retention::retention_forever;
 
 use crate::mappings::{ProviderMap, Routing};
 

@@ -37,6 +37,9 @@ pub enum Outcome {
     AlreadyPending,
     /// Resent moments ago, by another request or this one's double.
     AlreadyResent,
+    /// Acknowledged `ok` by its provider long enough ago that its body was removed
+    /// (`--outbox-body-retention-hours`): nothing to rebuild it from.
+    BodyRemoved,
 }
 
 impl Outcome {
@@ -47,6 +50,7 @@ impl Outcome {
             Outcome::Held => "held",
             Outcome::AlreadyPending => "already-pending",
             Outcome::AlreadyResent => "already-resent",
+            Outcome::BodyRemoved => "body-removed",
         }
     }
 }
@@ -123,7 +127,8 @@ async fn resend_one(store: &Store, asked: &str) -> Result<Resent> {
     Err(Error::Conflict(format!("message {asked} kept changing while being resent; ask again")))
 }
 
-/// A message the resend leaves as it is: pending, or resent moments ago.
+/// A message the resend leaves as it is: pending, without its body, or resent
+/// moments ago.
 fn left_alone(asked: &str, seen: &OutboxState) -> Option<Resent> {
     let found = |outcome, detail: String| Resent {
         asked: asked.to_string(),
@@ -135,6 +140,11 @@ fn left_alone(asked: &str, seen: &OutboxState) -> Option<Resent> {
     };
     if seen.row.status == "pending" {
         return Some(found(Outcome::AlreadyPending, "pending already: the relay sends it".into()));
+    }
+    if seen.body.is_empty() {
+        let detail = "its provider acknowledged it and its body was removed after the retention period \
+             (--outbox-body-retention-hours): make a new change to the resource to tell the provider again";
+        return Some(found(Outcome::BodyRemoved, detail.into()));
     }
     let ago = seen.row.resent_us.map(|t| seen.now_us - t).filter(|ago| *ago < GUARD_US)?;
     let detail = format!("resent {} ms ago: not resent again within {} s", ago / 1000, GUARD_US / 1_000_000);

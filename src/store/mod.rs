@@ -24,6 +24,7 @@ mod pool;
 mod resend;
 mod resolve;
 mod resources;
+mod retention;
 mod versions;
 pub(crate) use resources::{current, current_seen, current_visible, matches_rule, seen_ahead, value_of, version_of};
 mod schema;

@@ -29,6 +29,7 @@ mod metrics;
 mod operations;
 mod readme;
 mod remittance;
+mod retention;
 mod search;
 mod security;
 mod slots;

@@ -43,8 +43,17 @@ pub(super) async fn row_counts(url: &str) -> anyhow::Result<BTreeMap<String, i64
             }
         }
     }
+    // What each table takes on disk, its indexes and TOAST included.
+    let sizes = "SELECT c.relname::text, pg_total_relation_size(c.oid) FROM pg_class c \
+                 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace";
+    for (table, bytes) in sqlx::query_as::<_, (String, i64)>(sizes).fetch_all(&mut c).await? {
+        out.insert(format!("{BYTES}{table}"), bytes);
+    }
     Ok(out)
 }
+
+/// The prefix of a table's size in bytes among the counts.
+const BYTES: &str = "bytes/";
 
 /// Rows per booking between two counts (each booking adds one `bookings` row).
 pub(super) fn per_booking(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> Option<Rows> {
@@ -53,11 +62,22 @@ pub(super) fn per_booking(before: &BTreeMap<String, i64>, after: &BTreeMap<Strin
     (bookings > 0).then(|| after.keys().map(|t| (t.clone(), delta(t) as f64 / bookings as f64)).collect())
 }
 
+/// The database's growth per booking, in all and by table (largest first).
+fn print_bytes(backend: &str, per_booking: &Rows) {
+    let mut tables: Vec<(&str, f64)> =
+        per_booking.iter().filter_map(|(t, b)| Some((t.strip_prefix(BYTES)?, *b))).filter(|(_, b)| *b > 0.0).collect();
+    tables.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = tables.iter().map(|(_, b)| b).sum();
+    let listed: Vec<String> = tables.iter().map(|(t, b)| format!("{t} {b:.0}")).collect();
+    println!("{backend}: bytes per booking: {total:.0} in all; by table: {}", listed.join(", "));
+}
+
 /// Where the gateway's bookings and pgbench's differ by more than a hundredth of a
 /// row, as `table gateway/pgbench`.
 fn row_differences(gateway: &Rows, pgbench: &Rows) -> Vec<String> {
     let keys: std::collections::BTreeSet<&String> = gateway.keys().chain(pgbench.keys()).collect();
     keys.into_iter()
+        .filter(|t| !t.starts_with(BYTES))
         .filter_map(|t| {
             let (g, p) = (gateway.get(t).copied().unwrap_or(0.0), pgbench.get(t).copied().unwrap_or(0.0));
             ((g - p).abs() > 0.01).then(|| format!("{t} {g:.2}/{p:.2}"))
@@ -77,9 +97,16 @@ pub(super) async fn rows_written(before: Option<BTreeMap<String, i64>>, url: &st
 pub(super) fn print_rows(f: &BookingFigures) {
     if let (Some(g), Some(p)) = (&f.rows, &f.pgbench_rows) {
         let differ = row_differences(g, p);
-        let all: Vec<String> =
-            g.iter().filter(|(t, n)| **n > 0.0 && !t.contains(':')).map(|(t, n)| format!("{t} {n:.2}")).collect();
+        let all: Vec<String> = g
+            .iter()
+            .filter(|(t, n)| **n > 0.0 && !t.contains([':', '/']))
+            .map(|(t, n)| format!("{t} {n:.2}"))
+            .collect();
         println!("{}: rows per booking: {}", f.backend, all.join(", "));
+        let by_type: Vec<String> =
+            g.iter().filter(|(t, n)| **n > 0.0 && t.contains(':')).map(|(t, n)| format!("{t} {n:.2}")).collect();
+        println!("{}: by resource type: {}", f.backend, by_type.join(", "));
+        print_bytes(&f.backend, g);
         match differ.as_slice() {
             [] => println!("{}: pgbench writes the same rows per transaction", f.backend),
             d => println!("{}: rows per booking / per pgbench transaction differ: {}", f.backend, d.join(", ")),

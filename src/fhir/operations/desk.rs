@@ -37,6 +37,11 @@ pub const OUTBOX: Operation = system(
                 maybe("resent-as", K::String, "The new message it was resent as."),
                 maybe("resent-from", K::String, "The message it is a resend of."),
                 maybe("content", K::Resource("Bundle"), "The message Bundle (with message-id only)."),
+                maybe(
+                    "content-removed",
+                    K::String,
+                    "Why the Bundle is absent: its provider acknowledged it and its retention ended.",
+                ),
             ],
         ),
         maybe("next", K::Uri, "The next page, when there may be one."),
@@ -99,7 +104,7 @@ pub const RESEND: Operation = system(
             &[
                 always("message-id", K::String, "The message asked for."),
                 always("resent-id", K::String, "The message queued or found: the same, or a new id."),
-                always("outcome", K::Code, "queued, queued-as-new, held, already-pending or already-resent."),
+                always("outcome", K::Code, "queued, queued-as-new, held, already-pending, already-resent or body-removed."),
                 always("status", K::Code, "Its status now."),
                 always("detail", K::String, "What was done, or why not, in plain words."),
                 always("focus", K::Reference, "What it is about."),
