@@ -54,11 +54,24 @@ pub fn search_parameters(base: &str) -> Vec<serde_json::Value> {
     bundle["entry"].as_array().into_iter().flatten().map(|e| e["resource"].clone()).collect()
 }
 
-/// The search parameters a store under `base` indexes: R4's and cupola's own, its
-/// `open-to` taking the priority classes of `mappings/booking/rules.json`.
+const OFF: &str = include_str!("../../profiles/cupola/search-parameters-off.json");
+
+/// The R4 parameters cupola does not index (`profiles/cupola/search-parameters-off.json`),
+/// as `(type, code)`.
+pub fn parameters_off() -> Vec<(String, String)> {
+    let file: serde_json::Value = serde_json::from_str(OFF).unwrap_or_default();
+    let off = file["off"].as_array().into_iter().flatten();
+    off.filter_map(|p| Some((p["base"].as_str()?.to_string(), p["code"].as_str()?.to_string()))).collect()
+}
+
+/// The search parameters a store under `base` indexes: R4's and cupola's own but
+/// those it leaves off, its `open-to` taking the priority classes of
+/// `mappings/booking/rules.json`.
 pub fn registry(base: &str) -> cupola_search::Registry {
     let classes = crate::mappings::booking::priority_classes().iter().map(|c| c.code.clone()).collect();
-    cupola_search::Registry::with_extra(&search_parameters(base)).with_open_to_classes(classes)
+    cupola_search::Registry::with_extra(&search_parameters(base))
+        .with_open_to_classes(classes)
+        .without(&parameters_off())
 }
 
 /// An appointment's booking code, short enough to read over the phone.

@@ -316,7 +316,43 @@ async fn references_by_url_and_canonical(b: Backend) {
     assert_eq!(ids(&app, &q("http://example.org/canonical/base")).await, ["ad2"], "not a prefix of another url");
 }
 
+/// The parameters cupola leaves off (`profiles/cupola/search-parameters-off.json`):
+/// a search on one is 400 naming it, the CapabilityStatement does not list it, and
+/// the audit trail is still found by those it keeps.
+async fn parameters_left_off_are_refused_and_not_listed(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    assert_eq!(app.get("Patient?family=x").await.status(), 200);
+    for (param, value) in
+        [("type", "rest"), ("action", "R"), ("entity-type", "2"), ("agent-role", "admin"), ("address", "127.0.0.1")]
+    {
+        let r = app.get(&format!("AuditEvent?{param}={value}")).await;
+        assert_eq!(r.status(), 400, "{param}");
+        assert_eq!(crate::helpers::expression(&r.json().await.unwrap()), param);
+    }
+    let cs = app.get_json("metadata", 200).await;
+    let audit = cs["rest"][0]["resource"].as_array().unwrap().iter().find(|r| r["type"] == "AuditEvent").unwrap();
+    let listed: Vec<&str> =
+        audit["searchParam"].as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    for kept in ["entity", "agent", "subtype", "outcome", "date", "patient", "altid"] {
+        assert!(listed.contains(&kept), "{kept}: {listed:?}");
+    }
+    for off in ["type", "action", "entity-type", "agent-role", "address"] {
+        assert!(!listed.contains(&off), "{off}: {listed:?}");
+    }
+    let mut found = 0;
+    for _ in 0..50 {
+        let b = app.get_json("AuditEvent?subtype=search-type&outcome=0&_summary=count", 200).await;
+        found = b["total"].as_i64().unwrap_or(0);
+        if found > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found > 0, "the search above is in the trail");
+}
+
 crate::on_both!(
+    parameters_left_off_are_refused_and_not_listed,
     updates_keep_every_search_true,
     references_by_url_and_canonical,
     locations_near_a_point,

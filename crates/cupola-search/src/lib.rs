@@ -145,6 +145,13 @@ impl Registry {
         self
     }
 
+    /// The same registry without the parameters `off` (`(type, code)`): they are
+    /// neither indexed nor searched, a search on one being refused as unknown.
+    pub fn without(mut self, off: &[(String, String)]) -> Registry {
+        self.defs.remove(off);
+        self
+    }
+
     /// Every parameter supported for `resource_type` (including `_id`,
     /// `_lastUpdated`, `_tag`, `_profile`, `_security`, `_source`), by code. Empty for
     /// an unknown type. `_text`, `_content` and `_query` are not listed; `near`

@@ -289,6 +289,15 @@ impl Defs {
         self.by_type.get(rtype).into_iter().flat_map(|m| m.values().filter_map(|i| self.defs.get(*i)))
     }
 
+    /// Takes the parameters `off` (`(type, code)`) out of their types.
+    pub fn remove(&mut self, off: &[(String, String)]) {
+        for (rtype, code) in off {
+            if let Some(codes) = self.by_type.get_mut(rtype) {
+                codes.remove(code);
+            }
+        }
+    }
+
     /// Whether a parameter can be searched (has an expression or a table column,
     /// and is not `special`, except `near` and cupola's `open-to`).
     pub fn searchable(def: &ParamDef) -> bool {
