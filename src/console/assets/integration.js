@@ -225,7 +225,9 @@ async function openMessage(ctx, id) {
         m['resent-as'] && [h('dt', { text: 'resent-as' }), h('dd', { text: m['resent-as'] })]),
       h('details', { test: 'message-bundle', open: true },
         h('summary', { i18n: 'int.bundle' }),
-        h('pre', { class: 'receipt-text', tabindex: '0', text: JSON.stringify(m.content, null, 2) })));
+        // Past its retention only the row is left: say why instead of the Bundle.
+        h('pre', { class: 'receipt-text', tabindex: '0',
+          text: m.content ? JSON.stringify(m.content, null, 2) : (m['content-removed'] || '') })));
     box.hidden = false;
     // Esc closes it and puts the caret back on the message's row.
     pushBack(() => { box.hidden = true; focus(ctx.el.list.querySelector(`[data-test="open-${id}"]`)); });
