@@ -40,3 +40,4 @@ mod transaction;
 mod trust;
 mod unroutable;
 mod waitlist;
+mod writer;
