@@ -42,8 +42,9 @@ pub struct Config {
     #[arg(long, env = "CUPOLA_DB_MAX_CONNECTIONS", default_value_t = 5)]
     pub db_max_connections: u32,
 
-    /// Seconds a request waits for a database connection or SQLite's write lock before
-    /// answering 503 with `Retry-After`.
+    /// Seconds a request waits for a database connection, or on SQLite for its turn at
+    /// the one writer (and another process's lock), before answering 503 with
+    /// `Retry-After`.
     #[arg(long, env = "CUPOLA_DB_BUSY_TIMEOUT_SECS", default_value_t = 5)]
     pub db_busy_timeout_secs: u64,
 
@@ -344,8 +345,8 @@ pub struct BookingConfig {
     pub sweep_ms: u64,
     /// `$book` requests that arrive together are booked in one transaction (each
     /// booking still all or nothing) and committed together: how many such groups
-    /// run at once (one on SQLite, whose writer is one); 0 books each request in a
-    /// transaction of its own.
+    /// run at once on PostgreSQL (SQLite's one writer groups every write already); 0
+    /// books each request in a transaction of its own.
     #[arg(long, env = "CUPOLA_BOOK_LANES", default_value_t = 0)]
     pub book_lanes: usize,
 

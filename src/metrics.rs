@@ -158,8 +158,8 @@ impl Metrics {
             db_write_wait: histogram(
                 &r,
                 "cupola_db_write_wait_seconds",
-                "Time from asking for a write transaction to having it: the turn to write, a connection, BEGIN \
-                 (on SQLite its write lock).",
+                "Time from asking for a write transaction to having it: on SQLite the turn at the one writer \
+                 (and its lock when a group begins), on PostgreSQL a connection and BEGIN.",
                 WAIT_BUCKETS,
             )?,
             relay_publishes: counter(

@@ -53,7 +53,7 @@ pub struct Settings {
     /// Routing and the providers' code maps, for the messages changes send.
     pub messaging: std::sync::Arc<crate::messaging::Settings>,
     /// Groups of concurrent `$book` requests committed at once, each group one
-    /// transaction (at most one on SQLite); 0: each booking in a transaction of its own.
+    /// transaction (PostgreSQL: SQLite's one writer groups every write); 0: each booking in a transaction of its own.
     pub book_lanes: usize,
     /// Which local references must resolve (`--referential-integrity`).
     pub integrity: crate::config::Integrity,

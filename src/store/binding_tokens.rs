@@ -24,12 +24,12 @@ impl Store {
     /// Takes the token hashed `hash` (it binds once): its subscription and expiry,
     /// or `None` when there is no such token (never issued, or already used).
     pub async fn take_binding_token(&self, hash: &str) -> Result<Option<(String, i64)>> {
-        let mut c = self.conn().await?;
+        let mut c = self.write_conn().await?;
         let r =
             sqlx::query_as("DELETE FROM subscription_tokens WHERE token_hash = $1 RETURNING subscription, expires_us")
                 .bind(hash)
                 .fetch_optional(&mut *c)
                 .await;
-        c.done(r)
+        c.done(r).await
     }
 }

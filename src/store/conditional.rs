@@ -2,7 +2,8 @@
 //! `If-None-Exist`, update and delete by search). A conditional write serialises on
 //! its query, never on a global lock: on PostgreSQL an advisory transaction lock keyed
 //! by a hash of type + query, so two gateways on one database agree; on SQLite the
-//! immediate transaction already holds the single write lock.
+//! one writer runs one transaction at a time, inside its group's immediate
+//! transaction (the file's single write lock).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -220,9 +220,9 @@ impl Store {
     /// One create as one statement: what `bench/pgbench-create.sql` replays.
     pub(super) async fn create_alone(&self, new: NewResource) -> Result<Stored> {
         let one = single_statement(&new.statements(&self.registry, self.dialect, 0));
-        let mut c = self.conn().await?;
+        let mut c = self.write_conn().await?;
         let r = sqlx::query_scalar_with(&one.text, into_arguments(one.binds)).fetch_one(&mut *c).await;
-        let pk: i64 = c.done(r)?;
+        let pk: i64 = c.done(r).await?;
         Ok(new.stored(pk))
     }
 }

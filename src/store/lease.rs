@@ -137,9 +137,9 @@ impl Store {
         let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
         let sql = format!("UPDATE outbox SET {set} WHERE claim_token = $1 AND seq IN ({})", list.join(", "));
         let binds = std::iter::once(Bind::Int(token)).chain(binds);
-        let mut c = self.conn().await?;
+        let mut c = self.write_conn().await?;
         let r = sqlx::query_with(&sql, super::into_arguments(binds)).execute(&mut *c).await;
-        let marked = c.done(r)?.rows_affected();
+        let marked = c.done(r).await?.rows_affected();
         if marked < seqs.len() as u64 {
             tracing::warn!(
                 mark,

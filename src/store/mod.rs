@@ -32,10 +32,12 @@ mod search;
 mod shared;
 mod slots;
 mod subscriptions;
+mod tx;
 mod upsert;
 mod waitlist;
 pub use waitlist::{FreedSlot, WaitRow};
 mod write;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,9 +47,9 @@ pub use cupola_search::{Bind, Dialect, Registry, Sql};
 use std::str::FromStr;
 
 use pool::Pool;
-pub use pool::Tx;
 use sqlx::any::{AnyArguments, AnyConnectOptions};
 use sqlx::Arguments;
+pub use tx::Tx;
 
 pub use create::{create_statements, single_statement};
 pub(crate) use grid::fhir_instant;
@@ -196,9 +198,9 @@ impl Store {
     }
 
     /// Starts a write transaction (see `Tx`). The wait is timed here, around all
-    /// that `Tx::begin` waits for (the turn to write, a connection, BEGIN and, on
-    /// SQLite, its write lock); only a transaction that began is counted (one that
-    /// gave up answers 503, which the request metrics show).
+    /// that `Tx::begin` waits for (on SQLite the writer's turn, and the lock when its
+    /// group begins; on PostgreSQL a connection and BEGIN); only a transaction that
+    /// began is counted (one that gave up answers 503, which the request metrics show).
     pub async fn begin(&self) -> Result<Tx> {
         let asked = std::time::Instant::now();
         let tx = Tx::begin(&self.pool).await?;
@@ -216,6 +218,15 @@ impl Store {
     /// A connection for reads outside a transaction.
     pub(crate) async fn conn(&self) -> Result<pool::Conn> {
         self.pool.get().await
+    }
+
+    /// A connection for one write outside a transaction: on SQLite a unit of the
+    /// writer's (every write goes to it), on PostgreSQL a pooled connection.
+    pub(crate) async fn write_conn(&self) -> Result<tx::WriteConn> {
+        match self.dialect {
+            Dialect::Sqlite => Ok(tx::WriteConn::Writer(Box::new(self.begin().await?))),
+            Dialect::Postgres => Ok(tx::WriteConn::Pool(self.pool.get().await?)),
+        }
     }
 }
 

@@ -177,9 +177,9 @@ impl Store {
                 })
                 .collect();
             let sql = format!("UPDATE subscription_events SET delivered_us = $1 WHERE seq IN ({})", list.join(", "));
-            let mut c = self.conn().await?;
+            let mut c = self.write_conn().await?;
             let r = sqlx::query_with(&sql, into_arguments(binds)).execute(&mut *c).await;
-            c.done(r)?;
+            c.done(r).await?;
         }
         Ok(())
     }
@@ -272,7 +272,7 @@ impl Store {
     /// A delivery to subscription `id` failed: its failures counted, its next try
     /// at `next_try_us`, its status `status`.
     pub async fn delivery_failed(&self, id: &str, status: &str, failures: i64, next_try_us: i64) -> Result<()> {
-        let mut c = self.conn().await?;
+        let mut c = self.write_conn().await?;
         let r = sqlx::query("UPDATE subscriptions SET status = $1, failures = $2, next_try_us = $3 WHERE id = $4")
             .bind(status)
             .bind(failures)
@@ -280,7 +280,7 @@ impl Store {
             .bind(id)
             .execute(&mut *c)
             .await;
-        c.done(r).map(|_| ())
+        c.done(r).await.map(|_| ())
     }
 
     /// The active subscriptions that asked for heartbeats, each with when an event

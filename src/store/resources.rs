@@ -117,7 +117,7 @@ pub(crate) fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
 }
 
 /// The current version of `res_type/id`, deleted or not. `lock` takes a row lock on
-/// PostgreSQL (SQLite's immediate transaction already holds the only write lock).
+/// PostgreSQL (SQLite's one writer runs one transaction at a time, under the file's lock).
 pub(crate) async fn current(
     conn: &mut AnyConnection,
     d: Dialect,

@@ -84,8 +84,9 @@ impl Store {
     /// (see the module), or alone when grouping is off (`book_lanes` 0).
     pub(crate) async fn grouped<T: Send + 'static>(&self, work: Work<T>) -> Result<T> {
         let lanes = match self.dialect {
-            // One writer at a time: more lanes would only queue for the lock.
-            super::Dialect::Sqlite => self.book_lanes.min(1),
+            // SQLite's one writer already commits together the units that arrive
+            // together, each in its savepoint (see `writer`).
+            super::Dialect::Sqlite => 0,
             super::Dialect::Postgres => self.book_lanes,
         };
         if lanes == 0 {

@@ -41,3 +41,4 @@ mod transaction;
 mod trust;
 mod unroutable;
 mod waitlist;
+mod writer;
