@@ -101,7 +101,7 @@ pub(crate) async fn agenda(app: &TestApp, org: &str, code: &str, days: i64) -> V
             "serviceType": [catalog(code)], "actor": [{"reference": format!("HealthcareService/{id}")}]}),
     )
     .await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let tomorrow = crate::helpers::today_rome() + chrono::Duration::days(1);
     let params =
         json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
     assert_eq!(app.post(&format!("Schedule/{id}/$generate-slots"), &params).await.status(), 200);

@@ -78,7 +78,7 @@ pub(crate) async fn region(base: &str, client: &Client, days: i64, capacity: i64
         )
         .await;
     }
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let tomorrow = crate::helpers::today_rome() + chrono::Duration::days(1);
     let params =
         json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
     let r = client
@@ -509,7 +509,7 @@ pub(crate) fn prescription(id: &str, nre: &str, code: &str, class: &str, patient
 }
 
 pub(crate) fn window() -> String {
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::helpers::today_rome();
     format!("start={}&end={}", today, today + chrono::Duration::days(10))
 }
 
@@ -550,7 +550,7 @@ async fn find_proposes_free_slots_earliest_first_and_books_them(backend: Backend
         );
     }
     // The same by POST, narrowed to the provider; another provider has nothing.
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::helpers::today_rome();
     let post = json!({"resourceType": "Parameters", "parameter": [
         {"name": "start", "valueDate": today.to_string()},
         {"name": "end", "valueDate": (today + chrono::Duration::days(10)).to_string()},
@@ -873,7 +873,7 @@ async fn at_equal_times_the_nearest_place_comes_first(backend: Backend) {
     second["actor"] = json!([{"reference": "HealthcareService/cardio"}, {"reference": "Location/loc-y"}]);
     second.as_object_mut().unwrap().remove("meta");
     put("Schedule/cardio-2", second).await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let tomorrow = crate::helpers::today_rome() + chrono::Duration::days(1);
     let params =
         json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
     assert_eq!(app.post("Schedule/cardio-2/$generate-slots", &params).await.status(), 200);

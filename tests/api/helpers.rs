@@ -311,3 +311,10 @@ pub fn session(day: &str, start: &str, end: &str, minutes: i64) -> Value {
         {"url": "slotMinutes", "valueInteger": minutes},
     ]})
 }
+
+/// Today in Europe/Rome, the calendar the gateway books on: from 23:00 UTC (22:00 in
+/// summer) it is already tomorrow there, and slots "from tomorrow" by the UTC date
+/// would start in the past.
+pub fn today_rome() -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive()
+}

@@ -143,7 +143,7 @@ async fn provider_at(client: &reqwest::Client, base: &str, org: &str, provider: 
             "actor": [{"reference": format!("HealthcareService/{id}")}, {"reference": format!("Location/loc-{org}")}]}),
     )
     .await;
-    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive();
+    let tomorrow = crate::helpers::today_rome() + chrono::Duration::days(1);
     let params =
         json!({"resourceType": "Parameters", "parameter": [{"name": "from", "valueDate": tomorrow.to_string()}]});
     let r = client

@@ -16,7 +16,7 @@ fn slots_of(found: &Value) -> Vec<String> {
 
 /// A `$find` Parameters over the test window with `extra`.
 fn find_body(extra: Value) -> Value {
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::helpers::today_rome();
     json!({"resourceType": "Parameters", "parameter": [
         {"name": "start", "valueDate": today.to_string()},
         {"name": "end", "valueDateTime": format!("{}T23:59:59+01:00", today + chrono::Duration::days(10))},

@@ -199,7 +199,8 @@ pub async fn booked_through_api(env: &Env, token: &str, patient: &str) -> serde_
             v
         }
     };
-    let (system, today) = (nre_system(env).await, chrono::Utc::now().date_naive());
+    let (system, today) =
+        (nre_system(env).await, chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive());
     let end = today + chrono::Days::new(60);
     let found =
         call(format!("Appointment/$find?start={today}&end={end}&referral-identifier={system}|{nre}&_count=1"), None)

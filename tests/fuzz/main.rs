@@ -43,7 +43,7 @@ fn corpus() -> Vec<Value> {
         .iter()
         .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("example is JSON"))
         .collect();
-    let today = chrono::Utc::now().date_naive();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
     let demo = cupola::demo::build("http://example.org/cupola", today).expect("demo region builds");
     let mut seen = std::collections::HashSet::new();
     for r in demo {
