@@ -1,0 +1,60 @@
+//! The year replay at `--scale 0.001` (3,733 bookings) on PostgreSQL, with the
+//! machine's RabbitMQ (an exchange and queues of the test's own, removed at its end)
+//! and the provider simulator: every end check passes through the API, and the
+//! report holds the figures.
+
+#[allow(dead_code)]
+mod gateway;
+
+use std::time::{Duration, Instant};
+
+use cupola_bench::replay::{replay, ReplayArgs, Target};
+use cupola_bench::BenchDb;
+use gateway::{pg_admin_url, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousandth_of_the_year_books_pays_and_checks_out() {
+    let started = Instant::now();
+    let db = BenchDb::create("postgres", &pg_admin_url()).await.expect("PostgreSQL answers (CUPOLA_TEST_PG)");
+    cupola_bench::replay::load_demo(&db.url).await.expect("the demo region loads");
+    let exchange = format!("cupola-replay-test-{}", uuid::Uuid::new_v4().simple());
+    let mut args = ReplayArgs::at_scale(0.001);
+    let out = tempfile::tempdir().expect("temp dir");
+    args.out = out.path().to_path_buf();
+    let mappings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
+    let (x, url) = (exchange.clone(), args.amqp_url.clone());
+    let app = TestApp::spawn_on(db, move |c| {
+        c.amqp_url = Some(url);
+        c.amqp_exchange = Some(x);
+        c.mappings_dir = mappings;
+    })
+    .await;
+    let target = Target {
+        base: app.base().to_string(),
+        auth: app.auth.clone(),
+        database_url: app.db_url().to_string(),
+        exchange,
+    };
+    let outcome = replay(&target, &args).await.expect("the replay runs");
+    let took = started.elapsed();
+    println!("replay at 0.001: {outcome:?} in {took:?}");
+    for c in &outcome.checks {
+        assert!(c.passed, "{}: {}", c.name, c.detail);
+    }
+    assert_eq!(outcome.checks.len(), 5);
+    // The plan's 3,733 prescriptions, each booked once (and the reschedules).
+    assert!(outcome.bookings >= 3_733, "{outcome:?}");
+    assert!(outcome.payments > 900, "{outcome:?}");
+    let report = std::fs::read_to_string(&outcome.report).expect("the report is written");
+    for figure in
+        ["bytes per booking", "$book", "$find", "no slot over-booked", "passed", &outcome.payments.to_string()]
+    {
+        assert!(report.contains(figure), "the report lacks {figure}:\n{report}");
+    }
+    assert!(!report.contains("FAILED"), "{report}");
+    for chart in ["ops.svg", "latency.svg", "outbox.svg"] {
+        let svg = std::fs::read_to_string(out.path().join(chart)).expect("the chart is written");
+        assert!(svg.starts_with("<svg") && svg.contains("polyline") || svg.contains("<rect x="), "{chart}");
+    }
+    assert!(took < Duration::from_secs(120), "the replay at 0.001 took {took:?}: over two minutes");
+}
