@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cupola::auth::Role;
@@ -94,17 +94,30 @@ impl Api {
             "" => self.base.clone(),
             p => format!("{}/{p}", self.base),
         };
-        let mut req = self.client.request(method.clone(), &url).bearer_auth(self.token(who)?);
-        req = req.header("accept", "application/fhir+json");
-        if let Some(b) = body {
-            req = req.header("content-type", "application/fhir+json").body(b.to_string());
+        let token = self.token(who)?;
+        // A busy gateway answers 503 "retry in a moment": the client does, as a
+        // booking point would (every write the replay sends may be sent again: the
+        // same proposal, payment reference, message id or resource id).
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let mut req = self.client.request(method.clone(), &url).bearer_auth(&token);
+            req = req.header("accept", "application/fhir+json");
+            if let Some(b) = body {
+                req = req.header("content-type", "application/fhir+json").body(b.to_string());
+            }
+            let t = Instant::now();
+            let r = req.send().await.with_context(|| format!("{method} {url}: is the gateway still running?"))?;
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await.with_context(|| format!("{method} {url}: reading the answer"))?;
+            self.stats.record(op, t.elapsed(), (200..300).contains(&status));
+            if status == 503 && pause < Duration::from_secs(30) {
+                self.stats.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                continue;
+            }
+            return Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
         }
-        let t = Instant::now();
-        let r = req.send().await.with_context(|| format!("{method} {url}: is the gateway still running?"))?;
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.with_context(|| format!("{method} {url}: reading the answer"))?;
-        self.stats.record(op, t.elapsed(), (200..300).contains(&status));
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
     /// As [`Api::call`], failing unless the answer is `expect`.

@@ -110,7 +110,15 @@ async fn no_slot_over_booked(api: &Api) -> anyhow::Result<Check> {
 
 /// Every `appointment-booked` message sent and answered `ok`, one per booking made.
 async fn bookings_acknowledged(run: &Run) -> anyhow::Result<Check> {
-    let messages = outbox_messages(&run.api).await?;
+    // The answers of a provider's last messages may still be on their way.
+    let mut messages = outbox_messages(&run.api).await?;
+    for _ in 0..30 {
+        if messages.iter().all(|m| part(m, "delivery").is_some_and(|d| d["valueCode"] == "ok")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        messages = outbox_messages(&run.api).await?;
+    }
     let event = |m: &Value| part(m, "event").and_then(|e| e["valueCode"].as_str()).unwrap_or_default().to_string();
     let field = |m: &Value, name: &str| part(m, name).map(|x| x["valueCode"].as_str().unwrap_or_default().to_string());
     let booked: Vec<&Value> = messages.iter().filter(|m| event(m) == "appointment-booked").collect();

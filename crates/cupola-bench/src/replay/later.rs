@@ -66,7 +66,7 @@ impl Run {
     async fn no_show(&self, b: &Booked, n: usize) -> anyhow::Result<()> {
         let provider = Who::Provider(b.provider.clone());
         let path = format!("Appointment/{}", b.appointment);
-        let mut a = self.api.expect("no-show", &provider, Method::GET, &path, None, 200).await?;
+        let mut a = self.api.expect("no-show read", &provider, Method::GET, &path, None, 200).await?;
         a["status"] = json!("noshow");
         let header = json!({"resourceType": "MessageHeader", "id": format!("replay-noshow-{n}"),
             "eventCoding": {"system": format!("{BASE}/CodeSystem/message-event"), "code": "appointment-status-changed"},

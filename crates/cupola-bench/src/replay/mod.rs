@@ -50,6 +50,10 @@ pub struct ReplayArgs {
     /// Places in the year's agendas per booking the plan makes.
     #[arg(long, default_value_t = 1.5)]
     pub headroom: f64,
+    /// The gateway's database connections (`cupola serve --db-max-connections`): the
+    /// clients and the providers' acknowledgements at once need more than its default.
+    #[arg(long, default_value_t = 16)]
+    pub db_connections: u32,
     /// How long to wait, after the last step, for the providers' acknowledgements.
     #[arg(long, default_value_t = 120)]
     pub ack_wait_secs: u64,
@@ -124,6 +128,8 @@ async fn on_fresh_db(args: &ReplayArgs, url: &str) -> anyhow::Result<Outcome> {
         exchange.clone(),
         "--mappings-dir".into(),
         mappings.display().to_string(),
+        "--db-max-connections".into(),
+        args.db_connections.to_string(),
     ];
     let gateway = Gateway::start_with(url, &flags).await?;
     let target =

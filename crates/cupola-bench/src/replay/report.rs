@@ -84,6 +84,7 @@ pub fn markdown(run: &Run, f: &Figures) -> String {
         ("$find with no proposal", n(&t.no_proposal)),
         ("slots taken first by another client (found again)", n(&t.taken)),
         ("steps failed", n(&t.failed)),
+        ("answers 503 (gateway busy), retried", run.api.stats.busy.load(Ordering::Relaxed) as u64),
     ] {
         let _ = writeln!(s, "| {name} | {v} |");
     }

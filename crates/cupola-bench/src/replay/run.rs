@@ -268,7 +268,8 @@ impl Run {
         let body = reference_params(proposal, replaces);
         let (status, out) = self.api.call("$book", point, Method::POST, "Appointment/$book", Some(&body)).await?;
         match status {
-            201 => {}
+            // 200: a retry after a 503 found the booking already made.
+            200 | 201 => {}
             409 => return Ok(None),
             _ => anyhow::bail!("$book answered {status}: {}", super::api::outcome(&out)),
         }

@@ -37,7 +37,7 @@ impl Sim {
         let mut tasks = Vec::new();
         for code in providers {
             let channel = conn.create_channel().await?;
-            channel.basic_qos(64, BasicQosOptions::default()).await?;
+            channel.basic_qos(16, BasicQosOptions::default()).await?;
             let queue = format!("{exchange}.provider.{code}");
             let consumer = channel
                 .basic_consume(
@@ -88,7 +88,7 @@ async fn consume(api: Arc<Api>, code: String, consumer: lapin::Consumer, answere
     };
     let (api, who, args, code, answered) = (&api, &who, &args, &code, &answered);
     consumer
-        .for_each_concurrent(8, |delivery| async move {
+        .for_each_concurrent(2, |delivery| async move {
             let Ok(delivery) = delivery else { return };
             let message: serde_json::Value = serde_json::from_slice(&delivery.data).unwrap_or_default();
             // The acknowledgement only: the first of the simulator's answers.

@@ -39,6 +39,8 @@ pub struct Stats {
     pub outbox: Mutex<Vec<OutboxSample>>,
     /// Events of the plan done.
     pub done: AtomicUsize,
+    /// Answers `503` (the gateway busy), each retried.
+    pub busy: AtomicUsize,
 }
 
 impl Stats {
@@ -49,6 +51,7 @@ impl Stats {
             per_second: Mutex::new(Vec::new()),
             outbox: Mutex::new(Vec::new()),
             done: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
         }
     }
 
