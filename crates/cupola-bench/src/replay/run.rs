@@ -27,6 +27,8 @@ pub struct Booked {
     pub service: String,
     pub provider: String,
     pub point: Who,
+    /// The Appointment as `$book` answered it.
+    pub resource: Value,
 }
 
 /// A payment made: at which point, on which day, how much.
@@ -300,6 +302,7 @@ impl Run {
             service: service.unwrap_or_default().to_string(),
             provider,
             point: point.clone(),
+            resource: a.clone(),
         })
     }
 
