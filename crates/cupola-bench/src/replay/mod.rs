@@ -54,6 +54,10 @@ pub struct ReplayArgs {
     /// clients and the providers' acknowledgements at once need more than its default.
     #[arg(long, default_value_t = 16)]
     pub db_connections: u32,
+    /// No-shows reported by the providers through `$process-message` (slow at present:
+    /// see docs/replay.md); by default the administrator records them.
+    #[arg(long)]
+    pub provider_no_shows: bool,
     /// How long to wait, after the last step, for the providers' acknowledgements.
     #[arg(long, default_value_t = 120)]
     pub ack_wait_secs: u64,
@@ -149,10 +153,13 @@ pub async fn replay(target: &Target, args: &ReplayArgs) -> anyhow::Result<Outcom
     let region = setup::Region::read(&api).await?;
     let capacity = setup::size_agendas(&api, &region, &plan, args.headroom).await?;
     setup::patients(&api, &region, &plan).await?;
+    setup::cancel_showcase(&api).await?;
     let sim = sim::Sim::start(api.clone(), &args.amqp_url, &target.exchange, &region.providers).await?;
     let db_before = database_size(&target.database_url).await?;
     let setup_secs = setup_start.elapsed().as_secs_f64();
-    let run = Arc::new(run::Run::new(api.clone(), plan.clone(), region));
+    let mut run = run::Run::new(api.clone(), plan.clone(), region);
+    run.provider_no_shows = args.provider_no_shows;
+    let run = Arc::new(run);
     let result = drive(&run, args).await;
     let db_after = database_size(&target.database_url).await;
     sim.stop().await;

@@ -67,6 +67,8 @@ pub struct Run {
     pub bookings: Mutex<HashMap<usize, Option<Booked>>>,
     pub payments: Mutex<Vec<Paid>>,
     pub tally: Tally,
+    /// No-shows reported by the providers themselves (`--provider-no-shows`).
+    pub provider_no_shows: bool,
     next: AtomicUsize,
 }
 
@@ -74,7 +76,8 @@ impl Run {
     pub fn new(api: Arc<Api>, plan: Arc<Plan>, region: Region) -> Run {
         let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
         let (bookings, payments) = (Mutex::new(HashMap::new()), Mutex::new(Vec::new()));
-        Run { api, plan, region, today, bookings, payments, tally: Tally::default(), next: AtomicUsize::new(0) }
+        let (tally, next) = (Tally::default(), AtomicUsize::new(0));
+        Run { api, plan, region, today, bookings, payments, tally, provider_no_shows: false, next }
     }
 
     /// The plan's events, by `clients` clients at once, as fast as the gateway takes them.

@@ -174,7 +174,10 @@ pub async fn size_agendas(api: &Api, region: &Region, plan: &Plan, headroom: f64
     let demand = plan.bookings() as f64 * headroom;
     let capacity = (demand / (weekly * 52.0)).ceil().max(1.0) as u32;
     tracing::info!(agendas = region.schedules.len(), weekly_slots = weekly, capacity, "sizing the agendas to a year");
+    // From the end of the demo's eight weeks, as a technician extends an agenda: the
+    // weeks already generated (and the appointments on them) are left as they are.
     let today = chrono::Utc::now().with_timezone(&chrono_tz::Europe::Rome).date_naive();
+    let from = today + chrono::Duration::days(DEMO_DAYS);
     let empty = HashSet::new();
     let mapped = |s: &Value| {
         let actors = s["actor"].as_array().into_iter().flatten().filter_map(|a| a["reference"].as_str());
@@ -182,14 +185,17 @@ pub async fn size_agendas(api: &Api, region: &Region, plan: &Plan, headroom: f64
         provider.and_then(|p| region.mapped.get(p)).unwrap_or(&empty)
     };
     stream::iter(region.schedules.iter().map(|s| widen(s, &template_url, capacity, mapped(s))))
-        .map(|s| generate(api, s, today))
+        .map(|s| generate(api, s, from))
         .buffer_unordered(2)
         .try_collect::<Vec<()>>()
         .await?;
     Ok(capacity)
 }
 
-/// `schedule` with a 366-day horizon and `capacity` places in each session's slots,
+/// The days of slots the demo generates (its templates' `horizonDays`).
+const DEMO_DAYS: i64 = 56;
+
+/// `schedule` with a horizon reaching a year from today and `capacity` places in each session's slots,
 /// its sessions taking in turn the services its provider's map translates.
 fn widen(schedule: &Value, template_url: &str, capacity: u32, mapped: &HashSet<String>) -> Value {
     let mut s = schedule.clone();
@@ -204,7 +210,7 @@ fn widen(schedule: &Value, template_url: &str, capacity: u32, mapped: &HashSet<S
         let mut parts = list(ext).unwrap_or_default();
         for (i, part) in parts.iter_mut().enumerate() {
             if part["url"] == "horizonDays" {
-                part["valueInteger"] = json!(366);
+                part["valueInteger"] = json!(366 - DEMO_DAYS);
             }
             let session = part["url"] == "session";
             let Some(inner) = part.get_mut("extension").and_then(Value::as_array_mut) else { continue };
@@ -236,6 +242,20 @@ async fn generate(api: &Api, schedule: Value, from: chrono::NaiveDate) -> anyhow
         .with_context(|| format!("generating a year of Schedule/{id}"))?;
     let count = |name: &str| super::api::part(&out["parameter"], name).and_then(|p| p["valueInteger"].as_u64());
     tracing::debug!(schedule = id, created = count("created"), kept = count("kept"), "agenda generated");
+    Ok(())
+}
+
+/// The demo's showcase appointment (`appt-1`) cancelled: on PostgreSQL `cupola demo
+/// load` leaves it without its place on its slot (no `slot_claims` row), so a booking
+/// of that slot would make two (found by the over-booking check; docs/replay.md).
+pub async fn cancel_showcase(api: &Api) -> anyhow::Result<()> {
+    let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "replay: the demo's showcase booking"}]});
+    let (status, v) = api.call("setup", &Who::Admin, Method::POST, "Appointment/appt-1/$cancel", Some(&body)).await?;
+    anyhow::ensure!(
+        status < 300 || status == 404,
+        "cancelling the demo's appt-1: {status} {}",
+        super::api::outcome(&v)
+    );
     Ok(())
 }
 
