@@ -151,11 +151,22 @@ pub async fn replay(target: &Target, args: &ReplayArgs) -> anyhow::Result<Outcom
     let stats = Arc::new(stats::Stats::new());
     let api = Arc::new(api::Api::new(&target.base, target.auth.clone(), stats.clone())?);
     let region = setup::Region::read(&api).await?;
-    let capacity = setup::size_agendas(&api, &region, &plan, args.headroom).await?;
-    setup::patients(&api, &region, &plan).await?;
-    setup::cancel_showcase(&api).await?;
+    // The simulators own the exchange's queues: they are removed whatever happens next.
     let sim = sim::Sim::start(api.clone(), &args.amqp_url, &target.exchange, &region.providers).await?;
-    let db_before = database_size(&target.database_url).await?;
+    let prepared = async {
+        let capacity = setup::size_agendas(&api, &region, &plan, args.headroom).await?;
+        setup::patients(&api, &region, &plan).await?;
+        setup::cancel_showcase(&api).await?;
+        Ok::<_, anyhow::Error>((capacity, database_size(&target.database_url).await?))
+    }
+    .await;
+    let (capacity, db_before) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            sim.stop().await;
+            return Err(e);
+        }
+    };
     let setup_secs = setup_start.elapsed().as_secs_f64();
     let mut run = run::Run::new(api.clone(), plan.clone(), region);
     run.provider_no_shows = args.provider_no_shows;

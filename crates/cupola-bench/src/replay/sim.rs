@@ -36,18 +36,7 @@ impl Sim {
         let answered = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
         for code in providers {
-            let channel = conn.create_channel().await?;
-            channel.basic_qos(16, BasicQosOptions::default()).await?;
-            let queue = format!("{exchange}.provider.{code}");
-            let consumer = channel
-                .basic_consume(
-                    &queue,
-                    &format!("replay-sim-{code}"),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
-                .with_context(|| format!("consuming {queue}: did the gateway declare it (--amqp-exchange)?"))?;
+            let consumer = consumer(&conn, exchange, code).await?;
             let (api, code, answered) = (api.clone(), code.clone(), answered.clone());
             tasks.push(tokio::spawn(async move { consume(api, code, consumer, answered).await }));
         }
@@ -72,6 +61,28 @@ impl Sim {
             }
         }
         let _ = self.conn.close(0, "replay done").await;
+    }
+}
+
+/// A consumer of `code`'s queue on `exchange`, once the gateway has declared it (its
+/// relay does so when it connects, which may be after it answers): tried for 30 s.
+async fn consumer(conn: &Connection, exchange: &str, code: &str) -> anyhow::Result<lapin::Consumer> {
+    let queue = format!("{exchange}.provider.{code}");
+    let mut attempts = 0;
+    loop {
+        // A refused consume closes its channel: a new one each time.
+        let channel = conn.create_channel().await?;
+        channel.basic_qos(16, BasicQosOptions::default()).await?;
+        let tag = format!("replay-sim-{code}");
+        match channel.basic_consume(&queue, &tag, BasicConsumeOptions::default(), FieldTable::default()).await {
+            Ok(c) => return Ok(c),
+            Err(_) if attempts < 60 => attempts += 1,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("consuming {queue}: did the gateway declare it (--amqp-exchange)?"))
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 
