@@ -36,7 +36,16 @@ async fn a_thousandth_of_the_year_books_pays_and_checks_out() {
         database_url: app.db_url().to_string(),
         exchange,
     };
-    let outcome = replay(&target, &args).await.expect("the replay runs");
+    let outcome = replay(&target, &args).await;
+    // The gateway stopped, its exchange and queues go (it would declare them again).
+    drop(app);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let providers: Vec<String> =
+        ["asl1", "asl2", "asl3", "asl4", "asl5", "sanmartino", "galliera", "gaslini"].map(String::from).to_vec();
+    cupola_bench::replay::remove_broker_objects(&args.amqp_url, &target.exchange, &providers)
+        .await
+        .expect("the broker answers");
+    let outcome = outcome.expect("the replay runs");
     let took = started.elapsed();
     let report = std::fs::read_to_string(&outcome.report).expect("the report is written");
     println!("replay at 0.001 in {took:?}: {outcome:?}\n{report}");

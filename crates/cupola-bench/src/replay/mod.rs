@@ -21,6 +21,7 @@ use anyhow::Context;
 
 pub use checks::Check;
 pub use setup::load_demo;
+pub use sim::remove_broker_objects;
 
 use super::server::{BenchDb, Gateway};
 

@@ -50,18 +50,32 @@ impl Sim {
         for t in &self.tasks {
             t.abort();
         }
-        if let Ok(ch) = self.conn.create_channel().await {
-            let x = &self.exchange;
-            let queues = self.providers.iter().map(|p| format!("{x}.provider.{p}"));
-            for q in queues.chain([format!("{x}.dead-letter"), format!("{x}.inbound")]) {
-                let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
-            }
-            for e in [x.clone(), format!("{x}.dlx"), format!("{x}.inbound")] {
-                let _ = ch.exchange_delete(&e, ExchangeDeleteOptions::default()).await;
-            }
-        }
+        remove_objects(&self.conn, &self.exchange, &self.providers).await;
         let _ = self.conn.close(0, "replay done").await;
     }
+}
+
+/// The queues and exchanges a gateway declares for `exchange`, removed.
+async fn remove_objects(conn: &Connection, x: &str, providers: &[String]) {
+    let Ok(ch) = conn.create_channel().await else { return };
+    let queues = providers.iter().map(|p| format!("{x}.provider.{p}"));
+    for q in queues.chain([format!("{x}.dead-letter"), format!("{x}.inbound")]) {
+        let _ = ch.queue_delete(&q, QueueDeleteOptions::default()).await;
+    }
+    for e in [x.to_string(), format!("{x}.dlx"), format!("{x}.inbound")] {
+        let _ = ch.exchange_delete(&e, ExchangeDeleteOptions::default()).await;
+    }
+}
+
+/// The broker objects of `exchange` removed once the gateway that declares them has
+/// stopped (a running gateway declares them again when it reconnects).
+pub async fn remove_broker_objects(amqp_url: &str, exchange: &str, providers: &[String]) -> anyhow::Result<()> {
+    let conn = Connection::connect(amqp_url, ConnectionProperties::default())
+        .await
+        .with_context(|| format!("cannot reach the broker at {amqp_url} to remove {exchange}"))?;
+    remove_objects(&conn, exchange, providers).await;
+    let _ = conn.close(0, "replay objects removed").await;
+    Ok(())
 }
 
 /// A consumer of `code`'s queue on `exchange`, once the gateway has declared it (its
