@@ -16,6 +16,7 @@ mod load;
 mod mix;
 mod pgbench;
 mod relay;
+pub mod replay;
 mod report;
 mod rows;
 mod server;
@@ -70,6 +71,9 @@ pub enum BenchCommand {
     /// Notifications of a thousand subscriptions while booking at a steady rate:
     /// their delay, and the gateway's CPU per booking against no subscriptions.
     Subscriptions(subscriptions::SubscriptionArgs),
+    /// A year of the region (Liguria 2011 at --scale 1) driven over HTTP through the
+    /// gateway, checked through the API and reported (docs/replay.md).
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -133,6 +137,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Relay(r) => relay::run(r).await,
         BenchCommand::Console(c) => console::run(c).await,
         BenchCommand::Subscriptions(s) => subscriptions::run(s).await,
+        BenchCommand::Replay(r) => replay::run(r).await,
     }
 }
 

@@ -73,6 +73,29 @@ fn gateway_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// A token of `role` for user `sub` of Organization `org` on `channel`, valid 24 h,
+/// signed with the development key of `auth`.
+pub fn mint_token(
+    auth: &cupola::config::AuthConfig,
+    role: cupola::auth::Role,
+    sub: String,
+    org: Option<&str>,
+    channel: Option<&str>,
+) -> anyhow::Result<String> {
+    use cupola::auth::{default_scope, mint, TokenRequest};
+    let req = TokenRequest {
+        sub,
+        role,
+        org: org.map(|o| format!("Organization/{o}")),
+        channel: channel.map(str::to_string),
+        patient: None,
+        scope: default_scope(role).into(),
+        ttl_secs: 24 * 3600,
+        client_id: Some("cupola-bench".into()),
+    };
+    mint(auth, &req)
+}
+
 /// `cupola serve` started from the gateway's binary (see [`gateway_bin`]).
 pub struct Gateway {
     child: Child,
@@ -150,21 +173,10 @@ impl Gateway {
         who: impl Fn(usize) -> (String, String),
         channel: &str,
     ) -> anyhow::Result<Vec<String>> {
-        use cupola::auth::{default_scope, mint, TokenRequest};
         (0..clients)
             .map(|c| {
                 let (sub, org) = who(c);
-                let req = TokenRequest {
-                    sub,
-                    role,
-                    org: Some(format!("Organization/{org}")),
-                    channel: Some(channel.into()),
-                    patient: None,
-                    scope: default_scope(role).into(),
-                    ttl_secs: 24 * 3600,
-                    client_id: Some("cupola-bench".into()),
-                };
-                mint(&self.auth, &req)
+                mint_token(&self.auth, role, sub, Some(&org), Some(channel))
             })
             .collect()
     }

@@ -5,7 +5,7 @@ use cupola_bench::BenchDb;
 use serde_json::Value;
 
 /// The machine's PostgreSQL; `CUPOLA_TEST_PG` overrides it.
-fn pg_admin_url() -> String {
+pub fn pg_admin_url() -> String {
     std::env::var("CUPOLA_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
@@ -15,6 +15,9 @@ pub struct TestApp {
     client: reqwest::Client,
     /// A fresh PostgreSQL database, the bench's own kind; dropped with the app.
     db: Option<BenchDb>,
+    /// The development key the gateway checks tokens with.
+    #[allow(dead_code)]
+    pub auth: cupola::config::AuthConfig,
     _key_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -22,9 +25,16 @@ pub struct TestApp {
 impl TestApp {
     pub async fn spawn() -> TestApp {
         let db = BenchDb::create("postgres", &pg_admin_url()).await.expect("PostgreSQL answers (CUPOLA_TEST_PG)");
+        TestApp::spawn_on(db, |_| {}).await
+    }
+
+    /// The gateway on `db` (already prepared), its configuration adjusted first.
+    pub async fn spawn_on(db: BenchDb, adjust: impl FnOnce(&mut cupola::Config)) -> TestApp {
         let key_dir = tempfile::tempdir().expect("temp dir");
         let mut config = cupola::Config::for_database(&db.url);
         config.auth = cupola::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));
+        adjust(&mut config);
+        let auth = config.auth.clone();
         let admin = admin_token(&config.auth);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -41,7 +51,20 @@ impl TestApp {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {admin}").parse().expect("header value"));
         let client = reqwest::Client::builder().default_headers(headers).build().expect("client");
-        TestApp { base: format!("http://{addr}/fhir"), client, db: Some(db), _key_dir: key_dir, shutdown: Some(tx) }
+        TestApp {
+            base: format!("http://{addr}/fhir"),
+            client,
+            db: Some(db),
+            auth,
+            _key_dir: key_dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// The FHIR base of this gateway.
+    #[allow(dead_code)]
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     /// The database this gateway runs on.
