@@ -54,14 +54,17 @@ async fn publish_inbound(broker: &Broker, body: Vec<u8>, message_id: Option<&str
 
 /// Galliera's system takes its message and rejects it: RabbitMQ dead-letters it.
 async fn reject_one(broker: &Broker) -> String {
-    let ch = broker.conn.create_channel().await.unwrap();
     let queue = format!("{}.provider.galliera", broker.exchange);
     for _ in 0..200 {
-        if let Some(m) = ch.basic_get(&queue, BasicGetOptions { no_ack: false }).await.unwrap() {
+        // Until the gateway's relay has declared its queues the broker answers
+        // NOT_FOUND and closes the channel: a new one for each look.
+        let ch = broker.conn.create_channel().await.unwrap();
+        if let Ok(Some(m)) = ch.basic_get(&queue, BasicGetOptions { no_ack: false }).await {
             let id = m.delivery.properties.message_id().as_ref().map(|s| s.to_string()).unwrap();
             m.delivery.acker.reject(BasicRejectOptions { requeue: false }).await.unwrap();
             return id;
         }
+        let _ = ch.close(200, "nothing yet").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("galliera's message never came")

@@ -204,7 +204,7 @@ async fn reopen_and_generate_offer_their_slots(backend: Backend) {
     assert_eq!(slot_of(&offer), slots[1], "the first slot class D may take (the 08:00 is kept for U)");
     assert!(app.get_json(&format!("Slot/{}", slots[2]), 200).await.get("comment").is_none());
     // New slots: the day after, offered to the next in line.
-    let after = (Utc::now() + Duration::days(2)).date_naive();
+    let after = crate::helpers::today_rome() + Duration::days(2);
     let from = after.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
     let body = entry("w2", Some("B"), from, from + Duration::days(3));
     let (status, second) = send(&app, &counter(), Method::POST, "Appointment", &body).await;
