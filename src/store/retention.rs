@@ -32,15 +32,16 @@ impl Store {
         .bind(limit.max(1))
         .fetch_all(&mut *tx)
         .await?;
-        let mut dropped = 0;
-        for (id, _) in &picked {
-            dropped += sqlx::query("DELETE FROM outbox_bodies WHERE message_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
+        let Some((_, last)) = picked.last() else { return Ok((0, None)) };
+        let last = *last;
+        let ids: Vec<String> = picked.into_iter().map(|(id, _)| id).collect();
+        let mut binds = Vec::new();
+        let sql = format!(
+            "DELETE FROM outbox_bodies WHERE message_id IN ({})",
+            super::subscriptions::bind_list(&mut binds, &ids)
+        );
+        let dropped = sqlx::query_with(&sql, super::into_arguments(binds)).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
-        Ok((dropped, picked.last().map(|(_, at)| *at)))
+        Ok((dropped, Some(last)))
     }
 }
