@@ -93,9 +93,14 @@ impl Store {
             }
             let stored = match self.create_in(tx, access, res_type, resource.clone(), Some(id.to_string())).await {
                 Ok(s) => s,
-                // Another client created it between our read and our insert: update theirs.
-                Err(Error::Conflict(_)) => {
-                    return Box::pin(self.update_in(tx, access, res_type, id, resource, None)).await
+                // Another client created it between our read and our insert: update
+                // theirs. Any other conflict (a full slot) is the answer: retrying it
+                // would recurse without end.
+                Err(Error::Conflict(why)) => {
+                    if self.current_for_write(tx, res_type, id).await?.is_none() {
+                        return Err(Error::Conflict(why));
+                    }
+                    return Box::pin(self.update_in(tx, access, res_type, id, resource, None)).await;
                 }
                 Err(e) => return Err(e),
             };

@@ -151,7 +151,38 @@ async fn health_endpoints_answer(b: Backend) {
     assert_eq!(app.client.get(format!("{root}/health/ready")).send().await.unwrap().status(), 200);
 }
 
+/// An update-as-create refused by a rule of its own (the slot is full) answers that
+/// refusal: it used to be taken for another client's create of the same id and
+/// retried without end, until the gateway's stack overflowed.
+async fn update_as_create_on_a_full_slot_is_409(b: Backend) {
+    let app = TestApp::spawn(b).await;
+    let appointment = |id: &str| {
+        json!({"resourceType": "Appointment", "id": id, "status": "booked", "slot": [{"reference": "Slot/s1"}],
+            "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:20:00+01:00",
+            "participant": [{"actor": {"reference": "Patient/p1"}, "status": "accepted"}]})
+    };
+    for (path, body) in [
+        ("Patient/p1", json!({"resourceType": "Patient", "id": "p1"})),
+        ("Schedule/sc1", json!({"resourceType": "Schedule", "id": "sc1", "actor": [{"reference": "Patient/p1"}]})),
+        (
+            "Slot/s1",
+            json!({"resourceType": "Slot", "id": "s1", "schedule": {"reference": "Schedule/sc1"}, "status": "free",
+            "start": "2026-12-01T09:00:00+01:00", "end": "2026-12-01T09:20:00+01:00"}),
+        ),
+        ("Appointment/first", appointment("first")),
+    ] {
+        assert!(app.put(path, &body).await.status().is_success(), "{path}");
+    }
+    let r = app.put("Appointment/second", &appointment("second")).await;
+    assert_eq!(r.status(), 409);
+    let oo: Value = r.json().await.unwrap();
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    assert!(oo.to_string().contains("Slot/s1"), "names the slot: {oo}");
+    app.get_json("Appointment/second", 404).await;
+}
+
 crate::on_both!(
+    update_as_create_on_a_full_slot_is_409,
     create_answers_201_with_location_and_etag,
     update_makes_versions_and_vread_reads_each,
     stale_if_match_is_refused_with_412,
