@@ -40,5 +40,6 @@ mod subscriptions_ws;
 mod transaction;
 mod trust;
 mod unroutable;
+mod visibility;
 mod waitlist;
 mod writer;
