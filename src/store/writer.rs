@@ -93,20 +93,19 @@ impl Writer {
         }
         // The flags are set before each statement is sent: a turn cancelled while it
         // runs leaves them saying what may have happened, for the next turn to undo.
-        if !s.open {
-            s.open = true;
-            if let Err(e) = conn_of(s)?.execute("BEGIN IMMEDIATE").await {
-                // Busy past the timeout (another process writing), or a broken connection.
-                s.open = false;
-                if !matches!(e, sqlx::Error::Database(_)) {
-                    s.conn = None;
-                }
-                return Err(e.into());
-            }
-        }
+        let opening = !s.open;
+        s.open = true;
         s.unit = true;
-        if let Err(e) = conn_of(s)?.execute("SAVEPOINT w").await {
-            abort(s, &e.to_string()).await;
+        // A group's first unit opens it in the same round trip to SQLite's thread.
+        let sql = if opening { "BEGIN IMMEDIATE; SAVEPOINT w" } else { "SAVEPOINT w" };
+        if let Err(e) = conn_of(s)?.execute(sql).await {
+            if opening {
+                // Busy past the timeout (another process writing), or a broken
+                // connection; nothing was released into this group yet.
+                not_opened(s, &e).await;
+            } else {
+                abort(s, &e.to_string()).await;
+            }
             return Err(e.into());
         }
         Ok(turn)
@@ -162,6 +161,14 @@ impl Turn {
     pub(super) async fn release(mut self, wake: Option<Arc<Notify>>) -> Result<Fate> {
         let writer = self.writer.clone();
         let s = self.state_mut();
+        if writer.queued.load(Ordering::SeqCst) == 0 {
+            // No one waits: the unit and its group end in one round trip.
+            let (reply, fate) = oneshot::channel();
+            s.released.push((reply, wake));
+            commit_with(s, "RELEASE w; COMMIT").await;
+            s.unit = false;
+            return Ok(fate);
+        }
         if let Err(e) = conn_of(s)?.execute("RELEASE w").await {
             abort(s, &e.to_string()).await;
             s.unit = false;
@@ -194,8 +201,14 @@ async fn undo(writer: Writer, mut s: OwnedMutexGuard<State>) {
 
 /// The group commits; its callers are told (and what they wake, woken).
 async fn commit(s: &mut State) {
+    commit_with(s, "COMMIT").await
+}
+
+/// [`commit`] with `sql` ending in the COMMIT. A failure anywhere in it rolls the
+/// group back: none of its callers is told a success.
+async fn commit_with(s: &mut State, sql: &str) {
     let r = match s.conn.as_mut() {
-        Some(c) => c.execute("COMMIT").await.map(|_| ()),
+        Some(c) => c.execute(sql).await.map(|_| ()),
         None => Err(sqlx::Error::PoolClosed),
     };
     match r {
@@ -209,6 +222,19 @@ async fn commit(s: &mut State) {
             }
         }
         Err(e) => abort(s, &format!("the group's COMMIT failed: {e}")).await,
+    }
+}
+
+/// A group's `BEGIN IMMEDIATE; SAVEPOINT w` failed: whatever of it ran is undone
+/// (a failed BEGIN leaves nothing, and the ROLLBACK's own error then says so); a
+/// connection that failed otherwise than with a database error is closed.
+async fn not_opened(s: &mut State, e: &sqlx::Error) {
+    s.open = false;
+    s.unit = false;
+    if !matches!(e, sqlx::Error::Database(_)) {
+        s.conn = None;
+    } else if let Some(c) = s.conn.as_mut() {
+        let _ = c.execute("ROLLBACK").await;
     }
 }
 
