@@ -41,10 +41,50 @@ pub fn start(state: &AppState) -> Background {
         config.outbox_body_retention_hours,
         Duration::from_secs(config.outbox_retention_sweep_secs.max(1)),
     )));
+    if config.db_upkeep_secs > 0 {
+        let every = Duration::from_secs(config.db_upkeep_secs);
+        tasks.push(tokio::spawn(upkeep_forever(store.clone(), every, state.metrics.clone())));
+    }
     if let Some(at) = config.daily_lists_at {
         tasks.push(tokio::spawn(crate::messaging::daily_lists_forever(store, at)));
     }
     Background { tasks }
+}
+
+/// Every `every`, vacuums and analyzes the PostgreSQL tables the server's
+/// autovacuum leaves alone and that changed enough (`Store::tables_due_upkeep`).
+async fn upkeep_forever(store: crate::store::Store, every: Duration, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+    match store.autovacuum_on().await {
+        Ok(false) if store.dialect() == cupola_search::Dialect::Postgres => tracing::warn!(
+            every_secs = every.as_secs(),
+            "PostgreSQL's autovacuum is off: the gateway vacuums and analyzes its own tables; \
+             turn it on (autovacuum = on in postgresql.conf) for a production server"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read PostgreSQL's autovacuum setting"),
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let due = match store.tables_due_upkeep().await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the tables due a VACUUM (ANALYZE) failed; retrying at the next round");
+                continue;
+            }
+        };
+        for table in due {
+            let started = std::time::Instant::now();
+            match store.vacuum_analyze(&table).await {
+                Ok(()) => {
+                    metrics.upkept(&table);
+                    tracing::info!(table, ms = started.elapsed().as_millis() as u64, "table vacuumed and analyzed");
+                }
+                Err(e) => tracing::warn!(table, error = %e, "VACUUM (ANALYZE) failed; retrying at the next round"),
+            }
+        }
+    }
 }
 
 impl Background {

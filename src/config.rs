@@ -48,6 +48,12 @@ pub struct Config {
     #[arg(long, env = "CUPOLA_DB_BUSY_TIMEOUT_SECS", default_value_t = 5)]
     pub db_busy_timeout_secs: u64,
 
+    /// Seconds between the gateway's upkeep of its PostgreSQL tables where the
+    /// server's autovacuum does not run (`VACUUM (ANALYZE)` of those changed past
+    /// autovacuum's default thresholds; see docs/operations.md); 0: never.
+    #[arg(long, env = "CUPOLA_DB_UPKEEP_SECS", default_value_t = 60)]
+    pub db_upkeep_secs: u64,
+
     /// Load the demo data set into an empty store at start-up.
     #[arg(long, env = "CUPOLA_DEMO")]
     pub demo: bool,
@@ -309,6 +315,7 @@ impl Config {
             max_body_bytes: 10 * 1024 * 1024,
             db_max_connections: 5,
             db_busy_timeout_secs: 5,
+            db_upkeep_secs: 60,
             demo: false,
             mappings_dir: "mappings".into(),
             auth: AuthConfig::dev("cupola-dev-key.json"),

@@ -59,6 +59,7 @@ pub struct Metrics {
     relay_confirms: IntCounterVec,
     inbound: IntCounterVec,
     bookings: IntCounterVec,
+    upkeep: IntCounterVec,
     gauges: Gauges,
     /// Two scrapes at once would interleave resetting and setting the outbox gauges.
     scraping: Mutex<()>,
@@ -188,6 +189,13 @@ impl Metrics {
                 "Bookings made by $book, by the caller's channel.",
                 &["channel"],
             )?,
+            upkeep: counter(
+                &r,
+                "cupola_db_upkeep_total",
+                "VACUUM (ANALYZE) runs the gateway made of its PostgreSQL tables where the server's autovacuum \
+                 does not run, by table.",
+                &["table"],
+            )?,
             gauges: Gauges::new(&r)?,
             registry: r,
             scraping: Mutex::new(()),
@@ -250,6 +258,11 @@ impl Metrics {
     /// A new booking by a caller of `channel` (none: a caller without one, an administrator).
     pub fn booked(&self, channel: Option<&str>) {
         self.bookings.with_label_values(&[channel.unwrap_or("none")]).inc();
+    }
+
+    /// A table vacuumed and analyzed by the gateway's upkeep.
+    pub fn upkept(&self, table: &str) {
+        self.upkeep.with_label_values(&[table]).inc();
     }
 
     /// The exposition, with the gauges set from `now`.

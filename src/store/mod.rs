@@ -33,6 +33,7 @@ mod shared;
 mod slots;
 mod subscriptions;
 mod tx;
+mod upkeep;
 mod upsert;
 mod waitlist;
 pub use waitlist::{FreedSlot, WaitRow};

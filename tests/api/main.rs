@@ -40,6 +40,7 @@ mod subscriptions_ws;
 mod transaction;
 mod trust;
 mod unroutable;
+mod upkeep;
 mod visibility;
 mod waitlist;
 mod writer;
