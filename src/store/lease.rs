@@ -141,14 +141,35 @@ impl Store {
         let r = sqlx::query_with(&sql, super::into_arguments(binds)).execute(&mut *c).await;
         let marked = c.done(r).await?.rows_affected();
         if marked < seqs.len() as u64 {
+            self.explain_unmarked(mark, token, &list, seqs.len() - marked as usize).await?;
+        }
+        Ok(marked)
+    }
+
+    /// Says why `missed` of the rows `seqs` were not marked. A provider that answers
+    /// before the broker's confirm reaches the relay has acknowledged its message
+    /// already (the acknowledgement ends the claim): nothing to warn about. A row
+    /// another claim holds is one whose lease ran out: it is sent again.
+    async fn explain_unmarked(&self, mark: &str, token: i64, seqs: &[String], missed: usize) -> Result<()> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM outbox WHERE seq IN ({}) AND claim_token IS NOT NULL AND claim_token <> $1",
+            seqs.join(", ")
+        );
+        let mut c = self.conn().await?;
+        let r = sqlx::query_scalar::<_, i64>(&sql).bind(token).fetch_one(&mut *c).await;
+        let reclaimed = c.done(r)?;
+        if reclaimed > 0 {
             tracing::warn!(
                 mark,
-                asked = seqs.len(),
-                marked,
+                reclaimed,
                 "outbox rows not marked: this relay's lease ran out and another claim holds them (it sends them)"
             );
         }
-        Ok(marked)
+        let answered = missed.saturating_sub(reclaimed as usize);
+        if answered > 0 {
+            tracing::debug!(mark, answered, "outbox rows not marked: their providers acknowledged them first");
+        }
+        Ok(())
     }
 }
 
