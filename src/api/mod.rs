@@ -200,11 +200,7 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
     )
     .await?
     .observe_write_waits(metrics.write_wait_observer());
-    let store = crate::booking::hooks::configured(
-        store,
-        crate::booking::Settings { public_base: base.to_string(), ..settings },
-    )
-    .with_more_hooks(crate::notify::hooks(&config.notify, &config.canonical_base));
+    let store = with_rules(store, &config, settings, &base);
     let auth = Arc::new(Authenticator::from_config(&config.auth).await?);
     if config.demo {
         crate::demo::load(&store, &config.canonical_base).await?;
@@ -226,6 +222,26 @@ pub async fn build_state(config: Config, bound: SocketAddr) -> anyhow::Result<Ap
 
 /// The domain's settings (booking, billing, messaging) from the configuration and
 /// the mappings; the AMQP exchange of the configuration, when given, over theirs.
+/// `store` with the domain's rules on its writes (bookings take their places, tickets
+/// and messages follow), as every writer of the store must have it.
+fn with_rules(store: Store, config: &Config, settings: crate::booking::Settings, base: &str) -> Store {
+    crate::booking::hooks::configured(store, crate::booking::Settings { public_base: base.to_string(), ..settings })
+        .with_more_hooks(crate::notify::hooks(&config.notify, &config.canonical_base))
+}
+
+/// The store of `config` with the domain's rules, for the commands that write it
+/// without serving (`cupola demo load`): the region's mappings are loaded and checked
+/// as `serve` does.
+pub async fn store_with_rules(config: &Config) -> anyhow::Result<Store> {
+    let registry = Arc::new(crate::fhir::names::registry(&config.canonical_base));
+    let mappings = Mappings::load(&config.mappings_dir, &config.canonical_base, &Checker::shared())
+        .map_err(|e| anyhow::anyhow!("mappings: {e}"))?;
+    let settings = domain_settings(config, &mappings);
+    let timeout = std::time::Duration::from_secs(config.db_busy_timeout_secs);
+    let store = Store::connect(&config.database_url, config.db_max_connections, timeout, registry).await?;
+    Ok(with_rules(store, config, settings, &config.canonical_base))
+}
+
 fn domain_settings(config: &Config, mappings: &Mappings) -> crate::booking::Settings {
     crate::booking::Settings::from_config(
         &config.canonical_base,

@@ -276,17 +276,32 @@ pub enum DemoCommand {
         /// Base URL of cupola's CodeSystems and identifiers.
         #[arg(long, env = "CUPOLA_CANONICAL_BASE", default_value = "http://example.org/cupola")]
         canonical_base: String,
+        /// The region's code maps and rules, as `serve` is given them: the showcase
+        /// booking is made by the booking rules.
+        #[arg(long, env = "CUPOLA_MAPPINGS_DIR", default_value = "mappings")]
+        mappings_dir: std::path::PathBuf,
     },
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     match args.command {
-        DemoCommand::Load { database_url, canonical_base } => {
-            let registry = std::sync::Arc::new(crate::fhir::names::registry(&canonical_base));
-            let store = Store::connect(&database_url, 2, std::time::Duration::from_secs(30), registry).await?;
-            load(&store, &canonical_base).await
+        DemoCommand::Load { database_url, canonical_base, mappings_dir } => {
+            load_into(&database_url, &canonical_base, &mappings_dir).await
         }
     }
+}
+
+/// `cupola demo load`: the demo region into the (empty) store at `database_url`,
+/// written under the domain's rules as `serve --demo` writes it. A store without
+/// them took the showcase Appointment without its place on its slot, which a later
+/// booking of that slot then took too (found by the year replay's over-booking check).
+pub async fn load_into(database_url: &str, canonical_base: &str, mappings_dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = crate::config::Config::for_database(database_url);
+    config.canonical_base = canonical_base.to_string();
+    config.mappings_dir = mappings_dir.to_path_buf();
+    config.db_busy_timeout_secs = 30;
+    let store = crate::api::store_with_rules(&config).await?;
+    load(&store, canonical_base).await
 }
 
 #[cfg(test)]

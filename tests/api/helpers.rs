@@ -132,12 +132,20 @@ impl TestApp {
         Self::start(backend, adjust, Some(admin)).await
     }
 
+    /// A gateway on `db`, which the test has prepared (e.g. with `cupola demo load`).
+    pub async fn spawn_on(db: TestDb) -> TestApp {
+        Self::start_on(db, |_| {}, None).await
+    }
+
     async fn start(backend: Backend, adjust: impl FnOnce(&mut cupola::Config), admin: Option<String>) -> TestApp {
+        Self::start_on(TestDb::new(backend).await, adjust, admin).await
+    }
+
+    async fn start_on(db: TestDb, adjust: impl FnOnce(&mut cupola::Config), admin: Option<String>) -> TestApp {
         // `RUST_LOG=warn cargo test … -- --nocapture` shows the gateway's logs.
         if std::env::var_os("RUST_LOG").is_some() {
             cupola::telemetry::init();
         }
-        let db = TestDb::new(backend).await;
         let key_dir = tempfile::tempdir().expect("temp dir");
         let mut config = cupola::Config::for_database(&db.url);
         config.auth = cupola::config::AuthConfig::dev(key_dir.path().join("dev-key.json"));

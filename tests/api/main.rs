@@ -17,6 +17,7 @@ mod console_agenda;
 mod console_desks;
 mod crud;
 mod dead_letters;
+mod demo_load;
 mod desk;
 mod docker;
 mod examples;

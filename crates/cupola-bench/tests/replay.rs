@@ -16,12 +16,12 @@ use gateway::{pg_admin_url, TestApp};
 async fn a_thousandth_of_the_year_books_pays_and_checks_out() {
     let started = Instant::now();
     let db = BenchDb::create("postgres", &pg_admin_url()).await.expect("PostgreSQL answers (CUPOLA_TEST_PG)");
-    cupola_bench::replay::load_demo(&db.url).await.expect("the demo region loads");
+    let mappings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
+    cupola_bench::replay::load_demo(&db.url, &mappings).await.expect("the demo region loads");
     let exchange = format!("cupola-replay-test-{}", uuid::Uuid::new_v4().simple());
     let mut args = ReplayArgs::at_scale(0.001);
     let out = tempfile::tempdir().expect("temp dir");
     args.out = out.path().to_path_buf();
-    let mappings = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mappings");
     let (x, url) = (exchange.clone(), args.amqp_url.clone());
     let app = TestApp::spawn_on(db, move |c| {
         c.amqp_url = Some(url);

@@ -121,11 +121,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 async fn on_fresh_db(args: &ReplayArgs, url: &str) -> anyhow::Result<Outcome> {
-    setup::load_demo(url).await?;
     let exchange = format!("cupola-replay-{}-{}", std::process::id(), args.seed);
     let mappings = args.mappings_dir.canonicalize().with_context(|| {
         format!("no mappings at {}: run from the repository or pass --mappings-dir", args.mappings_dir.display())
     })?;
+    setup::load_demo(url, &mappings).await?;
     let flags: Vec<String> = vec![
         "--amqp-url".into(),
         args.amqp_url.clone(),

@@ -4,8 +4,6 @@
 //! technician does it (`PUT Schedule`, `$generate-slots`), and the year's patients.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{stream, StreamExt, TryStreamExt};
@@ -15,13 +13,10 @@ use serde_json::{json, Value};
 use super::api::{Api, Who, BASE};
 use super::plan::Plan;
 
-/// The demo region in the fresh store at `url` (the gateway is not running yet).
-pub async fn load_demo(url: &str) -> anyhow::Result<()> {
-    let registry = Arc::new(cupola::fhir::names::registry(BASE));
-    let store = cupola::store::Store::connect(url, 2, Duration::from_secs(30), registry)
-        .await
-        .context("connecting to the replay's database")?;
-    cupola::demo::load(&store, BASE).await.context("loading the demo region")
+/// The demo region in the fresh store at `url` (the gateway is not running yet), as
+/// `cupola demo load` writes it: under the booking rules of the `mappings` region.
+pub async fn load_demo(url: &str, mappings: &std::path::Path) -> anyhow::Result<()> {
+    cupola::demo::load_into(url, BASE, mappings).await.context("loading the demo region")
 }
 
 /// One branch the region's agendas serve: its catalog codes.
@@ -245,9 +240,9 @@ async fn generate(api: &Api, schedule: Value, from: chrono::NaiveDate) -> anyhow
     Ok(())
 }
 
-/// The demo's showcase appointment (`appt-1`) cancelled: on PostgreSQL `cupola demo
-/// load` leaves it without its place on its slot (no `slot_claims` row), so a booking
-/// of that slot would make two (found by the over-booking check; docs/replay.md).
+/// The demo's showcase appointment (`appt-1`) cancelled: it is not the plan's. (Its
+/// place on its slot was missing when `cupola demo load` wrote without the booking
+/// rules, so a booking of that slot made two: found by the over-booking check.)
 pub async fn cancel_showcase(api: &Api) -> anyhow::Result<()> {
     let body = json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "replay: the demo's showcase booking"}]});
     let (status, v) = api.call("setup", &Who::Admin, Method::POST, "Appointment/appt-1/$cancel", Some(&body)).await?;
