@@ -1,6 +1,6 @@
 //! The statements of a search: snapshot, page, count, includes, conditional match.
 
-use crate::query::{SearchQuery, SortExpr};
+use crate::query::{Cond, Filter, SearchQuery, SortExpr};
 use crate::sql::Builder;
 use crate::{Bind, Dialect, Sql};
 
@@ -97,9 +97,8 @@ impl SearchQuery {
                 _ => b.grid_sort(k),
             })
             .collect();
-        let gw = b.grid_where(self);
         let grid = format!(
-            "SELECT {} AS pk, CAST(NULL AS TEXT) AS body{} FROM slot_grid g{gw}",
+            "SELECT {} AS pk, CAST(NULL AS TEXT) AS body{} FROM slot_grid g",
             crate::grid::pk_sql(),
             named(&grid_keys)
         );
@@ -108,10 +107,40 @@ impl SearchQuery {
         // slots come from an index scan in start order, not from sorting them all.
         let order = self.order_over(&names, "pk");
         let cut = format!(" LIMIT {}", self.offset.saturating_add(self.count));
+        let grids: Vec<String> = self
+            .per_service()
+            .iter()
+            .enumerate()
+            .map(|(i, q)| format!("SELECT * FROM ({grid}{}{order}{cut}) b{i}", b.grid_where(q)))
+            .collect();
         let text = format!(
-            "SELECT pk, body FROM (SELECT * FROM ({generic}{order}{cut}) a UNION ALL SELECT * FROM ({grid}{order}{cut}) b) u{order}{paging}"
+            "SELECT pk, body FROM (SELECT * FROM ({generic}{order}{cut}) a UNION ALL {}) u{order}{paging}",
+            grids.join(" UNION ALL ")
         );
         Sql { text, binds: b.binds }
+    }
+
+    /// The query once per service code when `service-type` lists several codes (the
+    /// slots of any of them), else itself: with one code, the index `(svc_code,
+    /// start_us)` gives a branch's slots in start order; with an `IN` list PostgreSQL
+    /// sorted every candidate of the year's agendas for the first few (94 of a
+    /// `$find`'s 111 ms in the replay at 0.01).
+    fn per_service(&self) -> Vec<std::borrow::Cow<'_, SearchQuery>> {
+        let split = self.filters.iter().position(|f| {
+            matches!(f, Filter::Values { param, ors, not: false, .. } if param.code == "service-type"
+                && ors.len() > 1 && ors.iter().all(|c| matches!(c, Cond::Token { code: Some(_), .. })))
+        });
+        let Some(i) = split else { return vec![std::borrow::Cow::Borrowed(self)] };
+        let Filter::Values { ors, .. } = &self.filters[i] else { return vec![std::borrow::Cow::Borrowed(self)] };
+        ors.iter()
+            .map(|one| {
+                let mut q = self.clone();
+                if let Filter::Values { ors, .. } = &mut q.filters[i] {
+                    *ors = vec![one.clone()];
+                }
+                std::borrow::Cow::Owned(q)
+            })
+            .collect()
     }
 
     /// `SELECT COUNT(*)` of the matches with `pk <= snapshot`.
