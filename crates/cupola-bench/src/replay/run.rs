@@ -149,24 +149,18 @@ impl Run {
             let district = self.region.district(&self.plan, p.patient);
             format!("class {}, {} services of {}, patient in {district}", p.class, p.services, branch.code)
         })?;
-        let first = match p.choice {
-            Choice::Book => 0,
+        let (first, held) = match p.choice {
+            Choice::Book => (0, false),
             Choice::Decline => {
                 self.decline(&point, &proposals[0], p.patient).await?;
-                1
+                (1, false)
             }
-            Choice::HoldLapses => {
-                let body = reference_params(&proposals[0], None);
-                match self.api.call("$hold", &point, Method::POST, "Appointment/$hold", Some(&body)).await? {
-                    (200, _) => self.tally.lapsed_holds.fetch_add(1, Ordering::Relaxed),
-                    // Another client took the slot first: nothing to hold.
-                    (409, _) => self.tally.taken.fetch_add(1, Ordering::Relaxed),
-                    (status, v) => anyhow::bail!("$hold answered {status}: {}", super::api::outcome(&v)),
-                };
-                1
-            }
+            Choice::HoldLapses => (1, self.hold(&point, &proposals[0]).await?),
         };
-        let (booked, invoice) = self.book_found(&point, (&query, &elsewhere), proposals, first, None).await?;
+        let (booked, invoice) = match held {
+            true => self.book_beside_a_hold(&point, (&query, &elsewhere), proposals).await?,
+            false => self.book_found(&point, (&query, &elsewhere), proposals, first, None).await?,
+        };
         self.tally.booked.fetch_add(1, Ordering::Relaxed);
         if let Some((channel, number)) = &p.pay {
             self.pay(channel, *number, &invoice, p.n).await?;
@@ -260,6 +254,46 @@ impl Run {
             first = 0;
         }
         anyhow::bail!("other clients took the proposed slots {RETRIES} times running ({query})")
+    }
+
+    /// `$hold` of the first proposal, left to lapse: whether it was held (`false` when
+    /// another client took the slot first).
+    async fn hold(&self, point: &Who, proposal: &Value) -> anyhow::Result<bool> {
+        let body = reference_params(proposal, None);
+        match self.api.call("$hold", point, Method::POST, "Appointment/$hold", Some(&body)).await? {
+            (200, _) => {
+                self.tally.lapsed_holds.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            (409, _) => {
+                self.tally.taken.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            (status, v) => anyhow::bail!("$hold answered {status}: {}", super::api::outcome(&v)),
+        }
+    }
+
+    /// The second proposal booked while the first is held for the patient; when
+    /// another client took the second, the held one is booked, as a counter does (a
+    /// new `$find` would not propose the prescription's held service again: a hold
+    /// counts as its booking until it lapses). Then the hold did not lapse.
+    async fn book_beside_a_hold(
+        &self,
+        point: &Who,
+        search: (&str, &[String]),
+        proposals: Vec<Value>,
+    ) -> anyhow::Result<(Booked, Value)> {
+        if let Some(second) = proposals.get(1) {
+            if let Some(done) = self.book_proposal(point, second, None).await? {
+                return Ok(done);
+            }
+            self.tally.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        self.tally.lapsed_holds.fetch_sub(1, Ordering::Relaxed);
+        match self.book_proposal(point, &proposals[0], None).await? {
+            Some(done) => Ok(done),
+            None => self.book_found(point, search, proposals, 0, None).await,
+        }
     }
 
     /// `$book` of `proposal` (replacing `replaces`): the booking and its Invoice, or
