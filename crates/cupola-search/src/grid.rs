@@ -246,7 +246,10 @@ impl Builder {
                     return full;
                 }
                 let ph: Vec<String> = codes.iter().map(|c| self.text(c)).collect();
-                format!("(g.svc_code IN ({}) AND {full})", ph.join(", "))
+                // `IS TRUE` keeps the service test a filter of the index scan: as a
+                // join it lost the start order, and the planner sorted a year of one
+                // code's slots for the first few (replay at 0.01: 146 ms → 0.2 ms).
+                format!("(g.svc_code IN ({}) AND ({full}) IS TRUE)", ph.join(", "))
             }
         }
     }
