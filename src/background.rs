@@ -41,7 +41,8 @@ pub fn start(state: &AppState) -> Background {
         config.outbox_body_retention_hours,
         Duration::from_secs(config.outbox_retention_sweep_secs.max(1)),
     )));
-    if config.db_upkeep_secs > 0 {
+    // SQLite has no autovacuum to stand in for: nothing to tick for.
+    if config.db_upkeep_secs > 0 && store.dialect() == cupola_search::Dialect::Postgres {
         let every = Duration::from_secs(config.db_upkeep_secs);
         tasks.push(tokio::spawn(upkeep_forever(store.clone(), every, state.metrics.clone())));
     }
@@ -55,7 +56,7 @@ pub fn start(state: &AppState) -> Background {
 /// autovacuum leaves alone and that changed enough (`Store::tables_due_upkeep`).
 async fn upkeep_forever(store: crate::store::Store, every: Duration, metrics: std::sync::Arc<crate::metrics::Metrics>) {
     match store.autovacuum_on().await {
-        Ok(false) if store.dialect() == cupola_search::Dialect::Postgres => tracing::warn!(
+        Ok(false) => tracing::warn!(
             every_secs = every.as_secs(),
             "PostgreSQL's autovacuum is off: the gateway vacuums and analyzes its own tables; \
              turn it on (autovacuum = on in postgresql.conf) for a production server"

@@ -5,6 +5,7 @@
 
 mod api;
 mod checks;
+mod footprint;
 mod later;
 pub mod plan;
 mod report;
@@ -62,6 +63,10 @@ pub struct ReplayArgs {
     /// How long to wait, after the last step, for the providers' acknowledgements.
     #[arg(long, default_value_t = 120)]
     pub ack_wait_secs: u64,
+    /// Keeps the replay's database at the end (its URL is printed) for inspection;
+    /// drop it with `dropdb` when done.
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 impl ReplayArgs {
@@ -110,7 +115,11 @@ impl Outcome {
 pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let db = BenchDb::create("postgres", &args.pg_url).await?;
     let outcome = on_fresh_db(&args, &db.url).await;
-    db.drop_db().await;
+    if args.keep_database {
+        println!("the replay's database is kept: {}", db.url);
+    } else {
+        db.drop_db().await;
+    }
     let outcome = outcome?;
     println!("report: {}", outcome.report.display());
     for c in &outcome.checks {
@@ -158,7 +167,7 @@ pub async fn replay(target: &Target, args: &ReplayArgs) -> anyhow::Result<Outcom
         let capacity = setup::size_agendas(&api, &region, &plan, args.headroom).await?;
         setup::patients(&api, &region, &plan).await?;
         setup::cancel_showcase(&api).await?;
-        Ok::<_, anyhow::Error>((capacity, database_size(&target.database_url).await?))
+        Ok::<_, anyhow::Error>((capacity, footprint::Footprint::take(&target.database_url).await?))
     }
     .await;
     let (capacity, db_before) = match prepared {
@@ -173,7 +182,7 @@ pub async fn replay(target: &Target, args: &ReplayArgs) -> anyhow::Result<Outcom
     run.provider_no_shows = args.provider_no_shows;
     let run = Arc::new(run);
     let result = drive(&run, args).await;
-    let db_after = database_size(&target.database_url).await;
+    let db_after = footprint::Footprint::take(&target.database_url).await;
     sim.stop().await;
     let (run_secs, checks) = result?;
     let figures = report::Figures {
@@ -232,13 +241,4 @@ fn outcome(args: &ReplayArgs, run: &run::Run, figures: report::Figures) -> anyho
         bookings_per_second: bookings as f64 / figures.run_secs.max(0.001),
         checks: figures.checks,
     })
-}
-
-/// The database's size on disk (bytes), as PostgreSQL counts it.
-async fn database_size(url: &str) -> anyhow::Result<i64> {
-    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .context("connecting to the replay's database for its size")?;
-    let (size,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())").fetch_one(&mut c).await?;
-    Ok(size)
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 
 use super::checks::Check;
+use super::footprint::{self, Footprint};
 use super::run::Run;
 use super::stats::{Latency, OutboxSample};
 
@@ -19,9 +20,9 @@ pub struct Figures {
     pub capacity: u32,
     pub setup_secs: f64,
     pub run_secs: f64,
-    /// Database size after the setup and at the end (bytes).
-    pub db_before: i64,
-    pub db_after: i64,
+    /// The database after the setup and at the end.
+    pub db_before: Footprint,
+    pub db_after: Footprint,
     pub latencies: Vec<(&'static str, Latency)>,
     pub per_second: Vec<u64>,
     pub outbox: Vec<OutboxSample>,
@@ -31,7 +32,7 @@ pub struct Figures {
 impl Figures {
     /// Bytes the database grew by per booking made.
     pub fn bytes_per_booking(&self, bookings: u64) -> f64 {
-        (self.db_after - self.db_before) as f64 / bookings.max(1) as f64
+        (self.db_after.total - self.db_before.total) as f64 / bookings.max(1) as f64
     }
 }
 
@@ -92,10 +93,11 @@ pub fn markdown(run: &Run, f: &Figures) -> String {
     let _ = writeln!(
         s,
         "\n## Database\n\n| | |\n|---|---|\n| after the setup | {:.1} MB |\n| at the end | {:.1} MB |\n| bytes per booking | {:.0} |\n",
-        f.db_before as f64 / 1e6,
-        f.db_after as f64 / 1e6,
+        f.db_before.total as f64 / 1e6,
+        f.db_after.total as f64 / 1e6,
         f.bytes_per_booking(bookings)
     );
+    s.push_str(&footprint::markdown(&f.db_before, &f.db_after, bookings));
     let _ = writeln!(s, "## Checks (through the API)\n\n| check | result | found |\n|---|---|---|");
     for c in &f.checks {
         let _ = writeln!(s, "| {} | {} | {} |", c.name, if c.passed { "passed" } else { "**FAILED**" }, c.detail);
