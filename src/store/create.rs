@@ -37,6 +37,8 @@ pub(super) struct NewResource {
     pub id: String,
     pub now: i64,
     pub body: String,
+    /// `body` as stored (see `body::pack`).
+    pub packed: Vec<u8>,
     pub rows: Vec<cupola_search::IndexRow>,
 }
 
@@ -44,7 +46,9 @@ impl NewResource {
     pub(super) fn stamp(registry: &Registry, res_type: &str, resource: Value, id: &str, now: i64) -> NewResource {
         let resource = meta::stamp(resource, id, 1, now);
         let rows = registry.extract(res_type, &resource);
-        NewResource { res_type: res_type.into(), id: id.into(), now, body: resource.to_string(), rows }
+        let body = resource.to_string();
+        let packed = super::body::pack(&body);
+        NewResource { res_type: res_type.into(), id: id.into(), now, body, packed, rows }
     }
 
     /// See [`create_statements`].
@@ -67,7 +71,7 @@ impl NewResource {
                     Bind::Int(self.now),
                     Bind::Bool(false),
                     Bind::Text("POST".into()),
-                    Bind::Text(self.body.clone()),
+                    Bind::Bytes(self.packed.clone()),
                 ],
             },
         ];
@@ -192,7 +196,7 @@ impl Store {
             let mut binds = vec![Bind::Int(now), Bind::Bool(false)];
             for (id, body, _) in chunk {
                 binds.push(Bind::Int(pk_of(id)?));
-                binds.push(Bind::Text(body.clone()));
+                binds.push(Bind::Bytes(super::body::pack(body)));
             }
             sqlx::query_with(&sql, into_arguments(binds)).execute(&mut **tx).await?;
         }

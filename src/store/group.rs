@@ -155,7 +155,7 @@ pub(super) async fn together(store: &Store, news: &[&NewResource]) -> Result<Has
             res_type: &n.res_type,
             id: &n.id,
             last_updated: n.now,
-            body: &n.body,
+            body: &n.packed,
             rows: &n.rows,
         })
         .collect();

@@ -132,6 +132,6 @@ fn history_entry(row: &sqlx::any::AnyRow) -> Result<HistoryEntry> {
         last_updated: row.try_get("last_updated")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
         method: row.try_get("method")?,
-        body: row.try_get("body")?,
+        body: super::body::column(row, "body")?,
     })
 }

@@ -85,8 +85,11 @@ impl Store {
         let binds = out.iter().map(|c| Bind::Text(c.message_id.clone()));
         let mut c = self.conn().await?;
         let r = sqlx::query_with(&sql, super::into_arguments(binds)).fetch_all(&mut *c).await;
-        let bodies: std::collections::HashMap<String, String> =
-            c.done(r)?.iter().map(|r| Ok((r.try_get("message_id")?, r.try_get("body")?))).collect::<Result<_>>()?;
+        let bodies: std::collections::HashMap<String, String> = c
+            .done(r)?
+            .iter()
+            .map(|r| Ok((r.try_get("message_id")?, super::body::column(r, "body")?.unwrap_or_default())))
+            .collect::<Result<_>>()?;
         for m in &mut out {
             m.body = bodies.get(&m.message_id).cloned().unwrap_or_default();
         }

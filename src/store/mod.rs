@@ -3,6 +3,7 @@
 //! this code through sqlx's `Any` driver; only the SQL that must differ is written
 //! per backend (see `schema` and the `Dialect` checks).
 
+mod body;
 mod conditional;
 mod create;
 mod fold;
@@ -52,6 +53,7 @@ use sqlx::any::{AnyArguments, AnyConnectOptions};
 use sqlx::Arguments;
 pub use tx::Tx;
 
+pub use body::pack as pack_body;
 pub use create::{create_statements, single_statement};
 pub(crate) use grid::fhir_instant;
 pub use grid::{place_slots, render as render_grid_slot, AgendaInfo, Place, Shared, SlotRow};
@@ -254,6 +256,7 @@ pub(crate) fn into_arguments(binds: impl IntoIterator<Item = Bind>) -> AnyArgume
         let _ = match b {
             Bind::Int(i) => args.add(i),
             Bind::Text(s) => args.add(s),
+            Bind::Bytes(b) => args.add(b),
             Bind::Bool(v) => args.add(v),
             Bind::NullText => args.add(Option::<String>::None),
             Bind::NullInt => args.add(Option::<i64>::None),

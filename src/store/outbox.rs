@@ -63,7 +63,7 @@ impl Store {
         let body = Sql {
             text: "INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2) ON CONFLICT (message_id) DO NOTHING"
                 .into(),
-            binds: vec![text(&m.message_id), Bind::Text(m.body)],
+            binds: vec![text(&m.message_id), Bind::Bytes(super::body::pack(&m.body))],
         };
         tx.defer(vec![row, body]);
         if m.failed.is_none() {

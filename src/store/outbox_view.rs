@@ -103,11 +103,12 @@ impl Store {
     /// The body of message `message_id` (the Bundle sent or to be sent).
     pub async fn outbox_body(&self, message_id: &str) -> Result<Option<String>> {
         let mut c = self.conn().await?;
-        let r = sqlx::query_scalar("SELECT body FROM outbox_bodies WHERE message_id = $1")
+        let r = sqlx::query("SELECT body FROM outbox_bodies WHERE message_id = $1")
             .bind(message_id)
             .fetch_optional(&mut *c)
             .await;
-        c.done(r)
+        let row = c.done(r)?;
+        Ok(row.map(|r| super::body::column(&r, "body")).transpose()?.flatten())
     }
 
     /// The figures of the providers `known` (those the gateway has maps for) and of

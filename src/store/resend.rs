@@ -55,7 +55,7 @@ impl Store {
         let mut c = self.conn().await?;
         let r = sqlx::query(&sql).bind(message_id).fetch_optional(&mut *c).await;
         let Some(r) = c.done(r)? else { return Ok(None) };
-        let body: Option<String> = r.try_get("body")?;
+        let body = super::body::column(&r, "body")?;
         Ok(Some(OutboxState {
             row: super::outbox_view::row_of(&r)?,
             now_us: r.try_get("now_us")?,
@@ -81,7 +81,7 @@ impl Store {
             return Ok(false);
         }
         sqlx::query("UPDATE outbox_bodies SET body = $1 WHERE message_id = $2")
-            .bind(r.body)
+            .bind(super::body::pack(&r.body))
             .bind(&seen.row.message_id)
             .execute(&mut *tx)
             .await?;
@@ -127,7 +127,7 @@ impl Store {
             .await?;
         sqlx::query("INSERT INTO outbox_bodies (message_id, body) VALUES ($1, $2)")
             .bind(&new.message_id)
-            .bind(new.body)
+            .bind(super::body::pack(&new.body))
             .execute(&mut *tx)
             .await?;
         if status == "pending" {

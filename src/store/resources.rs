@@ -111,7 +111,7 @@ pub(crate) fn stored_from_row(row: &sqlx::any::AnyRow) -> Result<Stored> {
         version: row.try_get("version")?,
         last_updated: row.try_get("last_updated")?,
         deleted: row.try_get::<i64, _>("deleted")? != 0,
-        body: row.try_get("body")?,
+        body: super::body::column(row, "body")?,
         written: None,
     })
 }

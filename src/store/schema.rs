@@ -304,6 +304,18 @@ const WAITLIST: &str = "CREATE TABLE IF NOT EXISTS waitlist (appointment TEXT PR
      CREATE INDEX IF NOT EXISTS waitlist_line ON waitlist (service, enrolled_us);\n\
      CREATE INDEX IF NOT EXISTS waitlist_patient ON waitlist (patient)";
 
+/// 24: bodies are kept as bytes, compressed (see `body`); the texts written before
+/// stay as they were, as bytes. SQLite keeps bytes in a TEXT column as they are.
+fn packed_bodies(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => {
+            "ALTER TABLE resource_versions ALTER COLUMN body TYPE BYTEA USING convert_to(body, 'UTF8');\n\
+             ALTER TABLE outbox_bodies ALTER COLUMN body TYPE BYTEA USING convert_to(body, 'UTF8')"
+        }
+    }
+}
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -350,6 +362,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (21, WAITLIST.into()),
         (22, SUBSCRIPTIONS.replace("{pk}", pk)),
         (23, BINDING_TOKENS.into()),
+        (24, packed_bodies(d).into()),
     ]
 }
 

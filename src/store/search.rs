@@ -162,7 +162,7 @@ impl Store {
 }
 
 fn rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, Option<String>)>> {
-    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Option<String>, _>(1)?))).collect()
+    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, super::body::column(r, 1)?))).collect()
 }
 
 /// The rows with the bodies of generated slots (negative pks, no body) rendered;

@@ -143,7 +143,7 @@ async fn grid_find_with_schedule(
             version: row.try_get("sched_version")?,
             last_updated: row.try_get("sched_updated")?,
             deleted: row.try_get::<i64, _>("sched_deleted")? != 0,
-            body: row.try_get("sched_body")?,
+            body: super::body::column(&row, "sched_body")?,
             written: None,
         }),
         None => None,

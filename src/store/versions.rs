@@ -181,7 +181,7 @@ async fn deletion_version(tx: &mut Tx, cur: &Stored, next: NewVersion<'_>) -> Re
         .bind(next.now)
         .bind(true)
         .bind(next.method)
-        .bind(Option::<String>::None)
+        .bind(Option::<Vec<u8>>::None)
         .execute(&mut **tx)
         .await?;
     Ok(Stored {
@@ -246,7 +246,7 @@ pub fn version_statements(
             Bind::Int(now),
             Bind::Bool(false),
             Bind::Text(method.into()),
-            Bind::Text(body.clone()),
+            Bind::Bytes(super::body::pack(&body)),
         ],
     };
     let rows = registry.extract(res_type, &resource);

@@ -35,6 +35,7 @@ mod search;
 mod security;
 mod slots;
 mod smart;
+mod stored_bodies;
 mod subscriptions;
 mod subscriptions_restart;
 mod subscriptions_ws;

@@ -242,7 +242,7 @@ fn outbox_statements(appointment: &serde_json::Value, charge_item: &serde_json::
             format!(
                 "INSERT INTO outbox_bodies (message_id, body) VALUES (gen_random_uuid()::text, {}) \
                  ON CONFLICT (message_id) DO NOTHING",
-                literal(&Bind::Text(body.to_string()))
+                literal(&Bind::Bytes(cupola::store::pack_body(&body.to_string())))
             ),
         ]
     };
@@ -290,6 +290,7 @@ fn literal(b: &Bind) -> String {
             format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''").replace(':', "\\072"))
         }
         Bind::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        Bind::Bytes(b) => format!("decode('{}', 'hex')", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
         Bind::Bool(v) => v.to_string(),
         Bind::NullText | Bind::NullInt => "NULL".into(),
     }

@@ -10,7 +10,8 @@ pub struct GroupItem<'a> {
     pub res_type: &'a str,
     pub id: &'a str,
     pub last_updated: i64,
-    pub body: &'a str,
+    /// The body as stored (the store's compressed bytes).
+    pub body: &'a [u8],
     pub rows: &'a [IndexRow],
 }
 
@@ -20,15 +21,15 @@ pub struct GroupItem<'a> {
 /// statement per batch size, each parsed and planned anew (measured slower than one
 /// create per statement). `$1` is a JSON array of the resources, `$2`… one JSON
 /// array of index rows per table, in `Table::ALL` order ([`group_create_binds`]).
-/// The body is read as `json`, which keeps its text exactly as sent (decimals too).
-/// Returns `pk, res_id` of each resource created.
+/// The body travels as base64 (it is the store's bytes, not JSON text) and is
+/// decoded into the version row as it was given. Returns `pk, res_id` of each resource created.
 pub fn group_create_sql() -> String {
     let mut text = String::from(
-        "WITH d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(res_type text, id text, lu bigint, body json)), \
+        "WITH d AS MATERIALIZED (SELECT * FROM json_to_recordset($1::json) AS x(res_type text, id text, lu bigint, body text)), \
          r AS (INSERT INTO resources (res_type, res_id, version, last_updated, deleted) \
          SELECT res_type, id, 1, lu, false FROM d RETURNING pk, res_type, res_id), \
          v AS (INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) \
-         SELECT r.pk, 1, d.lu, false, 'POST', d.body::text FROM d JOIN r ON r.res_id = d.id AND r.res_type = d.res_type)",
+         SELECT r.pk, 1, d.lu, false, 'POST', decode(d.body, 'base64') FROM d JOIN r ON r.res_id = d.id AND r.res_type = d.res_type)",
     );
     for (i, t) in Table::ALL.iter().enumerate() {
         let cols: Vec<&str> = t.columns().iter().map(|c| c.0).collect();
@@ -70,7 +71,7 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
             t.push(b']');
             t
         }))
-        // Only UTF-8 went in: the bodies are `&str`, the rest serde_json's output.
+        // Only UTF-8 went in: base64 and serde_json's output.
         .map(|bytes| {
             Bind::Text(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
         })
@@ -79,8 +80,10 @@ pub fn group_create_binds(items: &[GroupItem<'_>]) -> Vec<Bind> {
 
 /// The first bind: the JSON array of the resources (type, id, time, body).
 fn resources_json(items: &[GroupItem<'_>]) -> Vec<u8> {
+    use base64::Engine;
     use std::io::Write;
-    let mut resources: Vec<u8> = Vec::with_capacity(items.iter().map(|it| it.body.len() + 96).sum::<usize>() + 2);
+    let mut resources: Vec<u8> =
+        Vec::with_capacity(items.iter().map(|it| it.body.len() * 4 / 3 + 100).sum::<usize>() + 2);
     resources.push(b'[');
     for (k, it) in items.iter().enumerate() {
         if k > 0 {
@@ -90,10 +93,9 @@ fn resources_json(items: &[GroupItem<'_>]) -> Vec<u8> {
         json_str(&mut resources, it.res_type);
         resources.extend_from_slice(b",\"id\":");
         json_str(&mut resources, it.id);
-        let _ = write!(resources, ",\"lu\":{},\"body\":", it.last_updated);
-        // Already JSON: carried as it is, not as an escaped string.
-        resources.extend_from_slice(it.body.as_bytes());
-        resources.push(b'}');
+        let _ = write!(resources, ",\"lu\":{},\"body\":\"", it.last_updated);
+        resources.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(it.body).as_bytes());
+        resources.extend_from_slice(b"\"}");
     }
     resources.push(b']');
     resources
@@ -120,7 +122,7 @@ fn index_row_json(out: &mut Vec<u8>, id: &str, row: &IndexRow, t: Table) {
                 let _ = write!(out, "{i}");
             }
             Bind::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
-            Bind::NullText | Bind::NullInt => {}
+            Bind::NullText | Bind::NullInt | Bind::Bytes(_) => {}
         }
     }
     out.push(b'}');
@@ -138,7 +140,7 @@ mod tests {
     use crate::extract::IndexValue;
 
     #[test]
-    fn group_binds_are_json_with_bodies_kept_verbatim_and_strings_escaped() {
+    fn group_binds_are_json_with_bodies_in_base64_and_strings_escaped() {
         let rows = vec![
             IndexRow {
                 param: "family".into(),
@@ -152,7 +154,7 @@ mod tests {
                 value: IndexValue::Token { system: None, code: Some("è1".into()), text: None },
             },
         ];
-        let body = r#"{"resourceType":"Patient","x":20.00}"#;
+        let body = b"\x28\xb5\x2f\xfd stored bytes";
         let items = [GroupItem { res_type: "Patient", id: "a\"b", last_updated: 42, body, rows: &rows }];
         let binds = group_create_binds(&items);
         assert_eq!(binds.len(), 1 + Table::ALL.len());
@@ -163,9 +165,10 @@ mod tests {
                 _ => panic!("every bind is JSON text"),
             })
             .collect();
-        // The body is embedded as JSON, byte for byte.
-        assert!(texts[0].contains(body));
+        // The body travels as base64, byte for byte.
         let res: serde_json::Value = serde_json::from_str(texts[0]).unwrap();
+        let sent = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, res[0]["body"].as_str().unwrap());
+        assert_eq!(sent.unwrap(), body);
         assert_eq!(res[0]["id"], "a\"b");
         assert_eq!(res[0]["lu"], 42);
         let strings: serde_json::Value = serde_json::from_str(texts[1]).unwrap();

@@ -67,6 +67,8 @@ pub enum Dialect {
 pub enum Bind {
     Int(i64),
     Text(String),
+    /// A stored body (the store's compressed JSON).
+    Bytes(Vec<u8>),
     Bool(bool),
     NullText,
     NullInt,

@@ -98,8 +98,9 @@ impl SearchQuery {
             })
             .collect();
         let grid = format!(
-            "SELECT {} AS pk, CAST(NULL AS TEXT) AS body{} FROM slot_grid g",
+            "SELECT {} AS pk, {} AS body{} FROM slot_grid g",
             crate::grid::pk_sql(),
+            null_body(d),
             named(&grid_keys)
         );
         let names: Vec<String> = (0..self.sort.len()).map(|i| format!("k{i}")).collect();
@@ -158,7 +159,7 @@ impl SearchQuery {
     /// For conditional create / update / delete, inside the write transaction: the
     /// matches (`pk`, `body`), at most 2 (none / one / several), ignoring paging
     /// (generated slots as in [`SearchQuery::page_sql`]).
-    pub fn conditional_sql(&self, _d: Dialect) -> Sql {
+    pub fn conditional_sql(&self, d: Dialect) -> Sql {
         let mut b = Builder::default();
         let w = self.where_clause(&mut b, None);
         if !self.with_grid() {
@@ -167,9 +168,10 @@ impl SearchQuery {
         let gw = b.grid_where(self);
         let text = format!(
             "SELECT pk, body FROM (SELECT r.pk AS pk, v.body AS body FROM resources r JOIN resource_versions v \
-             ON v.res_pk = r.pk AND v.version = r.version{w} UNION ALL SELECT {} AS pk, CAST(NULL AS TEXT) AS body \
+             ON v.res_pk = r.pk AND v.version = r.version{w} UNION ALL SELECT {} AS pk, {} AS body \
              FROM slot_grid g{gw}) u ORDER BY pk ASC LIMIT 2",
-            crate::grid::pk_sql()
+            crate::grid::pk_sql(),
+            null_body(d)
         );
         Sql { text, binds: b.binds }
     }
@@ -280,5 +282,14 @@ impl SearchQuery {
             branches.join(" OR ")
         );
         vec![Sql { text, binds: b.binds }]
+    }
+}
+
+/// A generated slot's `body` column beside the stored ones (the store keeps bodies as
+/// bytes: compressed JSON): NULL, for the caller to render.
+fn null_body(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "CAST(NULL AS BLOB)",
+        Dialect::Postgres => "CAST(NULL AS BYTEA)",
     }
 }

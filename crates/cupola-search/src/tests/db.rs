@@ -12,13 +12,14 @@ use super::{example, pairs, registry};
 use crate::{grid_schema, index_schema, long_values_schema, Bind, Dialect, Sql};
 
 fn core(d: Dialect) -> Vec<String> {
-    let pk = match d {
-        Dialect::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-        Dialect::Postgres => "BIGINT PRIMARY KEY",
+    let (pk, blob) = match d {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        Dialect::Postgres => ("BIGINT PRIMARY KEY", "BYTEA"),
     };
     vec![
         format!("CREATE TABLE resources (pk {pk}, res_type TEXT NOT NULL, res_id TEXT NOT NULL, version BIGINT NOT NULL, last_updated BIGINT NOT NULL, deleted BOOLEAN NOT NULL, UNIQUE (res_type, res_id))"),
-        "CREATE TABLE resource_versions (res_pk BIGINT NOT NULL, version BIGINT NOT NULL, last_updated BIGINT NOT NULL, deleted BOOLEAN NOT NULL, method TEXT NOT NULL, body TEXT, PRIMARY KEY (res_pk, version))".into(),
+        // The body as the store keeps it: bytes (here the JSON's own).
+        format!("CREATE TABLE resource_versions (res_pk BIGINT NOT NULL, version BIGINT NOT NULL, last_updated BIGINT NOT NULL, deleted BOOLEAN NOT NULL, method TEXT NOT NULL, body {blob}, PRIMARY KEY (res_pk, version))"),
     ]
 }
 
@@ -28,6 +29,7 @@ pub(crate) async fn run(pool: &AnyPool, sql: &Sql) -> Vec<AnyRow> {
         q = match b {
             Bind::Int(i) => q.bind(*i),
             Bind::Text(s) => q.bind(s.clone()),
+            Bind::Bytes(b) => q.bind(b.clone()),
             Bind::Bool(v) => q.bind(*v),
             Bind::NullText => q.bind(Option::<String>::None),
             Bind::NullInt => q.bind(Option::<i64>::None),
@@ -132,7 +134,7 @@ impl Db {
         run(&self.pool, &ins).await;
         let ver = Sql {
             text: "INSERT INTO resource_versions (res_pk, version, last_updated, deleted, method, body) VALUES ($1, 1, $2, $3, 'POST', $4)".into(),
-            binds: vec![Bind::Int(pk), Bind::Int(lu), Bind::Bool(false), Bind::Text(res.to_string())],
+            binds: vec![Bind::Int(pk), Bind::Int(lu), Bind::Bool(false), Bind::Bytes(res.to_string().into_bytes())],
         };
         run(&self.pool, &ver).await;
         let rows = registry().extract(&rtype, res);
@@ -156,8 +158,8 @@ impl Db {
         let query = registry().parse_search(t, &pairs(q), false).unwrap_or_else(|e| panic!("{q:?}: {e}"));
         let rows = run(&self.pool, &query.page_sql(self.dialect, i64::MAX)).await;
         for r in &rows {
-            let body: String = r.try_get(1).expect("body");
-            assert!(body.starts_with('{'));
+            let body: Vec<u8> = r.try_get(1).expect("body");
+            assert!(body.starts_with(b"{"));
         }
         rows.iter().map(|r| r.try_get::<i64, _>(0).expect("pk")).collect()
     }
