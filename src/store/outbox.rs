@@ -169,10 +169,11 @@ impl Store {
         if fresh.is_some() {
             return Ok(None);
         }
-        let response: String = sqlx::query_scalar("SELECT response FROM inbound_messages WHERE message_id = $1")
+        let row = sqlx::query("SELECT response FROM inbound_messages WHERE message_id = $1")
             .bind(id)
             .fetch_one(&mut **tx)
             .await?;
+        let response = super::body::column(&row, "response")?.unwrap_or_default();
         Ok(Some(serde_json::from_str(&response).map_err(anyhow::Error::from)?))
     }
 
@@ -185,7 +186,7 @@ impl Store {
         response: &serde_json::Value,
     ) -> Result<()> {
         sqlx::query("UPDATE inbound_messages SET response = $1 WHERE message_id = $2")
-            .bind(response.to_string())
+            .bind(super::body::pack(&response.to_string()))
             .bind(id)
             .execute(&mut **tx)
             .await?;

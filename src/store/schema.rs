@@ -316,6 +316,16 @@ fn packed_bodies(d: Dialect) -> &'static str {
     }
 }
 
+/// 25: the answers to providers' messages, kept for their retries, as bodies are.
+fn packed_responses(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => {
+            "ALTER TABLE inbound_messages ALTER COLUMN response TYPE BYTEA USING convert_to(response, 'UTF8')"
+        }
+    }
+}
+
 /// Migration list: (version, SQL). Never edit an applied one; add a new one.
 fn migrations(d: Dialect) -> Vec<(i64, String)> {
     let (pk, blob) = match d {
@@ -363,6 +373,7 @@ fn migrations(d: Dialect) -> Vec<(i64, String)> {
         (22, SUBSCRIPTIONS.replace("{pk}", pk)),
         (23, BINDING_TOKENS.into()),
         (24, packed_bodies(d).into()),
+        (25, packed_responses(d).into()),
     ]
 }
 
