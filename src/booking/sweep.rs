@@ -45,9 +45,14 @@ pub async fn sweep(store: &Store) -> Result<Swept> {
         store.forget_proposal(&mut tx, &id).await?;
         let cur = store.current_for_write(&mut tx, "Appointment", &id).await?;
         let body = cur.map(|c| c.value()).transpose()?.flatten();
-        // A proposal since held or booked is no longer one.
+        // A proposal since held or booked is no longer one. One that lapsed untouched
+        // leaves only its deletion; one a patient declined keeps its versions (the
+        // AppointmentResponse that waives the guarantee points at it).
         if body.is_some_and(|b| status_of(store, &b) == Status::Proposed) {
             store.delete_in(&mut tx, &gateway, "Appointment", &id).await?;
+            if !store.is_referenced(&mut tx, "Appointment", &id).await? {
+                store.expunge_deleted(&mut tx, "Appointment", &id).await?;
+            }
             out.proposals += 1;
         }
         tx.commit().await?;

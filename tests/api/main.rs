@@ -28,6 +28,7 @@ mod mappings;
 mod messaging;
 mod metrics;
 mod operations;
+mod proposals;
 mod readme;
 mod remittance;
 mod retention;
