@@ -29,8 +29,10 @@ const LEVEL: i32 = 3;
 /// A zstd frame's first four bytes.
 const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
-/// Frames larger than this when decompressed are refused (a damaged header).
-const LARGEST: u64 = 64 << 20;
+/// Frames larger than this when decompressed are refused (a damaged header): far
+/// above any request the gateway takes (`--max-body-bytes`, 10 MiB by default), so
+/// that no body it stored is ever refused.
+const LARGEST: u64 = 1 << 30;
 
 static ENCODER: LazyLock<EncoderDictionary<'static>> =
     LazyLock::new(|| EncoderDictionary::copy(DICTIONARIES[0], LEVEL));
