@@ -43,13 +43,17 @@ pub(super) async fn row_counts(url: &str) -> anyhow::Result<BTreeMap<String, i64
             }
         }
     }
-    // What each table takes on disk, its indexes and TOAST included.
-    let sizes = "SELECT c.relname::text, pg_total_relation_size(c.oid) FROM pg_class c \
-                 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace";
-    for (table, bytes) in sqlx::query_as::<_, (String, i64)>(sizes).fetch_all(&mut c).await? {
+    for (table, bytes) in table_sizes(&mut c).await? {
         out.insert(format!("{BYTES}{table}"), bytes);
     }
     Ok(out)
+}
+
+/// What each table takes on disk (bytes), its indexes and TOAST included.
+pub(crate) async fn table_sizes(c: &mut sqlx::PgConnection) -> anyhow::Result<Vec<(String, i64)>> {
+    let sizes = "SELECT c.relname::text, pg_total_relation_size(c.oid) FROM pg_class c \
+                 WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace";
+    Ok(sqlx::query_as::<_, (String, i64)>(sizes).fetch_all(c).await?)
 }
 
 /// The prefix of a table's size in bytes among the counts.

@@ -27,9 +27,7 @@ impl Footprint {
             .await
             .context("connecting to the replay's database for its size")?;
         let (total,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())").fetch_one(&mut c).await?;
-        let sizes = "SELECT c.relname::text, pg_total_relation_size(c.oid) FROM pg_class c \
-                     WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace";
-        let tables = sqlx::query_as::<_, (String, i64)>(sizes).fetch_all(&mut c).await?.into_iter().collect();
+        let tables = crate::rows::table_sizes(&mut c).await?.into_iter().collect();
         let by_type = "SELECT res_type, count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted) \
                        FROM resources GROUP BY res_type";
         let rows = sqlx::query_as::<_, (String, i64, i64)>(by_type).fetch_all(&mut c).await?;
